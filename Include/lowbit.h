@@ -1,0 +1,173 @@
+/*
+ * lowbit.h — the stable C interface of liblowbit: low-bit LLM weights on CPUs.
+ *
+ * Conventions (every function follows them unless its comment says otherwise):
+ *  - Every function that can fail returns a lowbit_status; LOWBIT_OK (0) is success. Results come
+ *    back through out-pointers, which are written only on success: a failed call changes nothing.
+ *  - lowbit_last_error() gives the reason for the latest failure on the calling thread.
+ *  - Array arguments come with their length in elements (`*_len`), checked before any use.
+ *  - Handles are opaque. Every lowbit_matrix made by a lowbit_matrix_* constructor is released with
+ *    lowbit_matrix_free; free accepts NULL.
+ *  - Threads: functions taking a `const lowbit_matrix *` may run concurrently on the same matrix
+ *    from any number of threads and give the same results as one at a time (scratch memory is per
+ *    thread, never shared through the matrix). Freeing a matrix while another thread still uses
+ *    it is the caller's error and is undefined.
+ *  - Nothing here aborts or throws: NULL pointers, non-positive sizes, overflowing sizes, short
+ *    buffers, unsupported options and malformed files all come back as a status.
+ */
+#ifndef LOWBIT_H
+#define LOWBIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#if defined(_WIN32)
+#  define LOWBIT_API __declspec(dllimport)
+#else
+#  define LOWBIT_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- versions ------------------------------------------------------------------------------ */
+
+#define LOWBIT_VERSION_MAJOR 0
+#define LOWBIT_VERSION_MINOR 1
+#define LOWBIT_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH: compare with lowbit_version_number() to check that the
+ * library loaded at run time is the one this header describes. */
+#define LOWBIT_VERSION_NUMBER (LOWBIT_VERSION_MAJOR * 10000 + LOWBIT_VERSION_MINOR * 100 + LOWBIT_VERSION_PATCH)
+
+/* Version of the loaded library, as LOWBIT_VERSION_NUMBER. */
+LOWBIT_API uint32_t lowbit_version_number(void);
+/* "MAJOR.MINOR.PATCH"; static storage, never NULL. */
+LOWBIT_API const char *lowbit_version_string(void);
+
+/* ---- status and errors --------------------------------------------------------------------- */
+
+typedef int32_t lowbit_status;
+enum {
+    LOWBIT_OK = 0,
+    LOWBIT_ERROR_NULL_POINTER = 1,     /* a required pointer is NULL */
+    LOWBIT_ERROR_INVALID_ARGUMENT = 2, /* a value is out of range (size <= 0, NaN weight, ...) */
+    LOWBIT_ERROR_UNSUPPORTED = 3,      /* bit width, group size or option not supported */
+    LOWBIT_ERROR_SIZE_MISMATCH = 4,    /* a buffer is shorter than the shape needs */
+    LOWBIT_ERROR_OVERFLOW = 5,         /* a size computation overflows */
+    LOWBIT_ERROR_OUT_OF_MEMORY = 6,
+    LOWBIT_ERROR_IO = 7,               /* a file could not be read or written */
+    LOWBIT_ERROR_BAD_FORMAT = 8,       /* a file is malformed, truncated or corrupt */
+    LOWBIT_ERROR_INTERNAL = 9
+};
+
+/* A short fixed description of a status; static storage, never NULL (unknown codes included). */
+LOWBIT_API const char *lowbit_status_string(lowbit_status status);
+/* The message of the latest failed call on this thread ("" if none failed), e.g.
+ * "cols 4095 is not a multiple of group size 128". Valid until the next lowbit call on this
+ * thread; successful calls leave it unchanged. Never NULL. */
+LOWBIT_API const char *lowbit_last_error(void);
+
+/* ---- runtime ------------------------------------------------------------------------------- */
+
+/* Threads used by products and quantizers, process-wide; 0 = one per CPU (the default).
+ * Results are bit-identical for every thread count. Fails for threads < 0 or > 1024. */
+LOWBIT_API lowbit_status lowbit_set_threads(int32_t threads);
+/* The number of threads products will use now. */
+LOWBIT_API int32_t lowbit_get_threads(void);
+/* The SIMD tier the kernels run at: "avx2" or "portable"; static storage. */
+LOWBIT_API const char *lowbit_simd_tier(void);
+
+/* ---- low-bit matrices ---------------------------------------------------------------------- */
+
+/* A quantized weight matrix W of rows x cols, for products y = W·x. Weights are quantized in
+ * groups of `group_size` consecutive columns (32, 64 or 128; cols must be a multiple): per group
+ * a scale d and offset m, per weight a code q, w = d·q + m. */
+#ifdef LOWBIT_ABI_CHECK
+typedef void lowbit_matrix; /* see Tests/abi: lets the Swift-emitted prototypes be compared */
+#else
+typedef struct lowbit_matrix lowbit_matrix;
+#endif
+
+/* Weight bit widths: 1, 2, 3, 4, or ternary {-1, 0, +1} (1.58 bits, stored in 2). */
+#define LOWBIT_BITS_TERNARY 158
+
+/* Flags of lowbit_matrix_quantize. */
+#define LOWBIT_QUANT_SYMMETRIC 1u      /* balanced levels around zero, no zero point */
+
+/* Kernel families of a product. */
+typedef int32_t lowbit_kernel;
+enum {
+    LOWBIT_KERNEL_AUTO = 0,       /* the family this library picks for the shape and N */
+    LOWBIT_KERNEL_LUT = 1,        /* T-MAC table lookup, int8 tables */
+    LOWBIT_KERNEL_BIT_SERIAL = 2, /* weight x activation bit planes, AND + popcount */
+    LOWBIT_KERNEL_DEQUANT = 3,    /* unpack to float, float dot products */
+    LOWBIT_KERNEL_REFERENCE = 4   /* plain Float64 sums; slow, the spec */
+};
+
+/* Quantizes row-major float32 weights (rows x cols, weights_len >= rows*cols, all finite).
+ * bits: 1..4 or LOWBIT_BITS_TERNARY; flags: 0 or LOWBIT_QUANT_SYMMETRIC (ternary is always
+ * symmetric). On success *out owns a new matrix. */
+LOWBIT_API lowbit_status lowbit_matrix_quantize(const float *weights, int64_t weights_len, int64_t rows, int64_t cols,
+                                                int32_t bits, int32_t group_size, uint32_t flags, lowbit_matrix **out);
+
+/* Flags of lowbit_matrix_from_gptq. */
+#define LOWBIT_GPTQ_ZEROS_EXACT 1u     /* qzeros hold z itself ("gptq_v2"); default: z - 1 (v1) */
+
+/* Imports GPTQ/AWQ-style int32-packed weights without requantizing, W = rows (out_features) x
+ * cols (in_features), bits 1, 2 or 4, pack = 32 / bits:
+ *   qweight [cols/pack][rows]: bits t*b..(t+1)*b-1 of qweight[i][j] are q[j][i*pack + t]
+ *   qzeros  [cols/group_size][rows/pack], packed the same way along rows
+ *   scales  [cols/group_size][rows] float32
+ * and w = scale * (q - z). rows must be a multiple of pack. */
+LOWBIT_API lowbit_status lowbit_matrix_from_gptq(const int32_t *qweight, int64_t qweight_len,
+                                                 const int32_t *qzeros, int64_t qzeros_len,
+                                                 const float *scales, int64_t scales_len,
+                                                 int64_t rows, int64_t cols, int32_t bits, int32_t group_size,
+                                                 uint32_t flags, lowbit_matrix **out);
+
+/* Imports ternary weights: values int8 in {-1, 0, +1}, row-major rows x cols; scales_len is 1
+ * (per tensor), rows (per row) or rows*cols/group_size (per group); w = scale * value. */
+LOWBIT_API lowbit_status lowbit_matrix_from_ternary(const int8_t *values, int64_t values_len,
+                                                    const float *scales, int64_t scales_len,
+                                                    int64_t rows, int64_t cols, int32_t group_size,
+                                                    lowbit_matrix **out);
+
+/* Releases a matrix; NULL is accepted and ignored. */
+LOWBIT_API void lowbit_matrix_free(lowbit_matrix *m);
+
+/* Shape and format. Any out-pointer may be NULL to skip that field. bits is 1..4 or
+ * LOWBIT_BITS_TERNARY; flags has LOWBIT_QUANT_SYMMETRIC for symmetric matrices. */
+LOWBIT_API lowbit_status lowbit_matrix_describe(const lowbit_matrix *m, int64_t *rows, int64_t *cols,
+                                                int32_t *bits, int32_t *group_size, uint32_t *flags);
+
+/* Bytes of memory the matrix holds now: codes, group parameters and kernel layouts packed so far. */
+LOWBIT_API lowbit_status lowbit_matrix_nbytes(const lowbit_matrix *m, uint64_t *out);
+
+/* Y = X·Wᵀ: x is n x cols row-major (x_len >= n*cols), y is n x rows (y_len >= n*rows), n >= 1.
+ * kernel: a lowbit_kernel. act_bits: activation precision of LOWBIT_KERNEL_BIT_SERIAL, 2, 4 or 8
+ * (0 = 8); other families ignore it. Activations must be finite. Allocates only the calling
+ * thread's reusable workspace (first use, or a larger product than before). The first LUT
+ * product packs the LUT layout once (see lowbit_matrix_prepare). Thread-safe on one matrix. */
+LOWBIT_API lowbit_status lowbit_matrix_matmul(const lowbit_matrix *m, const float *x, int64_t x_len, int64_t n,
+                                              float *y, int64_t y_len, lowbit_kernel kernel, int32_t act_bits);
+
+/* Packs the weight layout a kernel family needs now instead of at its first product. */
+LOWBIT_API lowbit_status lowbit_matrix_prepare(const lowbit_matrix *m, lowbit_kernel kernel);
+
+/* The family LOWBIT_KERNEL_AUTO runs for n activation rows. */
+LOWBIT_API lowbit_status lowbit_matrix_auto_kernel(const lowbit_matrix *m, int64_t n, lowbit_kernel *out);
+
+/* The float weights the matrix stands for, row-major into out (out_len >= rows*cols). */
+LOWBIT_API lowbit_status lowbit_matrix_dequantize(const lowbit_matrix *m, float *out, int64_t out_len);
+
+/* Saves to a file (written to a temporary name, then renamed: never a half-written file). */
+LOWBIT_API lowbit_status lowbit_matrix_save(const lowbit_matrix *m, const char *path);
+/* Loads a file written by lowbit_matrix_save, validating every field and checksum. */
+LOWBIT_API lowbit_status lowbit_matrix_load(const char *path, lowbit_matrix **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOWBIT_H */

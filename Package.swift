@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import Foundation
+import PackageDescription
+
+// AVX2 kernels are compiled only where the build machine has AVX2+FMA+F16C, or never when
+// LOWBIT_PORTABLE=1. The intrinsics crash the compiler without these flags, so the flags and the
+// LOWBIT_AVX2 define travel together (DESIGN §5). The portable kernels are always compiled.
+func hostHasAVX2() -> Bool {
+    if ProcessInfo.processInfo.environment["LOWBIT_PORTABLE"] == "1" { return false }
+    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+    guard let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+    let flags = Set(flagsLine.split(separator: " ").map(String.init))
+    return ["avx2", "fma", "f16c", "popcnt"].allSatisfy(flags.contains)
+}
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+let simdSettings: [SwiftSetting] = hostHasAVX2()
+    ? [.define("LOWBIT_AVX2"),
+       .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-Xcc", "-mpopcnt", "-Xcc", "-mbmi2"])]
+    : []
+
+let package = Package(
+    name: "lowbit",
+    products: [
+        // liblowbit.so: the stable C ABI of Include/lowbit.h.
+        .library(name: "lowbit", type: .dynamic, targets: ["LowBitC"]),
+        // SwiftPM refuses two products with one name, so the tool is built as `lowbit-cli`;
+        // scripts/build.sh installs it as dist/bin/lowbit.
+        .executable(name: "lowbit-cli", targets: ["lowbit-cli"]),
+    ],
+    targets: [
+        .target(name: "LowBit", path: "Sources/LowBit", swiftSettings: simdSettings),
+        .target(
+            name: "LowBitC", dependencies: ["LowBit"], path: "Sources/LowBitC",
+            swiftSettings: simdSettings,
+            // Export the lowbit_* symbols only (the version script hides everything else).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(root)/Sources/LowBitC/lowbit.map",
+                                           "-Xlinker", "-soname=liblowbit.so"])]),
+        .executableTarget(name: "lowbit-cli", dependencies: ["LowBit"], path: "Sources/lowbit-cli",
+                          swiftSettings: simdSettings),
+        .testTarget(name: "LowBitTests", dependencies: ["LowBit"], path: "Tests/LowBitTests",
+                    swiftSettings: simdSettings),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,138 @@
+/// Round-to-nearest group quantization of float weights (DESIGN §4).
+///
+/// Each group of G weights gets its own (d, m). Plain min-max (or abs-max) scales waste levels on
+/// outliers, so each group tries a few shrunken ranges, refits (d, m) by least squares for the
+/// codes it got, and keeps the fit with the smallest squared error. Cost: a few passes per group,
+/// paid once when the matrix is made.
+public enum Quantizer {
+    static let rangeShrinks: [Float] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7]
+    static let ternaryScales: [Float] = [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5]
+
+    public static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int, type: WeightType,
+                                groupSize: Int, symmetric: Bool) throws -> QuantizedMatrix {
+        try validateShape(rows: rows, cols: cols, groupSize: groupSize)
+        let count = try checkedProduct(rows, cols, what: "weights")
+        for i in 0..<count where !w[i].isFinite {
+            throw LowBitError(.invalidArgument, "weight [\(i / cols), \(i % cols)] is \(w[i]): weights must be finite")
+        }
+        let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type,
+                                    symmetric: symmetric || type == .ternary)
+        let groups = cols / groupSize
+        parallelFor(rows) { r in
+            var q = [UInt8](repeating: 0, count: groupSize)
+            for g in 0..<groups {
+                let values = UnsafeBufferPointer(start: w + r * cols + g * groupSize, count: groupSize)
+                let (d, off) = q.withUnsafeMutableBufferPointer { quantizeGroup(values, type: type, symmetric: symmetric, codes: $0) }
+                m.scales.floats()[r * groups + g] = d
+                m.offsets.floats()[r * groups + g] = off
+                for k in 0..<groupSize { m.setCode(Int(q[k]), row: r, col: g * groupSize + k) }
+            }
+        }
+        return m
+    }
+
+    /// Quantizes one group: writes codes, returns (d, m) with w ≈ d·q + m.
+    public static func quantizeGroup(_ w: UnsafeBufferPointer<Float>, type: WeightType, symmetric: Bool,
+                                     codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
+        switch type {
+        case .ternary: return fitTernary(w, codes: codes)
+        case .integer(let bits):
+            return symmetric ? fitSymmetric(w, levels: (1 << bits) - 1, codes: codes)
+                             : fitAsymmetric(w, levels: (1 << bits) - 1, codes: codes)
+        }
+    }
+
+    /// Codes for given (d, m), and the squared error they leave.
+    static func assign(_ w: UnsafeBufferPointer<Float>, d: Float, m: Float, levels: Int,
+                       codes: UnsafeMutableBufferPointer<UInt8>) -> Float {
+        var err: Float = 0
+        let inv = d != 0 ? 1 / d : 0
+        for i in 0..<w.count {
+            let q = d != 0 ? min(max(((w[i] - m) * inv).rounded(), 0), Float(levels)) : 0
+            codes[i] = UInt8(q)
+            let e = w[i] - (d * q + m)
+            err += e * e
+        }
+        return err
+    }
+
+    static func fitAsymmetric(_ w: UnsafeBufferPointer<Float>, levels: Int,
+                              codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
+        let lo = w.min()!, hi = w.max()!
+        if hi == lo { _ = assign(w, d: 0, m: lo, levels: levels, codes: codes); return (0, lo) }
+        var best: (err: Float, d: Float, m: Float) = (.infinity, 0, lo)
+        var trial = [UInt8](repeating: 0, count: w.count)
+        trial.withUnsafeMutableBufferPointer { t in
+            for shrink in rangeShrinks {
+                let mid = (lo + hi) / 2, half = (hi - lo) / 2 * shrink
+                var d = 2 * half / Float(levels), m = mid - half
+                _ = assign(w, d: d, m: m, levels: levels, codes: t)
+                // Least-squares (d, m) for these codes: [Σq² Σq; Σq n]·[d; m] = [Σwq; Σw].
+                var sqq: Double = 0, sq: Double = 0, swq: Double = 0, sw: Double = 0
+                for i in 0..<w.count {
+                    let q = Double(t[i]), x = Double(w[i])
+                    sqq += q * q; sq += q; swq += x * q; sw += x
+                }
+                let n = Double(w.count), det = sqq * n - sq * sq
+                if det > 1e-12 * max(sqq * n, 1) {
+                    let dd = (swq * n - sq * sw) / det, mm = (sqq * sw - sq * swq) / det
+                    if dd > 0 { d = Float(dd); m = Float(mm) }
+                }
+                let err = assign(w, d: d, m: m, levels: levels, codes: t)
+                if err < best.err { best = (err, d, m) }
+            }
+        }
+        _ = assign(w, d: best.d, m: best.m, levels: levels, codes: codes)
+        return (best.d, best.m)
+    }
+
+    static func fitSymmetric(_ w: UnsafeBufferPointer<Float>, levels: Int,
+                             codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
+        let center = Float(levels) / 2
+        let amax = w.reduce(0) { max($0, abs($1)) }
+        if amax == 0 { _ = assign(w, d: 0, m: 0, levels: levels, codes: codes); return (0, 0) }
+        var best: (err: Float, d: Float) = (.infinity, amax / center)
+        var trial = [UInt8](repeating: 0, count: w.count)
+        trial.withUnsafeMutableBufferPointer { t in
+            for shrink in rangeShrinks {
+                var d = amax * shrink / center
+                _ = assign(w, d: d, m: -d * center, levels: levels, codes: t)
+                // Least-squares d for these codes: d = Σ w·l / Σ l², with l = q − center.
+                var swl: Double = 0, sll: Double = 0
+                for i in 0..<w.count {
+                    let l = Double(t[i]) - Double(center)
+                    swl += Double(w[i]) * l; sll += l * l
+                }
+                if sll > 0, swl > 0 { d = Float(swl / sll) }
+                let err = assign(w, d: d, m: -d * center, levels: levels, codes: t)
+                if err < best.err { best = (err, d) }
+            }
+        }
+        _ = assign(w, d: best.d, m: -best.d * center, levels: levels, codes: codes)
+        return (best.d, -best.d * center)
+    }
+
+    /// BitNet b1.58 style: d near mean |w|, t = clamp(round(w / d), −1, 1); q = t + 1, m = −d.
+    static func fitTernary(_ w: UnsafeBufferPointer<Float>, codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
+        let meanAbs = w.reduce(0) { $0 + abs($1) } / Float(w.count)
+        if meanAbs == 0 { _ = assign(w, d: 0, m: 0, levels: 2, codes: codes); return (0, 0) }
+        var best: (err: Float, d: Float) = (.infinity, meanAbs)
+        var trial = [UInt8](repeating: 0, count: w.count)
+        trial.withUnsafeMutableBufferPointer { t in
+            for factor in ternaryScales {
+                var d = meanAbs * factor
+                _ = assign(w, d: d, m: -d, levels: 2, codes: t)
+                var swt: Double = 0, stt: Double = 0
+                for i in 0..<w.count {
+                    let v = Double(t[i]) - 1
+                    swt += Double(w[i]) * v; stt += v * v
+                }
+                if stt > 0, swt > 0 { d = Float(swt / stt) }
+                let err = assign(w, d: d, m: -d, levels: 2, codes: t)
+                if err < best.err { best = (err, d) }
+            }
+        }
+        _ = assign(w, d: best.d, m: -best.d, levels: 2, codes: codes)
+        return (best.d, -best.d)
+    }
+}

@@ -1,0 +1,125 @@
+import Synchronization
+
+/// A low-bit weight matrix W (rows × cols, y = W·x), quantized in groups along the columns.
+///
+/// Canonical layout ("row planes"), b = `bits` planes per weight, G = `groupSize`:
+///   codes[((r · groups + g) · b + p) · G/8 + k/8] bit (k % 8)  = bit p of q[r, g·G + k]
+///   scales[r · groups + g] = d,  offsets[r · groups + g] = m,   w[r, c] = d·q[r, c] + m
+/// That is b bits per weight plus 64 bits per group (Float32 d and m; 0.5 bit/weight at G = 128).
+/// The bit-serial and dequant kernels read it directly; the LUT kernel reads a permuted copy
+/// (`LUTLayout`) packed once, on first use or by `prepare(.lut)`. Save and load use the canonical
+/// form, so files do not depend on any kernel's layout.
+///
+/// Immutable after creation except for that one-time packing, which is guarded: products from
+/// several threads on one matrix are safe.
+public final class QuantizedMatrix: @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
+    public let groupSize: Int
+    public let type: WeightType
+    public let symmetric: Bool
+
+    public var bits: Int { type.storageBits }
+    public var groupsPerRow: Int { cols / groupSize }
+    /// Bytes of one plane of one group.
+    public var planeBytes: Int { groupSize / 8 }
+
+    public let codes: AlignedBuffer
+    public let scales: AlignedBuffer
+    public let offsets: AlignedBuffer
+
+    private let lutLayoutCache = Mutex<LUTLayout?>(nil)
+
+    /// Creates an all-zero matrix of the given shape, for quantizers and readers to fill.
+    init(rows: Int, cols: Int, groupSize: Int, type: WeightType, symmetric: Bool) throws {
+        try validateShape(rows: rows, cols: cols, groupSize: groupSize)
+        self.rows = rows
+        self.cols = cols
+        self.groupSize = groupSize
+        self.type = type
+        self.symmetric = symmetric
+        let groups = rows * (cols / groupSize)
+        codes = try AlignedBuffer(byteCount: groups * type.storageBits * (groupSize / 8))
+        scales = try AlignedBuffer(byteCount: groups * 4)
+        offsets = try AlignedBuffer(byteCount: groups * 4)
+    }
+
+    /// Bytes held: canonical codes and group parameters, plus any kernel layout packed so far.
+    public var byteCount: Int {
+        let canonical = codes.byteCount + scales.byteCount + offsets.byteCount
+        return canonical + (lutLayoutCache.withLock { $0?.byteCount } ?? 0)
+    }
+
+    /// Bits per weight of the canonical form (codes plus group parameters).
+    public var bitsPerWeight: Double {
+        Double(codes.byteCount + scales.byteCount + offsets.byteCount) * 8 / Double(rows * cols)
+    }
+
+    // MARK: element access (for references, packing and tests; not for hot loops)
+
+    @inlinable
+    public func code(row r: Int, col c: Int) -> Int {
+        let g = c / groupSize, k = c % groupSize
+        let base = ((r * groupsPerRow + g) * bits) * planeBytes + k / 8
+        var q = 0
+        for p in 0..<bits {
+            q |= Int((codes.bytes()[base + p * planeBytes] >> UInt8(k % 8)) & 1) << p
+        }
+        return q
+    }
+
+    @inlinable
+    func setCode(_ q: Int, row r: Int, col c: Int) {
+        let g = c / groupSize, k = c % groupSize
+        let base = ((r * groupsPerRow + g) * bits) * planeBytes + k / 8
+        let bit = UInt8(1) << UInt8(k % 8)
+        for p in 0..<bits {
+            let byte = codes.bytes() + base + p * planeBytes
+            if (q >> p) & 1 == 1 { byte.pointee |= bit } else { byte.pointee &= ~bit }
+        }
+    }
+
+    @inlinable public func scale(row r: Int, group g: Int) -> Float { scales.floats()[r * groupsPerRow + g] }
+    @inlinable public func offset(row r: Int, group g: Int) -> Float { offsets.floats()[r * groupsPerRow + g] }
+
+    /// w[r, c] = d·q + m.
+    @inlinable
+    public func weight(row r: Int, col c: Int) -> Float {
+        let g = c / groupSize
+        return scale(row: r, group: g) * Float(code(row: r, col: c)) + offset(row: r, group: g)
+    }
+
+    /// The float matrix these codes stand for, row-major, into `out` (rows · cols floats).
+    public func dequantize(into out: UnsafeMutablePointer<Float>) {
+        parallelFor(rows) { r in
+            for c in 0..<self.cols { out[r * self.cols + c] = self.weight(row: r, col: c) }
+        }
+    }
+
+    public func dequantized() -> [Float] {
+        [Float](unsafeUninitializedCapacity: rows * cols) { buf, n in
+            dequantize(into: buf.baseAddress!)
+            n = rows * cols
+        }
+    }
+
+    // MARK: kernel layouts
+
+    /// The LUT kernel's permuted copy of the codes, packed on first use (once, under a lock).
+    public func lutLayout() throws -> LUTLayout {
+        try lutLayoutCache.withLock { cached in
+            if let layout = cached { return layout }
+            let layout = try LUTLayout(packing: self)
+            cached = layout
+            return layout
+        }
+    }
+
+    /// Packs the layout a kernel family needs now rather than on its first product.
+    public func prepare(_ kernel: KernelFamily) throws {
+        switch kernel {
+        case .lut, .auto: _ = try lutLayout()
+        case .bitSerial, .dequant, .reference: break
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+
+/// The `.lbm` file of one quantized matrix, little-endian, in canonical (kernel-independent) form.
+///
+///   0   magic "LOWBITMX"            8 bytes
+///   8   format version (1)          u32   — bumped only for structural change
+///   12  header size (128)           u32
+///   16  rows, cols                  u64, u64
+///   32  group size, weight type     u32, u32   (type: 1...4 bits, or 158 = ternary)
+///   40  flags (bit 0: symmetric)    u32
+///   44  reserved (0)                u32
+///   48  3 sections: codes, scales, offsets — each offset u64 (from file start), length u64,
+///       CRC-32 u32, reserved u32 (24 bytes)
+///   120 CRC-32 of bytes 0 ..< 120   u32
+///   124 reserved (0)                u32
+///   128 section data, each section starting at the running sum of the previous lengths padded
+///       to 64 bytes; the file ends exactly at the end of the last section.
+/// The reader checks every field before trusting it: magic, version, sizes with checked
+/// arithmetic against the shape, offsets equal to the running padded sum, checksums, codes within
+/// the type's range and finite group parameters.
+public enum MatrixFile {
+    static let magic = Array("LOWBITMX".utf8)
+    public static let version: UInt32 = 1
+    static let headerSize = 128
+    static let alignment = 64
+
+    static func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+
+    public static func encode(_ m: QuantizedMatrix) -> [UInt8] {
+        let sections = [m.codes, m.scales, m.offsets]
+        var offsets: [Int] = []
+        var end = headerSize
+        for s in sections { offsets.append(end); end = padded(end + s.byteCount) }
+        let total = offsets.last! + sections.last!.byteCount
+        var out = [UInt8](repeating: 0, count: total)
+        out.withUnsafeMutableBytes { raw in
+            func put<T: FixedWidthInteger>(_ v: T, at o: Int) { raw.storeBytes(of: v.littleEndian, toByteOffset: o, as: T.self) }
+            for (i, b) in magic.enumerated() { raw[i] = b }
+            put(version, at: 8)
+            put(UInt32(headerSize), at: 12)
+            put(UInt64(m.rows), at: 16)
+            put(UInt64(m.cols), at: 24)
+            put(UInt32(m.groupSize), at: 32)
+            put(UInt32(bitPattern: m.type.code), at: 36)
+            put(UInt32(m.symmetric ? 1 : 0), at: 40)
+            for (i, s) in sections.enumerated() {
+                let data = UnsafeRawBufferPointer(start: s.pointer, count: s.byteCount)
+                put(UInt64(offsets[i]), at: 48 + 24 * i)
+                put(UInt64(s.byteCount), at: 56 + 24 * i)
+                put(CRC32.checksum(data), at: 64 + 24 * i)
+                raw.baseAddress!.advanced(by: offsets[i]).copyMemory(from: s.pointer, byteCount: s.byteCount)
+            }
+            put(CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<120])), at: 120)
+        }
+        return out
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> QuantizedMatrix {
+        func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid lowbit matrix file: \(why)") }
+        guard bytes.count >= headerSize else { throw bad("\(bytes.count) bytes is shorter than the \(headerSize)-byte header") }
+        func get<T: FixedWidthInteger>(_ o: Int, _: T.Type) -> T { T(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: T.self)) }
+        guard Array(bytes[0..<8]) == magic else { throw bad("bad magic (expected LOWBITMX)") }
+        let v = get(8, UInt32.self)
+        guard v == version else { throw bad("unsupported format version \(v) (this library reads version \(version))") }
+        guard get(120, UInt32.self) == CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<120])) else {
+            throw bad("header checksum mismatch")
+        }
+        guard get(12, UInt32.self) == UInt32(headerSize) else { throw bad("header size \(get(12, UInt32.self)) is not \(headerSize)") }
+        let rows64 = get(16, UInt64.self), cols64 = get(24, UInt64.self)
+        guard rows64 > 0, cols64 > 0, rows64 < 1 << 40, cols64 < 1 << 40 else { throw bad("shape \(rows64) x \(cols64) is out of range") }
+        let flags = get(40, UInt32.self)
+        guard flags <= 1, get(44, UInt32.self) == 0, get(124, UInt32.self) == 0 else { throw bad("unknown flags or nonzero reserved fields") }
+        let type: WeightType
+        do { type = try WeightType(code: Int32(bitPattern: get(36, UInt32.self))) } catch { throw bad("\(error)") }
+        let m: QuantizedMatrix
+        do {
+            m = try QuantizedMatrix(rows: Int(rows64), cols: Int(cols64), groupSize: Int(get(32, UInt32.self)),
+                                    type: type, symmetric: flags == 1)
+        } catch let e as LowBitError where e.status != .outOfMemory {
+            throw bad(e.message)
+        }
+        var expected = headerSize
+        for (i, s) in [m.codes, m.scales, m.offsets].enumerated() {
+            let offset = get(48 + 24 * i, UInt64.self), length = get(56 + 24 * i, UInt64.self)
+            let name = ["codes", "scales", "offsets"][i]
+            guard offset == UInt64(expected) else { throw bad("\(name) section at offset \(offset), expected \(expected)") }
+            guard length == UInt64(s.byteCount) else { throw bad("\(name) section is \(length) bytes, the shape needs \(s.byteCount)") }
+            guard get(68 + 24 * i, UInt32.self) == 0 else { throw bad("nonzero reserved field in the \(name) entry") }
+            guard expected + s.byteCount <= bytes.count else {
+                throw bad("truncated: \(name) section ends at \(expected + s.byteCount), file has \(bytes.count) bytes")
+            }
+            let data = UnsafeRawBufferPointer(rebasing: bytes[expected..<(expected + s.byteCount)])
+            guard CRC32.checksum(data) == get(64 + 24 * i, UInt32.self) else { throw bad("\(name) section checksum mismatch") }
+            s.pointer.copyMemory(from: data.baseAddress!, byteCount: s.byteCount)
+            expected = i < 2 ? padded(expected + s.byteCount) : expected + s.byteCount
+        }
+        guard bytes.count == expected else { throw bad("\(bytes.count - expected) unexpected bytes after the last section") }
+        let groups = m.rows * m.groupsPerRow
+        for i in 0..<groups where !m.scales.floats()[i].isFinite || !m.offsets.floats()[i].isFinite {
+            throw bad("group \(i) has a non-finite scale or offset")
+        }
+        if type == .ternary {
+            for r in 0..<m.rows { for c in 0..<m.cols where m.code(row: r, col: c) > 2 {
+                throw bad("ternary code \(m.code(row: r, col: c)) at [\(r), \(c)] is out of range")
+            } }
+        }
+        return m
+    }
+
+    /// Writes atomically: a temporary file in the same folder, renamed over `path` when complete.
+    public static func save(_ m: QuantizedMatrix, to path: String) throws {
+        let data = Data(encode(m))
+        let url = URL(fileURLWithPath: path)
+        do { try data.write(to: url, options: .atomic) } catch {
+            throw LowBitError(.io, "cannot write '\(path)': \(error.localizedDescription)")
+        }
+    }
+
+    public static func load(_ path: String) throws -> QuantizedMatrix {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw LowBitError(.io, "cannot read '\(path)': \(error.localizedDescription)")
+        }
+        return try data.withUnsafeBytes { try decode($0) }
+    }
+}

@@ -1,0 +1,33 @@
+/// The LUT family's portable path, which is also its readable reference: per row, per group,
+/// per bit plane, one table lookup per k-group (see `LUTTables` for the identity), planes
+/// recombined with 2ᵖ, then
+///   y += (d/2)·ts·Σₚ 2ᵖ·Lₚ + (m + d·(2ᵇ − 1)/2)·Σx.
+/// The AVX2 path (`LUTKernelAVX2`) does the same integer sums on a permuted layout.
+enum LUTKernel {
+    /// y[r] for r in `rows`, for one activation row whose tables (unbiased) are at `tableBase`.
+    static func portable(_ m: QuantizedMatrix, tables: LUTTables, tableBase: UnsafeMutableRawPointer,
+                         y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        let t = tables.tables(tableBase), ts = tables.tableScales(tableBase), sx = tables.groupSums(tableBase)
+        let bits = m.bits, groups = m.groupsPerRow, kgroupsPerGroup = m.groupSize / 4
+        let levels = Float((1 << bits) - 1)
+        let codes = m.codes.bytes(), scales = m.scales.floats(), offsets = m.offsets.floats()
+        for r in rows {
+            var sum: Float = 0
+            for g in 0..<groups {
+                var planesTotal: Int32 = 0
+                for p in 0..<bits {
+                    let plane = codes + ((r * groups + g) * bits + p) * m.planeBytes
+                    var lookups: Int32 = 0
+                    for j in 0..<kgroupsPerGroup {
+                        let index = Int((plane[j / 2] >> UInt8(4 * (j & 1))) & 0xF)
+                        lookups += Int32(t[16 * (g * kgroupsPerGroup + j) + index])
+                    }
+                    planesTotal += lookups << Int32(p)
+                }
+                let d = scales[r * groups + g], off = offsets[r * groups + g]
+                sum += d / 2 * ts[g] * Float(planesTotal) + (off + d * levels / 2) * sx[g]
+            }
+            y[r] = sum
+        }
+    }
+}

@@ -1,0 +1,72 @@
+/// The LUT family's weight layout for AVX2 (`vpshufb` looks up 16 entries per 128-bit lane).
+///
+/// Rows are taken 16 at a time ("row blocks", the last one padded with zero codes) and columns
+/// 16 at a time ("chunks" = 4 k-groups). For one row block and one chunk, the codes take
+/// 32·b bytes, as 32-byte units:
+///   - a plane pair (p, p+1), rows 8s ..< 8s+8 (s = 0, 1): byte 16·lane + 2·i + e holds, for
+///     row 8s + i and plane p + e, the index of k-group 4c + lane (low nibble) and of
+///     k-group 4c + 2 + lane (high nibble);
+///   - the lone top plane when b is odd: byte 16·lane + i holds row i's indices, nibbles as above.
+/// Units follow pair 0 (s = 0, 1), pair 1 (s = 0, 1), lone. So one 32-byte load gives 64 indices,
+/// the low nibbles look up in tables 4c | 4c+1 (one per lane) and the high ones in 4c+2 | 4c+3,
+/// and `vpmaddubsw` with bytes (1, 2) adds a row's two planes into one int16.
+///
+/// Group parameters are stored per row block and group as 16 Floats d/2 and 16 Floats
+/// m + d·(2ᵇ − 1)/2 (the constants of `LUTKernel`'s formula).
+public final class LUTLayout: @unchecked Sendable {
+    public static let rowsPerBlock = 16
+    public let rowBlocks: Int
+    public let chunks: Int
+    public let bits: Int
+    let codes: AlignedBuffer
+    let params: AlignedBuffer
+
+    public var byteCount: Int { codes.byteCount + params.byteCount }
+    public var blockCodeBytes: Int { chunks * 32 * bits }
+
+    init(packing m: QuantizedMatrix) throws {
+        let rb = LUTLayout.rowsPerBlock
+        rowBlocks = (m.rows + rb - 1) / rb
+        chunks = m.cols / 16
+        bits = m.bits
+        codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, chunks, 32 * bits, what: "LUT layout"))
+        params = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, m.groupsPerRow, 32 * 4, what: "LUT layout"))
+        let bits = self.bits, chunks = self.chunks, groups = m.groupsPerRow
+        let levels = Float((1 << bits) - 1)
+        let out = codes.bytes(), par = params.floats()
+        parallelFor(rowBlocks) { block in
+            func index(_ row: Int, _ plane: Int, _ kgroup: Int) -> UInt8 {
+                guard row < m.rows else { return 0 }
+                var nibble: UInt8 = 0
+                for j in 0..<4 { nibble |= UInt8((m.code(row: row, col: 4 * kgroup + j) >> plane) & 1) << UInt8(j) }
+                return nibble
+            }
+            for c in 0..<chunks {
+                var unit = out + (block * chunks + c) * 32 * bits
+                func store(_ byteIndex: Int, _ row: Int, _ plane: Int) {
+                    let lane = byteIndex / 16
+                    unit[byteIndex] = index(row, plane, 4 * c + lane) | (index(row, plane, 4 * c + 2 + lane) << 4)
+                }
+                for p in stride(from: 0, to: bits - 1, by: 2) {
+                    for s in 0..<2 {
+                        for b in 0..<32 { store(b, block * rb + 8 * s + (b % 16) / 2, p + b % 2) }
+                        unit += 32
+                    }
+                }
+                if bits % 2 == 1 {
+                    for b in 0..<32 { store(b, block * rb + b % 16, bits - 1) }
+                }
+            }
+            for g in 0..<groups {
+                let dst = par + (block * groups + g) * 32
+                for i in 0..<rb {
+                    let r = block * rb + i
+                    let d = r < m.rows ? m.scale(row: r, group: g) : 0
+                    let off = r < m.rows ? m.offset(row: r, group: g) : 0
+                    dst[i] = d / 2
+                    dst[16 + i] = off + d * levels / 2
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+/// Activation tables of the LUT (T-MAC) family, built once per activation row and product.
+///
+/// Write a code as bit planes, q = Σₚ 2ᵖ·bₚ, and map each bit to a sign sₚ = 2bₚ − 1. Then
+///   q = ½·Σₚ 2ᵖ·sₚ + (2ᵇ − 1)/2,  so  Σₖ qₖ·xₖ = ½·Σₚ 2ᵖ·Σₖ sₚₖ·xₖ + (2ᵇ − 1)/2·Σₖ xₖ.
+/// Group the activations by 4 ("k-groups"). For each k-group, a 16-entry table holds every signed
+/// sum T[i] = Σⱼ (bit j of i ? +x₄ₖ₊ⱼ : −x₄ₖ₊ⱼ); one plane's 4 bits index it, so Σₖ sₚₖ·xₖ is one lookup
+/// per k-group. The table is antisymmetric (T[15 − i] = −T[i]): 8 sums are computed, 8 negated.
+/// Tables are rounded to int8 with one scale per weight group (ts = max |T| / 127 over the group),
+/// so kernels add int8 lookups and convert once per group.
+///
+/// Memory per activation row: `cols / 4` tables of 16 Int8, then `groups` Float table scales,
+/// then `groups` Float group sums Σx.
+public struct LUTTables {
+    public let cols: Int
+    public let groupSize: Int
+    public var groups: Int { cols / groupSize }
+
+    public static func byteCount(cols: Int, groupSize: Int) -> Int {
+        cols / 4 * 16 + 2 * (cols / groupSize) * 4
+    }
+
+    public init(cols: Int, groupSize: Int) {
+        self.cols = cols
+        self.groupSize = groupSize
+    }
+
+    @inlinable public func tables(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Int8> {
+        base.assumingMemoryBound(to: Int8.self)
+    }
+    @inlinable public func tableScales(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
+        (base + cols / 4 * 16).assumingMemoryBound(to: Float.self)
+    }
+    @inlinable public func groupSums(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
+        (base + cols / 4 * 16 + groups * 4).assumingMemoryBound(to: Float.self)
+    }
+
+    /// Builds the tables of activation row `x` at `base`. With `biased`, entries are stored as
+    /// UInt8 bit patterns of T + 128 (what `vpmaddubsw` wants as its unsigned operand).
+    public func build(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, biased: Bool) {
+        let t = tables(base), scales = tableScales(base), sums = groupSums(base)
+        let kgroupsPerGroup = groupSize / 4
+        var sums8 = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+        for g in 0..<groups {
+            // Largest |T| of a k-group is Σ|x| over its 4 activations.
+            var maxAbs: Float = 0, sum: Float = 0
+            for k in (g * groupSize)..<((g + 1) * groupSize) { sum += x[k] }
+            for kg in (g * kgroupsPerGroup)..<((g + 1) * kgroupsPerGroup) {
+                let x4 = x + 4 * kg
+                maxAbs = max(maxAbs, abs(x4[0]) + abs(x4[1]) + abs(x4[2]) + abs(x4[3]))
+            }
+            let scale = maxAbs / 127
+            let inverse: Float = scale > 0 ? 1 / scale : 0
+            scales[g] = scale
+            sums[g] = sum
+            for kg in (g * kgroupsPerGroup)..<((g + 1) * kgroupsPerGroup) {
+                let x4 = x + 4 * kg
+                // Entries 0..<8 have bit 3 clear (x3 negative); entry 15 − i is the negation of i.
+                let a = x4[0], b = x4[1], c = x4[2], d = x4[3]
+                sums8 = (-a - b - c - d, a - b - c - d, -a + b - c - d, a + b - c - d,
+                         -a - b + c - d, a - b + c - d, -a + b + c - d, a + b + c - d)
+                let entry = t + 16 * kg
+                withUnsafeBytes(of: &sums8) { raw in
+                    let s = raw.bindMemory(to: Float.self)
+                    for i in 0..<8 {
+                        let q = roundToInt8(s[i] * inverse)
+                        entry[i] = biased ? Int8(bitPattern: UInt8(bitPattern: q) ^ 0x80) : q
+                        entry[15 - i] = biased ? Int8(bitPattern: UInt8(bitPattern: -q) ^ 0x80) : -q
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rounds to the nearest integer in −127...127 (NaN, which only overflowing inputs produce, to 0).
+/// Symmetric, so a mirrored table entry rounds to the exact negation.
+@inlinable
+func roundToInt8(_ v: Float) -> Int8 {
+    v.isNaN ? 0 : Int8(min(max(v.rounded(), -127), 127))
+}

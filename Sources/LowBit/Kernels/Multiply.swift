@@ -1,0 +1,92 @@
+/// Kernel families a product can run through (values shared with `lowbit_kernel` in C).
+public enum KernelFamily: Int32, CaseIterable, Sendable, CustomStringConvertible {
+    case auto = 0
+    case lut = 1
+    case bitSerial = 2
+    case dequant = 3
+    case reference = 4
+
+    public init(code: Int32) throws {
+        guard let k = KernelFamily(rawValue: code) else {
+            throw LowBitError(.invalidArgument, "unknown kernel \(code): use 0 (auto), 1 (lut), 2 (bitserial), 3 (dequant) or 4 (reference)")
+        }
+        self = k
+    }
+
+    public init(name: String) throws {
+        guard let k = KernelFamily.allCases.first(where: { $0.description == name.lowercased() }) else {
+            throw LowBitError(.invalidArgument, "unknown kernel '\(name)': use auto, lut, bitserial, dequant or reference")
+        }
+        self = k
+    }
+
+    public var description: String {
+        switch self {
+        case .auto: return "auto"
+        case .lut: return "lut"
+        case .bitSerial: return "bitserial"
+        case .dequant: return "dequant"
+        case .reference: return "reference"
+        }
+    }
+}
+
+extension QuantizedMatrix {
+    /// The family `auto` runs for n activation rows. Provisional rule until measured calibration
+    /// lands: table lookups for token-generation sizes, float dequant for larger batches.
+    public func autoKernel(n: Int) -> KernelFamily { n <= 4 ? .lut : .dequant }
+
+    /// Y = X·Wᵀ: x is n × cols (row-major), y is n × rows. `activationBits` (2, 4 or 8) applies
+    /// to the bit-serial family. Safe to call from several threads at once on one matrix.
+    public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>,
+                         kernel: KernelFamily = .auto, activationBits: Int = 8) throws {
+        guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
+        guard BitSerialKernel.supportedActivationBits.contains(activationBits) else {
+            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits): use 2, 4 or 8")
+        }
+        let count = try checkedProduct(n, cols, what: "activations")
+        _ = try checkedProduct(n, rows, what: "outputs")
+        for i in 0..<count where !x[i].isFinite {
+            throw LowBitError(.invalidArgument, "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
+        }
+        let family = kernel == .auto ? autoKernel(n: n) : kernel
+        switch family {
+        case .reference:
+            ReferenceKernel.multiply(self, x: x, n: n, y: y)
+        case .dequant:
+            let ws = try Workspace.current.reserve(DequantKernel.workspaceBytes(self, n: n))
+            DequantKernel.multiply(self, x: x, n: n, y: y, workspace: ws)
+        case .bitSerial:
+            let bytes = try checkedProduct(n, BitSerialKernel.activationBytes(self, activationBits: activationBits), what: "workspace")
+            let ws = try Workspace.current.reserve(bytes)
+            BitSerialKernel.multiply(self, x: x, n: n, y: y, activationBits: activationBits, workspace: ws)
+        case .lut, .auto:
+            try multiplyLUT(x, n: n, y: y)
+        }
+    }
+
+    private func multiplyLUT(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
+        let tables = LUTTables(cols: cols, groupSize: groupSize)
+        let tableBytes = (LUTTables.byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64
+        let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2 {
+            let layout = try lutLayout()
+            for i in 0..<n { tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
+            parallelRanges(layout.rowBlocks) { blocks in
+                for i in 0..<n {
+                    LUTKernelAVX2.run(layout, groupSize: groupSize, rows: rows, tables: tables,
+                                      tableBase: ws + i * tableBytes, y: y + i * rows, blocks: blocks)
+                }
+            }
+            return
+        }
+        #endif
+        for i in 0..<n { tables.build(x + i * cols, into: ws + i * tableBytes, biased: false) }
+        parallelRanges(rows) { range in
+            for i in 0..<n {
+                LUTKernel.portable(self, tables: tables, tableBase: ws + i * tableBytes, y: y + i * rows, rows: range)
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A fixed-size, 64-byte aligned, zero-initialised block of memory owned by one object.
+/// Kernels read it through raw pointers; it never moves and is freed when the owner goes.
+public final class AlignedBuffer: @unchecked Sendable {
+    public let byteCount: Int
+    public let pointer: UnsafeMutableRawPointer
+
+    public init(byteCount: Int) throws {
+        var raw: UnsafeMutableRawPointer? = nil
+        let size = max(byteCount, 64)
+        guard posix_memalign(&raw, 64, size) == 0, let p = raw else {
+            throw LowBitError(.outOfMemory, "could not allocate \(byteCount) bytes")
+        }
+        memset(p, 0, size)
+        self.byteCount = byteCount
+        self.pointer = p
+    }
+
+    deinit { free(pointer) }
+
+    @inlinable public func bytes() -> UnsafeMutablePointer<UInt8> { pointer.assumingMemoryBound(to: UInt8.self) }
+    @inlinable public func floats() -> UnsafeMutablePointer<Float> { pointer.assumingMemoryBound(to: Float.self) }
+}
+
+/// Per-thread scratch memory for products, so a product allocates only the first time a thread
+/// needs more than it had. Never shared between threads, so concurrent products cannot collide.
+public final class Workspace: @unchecked Sendable {
+    private var buffer: UnsafeMutableRawPointer? = nil
+    private var capacity = 0
+
+    /// A 64-byte aligned region of at least `bytes`, valid until the next call on this thread.
+    public func reserve(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        if bytes > capacity {
+            var raw: UnsafeMutableRawPointer? = nil
+            let size = max(bytes, 4096)
+            if posix_memalign(&raw, 64, size) != 0 {
+                throw LowBitError(.outOfMemory, "could not allocate a \(size)-byte workspace")
+            }
+            free(buffer)
+            buffer = raw
+            capacity = size
+        }
+        return buffer!
+    }
+
+    deinit { free(buffer) }
+
+    nonisolated(unsafe) private static var key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { ptr in if let ptr { Unmanaged<Workspace>.fromOpaque(ptr).release() } }
+        return k
+    }()
+
+    /// The calling thread's workspace, created on first use and released when the thread ends.
+    public static var current: Workspace {
+        if let p = pthread_getspecific(key) { return Unmanaged<Workspace>.fromOpaque(p).takeUnretainedValue() }
+        let w = Workspace()
+        pthread_setspecific(key, Unmanaged.passRetained(w).toOpaque())
+        return w
+    }
+}

@@ -1,0 +1,2 @@
+import LowBit
+print("lowbit")

@@ -1,0 +1,152 @@
+import XCTest
+@testable import LowBit
+
+/// Every family against the Float64 product of the dequantized weights.
+final class KernelTests: XCTestCase {
+    /// ≤ 5e-4 where tables or activations are rounded to int8, ≤ 1e-6 on float paths.
+    func bound(_ k: KernelFamily) -> Double { k == .lut || k == .bitSerial ? 5e-4 : 1e-6 }
+
+    /// `mean` shifts weights and activations off zero: a single dot product of zero-mean data can
+    /// land near 0, where any relative error is meaningless, so few-output cases use it.
+    func checkFamilies(rows: Int, cols: Int, groupSize: Int, ns: [Int], families: [KernelFamily],
+                       types: [WeightType] = allTypes, mean: Float = 0, seed: UInt64) throws {
+        var rng = TestRandom(seed: seed)
+        let w = rng.normals(rows * cols, scale: 0.05).map { $0 + mean * 0.05 }
+        let maxN = ns.max()!
+        let x = rng.normals(maxN * cols).map { $0 + mean }
+        for type in types {
+            for symmetric in [false, true] where !(type == .ternary && symmetric) {
+                let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: symmetric)
+                let wq = m.dequantized()
+                for n in ns {
+                    let xs = Array(x[0..<(n * cols)])
+                    let ref = float64Product(wq, rows: rows, cols: cols, xs, n: n)
+                    for k in families {
+                        let y = try m.product(xs, n: n, kernel: k)
+                        let err = normalizedError(y, ref)
+                        XCTAssertLessThanOrEqual(err, bound(k == .auto ? m.autoKernel(n: n) : k), "\(k) \(type) sym=\(symmetric) \(rows)x\(cols) g\(groupSize) n=\(n)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testAllFamiliesSmallShapes() throws {
+        try checkFamilies(rows: 7, cols: 96, groupSize: 32, ns: [1, 5, 64],
+                          families: [.lut, .bitSerial, .dequant, .reference, .auto], seed: 1)
+        try checkFamilies(rows: 1, cols: 64, groupSize: 64, ns: [1, 5], families: [.lut, .bitSerial, .dequant, .reference],
+                          mean: 0.5, seed: 2)
+        try checkFamilies(rows: 33, cols: 384, groupSize: 128, ns: [1, 5, 64], families: [.lut, .bitSerial, .dequant], seed: 3)
+    }
+
+    func testFastFamiliesTallMatrix() throws {
+        try checkFamilies(rows: 4097, cols: 128, groupSize: 64, ns: [1, 5], families: [.lut, .bitSerial, .dequant],
+                          types: [.integer(bits: 1), .integer(bits: 3), .ternary], seed: 4)
+        try checkFamilies(rows: 4097, cols: 256, groupSize: 128, ns: [1], families: [.lut, .bitSerial, .dequant],
+                          types: [.integer(bits: 2), .integer(bits: 4)], seed: 5)
+    }
+
+    /// The AVX2 LUT kernel does the portable path's integer sums: results agree to float rounding.
+    func testLUTAVX2MatchesPortable() throws {
+        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        var rng = TestRandom(seed: 6)
+        for (rows, cols, g) in [(17, 96, 32), (50, 256, 64), (33, 640, 128)] {
+            let w = rng.normals(rows * cols), x = rng.normals(3 * cols)
+            for type in allTypes {
+                let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
+                let fast = try m.product(x, n: 3, kernel: .lut)
+                Runtime.setPortableOnly(true)
+                defer { Runtime.setPortableOnly(false) }
+                let portable = try m.product(x, n: 3, kernel: .lut)
+                XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g)")
+            }
+        }
+    }
+
+    /// Word-wide popcount sums equal the bit-by-bit definition exactly, for every A.
+    func testBitSerialMatchesBitReference() throws {
+        var rng = TestRandom(seed: 7)
+        let rows = 9, cols = 256
+        let w = rng.normals(rows * cols), x = rng.normals(2 * cols)
+        for type in allTypes {
+            let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: 64)
+            for a in [2, 4, 8] {
+                let fast = try m.product(x, n: 2, kernel: .bitSerial, activationBits: a)
+                var slow = [Float](repeating: 0, count: 2 * rows)
+                let bytes = 2 * BitSerialKernel.activationBytes(m, activationBits: a)
+                let ws = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                defer { ws.deallocate() }
+                x.withUnsafeBufferPointer { xp in
+                    slow.withUnsafeMutableBufferPointer { yp in
+                        BitSerialKernel.multiply(m, x: xp.baseAddress!, n: 2, y: yp.baseAddress!, activationBits: a,
+                                                 workspace: ws, reference: true)
+                    }
+                }
+                XCTAssertEqual(fast, slow, "\(type) A=\(a)")
+            }
+        }
+    }
+
+    /// With the activations it rounded, bit-serial is exact up to float rounding (≤ 1e-6).
+    func testBitSerialExactForQuantizedActivations() throws {
+        var rng = TestRandom(seed: 8)
+        let rows = 13, cols = 192, g = 64
+        let w = rng.normals(rows * cols), x = rng.normals(cols)
+        for type in allTypes {
+            let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
+            for a in [2, 4, 8] {
+                // Round the activations exactly as the kernel does, then take the Float64 product.
+                let limit = Float((1 << (a - 1)) - 1)
+                var xq = [Float](repeating: 0, count: cols)
+                for gi in 0..<(cols / g) {
+                    let part = x[(gi * g)..<((gi + 1) * g)]
+                    let scale = part.map(abs).max()! / limit
+                    for k in 0..<g { xq[gi * g + k] = scale * min(max((x[gi * g + k] * (1 / scale)).rounded(), -limit), limit) }
+                }
+                let ref = float64Product(m.dequantized(), rows: rows, cols: cols, xq, n: 1)
+                let y = try m.product(x, n: 1, kernel: .bitSerial, activationBits: a)
+                XCTAssertLessThanOrEqual(normalizedError(y, ref), 1e-6, "\(type) A=\(a)")
+            }
+        }
+    }
+
+    func testResultsDoNotDependOnThreadCount() throws {
+        var rng = TestRandom(seed: 9)
+        let rows = 301, cols = 256
+        let m = try quantized(rng.normals(rows * cols), rows: rows, cols: cols, type: .integer(bits: 3), groupSize: 64)
+        let x = rng.normals(4 * cols)
+        defer { try? Runtime.setThreads(0) }
+        for k in [KernelFamily.lut, .bitSerial, .dequant] {
+            try Runtime.setThreads(1)
+            let one = try m.product(x, n: 4, kernel: k)
+            try Runtime.setThreads(3)
+            XCTAssertEqual(one, try m.product(x, n: 4, kernel: k), "\(k)")
+        }
+    }
+
+    func testConcurrentProductsOnOneMatrix() throws {
+        var rng = TestRandom(seed: 10)
+        let rows = 200, cols = 256
+        let m = try quantized(rng.normals(rows * cols), rows: rows, cols: cols, type: .integer(bits: 4), groupSize: 128)
+        let inputs = (0..<8).map { _ in rng.normals(2 * cols) }
+        let kernels: [KernelFamily] = [.lut, .bitSerial, .dequant, .lut]
+        let expected = try inputs.indices.map { try m.product(inputs[$0], n: 2, kernel: kernels[$0 % 4]) }
+        let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: 64)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 64) { i in
+            results[i] = (try? m.product(inputs[i % 8], n: 2, kernel: kernels[i % 8 % 4])) ?? []
+        }
+        for i in 0..<64 { XCTAssertEqual(results[i], expected[i % 8], "call \(i)") }
+    }
+
+    func testBadProductArguments() throws {
+        let m = try quantized([Float](repeating: 0.5, count: 64), rows: 2, cols: 32, type: .integer(bits: 2), groupSize: 32)
+        XCTAssertThrowsStatus(.invalidArgument, try m.product([], n: 0, kernel: .lut))
+        XCTAssertThrowsStatus(.unsupported, try m.product([Float](repeating: 1, count: 32), n: 1, kernel: .bitSerial, activationBits: 3))
+        var x = [Float](repeating: 1, count: 32)
+        x[5] = .nan
+        XCTAssertThrowsStatus(.invalidArgument, try m.product(x, n: 1, kernel: .lut))
+        XCTAssertThrowsStatus(.invalidArgument, try KernelFamily(code: 9))
+    }
+}
