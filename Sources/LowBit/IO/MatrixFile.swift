@@ -17,7 +17,7 @@ import Foundation
 ///       to 64 bytes; the file ends exactly at the end of the last section.
 /// The reader checks every field before trusting it: magic, version, sizes with checked
 /// arithmetic against the shape, offsets equal to the running padded sum, checksums, codes within
-/// the type's range and finite group parameters.
+/// the type's range, zero padding and finite group parameters.
 public enum MatrixFile {
     static let magic = Array("LOWBITMX".utf8)
     public static let version: UInt32 = 1
@@ -92,7 +92,11 @@ public enum MatrixFile {
             let data = UnsafeRawBufferPointer(rebasing: bytes[expected..<(expected + s.byteCount)])
             guard CRC32.checksum(data) == get(64 + 24 * i, UInt32.self) else { throw bad("\(name) section checksum mismatch") }
             s.pointer.copyMemory(from: data.baseAddress!, byteCount: s.byteCount)
-            expected = i < 2 ? padded(expected + s.byteCount) : expected + s.byteCount
+            let end = expected + s.byteCount
+            expected = i < 2 ? padded(end) : end
+            guard expected <= bytes.count, bytes[end..<expected].allSatisfy({ $0 == 0 }) else {
+                throw bad("padding after the \(name) section is missing or not zero")
+            }
         }
         guard bytes.count == expected else { throw bad("\(bytes.count - expected) unexpected bytes after the last section") }
         let groups = m.rows * m.groupsPerRow
