@@ -6,10 +6,8 @@ import Glibc
 #endif
 import LowBit
 
-let versionMajor: UInt32 = 0, versionMinor: UInt32 = 1, versionPatch: UInt32 = 0
-
 /// Static C strings, made once, never freed.
-nonisolated(unsafe) let versionCString = strdup("\(versionMajor).\(versionMinor).\(versionPatch)")!
+nonisolated(unsafe) let versionCString = strdup(LowBitVersion.string)!
 nonisolated(unsafe) let statusCStrings: [UnsafeMutablePointer<CChar>] = (0...9).map {
     strdup(LowBitStatus(rawValue: Int32($0))!.summary)!
 }
@@ -23,7 +21,7 @@ final class ErrorMessage {
     deinit { free(text) }
 }
 
-nonisolated(unsafe) let errorKey: pthread_key_t = {
+let errorKey: pthread_key_t = {
     var k = pthread_key_t()
     pthread_key_create(&k) { p in if let p { Unmanaged<ErrorMessage>.fromOpaque(p).release() } }
     return k
@@ -90,7 +88,7 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
 
 // MARK: versions, status, runtime
 
-@c public func lowbit_version_number() -> UInt32 { versionMajor * 10000 + versionMinor * 100 + versionPatch }
+@c public func lowbit_version_number() -> UInt32 { UInt32(LowBitVersion.number) }
 
 @c public func lowbit_version_string() -> UnsafePointer<CChar> { UnsafePointer(versionCString) }
 

@@ -1,2 +1,49 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LowBit
-print("lowbit")
+
+let usage = """
+usage: lowbit <command> [options]
+
+commands:
+  info                 version, CPU features, kernel families and the tier each runs at
+  demo                 quantize a random matrix at every bit width; error, size and time per family
+                       [--rows 4096] [--cols 4096] [--group-size 128] [--threads T]
+  bench                kernel benchmark against a memory-read baseline (see `lowbit bench --help`)
+  --version            print the version
+"""
+
+func printError(_ message: String) {
+    fputs("lowbit: \(message)\n", stderr)
+}
+
+func run(_ argv: [String]) throws -> Int32 {
+    let args = try Arguments(argv.dropFirst())
+    if args.flags.contains("version") { print("lowbit \(LowBitVersion.string)"); return 0 }
+    guard let command = args.words.first else {
+        print(usage)
+        return args.flags.contains("help") ? 0 : 2
+    }
+    if let t = args.options["threads"] {
+        guard let n = Int(t), n >= 1 else { throw CLIError("--threads expects a positive integer, got '\(t)'") }
+        try Runtime.setThreads(n)
+    }
+    switch command {
+    case "info": try args.allow([]); printInfo()
+    case "demo": try runDemo(args)
+    case "bench": try runBench(args)
+    default: throw CLIError("unknown command '\(command)'\n\(usage)")
+    }
+    return 0
+}
+
+do {
+    exit(try run(CommandLine.arguments))
+} catch let e as LowBitError {
+    printError("\(e.message) [\(e.status.summary)]")
+    exit(1)
+} catch {
+    printError("\(error)")
+    exit(2)
+}

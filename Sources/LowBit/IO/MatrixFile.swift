@@ -1,5 +1,3 @@
-import Foundation
-
 /// The `.lbm` file of one quantized matrix, little-endian, in canonical (kernel-independent) form.
 ///
 ///   0   magic "LOWBITMX"            8 bytes
@@ -113,18 +111,10 @@ public enum MatrixFile {
 
     /// Writes atomically: a temporary file in the same folder, renamed over `path` when complete.
     public static func save(_ m: QuantizedMatrix, to path: String) throws {
-        let data = Data(encode(m))
-        let url = URL(fileURLWithPath: path)
-        do { try data.write(to: url, options: .atomic) } catch {
-            throw LowBitError(.io, "cannot write '\(path)': \(error.localizedDescription)")
-        }
+        try FileIO.writeAtomically(encode(m), to: path)
     }
 
     public static func load(_ path: String) throws -> QuantizedMatrix {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw LowBitError(.io, "cannot read '\(path)': \(error.localizedDescription)")
-        }
-        return try data.withUnsafeBytes { try decode($0) }
+        try FileIO.read(path).withUnsafeBytes { try decode($0) }
     }
 }

@@ -1,14 +1,16 @@
 import Dispatch
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// Library-wide settings and facts about the machine.
 public enum Runtime {
     private static let threadSetting = Atomic<Int>(0)
-    private static let portableOnly = Atomic<Bool>(false)
+    private static let portableOnly = Atomic<Bool>(FileIO.environment("LOWBIT_PORTABLE") == "1")
 
     /// Logical CPUs of this machine.
-    public static let cpuCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public static let cpuCount = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
     /// Threads used by products and quantizers: the last `setThreads` value, or every CPU.
     public static var threads: Int {
@@ -26,7 +28,7 @@ public enum Runtime {
 
     /// CPU features as the kernel reads them (/proc/cpuinfo on Linux).
     public static let cpuFeatures: Set<String> = {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+        guard let raw = try? FileIO.read("/proc/cpuinfo"), case let info = String(decoding: raw, as: UTF8.self),
               let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
         return Set(line.split(separator: " ").dropFirst(2).map(String.init))
     }()
@@ -49,9 +51,6 @@ public enum Runtime {
     /// Forces the portable kernels (tests compare them with the AVX2 ones; also `LOWBIT_PORTABLE=1`).
     public static func setPortableOnly(_ on: Bool) { portableOnly.store(on, ordering: .relaxed) }
 
-    static let environmentInit: Void = {
-        if ProcessInfo.processInfo.environment["LOWBIT_PORTABLE"] == "1" { setPortableOnly(true) }
-    }()
 
     /// The SIMD tier kernels run at now.
     public static var tier: String { useAVX2 ? "avx2" : "portable" }

@@ -1,0 +1,1 @@
+func runBench(_ args: Arguments) throws { throw CLIError("bench: not yet") }

@@ -1,0 +1,26 @@
+import LowBit
+
+func printInfo() {
+    let wanted = ["sse4_2", "popcnt", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512vnni"]
+    print("lowbit \(LowBitVersion.string)")
+    print("cpu features: \(wanted.map { "\($0)=\(Runtime.cpuFeatures.contains($0) ? "yes" : "no")" }.joined(separator: " "))")
+    print("avx2 kernels compiled in: \(Runtime.compiledWithAVX2 ? "yes" : "no (portable build)")")
+    print("simd tier: \(Runtime.tier)")
+    print("threads: \(Runtime.threads) of \(Runtime.cpuCount) CPUs")
+    print("weight types: 1, 2, 3, 4-bit and ternary; group sizes \(supportedGroupSizes.map(String.init).joined(separator: ", "))")
+    print("kernel families:")
+    for k in KernelFamily.allCases {
+        print("  \(k.description.padded(10)) \(kernelTierNote(k))")
+    }
+}
+
+/// How fast a family runs in this build, said plainly (no silent slow paths).
+func kernelTierNote(_ k: KernelFamily) -> String {
+    switch k {
+    case .auto: return "picks lut for n <= 4 and dequant above (provisional rule)"
+    case .lut: return Runtime.useAVX2 ? "avx2 (vpshufb tables), every type and shape" : "portable scalar (slow path)"
+    case .bitSerial: return "portable (64-bit popcount words), activations 2, 4 or 8 bits"
+    case .dequant: return "portable (float unpack, SIMD8 dot products)"
+    case .reference: return "scalar Float64 (the spec; slow by design)"
+    }
+}
