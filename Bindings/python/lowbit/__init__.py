@@ -1,0 +1,241 @@
+"""lowbit: low-bit LLM weights on CPUs (ctypes bindings for liblowbit).
+
+    import numpy as np, lowbit
+    w = np.random.randn(4096, 4096).astype(np.float32)
+    m = lowbit.quantize(w, bits=2, group_size=128)
+    y = m.matmul(np.random.randn(4096).astype(np.float32), kernel="lut")
+"""
+import ctypes
+import os
+
+import numpy as np
+
+from ._library import lib as _lib, path as library_path
+
+__version__ = "0.1.0"
+
+TERNARY = "ternary"
+_TERNARY_CODE = 158
+KERNELS = {"auto": 0, "lut": 1, "bitserial": 2, "dequant": 3, "reference": 4}
+_KERNEL_NAMES = {v: k for k, v in KERNELS.items()}
+
+STATUS_NAMES = {0: "OK", 1: "NULL_POINTER", 2: "INVALID_ARGUMENT", 3: "UNSUPPORTED", 4: "SIZE_MISMATCH",
+                5: "OVERFLOW", 6: "OUT_OF_MEMORY", 7: "IO", 8: "BAD_FORMAT", 9: "INTERNAL"}
+
+if _lib.lowbit_version_number() // 100 != (lambda a, b, c: a * 100 + b)(*map(int, __version__.split("."))):
+    raise ImportError(f"lowbit: Python package {__version__} does not match {library_path} "
+                      f"({_lib.lowbit_version_string().decode()})")
+
+
+class LowbitError(Exception):
+    """A failure reported by liblowbit (or caught before calling it): `status` is the C status
+    code, `status_name` its name, `message` the library's explanation."""
+
+    def __init__(self, status, message):
+        self.status = status
+        self.status_name = STATUS_NAMES.get(status, str(status))
+        self.message = message
+        super().__init__(f"{message} [{self.status_name}]")
+
+
+class ArgumentError(LowbitError, TypeError, ValueError):
+    """A wrong dtype, shape, layout or option, caught in Python before any C call."""
+
+    def __init__(self, message, status=2):
+        super().__init__(status, message)
+
+
+def _check(status):
+    if status != 0:
+        raise LowbitError(status, _lib.lowbit_last_error().decode("utf-8", "replace"))
+
+
+def _array(a, name, dtype, ndim):
+    """`a` as passed (no copy): must be a C-contiguous numpy array of `dtype` with ndim in `ndim`."""
+    if not isinstance(a, np.ndarray):
+        raise ArgumentError(f"{name} must be a numpy array, not {type(a).__name__}")
+    if a.dtype != dtype:
+        raise ArgumentError(f"{name} must have dtype {np.dtype(dtype).name}, not {a.dtype.name}")
+    if a.ndim not in ndim:
+        raise ArgumentError(f"{name} must have {' or '.join(map(str, ndim))} dimensions, not {a.ndim} (shape {a.shape})")
+    if not a.flags.c_contiguous:
+        raise ArgumentError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    return a
+
+
+def _ptr(a, ctype):
+    return a.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def _bits_code(bits):
+    if bits == TERNARY:
+        return _TERNARY_CODE
+    if isinstance(bits, (int, np.integer)) and not isinstance(bits, bool) and int(bits) in (1, 2, 3, 4):
+        return int(bits)
+    raise ArgumentError(f"bits must be 1, 2, 3, 4 or 'ternary', not {bits!r}", status=3)
+
+
+def _kernel_code(kernel):
+    if kernel not in KERNELS:
+        raise ArgumentError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
+    return KERNELS[kernel]
+
+
+def _int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ArgumentError(f"{name} must be an integer, not {value!r}")
+    return int(value)
+
+
+def set_threads(n):
+    """Threads for products and quantization, process-wide (0 = one per CPU)."""
+    _check(_lib.lowbit_set_threads(_int(n, "n")))
+
+
+def get_threads():
+    return _lib.lowbit_get_threads()
+
+
+def simd_tier():
+    """'avx2' or 'portable': the tier the kernels run at."""
+    return _lib.lowbit_simd_tier().decode()
+
+
+class Matrix:
+    """A low-bit weight matrix W (rows x cols) for products y = W·x. Made by `quantize`,
+    `from_gptq`, `from_ternary` or `load`; freed when garbage-collected (or by `close`)."""
+
+    def __init__(self, handle):
+        self._handle = ctypes.c_void_p(handle)
+        rows, cols = ctypes.c_int64(), ctypes.c_int64()
+        bits, group, flags = ctypes.c_int32(), ctypes.c_int32(), ctypes.c_uint32()
+        _check(_lib.lowbit_matrix_describe(self._handle, ctypes.byref(rows), ctypes.byref(cols), ctypes.byref(bits),
+                                           ctypes.byref(group), ctypes.byref(flags)))
+        self.shape = (rows.value, cols.value)
+        self.bits = TERNARY if bits.value == _TERNARY_CODE else bits.value
+        self.group_size = group.value
+        self.symmetric = bool(flags.value & 1)
+
+    def close(self):
+        if self._handle:
+            _lib.lowbit_matrix_free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    def __repr__(self):
+        return f"lowbit.Matrix(shape={self.shape}, bits={self.bits!r}, group_size={self.group_size}, nbytes={self.nbytes})"
+
+    def _live(self):
+        if not self._handle:
+            raise ArgumentError("matrix is closed")
+        return self._handle
+
+    @property
+    def nbytes(self):
+        """Bytes held now: codes, group parameters and kernel layouts packed so far."""
+        out = ctypes.c_uint64()
+        _check(_lib.lowbit_matrix_nbytes(self._live(), ctypes.byref(out)))
+        return out.value
+
+    def matmul(self, x, kernel="auto", act_bits=8, out=None):
+        """y = W·x for x of shape (cols,) -> (rows,), or X·Wᵀ for (n, cols) -> (n, rows).
+        x must be float32 and C-contiguous (it is read in place). `act_bits` (2, 4, 8) sets the
+        activation precision of the bit-serial kernel. `out`, if given, receives the result."""
+        handle = self._live()
+        x = _array(x, "x", np.float32, (1, 2))
+        rows, cols = self.shape
+        if x.shape[-1] != cols:
+            raise ArgumentError(f"x has {x.shape[-1]} columns, the matrix has {cols}", status=4)
+        n = 1 if x.ndim == 1 else x.shape[0]
+        if n == 0:
+            raise ArgumentError("x has no rows")
+        shape = (rows,) if x.ndim == 1 else (n, rows)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        else:
+            out = _array(out, "out", np.float32, (len(shape),))
+            if out.shape != shape:
+                raise ArgumentError(f"out has shape {out.shape}, the product needs {shape}", status=4)
+        _check(_lib.lowbit_matrix_matmul(handle, _ptr(x, ctypes.c_float), x.size, n, _ptr(out, ctypes.c_float),
+                                         out.size, _kernel_code(kernel), _int(act_bits, "act_bits")))
+        return out
+
+    __matmul__ = matmul
+
+    def prepare(self, kernel):
+        """Packs a kernel family's weight layout now rather than on its first product."""
+        _check(_lib.lowbit_matrix_prepare(self._live(), _kernel_code(kernel)))
+
+    def auto_kernel(self, n=1):
+        """The family kernel='auto' runs for n activation rows."""
+        out = ctypes.c_int32()
+        _check(_lib.lowbit_matrix_auto_kernel(self._live(), _int(n, "n"), ctypes.byref(out)))
+        return _KERNEL_NAMES[out.value]
+
+    def dequantize(self):
+        """The float32 weights (rows x cols) the codes stand for."""
+        out = np.empty(self.shape, dtype=np.float32)
+        _check(_lib.lowbit_matrix_dequantize(self._live(), _ptr(out, ctypes.c_float), out.size))
+        return out
+
+    def save(self, path):
+        _check(_lib.lowbit_matrix_save(self._live(), os.fsencode(path)))
+
+
+def _new(call, *args):
+    handle = ctypes.c_void_p()
+    _check(call(*args, ctypes.byref(handle)))
+    return Matrix(handle.value)
+
+
+def quantize(w, bits=4, group_size=128, symmetric=False):
+    """Quantizes float32 weights w (rows x cols, y = W·x) to 1, 2, 3, 4 bits or 'ternary',
+    in groups of `group_size` (32, 64 or 128) columns."""
+    w = _array(w, "w", np.float32, (2,))
+    flags = 1 if symmetric else 0
+    return _new(_lib.lowbit_matrix_quantize, _ptr(w, ctypes.c_float), w.size, w.shape[0], w.shape[1],
+                _bits_code(bits), _int(group_size, "group_size"), flags)
+
+
+def from_gptq(qweight, qzeros, scales, bits=4, group_size=128, zeros="v1"):
+    """Imports GPTQ-packed weights without requantizing: qweight int32 (cols/pack, rows),
+    qzeros int32 (cols/group_size, rows/pack), scales float16/float32 (cols/group_size, rows),
+    pack = 32 / bits. zeros='v1' (stored z - 1, AutoGPTQ's format) or 'v2' (stored z)."""
+    qweight = _array(qweight, "qweight", np.int32, (2,))
+    qzeros = _array(qzeros, "qzeros", np.int32, (2,))
+    if not isinstance(scales, np.ndarray) or scales.dtype not in (np.float16, np.float32):
+        raise ArgumentError("scales must be a float16 or float32 numpy array")
+    scales = _array(np.ascontiguousarray(scales, dtype=np.float32), "scales", np.float32, (2,))
+    if zeros not in ("v1", "v2"):
+        raise ArgumentError(f"zeros must be 'v1' or 'v2', not {zeros!r}")
+    bits_code = _bits_code(bits)
+    if bits_code not in (1, 2, 4):
+        raise ArgumentError(f"GPTQ import supports 1, 2 and 4 bits, not {bits!r}", status=3)
+    pack = 32 // bits_code
+    rows, cols = qweight.shape[1], qweight.shape[0] * pack
+    return _new(_lib.lowbit_matrix_from_gptq, _ptr(qweight, ctypes.c_int32), qweight.size,
+                _ptr(qzeros, ctypes.c_int32), qzeros.size, _ptr(scales, ctypes.c_float), scales.size,
+                rows, cols, bits_code, _int(group_size, "group_size"), 1 if zeros == "v2" else 0)
+
+
+def from_ternary(values, scales, group_size=128):
+    """Imports ternary weights: values int8 in {-1, 0, +1} (rows x cols) and scales float32 of
+    size 1 (per tensor), rows (per row) or rows*cols/group_size (per group)."""
+    values = _array(values, "values", np.int8, (2,))
+    scales = np.atleast_1d(scales)
+    scales = _array(np.ascontiguousarray(scales, dtype=np.float32) if scales.dtype in (np.float16, np.float64) else scales,
+                    "scales", np.float32, (1, 2))
+    return _new(_lib.lowbit_matrix_from_ternary, _ptr(values, ctypes.c_int8), values.size,
+                _ptr(scales, ctypes.c_float), scales.size, values.shape[0], values.shape[1],
+                _int(group_size, "group_size"))
+
+
+def load(path):
+    """Loads a matrix saved by Matrix.save (every field and checksum is validated)."""
+    return _new(_lib.lowbit_matrix_load, os.fsencode(path))
+
+
+__all__ = ["Matrix", "LowbitError", "ArgumentError", "quantize", "from_gptq", "from_ternary", "load",
+           "set_threads", "get_threads", "simd_tier", "KERNELS", "TERNARY", "__version__", "library_path"]

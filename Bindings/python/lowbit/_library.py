@@ -1,0 +1,70 @@
+"""Finds and loads liblowbit.so, and declares the C signatures of Include/lowbit.h."""
+import ctypes
+import os
+from pathlib import Path
+
+_NAME = "liblowbit.so"
+
+
+def _candidates():
+    """Where to look, in order: $LOWBIT_LIBRARY, the package's own lib/, then build folders."""
+    env = os.environ.get("LOWBIT_LIBRARY")
+    if env:
+        yield Path(env), "$LOWBIT_LIBRARY"
+    here = Path(__file__).resolve().parent
+    yield here / "lib" / _NAME, "package lib/"
+    # Source checkout: Bindings/python/lowbit -> repository root; and the current directory.
+    roots = [here.parents[2], Path.cwd()]
+    for root in roots:
+        for sub in ("dist/lib", ".build/release", ".build/debug"):
+            yield root / sub / _NAME, "build folder"
+
+
+def load():
+    tried = []
+    for path, what in _candidates():
+        tried.append(f"{path} ({what})")
+        if path.is_file():
+            try:
+                return ctypes.CDLL(str(path)), str(path)
+            except OSError as e:  # present but not loadable: say why, keep looking
+                tried[-1] += f": {e}"
+    raise ImportError("lowbit: cannot find liblowbit.so; looked in:\n  " + "\n  ".join(tried)
+                      + "\nbuild it with scripts/build.sh or set LOWBIT_LIBRARY")
+
+
+lib, path = load()
+
+_c = ctypes
+_p = _c.c_void_p
+_i32, _u32, _i64, _u64 = _c.c_int32, _c.c_uint32, _c.c_int64, _c.c_uint64
+_fp = _c.POINTER(_c.c_float)
+
+_SIGNATURES = {
+    "lowbit_version_number": (_u32, []),
+    "lowbit_version_string": (_c.c_char_p, []),
+    "lowbit_status_string": (_c.c_char_p, [_i32]),
+    "lowbit_last_error": (_c.c_char_p, []),
+    "lowbit_set_threads": (_i32, [_i32]),
+    "lowbit_get_threads": (_i32, []),
+    "lowbit_simd_tier": (_c.c_char_p, []),
+    "lowbit_matrix_quantize": (_i32, [_fp, _i64, _i64, _i64, _i32, _i32, _u32, _c.POINTER(_p)]),
+    "lowbit_matrix_from_gptq": (_i32, [_c.POINTER(_c.c_int32), _i64, _c.POINTER(_c.c_int32), _i64, _fp, _i64,
+                                       _i64, _i64, _i32, _i32, _u32, _c.POINTER(_p)]),
+    "lowbit_matrix_from_ternary": (_i32, [_c.POINTER(_c.c_int8), _i64, _fp, _i64, _i64, _i64, _i32, _c.POINTER(_p)]),
+    "lowbit_matrix_free": (None, [_p]),
+    "lowbit_matrix_describe": (_i32, [_p, _c.POINTER(_i64), _c.POINTER(_i64), _c.POINTER(_i32), _c.POINTER(_i32),
+                                      _c.POINTER(_u32)]),
+    "lowbit_matrix_nbytes": (_i32, [_p, _c.POINTER(_u64)]),
+    "lowbit_matrix_matmul": (_i32, [_p, _fp, _i64, _i64, _fp, _i64, _i32, _i32]),
+    "lowbit_matrix_prepare": (_i32, [_p, _i32]),
+    "lowbit_matrix_auto_kernel": (_i32, [_p, _i64, _c.POINTER(_i32)]),
+    "lowbit_matrix_dequantize": (_i32, [_p, _fp, _i64]),
+    "lowbit_matrix_save": (_i32, [_p, _c.c_char_p]),
+    "lowbit_matrix_load": (_i32, [_c.c_char_p, _c.POINTER(_p)]),
+}
+
+for _name, (_res, _args) in _SIGNATURES.items():
+    _f = getattr(lib, _name)
+    _f.restype = _res
+    _f.argtypes = _args

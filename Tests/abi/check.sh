@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# ABI discipline (DESIGN §3), on the release build in dist/:
+#  1. Include/lowbit.h agrees with the prototypes Swift emits for the shims;
+#  2. the .so exports exactly the LOWBIT_API functions of the header, and nothing else of ours;
+#  3. the .so loads without a Swift toolchain (no Swift runtime libraries in ldd);
+#  4. the library's version equals the header's.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "abi check FAILED: $*"; exit 1; }
+
+swiftc -typecheck Sources/LowBitC/Shims.swift -I .build/release/Modules -module-name LowBitC \
+    -emit-clang-header-path "$work/LowBitC-Swift.h" -Xcc -mavx2 -Xcc -mfma -Xcc -mf16c
+for f in $(grep -o 'lowbit_[a-z_0-9]*(' Include/lowbit.h | tr -d '(' | sort -u); do
+    grep -q "SWIFT_EXTERN .* $f(" "$work/LowBitC-Swift.h" || fail "$f is declared in lowbit.h but has no @c shim"
+done
+clang -std=c11 -Wall -Werror -IInclude -I"$work" Tests/abi/header_sync.c -Ldist/lib -llowbit -o "$work/header_sync" \
+    || fail "lowbit.h and the Swift shims disagree (see the compiler errors above)"
+LD_LIBRARY_PATH=dist/lib "$work/header_sync" || fail "library version differs from LOWBIT_VERSION_NUMBER"
+echo "ok: header and shims agree ($(grep -c 'SWIFT_EXTERN .* lowbit_' "$work/LowBitC-Swift.h") functions)"
+
+declared=$(grep -E '^LOWBIT_API' Include/lowbit.h | grep -o 'lowbit_[a-z_0-9]*(' | tr -d '(' | sort -u)
+exported=$(nm -D --defined-only dist/lib/liblowbit.so | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sort -u)
+[ "$declared" = "$exported" ] || fail "exports differ from the header:
+$(diff <(echo "$declared") <(echo "$exported") || true)"
+echo "ok: the .so exports exactly the $(echo "$declared" | wc -l) LOWBIT_API functions"
+
+if ldd dist/lib/liblowbit.so | grep -Ei 'swift|dispatch|foundation'; then fail "liblowbit.so needs Swift runtime libraries"; fi
+env -i /usr/bin/python3 -c "import ctypes; l = ctypes.CDLL('dist/lib/liblowbit.so'); assert l.lowbit_version_number() > 0" \
+    || fail "liblowbit.so does not load in a clean environment"
+echo "ok: liblowbit.so needs no Swift toolchain: $(ldd dist/lib/liblowbit.so | awk '{print $1}' | tr '\n' ' ')"
