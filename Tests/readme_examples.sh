@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the README's Python and C examples exactly as printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+awk '/^```python$/{on=1; next} /^```$/{on=0} on' README.md > "$work/example.py"
+awk '/^```c$/{on=1; next} /^```$/{on=0} on' README.md > "$work/example.c"
+compile=$(grep -E '^cc -IInclude example.c' README.md)
+(cd /tmp && python3 "$work/example.py") | tee "$work/py.out"
+grep -q "error: INVALID_ARGUMENT" "$work/py.out"
+cp "$work/example.c" example.c
+trap 'rm -rf "$work" example.c example' EXIT
+eval "$compile" | tee "$work/c.out"
+grep -q '^y\[0\] = ' "$work/c.out"
+echo "ok: README examples run as printed"

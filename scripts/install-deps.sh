@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, if missing: make and a C compiler (Debian packages),
+# numpy and pytest (PyPI). The Swift toolchain (with clang) is expected on PATH.
+set -euo pipefail
+command -v swift >/dev/null || { echo "swift is not on PATH: install Swift 6.x first"; exit 1; }
+missing=()
+command -v make >/dev/null || missing+=(make)
+command -v cc >/dev/null || missing+=(gcc)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}"
+fi
+pip_install() { python3 -m pip install --quiet "$@" || python3 -m pip install --quiet --break-system-packages "$@"; }
+python3 -c "import numpy" 2>/dev/null || pip_install numpy
+python3 -c "import pytest" 2>/dev/null || pip_install pytest
+echo "dependencies ok: $(swift --version 2>&1 | head -1); python $(python3 -c 'import sys, numpy; print(sys.version.split()[0], "numpy", numpy.__version__)')"
