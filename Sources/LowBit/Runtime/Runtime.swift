@@ -1,4 +1,3 @@
-import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,10 +64,8 @@ public func parallelRanges(_ count: Int, threads: Int = Runtime.threads, _ body:
         if count > 0 { body(0..<count) }
         return
     }
-    withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            body((count * w / workers)..<(count * (w + 1) / workers))
-        }
+    ThreadPool.shared.run(parts: workers) { w in
+        body((count * w / workers)..<(count * (w + 1) / workers))
     }
 }
 
