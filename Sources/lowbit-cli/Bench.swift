@@ -1,1 +1,247 @@
-func runBench(_ args: Arguments) throws { throw CLIError("bench: not yet") }
+#if canImport(Glibc)
+import Glibc
+#endif
+import LowBit
+
+let benchUsage = """
+usage: lowbit bench [options]
+
+Times Y = X·Wᵀ per kernel family and weight type, beside a memory-read baseline of the same
+bytes measured in the same run (ratio = read time / kernel time: 1.0 means the kernel runs at
+memory speed), and checks each case's error against the Float64 product of the dequantized weights.
+
+  --cases LIST      shape:memory pairs (default 4096x4096:hot,11008x4096:dram); memory is
+                    hot (one copy, cache-resident where it fits) or dram (rotating over > 96 MB of copies)
+  --shapes LIST     instead of --cases: shapes such as 4096x4096,11008x4096 ...
+  --memory LIST     ... crossed with hot, dram or both (default hot)
+  --families LIST   lut,bitserial,dequant (default all three)
+  --bits LIST       1,2,3,4,ternary (default all)
+  --n LIST          activation rows per product (default 1,32)
+  --threads LIST    thread counts (default 1,2)
+  --group-size G    32, 64 or 128 (default 128)
+  --max-call S      skip cases whose single call takes longer than S seconds (default 0.5)
+  --full            DESIGN §9's full grid: 5 shapes x hot and dram x N 1,8,32,256
+  --json            print JSON instead of the table
+"""
+
+enum MemoryMode: String { case hot, dram }
+
+struct BenchCase {
+    let rows: Int, cols: Int
+    let memory: MemoryMode
+    let type: WeightType
+    let family: KernelFamily
+    let n: Int, threads: Int
+    var seconds = Double.nan, readSeconds = Double.nan, error = Double.nan
+    var bytes = 0, runs = 0
+    var note = ""
+
+    var gflops: Double { 2 * Double(rows) * Double(cols) * Double(n) / seconds / 1e9 }
+    var weightGBs: Double { Double(bytes) / seconds / 1e9 }
+    var readRatio: Double { readSeconds / seconds }
+    var measured: Bool { !seconds.isNaN }
+    var groupKey: String { "\(rows)x\(cols) \(memory.rawValue) \(type) n=\(n) t=\(threads)" }
+}
+
+func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
+    try list.map { s in
+        let parts = s.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else { throw CLIError("bad shape '\(s)': use ROWSxCOLS") }
+        return (parts[0], parts[1])
+    }
+}
+
+func runBench(_ args: Arguments) throws {
+    if args.flags.contains("help") { print(benchUsage); return }
+    try args.allow(["cases", "shapes", "memory", "families", "bits", "n", "threads", "group-size", "max-call", "full", "json"])
+    let full = args.flags.contains("full")
+    var cases: [((Int, Int), MemoryMode)] = []
+    if let list = args.options["cases"] {
+        for item in list.split(separator: ",") {
+            let p = item.split(separator: ":")
+            guard p.count == 2, let mem = MemoryMode(rawValue: String(p[1])) else { throw CLIError("bad case '\(item)': use ROWSxCOLS:hot|dram") }
+            cases.append((try parseShapes([String(p[0])])[0], mem))
+        }
+    } else if args.options["shapes"] != nil || full {
+        let shapes = try parseShapes(args.strings("shapes", default: ["4096x4096", "11008x4096", "4096x11008", "3200x8640", "8640x3200"]))
+        let mems = try args.strings("memory", default: full ? ["hot", "dram"] : ["hot"]).map {
+            guard let m = MemoryMode(rawValue: $0) else { throw CLIError("bad memory '\($0)': use hot or dram") }
+            return m
+        }
+        for s in shapes { for m in mems { cases.append((s, m)) } }
+    } else {
+        cases = [((4096, 4096), .hot), ((11008, 4096), .dram)]
+    }
+    let families = try args.strings("families", default: ["lut", "bitserial", "dequant"]).map { try KernelFamily(name: $0) }
+    guard !families.contains(.auto), !families.contains(.reference) else { throw CLIError("bench families are lut, bitserial and dequant") }
+    let types = try args.strings("bits", default: ["1", "2", "3", "4", "ternary"]).map(parseWeightType)
+    let ns = try args.ints("n", default: full ? [1, 8, 32, 256] : [1, 32])
+    let threadCounts = try args.ints("threads", default: [1, 2])
+    let groupSize = try args.int("group-size", default: 128)
+    let maxCall = Double(args.options["max-call"] ?? "0.5") ?? 0.5
+    guard ns.allSatisfy({ $0 > 0 }), threadCounts.allSatisfy({ $0 > 0 }) else { throw CLIError("--n and --threads must be positive") }
+    let json = args.flags.contains("json")
+
+    var results: [BenchCase] = []
+    var readCache: [String: Double] = [:]
+    if !json {
+        print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.tier), group size \(groupSize); ratio = memory-read time of the same bytes / kernel time")
+        print("shape        mem   type     family     n    thr  time         GFLOP/s  GB/s    read-ratio  error")
+    }
+    for ((rows, cols), memory) in cases {
+        try validateShape(rows: rows, cols: cols, groupSize: groupSize)
+        var rng = SplitMix(seed: UInt64(rows * 31 + cols))
+        let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.02 }
+        let maxN = ns.max()!
+        let x = (0..<(maxN * cols)).map { _ in rng.normal() }
+        try Runtime.setThreads(0)
+        for type in types {
+            let m = try w.withUnsafeBufferPointer {
+                try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: false)
+            }
+            // Error is checked on the first two activation rows of each case.
+            let sampleRows = min(2, maxN)
+            let reference = product64(m.dequantized(), rows: rows, cols: cols, Array(x[0..<(sampleRows * cols)]), n: sampleRows)
+            for family in families {
+                try m.prepare(family)
+                let bytes = try m.kernelByteCount(family)
+                let copies = memory == .hot ? 1 : max(2, (96 << 20) / bytes + 1)
+                var mats = [m]
+                while mats.count < copies { mats.append(try m.clone()) }
+                for threads in threadCounts {
+                    try Runtime.setThreads(threads)
+                    let readKey = "\(bytes) \(threads) \(memory)"
+                    if readCache[readKey] == nil { readCache[readKey] = try measureRead(bytes: bytes, copies: copies) }
+                    var skipRest = false
+                    for n in ns.sorted() {
+                        var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family, n: n, threads: threads)
+                        c.bytes = bytes
+                        c.readSeconds = readCache[readKey]!
+                        if skipRest {
+                            c.note = "skipped: a call would take over \(maxCall) s"
+                        } else {
+                            try measure(&c, mats: mats, x: x, reference: reference, sampleRows: sampleRows, maxCall: maxCall)
+                            if !c.measured { skipRest = true }
+                        }
+                        if !json { printCase(c) }
+                        results.append(c)
+                    }
+                }
+                mats.removeAll()
+            }
+            if !json { printVerdicts(results.filter { $0.rows == rows && $0.cols == cols && $0.memory == memory && $0.type == type }) }
+        }
+    }
+    try Runtime.setThreads(0)
+    if json { printJSON(results) }
+}
+
+/// Median seconds of reading `bytes` bytes, rotating over `copies` buffers.
+func measureRead(bytes: Int, copies: Int) throws -> Double {
+    let buffers = try (0..<copies).map { _ in try AlignedBufferBox(bytes) }
+    var i = 0
+    var sink: UInt64 = 0
+    let t = timeAdaptive(first: nil) {
+        sink ^= MemoryBaseline.read(buffers[i % copies].pointer, bytes: bytes / 32 * 32)
+        i += 1
+    }
+    if sink == 42 { print("") }  // keeps the reads observable
+    return t.median
+}
+
+/// A zeroed... then filled buffer, so the reads touch real pages.
+final class AlignedBufferBox {
+    let pointer: UnsafeMutableRawPointer
+    init(_ bytes: Int) throws {
+        var p: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&p, 64, max(bytes, 64)) == 0, let p else { throw CLIError("out of memory") }
+        memset(p, 0x5A, max(bytes, 64))
+        pointer = p
+    }
+    deinit { free(pointer) }
+}
+
+/// Times `body` for ~0.15 s (3 to 200 runs after one warm-up); returns the median.
+func timeAdaptive(first: Double?, _ body: () throws -> Void) rethrows -> (median: Double, runs: Int) {
+    var warm = first ?? 0
+    if first == nil {
+        let t0 = monotonicSeconds()
+        try body()
+        warm = monotonicSeconds() - t0
+    }
+    let runs = min(200, max(3, Int(0.15 / max(warm, 1e-7))))
+    var times: [Double] = []
+    for _ in 0..<runs {
+        let t0 = monotonicSeconds()
+        try body()
+        times.append(monotonicSeconds() - t0)
+    }
+    times.sort()
+    return (times[times.count / 2], runs)
+}
+
+func measure(_ c: inout BenchCase, mats: [QuantizedMatrix], x: [Float], reference: [Double], sampleRows: Int, maxCall: Double) throws {
+    var y = [Float](repeating: 0, count: c.n * c.rows)
+    var i = 0
+    let n = c.n, family = c.family
+    func call() throws {
+        try x.withUnsafeBufferPointer { xp in
+            try y.withUnsafeMutableBufferPointer { yp in
+                try mats[i % mats.count].multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family)
+            }
+        }
+        i += 1
+    }
+    let t0 = monotonicSeconds()
+    try call()
+    let first = monotonicSeconds() - t0
+    let k = min(sampleRows, n)
+    c.error = normalizedError(y[0..<(k * c.rows)].map(Double.init), Array(reference[0..<(k * c.rows)]))
+    if first > maxCall {
+        c.note = "skipped: one call took \(fmt(first, 2)) s (> --max-call \(maxCall))"
+        return
+    }
+    let t = try timeAdaptive(first: first, call)
+    c.seconds = t.median
+    c.runs = t.runs
+}
+
+func printCase(_ c: BenchCase) {
+    let head = "\("\(c.rows)x\(c.cols)".padded(12)) \(c.memory.rawValue.padded(5)) \(c.type.description.padded(8)) \(c.family.description.padded(10)) \(String(c.n).padded(4)) \(String(c.threads).padded(4))"
+    if !c.measured {
+        print("\(head) \(c.note)\(c.error.isNaN ? "" : " (error \(sci(c.error)))")")
+        return
+    }
+    print("\(head) \(formatTime(c.seconds).padded(12)) \(fmt(c.gflops, 1).padded(8)) \(fmt(c.weightGBs, 1).padded(7)) \(fmt(c.readRatio, 2).padded(11)) \(sci(c.error))\(c.error > 5e-4 ? "  ERROR ABOVE 5e-4" : "")")
+}
+
+func printVerdicts(_ cases: [BenchCase]) {
+    var order: [String] = []
+    var groups: [String: [BenchCase]] = [:]
+    for c in cases where c.measured {
+        if groups[c.groupKey] == nil { order.append(c.groupKey) }
+        groups[c.groupKey, default: []].append(c)
+    }
+    for key in order {
+        let g = groups[key]!.sorted { $0.seconds < $1.seconds }
+        let others = g.dropFirst().map { "\($0.family) \(fmt($0.seconds / g[0].seconds, 1))x slower" }
+        print("  verdict \(key): fastest \(g[0].family) (\(formatTime(g[0].seconds)), \(fmt(g[0].readRatio, 2)) of read speed)\(others.isEmpty ? "" : "; " + others.joined(separator: ", "))")
+    }
+}
+
+func jsonNumber(_ v: Double) -> String { v.isFinite ? "\(v)" : "null" }
+func jsonString(_ s: String) -> String {
+    "\"" + s.replacingAll("\\", "\\\\").replacingAll("\"", "\\\"") + "\""
+}
+
+extension String {
+    func replacingAll(_ a: Character, _ b: String) -> String { map { $0 == a ? b : String($0) }.joined() }
+}
+
+func printJSON(_ results: [BenchCase]) {
+    var lines: [String] = []
+    for c in results {
+        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
+    }
+    print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(jsonString(Runtime.tier)),\n  \"cases\": [\n\(lines.joined(separator: ",\n"))\n  ]\n}")
+}

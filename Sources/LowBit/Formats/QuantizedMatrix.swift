@@ -115,6 +115,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    var hasLUTLayout: Bool { lutLayoutCache.withLock { $0 != nil } }
+
     /// Packs the layout a kernel family needs now rather than on its first product.
     public func prepare(_ kernel: KernelFamily) throws {
         switch kernel {
