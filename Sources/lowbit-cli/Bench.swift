@@ -84,6 +84,7 @@ func runBench(_ args: Arguments) throws {
 
     var results: [BenchCase] = []
     var readCache: [String: Double] = [:]
+    var tableSeconds = Double.nan
     if !json {
         print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.tier), group size \(groupSize); ratio = memory-read time of the same bytes / kernel time")
         print("shape        mem   type     family     n    thr  time         GFLOP/s  GB/s    read-ratio  error")
@@ -102,6 +103,15 @@ func runBench(_ args: Arguments) throws {
             // Error is checked on the first two activation rows of each case.
             let sampleRows = min(2, maxN)
             let reference = product64(m.dequantized(), rows: rows, cols: cols, Array(x[0..<(sampleRows * cols)]), n: sampleRows)
+            if families.contains(.lut), type == types.first {
+                let tables = LUTTables(cols: cols, groupSize: groupSize)
+                let buffer = try AlignedBufferBox(LUTTables.byteCount(cols: cols, groupSize: groupSize))
+                let t = x.withUnsafeBufferPointer { xp in
+                    timeAdaptive(first: nil) { tables.build(xp.baseAddress!, into: buffer.pointer, biased: true) }
+                }
+                tableSeconds = t.median
+                if !json { print("lut tables for one activation row of \(cols): \(formatTime(t.median)) (1 thread)") }
+            }
             for family in families {
                 try m.prepare(family)
                 let bytes = try m.kernelByteCount(family)

@@ -36,7 +36,19 @@ public struct LUTTables {
 
     /// Builds the tables of activation row `x` at `base`. With `biased`, entries are stored as
     /// UInt8 bit patterns of T + 128 (what `vpmaddubsw` wants as its unsigned operand).
+    /// Uses the AVX2 builder when it runs (same bytes: tests compare the two).
     public func build(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, biased: Bool) {
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2 {
+            buildAVX2(x, into: base, biased: biased)
+            return
+        }
+        #endif
+        buildScalar(x, into: base, biased: biased)
+    }
+
+    /// The readable builder, one entry at a time.
+    public func buildScalar(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, biased: Bool) {
         let t = tables(base), scales = tableScales(base), sums = groupSums(base)
         let kgroupsPerGroup = groupSize / 4
         var sums8 = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
@@ -72,9 +84,9 @@ public struct LUTTables {
     }
 }
 
-/// Rounds to the nearest integer in −127...127 (NaN, which only overflowing inputs produce, to 0).
-/// Symmetric, so a mirrored table entry rounds to the exact negation.
+/// Rounds to the nearest integer (ties to even, as `vcvtps2dq`) in −127...127 (NaN, which only
+/// overflowing inputs produce, to 0). Symmetric, so a mirrored entry rounds to the exact negation.
 @inlinable
 func roundToInt8(_ v: Float) -> Int8 {
-    v.isNaN ? 0 : Int8(min(max(v.rounded(), -127), 127))
+    v.isNaN ? 0 : Int8(min(max(v.rounded(.toNearestOrEven), -127), 127))
 }
