@@ -137,7 +137,7 @@ final class KernelTests: XCTestCase {
         DispatchQueue.concurrentPerform(iterations: 64) { i in
             results[i] = (try? m.product(inputs[i % 8], n: 2, kernel: kernels[i % 8 % 4])) ?? []
         }
-        for i in 0..<64 { XCTAssertEqual(results[i], expected[i % 8], "call \(i)") }
+        for i in 0..<64 { XCTAssertTrue(results[i] == expected[i % 8], "call \(i) differs from the same product run alone") }
     }
 
     func testBadProductArguments() throws {
@@ -148,5 +148,38 @@ final class KernelTests: XCTestCase {
         x[5] = .nan
         XCTAssertThrowsStatus(.invalidArgument, try m.product(x, n: 1, kernel: .lut))
         XCTAssertThrowsStatus(.invalidArgument, try KernelFamily(code: 9))
+    }
+}
+
+final class LUTTableTests: XCTestCase {
+    /// The AVX2 table builder writes the same bytes as the readable scalar one.
+    func testAVX2TablesEqualScalarTables() throws {
+        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        var rng = TestRandom(seed: 31)
+        for (cols, g) in [(32, 32), (192, 64), (512, 128)] {
+            var x = rng.normals(cols)
+            x[3] = 0; x[7] = -x[6]  // exact zeros and cancellations
+            let tables = LUTTables(cols: cols, groupSize: g)
+            let size = LUTTables.byteCount(cols: cols, groupSize: g)
+            for biased in [false, true] {
+                var fast = [UInt8](repeating: 0, count: size), slow = [UInt8](repeating: 1, count: size)
+                fast.withUnsafeMutableBytes { f in tables.build(x, into: f.baseAddress!, biased: biased) }
+                slow.withUnsafeMutableBytes { s in tables.buildScalar(x, into: s.baseAddress!, biased: biased) }
+                XCTAssertEqual(Array(fast[0..<(cols * 4)]), Array(slow[0..<(cols * 4)]), "tables cols=\(cols) biased=\(biased)")
+                // Scales exactly; group sums to float rounding (different summation order).
+                let groups = cols / g
+                fast.withUnsafeBytes { f in slow.withUnsafeBytes { s in
+                    for i in 0..<groups {
+                        XCTAssertEqual(f.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self), s.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self))
+                        XCTAssertEqual(f.load(fromByteOffset: cols * 4 + 4 * (groups + i), as: Float.self),
+                                       s.load(fromByteOffset: cols * 4 + 4 * (groups + i), as: Float.self), accuracy: 1e-4)
+                    }
+                } }
+            }
+            // Antisymmetry: entry 15 − i is the negation of entry i.
+            var t = [Int8](repeating: 0, count: size)
+            t.withUnsafeMutableBytes { tables.build(x, into: $0.baseAddress!, biased: false) }
+            for kg in 0..<(cols / 4) { for i in 0..<8 { XCTAssertEqual(t[16 * kg + 15 - i], -t[16 * kg + i]) } }
+        }
     }
 }

@@ -73,11 +73,9 @@ extension QuantizedMatrix {
         if Runtime.useAVX2 {
             let layout = try lutLayout()
             for i in 0..<n { tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
-            parallelRanges(layout.rowBlocks) { blocks in
-                for i in 0..<n {
-                    LUTKernelAVX2.run(layout, groupSize: groupSize, rows: rows, tables: tables,
-                                      tableBase: ws + i * tableBytes, y: y + i * rows, blocks: blocks)
-                }
+            parallelRanges(layout.rowBlocks * LUTKernelAVX2.tiles(n: n)) { items in
+                LUTKernelAVX2.run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws,
+                                  tableStride: tableBytes, y: y, items: items)
             }
             return
         }

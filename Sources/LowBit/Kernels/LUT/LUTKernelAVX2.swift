@@ -6,117 +6,213 @@ import _Builtin_intrinsics.intel
 /// `vpmaddubsw` with bytes (1, 2) adds a plane pair of one row (or `vpunpck*bw` widens a lone
 /// plane) into int16; the bias is a constant per group, removed when the group is flushed.
 /// Int16 stays far from overflow: per group at most (G/8)·765 per lane, 24480 for G = 128.
+///
+/// For N > 1 activation rows, each chunk's weight indices are decoded once and looked up in
+/// the tables of a tile of activation rows.
 enum LUTKernelAVX2 {
-    /// y[r] for the rows of `blocks` (16 per block, rows past `rows` dropped), one activation row.
-    static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, tables: LUTTables,
-                    tableBase: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, blocks: Range<Int>) {
+    /// Activation rows sharing one decode of the weight indices.
+    static let tileRows = 2
+
+    /// y[i·rows + r] for the row blocks and activation tiles of `items` (item = block·tiles + tile),
+    /// tables of activation row i at `tableBase + i·tableStride`.
+    static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
+                    tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>) {
         switch layout.bits {
-        case 1: body(bits: 1, layout, groupSize, rows, tables, tableBase, y, blocks)
-        case 2: body(bits: 2, layout, groupSize, rows, tables, tableBase, y, blocks)
-        case 3: body(bits: 3, layout, groupSize, rows, tables, tableBase, y, blocks)
-        default: body(bits: 4, layout, groupSize, rows, tables, tableBase, y, blocks)
+        case 1: body(bits: 1, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
+        case 2: body(bits: 2, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
+        case 3: body(bits: 3, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
+        default: body(bits: 4, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
         }
     }
+
+    static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
     @inline(__always)
     static func load(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
 
-    /// Adds the two 128-bit lanes of an int16 accumulator (the two k-group parities) and widens
-    /// the 8 row sums to int32.
-    @inline(__always)
-    static func laneSum(_ a: __m256i) -> __m256i { _mm256_cvtepi16_epi32(_mm_add_epi16(a.lowHalf, a.highHalf)) }
+    /// The nibble indices of one chunk of one row block: low (tables 4c | 4c+1) and high
+    /// (tables 4c+2 | 4c+3) nibbles of up to 4 unit vectors.
+    struct Indices {
+        var l0, h0, l1, h1, l2, h2, l3, h3: __m256i
 
-    @inline(__always)
-    static func body(bits: Int, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ tables: LUTTables,
-                     _ tableBase: UnsafeMutableRawPointer, _ y: UnsafeMutablePointer<Float>, _ blocks: Range<Int>) {
-        let mask = _mm256_set1_epi8(0x0F)
-        let planePair = _mm256_set1_epi16(0x0201)  // bytes (1, 2): plane p + 2·plane p+1
-        let zero = _mm256_setzero_si256()
-        let groups = tables.groups, chunksPerGroup = groupSize / 16
-        // Bias per row and group: (G/4) k-groups × 128 × (1 + 2) for a pair, × 1 for a lone plane.
-        let pairBias = _mm256_set1_epi32(Int32(96 * groupSize))
-        let loneBias = _mm256_set1_epi32(Int32(32 * groupSize))
-        let ts = tables.tableScales(tableBase), sx = tables.groupSums(tableBase)
-        let params = layout.params.floats()
-        let codes = UnsafeRawPointer(layout.codes.pointer)
-        let blockBytes = layout.blockCodeBytes
-        for block in blocks {
-            var y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps()
-            var w = codes + block * blockBytes
-            var tab = UnsafeRawPointer(tables.tables(tableBase))
-            for g in 0..<groups {
-                var a0 = zero, a1 = zero, a2 = zero, a3 = zero
-                for _ in 0..<chunksPerGroup {
-                    let tlo = load(tab), thi = load(tab + 32)
-                    tab += 64
-                    if bits >= 2 {
-                        let v0 = load(w), v1 = load(w + 32)
-                        w += 64
-                        a0 = _mm256_add_epi16(a0, _mm256_add_epi16(
-                            _mm256_maddubs_epi16(_mm256_shuffle_epi8(tlo, _mm256_and_si256(v0, mask)), planePair),
-                            _mm256_maddubs_epi16(_mm256_shuffle_epi8(thi, _mm256_and_si256(_mm256_srli_epi16(v0, 4), mask)), planePair)))
-                        a1 = _mm256_add_epi16(a1, _mm256_add_epi16(
-                            _mm256_maddubs_epi16(_mm256_shuffle_epi8(tlo, _mm256_and_si256(v1, mask)), planePair),
-                            _mm256_maddubs_epi16(_mm256_shuffle_epi8(thi, _mm256_and_si256(_mm256_srli_epi16(v1, 4), mask)), planePair)))
-                    }
-                    if bits == 4 {
-                        let v2 = load(w), v3 = load(w + 32)
-                        w += 64
-                        a2 = _mm256_add_epi16(a2, _mm256_add_epi16(
-                            _mm256_maddubs_epi16(_mm256_shuffle_epi8(tlo, _mm256_and_si256(v2, mask)), planePair),
-                            _mm256_maddubs_epi16(_mm256_shuffle_epi8(thi, _mm256_and_si256(_mm256_srli_epi16(v2, 4), mask)), planePair)))
-                        a3 = _mm256_add_epi16(a3, _mm256_add_epi16(
-                            _mm256_maddubs_epi16(_mm256_shuffle_epi8(tlo, _mm256_and_si256(v3, mask)), planePair),
-                            _mm256_maddubs_epi16(_mm256_shuffle_epi8(thi, _mm256_and_si256(_mm256_srli_epi16(v3, 4), mask)), planePair)))
-                    }
-                    if bits % 2 == 1 {
-                        let v = load(w)
-                        w += 32
-                        let lo = _mm256_shuffle_epi8(tlo, _mm256_and_si256(v, mask))
-                        let hi = _mm256_shuffle_epi8(thi, _mm256_and_si256(_mm256_srli_epi16(v, 4), mask))
-                        a2 = _mm256_add_epi16(a2, _mm256_add_epi16(_mm256_unpacklo_epi8(lo, zero), _mm256_unpacklo_epi8(hi, zero)))
-                        a3 = _mm256_add_epi16(a3, _mm256_add_epi16(_mm256_unpackhi_epi8(lo, zero), _mm256_unpackhi_epi8(hi, zero)))
-                    }
-                }
-                // Σₚ 2ᵖ·Lₚ for rows 0..<8 (t0) and 8..<16 (t1).
-                var t0: __m256i, t1: __m256i
-                switch bits {
-                case 1:
-                    t0 = _mm256_sub_epi32(laneSum(a2), loneBias)
-                    t1 = _mm256_sub_epi32(laneSum(a3), loneBias)
-                case 2:
-                    t0 = _mm256_sub_epi32(laneSum(a0), pairBias)
-                    t1 = _mm256_sub_epi32(laneSum(a1), pairBias)
-                case 3:
-                    t0 = _mm256_add_epi32(_mm256_sub_epi32(laneSum(a0), pairBias),
-                                          _mm256_slli_epi32(_mm256_sub_epi32(laneSum(a2), loneBias), 2))
-                    t1 = _mm256_add_epi32(_mm256_sub_epi32(laneSum(a1), pairBias),
-                                          _mm256_slli_epi32(_mm256_sub_epi32(laneSum(a3), loneBias), 2))
-                default:
-                    t0 = _mm256_add_epi32(_mm256_sub_epi32(laneSum(a0), pairBias),
-                                          _mm256_slli_epi32(_mm256_sub_epi32(laneSum(a2), pairBias), 2))
-                    t1 = _mm256_add_epi32(_mm256_sub_epi32(laneSum(a1), pairBias),
-                                          _mm256_slli_epi32(_mm256_sub_epi32(laneSum(a3), pairBias), 2))
-                }
-                let p = params + (block * groups + g) * 32
-                let scale = _mm256_set1_ps(ts[g]), sum = _mm256_set1_ps(sx[g])
-                y0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(p), scale), _mm256_cvtepi32_ps(t0), y0)
-                y1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(p + 8), scale), _mm256_cvtepi32_ps(t1), y1)
-                y0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + 16), sum, y0)
-                y1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + 24), sum, y1)
+        @inline(__always)
+        init(bits: Int, _ w: UnsafeRawPointer) {
+            let mask = _mm256_set1_epi8(0x0F)
+            let units = bits == 1 ? 1 : bits
+            let v0 = load(w)
+            l0 = _mm256_and_si256(v0, mask); h0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), mask)
+            let v1 = units > 1 ? load(w + 32) : v0
+            l1 = _mm256_and_si256(v1, mask); h1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), mask)
+            let v2 = units > 2 ? load(w + 64) : v0
+            l2 = _mm256_and_si256(v2, mask); h2 = _mm256_and_si256(_mm256_srli_epi16(v2, 4), mask)
+            let v3 = units > 3 ? load(w + 96) : v0
+            l3 = _mm256_and_si256(v3, mask); h3 = _mm256_and_si256(_mm256_srli_epi16(v3, 4), mask)
+        }
+    }
+
+    /// Int16 group accumulators of one row block for one activation row: a0/a1 = plane pair 0
+    /// (rows 0..<8 / 8..<16), a2/a3 = plane pair 1 (4-bit) or the lone top plane (1- and 3-bit).
+    struct Accumulators {
+        var a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256()
+        var a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256()
+
+        @inline(__always)
+        static func pair(_ tlo: __m256i, _ thi: __m256i, _ lo: __m256i, _ hi: __m256i) -> __m256i {
+            let planePair = _mm256_set1_epi16(0x0201)  // bytes (1, 2): plane p + 2·plane p+1
+            return _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(tlo, lo), planePair),
+                                    _mm256_maddubs_epi16(_mm256_shuffle_epi8(thi, hi), planePair))
+        }
+
+        @inline(__always)
+        mutating func add(bits: Int, _ ix: Indices, _ tlo: __m256i, _ thi: __m256i) {
+            if bits >= 2 {
+                a0 = _mm256_add_epi16(a0, Accumulators.pair(tlo, thi, ix.l0, ix.h0))
+                a1 = _mm256_add_epi16(a1, Accumulators.pair(tlo, thi, ix.l1, ix.h1))
             }
-            let first = block * LUTLayout.rowsPerBlock
+            if bits == 4 {
+                a2 = _mm256_add_epi16(a2, Accumulators.pair(tlo, thi, ix.l2, ix.h2))
+                a3 = _mm256_add_epi16(a3, Accumulators.pair(tlo, thi, ix.l3, ix.h3))
+            }
+            if bits % 2 == 1 {
+                let zero = _mm256_setzero_si256()
+                let lo = _mm256_shuffle_epi8(tlo, bits == 1 ? ix.l0 : ix.l2)
+                let hi = _mm256_shuffle_epi8(thi, bits == 1 ? ix.h0 : ix.h2)
+                a2 = _mm256_add_epi16(a2, _mm256_add_epi16(_mm256_unpacklo_epi8(lo, zero), _mm256_unpacklo_epi8(hi, zero)))
+                a3 = _mm256_add_epi16(a3, _mm256_add_epi16(_mm256_unpackhi_epi8(lo, zero), _mm256_unpackhi_epi8(hi, zero)))
+            }
+        }
+
+        /// Adds the two lanes (k-group parities) and widens 8 row sums to int32.
+        @inline(__always)
+        static func laneSum(_ a: __m256i) -> __m256i { _mm256_cvtepi16_epi32(_mm_add_epi16(a.lowHalf, a.highHalf)) }
+
+        /// Σₚ 2ᵖ·Lₚ for rows 0..<8 and 8..<16, bias removed. Bias per row and group:
+        /// (G/4) k-groups × 128 × (1 + 2) for a pair, × 1 for a lone plane.
+        @inline(__always)
+        func planeSums(bits: Int, groupSize: Int) -> (__m256i, __m256i) {
+            let pairBias = _mm256_set1_epi32(Int32(96 * groupSize))
+            let loneBias = _mm256_set1_epi32(Int32(32 * groupSize))
+            switch bits {
+            case 1:
+                return (_mm256_sub_epi32(Accumulators.laneSum(a2), loneBias), _mm256_sub_epi32(Accumulators.laneSum(a3), loneBias))
+            case 2:
+                return (_mm256_sub_epi32(Accumulators.laneSum(a0), pairBias), _mm256_sub_epi32(Accumulators.laneSum(a1), pairBias))
+            default:
+                let topBias = bits == 3 ? loneBias : pairBias
+                return (_mm256_add_epi32(_mm256_sub_epi32(Accumulators.laneSum(a0), pairBias),
+                                         _mm256_slli_epi32(_mm256_sub_epi32(Accumulators.laneSum(a2), topBias), 2)),
+                        _mm256_add_epi32(_mm256_sub_epi32(Accumulators.laneSum(a1), pairBias),
+                                         _mm256_slli_epi32(_mm256_sub_epi32(Accumulators.laneSum(a3), topBias), 2)))
+            }
+        }
+    }
+
+    /// Float outputs of one row block for one activation row.
+    struct Outputs {
+        var y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps()
+
+        /// y += (d/2)·ts·Σₚ 2ᵖ·Lₚ + (m + d·(2ᵇ − 1)/2)·Σx for one group.
+        @inline(__always)
+        mutating func add(_ sums: (__m256i, __m256i), params p: UnsafePointer<Float>, tableScale: Float, groupSum: Float) {
+            let scale = _mm256_set1_ps(tableScale), sum = _mm256_set1_ps(groupSum)
+            y0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(p), scale), _mm256_cvtepi32_ps(sums.0), y0)
+            y1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(p + 8), scale), _mm256_cvtepi32_ps(sums.1), y1)
+            y0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + 16), sum, y0)
+            y1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + 24), sum, y1)
+        }
+
+        @inline(__always)
+        func store(_ y: UnsafeMutablePointer<Float>, first: Int, rows: Int) {
             if first + 16 <= rows {
                 _mm256_storeu_ps(y + first, y0)
                 _mm256_storeu_ps(y + first + 8, y1)
-            } else {
-                var tail = (SIMD8<Float>(), SIMD8<Float>())
-                withUnsafeMutableBytes(of: &tail) { raw in
-                    let f = raw.bindMemory(to: Float.self).baseAddress!
-                    _mm256_storeu_ps(f, y0)
-                    _mm256_storeu_ps(f + 8, y1)
-                    for i in 0..<(rows - first) { y[first + i] = f[i] }
+                return
+            }
+            var tail = (SIMD8<Float>(), SIMD8<Float>())
+            withUnsafeMutableBytes(of: &tail) { raw in
+                let f = raw.bindMemory(to: Float.self).baseAddress!
+                _mm256_storeu_ps(f, y0)
+                _mm256_storeu_ps(f + 8, y1)
+                for i in 0..<(rows - first) { y[first + i] = f[i] }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func body(bits: Int, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int, _ tables: LUTTables,
+                     _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int, _ y: UnsafeMutablePointer<Float>,
+                     _ items: Range<Int>) {
+        let groups = tables.groups, chunksPerGroup = groupSize / 16
+        let params = UnsafePointer(layout.params.floats())
+        let codes = UnsafeRawPointer(layout.codes.pointer)
+        let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
+        let tileCount = tiles(n: n)
+        var item = items.lowerBound
+        while item < items.upperBound {
+            defer { item += 1 }
+            if n == 1, item + 1 < items.upperBound {
+                // One activation row: two row blocks per pass share each table load.
+                let block = item
+                item += 1
+                let wa = codes + block * blockBytes, wb = wa + blockBytes
+                let t0 = UnsafeRawPointer(tableBase)
+                let ts = UnsafePointer(tables.tableScales(tableBase)), sx = UnsafePointer(tables.groupSums(tableBase))
+                let pa = params + block * groups * 32, pb = pa + groups * 32
+                var outA = Outputs(), outB = Outputs()
+                var c = 0
+                for g in 0..<groups {
+                    var accA = Accumulators(), accB = Accumulators()
+                    for _ in 0..<chunksPerGroup {
+                        let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
+                        accA.add(bits: bits, Indices(bits: bits, wa + c * unitBytes), tlo, thi)
+                        accB.add(bits: bits, Indices(bits: bits, wb + c * unitBytes), tlo, thi)
+                        c += 1
+                    }
+                    outA.add(accA.planeSums(bits: bits, groupSize: groupSize), params: pa + g * 32, tableScale: ts[g], groupSum: sx[g])
+                    outB.add(accB.planeSums(bits: bits, groupSize: groupSize), params: pb + g * 32, tableScale: ts[g], groupSum: sx[g])
                 }
+                outA.store(y, first: block * LUTLayout.rowsPerBlock, rows: rows)
+                outB.store(y, first: (block + 1) * LUTLayout.rowsPerBlock, rows: rows)
+                continue
+            }
+            let block = item / tileCount, first = (item % tileCount) * tileRows
+            let w0 = codes + block * blockBytes
+            let t0 = UnsafeRawPointer(tableBase + first * tableStride)
+            let ts0 = UnsafePointer(tables.tableScales(tableBase + first * tableStride))
+            let sx0 = UnsafePointer(tables.groupSums(tableBase + first * tableStride))
+            let rowParams = params + block * groups * 32
+            if first + 1 < n {
+                // Two activation rows: decode each chunk once, look up in both rows' tables.
+                let t1 = t0 + tableStride
+                let ts1 = UnsafePointer(tables.tableScales(tableBase + (first + 1) * tableStride))
+                let sx1 = UnsafePointer(tables.groupSums(tableBase + (first + 1) * tableStride))
+                var out0 = Outputs(), out1 = Outputs()
+                var c = 0
+                for g in 0..<groups {
+                    var acc0 = Accumulators(), acc1 = Accumulators()
+                    for _ in 0..<chunksPerGroup {
+                        let ix = Indices(bits: bits, w0 + c * unitBytes)
+                        acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
+                        acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
+                        c += 1
+                    }
+                    out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * 32, tableScale: ts0[g], groupSum: sx0[g])
+                    out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * 32, tableScale: ts1[g], groupSum: sx1[g])
+                }
+                out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
+                out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
+            } else {
+                var out = Outputs()
+                var c = 0
+                for g in 0..<groups {
+                    var acc = Accumulators()
+                    for _ in 0..<chunksPerGroup {
+                        acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
+                        c += 1
+                    }
+                    out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * 32, tableScale: ts0[g], groupSum: sx0[g])
+                }
+                out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
             }
         }
     }

@@ -47,37 +47,37 @@ public struct LUTTables {
         buildScalar(x, into: base, biased: biased)
     }
 
+    /// Entry i < 8 of a k-group's table (bit 3 clear: x₃ negative), evaluated as
+    /// ((−x₃ ± x₀) ± x₁) ± x₂: every builder uses this order, so all round alike, and entry
+    /// 15 − i, the same expression with every sign flipped, rounds to the exact negation.
+    @inline(__always)
+    static func entry(_ i: Int, _ x4: UnsafePointer<Float>) -> Float {
+        let a = i & 1 != 0 ? x4[0] : -x4[0]
+        let b = i & 2 != 0 ? x4[1] : -x4[1]
+        let c = i & 4 != 0 ? x4[2] : -x4[2]
+        return ((-x4[3] + a) + b) + c
+    }
+
     /// The readable builder, one entry at a time.
     public func buildScalar(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, biased: Bool) {
         let t = tables(base), scales = tableScales(base), sums = groupSums(base)
         let kgroupsPerGroup = groupSize / 4
-        var sums8 = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
         for g in 0..<groups {
-            // Largest |T| of a k-group is Σ|x| over its 4 activations.
             var maxAbs: Float = 0, sum: Float = 0
             for k in (g * groupSize)..<((g + 1) * groupSize) { sum += x[k] }
             for kg in (g * kgroupsPerGroup)..<((g + 1) * kgroupsPerGroup) {
-                let x4 = x + 4 * kg
-                maxAbs = max(maxAbs, abs(x4[0]) + abs(x4[1]) + abs(x4[2]) + abs(x4[3]))
+                for i in 0..<8 { maxAbs = max(maxAbs, abs(LUTTables.entry(i, x + 4 * kg))) }
             }
             let scale = maxAbs / 127
             let inverse: Float = scale > 0 ? 1 / scale : 0
             scales[g] = scale
             sums[g] = sum
             for kg in (g * kgroupsPerGroup)..<((g + 1) * kgroupsPerGroup) {
-                let x4 = x + 4 * kg
-                // Entries 0..<8 have bit 3 clear (x3 negative); entry 15 − i is the negation of i.
-                let a = x4[0], b = x4[1], c = x4[2], d = x4[3]
-                sums8 = (-a - b - c - d, a - b - c - d, -a + b - c - d, a + b - c - d,
-                         -a - b + c - d, a - b + c - d, -a + b + c - d, a + b + c - d)
-                let entry = t + 16 * kg
-                withUnsafeBytes(of: &sums8) { raw in
-                    let s = raw.bindMemory(to: Float.self)
-                    for i in 0..<8 {
-                        let q = roundToInt8(s[i] * inverse)
-                        entry[i] = biased ? Int8(bitPattern: UInt8(bitPattern: q) ^ 0x80) : q
-                        entry[15 - i] = biased ? Int8(bitPattern: UInt8(bitPattern: -q) ^ 0x80) : -q
-                    }
+                let entries = t + 16 * kg
+                for i in 0..<8 {
+                    let q = roundToInt8(LUTTables.entry(i, x + 4 * kg) * inverse)
+                    entries[i] = biased ? Int8(bitPattern: UInt8(bitPattern: q) ^ 0x80) : q
+                    entries[15 - i] = biased ? Int8(bitPattern: UInt8(bitPattern: -q) ^ 0x80) : -q
                 }
             }
         }

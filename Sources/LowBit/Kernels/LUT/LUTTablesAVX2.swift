@@ -3,9 +3,8 @@ import _Builtin_intrinsics.intel
 
 extension LUTTables {
     /// `buildScalar` with 8 table entries per vector: per k-group, entries 0..<8 (x₃ negative)
-    /// and 8..<16 (x₃ positive) as sign-patterned sums of a, b, c, d = x₄ₖ..x₄ₖ₊₃. Each entry is
-    /// evaluated as ((±d ± a) ± b) ± c, whose rounding is sign-symmetric, so entry 15 − i is the
-    /// exact negation of entry i, as in the scalar builder.
+    /// and 8..<16 (x₃ positive) as sign-patterned sums of a, b, c, d = x₄ₖ..x₄ₖ₊₃, in the order
+    /// of `LUTTables.entry` ((±d ± a) ± b) ± c, so both builders write the same bytes.
     func buildAVX2(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, biased: Bool) {
         let t = UnsafeMutableRawPointer(tables(base)), scales = tableScales(base), sums = groupSums(base)
         let kgroupsPerGroup = groupSize / 4
