@@ -19,7 +19,7 @@ memory speed), and checks each case's error against the Float64 product of the d
   --n LIST          activation rows per product (default 1,32)
   --threads LIST    thread counts (default 1,2)
   --group-size G    32, 64 or 128 (default 128)
-  --max-call S      skip cases whose single call takes longer than S seconds (default 0.5)
+  --max-call S      skip cases whose single call takes longer than S seconds (default 0.25)
   --full            DESIGN §9's full grid: 5 shapes x hot and dram x N 1,8,32,256
   --json            print JSON instead of the table
 """
@@ -78,7 +78,7 @@ func runBench(_ args: Arguments) throws {
     let ns = try args.ints("n", default: full ? [1, 8, 32, 256] : [1, 32])
     let threadCounts = try args.ints("threads", default: [1, 2])
     let groupSize = try args.int("group-size", default: 128)
-    let maxCall = Double(args.options["max-call"] ?? "0.5") ?? 0.5
+    let maxCall = Double(args.options["max-call"] ?? "0.25") ?? 0.25
     guard ns.allSatisfy({ $0 > 0 }), threadCounts.allSatisfy({ $0 > 0 }) else { throw CLIError("--n and --threads must be positive") }
     let json = args.flags.contains("json")
 
@@ -171,7 +171,7 @@ final class AlignedBufferBox {
     deinit { free(pointer) }
 }
 
-/// Times `body` for ~0.15 s (3 to 200 runs after one warm-up); returns the median.
+/// Times `body` for ~0.1 s (3 to 200 runs after one warm-up); returns the median.
 func timeAdaptive(first: Double?, _ body: () throws -> Void) rethrows -> (median: Double, runs: Int) {
     var warm = first ?? 0
     if first == nil {
@@ -179,7 +179,7 @@ func timeAdaptive(first: Double?, _ body: () throws -> Void) rethrows -> (median
         try body()
         warm = monotonicSeconds() - t0
     }
-    let runs = min(200, max(3, Int(0.15 / max(warm, 1e-7))))
+    let runs = min(200, max(3, Int(0.1 / max(warm, 1e-7))))
     var times: [Double] = []
     for _ in 0..<runs {
         let t0 = monotonicSeconds()
