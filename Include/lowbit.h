@@ -96,13 +96,16 @@ typedef struct lowbit_matrix lowbit_matrix;
 /* Flags of lowbit_matrix_quantize. */
 #define LOWBIT_QUANT_SYMMETRIC 1u      /* balanced levels around zero, no zero point */
 
+/* act_bits value for float activations (dequant family). */
+#define LOWBIT_ACT_FLOAT 32
+
 /* Kernel families of a product. */
 typedef int32_t lowbit_kernel;
 enum {
     LOWBIT_KERNEL_AUTO = 0,       /* the family this library picks for the shape and N */
     LOWBIT_KERNEL_LUT = 1,        /* T-MAC table lookup, int8 tables */
     LOWBIT_KERNEL_BIT_SERIAL = 2, /* weight x activation bit planes, AND + popcount */
-    LOWBIT_KERNEL_DEQUANT = 3,    /* unpack to float, float dot products */
+    LOWBIT_KERNEL_DEQUANT = 3,    /* unpack codes to int8 (x int8 activations) or float */
     LOWBIT_KERNEL_REFERENCE = 4   /* plain Float64 sums; slow, the spec */
 };
 
@@ -146,8 +149,9 @@ LOWBIT_API lowbit_status lowbit_matrix_describe(const lowbit_matrix *m, int64_t 
 LOWBIT_API lowbit_status lowbit_matrix_nbytes(const lowbit_matrix *m, uint64_t *out);
 
 /* Y = X·Wᵀ: x is n x cols row-major (x_len >= n*cols), y is n x rows (y_len >= n*rows), n >= 1.
- * kernel: a lowbit_kernel. act_bits: activation precision of LOWBIT_KERNEL_BIT_SERIAL, 2, 4 or 8
- * (0 = 8); other families ignore it. Activations must be finite. Allocates only the calling
+ * kernel: a lowbit_kernel. act_bits: activation precision, 0 = the family's default:
+ * LOWBIT_KERNEL_BIT_SERIAL takes 2, 4 or 8 (default 8); LOWBIT_KERNEL_DEQUANT takes 8 (int8, the
+ * default and fast path) or LOWBIT_ACT_FLOAT (float activations, no rounding); others ignore it. Activations must be finite. Allocates only the calling
  * thread's reusable workspace (first use, or a larger product than before). The first LUT
  * product packs the LUT layout once (see lowbit_matrix_prepare). Thread-safe on one matrix. */
 LOWBIT_API lowbit_status lowbit_matrix_matmul(const lowbit_matrix *m, const float *x, int64_t x_len, int64_t n,

@@ -8,5 +8,6 @@ cp dist/lib/liblowbit.so Bindings/python/lowbit/lib/
 args=(--quiet --force-reinstall --no-deps)
 python3 -c "import setuptools, wheel" 2>/dev/null && args+=(--no-build-isolation)
 python3 -m pip install "${args[@]}" ./Bindings/python || python3 -m pip install "${args[@]}" --break-system-packages ./Bindings/python
-rm -rf Bindings/python/build Bindings/python/*.egg-info
+# The copy served the install; a stale one would shadow the build folder for source checkouts.
+rm -rf Bindings/python/build Bindings/python/*.egg-info Bindings/python/lowbit/lib
 python3 -c "import lowbit; print('installed lowbit', lowbit.__version__, 'using', lowbit.library_path)"

@@ -3,8 +3,9 @@ import XCTest
 
 /// Every family against the Float64 product of the dequantized weights.
 final class KernelTests: XCTestCase {
-    /// ≤ 5e-4 where tables or activations are rounded to int8, ≤ 1e-6 on float paths.
-    func bound(_ k: KernelFamily) -> Double { k == .lut || k == .bitSerial ? 5e-4 : 1e-6 }
+    /// ≤ 5e-4 where tables or activations are rounded to int8 (LUT, bit-serial, dequant's
+    /// default int8 path), ≤ 1e-6 on float paths (reference, dequant with float activations).
+    func bound(_ k: KernelFamily) -> Double { k == .reference ? 1e-6 : 5e-4 }
 
     /// `mean` shifts weights and activations off zero: a single dot product of zero-mean data can
     /// land near 0, where any relative error is meaningless, so few-output cases use it.
@@ -25,6 +26,10 @@ final class KernelTests: XCTestCase {
                         let y = try m.product(xs, n: n, kernel: k)
                         let err = normalizedError(y, ref)
                         XCTAssertLessThanOrEqual(err, bound(k == .auto ? m.autoKernel(n: n) : k), "\(k) \(type) sym=\(symmetric) \(rows)x\(cols) g\(groupSize) n=\(n)")
+                    }
+                    if families.contains(.dequant) {
+                        let yf = try m.product(xs, n: n, kernel: .dequant, activationBits: 32)
+                        XCTAssertLessThanOrEqual(normalizedError(yf, ref), 1e-6, "dequant float \(type) n=\(n)")
                     }
                 }
             }
@@ -59,6 +64,28 @@ final class KernelTests: XCTestCase {
                 defer { Runtime.setPortableOnly(false) }
                 let portable = try m.product(x, n: 3, kernel: .lut)
                 XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g)")
+            }
+        }
+    }
+
+    /// The AVX2 dequant kernel does the portable int8 path's integer sums, for every tile size.
+    func testDequantAVX2MatchesPortable() throws {
+        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        var rng = TestRandom(seed: 11)
+        for (rows, cols, g) in [(13, 96, 32), (50, 256, 64), (9, 640, 128)] {
+            let w = rng.normals(rows * cols), x = rng.normals(7 * cols)
+            for type in allTypes {
+                let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
+                for n in [1, 2, 3, 4, 7] {
+                    let xs = Array(x[0..<(n * cols)])
+                    let fast = try m.product(xs, n: n, kernel: .dequant)
+                    Runtime.setPortableOnly(true)
+                    defer { Runtime.setPortableOnly(false) }
+                    let portable = try m.product(xs, n: n, kernel: .dequant)
+                    XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n)")
+                    // Same int8 activations and integer sums as bit-serial with A = 8.
+                    XCTAssertLessThan(normalizedError(fast, try m.product(xs, n: n, kernel: .bitSerial)), 1e-10)
+                }
             }
         }
     }
@@ -144,6 +171,7 @@ final class KernelTests: XCTestCase {
         let m = try quantized([Float](repeating: 0.5, count: 64), rows: 2, cols: 32, type: .integer(bits: 2), groupSize: 32)
         XCTAssertThrowsStatus(.invalidArgument, try m.product([], n: 0, kernel: .lut))
         XCTAssertThrowsStatus(.unsupported, try m.product([Float](repeating: 1, count: 32), n: 1, kernel: .bitSerial, activationBits: 3))
+        XCTAssertThrowsStatus(.unsupported, try m.product([Float](repeating: 1, count: 32), n: 1, kernel: .dequant, activationBits: 4))
         var x = [Float](repeating: 1, count: 32)
         x[5] = .nan
         XCTAssertThrowsStatus(.invalidArgument, try m.product(x, n: 1, kernel: .lut))

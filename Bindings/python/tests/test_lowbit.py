@@ -9,7 +9,7 @@ import lowbit
 
 TYPES = [1, 2, 3, 4, "ternary"]
 FAMILIES = ["lut", "bitserial", "dequant", "reference", "auto"]
-INT8_FAMILIES = {"lut", "bitserial"}
+INT8_FAMILIES = {"lut", "bitserial", "dequant"}  # tables or activations rounded to int8
 
 
 def rel_err(y, ref):
@@ -38,6 +38,7 @@ def test_every_family_matches_float64(bits, rows, cols, group):
             y = m.matmul(x, kernel=kernel)
             assert y.shape == (n, rows) and y.dtype == np.float32
             assert rel_err(y, ref) <= bound, (kernel, bits, n)
+        assert rel_err(m.matmul(x, kernel="dequant", act_bits=32), ref) <= 1e-6  # float activations
         # A vector gives a vector, equal to the first row of the batch.
         v = m.matmul(x[0], kernel="lut")
         assert v.shape == (rows,)
@@ -51,7 +52,8 @@ def test_tall_matrix_4097_rows(rng):
         m = lowbit.quantize(w, bits=bits, group_size=64, symmetric=True)
         ref = x.astype(np.float64) @ m.dequantize().astype(np.float64).T
         for kernel in ("lut", "bitserial", "dequant"):
-            assert rel_err(m.matmul(x, kernel=kernel), ref) <= (5e-4 if kernel != "dequant" else 1e-6)
+            assert rel_err(m.matmul(x, kernel=kernel), ref) <= 5e-4
+        assert rel_err(m.matmul(x, kernel="dequant", act_bits=32), ref) <= 1e-6
 
 
 def test_bitserial_activation_bits(rng):

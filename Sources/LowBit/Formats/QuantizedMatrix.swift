@@ -7,7 +7,8 @@ import Synchronization
 ///   scales[r · groups + g] = d,  offsets[r · groups + g] = m,   w[r, c] = d·q[r, c] + m
 /// That is b bits per weight plus 64 bits per group (Float32 d and m; 0.5 bit/weight at G = 128).
 /// The bit-serial and dequant kernels read it directly; the LUT kernel reads a permuted copy
-/// (`LUTLayout`) packed once, on first use or by `prepare(.lut)`. Save and load use the canonical
+/// (`LUTLayout`) and the AVX2 dequant kernel a row-interleaved one (`DequantLayout`), each packed
+/// once, on first use or by `prepare`. Save and load use the canonical
 /// form, so files do not depend on any kernel's layout.
 ///
 /// Immutable after creation except for that one-time packing, which is guarded: products from
@@ -29,6 +30,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
     public let offsets: AlignedBuffer
 
     private let lutLayoutCache = Mutex<LUTLayout?>(nil)
+    private let dequantLayoutCache = Mutex<DequantLayout?>(nil)
 
     /// Creates an all-zero matrix of the given shape, for quantizers and readers to fill.
     init(rows: Int, cols: Int, groupSize: Int, type: WeightType, symmetric: Bool) throws {
@@ -48,6 +50,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
     public var byteCount: Int {
         let canonical = codes.byteCount + scales.byteCount + offsets.byteCount
         return canonical + (lutLayoutCache.withLock { $0?.byteCount } ?? 0)
+            + (dequantLayoutCache.withLock { $0?.byteCount } ?? 0)
     }
 
     /// Bits per weight of the canonical form (codes plus group parameters).
@@ -115,13 +118,26 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    /// The dequant kernel's row-interleaved copy of the codes, packed on first use (once, under a lock).
+    public func dequantLayout() throws -> DequantLayout {
+        try dequantLayoutCache.withLock { cached in
+            if let layout = cached { return layout }
+            let layout = try DequantLayout(packing: self)
+            cached = layout
+            return layout
+        }
+    }
+
     var hasLUTLayout: Bool { lutLayoutCache.withLock { $0 != nil } }
+    var hasDequantLayout: Bool { dequantLayoutCache.withLock { $0 != nil } }
 
     /// Packs the layout a kernel family needs now rather than on its first product.
     public func prepare(_ kernel: KernelFamily) throws {
         switch kernel {
-        case .lut, .auto: _ = try lutLayout()
-        case .bitSerial, .dequant, .reference: break
+        case .lut: _ = try lutLayout()
+        case .dequant: if Runtime.useAVX2 { _ = try dequantLayout() }
+        case .auto: _ = try lutLayout(); if Runtime.useAVX2 { _ = try dequantLayout() }
+        case .bitSerial, .reference: break
         }
     }
 }

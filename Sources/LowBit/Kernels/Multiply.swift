@@ -36,26 +36,32 @@ extension QuantizedMatrix {
     /// lands: table lookups for token-generation sizes, float dequant for larger batches.
     public func autoKernel(n: Int) -> KernelFamily { n <= 4 ? .lut : .dequant }
 
-    /// Y = X·Wᵀ: x is n × cols (row-major), y is n × rows. `activationBits` (2, 4 or 8) applies
-    /// to the bit-serial family. Safe to call from several threads at once on one matrix.
+    /// Y = X·Wᵀ: x is n × cols (row-major), y is n × rows. `activationBits`: the activation
+    /// precision of bit-serial (2, 4 or 8) and dequant (8, or 32 for float activations); other
+    /// families ignore it. Safe to call from several threads at once on one matrix.
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>,
                          kernel: KernelFamily = .auto, activationBits: Int = 8) throws {
         guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
-        guard BitSerialKernel.supportedActivationBits.contains(activationBits) else {
-            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits): use 2, 4 or 8")
+        let family = kernel == .auto ? autoKernel(n: n) : kernel
+        if family == .bitSerial, !BitSerialKernel.supportedActivationBits.contains(activationBits) {
+            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for bitserial: use 2, 4 or 8")
+        }
+        if family == .dequant, activationBits != 8, activationBits != 32 {
+            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for dequant: use 8 (int8) or 32 (float)")
         }
         let count = try checkedProduct(n, cols, what: "activations")
         _ = try checkedProduct(n, rows, what: "outputs")
         for i in 0..<count where !x[i].isFinite {
             throw LowBitError(.invalidArgument, "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
         }
-        let family = kernel == .auto ? autoKernel(n: n) : kernel
         switch family {
         case .reference:
             ReferenceKernel.multiply(self, x: x, n: n, y: y)
-        case .dequant:
+        case .dequant where activationBits == 32:
             let ws = try Workspace.current.reserve(DequantKernel.workspaceBytes(self, n: n))
-            DequantKernel.multiply(self, x: x, n: n, y: y, workspace: ws)
+            DequantKernel.multiplyFloat(self, x: x, n: n, y: y, workspace: ws)
+        case .dequant:
+            try multiplyDequantInt8(x, n: n, y: y)
         case .bitSerial:
             let bytes = try checkedProduct(n, BitSerialKernel.activationBytes(self, activationBits: activationBits), what: "workspace")
             let ws = try Workspace.current.reserve(bytes)
@@ -84,6 +90,30 @@ extension QuantizedMatrix {
         parallelRanges(rows) { range in
             for i in 0..<n {
                 LUTKernel.portable(self, tables: tables, tableBase: ws + i * tableBytes, y: y + i * rows, rows: range)
+            }
+        }
+    }
+}
+
+extension QuantizedMatrix {
+    fileprivate func multiplyDequantInt8(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
+        let acts = Int8Activations(cols: cols, groupSize: groupSize)
+        let stride = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
+        let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
+        for i in 0..<n { acts.quantize(x + i * cols, into: ws + i * stride) }
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2 {
+            let layout = try dequantLayout()
+            parallelRanges(layout.rowBlocks * DequantKernelAVX2.tiles(n: n)) { items in
+                DequantKernelAVX2.run(layout, groupSize: groupSize, rows: rows, n: n, acts: acts, actBase: ws,
+                                      actStride: stride, y: y, items: items)
+            }
+            return
+        }
+        #endif
+        parallelRanges(rows) { range in
+            for i in 0..<n {
+                DequantKernel.portableInt8(self, acts: acts, actBase: ws + i * stride, y: y + i * rows, rows: range)
             }
         }
     }

@@ -55,14 +55,16 @@ extension QuantizedMatrix {
             dst.pointer.copyMemory(from: src.pointer, byteCount: src.byteCount)
         }
         if hasLUTLayout { try m.prepare(.lut) }
+        if hasDequantLayout { try m.prepare(.dequant) }
         return m
     }
 
-    /// The weight bytes a family's kernel streams per product: the LUT layout for LUT, the
-    /// canonical codes and group parameters for the others.
+    /// The weight bytes a family's kernel streams per product: its own layout where it has one,
+    /// else the canonical codes and group parameters.
     public func kernelByteCount(_ family: KernelFamily) throws -> Int {
         switch family {
         case .lut, .auto: return try lutLayout().byteCount
+        case .dequant where Runtime.useAVX2: return try dequantLayout().byteCount
         default: return codes.byteCount + scales.byteCount + offsets.byteCount
         }
     }

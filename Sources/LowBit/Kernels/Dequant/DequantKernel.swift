@@ -1,13 +1,31 @@
-/// The dequant (llama.cpp style) family, float-activation path: per row and group, unpack the
-/// codes to floats and take a float dot product with the activations:
-///   y += d·Σₖ qₖ·xₖ + m·Σₖ xₖ.
-/// No activation rounding, so it is the family's accurate path (error ≤ 1e-6 against Float64).
+/// The dequant (llama.cpp style) family's portable paths, which read the canonical layout:
+/// - int8 activations (the default, and the readable reference of `DequantKernelAVX2`):
+///     y += d·sa·Σₖ qₖ·qaₖ + m·sa·Σₖ qaₖ   (x ≈ sa·qa per group, `Int8Activations`);
+/// - float activations (act_bits = 32): unpack the codes to floats and
+///     y += d·Σₖ qₖ·xₖ + m·Σₖ xₖ,
+///   no activation rounding, so error ≤ 1e-6 against Float64.
 enum DequantKernel {
+    /// Int8-activation path, one activation row whose codes are at `actBase`, rows in `rows`.
+    static func portableInt8(_ m: QuantizedMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer,
+                             y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        let qa = acts.codes(actBase), sa = acts.scales(actBase), sums = acts.sums(actBase)
+        let groups = m.groupsPerRow, gs = m.groupSize
+        for r in rows {
+            var total: Float = 0
+            for g in 0..<groups {
+                var dot: Int32 = 0
+                for k in 0..<gs { dot += Int32(m.code(row: r, col: g * gs + k)) * Int32(qa[g * gs + k]) }
+                total += m.scale(row: r, group: g) * sa[g] * Float(dot) + m.offset(row: r, group: g) * sa[g] * Float(sums[g])
+            }
+            y[r] = total
+        }
+    }
+
     /// Scratch per activation row: Σx per group.
     static func workspaceBytes(_ m: QuantizedMatrix, n: Int) -> Int { n * m.groupsPerRow * 4 + 64 }
 
-    static func multiply(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
-                         workspace: UnsafeMutableRawPointer) {
+    static func multiplyFloat(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
+                              workspace: UnsafeMutableRawPointer) {
         let groups = m.groupsPerRow, gs = m.groupSize, bits = m.bits, cols = m.cols
         let sums = workspace.assumingMemoryBound(to: Float.self)
         for i in 0..<n {

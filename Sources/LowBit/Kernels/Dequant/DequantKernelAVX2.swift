@@ -1,0 +1,107 @@
+#if LOWBIT_AVX2
+import _Builtin_intrinsics.intel
+
+/// The dequant family on AVX2 with int8 activations (llama.cpp's Q4_0×Q8_0 idea on lowbit's
+/// layout): codes unpacked to bytes by mask and shift, `vpmaddubsw` against 4 broadcast int8
+/// activations, `vpmaddwd` to int32 per row, one row per 32-bit lane (`DequantLayout`). Per
+/// group: y += d·sa·Σ q·qa + m·sa·Σqa. A tile of up to 4 activation rows shares each unpack,
+/// which makes N > 1 a register-tiled int8 GEMM (8 rows × 4 activation rows).
+enum DequantKernelAVX2 {
+    static let tileRows = 4
+
+    static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
+
+    /// y for the (row block, activation tile) items, item = block·tiles + tile.
+    static func run(_ layout: DequantLayout, groupSize: Int, rows: Int, n: Int, acts: Int8Activations,
+                    actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>) {
+        let tileCount = tiles(n: n)
+        for item in items {
+            let block = item / tileCount, first = (item % tileCount) * tileRows
+            let rowsInTile = min(tileRows, n - first)
+            switch (layout.width, rowsInTile) {
+            case (4, 1): body(width: 4, tile: 1, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (4, 2): body(width: 4, tile: 2, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (4, 3): body(width: 4, tile: 3, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (4, _): body(width: 4, tile: 4, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (_, 1): body(width: 2, tile: 1, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (_, 2): body(width: 2, tile: 2, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (_, 3): body(width: 2, tile: 3, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            default: body(width: 2, tile: 4, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            }
+        }
+    }
+
+    /// Σ over one step of q·qa for one activation row: 8/width sub-steps of 4 columns.
+    @inline(__always)
+    static func stepDot(width: Int, _ q: (__m256i, __m256i, __m256i, __m256i), _ a: UnsafePointer<Int8>) -> __m256i {
+        @inline(__always) func four(_ p: UnsafePointer<Int8>) -> __m256i {
+            _mm256_set1_epi32(UnsafeRawPointer(p).loadUnaligned(as: Int32.self))
+        }
+        var s = _mm256_add_epi16(_mm256_maddubs_epi16(q.0, four(a)), _mm256_maddubs_epi16(q.1, four(a + 4)))
+        if width == 2 {
+            s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_maddubs_epi16(q.2, four(a + 8)), _mm256_maddubs_epi16(q.3, four(a + 12))))
+        }
+        return _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+    }
+
+    @inline(__always)
+    static func body(width: Int, tile: Int, _ layout: DequantLayout, _ groupSize: Int, _ rows: Int,
+                     _ acts: Int8Activations, _ actBase: UnsafeMutableRawPointer, _ actStride: Int,
+                     _ y: UnsafeMutablePointer<Float>, _ block: Int, _ first: Int) {
+        let groups = acts.groups, columnsPerStep = width == 4 ? 8 : 16, stepsPerGroup = groupSize / columnsPerStep
+        let mask = _mm256_set1_epi8(width == 4 ? 0x0F : 0x03)
+        let w = UnsafeRawPointer(layout.codes.pointer) + block * layout.blockCodeBytes
+        let params = UnsafePointer(layout.params.floats()) + block * groups * 16
+        let base0 = actBase + first * actStride
+        let base1 = base0 + (tile > 1 ? actStride : 0)
+        let base2 = base0 + (tile > 2 ? 2 * actStride : 0)
+        let base3 = base0 + (tile > 3 ? 3 * actStride : 0)
+        let a0 = UnsafePointer(acts.codes(base0)), a1 = UnsafePointer(acts.codes(base1))
+        let a2 = UnsafePointer(acts.codes(base2)), a3 = UnsafePointer(acts.codes(base3))
+        var y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0
+        for g in 0..<groups {
+            var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
+            for step in 0..<stepsPerGroup {
+                let v = (w + (g * stepsPerGroup + step) * 32).loadUnaligned(as: __m256i.self)
+                let q = (_mm256_and_si256(v, mask),
+                         _mm256_and_si256(_mm256_srli_epi16(v, Int32(width)), mask),
+                         width == 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), mask) : v,
+                         width == 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 6), mask) : v)
+                let k = g * groupSize + step * columnsPerStep
+                s0 = _mm256_add_epi32(s0, stepDot(width: width, q, a0 + k))
+                if tile > 1 { s1 = _mm256_add_epi32(s1, stepDot(width: width, q, a1 + k)) }
+                if tile > 2 { s2 = _mm256_add_epi32(s2, stepDot(width: width, q, a2 + k)) }
+                if tile > 3 { s3 = _mm256_add_epi32(s3, stepDot(width: width, q, a3 + k)) }
+            }
+            let d = _mm256_loadu_ps(params + g * 16), m = _mm256_loadu_ps(params + g * 16 + 8)
+            @inline(__always) func flush(_ yv: inout __m256, _ s: __m256i, _ base: UnsafeMutableRawPointer) {
+                let sa = acts.scales(base)[g]
+                yv = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(sa)), _mm256_cvtepi32_ps(s), yv)
+                yv = _mm256_fmadd_ps(m, _mm256_set1_ps(sa * Float(acts.sums(base)[g])), yv)
+            }
+            flush(&y0, s0, base0)
+            if tile > 1 { flush(&y1, s1, base1) }
+            if tile > 2 { flush(&y2, s2, base2) }
+            if tile > 3 { flush(&y3, s3, base3) }
+        }
+        let firstRow = block * DequantLayout.rowsPerBlock
+        @inline(__always) func store(_ yv: __m256, _ i: Int) {
+            let out = y + (first + i) * rows + firstRow
+            if firstRow + 8 <= rows {
+                _mm256_storeu_ps(out, yv)
+            } else {
+                var tail = SIMD8<Float>()
+                withUnsafeMutableBytes(of: &tail) { raw in
+                    let f = raw.bindMemory(to: Float.self).baseAddress!
+                    _mm256_storeu_ps(f, yv)
+                    for r in 0..<(rows - firstRow) { out[r] = f[r] }
+                }
+            }
+        }
+        store(y0, 0)
+        if tile > 1 { store(y1, 1) }
+        if tile > 2 { store(y2, 2) }
+        if tile > 3 { store(y3, 3) }
+    }
+}
+#endif

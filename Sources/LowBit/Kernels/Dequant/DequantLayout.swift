@@ -1,0 +1,57 @@
+/// The dequant family's weight layout: 8 rows interleaved so that one 32-bit lane of a vector
+/// holds one row (no horizontal sums; DESIGN §5 measured 0.85–0.9 of read bandwidth with it).
+///
+/// Codes are stored w = 4 bits wide for 3- and 4-bit weights and w = 2 bits wide for 1-, 2-bit
+/// and ternary (so 3-bit costs 4 bits and 1-bit 2 bits here: the price of byte-aligned unpacking).
+/// A "step" is 8 columns at w = 4 and 16 at w = 2; per block of 8 rows and step,
+/// 32 bytes, where byte 4r + j holds row r's codes of columns j + 4t at bits t·w (t = 0 ..< 8/w).
+/// So `(v >> t·w) & mask` of one 32-byte load gives 4 consecutive codes of each of the 8 rows,
+/// ready for `vpmaddubsw` against 4 broadcast int8 activations; row r lands in 32-bit lane r.
+/// Group parameters per block and group: 8 Floats d, then 8 Floats m.
+public final class DequantLayout: @unchecked Sendable {
+    public static let rowsPerBlock = 8
+    public let rowBlocks: Int
+    /// Bits per stored code: 2 or 4.
+    public let width: Int
+    public var columnsPerStep: Int { width == 4 ? 8 : 16 }
+    let codes: AlignedBuffer
+    let params: AlignedBuffer
+
+    public var byteCount: Int { codes.byteCount + params.byteCount }
+    public let blockCodeBytes: Int
+
+    init(packing m: QuantizedMatrix) throws {
+        let rb = DequantLayout.rowsPerBlock
+        rowBlocks = (m.rows + rb - 1) / rb
+        width = m.bits <= 2 ? 2 : 4
+        let columnsPerStep = width == 4 ? 8 : 16
+        let steps = m.cols / columnsPerStep
+        blockCodeBytes = steps * 32
+        codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, blockCodeBytes, what: "dequant layout"))
+        params = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, m.groupsPerRow, 16 * 4, what: "dequant layout"))
+        let out = codes.bytes(), par = params.floats(), width = self.width, groups = m.groupsPerRow
+        let blockBytes = blockCodeBytes
+        parallelFor(rowBlocks) { block in
+            for step in 0..<steps {
+                let unit = out + block * blockBytes + step * 32
+                for r in 0..<rb {
+                    let row = block * rb + r
+                    guard row < m.rows else { continue }
+                    for j in 0..<4 {
+                        var byte = 0
+                        for t in 0..<(8 / width) {
+                            byte |= m.code(row: row, col: step * columnsPerStep + j + 4 * t) << (t * width)
+                        }
+                        unit[4 * r + j] = UInt8(byte)
+                    }
+                }
+            }
+            for g in 0..<groups {
+                for r in 0..<rb where block * rb + r < m.rows {
+                    par[(block * groups + g) * 16 + r] = m.scale(row: block * rb + r, group: g)
+                    par[(block * groups + g) * 16 + 8 + r] = m.offset(row: block * rb + r, group: g)
+                }
+            }
+        }
+    }
+}
