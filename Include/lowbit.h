@@ -160,8 +160,17 @@ LOWBIT_API lowbit_status lowbit_matrix_matmul(const lowbit_matrix *m, const floa
 /* Packs the weight layout a kernel family needs now instead of at its first product. */
 LOWBIT_API lowbit_status lowbit_matrix_prepare(const lowbit_matrix *m, lowbit_kernel kernel);
 
-/* The family LOWBIT_KERNEL_AUTO runs for n activation rows. */
+/* The family LOWBIT_KERNEL_AUTO runs for n activation rows: the one measured fastest on this
+ * machine for the matrix's shape and type, n's bucket (1, <=4, <=16, <=64, more) and the thread
+ * count. The first query or auto product of a new combination measures (a few products on
+ * synthetic activations, once per process unless a calibration file is loaded). */
 LOWBIT_API lowbit_status lowbit_matrix_auto_kernel(const lowbit_matrix *m, int64_t n, lowbit_kernel *out);
+
+/* Writes the auto-kernel measurements made so far to a text file (atomically). */
+LOWBIT_API lowbit_status lowbit_calibration_save(const char *path);
+/* Adds the measurements of a file written by lowbit_calibration_save or `lowbit bench
+ * --calibrate PATH`; a malformed file is an error and changes nothing. */
+LOWBIT_API lowbit_status lowbit_calibration_load(const char *path);
 
 /* The float weights the matrix stands for, row-major into out (out_len >= rows*cols). */
 LOWBIT_API lowbit_status lowbit_matrix_dequantize(const lowbit_matrix *m, float *out, int64_t out_len);

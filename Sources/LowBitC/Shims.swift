@@ -211,7 +211,7 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
     guarded {
         let mat = try matrix(m), out = try required(out, "out")
         guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
-        out.pointee = mat.autoKernel(n: Int(min(n, Int64(Int32.max)))).rawValue
+        out.pointee = try mat.autoKernel(n: Int(min(n, Int64(Int32.max)))).rawValue
     }
 }
 
@@ -232,4 +232,14 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
         let p = try required(path, "path"), out = try required(out, "out")
         publish(try MatrixFile.load(String(cString: p)), out)
     }
+}
+
+// MARK: auto-kernel calibration
+
+@c public func lowbit_calibration_save(_ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded { try AutoKernel.save(to: String(cString: try required(path, "path"))) }
+}
+
+@c public func lowbit_calibration_load(_ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded { try AutoKernel.load(from: String(cString: try required(path, "path"))) }
 }

@@ -14,7 +14,7 @@ memory speed), and checks each case's error against the Float64 product of the d
                     hot (one copy, cache-resident where it fits) or dram (rotating over > 96 MB of copies)
   --shapes LIST     instead of --cases: shapes such as 4096x4096,11008x4096 ...
   --memory LIST     ... crossed with hot, dram or both (default hot)
-  --families LIST   lut,bitserial,dequant (default all three)
+  --families LIST   lut,bitserial,dequant,auto (default all four; auto's first call calibrates)
   --bits LIST       1,2,3,4,ternary (default all)
   --n LIST          activation rows per product (default 1,32)
   --threads LIST    thread counts (default 1,2)
@@ -22,6 +22,8 @@ memory speed), and checks each case's error against the Float64 product of the d
   --max-call S      skip cases whose single call takes longer than S seconds (default 0.25)
   --full            DESIGN §9's full grid: 5 shapes x hot and dram x N 1,8,32,256
   --json            print JSON instead of the table
+  --calibrate PATH  also write the fastest of lut and dequant per case as an auto-kernel
+                    calibration file (load it with lowbit_calibration_load)
 """
 
 enum MemoryMode: String { case hot, dram }
@@ -53,7 +55,7 @@ func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
 
 func runBench(_ args: Arguments) throws {
     if args.flags.contains("help") { print(benchUsage); return }
-    try args.allow(["cases", "shapes", "memory", "families", "bits", "n", "threads", "group-size", "max-call", "full", "json"])
+    try args.allow(["cases", "shapes", "memory", "families", "bits", "n", "threads", "group-size", "max-call", "full", "json", "calibrate"])
     let full = args.flags.contains("full")
     var cases: [((Int, Int), MemoryMode)] = []
     if let list = args.options["cases"] {
@@ -72,8 +74,8 @@ func runBench(_ args: Arguments) throws {
     } else {
         cases = [((4096, 4096), .hot), ((11008, 4096), .dram)]
     }
-    let families = try args.strings("families", default: ["lut", "bitserial", "dequant"]).map { try KernelFamily(name: $0) }
-    guard !families.contains(.auto), !families.contains(.reference) else { throw CLIError("bench families are lut, bitserial and dequant") }
+    let families = try args.strings("families", default: ["lut", "bitserial", "dequant", "auto"]).map { try KernelFamily(name: $0) }
+    guard !families.contains(.reference) else { throw CLIError("bench families are lut, bitserial, dequant and auto") }
     let types = try args.strings("bits", default: ["1", "2", "3", "4", "ternary"]).map(parseWeightType)
     let ns = try args.ints("n", default: full ? [1, 8, 32, 256] : [1, 32])
     let threadCounts = try args.ints("threads", default: [1, 2])
@@ -114,7 +116,7 @@ func runBench(_ args: Arguments) throws {
             }
             for family in families {
                 try m.prepare(family)
-                let bytes = try m.kernelByteCount(family)
+                let bytes = try m.kernelByteCount(family == .auto ? .lut : family)
                 let copies = memory == .hot ? 1 : max(2, (96 << 20) / bytes + 1)
                 var mats = [m]
                 while mats.count < copies { mats.append(try m.clone()) }
@@ -144,6 +146,17 @@ func runBench(_ args: Arguments) throws {
     }
     try Runtime.setThreads(0)
     if json { printJSON(results) }
+    if let path = args.options["calibrate"] {
+        var groups: [String: [BenchCase]] = [:]
+        for c in results where c.measured && (c.family == .lut || c.family == .dequant) { groups[c.groupKey, default: []].append(c) }
+        for g in groups.values {
+            let best = g.min { $0.seconds < $1.seconds }!
+            AutoKernel.record(AutoKernel.Key(rows: best.rows, cols: best.cols, groupSize: groupSize, typeCode: best.type.code,
+                                             nBucket: AutoKernel.bucket(best.n), threads: best.threads), best.family)
+        }
+        try AutoKernel.save(to: path)
+        if !json { print("calibration written to \(path)") }
+    }
 }
 
 /// Median seconds of reading `bytes` bytes, rotating over `copies` buffers.
@@ -228,14 +241,16 @@ func printCase(_ c: BenchCase) {
 func printVerdicts(_ cases: [BenchCase]) {
     var order: [String] = []
     var groups: [String: [BenchCase]] = [:]
-    for c in cases where c.measured {
+    for c in cases where c.measured && c.family != .auto {
         if groups[c.groupKey] == nil { order.append(c.groupKey) }
         groups[c.groupKey, default: []].append(c)
     }
     for key in order {
         let g = groups[key]!.sorted { $0.seconds < $1.seconds }
         let others = g.dropFirst().map { "\($0.family) \(fmt($0.seconds / g[0].seconds, 1))x slower" }
-        print("  verdict \(key): fastest \(g[0].family) (\(formatTime(g[0].seconds)), \(fmt(g[0].readRatio, 2)) of read speed)\(others.isEmpty ? "" : "; " + others.joined(separator: ", "))")
+        let auto = cases.first { $0.groupKey == key && $0.family == .auto && $0.measured }
+        let autoNote = auto.map { "; auto \(fmt($0.seconds / g[0].seconds, 2))x the fastest" } ?? ""
+        print("  verdict \(key): fastest \(g[0].family) (\(formatTime(g[0].seconds)), \(fmt(g[0].readRatio, 2)) of read speed)\(others.isEmpty ? "" : "; " + others.joined(separator: ", "))\(autoNote)")
     }
 }
 

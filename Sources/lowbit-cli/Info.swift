@@ -17,7 +17,7 @@ func printInfo() {
 /// How fast a family runs in this build, said plainly (no silent slow paths).
 func kernelTierNote(_ k: KernelFamily) -> String {
     switch k {
-    case .auto: return "picks lut for n <= 4 and dequant above (provisional rule)"
+    case .auto: return "the fastest of lut and dequant, measured here per shape, type, n bucket and threads"
     case .lut: return Runtime.useAVX2 ? "avx2 (vpshufb tables), every type and shape" : "portable scalar (slow path)"
     case .bitSerial: return "portable (64-bit popcount words), activations 2, 4 or 8 bits"
     case .dequant: return (Runtime.useAVX2 ? "avx2 int8 (vpmaddubsw, 8-row interleave, 8x4 register tile for n > 1)" : "portable int8 (slow path)")

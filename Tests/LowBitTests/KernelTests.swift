@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import LowBit
 
@@ -25,7 +26,7 @@ final class KernelTests: XCTestCase {
                     for k in families {
                         let y = try m.product(xs, n: n, kernel: k)
                         let err = normalizedError(y, ref)
-                        XCTAssertLessThanOrEqual(err, bound(k == .auto ? m.autoKernel(n: n) : k), "\(k) \(type) sym=\(symmetric) \(rows)x\(cols) g\(groupSize) n=\(n)")
+                        XCTAssertLessThanOrEqual(err, bound(k == .auto ? try m.autoKernel(n: n) : k), "\(k) \(type) sym=\(symmetric) \(rows)x\(cols) g\(groupSize) n=\(n)")
                     }
                     if families.contains(.dequant) {
                         let yf = try m.product(xs, n: n, kernel: .dequant, activationBits: 32)
@@ -209,5 +210,36 @@ final class LUTTableTests: XCTestCase {
             t.withUnsafeMutableBytes { tables.build(x, into: $0.baseAddress!, biased: false) }
             for kg in 0..<(cols / 4) { for i in 0..<8 { XCTAssertEqual(t[16 * kg + 15 - i], -t[16 * kg + i]) } }
         }
+    }
+}
+
+final class AutoKernelTests: XCTestCase {
+    func testAutoPicksAMeasuredFamilyAndKeepsIt() throws {
+        AutoKernel.reset()
+        var rng = TestRandom(seed: 41)
+        let m = try quantized(rng.normals(64 * 256), rows: 64, cols: 256, type: .integer(bits: 2), groupSize: 64)
+        let one = try m.autoKernel(n: 1), many = try m.autoKernel(n: 40)
+        XCTAssertTrue([KernelFamily.lut, .dequant].contains(one))
+        XCTAssertTrue([KernelFamily.lut, .dequant].contains(many))
+        XCTAssertEqual(try m.autoKernel(n: 1), one, "a measured choice is kept")
+        XCTAssertEqual(try m.autoKernel(n: 33), many, "33 and 40 share a bucket")
+        // The auto product is the chosen family's product.
+        let x = rng.normals(256)
+        XCTAssertEqual(try m.product(x, n: 1, kernel: .auto), try m.product(x, n: 1, kernel: one))
+    }
+
+    func testCalibrationFileRoundTripAndErrors() throws {
+        AutoKernel.reset()
+        let key = AutoKernel.Key(rows: 10, cols: 64, groupSize: 32, typeCode: 3, nBucket: 1, threads: 1)
+        AutoKernel.record(key, .dequant)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-calibration.txt").path
+        try AutoKernel.save(to: path)
+        AutoKernel.reset()
+        try AutoKernel.load(from: path)
+        XCTAssertEqual(AutoKernel.table.withLock { $0[key] }, .dequant)
+        try "10 64 32 3 1 1 fastest\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsStatus(.badFormat, try AutoKernel.load(from: path))
+        XCTAssertEqual(AutoKernel.table.withLock { $0[key] }, .dequant, "a bad file changes nothing")
+        XCTAssertThrowsStatus(.io, try AutoKernel.load(from: "/nonexistent/calibration.txt"))
     }
 }

@@ -170,7 +170,8 @@ class Matrix:
         _check(_lib.lowbit_matrix_prepare(self._live(), _kernel_code(kernel)))
 
     def auto_kernel(self, n=1):
-        """The family kernel='auto' runs for n activation rows."""
+        """The family kernel='auto' runs for n activation rows: the fastest measured on this
+        machine for this shape, type, n bucket and thread count (measured once, on first use)."""
         out = ctypes.c_int32()
         _check(_lib.lowbit_matrix_auto_kernel(self._live(), _int(n, "n"), ctypes.byref(out)))
         return _KERNEL_NAMES[out.value]
@@ -233,10 +234,20 @@ def from_ternary(values, scales, group_size=128):
                 _int(group_size, "group_size"))
 
 
+def calibration_save(path):
+    """Writes the auto-kernel measurements made so far (see Matrix.auto_kernel) to a file."""
+    _check(_lib.lowbit_calibration_save(os.fsencode(path)))
+
+
+def calibration_load(path):
+    """Adds auto-kernel measurements from a file (calibration_save, `lowbit bench --calibrate`)."""
+    _check(_lib.lowbit_calibration_load(os.fsencode(path)))
+
+
 def load(path):
     """Loads a matrix saved by Matrix.save (every field and checksum is validated)."""
     return _new(_lib.lowbit_matrix_load, os.fsencode(path))
 
 
 __all__ = ["Matrix", "LowbitError", "ArgumentError", "quantize", "from_gptq", "from_ternary", "load",
-           "set_threads", "get_threads", "simd_tier", "KERNELS", "TERNARY", "__version__", "library_path"]
+           "set_threads", "get_threads", "simd_tier", "calibration_save", "calibration_load", "KERNELS", "TERNARY", "__version__", "library_path"]

@@ -62,6 +62,8 @@ _SIGNATURES = {
     "lowbit_matrix_dequantize": (_i32, [_p, _fp, _i64]),
     "lowbit_matrix_save": (_i32, [_p, _c.c_char_p]),
     "lowbit_matrix_load": (_i32, [_c.c_char_p, _c.POINTER(_p)]),
+    "lowbit_calibration_save": (_i32, [_c.c_char_p]),
+    "lowbit_calibration_load": (_i32, [_c.c_char_p]),
 }
 
 for _name, (_res, _args) in _SIGNATURES.items():

@@ -302,3 +302,19 @@ def test_c_level_nulls_and_short_buffers():
     assert lib.lowbit_status_string(12345) == b"unknown status code"
     lib.lowbit_matrix_free(h)
     lib.lowbit_matrix_free(None)
+
+
+def test_auto_is_measured_and_calibration_round_trips(tmp_path, rng):
+    m = lowbit.quantize(rng.standard_normal((96, 256)).astype(np.float32), bits=4, group_size=64)
+    choice = m.auto_kernel(1)
+    assert choice in ("lut", "dequant") and m.auto_kernel(1) == choice
+    x = rng.standard_normal(256).astype(np.float32)
+    np.testing.assert_array_equal(m.matmul(x, kernel="auto"), m.matmul(x, kernel=choice))
+    path = tmp_path / "calibration.txt"
+    lowbit.calibration_save(path)
+    assert "96 256 64 4 1" in path.read_text()
+    lowbit.calibration_load(path)
+    path.write_text("96 256 64 4 1 x fastest\n")
+    with pytest.raises(lowbit.LowbitError) as e:
+        lowbit.calibration_load(path)
+    assert e.value.status_name == "BAD_FORMAT"

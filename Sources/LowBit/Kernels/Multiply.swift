@@ -32,9 +32,8 @@ public enum KernelFamily: Int32, CaseIterable, Sendable, CustomStringConvertible
 }
 
 extension QuantizedMatrix {
-    /// The family `auto` runs for n activation rows. Provisional rule until measured calibration
-    /// lands: table lookups for token-generation sizes, float dequant for larger batches.
-    public func autoKernel(n: Int) -> KernelFamily { n <= 4 ? .lut : .dequant }
+    /// The family `auto` runs for n activation rows: the fastest measured here (`AutoKernel`).
+    public func autoKernel(n: Int) throws -> KernelFamily { try AutoKernel.choice(self, n: n) }
 
     /// Y = X·Wᵀ: x is n × cols (row-major), y is n × rows. `activationBits`: the activation
     /// precision of bit-serial (2, 4 or 8) and dequant (8, or 32 for float activations); other
@@ -42,7 +41,7 @@ extension QuantizedMatrix {
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>,
                          kernel: KernelFamily = .auto, activationBits: Int = 8) throws {
         guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
-        let family = kernel == .auto ? autoKernel(n: n) : kernel
+        let family = kernel == .auto ? try autoKernel(n: n) : kernel
         if family == .bitSerial, !BitSerialKernel.supportedActivationBits.contains(activationBits) {
             throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for bitserial: use 2, 4 or 8")
         }

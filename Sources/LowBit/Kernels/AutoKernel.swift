@@ -1,0 +1,90 @@
+import Synchronization
+
+/// What `auto` runs: the family measured fastest on this machine for the matrix's shape, type,
+/// batch-size bucket and thread count. The first auto product (or query) of a new key times LUT
+/// and dequant on synthetic activations of the bucket's size (a few products, once) and keeps
+/// the winner in memory; `save`/`load` keep the table in a file, and `lowbit bench --calibrate`
+/// writes one from its measurements. Bit-serial is not a candidate: on every shape we measured
+/// it was the slowest family; it is there for its arbitrary W×A precision, not for speed.
+public enum AutoKernel {
+    public struct Key: Hashable, Sendable {
+        public let rows: Int, cols: Int, groupSize: Int, typeCode: Int32, nBucket: Int, threads: Int
+
+        public init(rows: Int, cols: Int, groupSize: Int, typeCode: Int32, nBucket: Int, threads: Int) {
+            (self.rows, self.cols, self.groupSize, self.typeCode, self.nBucket, self.threads) = (rows, cols, groupSize, typeCode, nBucket, threads)
+        }
+    }
+
+    /// Batch sizes are grouped; each bucket is calibrated at its largest size.
+    public static func bucket(_ n: Int) -> Int {
+        for b in [1, 4, 16, 64] where n <= b { return b }
+        return 256
+    }
+
+    static let table = Mutex<[Key: KernelFamily]>([:])
+    static let candidates: [KernelFamily] = [.lut, .dequant]
+
+    public static func key(_ m: QuantizedMatrix, n: Int) -> Key {
+        Key(rows: m.rows, cols: m.cols, groupSize: m.groupSize, typeCode: m.type.code, nBucket: bucket(n), threads: Runtime.threads)
+    }
+
+    public static func choice(_ m: QuantizedMatrix, n: Int) throws -> KernelFamily {
+        let k = key(m, n: n)
+        if let known = table.withLock({ $0[k] }) { return known }
+        let winner = try measure(m, n: k.nBucket)
+        table.withLock { $0[k] = winner }
+        return winner
+    }
+
+    /// Records a measured winner (used by `lowbit bench --calibrate`).
+    public static func record(_ key: Key, _ family: KernelFamily) { table.withLock { $0[key] = family } }
+
+    static func measure(_ m: QuantizedMatrix, n: Int) throws -> KernelFamily {
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        let x = (0..<(n * m.cols)).map { _ -> Float in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
+        }
+        var y = [Float](repeating: 0, count: n * m.rows)
+        var best: (KernelFamily, Double) = (.lut, .infinity)
+        for family in candidates {
+            try m.prepare(family)
+            let t = try x.withUnsafeBufferPointer { xp in
+                try y.withUnsafeMutableBufferPointer { yp in
+                    try medianSeconds(repeats: 3) { try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family) }
+                }
+            }
+            if t < best.1 { best = (family, t) }
+        }
+        return best.0
+    }
+
+    /// One line per key: rows cols group_size type n_bucket threads family.
+    public static func save(to path: String) throws {
+        let lines = table.withLock { t in
+            t.map { "\($0.rows) \($0.cols) \($0.groupSize) \($0.typeCode) \($0.nBucket) \($0.threads) \($1)" }.sorted()
+        }
+        try FileIO.writeAtomically(Array(("# lowbit auto-kernel calibration: rows cols group_size type n_bucket threads family\n"
+                                          + lines.joined(separator: "\n") + "\n").utf8), to: path)
+    }
+
+    /// Adds the entries of a file written by `save`; a malformed file changes nothing.
+    public static func load(from path: String) throws {
+        let text = String(decoding: try FileIO.read(path), as: UTF8.self)
+        var entries: [(Key, KernelFamily)] = []
+        for (i, line) in text.split(separator: "\n").enumerated() where !line.hasPrefix("#") {
+            let f = line.split(separator: " ")
+            let numbers = f.prefix(6).compactMap { Int($0) }
+            guard f.count == 7, numbers.count == 6, let family = try? KernelFamily(name: String(f[6])),
+                  family != .auto, numbers.allSatisfy({ $0 > 0 }) else {
+                throw LowBitError(.badFormat, "calibration file '\(path)' line \(i + 1) is malformed: '\(line)'")
+            }
+            entries.append((Key(rows: numbers[0], cols: numbers[1], groupSize: numbers[2], typeCode: Int32(numbers[3]),
+                                nBucket: numbers[4], threads: numbers[5]), family))
+        }
+        table.withLock { t in for (k, f) in entries { t[k] = f } }
+    }
+
+    /// Forgets every measurement (tests; a machine that changed).
+    public static func reset() { table.withLock { $0.removeAll() } }
+}
