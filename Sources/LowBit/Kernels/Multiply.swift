@@ -71,25 +71,9 @@ extension QuantizedMatrix {
     }
 
     private func multiplyLUT(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
-        let tables = LUTTables(cols: cols, groupSize: groupSize)
-        let tableBytes = (LUTTables.byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64
-        let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
-        #if LOWBIT_AVX2
-        if Runtime.useAVX2 {
-            let layout = try lutLayout()
-            for i in 0..<n { tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
-            parallelRanges(layout.rowBlocks * LUTKernelAVX2.tiles(n: n)) { items in
-                LUTKernelAVX2.run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws,
-                                  tableStride: tableBytes, y: y, items: items)
-            }
-            return
-        }
-        #endif
-        for i in 0..<n { tables.build(x + i * cols, into: ws + i * tableBytes, biased: false) }
-        parallelRanges(rows) { range in
-            for i in 0..<n {
-                LUTKernel.portable(self, tables: tables, tableBase: ws + i * tableBytes, y: y + i * rows, rows: range)
-            }
+        try LUTKernel.multiply(rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y,
+                               layout: Runtime.useAVX2 ? try lutLayout() : nil) { tables, base, out, range in
+            LUTKernel.portable(self, tables: tables, tableBase: base, y: out, rows: range)
         }
     }
 }

@@ -29,26 +29,29 @@ public final class AlignedBuffer: @unchecked Sendable {
 
 /// Per-thread scratch memory for products, so a product allocates only the first time a thread
 /// needs more than it had. Never shared between threads, so concurrent products cannot collide.
+/// Slots let nested users coexist: kernels use slot 0; a caller that keeps data in its own
+/// scratch across a kernel call (the BitStack product) uses slot 1.
 public final class Workspace: @unchecked Sendable {
-    private var buffer: UnsafeMutableRawPointer? = nil
-    private var capacity = 0
+    private var buffers: [UnsafeMutableRawPointer?] = [nil, nil]
+    private var capacities = [0, 0]
 
-    /// A 64-byte aligned region of at least `bytes`, valid until the next call on this thread.
-    public func reserve(_ bytes: Int) throws -> UnsafeMutableRawPointer {
-        if bytes > capacity {
+    /// A 64-byte aligned region of at least `bytes`, valid until the next reserve of this slot
+    /// on this thread.
+    public func reserve(_ bytes: Int, slot: Int = 0) throws -> UnsafeMutableRawPointer {
+        if bytes > capacities[slot] {
             var raw: UnsafeMutableRawPointer? = nil
             let size = max(bytes, 4096)
             if posix_memalign(&raw, 64, size) != 0 {
                 throw LowBitError(.outOfMemory, "could not allocate a \(size)-byte workspace")
             }
-            free(buffer)
-            buffer = raw
-            capacity = size
+            free(buffers[slot])
+            buffers[slot] = raw
+            capacities[slot] = size
         }
-        return buffer!
+        return buffers[slot]!
     }
 
-    deinit { free(buffer) }
+    deinit { for b in buffers { free(b) } }
 
     nonisolated(unsafe) private static var key: pthread_key_t = {
         var k = pthread_key_t()

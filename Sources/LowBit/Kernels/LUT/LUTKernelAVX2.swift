@@ -157,7 +157,7 @@ enum LUTKernelAVX2 {
                 let wa = codes + block * blockBytes, wb = wa + blockBytes
                 let t0 = UnsafeRawPointer(tableBase)
                 let ts = UnsafePointer(tables.tableScales(tableBase)), sx = UnsafePointer(tables.groupSums(tableBase))
-                let pa = params + block * groups * 32, pb = pa + groups * 32
+                let pa = params + block * layout.paramsBlockStride, pb = pa + layout.paramsBlockStride
                 var outA = Outputs(), outB = Outputs()
                 var c = 0
                 for g in 0..<groups {
@@ -168,8 +168,8 @@ enum LUTKernelAVX2 {
                         accB.add(bits: bits, Indices(bits: bits, wb + c * unitBytes), tlo, thi)
                         c += 1
                     }
-                    outA.add(accA.planeSums(bits: bits, groupSize: groupSize), params: pa + g * 32, tableScale: ts[g], groupSum: sx[g])
-                    outB.add(accB.planeSums(bits: bits, groupSize: groupSize), params: pb + g * 32, tableScale: ts[g], groupSum: sx[g])
+                    outA.add(accA.planeSums(bits: bits, groupSize: groupSize), params: pa + g * layout.paramsGroupStride, tableScale: ts[g], groupSum: sx[g])
+                    outB.add(accB.planeSums(bits: bits, groupSize: groupSize), params: pb + g * layout.paramsGroupStride, tableScale: ts[g], groupSum: sx[g])
                 }
                 outA.store(y, first: block * LUTLayout.rowsPerBlock, rows: rows)
                 outB.store(y, first: (block + 1) * LUTLayout.rowsPerBlock, rows: rows)
@@ -180,7 +180,7 @@ enum LUTKernelAVX2 {
             let t0 = UnsafeRawPointer(tableBase + first * tableStride)
             let ts0 = UnsafePointer(tables.tableScales(tableBase + first * tableStride))
             let sx0 = UnsafePointer(tables.groupSums(tableBase + first * tableStride))
-            let rowParams = params + block * groups * 32
+            let rowParams = params + block * layout.paramsBlockStride
             if first + 1 < n {
                 // Two activation rows: decode each chunk once, look up in both rows' tables.
                 let t1 = t0 + tableStride
@@ -196,8 +196,8 @@ enum LUTKernelAVX2 {
                         acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
                         c += 1
                     }
-                    out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * 32, tableScale: ts0[g], groupSum: sx0[g])
-                    out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * 32, tableScale: ts1[g], groupSum: sx1[g])
+                    out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * layout.paramsGroupStride, tableScale: ts0[g], groupSum: sx0[g])
+                    out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * layout.paramsGroupStride, tableScale: ts1[g], groupSum: sx1[g])
                 }
                 out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                 out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
@@ -210,7 +210,7 @@ enum LUTKernelAVX2 {
                         acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                         c += 1
                     }
-                    out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * 32, tableScale: ts0[g], groupSum: sx0[g])
+                    out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * layout.paramsGroupStride, tableScale: ts0[g], groupSum: sx0[g])
                 }
                 out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
             }

@@ -24,21 +24,65 @@ public final class LUTLayout: @unchecked Sendable {
     public var byteCount: Int { codes.byteCount + params.byteCount }
     public var blockCodeBytes: Int { chunks * 32 * bits }
 
-    init(packing m: QuantizedMatrix) throws {
+    /// Floats between the parameter blocks of consecutive row blocks and groups (0 and 0 when
+    /// every row and group shares one block, as for sign matrices).
+    public let paramsBlockStride: Int
+    public let paramsGroupStride: Int
+
+    /// Packs a quantized matrix: codes and per-group parameters.
+    convenience init(packing m: QuantizedMatrix) throws {
+        let levels = Float((1 << m.bits) - 1), groups = m.groupsPerRow
+        try self.init(rows: m.rows, cols: m.cols, bits: m.bits, paramGroups: groups,
+                      code: { row, col in m.code(row: row, col: col) },
+                      fillParams: { par, block in
+                          for g in 0..<groups {
+                              let dst = par + (block * groups + g) * 32
+                              for i in 0..<LUTLayout.rowsPerBlock {
+                                  let r = block * LUTLayout.rowsPerBlock + i
+                                  let d = r < m.rows ? m.scale(row: r, group: g) : 0
+                                  let off = r < m.rows ? m.offset(row: r, group: g) : 0
+                                  dst[i] = d / 2
+                                  dst[16 + i] = off + d * levels / 2
+                              }
+                          }
+                      })
+    }
+
+    /// Packs a ±1 matrix (`sign(row, col)` true for +1) as 1-bit codes with one shared parameter
+    /// block: d = 2, m = −1, so d/2 = 1 and m + d/2 = 0 (the product is just the signed sums).
+    public convenience init(signRows rows: Int, cols: Int, sign: (Int, Int) -> Bool) throws {
+        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil,
+                      code: { row, col in sign(row, col) ? 1 : 0 },
+                      fillParams: { par, _ in
+                          for i in 0..<16 { par[i] = 1; par[16 + i] = 0 }
+                      })
+    }
+
+    /// `paramGroups` nil: one shared parameter block for every row block and group.
+    private init(rows: Int, cols: Int, bits: Int, paramGroups: Int?,
+                 code: (Int, Int) -> Int, fillParams: (UnsafeMutablePointer<Float>, Int) -> Void) throws {
         let rb = LUTLayout.rowsPerBlock
-        rowBlocks = (m.rows + rb - 1) / rb
-        chunks = m.cols / 16
-        bits = m.bits
+        rowBlocks = (rows + rb - 1) / rb
+        chunks = cols / 16
+        self.bits = bits
         codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, chunks, 32 * bits, what: "LUT layout"))
-        params = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, m.groupsPerRow, 32 * 4, what: "LUT layout"))
-        let bits = self.bits, chunks = self.chunks, groups = m.groupsPerRow
-        let levels = Float((1 << bits) - 1)
+        if let groups = paramGroups {
+            params = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, groups, 32 * 4, what: "LUT layout"))
+            paramsBlockStride = groups * 32
+            paramsGroupStride = 32
+        } else {
+            params = try AlignedBuffer(byteCount: 32 * 4)
+            paramsBlockStride = 0
+            paramsGroupStride = 0
+            fillParams(params.floats(), 0)
+        }
+        let chunks = self.chunks
         let out = codes.bytes(), par = params.floats()
         parallelFor(rowBlocks) { block in
             func index(_ row: Int, _ plane: Int, _ kgroup: Int) -> UInt8 {
-                guard row < m.rows else { return 0 }
+                guard row < rows else { return 0 }
                 var nibble: UInt8 = 0
-                for j in 0..<4 { nibble |= UInt8((m.code(row: row, col: 4 * kgroup + j) >> plane) & 1) << UInt8(j) }
+                for j in 0..<4 { nibble |= UInt8((code(row, 4 * kgroup + j) >> plane) & 1) << UInt8(j) }
                 return nibble
             }
             for c in 0..<chunks {
@@ -57,16 +101,23 @@ public final class LUTLayout: @unchecked Sendable {
                     for b in 0..<32 { store(b, block * rb + b % 16, bits - 1) }
                 }
             }
-            for g in 0..<groups {
-                let dst = par + (block * groups + g) * 32
-                for i in 0..<rb {
-                    let r = block * rb + i
-                    let d = r < m.rows ? m.scale(row: r, group: g) : 0
-                    let off = r < m.rows ? m.offset(row: r, group: g) : 0
-                    dst[i] = d / 2
-                    dst[16 + i] = off + d * levels / 2
-                }
-            }
+            if paramGroups != nil { fillParams(par, block) }
         }
+    }
+
+    /// Bit `plane` of the code at (row, col), read back from the permuted layout (portable paths
+    /// and tests; not for hot loops).
+    public func bit(row: Int, col: Int, plane: Int) -> Int {
+        let rb = LUTLayout.rowsPerBlock, i = row % rb
+        let c = col / 16, kq = (col % 16) / 4, j = col % 4
+        let lane = kq % 2, high = kq / 2
+        let units = codes.bytes() + ((row / rb) * chunks + c) * 32 * bits
+        let byte: UInt8
+        if plane < bits - bits % 2 {
+            byte = units[(plane / 2 * 2 + i / 8) * 32 + 16 * lane + 2 * (i % 8) + plane % 2]
+        } else {
+            byte = units[(bits - 1) * 32 + 16 * lane + i]
+        }
+        return Int(((high == 1 ? byte >> 4 : byte) >> UInt8(j)) & 1)
     }
 }

@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// A BitStack file opened under a memory budget (DESIGN §6).
+///
+/// The longest prefix of the stack that fits the budget is resident (every tensor at least its
+/// first block). `setBudget` reads only the blocks a larger budget adds, or drops only the tail
+/// for a smaller one. Products take a snapshot of the resident blocks, so a budget change never
+/// frees memory under a running product (the old blocks go when the last product holding them
+/// ends) and every product sees one consistent set of blocks.
+public final class Stack: @unchecked Sendable {
+    public let path: String
+    public let index: StackFile.Index
+    let fd: Int32
+    let tensorNumbers: [String: Int]
+    /// Header and index bytes, held for as long as the stack is open.
+    public var fixedBytes: Int { index.dataOffset }
+
+    final class LoadedBlock {
+        let signs: SignMatrix
+        let u: [Float16], v: [Float16]
+        var bytes: Int { signs.byteCount + 2 * (u.count + v.count) }
+        init(signs: SignMatrix, u: [Float16], v: [Float16]) { (self.signs, self.u, self.v) = (signs, u, v) }
+    }
+
+    /// An immutable set of resident blocks: the first `count` of the stack.
+    final class Residency {
+        let blocks: [LoadedBlock]
+        let perTensor: [[LoadedBlock]]
+        let bytes: Int
+        init(_ blocks: [LoadedBlock], index: StackFile.Index) {
+            self.blocks = blocks
+            var per = [[LoadedBlock]](repeating: [], count: index.tensors.count)
+            for (i, b) in blocks.enumerated() { per[index.blocks[i].tensor].append(b) }
+            perTensor = per
+            bytes = blocks.reduce(0) { $0 + $1.bytes }
+        }
+    }
+
+    private let residency: Mutex<Residency>
+    private let budgetLock = Mutex<Void>(())
+    private let readCounter = Atomic<Int>(0)
+
+    /// Memory a block takes once loaded: sign bits in the LUT layout (rows padded to 16) plus
+    /// one shared parameter block, and the Float16 factors.
+    static func memoryBytes(_ t: StackFile.Tensor) -> Int {
+        (t.rows + 15) / 16 * (t.cols / 16) * 32 + 128 + 2 * t.rank * (t.rows + t.cols)
+    }
+
+    public init(path: String, budget: Int) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw LowBitError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw LowBitError(.io, "'\(path)' is not a readable regular file")
+        }
+        do {
+            let size = Int(st.st_size)
+            var head = [UInt8](repeating: 0, count: min(size, 64))
+            try Stack.readFully(fd, into: &head, at: 0, path: path)
+            // The header says how long the index is; read exactly that much more.
+            var indexEnd = 64
+            if head.count == 64 {
+                let indexBytes = head.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 24, as: UInt64.self)) }
+                if indexBytes < UInt64(size) { indexEnd = StackFile.padded(64 + Int(indexBytes)) }
+            }
+            var headAndIndex = [UInt8](repeating: 0, count: min(indexEnd, size))
+            try Stack.readFully(fd, into: &headAndIndex, at: 0, path: path)
+            index = try headAndIndex.withUnsafeBytes { try StackFile.decodeIndex($0, fileSize: size) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        self.fd = fd
+        self.path = path
+        var numbers: [String: Int] = [:]
+        for (i, t) in index.tensors.enumerated() { numbers[t.name] = i }
+        tensorNumbers = numbers
+        residency = Mutex(Residency([], index: index))
+        do { try setBudget(budget) } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit { close(fd) }
+
+    static func readFully(_ fd: Int32, into buffer: inout [UInt8], at offset: Int, path: String) throws {
+        var done = 0
+        while done < buffer.count {
+            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
+            if got < 0, errno == EINTR { continue }
+            guard got > 0 else { throw LowBitError(.io, "cannot read '\(path)' at \(offset + done): \(got < 0 ? String(cString: strerror(errno)) : "unexpected end of file")") }
+            done += got
+        }
+    }
+
+    /// Resident bytes with the first `count` blocks of the stack.
+    func bytesWithPrefix(_ count: Int) -> Int {
+        fixedBytes + index.blocks[0..<count].reduce(0) { $0 + Stack.memoryBytes(index.tensors[$1.tensor]) }
+    }
+
+    /// Every tensor at its first block, plus the fixed overhead.
+    public var minimumBytes: Int { bytesWithPrefix(index.tensors.count) }
+    public var totalBytes: Int { bytesWithPrefix(index.blocks.count) }
+    public var residentBytes: Int { fixedBytes + residency.withLock { $0.bytes } }
+    public var residentBlockCount: Int { residency.withLock { $0.blocks.count } }
+    /// Bytes of block data read from the file so far.
+    public var bytesRead: Int { readCounter.load(ordering: .relaxed) }
+
+    public func blocks(_ name: String) throws -> (resident: Int, total: Int) {
+        let t = try tensorNumber(name)
+        return (residency.withLock { $0.perTensor[t].count }, index.tensors[t].blocks)
+    }
+
+    public func tensorNumber(_ name: String) throws -> Int {
+        guard let t = tensorNumbers[name] else {
+            throw LowBitError(.invalidArgument, "no tensor '\(name)' in \(path) (it has \(index.tensors.prefix(5).map { "'\($0.name)'" }.joined(separator: ", "))\(index.tensors.count > 5 ? ", ..." : ""))")
+        }
+        return t
+    }
+
+    /// Holds the longest prefix of the stack that fits `budget` bytes: reads the blocks a
+    /// larger budget adds (one sequential read), drops the tail for a smaller one. A budget below
+    /// `minimumBytes` is an error and changes nothing. Safe while other threads run products.
+    public func setBudget(_ budget: Int) throws {
+        try budgetLock.withLock { _ in
+            guard budget >= minimumBytes else {
+                throw LowBitError(.invalidArgument, "budget \(budget) bytes is below this stack's minimum of \(minimumBytes) bytes (every tensor at one block plus \(fixedBytes) bytes of index)")
+            }
+            var count = index.tensors.count, bytes = minimumBytes
+            while count < index.blocks.count {
+                let next = bytes + Stack.memoryBytes(index.tensors[index.blocks[count].tensor])
+                if next > budget { break }
+                bytes = next
+                count += 1
+            }
+            let current = residency.withLock { $0 }
+            if count == current.blocks.count { return }
+            if count < current.blocks.count {
+                let kept = Residency(Array(current.blocks[0..<count]), index: index)
+                residency.withLock { $0 = kept }
+                return
+            }
+            let added = try load(current.blocks.count..<count)
+            let grown = Residency(current.blocks + added, index: index)
+            residency.withLock { $0 = grown }
+        }
+    }
+
+    /// Reads and checks blocks `range` of the stack, with the padding after each, in one pread.
+    func load(_ range: Range<Int>) throws -> [LoadedBlock] {
+        let start = index.blocks[range.lowerBound].offset
+        let end = range.upperBound < index.blocks.count ? index.blocks[range.upperBound].offset : index.dataBytes
+        var data = [UInt8](repeating: 0, count: end - start)
+        try Stack.readFully(fd, into: &data, at: index.dataOffset + start, path: path)
+        readCounter.add(data.count, ordering: .relaxed)
+        for i in range {
+            let e = index.blocks[i]
+            let padEnd = i + 1 < index.blocks.count ? index.blocks[i + 1].offset : index.dataBytes
+            guard data[(e.offset + e.length - start)..<(padEnd - start)].allSatisfy({ $0 == 0 }) else {
+                throw LowBitError(.badFormat, "not a valid lowbit stack file: nonzero padding after block \(i)")
+            }
+        }
+        return try data.withUnsafeBytes { raw in
+            try range.map { i in
+                let e = index.blocks[i], t = index.tensors[e.tensor]
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[(e.offset - start)..<(e.offset - start + e.length)])
+                guard CRC32.checksum(bytes) == e.crc else {
+                    throw LowBitError(.badFormat, "not a valid lowbit stack file: block \(i) ('\(t.name)' level \(e.level)) checksum mismatch")
+                }
+                let rowBytes = (t.cols + 7) / 8
+                let signBase = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                let signs = try SignMatrix(rows: t.rows, cols: t.cols) { r, c in (signBase[r * rowBytes + c / 8] >> UInt8(c % 8)) & 1 == 1 }
+                let factors = bytes.baseAddress! + t.rows * rowBytes
+                let u = (0..<(t.rows * t.rank)).map { Float16(bitPattern: UInt16(littleEndian: factors.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
+                let vBase = factors + 2 * t.rows * t.rank
+                let v = (0..<(t.cols * t.rank)).map { Float16(bitPattern: UInt16(littleEndian: vBase.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
+                guard u.allSatisfy({ $0.isFinite }), v.allSatisfy({ $0.isFinite }) else {
+                    throw LowBitError(.badFormat, "not a valid lowbit stack file: block \(i) has non-finite factors")
+                }
+                return LoadedBlock(signs: signs, u: u, v: v)
+            }
+        }
+    }
+
+    /// Y = X·Wᵀ for tensor `name` with its resident blocks, x n × cols, y n × rows:
+    /// W·x = Σ_blocks u ⊙ (S·(v ⊙ x/s)), each block one 1-bit LUT product with n·k activation rows.
+    public func multiply(_ name: String, _ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+        let t = try tensorNumber(name)
+        guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
+        let info = index.tensors[t]
+        let rows = info.rows, cols = info.cols, k = info.rank
+        let count = try checkedProduct(n, cols, what: "activations")
+        for i in 0..<count where !x[i].isFinite {
+            throw LowBitError(.invalidArgument, "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
+        }
+        let blocks = residency.withLock { $0.perTensor[t] }   // a snapshot: stays alive until we return
+        let zCount = try checkedProduct(n, k, cols, what: "workspace")
+        let yCount = try checkedProduct(n, k, rows, what: "workspace")
+        let ws = try Workspace.current.reserve((n * cols + zCount + yCount) * 4, slot: 1)
+        let scaled = ws.assumingMemoryBound(to: Float.self)
+        let z = scaled + n * cols, partial = z + zCount
+        for i in 0..<n { for c in 0..<cols { scaled[i * cols + c] = x[i * cols + c] / info.scaling[c] } }
+        for i in 0..<(n * rows) { y[i] = 0 }
+        for b in blocks {
+            b.v.withUnsafeBufferPointer { v in
+                for i in 0..<n {
+                    for c in 0..<cols {
+                        let xc = scaled[i * cols + c]
+                        for j in 0..<k { z[(i * k + j) * cols + c] = Float(v[c * k + j]) * xc }
+                    }
+                }
+            }
+            try b.signs.multiply(z, n: n * k, into: partial)
+            b.u.withUnsafeBufferPointer { u in
+                for i in 0..<n {
+                    for r in 0..<rows {
+                        var acc: Float = 0
+                        for j in 0..<k { acc += Float(u[r * k + j]) * partial[(i * k + j) * rows + r] }
+                        y[i * rows + r] += acc
+                    }
+                }
+            }
+        }
+    }
+
+    /// The dense weights the resident blocks stand for (tests and references only).
+    public func denseWeights(_ name: String) throws -> [Float] {
+        let t = try tensorNumber(name)
+        let info = index.tensors[t]
+        var w = [Float](repeating: 0, count: info.rows * info.cols)
+        for b in residency.withLock({ $0.perTensor[t] }) {
+            for r in 0..<info.rows {
+                for c in 0..<info.cols {
+                    var uv: Float = 0
+                    for j in 0..<info.rank { uv += Float(b.u[r * info.rank + j]) * Float(b.v[c * info.rank + j]) }
+                    w[r * info.cols + c] += (b.signs.isPositive(row: r, col: c) ? uv : -uv) / info.scaling[c]
+                }
+            }
+        }
+        return w
+    }
+
+    /// Reads every block and checks its checksum (what `lowbit stack inspect --verify` does).
+    public func verifyAllBlocks() throws {
+        var i = 0
+        while i < index.blocks.count {
+            let end = min(i + 16, index.blocks.count)
+            _ = try load(i..<end)
+            i = end
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Synchronization
+import XCTest
+@testable import LowBit
+
+final class StackTests: XCTestCase {
+    func tempPath(_ name: String) -> String { FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-\(name)-\(getpid())").path }
+
+    func testTruncatedSVDRecoversALowRankMatrix() throws {
+        var rng = TestRandom(seed: 51)
+        let rows = 70, cols = 96
+        let p = (0..<(rows * 2)).map { _ in abs(rng.normal()) }, q = (0..<(cols * 2)).map { _ in abs(rng.normal()) }
+        var a = [Float](repeating: 0, count: rows * cols)
+        for r in 0..<rows { for c in 0..<cols { a[r * cols + c] = p[2 * r] * q[2 * c] + p[2 * r + 1] * q[2 * c + 1] } }
+        for k in [2, 4] {
+            let (u, v) = try Decomposer.truncatedSVDOfAbs(a, rows: rows, cols: cols, rank: k, seed: 1)
+            var err: Double = 0, norm: Double = 0
+            for r in 0..<rows { for c in 0..<cols {
+                var s: Float = 0
+                for t in 0..<k { s += u[r * k + t] * v[c * k + t] }
+                err += Double(a[r * cols + c] - s) * Double(a[r * cols + c] - s)
+                norm += Double(a[r * cols + c] * a[r * cols + c])
+            } }
+            XCTAssertLessThan(err / norm, 1e-8, "rank \(k) of a rank-2 matrix")
+        }
+    }
+
+    func testRankCapFollowsMatrixSize() {
+        XCTAssertEqual(Decomposer.rank(rows: 4096, cols: 4096, factorShare: 0.125), 16)
+        XCTAssertEqual(Decomposer.rank(rows: 576, cols: 192, factorShare: 0.25), 3)
+        XCTAssertEqual(Decomposer.rank(rows: 64, cols: 64, factorShare: 0.01), 1)
+    }
+
+    func buildSample(blocks: Int = 4, sensitivity: [String: Double]? = nil) throws -> (String, [String: [Float]]) {
+        var rng = TestRandom(seed: 52)
+        let shapes = [("a", 40, 96), ("b", 33, 64)]
+        var weights: [String: [Float]] = [:]
+        for (name, r, c) in shapes { weights[name] = rng.normals(r * c) }
+        let path = tempPath("stack\(blocks)")
+        var options = StackBuilder.Options()
+        options.blocks = blocks
+        options.maxRank = 4
+        options.sensitivity = sensitivity
+        let a = weights["a"]!, b = weights["b"]!
+        try a.withUnsafeBufferPointer { ap in
+            try b.withUnsafeBufferPointer { bp in
+                _ = try StackBuilder.build([StackBuilder.Input(name: "a", weights: ap.baseAddress!, rows: 40, cols: 96),
+                                            StackBuilder.Input(name: "b", weights: bp.baseAddress!, rows: 33, cols: 64)],
+                                           path: path, options: options)
+            }
+        }
+        return (path, weights)
+    }
+
+    /// Products through the 1-bit LUT kernel match the dense rebuild for 1 … n resident blocks,
+    /// and the rebuild's error against the original weights falls with every block.
+    func testProductsMatchDenseRebuildAtEveryBudget() throws {
+        let (path, weights) = try buildSample()
+        defer { unlink(path) }
+        let stack = try Stack(path: path, budget: Int.max)
+        XCTAssertEqual(stack.residentBlockCount, 8)
+        var rng = TestRandom(seed: 53)
+        let x = rng.normals(3 * 96)
+        // Shrink one block at a time: budgets at each prefix size.
+        for count in stride(from: 8, through: 2, by: -1) {
+            try stack.setBudget(stack.bytesWithPrefix(count))
+            XCTAssertEqual(stack.residentBlockCount, count)
+            XCTAssertLessThanOrEqual(stack.residentBytes, stack.bytesWithPrefix(count))
+            let dense = try stack.denseWeights("a")
+            let ref = float64Product(dense, rows: 40, cols: 96, x, n: 3)
+            var y = [Float](repeating: 0, count: 3 * 40)
+            try stack.multiply("a", x, n: 3, into: &y)
+            XCTAssertLessThanOrEqual(normalizedError(y, ref), 5e-4, "\(count) blocks")
+        }
+        let full = try Stack(path: path, budget: Int.max)
+        let errs = try (1...4).map { m -> Double in
+            try full.setBudget(full.bytesWithPrefix(2 * m))
+            return normalizedError(try full.denseWeights("a"), weights["a"]!)
+        }
+        for i in 1..<4 { XCTAssertLessThan(errs[i], errs[i - 1], "each block lowers the error: \(errs)") }
+        XCTAssertLessThan(errs[3], 0.5)
+    }
+
+    func testBudgetChangesReadOnlyTheDifference() throws {
+        let (path, _) = try buildSample()
+        defer { unlink(path) }
+        let minimum = try Stack(path: path, budget: Int.max).minimumBytes
+        let stack = try Stack(path: path, budget: minimum)
+        XCTAssertEqual(stack.residentBlockCount, 2)
+        let first = stack.bytesRead
+        XCTAssertEqual(first, stack.index.blocks[2].offset, "blocks 0 and 1 with their padding")
+        try stack.setBudget(stack.bytesWithPrefix(5))
+        let added = stack.index.blocks[2..<5].map { $0.length }.reduce(0, +)
+        let read = stack.bytesRead - first
+        XCTAssertEqual(read, stack.index.blocks[5].offset - stack.index.blocks[2].offset, "only blocks 2..<5 are read")
+        XCTAssertLessThan(read - added, 3 * 64, "beyond the blocks, only their alignment padding")
+        let before = stack.bytesRead
+        try stack.setBudget(stack.bytesWithPrefix(3))
+        XCTAssertEqual(stack.bytesRead, before, "shrinking reads nothing")
+        XCTAssertEqual(try stack.blocks("a").resident, 2)
+        XCTAssertEqual(try stack.blocks("b").resident, 1)
+        XCTAssertThrowsStatus(.invalidArgument, try stack.setBudget(stack.minimumBytes - 1))
+        XCTAssertEqual(stack.residentBlockCount, 3, "a refused budget changes nothing")
+        do { try stack.setBudget(10) } catch let e as LowBitError { XCTAssertTrue(e.message.contains("\(stack.minimumBytes)")) }
+        XCTAssertThrowsStatus(.invalidArgument, try stack.blocks("nope"))
+    }
+
+    func testProductsStayConsistentWhileTheBudgetChanges() throws {
+        let (path, _) = try buildSample()
+        defer { unlink(path) }
+        let stack = try Stack(path: path, budget: Int.max)
+        var rng = TestRandom(seed: 54)
+        let x = rng.normals(96)
+        var valid: [[Float]] = []
+        for count in 2...8 {
+            try stack.setBudget(stack.bytesWithPrefix(count))
+            var y = [Float](repeating: 0, count: 40)
+            try stack.multiply("a", x, n: 1, into: &y)
+            valid.append(y)
+        }
+        let stop = Atomic<Bool>(false)
+        let changer = Thread {
+            var c = 2
+            while !stop.load(ordering: .relaxed) {
+                try? stack.setBudget(stack.bytesWithPrefix(c))
+                c = c == 8 ? 2 : c + 1
+            }
+        }
+        changer.start()
+        for _ in 0..<200 {
+            var y = [Float](repeating: 0, count: 40)
+            try stack.multiply("a", x, n: 1, into: &y)
+            XCTAssertTrue(valid.contains(y), "a product saw a mix of two budgets")
+        }
+        stop.store(true, ordering: .relaxed)
+        while !changer.isFinished { usleep(1000) }
+    }
+
+    func testSensitivityOrderKeepsLevelZeroFirst() throws {
+        let (path, _) = try buildSample(sensitivity: ["a": 10, "b": 0.1])
+        defer { unlink(path) }
+        let stack = try Stack(path: path, budget: Int.max)
+        let order = stack.index.blocks.map { ($0.tensor, $0.level) }
+        XCTAssertEqual(order.prefix(2).map(\.1), [0, 0])
+        // With "a" far more sensitive, its remaining blocks come before b's.
+        XCTAssertEqual(order[2..<5].map(\.0), [0, 0, 0])
+    }
+
+    func testMalformedStackFilesAreRejected() throws {
+        let (path, _) = try buildSample(blocks: 2)
+        defer { unlink(path) }
+        let good = try FileIO.read(path)
+        let bad = tempPath("bad")
+        defer { unlink(bad) }
+        func status(_ bytes: [UInt8]) -> LowBitStatus? {
+            do {
+                try FileIO.writeAtomically(bytes, to: bad)
+                let s = try Stack(path: bad, budget: Int.max)
+                try s.verifyAllBlocks()
+                return nil
+            } catch let e as LowBitError { return e.status } catch { return .internal }
+        }
+        XCTAssertNil(status(good))
+        for cut in stride(from: 0, to: good.count, by: 97) { XCTAssertEqual(status(Array(good[..<cut])), .badFormat, "cut at \(cut)") }
+        XCTAssertEqual(status(good + [0]), .badFormat)
+        for i in stride(from: 0, to: good.count, by: 13) {
+            var flipped = good
+            flipped[i] ^= 0x04
+            XCTAssertEqual(status(flipped), .badFormat, "flip at \(i)")
+        }
+        XCTAssertThrowsStatus(.io, try Stack(path: "/nonexistent/x.lbs", budget: 1 << 30))
+    }
+}
