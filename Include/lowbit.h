@@ -180,6 +180,56 @@ LOWBIT_API lowbit_status lowbit_matrix_save(const lowbit_matrix *m, const char *
 /* Loads a file written by lowbit_matrix_save, validating every field and checksum. */
 LOWBIT_API lowbit_status lowbit_matrix_load(const char *path, lowbit_matrix **out);
 
+/* ---- BitStack: memory-elastic weights ----------------------------------------------------- */
+
+/* A stack file opened under a memory budget: each weight matrix is a sum of ~1-bit residual
+ * blocks (signs x rank-k factors), stacked by importance; the longest prefix of the stack that
+ * fits the budget is held in memory, every tensor at least its first block. */
+#ifdef LOWBIT_ABI_CHECK
+typedef void lowbit_stack;
+#else
+typedef struct lowbit_stack lowbit_stack;
+#endif
+
+/* Progress of long work: `done` of `total` steps (blocks, for lowbit_stack_build). */
+typedef void (*lowbit_progress_fn)(void *user, int64_t done, int64_t total);
+
+/* Decomposes `count` named float32 matrices (weights[i]: rows[i] x cols[i], row-major, cols a
+ * multiple of 32) into `blocks` blocks each (1..64, typically 16) and writes the stack file
+ * atomically. max_rank: largest rank k (e.g. 16); factor_share: largest share of a block the
+ * Float16 factors may take (0 = the default 0.25; >= 1 = no cap), which picks k per matrix.
+ * calibration (nullable, or per-tensor nullable): calibration_samples[i] x cols[i] activations for
+ * activation-aware scaling. sensitivity (nullable): per-tensor weights for a model-aware order
+ * (e.g. the loss change when the tensor loses a block); NULL: every tensor gets block i before any
+ * gets block i + 1. progress (nullable) is called after each block, on the calling thread. */
+LOWBIT_API lowbit_status lowbit_stack_build(const char *path, int32_t count, const char *const *names,
+                                            const float *const *weights, const int64_t *rows, const int64_t *cols,
+                                            const float *const *calibration, const int64_t *calibration_samples,
+                                            const double *sensitivity, int32_t blocks, int32_t max_rank,
+                                            double factor_share, lowbit_progress_fn progress, void *user);
+
+/* Opens a stack file under `budget` bytes (validating its header and index; each block's checksum
+ * is checked when the block is read). A budget below the minimum (every tensor at one block plus
+ * the index) is LOWBIT_ERROR_INVALID_ARGUMENT, and the message says the minimum. */
+LOWBIT_API lowbit_status lowbit_stack_open(const char *path, uint64_t budget, lowbit_stack **out);
+/* Closes a stack; NULL is accepted. Not while another thread uses it. */
+LOWBIT_API void lowbit_stack_close(lowbit_stack *s);
+/* Changes the budget: reads only the blocks a larger budget adds, releases only the tail for a
+ * smaller one. Safe while other threads run lowbit_stack_matmul on the same stack: each product
+ * sees one consistent set of blocks, and memory is freed only after the products using it end. */
+LOWBIT_API lowbit_status lowbit_stack_set_budget(lowbit_stack *s, uint64_t budget);
+/* Sizes in bytes; any out-pointer may be NULL. resident: held now (never above the budget);
+ * minimum: the smallest valid budget; total: with every block; read: block bytes read so far. */
+LOWBIT_API lowbit_status lowbit_stack_info(const lowbit_stack *s, uint64_t *resident, uint64_t *minimum,
+                                           uint64_t *total, uint64_t *read);
+/* A tensor's shape, rank and blocks (resident now, and in the file); out-pointers may be NULL. */
+LOWBIT_API lowbit_status lowbit_stack_tensor(const lowbit_stack *s, const char *name, int64_t *rows, int64_t *cols,
+                                             int32_t *rank, int32_t *blocks_resident, int32_t *blocks_total);
+/* Y = X·Wᵀ for tensor `name` with its resident blocks (x: n x cols, y: n x rows), without ever
+ * rebuilding W: each block is a 1-bit LUT product with n·rank activation rows. Thread-safe. */
+LOWBIT_API lowbit_status lowbit_stack_matmul(const lowbit_stack *s, const char *name, const float *x, int64_t x_len,
+                                             int64_t n, float *y, int64_t y_len);
+
 #ifdef __cplusplus
 }
 #endif

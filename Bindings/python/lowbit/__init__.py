@@ -249,5 +249,8 @@ def load(path):
     return _new(_lib.lowbit_matrix_load, os.fsencode(path))
 
 
-__all__ = ["Matrix", "LowbitError", "ArgumentError", "quantize", "from_gptq", "from_ternary", "load",
+from . import stack  # noqa: E402  (after the helpers it uses)
+from .stack import Stack, parse_size  # noqa: E402
+
+__all__ = ["stack", "Stack", "parse_size", "Matrix", "LowbitError", "ArgumentError", "quantize", "from_gptq", "from_ternary", "load",
            "set_threads", "get_threads", "simd_tier", "calibration_save", "calibration_load", "KERNELS", "TERNARY", "__version__", "library_path"]

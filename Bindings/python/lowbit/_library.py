@@ -40,6 +40,8 @@ _p = _c.c_void_p
 _i32, _u32, _i64, _u64 = _c.c_int32, _c.c_uint32, _c.c_int64, _c.c_uint64
 _fp = _c.POINTER(_c.c_float)
 
+PROGRESS_FN = _c.CFUNCTYPE(None, _p, _i64, _i64)
+
 _SIGNATURES = {
     "lowbit_version_number": (_u32, []),
     "lowbit_version_string": (_c.c_char_p, []),
@@ -63,6 +65,16 @@ _SIGNATURES = {
     "lowbit_matrix_save": (_i32, [_p, _c.c_char_p]),
     "lowbit_matrix_load": (_i32, [_c.c_char_p, _c.POINTER(_p)]),
     "lowbit_calibration_save": (_i32, [_c.c_char_p]),
+    "lowbit_stack_build": (_i32, [_c.c_char_p, _i32, _c.POINTER(_c.c_char_p), _c.POINTER(_fp), _c.POINTER(_i64),
+                                  _c.POINTER(_i64), _c.POINTER(_fp), _c.POINTER(_i64), _c.POINTER(_c.c_double),
+                                  _i32, _i32, _c.c_double, PROGRESS_FN, _p]),
+    "lowbit_stack_open": (_i32, [_c.c_char_p, _u64, _c.POINTER(_p)]),
+    "lowbit_stack_close": (None, [_p]),
+    "lowbit_stack_set_budget": (_i32, [_p, _u64]),
+    "lowbit_stack_info": (_i32, [_p, _c.POINTER(_u64), _c.POINTER(_u64), _c.POINTER(_u64), _c.POINTER(_u64)]),
+    "lowbit_stack_tensor": (_i32, [_p, _c.c_char_p, _c.POINTER(_i64), _c.POINTER(_i64), _c.POINTER(_i32),
+                                   _c.POINTER(_i32), _c.POINTER(_i32)]),
+    "lowbit_stack_matmul": (_i32, [_p, _c.c_char_p, _fp, _i64, _i64, _fp, _i64]),
     "lowbit_calibration_load": (_i32, [_c.c_char_p]),
 }
 
