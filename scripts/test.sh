@@ -23,6 +23,7 @@ section "C examples"
 make -s -C Bindings/c/examples clean
 make -s -C Bindings/c/examples check | tee "$root/.build/c-examples.log"
 grep -q "all errors reported as expected" "$root/.build/c-examples.log"
+grep -q "stack budget example ok" "$root/.build/c-examples.log"
 [ "$(grep -c ' ok$' "$root/.build/c-examples.log")" -eq 5 ]
 
 section "Python tests"

@@ -11,6 +11,7 @@ commands:
   demo                 quantize a random matrix at every bit width; error, size and time per family
                        [--rows 4096] [--cols 4096] [--group-size 128] [--threads T]
   bench                kernel benchmark against a memory-read baseline (see `lowbit bench --help`)
+  stack                BitStack: build, inspect and run memory-elastic weights (see `lowbit stack`)
   --version            print the version
 """
 
@@ -33,6 +34,7 @@ func run(_ argv: [String]) throws -> Int32 {
     case "info": try args.allow([]); printInfo()
     case "demo": try runDemo(args)
     case "bench": try runBench(args)
+    case "stack": try runStack(args)
     default: throw CLIError("unknown command '\(command)'\n\(usage)")
     }
     return 0

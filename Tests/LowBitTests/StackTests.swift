@@ -171,3 +171,32 @@ final class StackTests: XCTestCase {
         XCTAssertThrowsStatus(.io, try Stack(path: "/nonexistent/x.lbs", budget: 1 << 30))
     }
 }
+
+final class SignMatrixTests: XCTestCase {
+    /// Both ways of packing signs give the same layout, and products equal Σ ±x (within int8 tables).
+    func testSignMatrixPackingAndProduct() throws {
+        var rng = TestRandom(seed: 61)
+        for (rows, cols) in [(1, 32), (17, 96), (40, 256)] {
+            let bits = (0..<(rows * cols / 8)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let positive = { (r: Int, c: Int) in (bits[r * cols / 8 + c / 8] >> UInt8(c % 8)) & 1 == 1 }
+            let slow = try SignMatrix(rows: rows, cols: cols, positive: positive)
+            let fast = try bits.withUnsafeBufferPointer { try SignMatrix(rows: rows, cols: cols, signBits: $0.baseAddress!) }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: slow.layout.codes.bytes(), count: slow.layout.codes.byteCount)),
+                           Array(UnsafeBufferPointer(start: fast.layout.codes.bytes(), count: fast.layout.codes.byteCount)))
+            for r in 0..<rows { for c in 0..<cols { XCTAssertEqual(fast.isPositive(row: r, col: c), positive(r, c)) } }
+            let x = rng.normals(3 * cols)
+            var dense = [Float](repeating: 0, count: rows * cols)
+            for r in 0..<rows { for c in 0..<cols { dense[r * cols + c] = positive(r, c) ? 1 : -1 } }
+            let ref = float64Product(dense, rows: rows, cols: cols, x, n: 3)
+            var y = [Float](repeating: 0, count: 3 * rows)
+            try fast.multiply(x, n: 3, into: &y)
+            XCTAssertLessThanOrEqual(normalizedError(y, ref), 5e-4)
+            Runtime.setPortableOnly(true)
+            defer { Runtime.setPortableOnly(false) }
+            var portable = [Float](repeating: 0, count: 3 * rows)
+            try fast.multiply(x, n: 3, into: &portable)
+            XCTAssertLessThanOrEqual(normalizedError(portable, ref), 5e-4)
+        }
+        XCTAssertThrowsStatus(.invalidArgument, try SignMatrix(rows: 2, cols: 48) { _, _ in true })
+    }
+}

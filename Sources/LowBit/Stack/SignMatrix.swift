@@ -22,6 +22,18 @@ public final class SignMatrix: @unchecked Sendable {
         layout = try LUTLayout(signRows: rows, cols: cols, sign: positive)
     }
 
+    /// From row-major sign bits (bit c % 8 of byte r·⌈cols/8⌉ + c/8 set for +1).
+    public init(rows: Int, cols: Int, signBits: UnsafePointer<UInt8>) throws {
+        guard cols % 32 == 0 else {
+            throw LowBitError(.invalidArgument, "sign matrix cols \(cols) is not a multiple of 32")
+        }
+        try validateShape(rows: rows, cols: cols, groupSize: 32)
+        self.rows = rows
+        self.cols = cols
+        groupSize = [128, 64, 32].first { cols % $0 == 0 }!
+        layout = try LUTLayout(signBits: signBits, rowBytes: cols / 8, rows: rows, cols: cols)
+    }
+
     public func isPositive(row: Int, col: Int) -> Bool { layout.bit(row: row, col: col, plane: 0) == 1 }
 
     /// Y = X·Sᵀ for n activation rows (x: n × cols, y: n × rows).

@@ -18,11 +18,13 @@ public final class Stack: @unchecked Sendable {
     /// Header and index bytes, held for as long as the stack is open.
     public var fixedBytes: Int { index.dataOffset }
 
+    /// A resident block: signs in the LUT layout, factors transposed (uT: k × rows, vT: k × cols)
+    /// so the product reads them as contiguous Float16 rows.
     final class LoadedBlock {
         let signs: SignMatrix
-        let u: [Float16], v: [Float16]
-        var bytes: Int { signs.byteCount + 2 * (u.count + v.count) }
-        init(signs: SignMatrix, u: [Float16], v: [Float16]) { (self.signs, self.u, self.v) = (signs, u, v) }
+        let uT: [Float16], vT: [Float16]
+        var bytes: Int { signs.byteCount + 2 * (uT.count + vT.count) }
+        init(signs: SignMatrix, uT: [Float16], vT: [Float16]) { (self.signs, self.uT, self.vT) = (signs, uT, vT) }
     }
 
     /// An immutable set of resident blocks: the first `count` of the stack.
@@ -45,19 +47,37 @@ public final class Stack: @unchecked Sendable {
 
     /// Memory a block takes once loaded: sign bits in the LUT layout (rows padded to 16) plus
     /// one shared parameter block, and the Float16 factors.
-    static func memoryBytes(_ t: StackFile.Tensor) -> Int {
+    public static func memoryBytes(_ t: StackFile.Tensor) -> Int {
         (t.rows + 15) / 16 * (t.cols / 16) * 32 + 128 + 2 * t.rank * (t.rows + t.cols)
     }
 
     public init(path: String, budget: Int) throws {
+        let (fd, index) = try Stack.openIndex(path)
+        self.fd = fd
+        self.index = index
+        self.path = path
+        var numbers: [String: Int] = [:]
+        for (i, t) in index.tensors.enumerated() { numbers[t.name] = i }
+        tensorNumbers = numbers
+        residency = Mutex(Residency([], index: index))
+        try setBudget(budget)  // on failure deinit closes fd
+    }
+
+    /// The validated header and index of a stack file, without reading any block.
+    public static func readIndex(_ path: String) throws -> StackFile.Index {
+        let (fd, index) = try openIndex(path)
+        close(fd)
+        return index
+    }
+
+    static func openIndex(_ path: String) throws -> (Int32, StackFile.Index) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw LowBitError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))") }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw LowBitError(.io, "'\(path)' is not a readable regular file")
-        }
         do {
+            var st = stat()
+            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                throw LowBitError(.io, "'\(path)' is not a readable regular file")
+            }
             let size = Int(st.st_size)
             var head = [UInt8](repeating: 0, count: min(size, 64))
             try Stack.readFully(fd, into: &head, at: 0, path: path)
@@ -69,18 +89,8 @@ public final class Stack: @unchecked Sendable {
             }
             var headAndIndex = [UInt8](repeating: 0, count: min(indexEnd, size))
             try Stack.readFully(fd, into: &headAndIndex, at: 0, path: path)
-            index = try headAndIndex.withUnsafeBytes { try StackFile.decodeIndex($0, fileSize: size) }
+            return (fd, try headAndIndex.withUnsafeBytes { try StackFile.decodeIndex($0, fileSize: size) })
         } catch {
-            close(fd)
-            throw error
-        }
-        self.fd = fd
-        self.path = path
-        var numbers: [String: Int] = [:]
-        for (i, t) in index.tensors.enumerated() { numbers[t.name] = i }
-        tensorNumbers = numbers
-        residency = Mutex(Residency([], index: index))
-        do { try setBudget(budget) } catch {
             close(fd)
             throw error
         }
@@ -99,12 +109,17 @@ public final class Stack: @unchecked Sendable {
     }
 
     /// Resident bytes with the first `count` blocks of the stack.
-    func bytesWithPrefix(_ count: Int) -> Int {
+    public func bytesWithPrefix(_ count: Int) -> Int {
         fixedBytes + index.blocks[0..<count].reduce(0) { $0 + Stack.memoryBytes(index.tensors[$1.tensor]) }
     }
 
     /// Every tensor at its first block, plus the fixed overhead.
     public var minimumBytes: Int { bytesWithPrefix(index.tensors.count) }
+
+    /// `minimumBytes` of a stack from its index alone.
+    public static func minimumBudget(_ index: StackFile.Index) -> Int {
+        index.dataOffset + index.blocks[0..<index.tensors.count].reduce(0) { $0 + memoryBytes(index.tensors[$1.tensor]) }
+    }
     public var totalBytes: Int { bytesWithPrefix(index.blocks.count) }
     public var residentBytes: Int { fixedBytes + residency.withLock { $0.bytes } }
     public var residentBlockCount: Int { residency.withLock { $0.blocks.count } }
@@ -172,17 +187,21 @@ public final class Stack: @unchecked Sendable {
                 guard CRC32.checksum(bytes) == e.crc else {
                     throw LowBitError(.badFormat, "not a valid lowbit stack file: block \(i) ('\(t.name)' level \(e.level)) checksum mismatch")
                 }
-                let rowBytes = (t.cols + 7) / 8
+                let rowBytes = t.cols / 8
                 let signBase = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                let signs = try SignMatrix(rows: t.rows, cols: t.cols) { r, c in (signBase[r * rowBytes + c / 8] >> UInt8(c % 8)) & 1 == 1 }
+                let signs = try SignMatrix(rows: t.rows, cols: t.cols, signBits: signBase)
+                // File: U rows × k, then V cols × k; memory: transposed.
                 let factors = bytes.baseAddress! + t.rows * rowBytes
-                let u = (0..<(t.rows * t.rank)).map { Float16(bitPattern: UInt16(littleEndian: factors.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
-                let vBase = factors + 2 * t.rows * t.rank
-                let v = (0..<(t.cols * t.rank)).map { Float16(bitPattern: UInt16(littleEndian: vBase.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
-                guard u.allSatisfy({ $0.isFinite }), v.allSatisfy({ $0.isFinite }) else {
+                func half(_ base: UnsafeRawPointer, _ i: Int) -> Float16 {
+                    Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                }
+                let k = t.rank
+                let uT = (0..<(k * t.rows)).map { half(factors, ($0 % t.rows) * k + $0 / t.rows) }
+                let vT = (0..<(k * t.cols)).map { half(factors + 2 * t.rows * k, ($0 % t.cols) * k + $0 / t.cols) }
+                guard uT.allSatisfy({ $0.isFinite }), vT.allSatisfy({ $0.isFinite }) else {
                     throw LowBitError(.badFormat, "not a valid lowbit stack file: block \(i) has non-finite factors")
                 }
-                return LoadedBlock(signs: signs, u: u, v: v)
+                return LoadedBlock(signs: signs, uT: uT, vT: vT)
             }
         }
     }
@@ -207,22 +226,15 @@ public final class Stack: @unchecked Sendable {
         for i in 0..<n { for c in 0..<cols { scaled[i * cols + c] = x[i * cols + c] / info.scaling[c] } }
         for i in 0..<(n * rows) { y[i] = 0 }
         for b in blocks {
-            b.v.withUnsafeBufferPointer { v in
+            b.vT.withUnsafeBufferPointer { v in
                 for i in 0..<n {
-                    for c in 0..<cols {
-                        let xc = scaled[i * cols + c]
-                        for j in 0..<k { z[(i * k + j) * cols + c] = Float(v[c * k + j]) * xc }
-                    }
+                    for j in 0..<k { HalfVectors.multiply(v.baseAddress! + j * cols, scaled + i * cols, into: z + (i * k + j) * cols, count: cols) }
                 }
             }
             try b.signs.multiply(z, n: n * k, into: partial)
-            b.u.withUnsafeBufferPointer { u in
+            b.uT.withUnsafeBufferPointer { u in
                 for i in 0..<n {
-                    for r in 0..<rows {
-                        var acc: Float = 0
-                        for j in 0..<k { acc += Float(u[r * k + j]) * partial[(i * k + j) * rows + r] }
-                        y[i * rows + r] += acc
-                    }
+                    for j in 0..<k { HalfVectors.multiplyAdd(u.baseAddress! + j * rows, partial + (i * k + j) * rows, into: y + i * rows, count: rows) }
                 }
             }
         }
@@ -237,7 +249,7 @@ public final class Stack: @unchecked Sendable {
             for r in 0..<info.rows {
                 for c in 0..<info.cols {
                     var uv: Float = 0
-                    for j in 0..<info.rank { uv += Float(b.u[r * info.rank + j]) * Float(b.v[c * info.rank + j]) }
+                    for j in 0..<info.rank { uv += Float(b.uT[j * info.rows + r]) * Float(b.vT[j * info.cols + c]) }
                     w[r * info.cols + c] += (b.signs.isPositive(row: r, col: c) ? uv : -uv) / info.scaling[c]
                 }
             }

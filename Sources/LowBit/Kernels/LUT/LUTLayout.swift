@@ -58,8 +58,30 @@ public final class LUTLayout: @unchecked Sendable {
                       })
     }
 
+    /// Packs row-major sign bits (bit c % 8 of byte r·rowBytes + c/8 set for +1) directly: for
+    /// one plane, a layout byte is two nibbles of the row's bytes (k-groups 4c + lane and
+    /// 4c + 2 + lane of chunk c), so no per-bit work is needed.
+    public convenience init(signBits: UnsafePointer<UInt8>, rowBytes: Int, rows: Int, cols: Int) throws {
+        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, packCodes: false, code: { _, _ in 0 },
+                      fillParams: { par, _ in for i in 0..<16 { par[i] = 1; par[16 + i] = 0 } })
+        let rb = LUTLayout.rowsPerBlock, chunks = self.chunks
+        let out = codes.bytes()
+        parallelFor(rowBlocks) { block in
+            for i in 0..<rb where block * rb + i < rows {
+                let row = signBits + (block * rb + i) * rowBytes
+                for c in 0..<chunks {
+                    let b0 = row[2 * c], b1 = row[2 * c + 1]
+                    let unit = out + (block * chunks + c) * 32
+                    unit[i] = (b0 & 0x0F) | (b1 << 4)
+                    unit[16 + i] = (b0 >> 4) | (b1 & 0xF0)
+                }
+            }
+        }
+    }
+
     /// `paramGroups` nil: one shared parameter block for every row block and group.
-    private init(rows: Int, cols: Int, bits: Int, paramGroups: Int?,
+    /// `packCodes` false: leave the codes zero (the caller packs them).
+    private init(rows: Int, cols: Int, bits: Int, paramGroups: Int?, packCodes: Bool = true,
                  code: (Int, Int) -> Int, fillParams: (UnsafeMutablePointer<Float>, Int) -> Void) throws {
         let rb = LUTLayout.rowsPerBlock
         rowBlocks = (rows + rb - 1) / rb
@@ -78,6 +100,7 @@ public final class LUTLayout: @unchecked Sendable {
         }
         let chunks = self.chunks
         let out = codes.bytes(), par = params.floats()
+        guard packCodes else { return }
         parallelFor(rowBlocks) { block in
             func index(_ row: Int, _ plane: Int, _ kgroup: Int) -> UInt8 {
                 guard row < rows else { return 0 }

@@ -1,0 +1,195 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LowBit
+
+let stackUsage = """
+usage:
+  lowbit stack build OUT.lbs NAME=FILE.npy ... [--calibration NAME=FILE.npy,...]
+                     [--blocks 16] [--rank 16] [--factor-share 0.25]
+  lowbit stack build OUT.lbs --random ROWSxCOLS,...     (deterministic Gaussian test matrices)
+  lowbit stack inspect FILE.lbs [--verify]               tensors and the stack's size curve
+  lowbit stack run FILE.lbs --budget SIZE [--n 1]        products under a budget, then the budget
+                                                         changed up and down; time per resident block
+                                                         against 1-bit and 4-bit LUT products
+Sizes: bytes, or 64MB, 1.5GiB, 512k (KB/MB/GB decimal, KiB/MiB/GiB binary).
+.npy files: 2-D float32, as numpy.save writes them.
+"""
+
+func parseSize(_ s: String) throws -> Int {
+    let lower = s.lowercased()
+    let units: [(String, Double)] = [("gib", 1_073_741_824), ("mib", 1_048_576), ("kib", 1024), ("gb", 1e9), ("mb", 1e6),
+                                     ("kb", 1e3), ("g", 1e9), ("m", 1e6), ("k", 1e3), ("b", 1)]
+    for (suffix, scale) in units where lower.hasSuffix(suffix) {
+        guard let v = Double(lower.dropLast(suffix.count).trimmingCharacters()), v >= 0 else { break }
+        return Int(v * scale)
+    }
+    guard let v = Int(lower), v >= 0 else { throw CLIError("not a size: '\(s)' (use bytes, or e.g. 64MB, 1.5GiB)") }
+    return v
+}
+
+extension Substring {
+    func trimmingCharacters() -> String { trimmingSpaces() }
+}
+
+func runStack(_ args: Arguments) throws {
+    guard args.words.count >= 2 else { print(stackUsage); throw CLIError("stack: missing subcommand") }
+    switch args.words[1] {
+    case "build": try stackBuild(args)
+    case "inspect": try stackInspect(args)
+    case "run": try stackRun(args)
+    default: print(stackUsage); throw CLIError("unknown stack subcommand '\(args.words[1])'")
+    }
+}
+
+/// A one-line progress bar on stderr.
+func progressBar(_ done: Int, _ total: Int, _ label: String) {
+    let width = 30, filled = total > 0 ? done * width / total : width
+    fputs("\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total)", stderr)
+    if done == total { fputs("\n", stderr) }
+}
+
+func stackBuild(_ args: Arguments) throws {
+    try args.allow(["blocks", "rank", "factor-share", "calibration", "random", "threads"])
+    guard args.words.count >= 3 else { throw CLIError("stack build: give the output path\n\(stackUsage)") }
+    let out = args.words[2]
+    var tensors: [(String, [Float], Int, Int)] = []
+    if let random = args.options["random"] {
+        var rng = SplitMix(seed: 7)
+        for (i, (r, c)) in try parseShapes(random.split(separator: ",").map(String.init)).enumerated() {
+            tensors.append(("random\(i).\(r)x\(c)", (0..<(r * c)).map { _ in rng.normal() * 0.02 }, r, c))
+        }
+    }
+    for spec in args.words.dropFirst(3) {
+        guard let eq = spec.firstIndex(of: "=") else { throw CLIError("expected NAME=FILE.npy, got '\(spec)'") }
+        let (values, r, c) = try readNPY(String(spec[spec.index(after: eq)...]))
+        tensors.append((String(spec[..<eq]), values, r, c))
+    }
+    guard !tensors.isEmpty else { throw CLIError("stack build: no tensors (NAME=FILE.npy or --random)") }
+    var calibration: [String: ([Float], Int)] = [:]
+    for spec in args.strings("calibration", default: []) {
+        guard let eq = spec.firstIndex(of: "=") else { throw CLIError("expected NAME=FILE.npy in --calibration, got '\(spec)'") }
+        let (values, samples, _) = try readNPY(String(spec[spec.index(after: eq)...]))
+        calibration[String(spec[..<eq])] = (values, samples)
+    }
+    var options = StackBuilder.Options()
+    options.blocks = try args.int("blocks", default: 16)
+    options.maxRank = try args.int("rank", default: 16)
+    if let share = args.options["factor-share"] {
+        guard let v = Double(share), v > 0 else { throw CLIError("--factor-share expects a positive number") }
+        options.factorShare = v
+    }
+    let t0 = monotonicSeconds()
+    let matrices = try withPointers(tensors.map(\.1)) { weights in
+        try withPointers(tensors.map { calibration[$0.0]?.0 ?? [] }) { calib in
+            let inputs = tensors.indices.map { i in
+                StackBuilder.Input(name: tensors[i].0, weights: weights[i], rows: tensors[i].2, cols: tensors[i].3,
+                                   calibration: calibration[tensors[i].0].map { (calib[i], $0.1) })
+            }
+            return try StackBuilder.build(inputs, path: out, options: options) { done, total in progressBar(done, total, "decomposing") }
+        }
+    }
+    let seconds = monotonicSeconds() - t0
+    print("wrote \(out): \(matrices.count) tensors, \(options.blocks) blocks each, in \(fmt(seconds, 1)) s")
+    print("tensor                          shape          rank  block bytes  bits/w per block  error after 1 / 2 / 4 / all blocks")
+    for m in matrices {
+        let e = m.errors
+        let picks = [0, 1, 3, e.count - 1].filter { $0 < e.count }.map { sci(e[$0]) }.joined(separator: " / ")
+        print("\(m.name.padded(31)) \("\(m.rows)x\(m.cols)".padded(14)) \(String(m.rank).padded(5)) \(String(m.blockBytes).padded(12)) \(fmt(Double(m.blockBytes) * 8 / Double(m.rows * m.cols), 3).padded(17)) \(picks)")
+    }
+}
+
+/// Runs body with stable base pointers of several arrays.
+func withPointers<R>(_ arrays: [[Float]], _ body: ([UnsafePointer<Float>]) throws -> R) rethrows -> R {
+    var pointers: [UnsafePointer<Float>] = []
+    func step(_ i: Int) throws -> R {
+        if i == arrays.count { return try body(pointers) }
+        return try arrays[i].withUnsafeBufferPointer { p in
+            pointers.append(p.baseAddress ?? UnsafePointer(bitPattern: 64)!)
+            defer { pointers.removeLast() }
+            return try step(i + 1)
+        }
+    }
+    return try step(0)
+}
+
+func stackInspect(_ args: Arguments) throws {
+    try args.allow(["verify"])
+    guard args.words.count >= 3 else { throw CLIError("stack inspect: give the stack file") }
+    let path = args.words[2]
+    let index = try Stack.readIndex(path)
+    let weights = index.tensors.reduce(0) { $0 + $1.rows * $1.cols }
+    print("\(path): \(index.tensors.count) tensors, \(index.blocks.count) blocks, \(formatBytes(index.dataOffset + index.dataBytes)) (\(weights) weights)")
+    for (key, value) in index.metadata {
+        switch value {
+        case .u64(let v): print("  \(key) = \(v)")
+        case .string(let v): print("  \(key) = \(v)")
+        }
+    }
+    print("tensor                          shape          rank  blocks  bytes/block  bits/w per block")
+    for t in index.tensors {
+        print("\(t.name.padded(31)) \("\(t.rows)x\(t.cols)".padded(14)) \(String(t.rank).padded(5)) \(String(t.blocks).padded(7)) \(String(Stack.memoryBytes(t)).padded(12)) \(fmt(Double(Stack.memoryBytes(t)) * 8 / Double(t.rows * t.cols), 3))")
+    }
+    // The size curve: resident bytes for growing prefixes of the stack.
+    print("size curve (resident bytes for the first B blocks of the stack):")
+    print("  blocks  resident     bits/weight  blocks per tensor (min-max)")
+    var bytes = index.dataOffset
+    var perTensor = [Int](repeating: 0, count: index.tensors.count)
+    let marks = Set(stride(from: index.tensors.count, through: index.blocks.count, by: max(1, (index.blocks.count - index.tensors.count) / 16)) + [index.blocks.count])
+    for (i, e) in index.blocks.enumerated() {
+        bytes += Stack.memoryBytes(index.tensors[e.tensor])
+        perTensor[e.tensor] += 1
+        if marks.contains(i + 1) {
+            print("  \(String(i + 1).padded(7)) \(formatBytes(bytes).padded(12)) \(fmt(Double(bytes) * 8 / Double(weights), 3).padded(12)) \(perTensor.min()!)-\(perTensor.max()!)")
+        }
+    }
+    if args.flags.contains("verify") {
+        let s = try Stack(path: path, budget: Stack.minimumBudget(index))
+        try s.verifyAllBlocks()
+        print("verified: every block's checksum matches (\(formatBytes(s.bytesRead)) read)")
+    }
+}
+
+func stackRun(_ args: Arguments) throws {
+    try args.allow(["budget", "n", "threads"])
+    guard args.words.count >= 3, let budgetText = args.options["budget"] else { throw CLIError("stack run: give FILE.lbs --budget SIZE") }
+    let path = args.words[2]
+    let n = try args.int("n", default: 1)
+    guard n > 0 else { throw CLIError("--n must be positive") }
+    var t0 = monotonicSeconds()
+    let s = try Stack(path: path, budget: try parseSize(budgetText))
+    print("opened \(path) under \(formatBytes(try parseSize(budgetText))) in \(formatTime(monotonicSeconds() - t0)): resident \(formatBytes(s.residentBytes)) (minimum \(formatBytes(s.minimumBytes)), all \(formatBytes(s.totalBytes))), \(s.residentBlockCount)/\(s.index.blocks.count) blocks, \(formatBytes(s.bytesRead)) read")
+    print("tensor                          shape          blocks  product      per block    per block / 1-bit LUT  / 4-bit LUT")
+    var rng = SplitMix(seed: 3)
+    for t in s.index.tensors {
+        let x = (0..<(n * t.cols)).map { _ in rng.normal() }
+        var y = [Float](repeating: 0, count: n * t.rows)
+        let time = try x.withUnsafeBufferPointer { xp in
+            try y.withUnsafeMutableBufferPointer { yp in
+                try medianSeconds(repeats: 5) { try s.multiply(t.name, xp.baseAddress!, n: n, into: yp.baseAddress!) }
+            }
+        }
+        let blocks = try s.blocks(t.name).resident
+        // The same shape through the LUT family, 1-bit and 4-bit, for scale.
+        var lut: [Double] = []
+        for bits in [1, 4] {
+            let w = (0..<(t.rows * t.cols)).map { _ in rng.normal() }
+            let m = try w.withUnsafeBufferPointer { try Quantizer.quantize($0.baseAddress!, rows: t.rows, cols: t.cols, type: .integer(bits: bits), groupSize: [128, 64, 32].first { t.cols % $0 == 0 }!, symmetric: false) }
+            try m.prepare(.lut)
+            lut.append(try x.withUnsafeBufferPointer { xp in
+                try y.withUnsafeMutableBufferPointer { yp in
+                    try medianSeconds(repeats: 5) { try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: .lut) }
+                }
+            })
+        }
+        let perBlock = time / Double(blocks)
+        print("\(t.name.padded(31)) \("\(t.rows)x\(t.cols)".padded(14)) \(String(blocks).padded(7)) \(formatTime(time).padded(12)) \(formatTime(perBlock).padded(12)) \(fmt(perBlock / lut[0], 2).padded(22)) \(fmt(perBlock / lut[1], 2))")
+    }
+    // Budget changes: up to everything, back down, and up again: only the difference moves.
+    for target in [s.totalBytes, s.minimumBytes, s.totalBytes] {
+        let before = s.bytesRead, blocksBefore = s.residentBlockCount
+        t0 = monotonicSeconds()
+        try s.setBudget(target)
+        print("budget -> \(formatBytes(target)): \(blocksBefore) -> \(s.residentBlockCount) blocks in \(formatTime(monotonicSeconds() - t0)), \(formatBytes(s.bytesRead - before)) read, resident \(formatBytes(s.residentBytes))")
+    }
+}
