@@ -11,7 +11,8 @@ section "dependencies"
 scripts/install-deps.sh
 
 section "Swift tests"
-swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)'
+swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' | tee "$root/.build/swift-tests.log"
+swift_count=$(grep -oE 'Executed [0-9]+ tests?, with 0 failures' "$root/.build/swift-tests.log" | tail -1 | grep -oE '[0-9]+' | head -1)
 
 section "release build"
 scripts/build.sh
@@ -24,11 +25,17 @@ make -s -C Bindings/c/examples clean
 make -s -C Bindings/c/examples check | tee "$root/.build/c-examples.log"
 grep -q "all errors reported as expected" "$root/.build/c-examples.log"
 grep -q "stack budget example ok" "$root/.build/c-examples.log"
-[ "$(grep -c ' ok$' "$root/.build/c-examples.log")" -eq 5 ]
+[ "$(grep -cE '^(auto|lut|bitserial|dequant|reference) +error .* ok$' "$root/.build/c-examples.log")" -eq 5 ]
 
 section "Python tests"
 scripts/install-python.sh
-cd /tmp && python3 -m pytest -q "$root/Bindings/python/tests"
+(cd /tmp && python3 -m pytest -q "$root/Bindings/python/tests") | tee "$root/.build/python-tests.log"
+python_count=$(grep -oE '^[0-9]+ passed' "$root/.build/python-tests.log" | grep -oE '[0-9]+')
 
 section "README examples"
 "$root/Tests/readme_examples.sh"
+
+# Swift tests, Python tests, the 3 C examples, the 3 ABI checks and the README examples (set -e
+# stops at the first failure, so reaching here means every one passed).
+echo
+echo "lowbit: $((swift_count + python_count + 3 + 3 + 1)) passed, 0 failed"
