@@ -12,6 +12,7 @@ commands:
                        [--rows 4096] [--cols 4096] [--group-size 128] [--threads T]
   bench                kernel benchmark against a memory-read baseline (see `lowbit bench --help`)
   stack                BitStack: build, inspect and run memory-elastic weights (see `lowbit stack`)
+  gguf FILE            validate a GGUF file and list its metadata and tensors
   --version            print the version
 """
 
@@ -35,6 +36,7 @@ func run(_ argv: [String]) throws -> Int32 {
     case "demo": try runDemo(args)
     case "bench": try runBench(args)
     case "stack": try runStack(args)
+    case "gguf": try runGGUF(args)
     default: throw CLIError("unknown command '\(command)'\n\(usage)")
     }
     return 0

@@ -1,0 +1,259 @@
+/// A GGUF file (the llama.cpp model format), read and validated in full before anything uses it.
+///
+/// Layout (little-endian): magic "GGUF", u32 version (2 or 3), u64 tensor count, u64 metadata
+/// count; metadata as (string key, u32 type, value); tensor infos as (string name, u32 n_dims,
+/// n_dims × u64 dims, u32 ggml type, u64 offset); then, at the next multiple of
+/// `general.alignment` (default 32), the data section, where each tensor starts at the running
+/// sum of the previous tensors' sizes padded to the alignment. Strings are u64 length + UTF-8.
+public final class GGUFFile: @unchecked Sendable {
+    public indirect enum Value: Equatable, Sendable {
+        case int(Int64)       // every integer type
+        case uint(UInt64)
+        case float(Double)    // f32, f64
+        case bool(Bool)
+        case string(String)
+        case array([Value])
+
+        public var intValue: Int? {
+            switch self {
+            case .int(let v): return Int(exactly: v)
+            case .uint(let v): return Int(exactly: v)
+            default: return nil
+            }
+        }
+        public var floatValue: Double? {
+            switch self {
+            case .float(let v): return v
+            case .int(let v): return Double(v)
+            case .uint(let v): return Double(v)
+            default: return nil
+            }
+        }
+        public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+        public var arrayValue: [Value]? { if case .array(let a) = self { return a } else { return nil } }
+    }
+
+    /// ggml tensor types this reader can dequantize.
+    public enum TensorType: UInt32, Sendable {
+        case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 8
+
+        /// (elements, bytes) per block.
+        public var block: (elements: Int, bytes: Int) {
+            switch self {
+            case .f32: return (1, 4)
+            case .f16: return (1, 2)
+            case .q4_0: return (32, 18)
+            case .q4_1: return (32, 20)
+            case .q8_0: return (32, 34)
+            }
+        }
+    }
+
+    public struct Tensor: Sendable {
+        public let name: String
+        /// ggml order: dims[0] varies fastest (a matrix's columns), dims[1] its rows.
+        public let dims: [Int]
+        public let type: TensorType
+        /// From the start of the file.
+        public let offset: Int
+        public let byteCount: Int
+        public var elementCount: Int { dims.reduce(1, *) }
+        public var rows: Int { dims.count > 1 ? dims[1...].reduce(1, *) : 1 }
+        public var cols: Int { dims[0] }
+    }
+
+    public let version: UInt32
+    public let metadata: [String: Value]
+    public let metadataOrder: [String]
+    public let tensors: [Tensor]
+    public let alignment: Int
+    let bytes: [UInt8]
+    let tensorIndex: [String: Int]
+
+    static let maxCount = 1 << 20, maxString = 1 << 24, maxDims = 4
+
+    public convenience init(path: String) throws {
+        try self.init(bytes: try FileIO.read(path))
+    }
+
+    public init(bytes: [UInt8]) throws {
+        self.bytes = bytes
+        func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid GGUF file: \(why)") }
+        var r = GGUFReader(bytes: bytes)
+        guard bytes.count >= 4, Array(bytes[0..<4]) == Array("GGUF".utf8) else { throw bad("bad magic (expected GGUF)") }
+        r.offset = 4
+        version = try r.u32()
+        guard version == 2 || version == 3 else { throw bad("unsupported version \(version) (this reader takes 2 and 3)") }
+        let tensorCount = try r.u64(), kvCount = try r.u64()
+        guard tensorCount <= UInt64(GGUFFile.maxCount), kvCount <= UInt64(GGUFFile.maxCount) else {
+            throw bad("\(tensorCount) tensors and \(kvCount) metadata entries is more than this reader allows")
+        }
+        var metadata: [String: Value] = [:], order: [String] = []
+        for _ in 0..<Int(kvCount) {
+            let key = try r.string()
+            guard metadata[key] == nil else { throw bad("duplicate metadata key '\(key)'") }
+            metadata[key] = try r.value(type: try r.u32(), depth: 0)
+            order.append(key)
+        }
+        let alignment: Int
+        if let a = metadata["general.alignment"] {
+            guard let v = a.intValue, v > 0, v <= 1 << 16, v & (v - 1) == 0 else { throw bad("general.alignment must be a power of two") }
+            alignment = v
+        } else {
+            alignment = 32
+        }
+        var infos: [(String, [Int], TensorType, UInt64)] = []
+        var names = Set<String>()
+        for _ in 0..<Int(tensorCount) {
+            let name = try r.string()
+            guard names.insert(name).inserted else { throw bad("duplicate tensor name '\(name)'") }
+            let nDims = Int(try r.u32())
+            guard (1...GGUFFile.maxDims).contains(nDims) else { throw bad("tensor '\(name)' has \(nDims) dimensions") }
+            var dims: [Int] = []
+            var elements = 1
+            for _ in 0..<nDims {
+                let d = try r.u64()
+                guard d >= 1, d < 1 << 40 else { throw bad("tensor '\(name)' has dimension \(d)") }
+                let (p, o) = elements.multipliedReportingOverflow(by: Int(d))
+                guard !o, p < 1 << 40 else { throw bad("tensor '\(name)' dimensions overflow") }
+                elements = p
+                dims.append(Int(d))
+            }
+            let rawType = try r.u32()
+            guard let type = TensorType(rawValue: rawType) else { throw bad("tensor '\(name)' has ggml type \(rawType), which this reader does not support") }
+            guard dims[0] % type.block.elements == 0 else {
+                throw bad("tensor '\(name)' rows of \(dims[0]) are not a whole number of \(type.block.elements)-element blocks")
+            }
+            infos.append((name, dims, type, try r.u64()))
+        }
+        let dataStart = (r.offset + alignment - 1) / alignment * alignment
+        var tensors: [Tensor] = []
+        var expected = 0
+        for (name, dims, type, offset) in infos {
+            let count = dims.reduce(1, *)
+            let size = count / type.block.elements * type.block.bytes
+            guard offset == UInt64(expected) else { throw bad("tensor '\(name)' at data offset \(offset), expected \(expected) (the padded running sum)") }
+            guard dataStart + expected + size <= bytes.count else {
+                throw bad("tensor '\(name)' ends at \(dataStart + expected + size), past the end of the file (\(bytes.count) bytes)")
+            }
+            tensors.append(Tensor(name: name, dims: dims, type: type, offset: dataStart + expected, byteCount: size))
+            expected = (expected + size + alignment - 1) / alignment * alignment
+        }
+        self.metadata = metadata
+        self.metadataOrder = order
+        self.alignment = alignment
+        self.tensors = tensors
+        var index: [String: Int] = [:]
+        for (i, t) in tensors.enumerated() { index[t.name] = i }
+        tensorIndex = index
+    }
+
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let i = tensorIndex[name] else { throw LowBitError(.badFormat, "GGUF file has no tensor '\(name)'") }
+        return tensors[i]
+    }
+
+    /// The raw bytes of a tensor (ggml blocks).
+    public func withTensorBytes<R>(_ t: Tensor, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[t.offset..<(t.offset + t.byteCount)])) }
+    }
+
+    /// Dequantizes elements [start, start + count) of a tensor (count and start multiples of its
+    /// block size) into `out`.
+    public func dequantize(_ t: Tensor, start: Int = 0, count: Int? = nil, into out: UnsafeMutablePointer<Float>) {
+        let n = count ?? t.elementCount
+        let (be, bb) = t.type.block
+        withTensorBytes(t) { raw in
+            let base = raw.baseAddress! + start / be * bb
+            func half(_ p: UnsafeRawPointer) -> Float { Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))) }
+            switch t.type {
+            case .f32:
+                for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            case .f16:
+                for i in 0..<n { out[i] = half(base + 2 * i) }
+            case .q8_0:
+                for b in 0..<(n / 32) {
+                    let block = base + b * bb
+                    let d = half(block)
+                    for j in 0..<32 { out[32 * b + j] = d * Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) }
+                }
+            case .q4_0, .q4_1:
+                // 16 bytes of nibbles: element j in the low nibble of byte j, element j + 16 in the high one.
+                let header = t.type == .q4_0 ? 2 : 4
+                for b in 0..<(n / 32) {
+                    let block = base + b * bb
+                    let d = half(block)
+                    let m = t.type == .q4_1 ? half(block + 2) : -8 * d
+                    for j in 0..<16 {
+                        let byte = block.load(fromByteOffset: header + j, as: UInt8.self)
+                        out[32 * b + j] = d * Float(byte & 0x0F) + m
+                        out[32 * b + j + 16] = d * Float(byte >> 4) + m
+                    }
+                }
+            }
+        }
+    }
+
+    public func dequantized(_ t: Tensor) -> [Float] {
+        [Float](unsafeUninitializedCapacity: t.elementCount) { buf, n in
+            dequantize(t, into: buf.baseAddress!)
+            n = t.elementCount
+        }
+    }
+}
+
+/// Bounds-checked reads of GGUF's little-endian fields: a read past the end is a format error.
+struct GGUFReader {
+    let bytes: [UInt8]
+    var offset = 0
+
+    func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid GGUF file: \(why)") }
+
+    mutating func take(_ n: Int) throws -> Int {
+        guard n >= 0, n <= bytes.count - offset else { throw bad("truncated at byte \(offset) (needed \(n) more)") }
+        defer { offset += n }
+        return offset
+    }
+    mutating func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
+        let o = try take(MemoryLayout<T>.size)
+        return bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: o, as: T.self)) }
+    }
+    mutating func u32() throws -> UInt32 { try load(UInt32.self) }
+    mutating func u64() throws -> UInt64 { try load(UInt64.self) }
+    mutating func string() throws -> String {
+        let n = try u64()
+        guard n <= UInt64(GGUFFile.maxString) else { throw bad("a string of \(n) bytes at \(offset)") }
+        let o = try take(Int(n))
+        guard let s = String(validating: bytes[o..<(o + Int(n))], as: UTF8.self) else { throw bad("a string at \(o) is not UTF-8") }
+        return s
+    }
+    mutating func value(type: UInt32, depth: Int) throws -> GGUFFile.Value {
+        switch type {
+        case 0: return .uint(UInt64(try load(UInt8.self)))
+        case 1: return .int(Int64(try load(Int8.self)))
+        case 2: return .uint(UInt64(try load(UInt16.self)))
+        case 3: return .int(Int64(try load(Int16.self)))
+        case 4: return .uint(UInt64(try load(UInt32.self)))
+        case 5: return .int(Int64(try load(Int32.self)))
+        case 6: return .float(Double(Float(bitPattern: try u32())))
+        case 7:
+            let b = try load(UInt8.self)
+            guard b <= 1 else { throw bad("bool value \(b)") }
+            return .bool(b == 1)
+        case 8: return .string(try string())
+        case 9:
+            guard depth == 0 else { throw bad("nested arrays") }
+            let elementType = try u32()
+            let count = try u64()
+            guard count <= UInt64(GGUFFile.maxCount) else { throw bad("an array of \(count) elements") }
+            var items: [GGUFFile.Value] = []
+            items.reserveCapacity(Int(count))
+            for _ in 0..<Int(count) { items.append(try value(type: elementType, depth: 1)) }
+            return .array(items)
+        case 10: return .uint(try u64())
+        case 11: return .int(try load(Int64.self))
+        case 12: return .float(Double(bitPattern: try u64()))
+        default: throw bad("unknown metadata type \(type)")
+        }
+    }
+}
