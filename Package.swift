@@ -36,9 +36,11 @@ let package = Package(
             // Export the lowbit_* symbols only (the version script hides everything else).
             linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(root)/Sources/LowBitC/lowbit.map",
                                            "-Xlinker", "-soname=liblowbit.so"])]),
-        .executableTarget(name: "lowbit-cli", dependencies: ["LowBit"], path: "Sources/lowbit-cli",
+        // The Llama runner: tokenizer, forward pass, sampling, perplexity, on lowbit matrices.
+        .target(name: "LowBitModel", dependencies: ["LowBit"], path: "Sources/LowBitModel", swiftSettings: simdSettings),
+        .executableTarget(name: "lowbit-cli", dependencies: ["LowBit", "LowBitModel"], path: "Sources/lowbit-cli",
                           swiftSettings: simdSettings),
-        .testTarget(name: "LowBitTests", dependencies: ["LowBit"], path: "Tests/LowBitTests",
+        .testTarget(name: "LowBitTests", dependencies: ["LowBit", "LowBitModel"], path: "Tests/LowBitTests",
                     swiftSettings: simdSettings),
     ],
     swiftLanguageModes: [.v5]

@@ -7,12 +7,17 @@ struct Arguments {
     var flags: Set<String> = []
 
     /// Options that take no value.
-    static let booleanFlags: Set<String> = ["json", "help", "version", "symmetric", "full", "verify"]
+    static let booleanFlags: Set<String> = ["json", "help", "version", "symmetric", "full", "verify", "chat"]
 
     init(_ args: ArraySlice<String>) throws {
         var i = args.startIndex
         while i < args.endIndex {
             let a = args[i]
+            if a == "-n", i + 1 < args.endIndex {  // the llama.cpp spelling of --n
+                options["n"] = args[i + 1]
+                i += 2
+                continue
+            }
             if a.hasPrefix("--") {
                 let name = String(a.dropFirst(2))
                 if let eq = name.firstIndex(of: "=") {

@@ -13,6 +13,10 @@ commands:
   bench                kernel benchmark against a memory-read baseline (see `lowbit bench --help`)
   stack                BitStack: build, inspect and run memory-elastic weights (see `lowbit stack`)
   gguf FILE            validate a GGUF file and list its metadata and tensors
+  run                  generate text: --model PATH --prompt TEXT [--chat] [-n N] [--temp T] [--top-p P]
+  perplexity           --model PATH --text FILE [--ctx 512] [--chunks C]
+                       run and perplexity take --weights reference|q4_1, or --bits 1|2|3|4|ternary
+                       [--group-size 64] [--kernel lut|bitserial|dequant|auto], or --stack PATH --budget SIZE
   --version            print the version
 """
 
@@ -37,6 +41,8 @@ func run(_ argv: [String]) throws -> Int32 {
     case "bench": try runBench(args)
     case "stack": try runStack(args)
     case "gguf": try runGGUF(args)
+    case "run": try runGenerate(args)
+    case "perplexity": try runPerplexity(args)
     default: throw CLIError("unknown command '\(command)'\n\(usage)")
     }
     return 0

@@ -74,4 +74,33 @@ public enum Importer {
         }
         return m
     }
+
+    /// ggml Q4_1 blocks of a rows × cols tensor, imported as 4-bit codes with group size 32:
+    /// each 20-byte block holds d (f16), m (f16) and 32 codes (element j in the low nibble of
+    /// byte j, element j + 16 in the high one), w = d·q + m — exactly lowbit's (d, m) form.
+    public static func ggmlQ4_1(_ raw: UnsafeRawBufferPointer, rows: Int, cols: Int) throws -> QuantizedMatrix {
+        try validateShape(rows: rows, cols: cols, groupSize: 32)
+        let groups = cols / 32
+        guard raw.count == rows * groups * 20 else {
+            throw LowBitError(.sizeMismatch, "Q4_1 data is \(raw.count) bytes, \(rows) x \(cols) needs \(rows * groups * 20)")
+        }
+        let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: 32, type: .integer(bits: 4), symmetric: false)
+        func half(_ o: Int) -> Float { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self)))) }
+        for i in 0..<(rows * groups) where !half(20 * i).isFinite || !half(20 * i + 2).isFinite {
+            throw LowBitError(.badFormat, "Q4_1 block \(i) has a non-finite scale or minimum")
+        }
+        parallelFor(rows) { r in
+            for g in 0..<groups {
+                let block = 20 * (r * groups + g)
+                m.scales.floats()[r * groups + g] = half(block)
+                m.offsets.floats()[r * groups + g] = half(block + 2)
+                for j in 0..<16 {
+                    let byte = raw[block + 4 + j]
+                    m.setCode(Int(byte & 0x0F), row: r, col: 32 * g + j)
+                    m.setCode(Int(byte >> 4), row: r, col: 32 * g + j + 16)
+                }
+            }
+        }
+        return m
+    }
 }

@@ -1,0 +1,90 @@
+import LowBit
+
+/// One linear layer y = W·x of the runner, whatever holds W.
+public protocol Linear: AnyObject, Sendable {
+    var rows: Int { get }
+    var cols: Int { get }
+    /// Bytes of weights held.
+    var byteCount: Int { get }
+    /// Y = X·Wᵀ for n activation rows.
+    func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws
+}
+
+/// Float32 weights (the reference model): SIMD dot products, 4 activation rows at a time.
+public final class FloatLinear: Linear, @unchecked Sendable {
+    public let rows: Int, cols: Int
+    let w: [Float]
+    public var byteCount: Int { w.count * 4 }
+
+    public init(_ w: [Float], rows: Int, cols: Int) {
+        precondition(w.count == rows * cols && cols % 8 == 0)
+        (self.w, self.rows, self.cols) = (w, rows, cols)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+        let rows = self.rows, cols = self.cols
+        w.withUnsafeBufferPointer { wp in
+            let wb = UnsafeRawPointer(wp.baseAddress!), xb = UnsafeRawPointer(x)
+            parallelRanges(rows) { range in
+                for r in range {
+                    let wr = wb + r * cols * 4
+                    var i = 0
+                    while i < n {
+                        let t = min(4, n - i)
+                        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                        let x0 = xb + i * cols * 4
+                        for c in stride(from: 0, to: cols, by: 8) {
+                            let wv = wr.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
+                            a0.addProduct(wv, x0.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self))
+                            if t > 1 { a1.addProduct(wv, x0.loadUnaligned(fromByteOffset: (cols + c) * 4, as: SIMD8<Float>.self)) }
+                            if t > 2 { a2.addProduct(wv, x0.loadUnaligned(fromByteOffset: (2 * cols + c) * 4, as: SIMD8<Float>.self)) }
+                            if t > 3 { a3.addProduct(wv, x0.loadUnaligned(fromByteOffset: (3 * cols + c) * 4, as: SIMD8<Float>.self)) }
+                        }
+                        y[i * rows + r] = a0.sum()
+                        if t > 1 { y[(i + 1) * rows + r] = a1.sum() }
+                        if t > 2 { y[(i + 2) * rows + r] = a2.sum() }
+                        if t > 3 { y[(i + 3) * rows + r] = a3.sum() }
+                        i += t
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A lowbit matrix with a chosen kernel family.
+public final class QuantizedLinear: Linear, @unchecked Sendable {
+    public let matrix: QuantizedMatrix
+    public let kernel: KernelFamily
+    public var rows: Int { matrix.rows }
+    public var cols: Int { matrix.cols }
+    public var byteCount: Int { matrix.byteCount }
+
+    public init(_ matrix: QuantizedMatrix, kernel: KernelFamily) throws {
+        self.matrix = matrix
+        self.kernel = kernel
+        try matrix.prepare(kernel)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+        try matrix.multiply(x, n: n, into: y, kernel: kernel)
+    }
+}
+
+/// A tensor of a BitStack held under the stack's budget.
+public final class StackLinear: Linear, @unchecked Sendable {
+    public let stack: Stack
+    public let name: String
+    public let rows: Int, cols: Int
+    /// Shared by every layer of one stack; the runner reports the stack's resident bytes once.
+    public var byteCount: Int { 0 }
+
+    public init(_ stack: Stack, name: String) throws {
+        let t = stack.index.tensors[try stack.tensorNumber(name)]
+        (self.stack, self.name, self.rows, self.cols) = (stack, name, t.rows, t.cols)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+        try stack.multiply(name, x, n: n, into: y)
+    }
+}

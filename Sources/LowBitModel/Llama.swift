@@ -1,0 +1,325 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LowBit
+
+/// How the runner holds the linear layers (every q, k, v, o, gate, up, down and the output).
+public enum WeightChoice: Sendable, CustomStringConvertible {
+    /// The file's own weights dequantized to Float32: the reference model.
+    case reference
+    /// The file's own Q4_1 blocks, imported without requantization.
+    case q4_1(kernel: KernelFamily)
+    /// Requantized from the reference weights.
+    case requantized(type: WeightType, groupSize: Int, kernel: KernelFamily)
+    /// A BitStack of the model under a memory budget.
+    case stack(path: String, budget: Int)
+
+    public var description: String {
+        switch self {
+        case .reference: return "reference"
+        case .q4_1(let k): return "q4_1 (\(k))"
+        case .requantized(let t, let g, let k): return "\(t) g\(g) (\(k))"
+        case .stack(let p, let b): return "stack \(p) @ \(b) B"
+        }
+    }
+}
+
+public struct LlamaConfig: Sendable {
+    public let layers, embedding, feedForward, heads, kvHeads, headDim, vocabulary, contextLength: Int
+    public let ropeBase: Float, normEpsilon: Float
+
+    init(_ g: GGUFFile) throws {
+        func int(_ k: String) throws -> Int {
+            guard let v = g.metadata[k]?.intValue, v > 0, v < 1 << 24 else { throw LowBitError(.badFormat, "GGUF model: missing or bad '\(k)'") }
+            return v
+        }
+        guard g.metadata["general.architecture"]?.stringValue == "llama" else {
+            throw LowBitError(.unsupported, "only the llama architecture is supported (this file is '\(g.metadata["general.architecture"]?.stringValue ?? "?")')")
+        }
+        layers = try int("llama.block_count")
+        embedding = try int("llama.embedding_length")
+        feedForward = try int("llama.feed_forward_length")
+        heads = try int("llama.attention.head_count")
+        kvHeads = g.metadata["llama.attention.head_count_kv"]?.intValue ?? heads
+        contextLength = try int("llama.context_length")
+        guard embedding % heads == 0, kvHeads > 0, heads % kvHeads == 0 else { throw LowBitError(.badFormat, "GGUF model: inconsistent head counts") }
+        headDim = embedding / heads
+        vocabulary = g.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count ?? 0
+        ropeBase = Float(g.metadata["llama.rope.freq_base"]?.floatValue ?? 10000)
+        normEpsilon = Float(g.metadata["llama.attention.layer_norm_rms_epsilon"]?.floatValue ?? 1e-5)
+    }
+}
+
+/// A Llama-architecture model (SmolLM2 and kin) whose linear layers are lowbit matrices.
+public final class LlamaModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let tokenizer: Tokenizer
+    public let choice: WeightChoice
+    public let chatTemplate: String?
+    struct Layer {
+        let attnNorm: [Float], ffnNorm: [Float]
+        let q: Linear, k: Linear, v: Linear, o: Linear, gate: Linear, up: Linear, down: Linear
+    }
+    let layers: [Layer]
+    let outputNorm: [Float]
+    let output: Linear
+    /// token_embd as stored (Q8_0 or other ggml type) for row lookups.
+    let embeddingBytes: [UInt8]
+    let embeddingType: GGUFFile.TensorType
+    public let stack: Stack?
+
+    /// Linear-layer names of a layer, as in the GGUF file.
+    static let linearNames = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+
+    public static func load(path: String, weights: WeightChoice) throws -> LlamaModel {
+        try LlamaModel(gguf: try GGUFFile(path: path), weights: weights)
+    }
+
+    public init(gguf g: GGUFFile, weights: WeightChoice) throws {
+        config = try LlamaConfig(g)
+        tokenizer = try Tokenizer(gguf: g)
+        choice = weights
+        chatTemplate = g.metadata["tokenizer.chat_template"]?.stringValue
+        let c = config
+        func f32(_ name: String, count: Int) throws -> [Float] {
+            let t = try g.tensor(name)
+            guard t.elementCount == count else { throw LowBitError(.badFormat, "GGUF model: '\(name)' has \(t.elementCount) elements, expected \(count)") }
+            return g.dequantized(t)
+        }
+        var stack: Stack? = nil
+        if case .stack(let path, let budget) = weights { stack = try Stack(path: path, budget: budget) }
+        self.stack = stack
+        func linear(_ name: String, rows: Int, cols: Int) throws -> Linear {
+            let t = try g.tensor(name)
+            guard t.rows == rows, t.cols == cols else {
+                throw LowBitError(.badFormat, "GGUF model: '\(name)' is \(t.rows) x \(t.cols), expected \(rows) x \(cols)")
+            }
+            switch weights {
+            case .reference:
+                return FloatLinear(g.dequantized(t), rows: rows, cols: cols)
+            case .q4_1(let kernel):
+                if t.type == .q4_1 {
+                    return try QuantizedLinear(try g.withTensorBytes(t) { try Importer.ggmlQ4_1($0, rows: rows, cols: cols) }, kernel: kernel)
+                }
+                // Tensors stored otherwise (the Q8_0 tied output): 4-bit, group 32.
+                return try requantize(g.dequantized(t), rows, cols, .integer(bits: 4), 32, kernel)
+            case .requantized(let type, let groupSize, let kernel):
+                return try requantize(g.dequantized(t), rows, cols, type, groupSize, kernel)
+            case .stack:
+                return try StackLinear(stack!, name: name)
+            }
+        }
+        func requantize(_ w: [Float], _ rows: Int, _ cols: Int, _ type: WeightType, _ groupSize: Int, _ kernel: KernelFamily) throws -> Linear {
+            // The output projection stays at 4 bits or more: fewer bits there cost far more
+            // perplexity per byte saved than in the transformer's layers.
+            let isOutput = rows == c.vocabulary && cols == c.embedding
+            let t: WeightType = isOutput && type.storageBits < 4 ? .integer(bits: 4) : type
+            let g = cols % groupSize == 0 ? groupSize : 32
+            let m = try w.withUnsafeBufferPointer { try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false) }
+            return try QuantizedLinear(m, kernel: kernel)
+        }
+        var layers: [Layer] = []
+        let e = c.embedding, kv = c.kvHeads * c.headDim
+        for i in 0..<c.layers {
+            let p = "blk.\(i)."
+            layers.append(Layer(attnNorm: try f32(p + "attn_norm.weight", count: e), ffnNorm: try f32(p + "ffn_norm.weight", count: e),
+                                q: try linear(p + "attn_q.weight", rows: e, cols: e),
+                                k: try linear(p + "attn_k.weight", rows: kv, cols: e),
+                                v: try linear(p + "attn_v.weight", rows: kv, cols: e),
+                                o: try linear(p + "attn_output.weight", rows: e, cols: e),
+                                gate: try linear(p + "ffn_gate.weight", rows: c.feedForward, cols: e),
+                                up: try linear(p + "ffn_up.weight", rows: c.feedForward, cols: e),
+                                down: try linear(p + "ffn_down.weight", rows: e, cols: c.feedForward)))
+        }
+        self.layers = layers
+        outputNorm = try f32("output_norm.weight", count: e)
+        let embd = try g.tensor("token_embd.weight")
+        guard embd.rows == c.vocabulary, embd.cols == e else { throw LowBitError(.badFormat, "GGUF model: token_embd.weight has the wrong shape") }
+        embeddingBytes = g.withTensorBytes(embd) { Array($0) }
+        embeddingType = embd.type
+        // Tied embeddings: the output projection is token_embd unless the file has output.weight.
+        let outputName = (try? g.tensor("output.weight")) != nil ? "output.weight" : "token_embd.weight"
+        if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
+            output = FloatLinear(g.dequantized(try g.tensor(outputName)), rows: c.vocabulary, cols: e)
+        } else {
+            output = try linear(outputName, rows: c.vocabulary, cols: e)
+        }
+    }
+
+    /// Bytes of weights held: every linear layer, the output, the embedding table and norms
+    /// (a stack counts its resident bytes once).
+    public var weightBytes: Int {
+        var n = embeddingBytes.count + 4 * (outputNorm.count + layers.count * 2 * config.embedding) + output.byteCount
+        for l in layers { n += [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount } }
+        return n + (stack?.residentBytes ?? 0)
+    }
+
+    public func setBudget(_ bytes: Int) throws {
+        guard let stack else { throw LowBitError(.invalidArgument, "this model is not a BitStack: there is no budget to set") }
+        try stack.setBudget(bytes)
+    }
+
+    func embed(_ token: Int, into out: UnsafeMutablePointer<Float>) {
+        let e = config.embedding
+        let (be, bb) = embeddingType.block
+        let rowBytes = e / be * bb
+        embeddingBytes.withUnsafeBytes { raw in
+            let row = raw.baseAddress! + token * rowBytes
+            func half(_ p: UnsafeRawPointer) -> Float { Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))) }
+            switch embeddingType {
+            case .f32: for i in 0..<e { out[i] = Float(bitPattern: UInt32(littleEndian: row.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            case .f16: for i in 0..<e { out[i] = half(row + 2 * i) }
+            case .q8_0:
+                for b in 0..<(e / 32) {
+                    let d = half(row + 34 * b)
+                    for j in 0..<32 { out[32 * b + j] = d * Float(row.load(fromByteOffset: 34 * b + 2 + j, as: Int8.self)) }
+                }
+            case .q4_0, .q4_1:
+                let header = embeddingType == .q4_0 ? 2 : 4
+                for b in 0..<(e / 32) {
+                    let block = row + bb * b
+                    let d = half(block), m = embeddingType == .q4_1 ? half(block + 2) : -8 * d
+                    for j in 0..<16 {
+                        let byte = block.load(fromByteOffset: header + j, as: UInt8.self)
+                        out[32 * b + j] = d * Float(byte & 0x0F) + m
+                        out[32 * b + j + 16] = d * Float(byte >> 4) + m
+                    }
+                }
+            }
+        }
+    }
+
+    public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
+
+    /// Runs `tokens` at positions cache.count ..< cache.count + n, appending to the cache, and
+    /// returns the logits (vocabulary floats per row) of the rows in `logitRows`.
+    public func forward(_ tokens: [Int], cache: KVCache, logitRows: Range<Int>? = nil) throws -> [Float] {
+        let c = config, n = tokens.count, e = c.embedding, kvDim = c.kvHeads * c.headDim
+        guard n > 0 else { return [] }
+        guard cache.count + n <= cache.capacity else {
+            throw LowBitError(.invalidArgument, "context full: \(cache.count) + \(n) tokens exceed the cache of \(cache.capacity)")
+        }
+        for t in tokens where t < 0 || t >= c.vocabulary { throw LowBitError(.invalidArgument, "token id \(t) is outside the vocabulary") }
+        let start = cache.count
+        var x = [Float](repeating: 0, count: n * e)
+        x.withUnsafeMutableBufferPointer { xp in for (i, t) in tokens.enumerated() { embed(t, into: xp.baseAddress! + i * e) } }
+        var h = [Float](repeating: 0, count: n * e), q = [Float](repeating: 0, count: n * e)
+        var k = [Float](repeating: 0, count: n * kvDim), v = [Float](repeating: 0, count: n * kvDim)
+        var attn = [Float](repeating: 0, count: n * e), o = [Float](repeating: 0, count: n * e)
+        var gate = [Float](repeating: 0, count: n * c.feedForward), up = [Float](repeating: 0, count: n * c.feedForward)
+        for (li, layer) in layers.enumerated() {
+            rmsNorm(x, layer.attnNorm, into: &h, rows: n)
+            try layer.q.forward(h, n: n, into: &q)
+            try layer.k.forward(h, n: n, into: &k)
+            try layer.v.forward(h, n: n, into: &v)
+            rope(&q, heads: c.heads, rows: n, start: start)
+            rope(&k, heads: c.kvHeads, rows: n, start: start)
+            cache.store(layer: li, start: start, keys: k, values: v, rows: n)
+            attention(q, cache: cache, layer: li, start: start, rows: n, into: &attn)
+            try layer.o.forward(attn, n: n, into: &o)
+            for i in 0..<(n * e) { x[i] += o[i] }
+            rmsNorm(x, layer.ffnNorm, into: &h, rows: n)
+            try layer.gate.forward(h, n: n, into: &gate)
+            try layer.up.forward(h, n: n, into: &up)
+            for i in 0..<(n * c.feedForward) { gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] }
+            try layer.down.forward(gate, n: n, into: &o)
+            for i in 0..<(n * e) { x[i] += o[i] }
+        }
+        cache.count += n
+        let rows = logitRows ?? (n - 1)..<n
+        guard !rows.isEmpty else { return [] }
+        var last = [Float](repeating: 0, count: rows.count * e)
+        rmsNorm(Array(x[(rows.lowerBound * e)..<(rows.upperBound * e)]), outputNorm, into: &last, rows: rows.count)
+        var logits = [Float](repeating: 0, count: rows.count * c.vocabulary)
+        try output.forward(last, n: rows.count, into: &logits)
+        return logits
+    }
+
+    func rmsNorm(_ x: [Float], _ w: [Float], into out: inout [Float], rows: Int) {
+        let e = config.embedding
+        for r in 0..<rows {
+            var ss: Float = 0
+            for i in 0..<e { ss += x[r * e + i] * x[r * e + i] }
+            let scale = 1 / (ss / Float(e) + config.normEpsilon).squareRoot()
+            for i in 0..<e { out[r * e + i] = x[r * e + i] * scale * w[i] }
+        }
+    }
+
+    /// Rotary embedding on adjacent pairs (GGUF llama weights are permuted for this form).
+    func rope(_ x: inout [Float], heads: Int, rows: Int, start: Int) {
+        let d = config.headDim
+        for r in 0..<rows {
+            let pos = Float(start + r)
+            for i in 0..<(d / 2) {
+                let theta = pos * pow(config.ropeBase, -Float(2 * i) / Float(d))
+                let cs = cos(theta), sn = sin(theta)
+                for h in 0..<heads {
+                    let base = (r * heads + h) * d + 2 * i
+                    let a = x[base], b = x[base + 1]
+                    x[base] = a * cs - b * sn
+                    x[base + 1] = a * sn + b * cs
+                }
+            }
+        }
+    }
+
+    func attention(_ q: [Float], cache: KVCache, layer: Int, start: Int, rows: Int, into out: inout [Float]) {
+        let c = config, d = c.headDim, group = c.heads / c.kvHeads, kvDim = c.kvHeads * d
+        let scale = 1 / Float(d).squareRoot()
+        q.withUnsafeBufferPointer { qp in
+            out.withUnsafeMutableBufferPointer { op in
+                cache.keys[layer].withUnsafeBufferPointer { kp in
+                    cache.values[layer].withUnsafeBufferPointer { vp in
+                        parallelFor(rows * c.heads) { item in
+                            let r = item / c.heads, h = item % c.heads, kvh = h / group
+                            let length = start + r + 1
+                            var scores = [Float](repeating: 0, count: length)
+                            let qv = qp.baseAddress! + (r * c.heads + h) * d
+                            var maxScore = -Float.infinity
+                            for t in 0..<length {
+                                let kv = kp.baseAddress! + t * kvDim + kvh * d
+                                var s: Float = 0
+                                for i in 0..<d { s += qv[i] * kv[i] }
+                                scores[t] = s * scale
+                                maxScore = max(maxScore, scores[t])
+                            }
+                            var total: Float = 0
+                            for t in 0..<length { scores[t] = exp(scores[t] - maxScore); total += scores[t] }
+                            let dst = op.baseAddress! + (r * c.heads + h) * d
+                            for i in 0..<d { dst[i] = 0 }
+                            for t in 0..<length {
+                                let w = scores[t] / total
+                                let vv = vp.baseAddress! + t * kvDim + kvh * d
+                                for i in 0..<d { dst[i] += w * vv[i] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keys and values of every layer for positions 0 ..< count.
+public final class KVCache {
+    public let capacity: Int
+    public internal(set) var count = 0
+    var keys: [[Float]], values: [[Float]]
+    let kvDim: Int
+
+    init(config: LlamaConfig, capacity: Int) {
+        self.capacity = capacity
+        kvDim = config.kvHeads * config.headDim
+        keys = Array(repeating: [Float](repeating: 0, count: capacity * kvDim), count: config.layers)
+        values = keys
+    }
+
+    func store(layer: Int, start: Int, keys k: [Float], values v: [Float], rows: Int) {
+        for i in 0..<(rows * kvDim) {
+            keys[layer][start * kvDim + i] = k[i]
+            values[layer][start * kvDim + i] = v[i]
+        }
+    }
+
+    public func reset() { count = 0 }
+}

@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LowBit
+
+extension LlamaModel {
+    /// The prompt in the model's chat format. ChatML templates (SmolLM2's) are applied as the
+    /// template says, including its default system message; other templates are not supported.
+    public func chatPrompt(_ user: String) throws -> String {
+        guard let template = chatTemplate, template.contains("<|im_start|>") else {
+            throw LowBitError(.unsupported, "this model's chat template is not ChatML; use a plain prompt")
+        }
+        var text = ""
+        let marker = "'<|im_start|>system\n"
+        if let at = template.indices.first(where: { template[$0...].hasPrefix(marker) }) {
+            // The template's default system message, used when the conversation has none.
+            let rest = template[template.index(at, offsetBy: marker.count)...]
+            if let end = rest.indices.first(where: { rest[$0...].hasPrefix("<|im_end|>") }) {
+                text += "<|im_start|>system\n\(rest[..<end])<|im_end|>\n"
+            }
+        }
+        return text + "<|im_start|>user\n\(user)<|im_end|>\n<|im_start|>assistant\n"
+    }
+
+    public struct GenerationStats: Sendable {
+        public var promptTokens = 0, generatedTokens = 0
+        public var promptSeconds = 0.0, generationSeconds = 0.0
+        public var promptTokensPerSecond: Double { Double(promptTokens) / max(promptSeconds, 1e-9) }
+        public var generationTokensPerSecond: Double { Double(generatedTokens) / max(generationSeconds, 1e-9) }
+    }
+
+    /// Generates up to `maxTokens` tokens after `prompt` (greedy when temperature is 0), calling
+    /// `onText` with each new piece of text. Stops at the end-of-sequence or <|im_end|> token.
+    public func generate(_ prompt: String, chat: Bool = false, maxTokens: Int = 64, temperature: Float = 0,
+                         topP: Float = 1, seed: UInt64 = 1, onText: (String) -> Void = { _ in }) throws -> (String, GenerationStats) {
+        guard maxTokens >= 0 else { throw LowBitError(.invalidArgument, "max tokens must be >= 0") }
+        guard temperature >= 0, temperature.isFinite, topP > 0, topP <= 1 else {
+            throw LowBitError(.invalidArgument, "temperature must be >= 0 and top-p in (0, 1]")
+        }
+        let text = chat ? try chatPrompt(prompt) : prompt
+        let tokens = tokenizer.encode(text, addSpecial: true, parseSpecial: chat)
+        guard !tokens.isEmpty else { throw LowBitError(.invalidArgument, "the prompt is empty") }
+        let cache = makeCache(capacity: min(config.contextLength, tokens.count + maxTokens + 1))
+        var stats = GenerationStats()
+        var t0 = monotonicSeconds()
+        var logits = try forward(tokens, cache: cache)
+        stats.promptSeconds = monotonicSeconds() - t0
+        stats.promptTokens = tokens.count
+        var rng = seed | 1
+        var generated: [Int] = []
+        var pending: [UInt8] = []
+        var output = ""
+        let stop = Set([tokenizer.eosID, tokenizer.ids["<|im_end|>"]].compactMap { $0 })
+        t0 = monotonicSeconds()
+        while generated.count < maxTokens, cache.count < cache.capacity {
+            let next = sample(logits, temperature: temperature, topP: topP, rng: &rng)
+            if stop.contains(next) { break }
+            generated.append(next)
+            // Emit whole UTF-8 characters only.
+            pending += tokenizer.bytes(of: next)
+            if let s = String(validating: pending, as: UTF8.self) {
+                onText(s)
+                output += s
+                pending.removeAll()
+            }
+            if generated.count == maxTokens { break }
+            logits = try forward([next], cache: cache)
+        }
+        if !pending.isEmpty { let s = String(decoding: pending, as: UTF8.self); onText(s); output += s }
+        stats.generationSeconds = monotonicSeconds() - t0
+        stats.generatedTokens = generated.count
+        return (output, stats)
+    }
+
+    func sample(_ logits: [Float], temperature: Float, topP: Float, rng: inout UInt64) -> Int {
+        if temperature == 0 { return logits.indices.max { logits[$0] < logits[$1] }! }
+        let maxLogit = logits.max()!
+        var probs = logits.map { exp(($0 - maxLogit) / temperature) }
+        let total = probs.reduce(0, +)
+        for i in probs.indices { probs[i] /= total }
+        var order = probs.indices.sorted { probs[$0] > probs[$1] }
+        var kept: Float = 0, cut = order.count
+        for (i, id) in order.enumerated() {
+            kept += probs[id]
+            if kept >= topP { cut = i + 1; break }
+        }
+        order = Array(order[0..<cut])
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+        var r = Float(Double(rng >> 11) / Double(1 << 53)) * kept
+        for id in order {
+            r -= probs[id]
+            if r <= 0 { return id }
+        }
+        return order.last!
+    }
+
+    /// Perplexity by llama-perplexity's protocol: the text's tokens (BOS only if the model asks)
+    /// in consecutive chunks of `context` tokens, each evaluated from an empty cache (with BOS
+    /// in its first position if the model uses one) and scored on its second half.
+    public func perplexity(_ text: String, context: Int = 512, chunks: Int? = nil,
+                           progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> (perplexity: Double, tokens: Int) {
+        guard context >= 16, context <= config.contextLength else {
+            throw LowBitError(.invalidArgument, "context \(context) must be 16...\(config.contextLength)")
+        }
+        let tokens = tokenizer.encode(text, addSpecial: true)
+        let available = tokens.count / context
+        let count = min(chunks ?? available, available)
+        guard count >= 1 else {
+            throw LowBitError(.invalidArgument, "the text has \(tokens.count) tokens, fewer than one context of \(context)")
+        }
+        let first = context / 2
+        var nll: Double = 0, scored = 0
+        let cache = makeCache(capacity: context)
+        for chunk in 0..<count {
+            var batch = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
+            if tokenizer.addBOS, let bos = tokenizer.bosID { batch[0] = bos }
+            cache.reset()
+            let logits = try forward(batch, cache: cache, logitRows: first..<(context - 1))
+            let v = config.vocabulary
+            for (row, i) in (first..<(context - 1)).enumerated() {
+                let l = logits[(row * v)..<((row + 1) * v)]
+                let m = l.max()!
+                var sum: Double = 0
+                for x in l { sum += Double(exp(x - m)) }
+                let target = tokens[chunk * context + i + 1]
+                nll += -(Double(l[l.startIndex + target] - m) - log(sum))
+                scored += 1
+            }
+            progress(chunk + 1, count, exp(nll / Double(scored)))
+        }
+        return (exp(nll / Double(scored)), scored)
+    }
+}
