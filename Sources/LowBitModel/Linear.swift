@@ -52,7 +52,9 @@ public final class FloatLinear: Linear, @unchecked Sendable {
     }
 }
 
-/// A lowbit matrix with a chosen kernel family.
+/// A lowbit matrix with one kernel family for every batch size. `auto` is resolved once, at
+/// load, to the family measured fastest for one token (decode dominates generation), so that only
+/// that family's layout is held next to the codes.
 public final class QuantizedLinear: Linear, @unchecked Sendable {
     public let matrix: QuantizedMatrix
     public let kernel: KernelFamily
@@ -62,8 +64,8 @@ public final class QuantizedLinear: Linear, @unchecked Sendable {
 
     public init(_ matrix: QuantizedMatrix, kernel: KernelFamily) throws {
         self.matrix = matrix
-        self.kernel = kernel
-        try matrix.prepare(kernel)
+        self.kernel = kernel == .auto ? try AutoKernel.choice(matrix, n: 1, keepLayouts: false) : kernel
+        try matrix.prepare(self.kernel)
     }
 
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {

@@ -128,6 +128,24 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    /// Families whose kernel layout is packed now.
+    public var packedLayouts: Set<KernelFamily> {
+        var s = Set<KernelFamily>()
+        if hasLUTLayout { s.insert(.lut) }
+        if hasDequantLayout { s.insert(.dequant) }
+        return s
+    }
+
+    /// Frees a family's packed layout (it is packed again if that family runs later). Products
+    /// running on it keep it alive until they end.
+    public func releaseLayout(_ family: KernelFamily) {
+        switch family {
+        case .lut: lutLayoutCache.withLock { $0 = nil }
+        case .dequant: dequantLayoutCache.withLock { $0 = nil }
+        default: break
+        }
+    }
+
     var hasLUTLayout: Bool { lutLayoutCache.withLock { $0 != nil } }
     var hasDequantLayout: Bool { dequantLayoutCache.withLock { $0 != nil } }
 

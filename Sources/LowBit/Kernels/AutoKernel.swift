@@ -28,11 +28,17 @@ public enum AutoKernel {
         Key(rows: m.rows, cols: m.cols, groupSize: m.groupSize, typeCode: m.type.code, nBucket: bucket(n), threads: Runtime.threads)
     }
 
-    public static func choice(_ m: QuantizedMatrix, n: Int) throws -> KernelFamily {
+    /// `keepLayouts` false: layouts that measuring packed and the winner does not use are
+    /// released again (a caller that will only ever run the winner keeps just its layout).
+    public static func choice(_ m: QuantizedMatrix, n: Int, keepLayouts: Bool = true) throws -> KernelFamily {
         let k = key(m, n: n)
         if let known = table.withLock({ $0[k] }) { return known }
+        let before = m.packedLayouts
         let winner = try measure(m, n: k.nBucket)
         table.withLock { $0[k] = winner }
+        if !keepLayouts {
+            for family in m.packedLayouts.subtracting(before) where family != winner { m.releaseLayout(family) }
+        }
         return winner
     }
 

@@ -31,18 +31,27 @@ public final class DequantLayout: @unchecked Sendable {
         params = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, m.groupsPerRow, 16 * 4, what: "dequant layout"))
         let out = codes.bytes(), par = params.floats(), width = self.width, groups = m.groupsPerRow
         let blockBytes = blockCodeBytes
+        let bits = m.bits, planeBytes = m.planeBytes, groupSize = m.groupSize, source = m.codes.bytes()
+        let stepsPerGroup = groupSize / columnsPerStep
         parallelFor(rowBlocks) { block in
-            for step in 0..<steps {
-                let unit = out + block * blockBytes + step * 32
-                for r in 0..<rb {
-                    let row = block * rb + r
-                    guard row < m.rows else { continue }
-                    for j in 0..<4 {
-                        var byte = 0
-                        for t in 0..<(8 / width) {
-                            byte |= m.code(row: row, col: step * columnsPerStep + j + 4 * t) << (t * width)
+            var q = [UInt8](repeating: 0, count: groupSize)
+            for r in 0..<rb {
+                let row = block * rb + r
+                guard row < m.rows else { continue }
+                for g in 0..<groups {
+                    // Unpack the group's codes from its bit planes, then interleave them.
+                    for k in 0..<groupSize { q[k] = 0 }
+                    for p in 0..<bits {
+                        let plane = source + ((row * groups + g) * bits + p) * planeBytes
+                        for k in 0..<groupSize { q[k] |= ((plane[k >> 3] >> UInt8(k & 7)) & 1) << UInt8(p) }
+                    }
+                    for s in 0..<stepsPerGroup {
+                        let unit = out + block * blockBytes + (g * stepsPerGroup + s) * 32
+                        for j in 0..<4 {
+                            var byte: UInt8 = 0
+                            for t in 0..<(8 / width) { byte |= q[s * columnsPerStep + j + 4 * t] << UInt8(t * width) }
+                            unit[4 * r + j] = byte
                         }
-                        unit[4 * r + j] = UInt8(byte)
                     }
                 }
             }

@@ -29,11 +29,12 @@ public final class LUTLayout: @unchecked Sendable {
     public let paramsBlockStride: Int
     public let paramsGroupStride: Int
 
-    /// Packs a quantized matrix: codes and per-group parameters.
+    /// Packs a quantized matrix: codes and per-group parameters. A layout byte is two nibbles
+    /// of one canonical plane byte pair (k-groups 4c + lane and 4c + 2 + lane of chunk c).
     convenience init(packing m: QuantizedMatrix) throws {
         let levels = Float((1 << m.bits) - 1), groups = m.groupsPerRow
-        try self.init(rows: m.rows, cols: m.cols, bits: m.bits, paramGroups: groups,
-                      code: { row, col in m.code(row: row, col: col) },
+        try self.init(rows: m.rows, cols: m.cols, bits: m.bits, paramGroups: groups, packCodes: false,
+                      code: { _, _ in 0 },
                       fillParams: { par, block in
                           for g in 0..<groups {
                               let dst = par + (block * groups + g) * 32
@@ -46,6 +47,34 @@ public final class LUTLayout: @unchecked Sendable {
                               }
                           }
                       })
+        let rb = LUTLayout.rowsPerBlock, chunks = self.chunks, bits = m.bits
+        let chunksPerGroup = m.groupSize / 16, planeBytes = m.planeBytes
+        let out = codes.bytes(), source = m.codes.bytes()
+        parallelFor(rowBlocks) { block in
+            for c in 0..<chunks {
+                let g = c / chunksPerGroup, within = 2 * (c % chunksPerGroup)
+                var unit = out + (block * chunks + c) * 32 * bits
+                // (row, plane) → its two canonical bytes for this chunk, packed into a lane pair.
+                func put(_ lowByte: Int, _ row: Int, _ plane: Int) {
+                    guard row < m.rows else { return }
+                    let b = source + ((row * groups + g) * bits + plane) * planeBytes + within
+                    unit[lowByte] = (b[0] & 0x0F) | (b[1] << 4)
+                    unit[lowByte + 16] = (b[0] >> 4) | (b[1] & 0xF0)
+                }
+                for p in stride(from: 0, to: bits - 1, by: 2) {
+                    for s in 0..<2 {
+                        for i in 0..<8 {
+                            put(2 * i, block * rb + 8 * s + i, p)
+                            put(2 * i + 1, block * rb + 8 * s + i, p + 1)
+                        }
+                        unit += 32
+                    }
+                }
+                if bits % 2 == 1 {
+                    for i in 0..<16 { put(i, block * rb + i, bits - 1) }
+                }
+            }
+        }
     }
 
     /// Packs a ±1 matrix (`sign(row, col)` true for +1) as 1-bit codes with one shared parameter
@@ -100,7 +129,10 @@ public final class LUTLayout: @unchecked Sendable {
         }
         let chunks = self.chunks
         let out = codes.bytes(), par = params.floats()
-        guard packCodes else { return }
+        guard packCodes else {
+            if paramGroups != nil { parallelFor(rowBlocks) { block in fillParams(par, block) } }
+            return
+        }
         parallelFor(rowBlocks) { block in
             func index(_ row: Int, _ plane: Int, _ kgroup: Int) -> UInt8 {
                 guard row < rows else { return 0 }
