@@ -7,7 +7,8 @@ import LowBit
 public enum WeightChoice: Sendable, CustomStringConvertible {
     /// The file's own weights dequantized to Float32: the reference model.
     case reference
-    /// The file's own Q4_1 blocks, imported without requantization.
+    /// The file's own Q4_1 blocks, imported without requantization (tensors in other types,
+    /// such as a Q8_0 output, run as their exact Float32 values).
     case q4_1(kernel: KernelFamily)
     /// Requantized from the reference weights.
     case requantized(type: WeightType, groupSize: Int, kernel: KernelFamily)
@@ -101,8 +102,10 @@ public final class LlamaModel: @unchecked Sendable {
                 if t.type == .q4_1 {
                     return try QuantizedLinear(try g.withTensorBytes(t) { try Importer.ggmlQ4_1($0, rows: rows, cols: cols) }, kernel: kernel)
                 }
-                // Tensors stored otherwise (the Q8_0 tied output): 4-bit, group 32.
-                return try requantize(g.dequantized(t), rows, cols, .integer(bits: 4), 32, kernel)
+                // Tensors stored otherwise (SmolLM2's Q8_0 tied output) cannot be imported into
+                // lowbit's 1-4 bit formats without requantizing, which this mode promises not
+                // to do: they run as their exact Float32 values.
+                return FloatLinear(g.dequantized(t), rows: rows, cols: cols)
             case .requantized(let type, let groupSize, let kernel):
                 return try requantize(g.dequantized(t), rows, cols, type, groupSize, kernel)
             case .stack:
