@@ -143,7 +143,8 @@ public final class LlamaModel: @unchecked Sendable {
         // Tied embeddings: the output projection is token_embd unless the file has output.weight.
         let outputName = (try? g.tensor("output.weight")) != nil ? "output.weight" : "token_embd.weight"
         if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
-            output = FloatLinear(g.dequantized(try g.tensor(outputName)), rows: c.vocabulary, cols: e)
+            // A stack without the output: the output runs as a 4-bit lowbit matrix.
+            output = try requantize(g.dequantized(try g.tensor(outputName)), c.vocabulary, e, .integer(bits: 4), 32, .auto)
         } else {
             output = try linear(outputName, rows: c.vocabulary, cols: e)
         }

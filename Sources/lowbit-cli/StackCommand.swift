@@ -8,6 +8,9 @@ usage:
   lowbit stack build OUT.lbs NAME=FILE.npy ... [--calibration NAME=FILE.npy,...]
                      [--blocks 16] [--rank 16] [--factor-share 0.25]
   lowbit stack build OUT.lbs --random ROWSxCOLS,...     (deterministic Gaussian test matrices)
+  lowbit stack build OUT.lbs --model FILE.gguf [--with-output]
+                                                        every linear layer of a Llama model (and the
+                                                        tied output, which is very sensitive to blocks)
   lowbit stack inspect FILE.lbs [--verify]               tensors and the stack's size curve
   lowbit stack run FILE.lbs --budget SIZE [--n 1]        products under a budget, then the budget
                                                          changed up and down; time per resident block
@@ -50,7 +53,7 @@ func progressBar(_ done: Int, _ total: Int, _ label: String) {
 }
 
 func stackBuild(_ args: Arguments) throws {
-    try args.allow(["blocks", "rank", "factor-share", "calibration", "random", "threads"])
+    try args.allow(["blocks", "rank", "factor-share", "calibration", "random", "threads", "model", "with-output"])
     guard args.words.count >= 3 else { throw CLIError("stack build: give the output path\n\(stackUsage)") }
     let out = args.words[2]
     var tensors: [(String, [Float], Int, Int)] = []
@@ -58,6 +61,14 @@ func stackBuild(_ args: Arguments) throws {
         var rng = SplitMix(seed: 7)
         for (i, (r, c)) in try parseShapes(random.split(separator: ",").map(String.init)).enumerated() {
             tensors.append(("random\(i).\(r)x\(c)", (0..<(r * c)).map { _ in rng.normal() * 0.02 }, r, c))
+        }
+    }
+    if let model = args.options["model"] {
+        let g = try GGUFFile(path: model)
+        for t in g.tensors where t.dims.count == 2 && (t.name.hasSuffix("_q.weight") || t.name.hasSuffix("_k.weight")
+                || t.name.hasSuffix("_v.weight") || t.name.hasSuffix("_output.weight") || t.name.hasPrefix("blk.") && t.name.contains(".ffn_")
+                || args.flags.contains("with-output") && (t.name == "token_embd.weight" || t.name == "output.weight")) {
+            tensors.append((t.name, g.dequantized(t), t.rows, t.cols))
         }
     }
     for spec in args.words.dropFirst(3) {
