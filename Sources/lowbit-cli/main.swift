@@ -15,6 +15,8 @@ commands:
   gguf FILE            validate a GGUF file and list its metadata and tensors
   run                  generate text: --model PATH --prompt TEXT [--chat] [-n N] [--temp T] [--top-p P]
   perplexity           --model PATH --text FILE [--ctx 512] [--chunks C]
+  report               --model PATH --text FILE [--chunks 2] [--stack FILE.lbs --budgets A,B,C]: the table
+                       of perplexity, decode speed and weight memory for every way of holding the weights
                        run and perplexity take --weights reference|q4_1, or --bits 1|2|3|4|ternary
                        [--group-size 64] [--kernel lut|bitserial|dequant|auto], or --stack PATH --budget SIZE
   --version            print the version
@@ -43,6 +45,7 @@ func run(_ argv: [String]) throws -> Int32 {
     case "gguf": try runGGUF(args)
     case "run": try runGenerate(args)
     case "perplexity": try runPerplexity(args)
+    case "report": try runReport(args)
     default: throw CLIError("unknown command '\(command)'\n\(usage)")
     }
     return 0

@@ -1,0 +1,38 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LowBit
+import LowBitModel
+
+/// `lowbit report`: the README's table — perplexity, decode speed and weight memory of the model
+/// for each way of holding its weights, measured in one run.
+func runReport(_ args: Arguments) throws {
+    try args.allow(["model", "text", "chunks", "ctx", "stack", "budgets", "threads", "decode"])
+    guard let path = args.options["model"], let textPath = args.options["text"] else {
+        throw CLIError("usage: lowbit report --model FILE.gguf --text FILE [--chunks 2] [--stack FILE.lbs --budgets 60MB,75MB,90MB]")
+    }
+    let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
+    let chunks = try args.int("chunks", default: 2), ctx = try args.int("ctx", default: 512), decode = try args.int("decode", default: 32)
+    var configs: [(String, WeightChoice)] = [
+        ("reference (f32)", .reference),
+        ("q4_1 (file's own)", .q4_1(kernel: .auto)),
+        ("4-bit g64", .requantized(type: .integer(bits: 4), groupSize: 64, kernel: .auto)),
+        ("3-bit g64", .requantized(type: .integer(bits: 3), groupSize: 64, kernel: .auto)),
+        ("2-bit g64", .requantized(type: .integer(bits: 2), groupSize: 64, kernel: .auto)),
+    ]
+    if let stack = args.options["stack"] {
+        for b in args.strings("budgets", default: ["60MB", "75MB", "90MB"]) {
+            configs.append(("bitstack @ \(b)", .stack(path: stack, budget: try parseSize(b))))
+        }
+    }
+    print("model \(path); perplexity on the first \(chunks * ctx) tokens of \(textPath) (ctx \(ctx), second halves scored); decode: \(decode) greedy tokens; \(Runtime.threads) thread(s)")
+    print("weights              perplexity  decode tok/s  prompt tok/s  weight memory  load")
+    for (name, choice) in configs {
+        let t0 = monotonicSeconds()
+        let model = try LlamaModel(gguf: try GGUFFile(path: path), weights: choice)
+        let load = monotonicSeconds() - t0
+        let (ppl, _) = try model.perplexity(text, context: ctx, chunks: chunks)
+        let (_, stats) = try model.generate("The GNU General Public License is", maxTokens: decode)
+        print("\(name.padded(20)) \(fmt(ppl, 3).padded(11)) \(fmt(stats.generationTokensPerSecond, 1).padded(13)) \(fmt(stats.promptTokensPerSecond, 1).padded(13)) \(formatBytes(model.weightBytes).padded(14)) \(fmt(load, 1)) s")
+    }
+}
