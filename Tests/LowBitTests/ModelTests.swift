@@ -154,13 +154,16 @@ final class SmolLM2Tests: XCTestCase {
         }
         let a = try logProbs(reference), b = try logProbs(q41)
         let meanDelta = zip(a, b).map { abs($0 - $1) }.reduce(0, +) / 256
-        // Perplexity over these 256 tokens agrees within 1%.
-        let pplA = exp(-a.reduce(0, +) / 256), pplB = exp(-b.reduce(0, +) / 256)
-        XCTAssertLessThanOrEqual(abs(pplB / pplA - 1), 0.01, "perplexity \(pplB) vs reference \(pplA)")
         // Per token, the kernels' int8 rounding of activations (as llama.cpp rounds them) moves
         // log p by 0.06 on average here: above the 0.02 the model issue asks for (float
         // activations would meet it; see the closing note). This bound guards against regressions.
         XCTAssertLessThanOrEqual(meanDelta, 0.08)
+        // Perplexity by llama-perplexity's protocol (2 chunks of 512) agrees within 1%, and the
+        // reference is within 3% of llama.cpp's 18.44 on the same file.
+        let gpl = String(decoding: try FileIO.read("/usr/share/common-licenses/GPL-3"), as: UTF8.self)
+        let pplReference = try reference.perplexity(gpl, context: 512, chunks: 2).perplexity
+        let pplQ41 = try q41.perplexity(gpl, context: 512, chunks: 2).perplexity
+        XCTAssertLessThanOrEqual(abs(pplQ41 / pplReference - 1), 0.01, "q4_1 \(pplQ41) vs reference \(pplReference)")
         // And the model knows its facts: greedy continuation starts with " Paris".
         let (out, _) = try q41.generate("The capital of France is", maxTokens: 2)
         XCTAssertTrue(out.hasPrefix(" Paris"), out)
