@@ -93,7 +93,7 @@ func runBench(_ args: Arguments) throws {
     }
     for ((rows, cols), memory) in cases {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
-        var rng = SplitMix(seed: UInt64(rows * 31 + cols))
+        var rng = SplitMix64(seed: UInt64(rows * 31 + cols))
         let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.02 }
         let maxN = ns.max()!
         let x = (0..<(maxN * cols)).map { _ in rng.normal() }
@@ -104,7 +104,7 @@ func runBench(_ args: Arguments) throws {
             }
             // Error is checked on the first two activation rows of each case.
             let sampleRows = min(2, maxN)
-            let reference = product64(m.dequantized(), rows: rows, cols: cols, Array(x[0..<(sampleRows * cols)]), n: sampleRows)
+            let reference = float64Product(m.dequantized(), rows: rows, cols: cols, Array(x[0..<(sampleRows * cols)]), n: sampleRows)
             if families.contains(.lut), type == types.first {
                 let tables = LUTTables(cols: cols, groupSize: groupSize)
                 let buffer = try AlignedBufferBox(LUTTables.byteCount(cols: cols, groupSize: groupSize))
@@ -219,7 +219,7 @@ func measure(_ c: inout BenchCase, mats: [QuantizedMatrix], x: [Float], referenc
     try call()
     let first = monotonicSeconds() - t0
     let k = min(sampleRows, n)
-    c.error = normalizedError(y[0..<(k * c.rows)].map(Double.init), Array(reference[0..<(k * c.rows)]))
+    c.error = normalizedError(y[0..<(k * c.rows)], reference[0..<(k * c.rows)])
     if first > maxCall {
         c.note = "skipped: one call took \(fmt(first, 2)) s (> --max-call \(maxCall))"
         return

@@ -11,7 +11,7 @@ func runDemo(_ args: Arguments) throws {
     let groupSize = try args.int("group-size", default: 128), n = try args.int("n", default: 1)
     try validateShape(rows: rows, cols: cols, groupSize: groupSize)
     guard n >= 1 else { throw CLIError("--n must be positive") }
-    var rng = SplitMix(seed: 42)
+    var rng = SplitMix64(seed: 42)
     let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.02 }
     let x = (0..<(n * cols)).map { _ in rng.normal() }
     print("lowbit \(LowBitVersion.string) demo: W \(rows) x \(cols) (Gaussian), group size \(groupSize), n = \(n), \(Runtime.threads) thread(s), tier \(Runtime.tier)")
@@ -23,8 +23,8 @@ func runDemo(_ args: Arguments) throws {
             try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: false)
         }
         let wq = m.dequantized()
-        let weightErr = normalizedError(wq.map(Double.init), w.map(Double.init))
-        let reference = product64(wq, rows: rows, cols: cols, x, n: n)
+        let weightErr = normalizedError(wq, w)
+        let reference = float64Product(wq, rows: rows, cols: cols, x, n: n)
         for (i, k) in [KernelFamily.lut, .bitSerial, .dequant].enumerated() {
             try m.prepare(k)
             var y = [Float](repeating: 0, count: n * rows)
@@ -35,7 +35,7 @@ func runDemo(_ args: Arguments) throws {
                     }
                 }
             }
-            let err = normalizedError(y.map(Double.init), reference)
+            let err = normalizedError(y, reference)
             let lead = i == 0
                 ? "\(type.description.padded(8)) \(formatBytes(m.byteCount).padded(10)) \(fmt(m.bitsPerWeight, 2).padded(7)) \(sci(weightErr).padded(11))"
                 : String(repeating: " ", count: 39)
@@ -45,41 +45,6 @@ func runDemo(_ args: Arguments) throws {
     print("")
     print("weight err: |W - Wq|^2 / |W|^2; product err: |y - y64|^2 / |y64|^2 against the Float64 product of Wq")
     print("(bytes include the LUT layout once packed; see `lowbit bench` for bandwidth ratios)")
-}
-
-/// Deterministic normals (SplitMix64 + Box-Muller), so every run shows the same matrix.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func normal() -> Float {
-        let u = Double(next() >> 11) / Double(1 << 53) + 1e-300, v = Double(next() >> 11) / Double(1 << 53)
-        return Float((-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))
-    }
-}
-
-func product64(_ w: [Float], rows: Int, cols: Int, _ x: [Float], n: Int) -> [Double] {
-    var y = [Double](repeating: 0, count: n * rows)
-    parallelFor(rows) { r in
-        for i in 0..<n {
-            var s: Double = 0
-            for c in 0..<cols { s += Double(w[r * cols + c]) * Double(x[i * cols + c]) }
-            y[i * rows + r] = s
-        }
-    }
-    return y
-}
-
-func normalizedError(_ y: [Double], _ ref: [Double]) -> Double {
-    var num = 0.0, den = 0.0
-    for i in 0..<ref.count { num += (y[i] - ref[i]) * (y[i] - ref[i]); den += ref[i] * ref[i] }
-    return den > 0 ? num / den : num
 }
 
 func fmt(_ v: Double, _ digits: Int) -> String {

@@ -33,6 +33,7 @@ func runReport(_ args: Arguments) throws {
         let load = monotonicSeconds() - t0
         let (ppl, _) = try model.perplexity(text, context: ctx, chunks: chunks)
         let (_, stats) = try model.generate("The GNU General Public License is", maxTokens: decode)
+        defer { fflush(stdout) }  // one row at a time, also into a pipe
         print("\(name.padded(20)) \(fmt(ppl, 3).padded(11)) \(fmt(stats.generationTokensPerSecond, 1).padded(13)) \(fmt(stats.promptTokensPerSecond, 1).padded(13)) \(formatBytes(model.weightBytes).padded(14)) \(fmt(load, 1)) s")
     }
 }

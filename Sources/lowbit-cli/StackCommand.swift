@@ -58,7 +58,7 @@ func stackBuild(_ args: Arguments) throws {
     let out = args.words[2]
     var tensors: [(String, [Float], Int, Int)] = []
     if let random = args.options["random"] {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for (i, (r, c)) in try parseShapes(random.split(separator: ",").map(String.init)).enumerated() {
             tensors.append(("random\(i).\(r)x\(c)", (0..<(r * c)).map { _ in rng.normal() * 0.02 }, r, c))
         }
@@ -171,7 +171,7 @@ func stackRun(_ args: Arguments) throws {
     let s = try Stack(path: path, budget: try parseSize(budgetText))
     print("opened \(path) under \(formatBytes(try parseSize(budgetText))) in \(formatTime(monotonicSeconds() - t0)): resident \(formatBytes(s.residentBytes)) (minimum \(formatBytes(s.minimumBytes)), all \(formatBytes(s.totalBytes))), \(s.residentBlockCount)/\(s.index.blocks.count) blocks, \(formatBytes(s.bytesRead)) read")
     print("tensor                          shape          blocks  product      per block    per block / 1-bit LUT  / 4-bit LUT")
-    var rng = SplitMix(seed: 3)
+    var rng = SplitMix64(seed: 3)
     for t in s.index.tensors {
         let x = (0..<(n * t.cols)).map { _ in rng.normal() }
         var y = [Float](repeating: 0, count: n * t.rows)

@@ -10,27 +10,26 @@ public final class SignMatrix: @unchecked Sendable {
 
     public var byteCount: Int { layout.byteCount }
 
-    /// `positive(r, c)`: whether S[r, c] is +1.
-    public init(rows: Int, cols: Int, positive: (Int, Int) -> Bool) throws {
+    /// Checks the shape and picks the table-scale block.
+    static func groupSize(rows: Int, cols: Int) throws -> Int {
         guard cols % 32 == 0 else {
             throw LowBitError(.invalidArgument, "sign matrix cols \(cols) is not a multiple of 32")
         }
         try validateShape(rows: rows, cols: cols, groupSize: 32)
-        self.rows = rows
-        self.cols = cols
-        groupSize = [128, 64, 32].first { cols % $0 == 0 }!
+        return [128, 64, 32].first { cols % $0 == 0 }!
+    }
+
+    /// `positive(r, c)`: whether S[r, c] is +1.
+    public init(rows: Int, cols: Int, positive: (Int, Int) -> Bool) throws {
+        groupSize = try SignMatrix.groupSize(rows: rows, cols: cols)
+        (self.rows, self.cols) = (rows, cols)
         layout = try LUTLayout(signRows: rows, cols: cols, sign: positive)
     }
 
     /// From row-major sign bits (bit c % 8 of byte r·⌈cols/8⌉ + c/8 set for +1).
     public init(rows: Int, cols: Int, signBits: UnsafePointer<UInt8>) throws {
-        guard cols % 32 == 0 else {
-            throw LowBitError(.invalidArgument, "sign matrix cols \(cols) is not a multiple of 32")
-        }
-        try validateShape(rows: rows, cols: cols, groupSize: 32)
-        self.rows = rows
-        self.cols = cols
-        groupSize = [128, 64, 32].first { cols % $0 == 0 }!
+        groupSize = try SignMatrix.groupSize(rows: rows, cols: cols)
+        (self.rows, self.cols) = (rows, cols)
         layout = try LUTLayout(signBits: signBits, rowBytes: cols / 8, rows: rows, cols: cols)
     }
 
