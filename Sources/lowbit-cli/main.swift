@@ -33,7 +33,8 @@ func run(_ argv: [String]) throws -> Int32 {
         print(usage)
         return args.flags.contains("help") ? 0 : 2
     }
-    if let t = args.options["threads"] {
+    // bench takes a list of thread counts of its own.
+    if command != "bench", let t = args.options["threads"] {
         guard let n = Int(t), n >= 1 else { throw CLIError("--threads expects a positive integer, got '\(t)'") }
         try Runtime.setThreads(n)
     }
