@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 
 section() { printf '\n== %s\n' "$*"; }
 
@@ -17,8 +19,8 @@ echo "$LOWBIT_MODEL"
 
 section "Swift tests"
 # Release mode with testing enabled: the model tests run the real forward pass.
-swift test -c release -Xswiftc -enable-testing 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' | tee "$root/.build/swift-tests.log"
-swift_count=$(grep -oE 'Executed [0-9]+ tests?, with 0 failures' "$root/.build/swift-tests.log" | tail -1 | grep -oE '[0-9]+' | head -1)
+swift test -c release -Xswiftc -enable-testing 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' | tee "$logs/swift-tests.log"
+swift_count=$(grep -oE 'Executed [0-9]+ tests?, with 0 failures' "$logs/swift-tests.log" | tail -1 | grep -oE '[0-9]+' | head -1)
 
 section "release build"
 scripts/build.sh
@@ -28,15 +30,15 @@ Tests/abi/check.sh
 
 section "C examples"
 make -s -C Bindings/c/examples clean
-make -s -C Bindings/c/examples check | tee "$root/.build/c-examples.log"
-grep -q "all errors reported as expected" "$root/.build/c-examples.log"
-grep -q "stack budget example ok" "$root/.build/c-examples.log"
-[ "$(grep -cE '^(auto|lut|bitserial|dequant|reference) +error .* ok$' "$root/.build/c-examples.log")" -eq 5 ]
+make -s -C Bindings/c/examples check | tee "$logs/c-examples.log"
+grep -q "all errors reported as expected" "$logs/c-examples.log"
+grep -q "stack budget example ok" "$logs/c-examples.log"
+[ "$(grep -cE '^(auto|lut|bitserial|dequant|reference) +error .* ok$' "$logs/c-examples.log")" -eq 5 ]
 
 section "Python tests"
 scripts/install-python.sh
-(cd /tmp && python3 -m pytest -q "$root/Bindings/python/tests") | tee "$root/.build/python-tests.log"
-python_count=$(grep -oE '^[0-9]+ passed' "$root/.build/python-tests.log" | grep -oE '[0-9]+')
+(cd /tmp && python3 -m pytest -q "$root/Bindings/python/tests") | tee "$logs/python-tests.log"
+python_count=$(grep -oE '^[0-9]+ passed' "$logs/python-tests.log" | grep -oE '[0-9]+')
 
 section "README examples"
 "$root/Tests/readme_examples.sh"

@@ -86,7 +86,6 @@ func runBench(_ args: Arguments) throws {
 
     var results: [BenchCase] = []
     var readCache: [String: Double] = [:]
-    var tableSeconds = Double.nan
     if !json {
         print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.tier), group size \(groupSize); ratio = memory-read time of the same bytes / kernel time")
         print("shape        mem   type     family     n    thr  time         GFLOP/s  GB/s    read-ratio  error")
@@ -111,7 +110,6 @@ func runBench(_ args: Arguments) throws {
                 let t = x.withUnsafeBufferPointer { xp in
                     timeAdaptive(first: nil) { tables.build(xp.baseAddress!, into: buffer.pointer, biased: true) }
                 }
-                tableSeconds = t.median
                 if !json { print("lut tables for one activation row of \(cols): \(formatTime(t.median)) (1 thread)") }
             }
             for family in families {
