@@ -24,7 +24,7 @@ func parseSize(_ s: String) throws -> Int {
     let units: [(String, Double)] = [("gib", 1_073_741_824), ("mib", 1_048_576), ("kib", 1024), ("gb", 1e9), ("mb", 1e6),
                                      ("kb", 1e3), ("g", 1e9), ("m", 1e6), ("k", 1e3), ("b", 1)]
     for (suffix, scale) in units where lower.hasSuffix(suffix) {
-        guard let v = Double(lower.dropLast(suffix.count).trimmingCharacters()), v >= 0 else { break }
+        guard let v = Double(lower.dropLast(suffix.count).trimmingCharacters()), v >= 0, v * scale < 9e18 else { break }
         return Int(v * scale)
     }
     guard let v = Int(lower), v >= 0 else { throw CLIError("not a size: '\(s)' (use bytes, or e.g. 64MB, 1.5GiB)") }

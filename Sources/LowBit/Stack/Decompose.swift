@@ -37,6 +37,7 @@ public enum Decomposer {
     /// The largest rank ≤ maxRank whose factors take at most `factorShare` of a block
     /// (2·k·(rows+cols) bytes of Float16 against rows·cols/8 bytes of signs), at least 1.
     public static func rank(rows: Int, cols: Int, factorShare: Double = 0.25, maxRank: Int = 16) -> Int {
+        guard factorShare > 0, factorShare < 1 else { return max(1, min(maxRank, rows, cols)) }
         let signBytes = Double(rows) * Double(cols) / 8
         let k = Int(factorShare / (1 - factorShare) * signBytes / (2 * Double(rows + cols)))
         return max(1, min(maxRank, k, min(rows, cols)))

@@ -110,7 +110,7 @@ public final class Stack: @unchecked Sendable {
 
     /// Resident bytes with the first `count` blocks of the stack.
     public func bytesWithPrefix(_ count: Int) -> Int {
-        fixedBytes + index.blocks[0..<count].reduce(0) { $0 + Stack.memoryBytes(index.tensors[$1.tensor]) }
+        fixedBytes + index.blocks[0..<min(max(count, 0), index.blocks.count)].reduce(0) { $0 + Stack.memoryBytes(index.tensors[$1.tensor]) }
     }
 
     /// Every tensor at its first block, plus the fixed overhead.

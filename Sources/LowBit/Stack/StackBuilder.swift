@@ -26,8 +26,7 @@ public enum StackBuilder {
 
     /// Ranks chosen for each input (reported by the CLI and bindings).
     public static func rank(rows: Int, cols: Int, options: Options) -> Int {
-        options.factorShare >= 1 ? max(1, min(options.maxRank, rows, cols))
-                                 : Decomposer.rank(rows: rows, cols: cols, factorShare: options.factorShare, maxRank: options.maxRank)
+        Decomposer.rank(rows: rows, cols: cols, factorShare: options.factorShare, maxRank: options.maxRank)
     }
 
     /// Stack order, as (tensor, level) pairs. Level 0 of every tensor first. Then, without
