@@ -31,7 +31,7 @@ let package = Package(
     targets: [
         .target(name: "LowBit", path: "Sources/LowBit", swiftSettings: simdSettings),
         .target(
-            name: "LowBitC", dependencies: ["LowBit"], path: "Sources/LowBitC", exclude: ["lowbit.map"],
+            name: "LowBitC", dependencies: ["LowBit", "LowBitModel"], path: "Sources/LowBitC", exclude: ["lowbit.map"],
             swiftSettings: simdSettings,
             // Export the lowbit_* symbols only (the version script hides everything else).
             linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(root)/Sources/LowBitC/lowbit.map",

@@ -230,6 +230,48 @@ LOWBIT_API lowbit_status lowbit_stack_tensor(const lowbit_stack *s, const char *
 LOWBIT_API lowbit_status lowbit_stack_matmul(const lowbit_stack *s, const char *name, const float *x, int64_t x_len,
                                              int64_t n, float *y, int64_t y_len);
 
+/* ---- the Llama runner ---------------------------------------------------------------------- */
+
+/* A Llama-architecture GGUF model (SmolLM2 and kin) whose linear layers are lowbit matrices.
+ * Calls on one model may run from several threads at once (each generation has its own cache);
+ * closing it while another thread uses it is the caller's error. */
+#ifdef LOWBIT_ABI_CHECK
+typedef void lowbit_model;
+#else
+typedef struct lowbit_model lowbit_model;
+#endif
+
+/* How the linear layers are held (lowbit_model_open's `weights`). */
+enum {
+    LOWBIT_WEIGHTS_REFERENCE = 0,   /* the file's weights dequantized to float32 */
+    LOWBIT_WEIGHTS_Q4_1 = 1,        /* the file's own Q4_1 blocks, not requantized */
+    LOWBIT_WEIGHTS_REQUANTIZED = 2, /* requantized to `bits` (1..4, LOWBIT_BITS_TERNARY), `group_size` */
+    LOWBIT_WEIGHTS_STACK = 3        /* a BitStack file (`stack_path`) under `budget` bytes */
+};
+
+/* Loads a GGUF model. bits and group_size matter for LOWBIT_WEIGHTS_REQUANTIZED (group_size 0 =
+ * 64), kernel for the lowbit modes, stack_path and budget for LOWBIT_WEIGHTS_STACK. */
+LOWBIT_API lowbit_status lowbit_model_open(const char *path, int32_t weights, int32_t bits, int32_t group_size,
+                                           lowbit_kernel kernel, const char *stack_path, uint64_t budget,
+                                           lowbit_model **out);
+/* Releases a model; NULL is accepted. */
+LOWBIT_API void lowbit_model_close(lowbit_model *m);
+/* Generates up to max_tokens tokens after `prompt` (chat != 0: in the model's chat template;
+ * temperature 0: greedy) and writes the continuation, UTF-8 and NUL-terminated, to out. If out_len
+ * is too small the call fails with LOWBIT_ERROR_SIZE_MISMATCH and *written (if not NULL) holds the
+ * bytes needed including the NUL; on success *written is the length without the NUL. */
+LOWBIT_API lowbit_status lowbit_model_generate(const lowbit_model *m, const char *prompt, int32_t chat, int32_t max_tokens,
+                                               float temperature, float top_p, uint64_t seed,
+                                               char *out, int64_t out_len, int64_t *written);
+/* Perplexity of `text` by llama-perplexity's protocol: chunks of ctx tokens (chunks 0 = all),
+ * each scored on its second half. */
+LOWBIT_API lowbit_status lowbit_model_perplexity(const lowbit_model *m, const char *text, int32_t ctx, int32_t chunks,
+                                                 double *out);
+/* Changes the budget of a BitStack model (see lowbit_stack_set_budget); other models: an error. */
+LOWBIT_API lowbit_status lowbit_model_set_budget(lowbit_model *m, uint64_t budget);
+/* Bytes of weights the model holds now. */
+LOWBIT_API lowbit_status lowbit_model_weight_bytes(const lowbit_model *m, uint64_t *out);
+
 #ifdef __cplusplus
 }
 #endif

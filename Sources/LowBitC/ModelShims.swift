@@ -1,0 +1,75 @@
+// @c shims for the runner part of Include/lowbit.h. Handles are retained LlamaModel objects.
+#if canImport(Glibc)
+import Glibc
+#endif
+import LowBit
+import LowBitModel
+
+func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
+    Unmanaged<LlamaModel>.fromOpaque(try required(p, "model")).takeUnretainedValue()
+}
+
+@c public func lowbit_model_open(_ path: UnsafePointer<CChar>?, _ weights: Int32, _ bits: Int32, _ groupSize: Int32,
+                                 _ kernel: Int32, _ stackPath: UnsafePointer<CChar>?, _ budget: UInt64,
+                                 _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+    guarded {
+        let path = try cString(path, "path"), out = try required(out, "out")
+        let family = try KernelFamily(code: kernel)
+        let choice: WeightChoice
+        switch weights {
+        case 0: choice = .reference
+        case 1: choice = .q4_1(kernel: family)
+        case 2: choice = .requantized(type: try WeightType(code: bits), groupSize: groupSize == 0 ? 64 : Int(groupSize), kernel: family)
+        case 3: choice = .stack(path: try cString(stackPath, "stack_path"), budget: Int(min(budget, UInt64(Int.max))))
+        default: throw LowBitError(.invalidArgument, "unknown weights \(weights): use 0 (reference), 1 (q4_1), 2 (requantized) or 3 (stack)")
+        }
+        if case .requantized(_, let g, _) = choice, !supportedGroupSizes.contains(g) {
+            throw LowBitError(.unsupported, "unsupported group size \(g): use 32, 64 or 128")
+        }
+        out.pointee = Unmanaged.passRetained(try LlamaModel.load(path: path, weights: choice)).toOpaque()
+    }
+}
+
+@c public func lowbit_model_close(_ m: UnsafeMutableRawPointer?) {
+    if let m { Unmanaged<LlamaModel>.fromOpaque(m).release() }
+}
+
+@c public func lowbit_model_generate(_ m: UnsafeRawPointer?, _ prompt: UnsafePointer<CChar>?, _ chat: Int32, _ maxTokens: Int32,
+                                     _ temperature: Float, _ topP: Float, _ seed: UInt64,
+                                     _ out: UnsafeMutablePointer<CChar>?, _ outLen: Int64,
+                                     _ written: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded {
+        let mdl = try model(m), prompt = try cString(prompt, "prompt"), out = try required(out, "out")
+        guard outLen > 0 else { throw LowBitError(.invalidArgument, "out_len \(outLen) must be positive") }
+        let (text, _) = try mdl.generate(prompt, chat: chat != 0, maxTokens: Int(maxTokens), temperature: temperature,
+                                         topP: topP, seed: seed)
+        let bytes = Array(text.utf8)
+        guard Int64(bytes.count) < outLen else {
+            written?.pointee = Int64(bytes.count + 1)
+            throw LowBitError(.sizeMismatch, "the text needs \(bytes.count + 1) bytes, out has \(outLen)")
+        }
+        for (i, b) in bytes.enumerated() { out[i] = CChar(bitPattern: b) }
+        out[bytes.count] = 0
+        written?.pointee = Int64(bytes.count)
+    }
+}
+
+@c public func lowbit_model_perplexity(_ m: UnsafeRawPointer?, _ text: UnsafePointer<CChar>?, _ ctx: Int32, _ chunks: Int32,
+                                       _ out: UnsafeMutablePointer<Double>?) -> Int32 {
+    guarded {
+        let mdl = try model(m), text = try cString(text, "text"), out = try required(out, "out")
+        guard chunks >= 0 else { throw LowBitError(.invalidArgument, "chunks \(chunks) must be >= 0 (0 = all)") }
+        out.pointee = try mdl.perplexity(text, context: Int(ctx), chunks: chunks == 0 ? nil : Int(chunks)).perplexity
+    }
+}
+
+@c public func lowbit_model_set_budget(_ m: UnsafeMutableRawPointer?, _ budget: UInt64) -> Int32 {
+    guarded { try model(m).setBudget(Int(min(budget, UInt64(Int.max)))) }
+}
+
+@c public func lowbit_model_weight_bytes(_ m: UnsafeRawPointer?, _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    guarded {
+        let mdl = try model(m), out = try required(out, "out")
+        out.pointee = UInt64(mdl.weightBytes)
+    }
+}
