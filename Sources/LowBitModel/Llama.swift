@@ -277,7 +277,7 @@ public final class LlamaModel: @unchecked Sendable {
                         parallelFor(rows * c.heads) { item in
                             let r = item / c.heads, h = item % c.heads, kvh = h / group
                             let length = start + r + 1
-                            var scores = [Float](repeating: 0, count: length)
+                            withUnsafeTemporaryAllocation(of: Float.self, capacity: length) { scores in
                             let qv = qp.baseAddress! + (r * c.heads + h) * d
                             var maxScore = -Float.infinity
                             for t in 0..<length {
@@ -295,6 +295,7 @@ public final class LlamaModel: @unchecked Sendable {
                                 let w = scores[t] / total
                                 let vv = vp.baseAddress! + t * kvDim + kvh * d
                                 for i in 0..<d { dst[i] += w * vv[i] }
+                            }
                             }
                         }
                     }
