@@ -16,8 +16,10 @@ public final class FloatLinear: Linear, @unchecked Sendable {
     let w: [Float]
     public var byteCount: Int { w.count * 4 }
 
-    public init(_ w: [Float], rows: Int, cols: Int) {
-        precondition(w.count == rows * cols && cols % 8 == 0)
+    public init(_ w: [Float], rows: Int, cols: Int) throws {
+        guard w.count == rows * cols, cols % 8 == 0 else {
+            throw LowBitError(.unsupported, "a float layer of \(rows) x \(cols) with \(w.count) weights: cols must be a multiple of 8")
+        }
         (self.w, self.rows, self.cols) = (w, rows, cols)
     }
 

@@ -97,7 +97,7 @@ public final class LlamaModel: @unchecked Sendable {
             }
             switch weights {
             case .reference:
-                return FloatLinear(g.dequantized(t), rows: rows, cols: cols)
+                return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
             case .q4_1(let kernel):
                 if t.type == .q4_1 {
                     return try QuantizedLinear(try g.withTensorBytes(t) { try Importer.ggmlQ4_1($0, rows: rows, cols: cols) }, kernel: kernel)
@@ -105,7 +105,7 @@ public final class LlamaModel: @unchecked Sendable {
                 // Tensors stored otherwise (SmolLM2's Q8_0 tied output) cannot be imported into
                 // lowbit's 1-4 bit formats without requantizing, which this mode promises not
                 // to do: they run as their exact Float32 values.
-                return FloatLinear(g.dequantized(t), rows: rows, cols: cols)
+                return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
             case .requantized(let type, let groupSize, let kernel):
                 return try requantize(g.dequantized(t), rows, cols, type, groupSize, kernel)
             case .stack:

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from ._handle import Handle
 from ._library import lib as _lib, path as library_path
 
 __version__ = "0.1.0"
@@ -101,12 +102,16 @@ def simd_tier():
     return _lib.lowbit_simd_tier().decode()
 
 
-class Matrix:
+class Matrix(Handle):
     """A low-bit weight matrix W (rows x cols) for products y = W·x. Made by `quantize`,
-    `from_gptq`, `from_ternary` or `load`; freed when garbage-collected (or by `close`)."""
+    `from_gptq`, `from_ternary` or `load`; freed when garbage-collected, by `close` or at the
+    end of a `with` block."""
+
+    _free = staticmethod(_lib.lowbit_matrix_free)
+    _kind = "matrix"
 
     def __init__(self, handle):
-        self._handle = ctypes.c_void_p(handle)
+        super().__init__(handle)
         rows, cols = ctypes.c_int64(), ctypes.c_int64()
         bits, group, flags = ctypes.c_int32(), ctypes.c_int32(), ctypes.c_uint32()
         _check(_lib.lowbit_matrix_describe(self._handle, ctypes.byref(rows), ctypes.byref(cols), ctypes.byref(bits),
@@ -116,21 +121,8 @@ class Matrix:
         self.group_size = group.value
         self.symmetric = bool(flags.value & 1)
 
-    def close(self):
-        if self._handle:
-            _lib.lowbit_matrix_free(self._handle)
-            self._handle = None
-
-    def __del__(self):
-        self.close()
-
     def __repr__(self):
         return f"lowbit.Matrix(shape={self.shape}, bits={self.bits!r}, group_size={self.group_size}, nbytes={self.nbytes})"
-
-    def _live(self):
-        if not self._handle:
-            raise ArgumentError("matrix is closed")
-        return self._handle
 
     @property
     def nbytes(self):

@@ -2,19 +2,23 @@
 import ctypes
 import os
 
+from ._handle import Handle
 from ._library import lib as _lib
 from .stack import parse_size
 
 _WEIGHTS = {"reference": 0, "q4_1": 1}
 
 
-class Model:
+class Model(Handle):
     """Model.open(path, weights="reference" | "q4_1", bits=None, group_size=64, kernel="auto",
     stack=None, budget=None): `bits` (1-4 or "ternary") requantizes the reference weights;
     `stack` (a file from `lowbit stack build --model`) with `budget` holds a BitStack."""
 
+    _free = staticmethod(_lib.lowbit_model_close)
+    _kind = "model"
+
     def __init__(self, handle, path):
-        self._handle = ctypes.c_void_p(handle)
+        super().__init__(handle)
         self.path = str(path)
 
     @classmethod
@@ -36,26 +40,6 @@ class Model:
                                       _kernel_code(kernel), stack_path, parse_size(budget) if stack is not None else 0,
                                       ctypes.byref(handle)))
         return cls(handle.value, path)
-
-    def close(self):
-        if self._handle:
-            _lib.lowbit_model_close(self._handle)
-            self._handle = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _live(self):
-        from . import ArgumentError
-        if not self._handle:
-            raise ArgumentError("model is closed")
-        return self._handle
 
     def generate(self, prompt, max_tokens=64, temperature=0.0, top_p=1.0, chat=False, seed=1):
         """The prompt followed by up to max_tokens generated tokens (greedy at temperature 0)."""

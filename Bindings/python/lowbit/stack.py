@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from ._handle import Handle
 from ._library import lib as _lib, PROGRESS_FN as _PROGRESS_FN
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10 ** 6, "mb": 10 ** 6, "g": 10 ** 9, "gb": 10 ** 9,
@@ -68,11 +69,14 @@ def build(weights, path, blocks=16, rank=16, calibration=None, factor_share=0.25
                                    callback, None))
 
 
-class Stack:
+class Stack(Handle):
     """A stack file held under a memory budget; see lowbit_stack_* in lowbit.h."""
 
+    _free = staticmethod(_lib.lowbit_stack_close)
+    _kind = "stack"
+
     def __init__(self, handle, path):
-        self._handle = ctypes.c_void_p(handle)
+        super().__init__(handle)
         self.path = str(path)
 
     @classmethod
@@ -83,26 +87,6 @@ class Stack:
         handle = ctypes.c_void_p()
         _check(_lib.lowbit_stack_open(os.fsencode(path), parse_size(budget), ctypes.byref(handle)))
         return cls(handle.value, path)
-
-    def close(self):
-        if self._handle:
-            _lib.lowbit_stack_close(self._handle)
-            self._handle = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _live(self):
-        from . import ArgumentError
-        if not self._handle:
-            raise ArgumentError("stack is closed")
-        return self._handle
 
     def set_budget(self, budget):
         """Grows (reading only the new blocks) or shrinks (releasing only the tail) the resident
