@@ -92,6 +92,11 @@ typedef struct lowbit_matrix lowbit_matrix;
 
 /* Weight bit widths: 1, 2, 3, 4, or ternary {-1, 0, +1} (1.58 bits, stored in 2). */
 #define LOWBIT_BITS_TERNARY 158
+/* BitMoD mixed data types, 3 or 4 bits: each group picks, by least squared error, the integer
+ * grid or a float grid (FP3 / FP4-E2M1) with one extra value (+-3, +-6 / +-10, +-16). Products
+ * run bitserial, dequant or auto (and lut at 3 bits). */
+#define LOWBIT_BITS_MIXED3 203
+#define LOWBIT_BITS_MIXED4 204
 
 /* Flags of lowbit_matrix_quantize. */
 #define LOWBIT_QUANT_SYMMETRIC 1u      /* balanced levels around zero, no zero point */
@@ -110,8 +115,8 @@ enum {
 };
 
 /* Quantizes row-major float32 weights (rows x cols, weights_len >= rows*cols, all finite).
- * bits: 1..4 or LOWBIT_BITS_TERNARY; flags: 0 or LOWBIT_QUANT_SYMMETRIC (ternary is always
- * symmetric). On success *out owns a new matrix. */
+ * bits: 1..4, LOWBIT_BITS_TERNARY or LOWBIT_BITS_MIXED3/4; flags: 0 or LOWBIT_QUANT_SYMMETRIC
+ * (ternary is always symmetric; mixed types ignore it). On success *out owns a new matrix. */
 LOWBIT_API lowbit_status lowbit_matrix_quantize(const float *weights, int64_t weights_len, int64_t rows, int64_t cols,
                                                 int32_t bits, int32_t group_size, uint32_t flags, lowbit_matrix **out);
 
@@ -140,8 +145,8 @@ LOWBIT_API lowbit_status lowbit_matrix_from_ternary(const int8_t *values, int64_
 /* Releases a matrix; NULL is accepted and ignored. */
 LOWBIT_API void lowbit_matrix_free(lowbit_matrix *m);
 
-/* Shape and format. Any out-pointer may be NULL to skip that field. bits is 1..4 or
- * LOWBIT_BITS_TERNARY; flags has LOWBIT_QUANT_SYMMETRIC for symmetric matrices. */
+/* Shape and format. Any out-pointer may be NULL to skip that field. bits is 1..4,
+ * LOWBIT_BITS_TERNARY or LOWBIT_BITS_MIXED3/4; flags has LOWBIT_QUANT_SYMMETRIC for symmetric matrices. */
 LOWBIT_API lowbit_status lowbit_matrix_describe(const lowbit_matrix *m, int64_t *rows, int64_t *cols,
                                                 int32_t *bits, int32_t *group_size, uint32_t *flags);
 

@@ -15,9 +15,12 @@ memory speed), and checks each case's error against the Float64 product of the d
   --shapes LIST     instead of --cases: shapes such as 4096x4096,11008x4096 ...
   --memory LIST     ... crossed with hot, dram or both (default hot)
   --families LIST   lut,bitserial,dequant,auto (default all four; auto's first call calibrates)
-  --bits LIST       1,2,3,4,ternary (default all)
+  --bits LIST       1,2,3,4,ternary,mixed3,mixed4 (default 1,2,3,4,ternary; mixedB: BitMoD
+                    per-group data types, on the bench's Gaussian weights)
   --n LIST          activation rows per product (default 1,32)
   --threads LIST    thread counts (default 1,2)
+  --act-bits LIST   bit-serial activation bits A, each a case of its own: 2,4,8 (default 8);
+                    error is against float activations, so it shows what rounding to A bits costs
   --group-size G    32, 64 or 128 (default 128)
   --max-call S      skip cases whose single call takes longer than S seconds (default 0.25)
   --full            DESIGN §9's full grid: 5 shapes x hot and dram x N 1,8,32,256
@@ -33,6 +36,8 @@ struct BenchCase {
     let memory: MemoryMode
     let type: WeightType
     let family: KernelFamily
+    /// Activation bits (bit-serial; 8 for the other families).
+    var actBits = 8
     let n: Int, threads: Int
     var seconds = Double.nan, readSeconds = Double.nan, error = Double.nan
     var bytes = 0, runs = 0
@@ -43,6 +48,7 @@ struct BenchCase {
     var readRatio: Double { readSeconds / seconds }
     var measured: Bool { !seconds.isNaN }
     var groupKey: String { "\(rows)x\(cols) \(memory.rawValue) \(type) n=\(n) t=\(threads)" }
+    var label: String { family == .bitSerial ? "bitserial\(actBits == 8 ? "" : "/a\(actBits)")" : family.description }
 }
 
 func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
@@ -55,7 +61,7 @@ func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
 
 func runBench(_ args: Arguments) throws {
     if args.flags.contains("help") { print(benchUsage); return }
-    try args.allow(["cases", "shapes", "memory", "families", "bits", "n", "threads", "group-size", "max-call", "full", "json", "calibrate"])
+    try args.allow(["cases", "shapes", "memory", "families", "bits", "n", "threads", "group-size", "max-call", "full", "json", "calibrate", "act-bits"])
     let full = args.flags.contains("full")
     var cases: [((Int, Int), MemoryMode)] = []
     if let list = args.options["cases"] {
@@ -79,6 +85,8 @@ func runBench(_ args: Arguments) throws {
     let types = try args.strings("bits", default: ["1", "2", "3", "4", "ternary"]).map(parseWeightType)
     let ns = try args.ints("n", default: full ? [1, 8, 32, 256] : [1, 32])
     let threadCounts = try args.ints("threads", default: [1, 2])
+    let actBitsList = try args.ints("act-bits", default: [8])
+    guard actBitsList.allSatisfy({ [2, 4, 8].contains($0) }) else { throw CLIError("--act-bits takes 2, 4 and 8") }
     let groupSize = try args.int("group-size", default: 128)
     let maxCall = Double(args.options["max-call"] ?? "0.25") ?? 0.25
     guard ns.allSatisfy({ $0 > 0 }), threadCounts.allSatisfy({ $0 > 0 }) else { throw CLIError("--n and --threads must be positive") }
@@ -88,7 +96,7 @@ func runBench(_ args: Arguments) throws {
     var readCache: [String: Double] = [:]
     if !json {
         print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.tier), group size \(groupSize); ratio = memory-read time of the same bytes / kernel time")
-        print("shape        mem   type     family     n    thr  time         GFLOP/s  GB/s    read-ratio  error")
+        print("shape        mem   type     family       n    thr  time         GFLOP/s  GB/s    read-ratio  error")
     }
     for ((rows, cols), memory) in cases {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
@@ -112,9 +120,9 @@ func runBench(_ args: Arguments) throws {
                 }
                 if !json { print("lut tables for one activation row of \(cols): \(formatTime(t.median)) (1 thread)") }
             }
-            for family in families {
+            for family in families where !(family == .lut && m.valueCodesBits > 4) {
                 try m.prepare(family)
-                let bytes = try m.kernelByteCount(family == .auto ? .lut : family)
+                let bytes = try m.kernelByteCount(family == .auto ? (m.valueCodesBits <= 4 ? .lut : .dequant) : family)
                 let copies = memory == .hot ? 1 : max(2, (96 << 20) / bytes + 1)
                 var mats = [m]
                 while mats.count < copies { mats.append(try m.clone()) }
@@ -123,8 +131,9 @@ func runBench(_ args: Arguments) throws {
                     let readKey = "\(bytes) \(threads) \(memory)"
                     if readCache[readKey] == nil { readCache[readKey] = try measureRead(bytes: bytes, copies: copies) }
                     var skipRest = false
-                    for n in ns.sorted() {
+                    for n in ns.sorted() { for actBits in (family == .bitSerial ? actBitsList : [8]) {
                         var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family, n: n, threads: threads)
+                        c.actBits = actBits
                         c.bytes = bytes
                         c.readSeconds = readCache[readKey]!
                         if skipRest {
@@ -135,7 +144,7 @@ func runBench(_ args: Arguments) throws {
                         }
                         if !json { printCase(c) }
                         results.append(c)
-                    }
+                    } }
                 }
                 mats.removeAll()
             }
@@ -205,11 +214,11 @@ func timeAdaptive(first: Double?, _ body: () throws -> Void) rethrows -> (median
 func measure(_ c: inout BenchCase, mats: [QuantizedMatrix], x: [Float], reference: [Double], sampleRows: Int, maxCall: Double) throws {
     var y = [Float](repeating: 0, count: c.n * c.rows)
     var i = 0
-    let n = c.n, family = c.family
+    let n = c.n, family = c.family, actBits = c.actBits
     func call() throws {
         try x.withUnsafeBufferPointer { xp in
             try y.withUnsafeMutableBufferPointer { yp in
-                try mats[i % mats.count].multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family)
+                try mats[i % mats.count].multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family, activationBits: actBits)
             }
         }
         i += 1
@@ -229,12 +238,12 @@ func measure(_ c: inout BenchCase, mats: [QuantizedMatrix], x: [Float], referenc
 }
 
 func printCase(_ c: BenchCase) {
-    let head = "\("\(c.rows)x\(c.cols)".padded(12)) \(c.memory.rawValue.padded(5)) \(c.type.description.padded(8)) \(c.family.description.padded(10)) \(String(c.n).padded(4)) \(String(c.threads).padded(4))"
+    let head = "\("\(c.rows)x\(c.cols)".padded(12)) \(c.memory.rawValue.padded(5)) \(c.type.description.padded(8)) \(c.label.padded(12)) \(String(c.n).padded(4)) \(String(c.threads).padded(4))"
     if !c.measured {
         print("\(head) \(c.note)\(c.error.isNaN ? "" : " (error \(sci(c.error)))")")
         return
     }
-    print("\(head) \(formatTime(c.seconds).padded(12)) \(fmt(c.gflops, 1).padded(8)) \(fmt(c.weightGBs, 1).padded(7)) \(fmt(c.readRatio, 2).padded(11)) \(sci(c.error))\(c.error > 5e-4 ? "  ERROR ABOVE 5e-4" : "")")
+    print("\(head) \(formatTime(c.seconds).padded(12)) \(fmt(c.gflops, 1).padded(8)) \(fmt(c.weightGBs, 1).padded(7)) \(fmt(c.readRatio, 2).padded(11)) \(sci(c.error))\(c.actBits < 8 ? " (\(c.actBits)-bit activations)" : c.error > 5e-4 ? "  ERROR ABOVE 5e-4" : "")")
 }
 
 func printVerdicts(_ cases: [BenchCase]) {
@@ -246,10 +255,10 @@ func printVerdicts(_ cases: [BenchCase]) {
     }
     for key in order {
         let g = groups[key]!.sorted { $0.seconds < $1.seconds }
-        let others = g.dropFirst().map { "\($0.family) \(fmt($0.seconds / g[0].seconds, 1))x slower" }
+        let others = g.dropFirst().map { "\($0.label) \(fmt($0.seconds / g[0].seconds, 1))x slower" }
         let auto = cases.first { $0.groupKey == key && $0.family == .auto && $0.measured }
         let autoNote = auto.map { "; auto \(fmt($0.seconds / g[0].seconds, 2))x the fastest" } ?? ""
-        print("  verdict \(key): fastest \(g[0].family) (\(formatTime(g[0].seconds)), \(fmt(g[0].readRatio, 2)) of read speed)\(others.isEmpty ? "" : "; " + others.joined(separator: ", "))\(autoNote)")
+        print("  verdict \(key): fastest \(g[0].label) (\(formatTime(g[0].seconds)), \(fmt(g[0].readRatio, 2)) of read speed)\(others.isEmpty ? "" : "; " + others.joined(separator: ", "))\(autoNote)")
     }
 }
 
@@ -265,7 +274,7 @@ extension String {
 func printJSON(_ results: [BenchCase]) {
     var lines: [String] = []
     for c in results {
-        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
+        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
     }
     print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(jsonString(Runtime.tier)),\n  \"cases\": [\n\(lines.joined(separator: ",\n"))\n  ]\n}")
 }

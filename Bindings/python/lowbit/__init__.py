@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 TERNARY = "ternary"
 _TERNARY_CODE = 158
+_MIXED_CODE_BASE = 200
 KERNELS = {"auto": 0, "lut": 1, "bitserial": 2, "dequant": 3, "reference": 4}
 _KERNEL_NAMES = {v: k for k, v in KERNELS.items()}
 
@@ -117,12 +118,14 @@ class Matrix(Handle):
         _check(_lib.lowbit_matrix_describe(self._handle, ctypes.byref(rows), ctypes.byref(cols), ctypes.byref(bits),
                                            ctypes.byref(group), ctypes.byref(flags)))
         self.shape = (rows.value, cols.value)
-        self.bits = TERNARY if bits.value == _TERNARY_CODE else bits.value
+        self.mixed = bits.value > _MIXED_CODE_BASE
+        self.bits = TERNARY if bits.value == _TERNARY_CODE else bits.value % _MIXED_CODE_BASE
         self.group_size = group.value
         self.symmetric = bool(flags.value & 1)
 
     def __repr__(self):
-        return f"lowbit.Matrix(shape={self.shape}, bits={self.bits!r}, group_size={self.group_size}, nbytes={self.nbytes})"
+        mixed = ", mixed=True" if self.mixed else ""
+        return f"lowbit.Matrix(shape={self.shape}, bits={self.bits!r}{mixed}, group_size={self.group_size}, nbytes={self.nbytes})"
 
     @property
     def nbytes(self):
@@ -184,13 +187,20 @@ def _new(call, *args):
     return Matrix(handle.value)
 
 
-def quantize(w, bits=4, group_size=128, symmetric=False):
+def quantize(w, bits=4, group_size=128, symmetric=False, mixed=False):
     """Quantizes float32 weights w (rows x cols, y = W·x) to 1, 2, 3, 4 bits or 'ternary',
-    in groups of `group_size` (32, 64 or 128) columns."""
+    in groups of `group_size` (32, 64 or 128) columns. mixed=True (3 or 4 bits): BitMoD's
+    mixture of data types, each group picking the integer grid or a float grid with one extra
+    value, whichever fits it best."""
     w = _array(w, "w", np.float32, (2,))
     flags = 1 if symmetric else 0
+    code = _bits_code(bits)
+    if mixed:
+        if code not in (3, 4):
+            raise ArgumentError(f"mixed data types come in 3 and 4 bits, not {bits!r}", status=3)
+        code += _MIXED_CODE_BASE
     return _new(_lib.lowbit_matrix_quantize, _ptr(w, ctypes.c_float), w.size, w.shape[0], w.shape[1],
-                _bits_code(bits), _int(group_size, "group_size"), flags)
+                code, _int(group_size, "group_size"), flags)
 
 
 def from_gptq(qweight, qzeros, scales, bits=4, group_size=128, zeros="v1"):

@@ -17,13 +17,22 @@ public enum Quantizer {
             throw LowBitError(.invalidArgument, "weight [\(i / cols), \(i % cols)] is \(w[i]): weights must be finite")
         }
         let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type,
-                                    symmetric: symmetric || type == .ternary)
+                                    symmetric: (symmetric && !type.isMixed) || type == .ternary)
         let groups = cols / groupSize
         parallelFor(rows) { r in
-            var q = [UInt8](repeating: 0, count: groupSize)
+            var q = [UInt8](repeating: 0, count: groupSize), trial = q
             for g in 0..<groups {
                 let values = UnsafeBufferPointer(start: w + r * cols + g * groupSize, count: groupSize)
-                let (d, off) = q.withUnsafeMutableBufferPointer { quantizeGroup(values, type: type, symmetric: symmetric, codes: $0) }
+                let (d, off) = q.withUnsafeMutableBufferPointer { codes in
+                    guard case .mixed(let bits) = type else {
+                        return quantizeGroup(values, type: type, symmetric: symmetric, codes: codes)
+                    }
+                    let (d, off, groupType) = trial.withUnsafeMutableBufferPointer {
+                        quantizeMixedGroup(values, bits: bits, codes: codes, trial: $0)
+                    }
+                    m.groupTypes!.bytes()[r * groups + g] = groupType.rawValue
+                    return (d, off)
+                }
                 m.scales.floats()[r * groups + g] = d
                 m.offsets.floats()[r * groups + g] = off
                 for k in 0..<groupSize { m.setCode(Int(q[k]), row: r, col: g * groupSize + k) }
@@ -37,7 +46,7 @@ public enum Quantizer {
                                      codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
         switch type {
         case .ternary: return fitTernary(w, codes: codes)
-        case .integer(let bits):
+        case .integer(let bits), .mixed(let bits):  // mixed groups go through quantizeMixedGroup
             return symmetric ? fitSymmetric(w, levels: (1 << bits) - 1, codes: codes)
                              : fitAsymmetric(w, levels: (1 << bits) - 1, codes: codes)
         }

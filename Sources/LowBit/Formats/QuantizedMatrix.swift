@@ -6,9 +6,10 @@ import Synchronization
 ///   codes[((r · groups + g) · b + p) · G/8 + k/8] bit (k % 8)  = bit p of q[r, g·G + k]
 ///   scales[r · groups + g] = d,  offsets[r · groups + g] = m,   w[r, c] = d·q[r, c] + m
 /// That is b bits per weight plus 64 bits per group (Float32 d and m; 0.5 bit/weight at G = 128).
-/// The bit-serial and dequant kernels read it directly; the LUT kernel reads a permuted copy
-/// (`LUTLayout`) and the AVX2 dequant kernel a row-interleaved one (`DequantLayout`), each packed
-/// once, on first use or by `prepare`. Save and load use the canonical
+/// The portable bit-serial and dequant kernels read it directly; the LUT kernel reads a permuted
+/// copy (`LUTLayout`), the AVX2 dequant kernel a row-interleaved one (`DequantLayout`) and the
+/// AVX2 bit-serial kernel row-wide planes (`BitSerialLayout`), each packed once, on first use
+/// or by `prepare`. Save and load use the canonical
 /// form, so files do not depend on any kernel's layout.
 ///
 /// Immutable after creation except for that one-time packing, which is guarded: products from
@@ -28,13 +29,23 @@ public final class QuantizedMatrix: @unchecked Sendable {
     public let codes: AlignedBuffer
     public let scales: AlignedBuffer
     public let offsets: AlignedBuffer
+    /// Mixed matrices only: the `MixedDataType` of each group, rows · groups bytes.
+    public let groupTypes: AlignedBuffer?
 
     private let lutLayoutCache = Mutex<LUTLayout?>(nil)
     private let dequantLayoutCache = Mutex<DequantLayout?>(nil)
+    private let bitSerialLayoutCache = Mutex<BitSerialLayout?>(nil)
+    private let valueCodesCache = Mutex<QuantizedMatrix?>(nil)
 
     /// Creates an all-zero matrix of the given shape, for quantizers and readers to fill.
-    init(rows: Int, cols: Int, groupSize: Int, type: WeightType, symmetric: Bool) throws {
+    /// `allowWideCodes`: 5-bit integer codes, for the kernels' view of a 4-bit mixed matrix only.
+    init(rows: Int, cols: Int, groupSize: Int, type: WeightType, symmetric: Bool, allowWideCodes: Bool = false) throws {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
+        switch type {
+        case .integer(let b) where (1...4).contains(b) || (allowWideCodes && b == 5): break
+        case .ternary, .mixed(bits: 3), .mixed(bits: 4): break
+        default: throw LowBitError(.unsupported, "unsupported weight type \(type)")
+        }
         self.rows = rows
         self.cols = cols
         self.groupSize = groupSize
@@ -44,18 +55,25 @@ public final class QuantizedMatrix: @unchecked Sendable {
         codes = try AlignedBuffer(byteCount: groups * type.storageBits * (groupSize / 8))
         scales = try AlignedBuffer(byteCount: groups * 4)
         offsets = try AlignedBuffer(byteCount: groups * 4)
+        groupTypes = type.isMixed ? try AlignedBuffer(byteCount: groups) : nil
     }
 
     /// Bytes held: canonical codes and group parameters, plus any kernel layout packed so far.
     public var byteCount: Int {
-        let canonical = codes.byteCount + scales.byteCount + offsets.byteCount
-        return canonical + (lutLayoutCache.withLock { $0?.byteCount } ?? 0)
+        return canonicalByteCount + (lutLayoutCache.withLock { $0?.byteCount } ?? 0)
             + (dequantLayoutCache.withLock { $0?.byteCount } ?? 0)
+            + (bitSerialLayoutCache.withLock { $0?.byteCount } ?? 0)
+            + (valueCodesCache.withLock { $0?.byteCount } ?? 0)
+    }
+
+    /// Bytes of the canonical form: codes, group parameters and (mixed) group types.
+    public var canonicalByteCount: Int {
+        codes.byteCount + scales.byteCount + offsets.byteCount + (groupTypes?.byteCount ?? 0)
     }
 
     /// Bits per weight of the canonical form (codes plus group parameters).
     public var bitsPerWeight: Double {
-        Double(codes.byteCount + scales.byteCount + offsets.byteCount) * 8 / Double(rows * cols)
+        Double(canonicalByteCount) * 8 / Double(rows * cols)
     }
 
     // MARK: element access (for references, packing and tests; not for hot loops)
@@ -85,11 +103,20 @@ public final class QuantizedMatrix: @unchecked Sendable {
     @inlinable public func scale(row r: Int, group g: Int) -> Float { scales.floats()[r * groupsPerRow + g] }
     @inlinable public func offset(row r: Int, group g: Int) -> Float { offsets.floats()[r * groupsPerRow + g] }
 
-    /// w[r, c] = d·q + m.
+    /// The value code q stands for: q itself, or for a float group of a mixed matrix v(q).
+    @inlinable
+    public func level(row r: Int, col c: Int) -> Float {
+        let q = code(row: r, col: c)
+        guard case .mixed(let b) = type else { return Float(q) }
+        let t = groupType(row: r, group: c / groupSize)
+        return t == .integer ? Float(q) : Float(MixedDataType.fpValue(q, bits: b, type: t))
+    }
+
+    /// w[r, c] = d·q + m (d·v(q) + m for mixed matrices).
     @inlinable
     public func weight(row r: Int, col c: Int) -> Float {
         let g = c / groupSize
-        return scale(row: r, group: g) * Float(code(row: r, col: c)) + offset(row: r, group: g)
+        return scale(row: r, group: g) * level(row: r, col: c) + offset(row: r, group: g)
     }
 
     /// The float matrix these codes stand for, row-major, into `out` (rows · cols floats).
@@ -128,20 +155,46 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    /// The AVX2 bit-serial kernel's row-wide planes, packed on first use (once, under a lock).
+    public func bitSerialLayout() throws -> BitSerialLayout {
+        try bitSerialLayoutCache.withLock { cached in
+            if let layout = cached { return layout }
+            let layout = try BitSerialLayout(packing: self)
+            cached = layout
+            return layout
+        }
+    }
+
+    /// For a mixed matrix, the integer matrix of value codes its products run on (built on first
+    /// use, once); for any other matrix, the matrix itself.
+    public func valueCodes() throws -> QuantizedMatrix {
+        guard type.isMixed else { return self }
+        return try valueCodesCache.withLock { cached in
+            if let view = cached { return view }
+            let view = try buildValueCodes()
+            cached = view
+            return view
+        }
+    }
+
     /// Families whose kernel layout is packed now.
     public var packedLayouts: Set<KernelFamily> {
+        if type.isMixed { return valueCodesCache.withLock { $0?.packedLayouts } ?? [] }
         var s = Set<KernelFamily>()
         if hasLUTLayout { s.insert(.lut) }
         if hasDequantLayout { s.insert(.dequant) }
+        if bitSerialLayoutCache.withLock({ $0 != nil }) { s.insert(.bitSerial) }
         return s
     }
 
     /// Frees a family's packed layout (it is packed again if that family runs later). Products
     /// running on it keep it alive until they end.
     public func releaseLayout(_ family: KernelFamily) {
+        if type.isMixed { valueCodesCache.withLock { $0?.releaseLayout(family) }; return }
         switch family {
         case .lut: lutLayoutCache.withLock { $0 = nil }
         case .dequant: dequantLayoutCache.withLock { $0 = nil }
+        case .bitSerial: bitSerialLayoutCache.withLock { $0 = nil }
         default: break
         }
     }
@@ -151,11 +204,14 @@ public final class QuantizedMatrix: @unchecked Sendable {
 
     /// Packs the layout a kernel family needs now rather than on its first product.
     public func prepare(_ kernel: KernelFamily) throws {
+        if type.isMixed { if kernel != .reference { try valueCodes().prepare(kernel) }; return }
         switch kernel {
         case .lut: _ = try lutLayout()
         case .dequant: if Runtime.useAVX2 { _ = try dequantLayout() }
-        case .auto: _ = try lutLayout(); if Runtime.useAVX2 { _ = try dequantLayout() }
-        case .bitSerial, .reference: break
+        case .auto:
+            for family in AutoKernel.candidates(bits: bits) { try prepare(family) }
+        case .bitSerial: if Runtime.useAVX2 { _ = try bitSerialLayout() }
+        case .reference: break
         }
     }
 }

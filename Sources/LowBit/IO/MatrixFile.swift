@@ -4,10 +4,11 @@
 ///   8   format version (1)          u32   — bumped only for structural change
 ///   12  header size (128)           u32
 ///   16  rows, cols                  u64, u64
-///   32  group size, weight type     u32, u32   (type: 1...4 bits, or 158 = ternary)
+///   32  group size, weight type     u32, u32   (type: 1...4 bits, 158 = ternary, 203/204 = mixed)
 ///   40  flags (bit 0: symmetric)    u32
 ///   44  reserved (0)                u32
-///   48  3 sections: codes, scales, offsets — each offset u64 (from file start), length u64,
+///   48  3 sections: codes (for mixed types followed by one data-type byte per group, row-major),
+///       scales, offsets — each offset u64 (from file start), length u64,
 ///       CRC-32 u32, reserved u32 (24 bytes)
 ///   120 CRC-32 of bytes 0 ..< 120   u32
 ///   124 reserved (0)                u32
@@ -24,12 +25,18 @@ public enum MatrixFile {
 
     static func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
 
+    /// The sections' bytes: codes (+ group types), scales, offsets.
+    static func sections(_ m: QuantizedMatrix) -> [[UInt8]] {
+        func bytes(_ b: AlignedBuffer) -> [UInt8] { Array(UnsafeRawBufferPointer(start: b.pointer, count: b.byteCount)) }
+        return [bytes(m.codes) + (m.groupTypes.map(bytes) ?? []), bytes(m.scales), bytes(m.offsets)]
+    }
+
     public static func encode(_ m: QuantizedMatrix) -> [UInt8] {
-        let sections = [m.codes, m.scales, m.offsets]
+        let sections = sections(m)
         var offsets: [Int] = []
         var end = headerSize
-        for s in sections { offsets.append(end); end = padded(end + s.byteCount) }
-        let total = offsets.last! + sections.last!.byteCount
+        for s in sections { offsets.append(end); end = padded(end + s.count) }
+        let total = offsets.last! + sections.last!.count
         var out = [UInt8](repeating: 0, count: total)
         out.withUnsafeMutableBytes { raw in
             func put<T: FixedWidthInteger>(_ v: T, at o: Int) { raw.storeBytes(of: v.littleEndian, toByteOffset: o, as: T.self) }
@@ -42,11 +49,12 @@ public enum MatrixFile {
             put(UInt32(bitPattern: m.type.code), at: 36)
             put(UInt32(m.symmetric ? 1 : 0), at: 40)
             for (i, s) in sections.enumerated() {
-                let data = UnsafeRawBufferPointer(start: s.pointer, count: s.byteCount)
-                put(UInt64(offsets[i]), at: 48 + 24 * i)
-                put(UInt64(s.byteCount), at: 56 + 24 * i)
-                put(CRC32.checksum(data), at: 64 + 24 * i)
-                raw.baseAddress!.advanced(by: offsets[i]).copyMemory(from: s.pointer, byteCount: s.byteCount)
+                s.withUnsafeBytes { data in
+                    put(UInt64(offsets[i]), at: 48 + 24 * i)
+                    put(UInt64(data.count), at: 56 + 24 * i)
+                    put(CRC32.checksum(data), at: 64 + 24 * i)
+                    if data.count > 0 { raw.baseAddress!.advanced(by: offsets[i]).copyMemory(from: data.baseAddress!, byteCount: data.count) }
+                }
             }
             put(CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<120])), at: 120)
         }
@@ -78,19 +86,26 @@ public enum MatrixFile {
             throw bad(e.message)
         }
         var expected = headerSize
-        for (i, s) in [m.codes, m.scales, m.offsets].enumerated() {
+        // Each section's destination buffers, filled in order.
+        let destinations = [[m.codes] + (m.groupTypes.map { [$0] } ?? []), [m.scales], [m.offsets]]
+        for (i, buffers) in destinations.enumerated() {
+            let size = buffers.reduce(0) { $0 + $1.byteCount }
             let offset = get(48 + 24 * i, UInt64.self), length = get(56 + 24 * i, UInt64.self)
             let name = ["codes", "scales", "offsets"][i]
             guard offset == UInt64(expected) else { throw bad("\(name) section at offset \(offset), expected \(expected)") }
-            guard length == UInt64(s.byteCount) else { throw bad("\(name) section is \(length) bytes, the shape needs \(s.byteCount)") }
+            guard length == UInt64(size) else { throw bad("\(name) section is \(length) bytes, the shape needs \(size)") }
             guard get(68 + 24 * i, UInt32.self) == 0 else { throw bad("nonzero reserved field in the \(name) entry") }
-            guard expected + s.byteCount <= bytes.count else {
-                throw bad("truncated: \(name) section ends at \(expected + s.byteCount), file has \(bytes.count) bytes")
+            guard expected + size <= bytes.count else {
+                throw bad("truncated: \(name) section ends at \(expected + size), file has \(bytes.count) bytes")
             }
-            let data = UnsafeRawBufferPointer(rebasing: bytes[expected..<(expected + s.byteCount)])
+            let data = UnsafeRawBufferPointer(rebasing: bytes[expected..<(expected + size)])
             guard CRC32.checksum(data) == get(64 + 24 * i, UInt32.self) else { throw bad("\(name) section checksum mismatch") }
-            s.pointer.copyMemory(from: data.baseAddress!, byteCount: s.byteCount)
-            let end = expected + s.byteCount
+            var from = expected
+            for b in buffers {
+                b.pointer.copyMemory(from: bytes.baseAddress! + from, byteCount: b.byteCount)
+                from += b.byteCount
+            }
+            let end = expected + size
             expected = i < 2 ? padded(end) : end
             guard expected <= bytes.count, bytes[end..<expected].allSatisfy({ $0 == 0 }) else {
                 throw bad("padding after the \(name) section is missing or not zero")
@@ -100,6 +115,11 @@ public enum MatrixFile {
         let groups = m.rows * m.groupsPerRow
         for i in 0..<groups where !m.scales.floats()[i].isFinite || !m.offsets.floats()[i].isFinite {
             throw bad("group \(i) has a non-finite scale or offset")
+        }
+        if let types = m.groupTypes {
+            for i in 0..<groups where MixedDataType(rawValue: types.bytes()[i]) == nil {
+                throw bad("group \(i) has unknown data type \(types.bytes()[i])")
+            }
         }
         if type == .ternary {
             for r in 0..<m.rows { for c in 0..<m.cols where m.code(row: r, col: c) > 2 {

@@ -6,6 +6,7 @@ import Synchronization
 /// the winner in memory; `save`/`load` keep the table in a file, and `lowbit bench --calibrate`
 /// writes one from its measurements. Bit-serial is not a candidate: on every shape we measured
 /// it was the slowest family; it is there for its arbitrary W×A precision, not for speed.
+/// A mixed matrix is keyed by its value codes.
 public enum AutoKernel {
     public struct Key: Hashable, Sendable {
         public let rows: Int, cols: Int, groupSize: Int, typeCode: Int32, nBucket: Int, threads: Int
@@ -22,7 +23,10 @@ public enum AutoKernel {
     }
 
     static let table = Mutex<[Key: KernelFamily]>([:])
-    static let candidates: [KernelFamily] = [.lut, .dequant]
+    /// LUT and dequant; for codes wider than the LUT kernel's 4 bits (4-bit mixed matrices, whose
+    /// value codes take 5) dequant alone (bit-serial, the other family that runs them, was 4–10×
+    /// slower there in every bench case).
+    static func candidates(bits: Int) -> [KernelFamily] { bits <= 4 ? [.lut, .dequant] : [.dequant] }
 
     public static func key(_ m: QuantizedMatrix, n: Int) -> Key {
         Key(rows: m.rows, cols: m.cols, groupSize: m.groupSize, typeCode: m.type.code, nBucket: bucket(n), threads: Runtime.threads)
@@ -31,6 +35,7 @@ public enum AutoKernel {
     /// `keepLayouts` false: layouts that measuring packed and the winner does not use are
     /// released again (a caller that will only ever run the winner keeps just its layout).
     public static func choice(_ m: QuantizedMatrix, n: Int, keepLayouts: Bool = true) throws -> KernelFamily {
+        if m.type.isMixed { return try choice(m.valueCodes(), n: n, keepLayouts: keepLayouts) }
         let k = key(m, n: n)
         if let known = table.withLock({ $0[k] }) { return known }
         let before = m.packedLayouts
@@ -52,17 +57,27 @@ public enum AutoKernel {
             return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
         }
         var y = [Float](repeating: 0, count: n * m.rows)
-        var best: (KernelFamily, Double) = (.lut, .infinity)
-        for family in candidates {
-            try m.prepare(family)
-            let t = try x.withUnsafeBufferPointer { xp in
-                try y.withUnsafeMutableBufferPointer { yp in
-                    try medianSeconds(repeats: 3) { try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family) }
+        let families = candidates(bits: m.bits)
+        if families.count == 1 { return families[0] }
+        // Rounds alternate the families and each keeps its fastest call, so a burst of load on
+        // this shared machine slows one call, not one family.
+        var fastest = [Double](repeating: .infinity, count: families.count)
+        try x.withUnsafeBufferPointer { xp in
+            try y.withUnsafeMutableBufferPointer { yp in
+                for family in families {
+                    try m.prepare(family)
+                    try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family)  // warm-up
+                }
+                for _ in 0..<5 {
+                    for (i, family) in families.enumerated() {
+                        let t0 = monotonicSeconds()
+                        try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family)
+                        fastest[i] = min(fastest[i], monotonicSeconds() - t0)
+                    }
                 }
             }
-            if t < best.1 { best = (family, t) }
         }
-        return best.0
+        return families[fastest.indices.min { fastest[$0] < fastest[$1] }!]
     }
 
     /// One line per key: rows cols group_size type n_bucket threads family.

@@ -41,7 +41,14 @@ extension QuantizedMatrix {
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>,
                          kernel: KernelFamily = .auto, activationBits: Int = 8) throws {
         guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
+        if type.isMixed, kernel != .reference {
+            // Validated there; the reference kernel reads the mixed codes themselves.
+            return try valueCodes().multiply(x, n: n, into: y, kernel: kernel, activationBits: activationBits)
+        }
         let family = kernel == .auto ? try autoKernel(n: n) : kernel
+        if family == .lut, bits > 4 {
+            throw LowBitError(.unsupported, "the lut kernel runs codes of up to 4 bits; 4-bit mixed data types run bitserial, dequant or auto")
+        }
         if family == .bitSerial, !BitSerialKernel.supportedActivationBits.contains(activationBits) {
             throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for bitserial: use 2, 4 or 8")
         }
@@ -64,7 +71,7 @@ extension QuantizedMatrix {
         case .bitSerial:
             let bytes = try checkedProduct(n, BitSerialKernel.activationBytes(self, activationBits: activationBits), what: "workspace")
             let ws = try Workspace.current.reserve(bytes)
-            BitSerialKernel.multiply(self, x: x, n: n, y: y, activationBits: activationBits, workspace: ws)
+            try BitSerialKernel.multiply(self, x: x, n: n, y: y, activationBits: activationBits, workspace: ws)
         case .lut, .auto:
             try multiplyLUT(x, n: n, y: y)
         }

@@ -50,21 +50,24 @@ extension QuantizedMatrix {
     /// A deep copy (codes, group parameters and any packed kernel layout), for benchmarks that
     /// rotate through copies to stream weights from DRAM.
     public func clone() throws -> QuantizedMatrix {
-        let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type, symmetric: symmetric)
+        let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type, symmetric: symmetric,
+                                    allowWideCodes: true)
         for (dst, src) in [(m.codes, codes), (m.scales, scales), (m.offsets, offsets)] {
             dst.pointer.copyMemory(from: src.pointer, byteCount: src.byteCount)
         }
-        if hasLUTLayout { try m.prepare(.lut) }
-        if hasDequantLayout { try m.prepare(.dequant) }
+        if let types = groupTypes { m.groupTypes!.pointer.copyMemory(from: types.pointer, byteCount: types.byteCount) }
+        for family in packedLayouts { try m.prepare(family) }
         return m
     }
 
     /// The weight bytes a family's kernel streams per product: its own layout where it has one,
     /// else the canonical codes and group parameters.
     public func kernelByteCount(_ family: KernelFamily) throws -> Int {
+        if type.isMixed { return try valueCodes().kernelByteCount(family) }
         switch family {
         case .lut, .auto: return try lutLayout().byteCount
         case .dequant where Runtime.useAVX2: return try dequantLayout().byteCount
+        case .bitSerial where Runtime.useAVX2: return try bitSerialLayout().byteCount
         default: return codes.byteCount + scales.byteCount + offsets.byteCount
         }
     }

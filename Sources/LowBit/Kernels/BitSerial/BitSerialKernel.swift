@@ -4,43 +4,16 @@
 ///   Σₖ qₖ·qaₖ = Σᵢ Σⱼ 2^(i+j)·cⱼ·popcount(Wᵢ ∧ Aⱼ),   cⱼ = −1 for the top plane j = A−1, else +1,
 ///   y += d·sa·Σₖ qₖ·qaₖ + m·sa·Σₖ qaₖ.
 /// The integer part is exact, so against Float64 of the same quantized activations the error is
-/// float rounding only.
+/// float rounding only. Activations are rounded per weight group (`Int8Activations` with A bits:
+/// at A = 8 the very integers the dequant family uses). This file is the portable kernel
+/// (64-bit popcount words on the canonical planes) and its bit-by-bit reference; the AVX2
+/// kernel is `BitSerialKernelAVX2` on `BitSerialLayout`.
 enum BitSerialKernel {
     static let supportedActivationBits = [2, 4, 8]
 
-    /// Activation scratch of one row: per group, A planes of G/8 bytes, then sa (Float) and Σqa (Int32).
+    /// Activation scratch of one row (`BitSerialActivations`).
     static func activationBytes(_ m: QuantizedMatrix, activationBits: Int) -> Int {
-        m.groupsPerRow * (activationBits * m.planeBytes + 8)
-    }
-
-    /// Rounds one activation row to A-bit integers per group and writes its planes.
-    static func quantizeActivations(_ x: UnsafePointer<Float>, _ m: QuantizedMatrix, activationBits a: Int,
-                                    into base: UnsafeMutableRawPointer) {
-        let gs = m.groupSize, planeBytes = m.planeBytes
-        let limit = Float((1 << (a - 1)) - 1)
-        let stride = a * planeBytes + 8
-        for g in 0..<m.groupsPerRow {
-            let xg = x + g * gs
-            let group = base + g * stride
-            let planes = group.assumingMemoryBound(to: UInt8.self)
-            var maxAbs: Float = 0
-            for k in 0..<gs { maxAbs = max(maxAbs, abs(xg[k])) }
-            let scale = maxAbs / limit
-            let inverse: Float = scale > 0 ? 1 / scale : 0
-            var sum: Int32 = 0
-            for j in 0..<(a * planeBytes) { planes[j] = 0 }
-            for k in 0..<gs {
-                let v = xg[k] * inverse
-                let qa = v.isNaN ? 0 : Int32(min(max(v.rounded(), -limit), limit))
-                sum += qa
-                let bitsOfQa = UInt32(bitPattern: qa)
-                for j in 0..<a where (bitsOfQa >> UInt32(j)) & 1 == 1 {
-                    planes[j * planeBytes + k / 8] |= UInt8(1) << UInt8(k % 8)
-                }
-            }
-            (group + a * planeBytes).storeBytes(of: scale, as: Float.self)
-            (group + a * planeBytes + 4).storeBytes(of: sum, as: Int32.self)
-        }
+        (BitSerialActivations(cols: m.cols, groupSize: m.groupSize, bits: activationBits).byteCount + 63) / 64 * 64
     }
 
     /// popcount(a ∧ b) over `bytes` bytes (a multiple of 4).
@@ -59,12 +32,12 @@ enum BitSerialKernel {
 
     /// Σₖ qₖ·qaₖ of one group by the bit-plane identity (word-wide AND + popcount).
     @inline(__always)
-    static func groupDot(weightPlanes w: UnsafePointer<UInt8>, weightBits: Int,
-                         activationPlanes a: UnsafePointer<UInt8>, activationBits: Int, planeBytes: Int) -> Int32 {
+    static func groupDot(weightPlanes w: UnsafePointer<UInt8>, weightBits: Int, activationPlanes a: UnsafePointer<UInt8>,
+                         activationBits: Int, activationStride: Int, planeBytes: Int) -> Int32 {
         var total: Int32 = 0
         for i in 0..<weightBits {
             for j in 0..<activationBits {
-                let c = andPopcount(w + i * planeBytes, a + j * planeBytes, bytes: planeBytes) << Int32(i + j)
+                let c = andPopcount(w + i * planeBytes, a + j * activationStride, bytes: planeBytes) << Int32(i + j)
                 total = j == activationBits - 1 ? total - c : total + c
             }
         }
@@ -72,14 +45,14 @@ enum BitSerialKernel {
     }
 
     /// The same sum read off bit by bit: the family's readable reference (tests compare the two).
-    static func groupDotReference(weightPlanes w: UnsafePointer<UInt8>, weightBits: Int,
-                                  activationPlanes a: UnsafePointer<UInt8>, activationBits: Int, planeBytes: Int) -> Int32 {
+    static func groupDotReference(weightPlanes w: UnsafePointer<UInt8>, weightBits: Int, activationPlanes a: UnsafePointer<UInt8>,
+                                  activationBits: Int, activationStride: Int, planeBytes: Int) -> Int32 {
         var total: Int32 = 0
         for k in 0..<(planeBytes * 8) {
             for i in 0..<weightBits {
                 for j in 0..<activationBits {
                     let wi = Int32((w[i * planeBytes + k / 8] >> UInt8(k % 8)) & 1)
-                    let aj = Int32((a[j * planeBytes + k / 8] >> UInt8(k % 8)) & 1)
+                    let aj = Int32((a[j * activationStride + k / 8] >> UInt8(k % 8)) & 1)
                     let sign: Int32 = j == activationBits - 1 ? -1 : 1
                     total += sign * (wi * aj) << Int32(i + j)
                 }
@@ -88,24 +61,40 @@ enum BitSerialKernel {
         return total
     }
 
+    /// Y = X·Wᵀ with activations rounded to A bits. `reference` runs the bit-by-bit sums (tests).
     static func multiply(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
-                         activationBits a: Int, workspace: UnsafeMutableRawPointer, reference: Bool = false) {
+                         activationBits a: Int, workspace: UnsafeMutableRawPointer, reference: Bool = false) throws {
+        let acts = BitSerialActivations(cols: m.cols, groupSize: m.groupSize, bits: a)
         let rowBytes = activationBytes(m, activationBits: a)
-        for i in 0..<n { quantizeActivations(x + i * m.cols, m, activationBits: a, into: workspace + i * rowBytes) }
-        let groups = m.groupsPerRow, bits = m.bits, planeBytes = m.planeBytes
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2, !reference {
+            let layout = try m.bitSerialLayout()
+            for i in 0..<n {
+                acts.ints.quantize(x + i * m.cols, into: workspace + i * rowBytes)
+                BitSerialKernelAVX2.writePlanes(acts, workspace + i * rowBytes)
+                acts.prepareLanes(workspace + i * rowBytes)
+            }
+            parallelRanges(m.rows) { range in
+                BitSerialKernelAVX2.run(layout, groupSize: m.groupSize, acts: acts, n: n, rows: m.rows,
+                                        actBase: workspace, actStride: rowBytes, y: y, rowRange: range)
+            }
+            return
+        }
+        #endif
+        for i in 0..<n { acts.prepare(x + i * m.cols, into: workspace + i * rowBytes) }
+        let groups = m.groupsPerRow, bits = m.bits, planeBytes = m.planeBytes, stride = acts.planeStride
         let codes = m.codes.bytes(), scales = m.scales.floats(), offsets = m.offsets.floats()
-        let stride = a * planeBytes + 8
+        let ints = acts.ints
         let dot = reference ? groupDotReference : groupDot
         parallelFor(m.rows) { r in
             for i in 0..<n {
+                let base = workspace + i * rowBytes
+                let planes = UnsafePointer(acts.planes(base)), sa = ints.scales(base), qaSum = ints.sums(base)
                 var sum: Float = 0
                 for g in 0..<groups {
-                    let act = UnsafeRawPointer(workspace + i * rowBytes + g * stride)
-                    let sa = act.load(fromByteOffset: a * planeBytes, as: Float.self)
-                    let qaSum = act.load(fromByteOffset: a * planeBytes + 4, as: Int32.self)
-                    let planes = codes + (r * groups + g) * bits * planeBytes
-                    let q = dot(planes, bits, act.assumingMemoryBound(to: UInt8.self), a, planeBytes)
-                    sum += scales[r * groups + g] * sa * Float(q) + offsets[r * groups + g] * sa * Float(qaSum)
+                    let weights = codes + (r * groups + g) * bits * planeBytes
+                    let q = dot(weights, bits, planes + g * planeBytes, a, stride, planeBytes)
+                    sum += scales[r * groups + g] * sa[g] * Float(q) + offsets[r * groups + g] * sa[g] * Float(qaSum[g])
                 }
                 y[i * m.rows + r] = sum
             }

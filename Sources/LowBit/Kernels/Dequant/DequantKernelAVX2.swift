@@ -19,6 +19,10 @@ enum DequantKernelAVX2 {
             let block = item / tileCount, first = (item % tileCount) * tileRows
             let rowsInTile = min(tileRows, n - first)
             switch (layout.width, rowsInTile) {
+            case (8, 1): body(width: 8, tile: 1, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (8, 2): body(width: 8, tile: 2, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (8, 3): body(width: 8, tile: 3, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (8, _): body(width: 8, tile: 4, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
             case (4, 1): body(width: 4, tile: 1, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
             case (4, 2): body(width: 4, tile: 2, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
             case (4, 3): body(width: 4, tile: 3, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
@@ -31,12 +35,14 @@ enum DequantKernelAVX2 {
         }
     }
 
-    /// Σ over one step of q·qa for one activation row: 8/width sub-steps of 4 columns.
+    /// Σ over one step of q·qa for one activation row: 8/width sub-steps of 4 columns (one for
+    /// width 8, whose bytes are the codes).
     @inline(__always)
     static func stepDot(width: Int, _ q: (__m256i, __m256i, __m256i, __m256i), _ a: UnsafePointer<Int8>) -> __m256i {
         @inline(__always) func four(_ p: UnsafePointer<Int8>) -> __m256i {
             _mm256_set1_epi32(UnsafeRawPointer(p).loadUnaligned(as: Int32.self))
         }
+        if width == 8 { return _mm256_madd_epi16(_mm256_maddubs_epi16(q.0, four(a)), _mm256_set1_epi16(1)) }
         var s = _mm256_add_epi16(_mm256_maddubs_epi16(q.0, four(a)), _mm256_maddubs_epi16(q.1, four(a + 4)))
         if width == 2 {
             s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_maddubs_epi16(q.2, four(a + 8)), _mm256_maddubs_epi16(q.3, four(a + 12))))
@@ -48,7 +54,7 @@ enum DequantKernelAVX2 {
     static func body(width: Int, tile: Int, _ layout: DequantLayout, _ groupSize: Int, _ rows: Int,
                      _ acts: Int8Activations, _ actBase: UnsafeMutableRawPointer, _ actStride: Int,
                      _ y: UnsafeMutablePointer<Float>, _ block: Int, _ first: Int) {
-        let groups = acts.groups, columnsPerStep = width == 4 ? 8 : 16, stepsPerGroup = groupSize / columnsPerStep
+        let groups = acts.groups, columnsPerStep = 32 / width, stepsPerGroup = groupSize / columnsPerStep
         let mask = _mm256_set1_epi8(width == 4 ? 0x0F : 0x03)
         let w = UnsafeRawPointer(layout.codes.pointer) + block * layout.blockCodeBytes
         let params = UnsafePointer(layout.params.floats()) + block * groups * 16
@@ -63,7 +69,7 @@ enum DequantKernelAVX2 {
             var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
             for step in 0..<stepsPerGroup {
                 let v = (w + (g * stepsPerGroup + step) * 32).loadUnaligned(as: __m256i.self)
-                let q = (_mm256_and_si256(v, mask),
+                let q = width == 8 ? (v, v, v, v) : (_mm256_and_si256(v, mask),
                          _mm256_and_si256(_mm256_srli_epi16(v, Int32(width)), mask),
                          width == 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), mask) : v,
                          width == 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 6), mask) : v)

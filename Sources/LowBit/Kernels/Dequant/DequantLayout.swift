@@ -1,9 +1,10 @@
 /// The dequant family's weight layout: 8 rows interleaved so that one 32-bit lane of a vector
 /// holds one row (no horizontal sums; DESIGN §5 measured 0.85–0.9 of read bandwidth with it).
 ///
-/// Codes are stored w = 4 bits wide for 3- and 4-bit weights and w = 2 bits wide for 1-, 2-bit
-/// and ternary (so 3-bit costs 4 bits and 1-bit 2 bits here: the price of byte-aligned unpacking).
-/// A "step" is 8 columns at w = 4 and 16 at w = 2; per block of 8 rows and step,
+/// Codes are stored w = 4 bits wide for 3- and 4-bit weights, w = 2 bits wide for 1-, 2-bit
+/// and ternary (so 3-bit costs 4 bits and 1-bit 2 bits here: the price of byte-aligned unpacking)
+/// and w = 8 for the 5-bit value codes of 4-bit mixed matrices.
+/// A "step" is 32/w columns (4, 8 or 16); per block of 8 rows and step,
 /// 32 bytes, where byte 4r + j holds row r's codes of columns j + 4t at bits t·w (t = 0 ..< 8/w).
 /// So `(v >> t·w) & mask` of one 32-byte load gives 4 consecutive codes of each of the 8 rows,
 /// ready for `vpmaddubsw` against 4 broadcast int8 activations; row r lands in 32-bit lane r.
@@ -11,9 +12,9 @@
 public final class DequantLayout: @unchecked Sendable {
     public static let rowsPerBlock = 8
     public let rowBlocks: Int
-    /// Bits per stored code: 2 or 4.
+    /// Bits per stored code: 2, 4 or 8.
     public let width: Int
-    public var columnsPerStep: Int { width == 4 ? 8 : 16 }
+    public var columnsPerStep: Int { 32 / width }
     let codes: AlignedBuffer
     let params: AlignedBuffer
 
@@ -23,8 +24,8 @@ public final class DequantLayout: @unchecked Sendable {
     init(packing m: QuantizedMatrix) throws {
         let rb = DequantLayout.rowsPerBlock
         rowBlocks = (m.rows + rb - 1) / rb
-        width = m.bits <= 2 ? 2 : 4
-        let columnsPerStep = width == 4 ? 8 : 16
+        width = m.bits <= 2 ? 2 : m.bits <= 4 ? 4 : 8
+        let columnsPerStep = 32 / width
         let steps = m.cols / columnsPerStep
         blockCodeBytes = steps * 32
         codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, blockCodeBytes, what: "dequant layout"))

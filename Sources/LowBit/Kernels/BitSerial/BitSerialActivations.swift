@@ -1,0 +1,63 @@
+/// One activation row prepared for the bit-serial family: the A-bit integers of
+/// `Int8Activations`, then their bit planes, row-wide:
+///   plane j = bit j of qa for every column, `planeStride` bytes (cols/8 rounded up to 32, zero
+///   padded), planes j = 0 ..< A one after another.
+/// For the AVX2 kernel also each plane split into low and high nibbles (one byte each, so that
+/// the AND with the weight's nibbles needs no masking), and per 32-column lane the group's sa
+/// and sa·Σqa over the lane (zero on padding lanes).
+struct BitSerialActivations {
+    let cols: Int
+    let groupSize: Int
+    let bits: Int
+    var ints: Int8Activations { Int8Activations(cols: cols, groupSize: groupSize, bits: bits) }
+    /// Bytes per row-wide plane: a whole number of 32-byte (256-column) chunks.
+    var planeStride: Int { (cols / 8 + 31) / 32 * 32 }
+    var chunks: Int { planeStride / 32 }
+    var lanes: Int { planeStride / 4 }
+
+    private var intBytes: Int { Int8Activations.byteCount(cols: cols, groupSize: groupSize) }
+    var byteCount: Int { intBytes + 3 * bits * planeStride + 8 * lanes }
+
+    func planes(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
+        (base + intBytes).assumingMemoryBound(to: UInt8.self)
+    }
+    /// Low nibbles of plane j at 2j·stride, high nibbles at (2j + 1)·stride.
+    func nibbles(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
+        (base + intBytes + bits * planeStride).assumingMemoryBound(to: UInt8.self)
+    }
+    func laneScales(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
+        (base + intBytes + 3 * bits * planeStride).assumingMemoryBound(to: Float.self)
+    }
+    func laneOffsetTerms(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
+        (base + intBytes + 3 * bits * planeStride + 4 * lanes).assumingMemoryBound(to: Float.self)
+    }
+
+    /// Rounds x and writes the planes bit by bit (the portable kernel's preparation; the AVX2
+    /// kernel writes the same planes with `vpmovmskb` and adds nibbles and lane terms).
+    func prepare(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
+        let ints = self.ints
+        ints.quantize(x, into: base)
+        let q = ints.codes(base), p = planes(base), stride = planeStride
+        for i in 0..<(bits * stride) { p[i] = 0 }
+        for k in 0..<cols {
+            let v = UInt8(bitPattern: q[k])
+            for j in 0..<bits where (v >> UInt8(j)) & 1 == 1 {
+                p[j * stride + k / 8] |= UInt8(1) << UInt8(k % 8)
+            }
+        }
+    }
+
+    /// Per 32-column lane: the group's sa and sa·Σqa over the lane (the AVX2 kernel's float terms).
+    func prepareLanes(_ base: UnsafeMutableRawPointer) {
+        let ints = self.ints, q = ints.codes(base)
+        let sa = ints.scales(base), laneScale = laneScales(base), laneTerm = laneOffsetTerms(base)
+        for l in 0..<lanes {
+            guard l * 32 < cols else { laneScale[l] = 0; laneTerm[l] = 0; continue }
+            var sum: Int32 = 0
+            for k in (l * 32)..<(l * 32 + 32) { sum += Int32(q[k]) }
+            let s = sa[l * 32 / groupSize]
+            laneScale[l] = s
+            laneTerm[l] = s * Float(sum)
+        }
+    }
+}
