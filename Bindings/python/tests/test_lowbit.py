@@ -318,3 +318,30 @@ def test_auto_is_measured_and_calibration_round_trips(tmp_path, rng):
     with pytest.raises(lowbit.LowbitError) as e:
         lowbit.calibration_load(path)
     assert e.value.status_name == "BAD_FORMAT"
+
+
+@pytest.mark.parametrize("bits", [3, 4])
+def test_mixed_data_types(bits, tmp_path):
+    rng = np.random.default_rng(77 + bits)
+    w = (rng.standard_normal((40, 256)) * 0.05).astype(np.float32)
+    m = lowbit.quantize(w, bits=bits, group_size=128, mixed=True)
+    assert m.mixed and m.bits == bits
+    plain = lowbit.quantize(w, bits=bits, group_size=128)
+    wq = m.dequantize().astype(np.float64)
+    # Per group the best of int and float grids: never worse than the integer grid alone.
+    assert np.sum((wq - w) ** 2) < np.sum((plain.dequantize() - w) ** 2)
+    x = rng.standard_normal((3, 256)).astype(np.float32)
+    ref = x.astype(np.float64) @ wq.T
+    kernels = ["bitserial", "dequant", "auto"] + (["lut"] if bits == 3 else [])
+    for kernel in kernels:
+        assert rel_err(m.matmul(x, kernel=kernel), ref) <= 5e-4, kernel
+    if bits == 4:
+        with pytest.raises(lowbit.LowbitError) as e:
+            m.matmul(x, kernel="lut")
+        assert e.value.status == 3 and "mixed" in str(e.value)
+    path = str(tmp_path / "mixed.lbm")
+    m.save(path)
+    back = lowbit.load(path)
+    assert back.mixed and np.array_equal(back.dequantize(), m.dequantize())
+    with pytest.raises(lowbit.ArgumentError):
+        lowbit.quantize(w, bits=2, mixed=True)
