@@ -1,10 +1,12 @@
 import LowBit
 
 /// `lowbit gguf FILE`: metadata and tensors of a GGUF file (after full validation).
+/// `--type-errors`: the round-trip error of integer and BitMoD mixed data types on its 2-D weights.
 func runGGUF(_ args: Arguments) throws {
-    try args.allow([])
-    guard args.words.count >= 2 else { throw CLIError("usage: lowbit gguf FILE.gguf") }
+    try args.allow(["type-errors", "group-size"])
+    guard args.words.count >= 2 else { throw CLIError("usage: lowbit gguf FILE.gguf [--type-errors [--group-size 64]]") }
     let file = try GGUFFile(path: args.words[1])
+    if args.flags.contains("type-errors") { return try printTypeErrors(file, groupSize: try args.int("group-size", default: 64)) }
     print("GGUF v\(file.version): \(file.metadata.count) metadata entries, \(file.tensors.count) tensors, alignment \(file.alignment)")
     for key in file.metadataOrder {
         let v = file.metadata[key]!
@@ -33,5 +35,37 @@ func describe(_ v: GGUFFile.Value) -> String {
     case .bool(let x): return "\(x)"
     case .string(let s): return s.count > 60 ? "\"\(String(s.prefix(60)).replacingAll("\n", "\\n"))...\"" : "\"\(s.replacingAll("\n", "\\n"))\""
     case .array(let a): return "[\(a.count) items]"
+    }
+}
+
+/// Per data type, the normalized round-trip error ‖W − Ŵ‖/‖W‖ over all 2-D tensors whose width
+/// fits the group size, and the bits per weight that costs.
+func printTypeErrors(_ file: GGUFFile, groupSize: Int) throws {
+    let types: [WeightType] = [.integer(bits: 3), .mixed(bits: 3), .integer(bits: 4), .mixed(bits: 4)]
+    var squared = [Double](repeating: 0, count: types.count), norm = 0.0, weights = 0
+    var bytes = [Int](repeating: 0, count: types.count)
+    var mixedGroups = [Int](repeating: 0, count: types.count), groups = 0
+    for t in file.tensors where t.dims.count == 2 && t.dims[0] % groupSize == 0 {
+        let cols = t.dims[0], rows = t.dims[1]
+        let w = file.dequantized(t)
+        norm += w.reduce(0.0) { $0 + Double($1) * Double($1) }
+        weights += w.count
+        groups += w.count / groupSize
+        for (i, type) in types.enumerated() {
+            let m = try w.withUnsafeBufferPointer {
+                try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: false)
+            }
+            let back = m.dequantized()
+            for k in 0..<w.count { squared[i] += Double(w[k] - back[k]) * Double(w[k] - back[k]) }
+            bytes[i] += m.canonicalByteCount
+            if let kinds = m.groupTypes { for g in 0..<kinds.byteCount where kinds.bytes()[g] != 0 { mixedGroups[i] += 1 } }
+        }
+    }
+    guard weights > 0 else { throw CLIError("no 2-D tensor has a width that is a multiple of \(groupSize)") }
+    print("round-trip error over \(weights) weights in 2-D tensors, group size \(groupSize):")
+    print("type            error       bits/weight  groups on a float grid")
+    for (i, type) in types.enumerated() {
+        let share = type.isMixed ? "\(fmt(100 * Double(mixedGroups[i]) / Double(groups), 1)) %" : "-"
+        print("\(type.description.padded(15)) \(sci((squared[i] / norm).squareRoot()).padded(11)) \(fmt(Double(bytes[i]) * 8 / Double(weights), 3).padded(12)) \(share)")
     }
 }
