@@ -59,9 +59,10 @@ public final class LlamaModel: @unchecked Sendable {
     public let chatTemplate: String?
     struct Layer {
         let attnNorm: [Float], ffnNorm: [Float]
-        let q: Linear, k: Linear, v: Linear, o: Linear, gate: Linear, up: Linear, down: Linear
+        var q: Linear, k: Linear, v: Linear, o: Linear, gate: Linear, up: Linear, down: Linear
     }
-    let layers: [Layer]
+    /// Mutable only through `replaceLinear`, which stack sensitivity uses before any forward runs.
+    private(set) var layers: [Layer]
     let outputNorm: [Float]
     let output: Linear
     /// token_embd as stored (Q8_0 or other ggml type) for row lookups.
@@ -147,6 +148,32 @@ public final class LlamaModel: @unchecked Sendable {
             output = try requantize(g.dequantized(try g.tensor(outputName)), c.vocabulary, e, .integer(bits: 4), 32, .auto)
         } else {
             output = try linear(outputName, rows: c.vocabulary, cols: e)
+        }
+    }
+
+    /// Swaps one transformer linear layer (GGUF name such as "blk.3.ffn_up.weight") for another of
+    /// the same shape. Not thread-safe: for tools that probe the model (stack sensitivity), not
+    /// for a model that is serving.
+    func replaceLinear(_ name: String, with linear: Linear) throws {
+        let parts = name.split(separator: ".")
+        guard parts.count == 4, parts[0] == "blk", parts[3] == "weight", let i = Int(parts[1]), layers.indices.contains(i) else {
+            throw LowBitError(.invalidArgument, "no transformer linear layer named '\(name)'")
+        }
+        func swap(_ old: inout Linear) throws {
+            guard old.rows == linear.rows, old.cols == linear.cols else {
+                throw LowBitError(.invalidArgument, "'\(name)' is \(old.rows) x \(old.cols), not \(linear.rows) x \(linear.cols)")
+            }
+            old = linear
+        }
+        switch parts[2] {
+        case "attn_q": try swap(&layers[i].q)
+        case "attn_k": try swap(&layers[i].k)
+        case "attn_v": try swap(&layers[i].v)
+        case "attn_output": try swap(&layers[i].o)
+        case "ffn_gate": try swap(&layers[i].gate)
+        case "ffn_up": try swap(&layers[i].up)
+        case "ffn_down": try swap(&layers[i].down)
+        default: throw LowBitError(.invalidArgument, "no transformer linear layer named '\(name)'")
         }
     }
 

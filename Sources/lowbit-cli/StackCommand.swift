@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LowBit
+import LowBitModel
 
 let stackUsage = """
 usage:
@@ -11,6 +12,10 @@ usage:
   lowbit stack build OUT.lbs --model FILE.gguf [--with-output]
                                                         every linear layer of a Llama model (and the
                                                         tied output, which is very sensitive to blocks)
+      [--sensitivity-text FILE [--sensitivity-level 3] [--sensitivity-tokens 128]]
+                                                        order the stack by each matrix's measured
+                                                        loss increase when it loses its level-th
+                                                        block (one evaluation per matrix)
   lowbit stack inspect FILE.lbs [--verify]               tensors and the stack's size curve
   lowbit stack run FILE.lbs --budget SIZE [--n 1]        products under a budget, then the budget
                                                          changed up and down; time per resident block
@@ -53,7 +58,8 @@ func progressBar(_ done: Int, _ total: Int, _ label: String) {
 }
 
 func stackBuild(_ args: Arguments) throws {
-    try args.allow(["blocks", "rank", "factor-share", "calibration", "random", "threads", "model", "with-output"])
+    try args.allow(["blocks", "rank", "factor-share", "calibration", "random", "threads", "model", "with-output",
+                    "sensitivity-text", "sensitivity-level", "sensitivity-tokens"])
     guard args.words.count >= 3 else { throw CLIError("stack build: give the output path\n\(stackUsage)") }
     let out = args.words[2]
     var tensors: [(String, [Float], Int, Int)] = []
@@ -100,8 +106,24 @@ func stackBuild(_ args: Arguments) throws {
             return try StackBuilder.build(inputs, path: out, options: options) { done, total in progressBar(done, total, "decomposing") }
         }
     }
-    let seconds = monotonicSeconds() - t0
-    print("wrote \(out): \(matrices.count) tensors, \(options.blocks) blocks each, in \(fmt(seconds, 1)) s")
+    var seconds = monotonicSeconds() - t0
+    var orderNote = "naive order"
+    if let textPath = args.options["sensitivity-text"] {
+        guard let model = args.options["model"] else { throw CLIError("--sensitivity-text needs --model") }
+        let level = try args.int("sensitivity-level", default: 3)
+        guard (2...options.blocks).contains(level) else { throw CLIError("--sensitivity-level must be 2...\(options.blocks)") }
+        let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
+        let t1 = monotonicSeconds()
+        let increase = try StackSensitivity.lossIncrease(modelPath: model, stack: try Stack(path: out, budget: Int.max), level: level,
+                                                         text: text, tokens: try args.int("sensitivity-tokens", default: 128)) { done, total in
+            progressBar(done, total, "sensitivity")
+        }
+        options.sensitivity = StackBuilder.sensitivities(matrices, lossIncrease: increase, level: level)
+        try StackBuilder.write(matrices, path: out, options: options)
+        orderNote = "sensitivity order (\(increase.count) tensors measured at level \(level) in \(fmt(monotonicSeconds() - t1, 1)) s)"
+        seconds = monotonicSeconds() - t0
+    }
+    print("wrote \(out): \(matrices.count) tensors, \(options.blocks) blocks each, \(orderNote), in \(fmt(seconds, 1)) s")
     print("tensor                          shape          rank  block bytes  bits/w per block  error after 1 / 2 / 4 / all blocks")
     for m in matrices {
         let e = m.errors

@@ -240,17 +240,26 @@ public final class Stack: @unchecked Sendable {
         }
     }
 
-    /// The dense weights the resident blocks stand for (tests and references only).
-    public func denseWeights(_ name: String) throws -> [Float] {
+    /// The dense weights the first `blocks` resident blocks (default all) stand for, row-major.
+    /// For tests, references and build-time tools (stack sensitivity), never for products.
+    public func denseWeights(_ name: String, blocks: Int? = nil) throws -> [Float] {
         let t = try tensorNumber(name)
         let info = index.tensors[t]
+        let resident = residency.withLock { $0.perTensor[t] }
+        let used = resident.prefix(blocks ?? resident.count)
         var w = [Float](repeating: 0, count: info.rows * info.cols)
-        for b in residency.withLock({ $0.perTensor[t] }) {
-            for r in 0..<info.rows {
-                for c in 0..<info.cols {
-                    var uv: Float = 0
-                    for j in 0..<info.rank { uv += Float(b.uT[j * info.rows + r]) * Float(b.vT[j * info.cols + c]) }
-                    w[r * info.cols + c] += (b.signs.isPositive(row: r, col: c) ? uv : -uv) / info.scaling[c]
+        let rows = info.rows, cols = info.cols, k = info.rank
+        w.withUnsafeMutableBufferPointer { out in
+            let o = out.baseAddress!
+            parallelFor(rows) { r in
+                var u = [Float](repeating: 0, count: k)
+                for b in used {
+                    for j in 0..<k { u[j] = Float(b.uT[j * rows + r]) }
+                    for c in 0..<cols {
+                        var uv: Float = 0
+                        for j in 0..<k { uv += u[j] * Float(b.vT[j * cols + c]) }
+                        o[r * cols + c] += (b.signs.isPositive(row: r, col: c) ? uv : -uv) / info.scaling[c]
+                    }
                 }
             }
         }

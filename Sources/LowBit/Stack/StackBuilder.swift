@@ -86,6 +86,13 @@ public enum StackBuilder {
                 progress?(done, total)
             })
         }
+        try write(matrices, path: path, options: options)
+        return matrices
+    }
+
+    /// Orders decomposed matrices (by `options.sensitivity`, or naively) and writes the stack file
+    /// atomically: how a stack is re-ordered once sensitivities have been measured on it.
+    public static func write(_ matrices: [DecomposedMatrix], path: String, options: Options) throws {
         let order = order(matrices, sensitivity: options.sensitivity)
         let metadata: [(String, StackFile.MetaValue)] = [
             ("lowbit.stack.order", .string(options.sensitivity == nil ? "naive" : "sensitivity")),
@@ -93,6 +100,23 @@ public enum StackBuilder {
             ("lowbit.version", .string(LowBitVersion.string)),
         ]
         try FileIO.writeAtomically(try StackFile.encode(matrices, order: order, metadata: metadata), to: path)
-        return matrices
+    }
+
+    /// Per-tensor sensitivities for `order` from measured loss increases when each tensor went from
+    /// `level` to `level − 1` blocks: the increase per unit of the error energy that block removed.
+    /// Increases at or below zero (noise) are floored at a small share of the mean, and tensors
+    /// without a measurement get the median, so no block is starved or favoured by accident.
+    public static func sensitivities(_ matrices: [DecomposedMatrix], lossIncrease: [String: Double], level: Int) -> [String: Double] {
+        let positive = lossIncrease.values.filter { $0 > 0 }
+        let floor = positive.isEmpty ? 1e-9 : 0.01 * positive.reduce(0, +) / Double(positive.count)
+        var result: [String: Double] = [:]
+        for m in matrices {
+            guard let increase = lossIncrease[m.name], level - 1 < m.gains.count, m.gains[level - 1] > 0 else { continue }
+            result[m.name] = max(increase, floor) / m.gains[level - 1]
+        }
+        let sorted = result.values.sorted()
+        let median = sorted.isEmpty ? 1 : sorted[sorted.count / 2]
+        for m in matrices where result[m.name] == nil { result[m.name] = median }
+        return result
     }
 }

@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LowBit
+
+/// How much a model's loss depends on each stacked matrix, for ordering a BitStack (issue: the
+/// obvious local score, weight error per byte, orders worse than the naive order on SmolLM2).
+///
+/// One evaluation per matrix, not per block: every stacked matrix is set to its first `level`
+/// blocks (rebuilt densely here, at build time only), the loss on calibration tokens is taken
+/// once, then once per matrix with that matrix at `level − 1` blocks. The loss increase,
+/// divided by the scaled error energy the removed block carried, is the matrix's sensitivity:
+/// the builder scores every further block by sensitivity × its own error energy / its bytes.
+public enum StackSensitivity {
+    /// Mean next-token loss (nats) over every position of `tokens` from an empty cache.
+    static func meanLoss(_ model: LlamaModel, _ tokens: [Int]) throws -> Double {
+        let cache = model.makeCache(capacity: tokens.count)
+        let logits = try model.forward(tokens, cache: cache, logitRows: 0..<(tokens.count - 1))
+        let v = model.config.vocabulary
+        var nll = 0.0
+        for i in 0..<(tokens.count - 1) {
+            let l = logits[(i * v)..<((i + 1) * v)]
+            let m = l.max()!
+            var sum = 0.0
+            for x in l { sum += Double(exp(x - m)) }
+            let target = Double(l[l.startIndex + tokens[i + 1]] - m)
+            nll += log(sum) - target
+        }
+        return nll / Double(tokens.count - 1)
+    }
+
+    /// Loss increase per tensor of `stack` (transformer linear layers only; any other stacked
+    /// tensor, such as the output, gets none and keeps the neutral score). `text` is calibration
+    /// text, of which the first `tokens` tokens are used.
+    public static func lossIncrease(modelPath: String, stack: Stack, level: Int, text: String, tokens count: Int = 128,
+                                    progress: (Int, Int) -> Void = { _, _ in }) throws -> [String: Double] {
+        let model = try LlamaModel.load(path: modelPath, weights: .reference)
+        var tokens = model.tokenizer.encode(text, addSpecial: true)
+        guard tokens.count >= 16 else { throw LowBitError(.invalidArgument, "calibration text has \(tokens.count) tokens; 16 or more needed") }
+        tokens = Array(tokens.prefix(min(count, model.config.contextLength)))
+        guard level >= 2 else { throw LowBitError(.invalidArgument, "sensitivity level \(level) must be at least 2") }
+        let names = stack.index.tensors.map(\.name).filter { $0.hasPrefix("blk.") }
+        var atLevel: [String: FloatLinear] = [:]
+        for name in names {
+            let info = stack.index.tensors[try stack.tensorNumber(name)]
+            guard try stack.blocks(name).resident >= level else {
+                throw LowBitError(.invalidArgument, "'\(name)' has fewer than \(level) resident blocks")
+            }
+            let linear = try FloatLinear(try stack.denseWeights(name, blocks: level), rows: info.rows, cols: info.cols)
+            try model.replaceLinear(name, with: linear)
+            atLevel[name] = linear
+        }
+        let base = try meanLoss(model, tokens)
+        var result: [String: Double] = [:]
+        for (i, name) in names.enumerated() {
+            let info = stack.index.tensors[try stack.tensorNumber(name)]
+            try model.replaceLinear(name, with: try FloatLinear(try stack.denseWeights(name, blocks: level - 1), rows: info.rows, cols: info.cols))
+            result[name] = try meanLoss(model, tokens) - base
+            try model.replaceLinear(name, with: atLevel[name]!)
+            progress(i + 1, names.count)
+        }
+        return result
+    }
+}
