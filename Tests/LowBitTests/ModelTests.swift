@@ -168,4 +168,39 @@ final class SmolLM2Tests: XCTestCase {
         let (out, _) = try q41.generate("The capital of France is", maxTokens: 2)
         XCTAssertTrue(out.hasPrefix(" Paris"), out)
     }
+
+    /// Sensitivity on a stack of two of the model's matrices: a positive, finite loss increase per
+    /// matrix; the re-ordered file keeps level 0 first; bad layer names and shapes are refused.
+    func testStackSensitivityMeasuresEachMatrix() throws {
+        let g = try modelFile()
+        let names = ["blk.0.attn_v.weight", "blk.5.ffn_down.weight"]
+        let weights = names.map { g.dequantized(try! g.tensor($0)) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-sensitivity-\(getpid()).lbs").path
+        defer { unlink(path) }
+        var options = StackBuilder.Options()
+        options.blocks = 3
+        let matrices = try weights[0].withUnsafeBufferPointer { a in
+            try weights[1].withUnsafeBufferPointer { b in
+                let t0 = try g.tensor(names[0]), t1 = try g.tensor(names[1])
+                return try StackBuilder.build([StackBuilder.Input(name: names[0], weights: a.baseAddress!, rows: t0.rows, cols: t0.cols),
+                                               StackBuilder.Input(name: names[1], weights: b.baseAddress!, rows: t1.rows, cols: t1.cols)],
+                                              path: path, options: options)
+            }
+        }
+        let text = String(decoding: try FileIO.read("/usr/share/common-licenses/Apache-2.0").prefix(2000), as: UTF8.self)
+        let increase = try StackSensitivity.lossIncrease(modelPath: SmolLM2Tests.path!, stack: try Stack(path: path, budget: Int.max),
+                                                         level: 2, text: text, tokens: 48)
+        XCTAssertEqual(Set(increase.keys), Set(names))
+        // Losing a block of an approximation of a real matrix costs loss (the other matrix is
+        // approximated too, so the base is already off the reference).
+        for (name, d) in increase { XCTAssertTrue(d.isFinite && d > 0, "\(name): \(d)") }
+        options.sensitivity = StackBuilder.sensitivities(matrices, lossIncrease: increase, level: 2)
+        try StackBuilder.write(matrices, path: path, options: options)
+        let reordered = try Stack(path: path, budget: Int.max)
+        XCTAssertEqual(reordered.index.blocks.prefix(2).map(\.level), [0, 0])
+        XCTAssertEqual(reordered.index.blocks.count, 6)
+        let model = try LlamaModel(gguf: g, weights: .reference)
+        XCTAssertThrowsStatus(.invalidArgument, try model.replaceLinear("blk.99.attn_q.weight", with: try FloatLinear([Float](repeating: 0, count: 576 * 576), rows: 576, cols: 576)))
+        XCTAssertThrowsStatus(.invalidArgument, try model.replaceLinear("blk.0.attn_k.weight", with: try FloatLinear([Float](repeating: 0, count: 576 * 576), rows: 576, cols: 576)))
+    }
 }

@@ -146,6 +146,25 @@ final class StackTests: XCTestCase {
         XCTAssertEqual(order[2..<5].map(\.0), [0, 0, 0])
     }
 
+    /// Measured loss increases become per-unit-gain sensitivities: noise (≤ 0) is floored, a tensor
+    /// without a measurement gets the median, and a prefix of the blocks rebuilds densely.
+    func testSensitivitiesFromLossIncreases() throws {
+        let (path, _) = try buildSample()
+        defer { unlink(path) }
+        let stack = try Stack(path: path, budget: Int.max)
+        XCTAssertEqual(try stack.denseWeights("a", blocks: 4), try stack.denseWeights("a"))
+        XCTAssertNotEqual(try stack.denseWeights("a", blocks: 1), try stack.denseWeights("a"))
+        var rng = TestRandom(seed: 57)
+        let w = rng.normals(40 * 96)
+        let matrices = try w.withUnsafeBufferPointer { wp in
+            try ["a", "b", "c"].map { try Decomposer.decompose(wp.baseAddress!, rows: 40, cols: 96, blocks: 3, rank: 2, scaling: nil, name: $0) { _ in } }
+        }
+        let s = StackBuilder.sensitivities(matrices, lossIncrease: ["a": 0.2, "b": -0.01], level: 2)
+        XCTAssertEqual(s["a"]!, 0.2 / matrices[0].gains[1], accuracy: 1e-12)
+        XCTAssertEqual(s["b"]!, 0.01 * 0.2 / matrices[1].gains[1], accuracy: 1e-12, "floored at 1% of the mean increase")
+        XCTAssertEqual(s["c"], [s["a"]!, s["b"]!].sorted()[1], "unmeasured: the median")
+    }
+
     func testMalformedStackFilesAreRejected() throws {
         let (path, _) = try buildSample(blocks: 2)
         defer { unlink(path) }
