@@ -151,28 +151,38 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// The transformer linear layer of that GGUF name.
+    func linear(_ name: String) throws -> Linear {
+        var found: Linear? = nil
+        try withLayerSlot(name) { found = $0 }
+        return found!
+    }
+
     /// Swaps one transformer linear layer (GGUF name such as "blk.3.ffn_up.weight") for another of
     /// the same shape. Not thread-safe: for tools that probe the model (stack sensitivity), not
     /// for a model that is serving.
     func replaceLinear(_ name: String, with linear: Linear) throws {
-        let parts = name.split(separator: ".")
-        guard parts.count == 4, parts[0] == "blk", parts[3] == "weight", let i = Int(parts[1]), layers.indices.contains(i) else {
-            throw LowBitError(.invalidArgument, "no transformer linear layer named '\(name)'")
-        }
-        func swap(_ old: inout Linear) throws {
+        try withLayerSlot(name) { old in
             guard old.rows == linear.rows, old.cols == linear.cols else {
                 throw LowBitError(.invalidArgument, "'\(name)' is \(old.rows) x \(old.cols), not \(linear.rows) x \(linear.cols)")
             }
             old = linear
         }
+    }
+
+    private func withLayerSlot(_ name: String, _ body: (inout Linear) throws -> Void) throws {
+        let parts = name.split(separator: ".")
+        guard parts.count == 4, parts[0] == "blk", parts[3] == "weight", let i = Int(parts[1]), layers.indices.contains(i) else {
+            throw LowBitError(.invalidArgument, "no transformer linear layer named '\(name)'")
+        }
         switch parts[2] {
-        case "attn_q": try swap(&layers[i].q)
-        case "attn_k": try swap(&layers[i].k)
-        case "attn_v": try swap(&layers[i].v)
-        case "attn_output": try swap(&layers[i].o)
-        case "ffn_gate": try swap(&layers[i].gate)
-        case "ffn_up": try swap(&layers[i].up)
-        case "ffn_down": try swap(&layers[i].down)
+        case "attn_q": try body(&layers[i].q)
+        case "attn_k": try body(&layers[i].k)
+        case "attn_v": try body(&layers[i].v)
+        case "attn_output": try body(&layers[i].o)
+        case "ffn_gate": try body(&layers[i].gate)
+        case "ffn_up": try body(&layers[i].up)
+        case "ffn_down": try body(&layers[i].down)
         default: throw LowBitError(.invalidArgument, "no transformer linear layer named '\(name)'")
         }
     }

@@ -62,3 +62,40 @@ public enum StackSensitivity {
         return result
     }
 }
+
+/// The inputs every transformer linear layer sees on calibration text, for BitStack's
+/// activation-aware scaling (per input channel, the mean L2 norm over these rows).
+public enum CalibrationActivations {
+    /// A float layer that keeps a copy of every input row it is given.
+    final class Recorder: Linear, @unchecked Sendable {
+        let inner: Linear
+        var rowsSeen: [Float] = []
+        var rows: Int { inner.rows }
+        var cols: Int { inner.cols }
+        var byteCount: Int { inner.byteCount }
+        init(_ inner: Linear) { self.inner = inner }
+        func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+            rowsSeen.append(contentsOf: UnsafeBufferPointer(start: x, count: n * cols))
+            try inner.forward(x, n: n, into: y)
+        }
+    }
+
+    /// Input rows (tokens × cols) per linear layer name, from the reference model run over the
+    /// first `tokens` tokens of `text`.
+    public static func record(modelPath: String, text: String, tokens count: Int = 256) throws -> [String: (rows: [Float], samples: Int)] {
+        let model = try LlamaModel.load(path: modelPath, weights: .reference)
+        let tokens = Array(model.tokenizer.encode(text, addSpecial: true).prefix(min(count, model.config.contextLength)))
+        guard tokens.count >= 16 else { throw LowBitError(.invalidArgument, "calibration text has \(tokens.count) tokens; 16 or more needed") }
+        var recorders: [String: Recorder] = [:]
+        for layer in 0..<model.layers.count {
+            for name in LlamaModel.linearNames {
+                let full = "blk.\(layer).\(name).weight"
+                let recorder = Recorder(try model.linear(full))
+                try model.replaceLinear(full, with: recorder)
+                recorders[full] = recorder
+            }
+        }
+        _ = try model.forward(tokens, cache: model.makeCache(capacity: tokens.count), logitRows: 0..<1)
+        return recorders.mapValues { ($0.rowsSeen, tokens.count) }
+    }
+}

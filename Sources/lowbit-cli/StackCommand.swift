@@ -12,6 +12,8 @@ usage:
   lowbit stack build OUT.lbs --model FILE.gguf [--with-output]
                                                         every linear layer of a Llama model (and the
                                                         tied output, which is very sensitive to blocks)
+      [--calibration-text FILE]                         activation-aware scaling from the inputs each
+                                                        layer sees on 256 tokens of FILE
       [--sensitivity-text FILE [--sensitivity-level 3] [--sensitivity-tokens 128]]
                                                         order the stack by each matrix's measured
                                                         loss increase when it loses its level-th
@@ -59,7 +61,7 @@ func progressBar(_ done: Int, _ total: Int, _ label: String) {
 
 func stackBuild(_ args: Arguments) throws {
     try args.allow(["blocks", "rank", "factor-share", "calibration", "random", "threads", "model", "with-output",
-                    "sensitivity-text", "sensitivity-level", "sensitivity-tokens"])
+                    "sensitivity-text", "sensitivity-level", "sensitivity-tokens", "calibration-text"])
     guard args.words.count >= 3 else { throw CLIError("stack build: give the output path\n\(stackUsage)") }
     let out = args.words[2]
     var tensors: [(String, [Float], Int, Int)] = []
@@ -84,6 +86,11 @@ func stackBuild(_ args: Arguments) throws {
     }
     guard !tensors.isEmpty else { throw CLIError("stack build: no tensors (NAME=FILE.npy or --random)") }
     var calibration: [String: ([Float], Int)] = [:]
+    if let textPath = args.options["calibration-text"] {
+        guard let model = args.options["model"] else { throw CLIError("--calibration-text needs --model") }
+        let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
+        for (name, recorded) in try CalibrationActivations.record(modelPath: model, text: text) { calibration[name] = recorded }
+    }
     for spec in args.strings("calibration", default: []) {
         guard let eq = spec.firstIndex(of: "=") else { throw CLIError("expected NAME=FILE.npy in --calibration, got '\(spec)'") }
         let (values, samples, _) = try readNPY(String(spec[spec.index(after: eq)...]))
