@@ -23,7 +23,7 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
         case 3: choice = .stack(path: try cString(stackPath, "stack_path"), budget: Int(min(budget, UInt64(Int.max))))
         default: throw LowBitError(.invalidArgument, "unknown weights \(weights): use 0 (reference), 1 (q4_1), 2 (requantized) or 3 (stack)")
         }
-        if case .requantized(_, let g, _) = choice, !supportedGroupSizes.contains(g) {
+        if case .requantized(_, let g, _, _) = choice, !supportedGroupSizes.contains(g) {
             throw LowBitError(.unsupported, "unsupported group size \(g): use 32, 64 or 128")
         }
         out.pointee = Unmanaged.passRetained(try LlamaModel.load(path: path, weights: choice)).toOpaque()

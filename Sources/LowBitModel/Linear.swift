@@ -62,16 +62,30 @@ public final class QuantizedLinear: Linear, @unchecked Sendable {
     public let kernel: KernelFamily
     public var rows: Int { matrix.rows }
     public var cols: Int { matrix.cols }
-    public var byteCount: Int { matrix.byteCount }
 
-    public init(_ matrix: QuantizedMatrix, kernel: KernelFamily) throws {
+    /// Activation-aware matrices: the matrix holds W·diag(s), so inputs are divided by s first.
+    public let inputScales: [Float]?
+    public var byteCount: Int { matrix.byteCount + 4 * (inputScales?.count ?? 0) }
+
+    public init(_ matrix: QuantizedMatrix, kernel: KernelFamily, inputScales: [Float]? = nil) throws {
+        guard inputScales == nil || inputScales!.count == matrix.cols else {
+            throw LowBitError(.invalidArgument, "input scales have \(inputScales!.count) values, the matrix \(matrix.cols) columns")
+        }
         self.matrix = matrix
+        self.inputScales = inputScales
         self.kernel = kernel == .auto ? try AutoKernel.choice(matrix, n: 1, keepLayouts: false) : kernel
         try matrix.prepare(self.kernel)
     }
 
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
-        try matrix.multiply(x, n: n, into: y, kernel: kernel)
+        guard let s = inputScales else { return try matrix.multiply(x, n: n, into: y, kernel: kernel) }
+        let cols = matrix.cols
+        let scaled = try Workspace.current.reserve(try checkedProduct(n, cols, 4, what: "activations"), slot: 1)
+            .assumingMemoryBound(to: Float.self)
+        s.withUnsafeBufferPointer { sp in
+            for i in 0..<n { for c in 0..<cols { scaled[i * cols + c] = x[i * cols + c] / sp[c] } }
+        }
+        try matrix.multiply(scaled, n: n, into: y, kernel: kernel)
     }
 }
 

@@ -10,8 +10,9 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
     /// The file's own Q4_1 blocks, imported without requantization (tensors in other types,
     /// such as a Q8_0 output, run as their exact Float32 values).
     case q4_1(kernel: KernelFamily)
-    /// Requantized from the reference weights.
-    case requantized(type: WeightType, groupSize: Int, kernel: KernelFamily)
+    /// Requantized from the reference weights; with `calibration` text, activation-aware
+    /// (`ActivationAwareScaling`, from the inputs each layer sees on that text).
+    case requantized(type: WeightType, groupSize: Int, kernel: KernelFamily, calibration: String? = nil)
     /// A BitStack of the model under a memory budget.
     case stack(path: String, budget: Int)
 
@@ -19,7 +20,7 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
         switch self {
         case .reference: return "reference"
         case .q4_1(let k): return "q4_1 (\(k))"
-        case .requantized(let t, let g, let k): return "\(t) g\(g) (\(k))"
+        case .requantized(let t, let g, let k, let c): return "\(t) g\(g)\(c == nil ? "" : " activation-aware") (\(k))"
         case .stack(let p, let b): return "stack \(p) @ \(b) B"
         }
     }
@@ -90,6 +91,14 @@ public final class LlamaModel: @unchecked Sendable {
         }
         var stack: Stack? = nil
         if case .stack(let path, let budget) = weights { stack = try Stack(path: path, budget: budget) }
+        var statistics: [String: ActivationAwareScaling.Statistics] = [:]
+        if case .requantized(_, _, _, let text?) = weights {
+            for (name, recorded) in try CalibrationActivations.record(gguf: g, text: text) {
+                statistics[name] = recorded.rows.withUnsafeBufferPointer {
+                    ActivationAwareScaling.Statistics($0.baseAddress!, samples: recorded.samples, cols: recorded.rows.count / recorded.samples)
+                }
+            }
+        }
         self.stack = stack
         func linear(_ name: String, rows: Int, cols: Int) throws -> Linear {
             let t = try g.tensor(name)
@@ -107,20 +116,30 @@ public final class LlamaModel: @unchecked Sendable {
                 // lowbit's 1-4 bit formats without requantizing, which this mode promises not
                 // to do: they run as their exact Float32 values.
                 return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
-            case .requantized(let type, let groupSize, let kernel):
-                return try requantize(g.dequantized(t), rows, cols, type, groupSize, kernel)
+            case .requantized(let type, let groupSize, let kernel, _):
+                return try requantize(g.dequantized(t), rows, cols, type, groupSize, kernel, statistics[name])
             case .stack:
                 return try StackLinear(stack!, name: name)
             }
         }
-        func requantize(_ w: [Float], _ rows: Int, _ cols: Int, _ type: WeightType, _ groupSize: Int, _ kernel: KernelFamily) throws -> Linear {
+        func requantize(_ w: [Float], _ rows: Int, _ cols: Int, _ type: WeightType, _ groupSize: Int, _ kernel: KernelFamily,
+                        _ statistics: ActivationAwareScaling.Statistics? = nil) throws -> Linear {
             // The output projection stays at 4 bits or more: fewer bits there cost far more
             // perplexity per byte saved than in the transformer's layers.
             let isOutput = rows == c.vocabulary && cols == c.embedding
             let t: WeightType = isOutput && type.storageBits < 4 ? .integer(bits: 4) : type
             let g = cols % groupSize == 0 ? groupSize : 32
-            let m = try w.withUnsafeBufferPointer { try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false) }
-            return try QuantizedLinear(m, kernel: kernel)
+            guard let statistics else {
+                let m = try w.withUnsafeBufferPointer { try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false) }
+                return try QuantizedLinear(m, kernel: kernel)
+            }
+            let (scales, _) = try w.withUnsafeBufferPointer {
+                try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: t, groupSize: g, statistics: statistics)
+            }
+            var scaled = w
+            for r in 0..<rows { for c in 0..<cols { scaled[r * cols + c] *= scales[c] } }
+            let m = try scaled.withUnsafeBufferPointer { try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false) }
+            return try QuantizedLinear(m, kernel: kernel, inputScales: scales)
         }
         var layers: [Layer] = []
         let e = c.embedding, kv = c.kvHeads * c.headDim

@@ -83,7 +83,11 @@ public enum CalibrationActivations {
     /// Input rows (tokens × cols) per linear layer name, from the reference model run over the
     /// first `tokens` tokens of `text`.
     public static func record(modelPath: String, text: String, tokens count: Int = 256) throws -> [String: (rows: [Float], samples: Int)] {
-        let model = try LlamaModel.load(path: modelPath, weights: .reference)
+        try record(gguf: try GGUFFile(path: modelPath), text: text, tokens: count)
+    }
+
+    public static func record(gguf: GGUFFile, text: String, tokens count: Int = 256) throws -> [String: (rows: [Float], samples: Int)] {
+        let model = try LlamaModel(gguf: gguf, weights: .reference)
         let tokens = Array(model.tokenizer.encode(text, addSpecial: true).prefix(min(count, model.config.contextLength)))
         guard tokens.count >= 16 else { throw LowBitError(.invalidArgument, "calibration text has \(tokens.count) tokens; 16 or more needed") }
         var recorders: [String: Recorder] = [:]

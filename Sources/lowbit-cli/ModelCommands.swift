@@ -4,7 +4,7 @@ import Glibc
 import LowBit
 import LowBitModel
 
-let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kernel", "stack", "budget", "threads"]
+let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kernel", "stack", "budget", "threads", "calibration-text"]
 
 /// --weights reference|q4_1, or --bits B [--group-size G] [--kernel K], or --stack PATH --budget SIZE.
 func weightChoice(_ args: Arguments) throws -> WeightChoice {
@@ -14,7 +14,9 @@ func weightChoice(_ args: Arguments) throws -> WeightChoice {
         return .stack(path: path, budget: try parseSize(budget))
     }
     if let bits = args.options["bits"] {
-        return .requantized(type: try parseWeightType(bits), groupSize: try args.int("group-size", default: 64), kernel: kernel)
+        let calibration = try args.options["calibration-text"].map { String(decoding: try FileIO.read($0), as: UTF8.self) }
+        return .requantized(type: try parseWeightType(bits), groupSize: try args.int("group-size", default: 64), kernel: kernel,
+                            calibration: calibration)
     }
     switch args.options["weights"] ?? "q4_1" {
     case "reference": return .reference

@@ -14,7 +14,8 @@ usage:
                                                         tied output, which is very sensitive to blocks)
       [--calibration-text FILE]                         activation-aware scaling from the inputs each
                                                         layer sees on 256 tokens of FILE
-      [--sensitivity-text FILE [--sensitivity-level 3] [--sensitivity-tokens 128]]
+      [--sensitivity-text FILE [--sensitivity-level 3] [--sensitivity-tokens 128] [--max-lead 1]
+       [--sensitivity-cache FILE]]                      (the cache keeps the measurements for re-ordering)
                                                         order the stack by each matrix's measured
                                                         loss increase when it loses its level-th
                                                         block (one evaluation per matrix)
@@ -61,7 +62,7 @@ func progressBar(_ done: Int, _ total: Int, _ label: String) {
 
 func stackBuild(_ args: Arguments) throws {
     try args.allow(["blocks", "rank", "factor-share", "calibration", "random", "threads", "model", "with-output",
-                    "sensitivity-text", "sensitivity-level", "sensitivity-tokens", "calibration-text"])
+                    "sensitivity-text", "sensitivity-level", "sensitivity-tokens", "calibration-text", "sensitivity-cache", "max-lead"])
     guard args.words.count >= 3 else { throw CLIError("stack build: give the output path\n\(stackUsage)") }
     let out = args.words[2]
     var tensors: [(String, [Float], Int, Int)] = []
@@ -121,11 +122,22 @@ func stackBuild(_ args: Arguments) throws {
         guard (2...options.blocks).contains(level) else { throw CLIError("--sensitivity-level must be 2...\(options.blocks)") }
         let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
         let t1 = monotonicSeconds()
-        let increase = try StackSensitivity.lossIncrease(modelPath: model, stack: try Stack(path: out, budget: Int.max), level: level,
+        let cache = args.options["sensitivity-cache"]
+        let increase: [String: Double]
+        if let cache, let cached = try? readSensitivityCache(cache, level: level) {
+            increase = cached
+        } else {
+            increase = try StackSensitivity.lossIncrease(modelPath: model, stack: try Stack(path: out, budget: Int.max), level: level,
                                                          text: text, tokens: try args.int("sensitivity-tokens", default: 128)) { done, total in
-            progressBar(done, total, "sensitivity")
+                progressBar(done, total, "sensitivity")
+            }
+            if let cache {
+                let lines = increase.sorted { $0.key < $1.key }.map { "\($0.key) \(level) \($0.value)" }
+                try FileIO.writeAtomically(Array((lines.joined(separator: "\n") + "\n").utf8), to: cache)
+            }
         }
         options.sensitivity = StackBuilder.sensitivities(matrices, lossIncrease: increase, level: level)
+        options.maxLead = try args.int("max-lead", default: 1)
         try StackBuilder.write(matrices, path: out, options: options)
         orderNote = "sensitivity order (\(increase.count) tensors measured at level \(level) in \(fmt(monotonicSeconds() - t1, 1)) s)"
         seconds = monotonicSeconds() - t0
@@ -151,6 +163,17 @@ func withPointers<R>(_ arrays: [[Float]], _ body: ([UnsafePointer<Float>]) throw
         }
     }
     return try step(0)
+}
+
+/// Loss increases measured earlier (lines "name level increase"), for this level.
+func readSensitivityCache(_ path: String, level: Int) throws -> [String: Double] {
+    var out: [String: Double] = [:]
+    for line in String(decoding: try FileIO.read(path), as: UTF8.self).split(separator: "\n") {
+        let f = line.split(separator: " ")
+        guard f.count == 3, Int(f[1]) == level, let v = Double(f[2]) else { throw CLIError("bad sensitivity cache line '\(line)'") }
+        out[String(f[0])] = v
+    }
+    return out
 }
 
 func stackInspect(_ args: Arguments) throws {

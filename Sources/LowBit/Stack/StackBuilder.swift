@@ -21,6 +21,11 @@ public enum StackBuilder {
         /// Per-tensor sensitivity (e.g. the loss change when the tensor loses a block); nil: the
         /// naive order (every tensor gets block i before any gets block i + 1).
         public var sensitivity: [String: Double]? = nil
+        /// With sensitivities: how many levels one tensor may run ahead of the least-advanced
+        /// one. 1 keeps level rounds (every tensor gets block i before any gets block i + 1) and
+        /// orders each round by score; larger values let sensitive tensors take deeper blocks
+        /// first, which on SmolLM2 starved the others (see `order`).
+        public var maxLead = 1
         public init() {}
     }
 
@@ -30,9 +35,12 @@ public enum StackBuilder {
     }
 
     /// Stack order, as (tensor, level) pairs. Level 0 of every tensor first. Then, without
-    /// sensitivities, level by level; with them, greedily the available next block with the
-    /// highest sensitivity × (scaled error energy it removes) / bytes, each tensor's levels in order.
-    public static func order(_ matrices: [DecomposedMatrix], sensitivity: [String: Double]?) -> [(Int, Int)] {
+    /// sensitivities, level by level in tensor order; with them, greedily the available next
+    /// block with the highest sensitivity × (scaled error energy it removes) / bytes, where a
+    /// block is available if its tensor is fewer than `maxLead` levels ahead of the least
+    /// advanced tensor. Unbounded lead (pure greedy) ordered SmolLM2 worse than the naive order:
+    /// one measured level does not predict what a tensor's first blocks are worth.
+    public static func order(_ matrices: [DecomposedMatrix], sensitivity: [String: Double]?, maxLead: Int = 1) -> [(Int, Int)] {
         var order = matrices.indices.map { ($0, 0) }
         let maxLevels = matrices.map(\.blocks.count).max() ?? 0
         guard let sensitivity else {
@@ -41,13 +49,15 @@ public enum StackBuilder {
         }
         var next = [Int](repeating: 1, count: matrices.count)
         while true {
+            let unfinished = matrices.indices.filter { next[$0] < matrices[$0].blocks.count }
+            guard let least = unfinished.map({ next[$0] }).min() else { break }
             var best: (score: Double, t: Int)? = nil
-            for t in matrices.indices where next[t] < matrices[t].blocks.count {
+            for t in unfinished where next[t] < least + max(maxLead, 1) {
                 let m = matrices[t]
                 let score = (sensitivity[m.name] ?? 1) * m.gains[next[t]] / Double(m.blockBytes)
                 if best == nil || score > best!.score { best = (score, t) }
             }
-            guard let b = best else { break }
+            let b = best!
             order.append((b.t, next[b.t]))
             next[b.t] += 1
         }
@@ -93,9 +103,9 @@ public enum StackBuilder {
     /// Orders decomposed matrices (by `options.sensitivity`, or naively) and writes the stack file
     /// atomically: how a stack is re-ordered once sensitivities have been measured on it.
     public static func write(_ matrices: [DecomposedMatrix], path: String, options: Options) throws {
-        let order = order(matrices, sensitivity: options.sensitivity)
+        let order = order(matrices, sensitivity: options.sensitivity, maxLead: options.maxLead)
         let metadata: [(String, StackFile.MetaValue)] = [
-            ("lowbit.stack.order", .string(options.sensitivity == nil ? "naive" : "sensitivity")),
+            ("lowbit.stack.order", .string(options.sensitivity == nil ? "naive" : "sensitivity, max lead \(options.maxLead)")),
             ("lowbit.stack.blocks", .u64(UInt64(options.blocks))),
             ("lowbit.version", .string(LowBitVersion.string)),
         ]
