@@ -184,3 +184,42 @@ final class FormatTests: XCTestCase {
         XCTAssertThrowsStatus(.io, try MatrixFile.save(try sampleMatrix(), to: "/nonexistent/dir/x.lbm"))
     }
 }
+
+/// Activation-aware scaling: the search keeps plain rounding among its candidates, prefers
+/// scaling when a few channels carry large activations, and the scaled layer computes W·x.
+final class ActivationAwareTests: XCTestCase {
+    func testSearchPrefersScalingForSalientChannelsAndNeverLosesToPlainRounding() throws {
+        var rng = TestRandom(seed: 61)
+        let rows = 24, cols = 128
+        let w = rng.normals(rows * cols)
+        var x = rng.normals(64 * cols)
+        for i in 0..<64 { for c in stride(from: 0, to: cols, by: 16) { x[i * cols + c] *= 30 } }  // salient channels
+        let stats = x.withUnsafeBufferPointer { ActivationAwareScaling.Statistics($0.baseAddress!, samples: 64, cols: cols) }
+        func weightedError(_ s: [Float]) throws -> Double {
+            var scaled = w
+            for r in 0..<rows { for c in 0..<cols { scaled[r * cols + c] *= s[c] } }
+            let back = try quantized(scaled, rows: rows, cols: cols, type: .integer(bits: 3), groupSize: 64).dequantized()
+            var e = 0.0
+            for r in 0..<rows { for c in 0..<cols { let d = Double(w[r * cols + c] - back[r * cols + c] / s[c]); e += Double(stats.meanSquare[c]) * d * d } }
+            return e
+        }
+        let (scales, alpha) = try w.withUnsafeBufferPointer {
+            try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: .integer(bits: 3), groupSize: 64, statistics: stats)
+        }
+        XCTAssertEqual(scales.count, cols)
+        XCTAssertGreaterThan(alpha, 0)
+        XCTAssertGreaterThan(scales[0], scales[1], "salient channels are scaled up")
+        XCTAssertLessThan(try weightedError(scales), try weightedError([Float](repeating: 1, count: cols)))
+        // Equal channels: every candidate is s = 1, and the first (α = 0) is kept.
+        let flat = ActivationAwareScaling.Statistics([Float](repeating: 1, count: 4 * cols), samples: 4, cols: cols)
+        let (ones, zero) = try w.withUnsafeBufferPointer {
+            try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: .integer(bits: 4), groupSize: 32, statistics: flat)
+        }
+        XCTAssertEqual(zero, 0)
+        XCTAssertEqual(ones, [Float](repeating: 1, count: cols))
+        XCTAssertThrowsStatus(.invalidArgument, try w.withUnsafeBufferPointer {
+            try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: .integer(bits: 4), groupSize: 32,
+                                              statistics: ActivationAwareScaling.Statistics([Float](repeating: 1, count: 64), samples: 1, cols: 64))
+        })
+    }
+}

@@ -31,7 +31,7 @@ final class StackTests: XCTestCase {
         XCTAssertEqual(Decomposer.rank(rows: 64, cols: 64, factorShare: 0.01), 1)
     }
 
-    func buildSample(blocks: Int = 4, sensitivity: [String: Double]? = nil) throws -> (String, [String: [Float]]) {
+    func buildSample(blocks: Int = 4, sensitivity: [String: Double]? = nil, maxLead: Int = 1) throws -> (String, [String: [Float]]) {
         var rng = TestRandom(seed: 52)
         let shapes = [("a", 40, 96), ("b", 33, 64)]
         var weights: [String: [Float]] = [:]
@@ -41,6 +41,7 @@ final class StackTests: XCTestCase {
         options.blocks = blocks
         options.maxRank = 4
         options.sensitivity = sensitivity
+        options.maxLead = maxLead
         let a = weights["a"]!, b = weights["b"]!
         try a.withUnsafeBufferPointer { ap in
             try b.withUnsafeBufferPointer { bp in
@@ -137,7 +138,7 @@ final class StackTests: XCTestCase {
     }
 
     func testSensitivityOrderKeepsLevelZeroFirst() throws {
-        let (path, _) = try buildSample(sensitivity: ["a": 10, "b": 0.1])
+        let (path, _) = try buildSample(sensitivity: ["a": 10, "b": 0.1], maxLead: 4)
         defer { unlink(path) }
         let stack = try Stack(path: path, budget: Int.max)
         let order = stack.index.blocks.map { ($0.tensor, $0.level) }
@@ -163,6 +164,22 @@ final class StackTests: XCTestCase {
         XCTAssertEqual(s["a"]!, 0.2 / matrices[0].gains[1], accuracy: 1e-12)
         XCTAssertEqual(s["b"]!, 0.01 * 0.2 / matrices[1].gains[1], accuracy: 1e-12, "floored at 1% of the mean increase")
         XCTAssertEqual(s["c"], [s["a"]!, s["b"]!].sorted()[1], "unmeasured: the median")
+    }
+
+    /// With a lead of 1 the order keeps level rounds (sorted by score inside each); a larger lead
+    /// lets the more sensitive tensor run ahead.
+    func testMaxLeadBoundsHowFarATensorRunsAhead() throws {
+        var rng = TestRandom(seed: 58)
+        let w = rng.normals(40 * 96)
+        let matrices = try w.withUnsafeBufferPointer { wp in
+            try ["a", "b"].map { try Decomposer.decompose(wp.baseAddress!, rows: 40, cols: 96, blocks: 4, rank: 2, scaling: nil, name: $0) { _ in } }
+        }
+        let sensitivity = ["a": 1.0, "b": 1e6]
+        let rounds = StackBuilder.order(matrices, sensitivity: sensitivity, maxLead: 1)
+        XCTAssertEqual(rounds.map(\.1), [0, 0, 1, 1, 2, 2, 3, 3])
+        XCTAssertEqual(rounds[2].0, 1, "inside a round, the higher score first")
+        let greedy = StackBuilder.order(matrices, sensitivity: sensitivity, maxLead: 8)
+        XCTAssertEqual(greedy.prefix(5).map(\.0), [0, 1, 1, 1, 1], "unbounded: b takes all its blocks first")
     }
 
     func testMalformedStackFilesAreRejected() throws {
