@@ -30,6 +30,19 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
     }
 }
 
+@c public func lowbit_model_open_calibrated(_ path: UnsafePointer<CChar>?, _ bits: Int32, _ groupSize: Int32, _ kernel: Int32,
+                                            _ calibrationText: UnsafePointer<CChar>?,
+                                            _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+    guarded {
+        let path = try cString(path, "path"), text = try cString(calibrationText, "calibration_text"), out = try required(out, "out")
+        let g = groupSize == 0 ? 64 : Int(groupSize)
+        guard supportedGroupSizes.contains(g) else { throw LowBitError(.unsupported, "unsupported group size \(g): use 32, 64 or 128") }
+        let choice = WeightChoice.requantized(type: try WeightType(code: bits), groupSize: g, kernel: try KernelFamily(code: kernel),
+                                              calibration: text)
+        out.pointee = Unmanaged.passRetained(try LlamaModel.load(path: path, weights: choice)).toOpaque()
+    }
+}
+
 @c public func lowbit_model_close(_ m: UnsafeMutableRawPointer?) {
     if let m { Unmanaged<LlamaModel>.fromOpaque(m).release() }
 }

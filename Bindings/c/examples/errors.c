@@ -31,6 +31,12 @@ int main(void) {
     expect("GPTQ 3-bit", lowbit_matrix_from_gptq((int32_t *)w, 10, (int32_t *)w, 10, w, 10, 32, 32, 3, 32, 0, &m), LOWBIT_ERROR_UNSUPPORTED);
     if (m != NULL) { printf("a failed call wrote *out\n"); return 1; }
 
+    expect("mixed 2-bit types", lowbit_matrix_quantize(w, 512, 4, 128, 202, 64, 0, &m), LOWBIT_ERROR_UNSUPPORTED);
+    lowbit_model *model = NULL;
+    expect("NULL calibration text", lowbit_model_open_calibrated("m.gguf", 4, 64, LOWBIT_KERNEL_AUTO, NULL, &model), LOWBIT_ERROR_NULL_POINTER);
+    expect("missing model file", lowbit_model_open_calibrated("/nonexistent.gguf", 4, 64, LOWBIT_KERNEL_AUTO, "text", &model), LOWBIT_ERROR_IO);
+    expect("valid mixed 4-bit", lowbit_matrix_quantize(w, 512, 4, 128, LOWBIT_BITS_MIXED4, 64, 0, &m), LOWBIT_OK);
+    lowbit_matrix_free(m);
     expect("valid quantize", lowbit_matrix_quantize(w, 512, 4, 128, 3, 64, LOWBIT_QUANT_SYMMETRIC, &m), LOWBIT_OK);
     for (int i = 0; i < 4; i++) y[i] = 42.0f;
     expect("NULL matrix", lowbit_matrix_matmul(NULL, x, 128, 1, y, 4, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_NULL_POINTER);

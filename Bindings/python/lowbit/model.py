@@ -22,8 +22,19 @@ class Model(Handle):
         self.path = str(path)
 
     @classmethod
-    def open(cls, path, weights="q4_1", bits=None, group_size=64, kernel="auto", stack=None, budget=None):
+    def open(cls, path, weights="q4_1", bits=None, group_size=64, kernel="auto", stack=None, budget=None,
+             calibration=None):
+        """calibration: text (str) for activation-aware requantization; needs bits=."""
         from . import ArgumentError, _bits_code, _check, _int, _kernel_code
+        if calibration is not None:
+            if bits is None or stack is not None:
+                raise ArgumentError("calibration= applies to requantized weights: give bits= (and no stack=)")
+            if not isinstance(calibration, str):
+                raise ArgumentError("calibration must be text (str)")
+            handle = ctypes.c_void_p()
+            _check(_lib.lowbit_model_open_calibrated(os.fsencode(path), _bits_code(bits), _int(group_size, "group_size"),
+                                                     _kernel_code(kernel), calibration.encode(), ctypes.byref(handle)))
+            return cls(handle.value, path)
         stack_path = None
         if stack is not None:
             if budget is None:
