@@ -7,9 +7,9 @@ import LowBitModel
 /// `lowbit report`: the README's table — perplexity, decode speed and weight memory of the model
 /// for each way of holding its weights, measured in one run.
 func runReport(_ args: Arguments) throws {
-    try args.allow(["model", "text", "chunks", "ctx", "stack", "budgets", "threads", "decode"])
+    try args.allow(["model", "text", "chunks", "ctx", "stack", "budgets", "threads", "decode", "calibration-text"])
     guard let path = args.options["model"], let textPath = args.options["text"] else {
-        throw CLIError("usage: lowbit report --model FILE.gguf --text FILE [--chunks 2] [--stack FILE.lbs --budgets 60MB,75MB,90MB]")
+        throw CLIError("usage: lowbit report --model FILE.gguf --text FILE [--chunks 2] [--calibration-text FILE] [--stack FILE.lbs --budgets 60MB,75MB,90MB]")
     }
     let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
     let chunks = try args.int("chunks", default: 2), ctx = try args.int("ctx", default: 512), decode = try args.int("decode", default: 32)
@@ -20,6 +20,13 @@ func runReport(_ args: Arguments) throws {
         ("3-bit g64", .requantized(type: .integer(bits: 3), groupSize: 64, kernel: .auto)),
         ("2-bit g64", .requantized(type: .integer(bits: 2), groupSize: 64, kernel: .auto)),
     ]
+    if let calibrationPath = args.options["calibration-text"] {
+        // Activation-aware rows, calibrated on a text other than the evaluation text.
+        let calibration = String(decoding: try FileIO.read(calibrationPath), as: UTF8.self)
+        for bits in [4, 3, 2] {
+            configs.append(("\(bits)-bit g64 aware", .requantized(type: .integer(bits: bits), groupSize: 64, kernel: .auto, calibration: calibration)))
+        }
+    }
     if let stack = args.options["stack"] {
         for b in args.strings("budgets", default: ["60MB", "75MB", "90MB"]) {
             configs.append(("bitstack @ \(b)", .stack(path: stack, budget: try parseSize(b))))
