@@ -135,46 +135,30 @@ public final class QuantizedMatrix: @unchecked Sendable {
 
     // MARK: kernel layouts
 
-    /// The LUT kernel's permuted copy of the codes, packed on first use (once, under a lock).
-    public func lutLayout() throws -> LUTLayout {
-        try lutLayoutCache.withLock { cached in
-            if let layout = cached { return layout }
-            let layout = try LUTLayout(packing: self)
-            cached = layout
-            return layout
+    /// The value in `cache`, made by `make` on first use (once, under the cache's lock).
+    private func once<T>(_ cache: borrowing Mutex<T?>, _ make: () throws -> T) throws -> T {
+        try cache.withLock { cached in
+            if let value = cached { return value }
+            let value = try make()
+            cached = value
+            return value
         }
     }
 
-    /// The dequant kernel's row-interleaved copy of the codes, packed on first use (once, under a lock).
-    public func dequantLayout() throws -> DequantLayout {
-        try dequantLayoutCache.withLock { cached in
-            if let layout = cached { return layout }
-            let layout = try DequantLayout(packing: self)
-            cached = layout
-            return layout
-        }
-    }
+    /// The LUT kernel's permuted copy of the codes, packed on first use.
+    public func lutLayout() throws -> LUTLayout { try once(lutLayoutCache) { try LUTLayout(packing: self) } }
 
-    /// The AVX2 bit-serial kernel's row-wide planes, packed on first use (once, under a lock).
-    public func bitSerialLayout() throws -> BitSerialLayout {
-        try bitSerialLayoutCache.withLock { cached in
-            if let layout = cached { return layout }
-            let layout = try BitSerialLayout(packing: self)
-            cached = layout
-            return layout
-        }
-    }
+    /// The dequant kernel's row-interleaved copy of the codes, packed on first use.
+    public func dequantLayout() throws -> DequantLayout { try once(dequantLayoutCache) { try DequantLayout(packing: self) } }
+
+    /// The AVX2 bit-serial kernel's row-wide planes, packed on first use.
+    public func bitSerialLayout() throws -> BitSerialLayout { try once(bitSerialLayoutCache) { try BitSerialLayout(packing: self) } }
 
     /// For a mixed matrix, the integer matrix of value codes its products run on (built on first
     /// use, once); for any other matrix, the matrix itself.
     public func valueCodes() throws -> QuantizedMatrix {
         guard type.isMixed else { return self }
-        return try valueCodesCache.withLock { cached in
-            if let view = cached { return view }
-            let view = try buildValueCodes()
-            cached = view
-            return view
-        }
+        return try once(valueCodesCache) { try buildValueCodes() }
     }
 
     /// Families whose kernel layout is packed now.
