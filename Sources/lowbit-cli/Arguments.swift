@@ -7,7 +7,7 @@ struct Arguments {
     var flags: Set<String> = []
 
     /// Options that take no value.
-    static let booleanFlags: Set<String> = ["json", "help", "version", "symmetric", "full", "verify", "chat", "with-output", "type-errors"]
+    static let booleanFlags: Set<String> = ["json", "help", "version", "symmetric", "full", "verify", "chat", "with-output", "type-errors", "raw-sensitivity"]
 
     init(_ args: ArraySlice<String>) throws {
         var i = args.startIndex

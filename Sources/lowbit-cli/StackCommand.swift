@@ -62,7 +62,7 @@ func progressBar(_ done: Int, _ total: Int, _ label: String) {
 
 func stackBuild(_ args: Arguments) throws {
     try args.allow(["blocks", "rank", "factor-share", "calibration", "random", "threads", "model", "with-output",
-                    "sensitivity-text", "sensitivity-level", "sensitivity-tokens", "calibration-text", "sensitivity-cache", "max-lead"])
+                    "sensitivity-text", "sensitivity-level", "sensitivity-tokens", "calibration-text", "sensitivity-cache", "max-lead", "raw-sensitivity"])
     guard args.words.count >= 3 else { throw CLIError("stack build: give the output path\n\(stackUsage)") }
     let out = args.words[2]
     var tensors: [(String, [Float], Int, Int)] = []
@@ -136,7 +136,8 @@ func stackBuild(_ args: Arguments) throws {
                 try FileIO.writeAtomically(Array((lines.joined(separator: "\n") + "\n").utf8), to: cache)
             }
         }
-        options.sensitivity = StackBuilder.sensitivities(matrices, lossIncrease: increase, level: level)
+        let smoothed = args.flags.contains("raw-sensitivity") ? increase : StackSensitivity.smoothed(increase)
+        options.sensitivity = StackBuilder.sensitivities(matrices, lossIncrease: smoothed, level: level)
         options.maxLead = try args.int("max-lead", default: 1)
         try StackBuilder.write(matrices, path: out, options: options)
         orderNote = "sensitivity order (\(increase.count) tensors measured at level \(level) in \(fmt(monotonicSeconds() - t1, 1)) s)"

@@ -217,3 +217,25 @@ final class SmolLM2Tests: XCTestCase {
         XCTAssertLessThan(b, a * 0.8, "3-bit g64: plain \(a), activation-aware \(b)")
     }
 }
+
+final class StackSensitivitySmoothingTests: XCTestCase {
+    /// Noisy per-matrix increases become layer mean × kind mean / overall mean; other names keep theirs.
+    func testSmoothingFitsLayerTimesKind() {
+        var raw: [String: Double] = [:]
+        let layerFactor = [2.0, 1.0, 0.5], kindFactor = ["ffn_down": 3.0, "attn_q": 1.0]
+        for (l, a) in layerFactor.enumerated() {
+            for (k, b) in kindFactor { raw["blk.\(l).\(k).weight"] = a * b }
+        }
+        raw["blk.1.attn_q.weight"] = -0.2  // noise below zero
+        raw["output.weight"] = 7
+        let s = StackSensitivity.smoothed(raw)
+        let blocks = raw.filter { $0.key.hasPrefix("blk.") }.values
+        let mean = blocks.reduce(0, +) / Double(blocks.count)
+        XCTAssertEqual(s["output.weight"], 7)
+        let layer1 = (3.0 - 0.2) / 2, attnQ = (2.0 - 0.2 + 0.5) / 3
+        XCTAssertEqual(s["blk.1.attn_q.weight"]!, layer1 * attnQ / mean, accuracy: 1e-12)
+        XCTAssertGreaterThan(s["blk.1.attn_q.weight"]!, 0, "no tensor keeps a negative score")
+        XCTAssertGreaterThan(s["blk.0.ffn_down.weight"]!, s["blk.2.ffn_down.weight"]!)
+        XCTAssertGreaterThan(s["blk.0.ffn_down.weight"]!, s["blk.0.attn_q.weight"]!)
+    }
+}
