@@ -65,7 +65,9 @@ public final class LlamaModel: @unchecked Sendable {
     /// Mutable only through `replaceLinear`, which stack sensitivity uses before any forward runs.
     private(set) var layers: [Layer]
     let outputNorm: [Float]
-    let output: Linear
+    private(set) var output: Linear
+    /// The output projection's tensor: token_embd.weight when tied, else output.weight.
+    let outputName: String
     /// token_embd as stored (Q8_0 or other ggml type) for row lookups.
     let embeddingBytes: [UInt8]
     let embeddingType: GGUFFile.TensorType
@@ -162,6 +164,7 @@ public final class LlamaModel: @unchecked Sendable {
         embeddingType = embd.type
         // Tied embeddings: the output projection is token_embd unless the file has output.weight.
         let outputName = (try? g.tensor("output.weight")) != nil ? "output.weight" : "token_embd.weight"
+        self.outputName = outputName
         if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
             // A stack without the output: the output runs as a 4-bit lowbit matrix.
             output = try requantize(g.dequantized(try g.tensor(outputName)), c.vocabulary, e, .integer(bits: 4), 32, .auto)
@@ -170,7 +173,7 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// The transformer linear layer of that GGUF name.
+    /// The linear layer of that GGUF name (a transformer layer's, or the output projection).
     func linear(_ name: String) throws -> Linear {
         var found: Linear? = nil
         try withLayerSlot(name) { found = $0 }
@@ -190,6 +193,7 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     private func withLayerSlot(_ name: String, _ body: (inout Linear) throws -> Void) throws {
+        if name == outputName { return try body(&output) }
         let parts = name.split(separator: ".")
         guard parts.count == 4, parts[0] == "blk", parts[3] == "weight", let i = Int(parts[1]), layers.indices.contains(i) else {
             throw LowBitError(.invalidArgument, "no transformer linear layer named '\(name)'")

@@ -95,8 +95,9 @@ extension StackSensitivity {
     }
 }
 
-/// The inputs every transformer linear layer sees on calibration text, for BitStack's
-/// activation-aware scaling (per input channel, the mean L2 norm over these rows).
+/// The inputs every linear layer sees on calibration text, for BitStack's activation-aware
+/// scaling (per input channel, the mean L2 norm over these rows) and activation-aware
+/// requantization.
 public enum CalibrationActivations {
     /// A float layer that keeps a copy of every input row it is given.
     final class Recorder: Linear, @unchecked Sendable {
@@ -112,8 +113,8 @@ public enum CalibrationActivations {
         }
     }
 
-    /// Input rows (tokens × cols) per linear layer name, from the reference model run over the
-    /// first `tokens` tokens of `text`.
+    /// Input rows (tokens × cols) per linear layer name (and the output projection's), from the
+    /// reference model run over the first `tokens` tokens of `text`.
     public static func record(modelPath: String, text: String, tokens count: Int = 256) throws -> [String: (rows: [Float], samples: Int)] {
         try record(gguf: try GGUFFile(path: modelPath), text: text, tokens: count)
     }
@@ -131,7 +132,10 @@ public enum CalibrationActivations {
                 recorders[full] = recorder
             }
         }
-        _ = try model.forward(tokens, cache: model.makeCache(capacity: tokens.count), logitRows: 0..<1)
+        let output = Recorder(try model.linear(model.outputName))
+        try model.replaceLinear(model.outputName, with: output)
+        recorders[model.outputName] = output
+        _ = try model.forward(tokens, cache: model.makeCache(capacity: tokens.count), logitRows: 0..<tokens.count)
         return recorders.mapValues { ($0.rowsSeen, tokens.count) }
     }
 }
