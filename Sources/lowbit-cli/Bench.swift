@@ -120,7 +120,11 @@ func runBench(_ args: Arguments) throws {
                 }
                 if !json { print("lut tables for one activation row of \(cols): \(formatTime(t.median)) (1 thread)") }
             }
-            for family in families where !(family == .lut && m.valueCodesBits > 4) {
+            for family in families {
+                if family == .lut, m.valueCodesBits > 4 {
+                    if !json { print("\(type): no lut case (its \(m.valueCodesBits)-bit value codes are wider than the LUT kernel's 4 bits)") }
+                    continue
+                }
                 try m.prepare(family)
                 let bytes = try m.kernelByteCount(family == .auto ? (m.valueCodesBits <= 4 ? .lut : .dequant) : family)
                 let copies = memory == .hot ? 1 : max(2, (96 << 20) / bytes + 1)
