@@ -278,6 +278,13 @@ LOWBIT_API lowbit_status lowbit_model_generate(const lowbit_model *m, const char
  * each scored on its second half. */
 LOWBIT_API lowbit_status lowbit_model_perplexity(const lowbit_model *m, const char *text, int32_t ctx, int32_t chunks,
                                                  double *out);
+/* Runs token ids tokens[0..n) from an empty context and writes the hidden states after the
+ * embedding and after each layer: (layers + 1) x n x hidden floats, row-major (out_len at least
+ * that; *layers and *hidden, if not NULL, receive the sizes, also when out_len is too small and
+ * the call fails with LOWBIT_ERROR_SIZE_MISMATCH). For checking the forward pass against an
+ * independent implementation layer by layer. */
+LOWBIT_API lowbit_status lowbit_model_trace(const lowbit_model *m, const int32_t *tokens, int64_t n,
+                                            float *out, int64_t out_len, int32_t *layers, int32_t *hidden);
 /* Changes the budget of a BitStack model (see lowbit_stack_set_budget); other models: an error. */
 LOWBIT_API lowbit_status lowbit_model_set_budget(lowbit_model *m, uint64_t budget);
 /* Bytes of weights the model holds now. */

@@ -86,3 +86,23 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
         out.pointee = UInt64(mdl.weightBytes)
     }
 }
+
+@c public func lowbit_model_trace(_ m: UnsafeRawPointer?, _ tokens: UnsafePointer<Int32>?, _ n: Int64,
+                                  _ out: UnsafeMutablePointer<Float>?, _ outLen: Int64,
+                                  _ layers: UnsafeMutablePointer<Int32>?, _ hidden: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guarded {
+        let model = try model(m), tokens = try required(tokens, "tokens"), out = try required(out, "out")
+        let c = model.config
+        guard n > 0, n <= Int64(c.contextLength) else {
+            throw LowBitError(.invalidArgument, "token count \(n) must be 1...\(c.contextLength)")
+        }
+        layers?.pointee = Int32(c.layers)
+        hidden?.pointee = Int32(c.embedding)
+        let count = try checkedProduct(c.layers + 1, Int(n), c.embedding, what: "trace")
+        try checkLength(outLen, atLeast: count, "out")
+        let ids = (0..<Int(n)).map { Int(tokens[$0]) }
+        var states: [[Float]] = []
+        _ = try model.forward(ids, cache: model.makeCache(capacity: ids.count), logitRows: 0..<0) { _, x in states.append(x) }
+        for (l, x) in states.enumerated() { for i in 0..<x.count { out[l * x.count + i] = x[i] } }
+    }
+}

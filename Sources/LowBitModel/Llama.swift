@@ -256,8 +256,11 @@ public final class LlamaModel: @unchecked Sendable {
     public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
 
     /// Runs `tokens` at positions cache.count ..< cache.count + n, appending to the cache, and
-    /// returns the logits (vocabulary floats per row) of the rows in `logitRows`.
-    public func forward(_ tokens: [Int], cache: KVCache, logitRows: Range<Int>? = nil) throws -> [Float] {
+    /// returns the logits (vocabulary floats per row) of the rows in `logitRows`. `trace`, if
+    /// given, sees the hidden states (n × embedding) after the embedding (0) and after each
+    /// layer (1 ... layers): how independent implementations check this one layer by layer.
+    public func forward(_ tokens: [Int], cache: KVCache, logitRows: Range<Int>? = nil,
+                        trace: ((Int, [Float]) -> Void)? = nil) throws -> [Float] {
         let c = config, n = tokens.count, e = c.embedding, kvDim = c.kvHeads * c.headDim
         guard n > 0 else { return [] }
         guard cache.count + n <= cache.capacity else {
@@ -267,6 +270,7 @@ public final class LlamaModel: @unchecked Sendable {
         let start = cache.count
         var x = [Float](repeating: 0, count: n * e)
         x.withUnsafeMutableBufferPointer { xp in for (i, t) in tokens.enumerated() { embed(t, into: xp.baseAddress! + i * e) } }
+        trace?(0, x)
         var h = [Float](repeating: 0, count: n * e), q = [Float](repeating: 0, count: n * e)
         var k = [Float](repeating: 0, count: n * kvDim), v = [Float](repeating: 0, count: n * kvDim)
         var attn = [Float](repeating: 0, count: n * e), o = [Float](repeating: 0, count: n * e)
@@ -288,6 +292,7 @@ public final class LlamaModel: @unchecked Sendable {
             for i in 0..<(n * c.feedForward) { gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] }
             try layer.down.forward(gate, n: n, into: &o)
             for i in 0..<(n * e) { x[i] += o[i] }
+            trace?(li + 1, x)
         }
         cache.count += n
         let rows = logitRows ?? (n - 1)..<n

@@ -68,6 +68,26 @@ class Model(Handle):
             _check(status)
             return prompt + buf.value.decode("utf-8", "replace")
 
+    def trace(self, tokens):
+        """Hidden states after the embedding and after each layer for token ids `tokens` run
+        from an empty context: float32 array (layers + 1, len(tokens), hidden)."""
+        import numpy as np
+        from . import ArgumentError, _check
+        ids = np.ascontiguousarray(np.asarray(tokens, dtype=np.int32))
+        if ids.ndim != 1 or ids.size == 0:
+            raise ArgumentError("tokens must be a non-empty 1-D sequence of token ids")
+        ids_ptr = ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+        layers, hidden = ctypes.c_int32(), ctypes.c_int32()
+        probe = (ctypes.c_float * 1)()
+        # A call with no room reports the sizes (and fails with SIZE_MISMATCH); then the real call.
+        status = _lib.lowbit_model_trace(self._live(), ids_ptr, ids.size, probe, 0, ctypes.byref(layers), ctypes.byref(hidden))
+        if status != 4:
+            _check(status)
+        out = np.empty((layers.value + 1, ids.size, hidden.value), dtype=np.float32)
+        _check(_lib.lowbit_model_trace(self._live(), ids_ptr, ids.size, out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                       out.size, None, None))
+        return out
+
     def perplexity(self, text, ctx=512, chunks=None):
         """Perplexity by llama-perplexity's protocol (chunks of ctx tokens, second halves scored)."""
         from . import _check, _int

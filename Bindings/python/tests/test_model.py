@@ -51,3 +51,19 @@ def test_activation_aware_requantization():
     with pytest.raises(lowbit.LowbitError) as e:
         lowbit.Model.open(MODEL, bits=3, calibration="too short")
     assert "16 or more" in str(e.value)
+
+
+def test_reference_runner_matches_an_independent_numpy_forward_pass_layer_by_layer():
+    from numpy_llama import hidden_states
+    tokens = [1, 504, 3458, 314, 1915, 28, 216, 2000, 17, 5]
+    expected = hidden_states(MODEL, tokens)
+    with lowbit.Model.open(MODEL, weights="reference") as ref:
+        got = ref.trace(tokens)
+    assert got.shape == expected.shape == (31, len(tokens), 576)
+    for layer in range(expected.shape[0]):
+        rel = np.linalg.norm(got[layer] - expected[layer]) / np.linalg.norm(expected[layer])
+        assert rel <= 1e-4, (layer, rel)
+    with pytest.raises(lowbit.ArgumentError):
+        ref.trace([])
+    with lowbit.Model.open(MODEL, weights="reference") as ref, pytest.raises(lowbit.LowbitError):
+        ref.trace([1, 10 ** 6])                           # outside the vocabulary

@@ -1,0 +1,116 @@
+"""An independent float64 Llama forward pass in numpy, reading the GGUF file itself: the check
+the runner is held to, layer by layer (test_model.py). Only what SmolLM2 needs: F32, Q8_0 and
+Q4_1 tensors, RMSNorm, RoPE on adjacent pairs (llama.cpp's mode 0), grouped-query attention,
+SiLU-gated feed-forward."""
+import struct
+
+import numpy as np
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+class GGUF:
+    def __init__(self, path):
+        self.data = open(path, "rb").read()
+        self.pos = 0
+        assert self._take(4) == b"GGUF"
+        version, n_tensors, n_kv = struct.unpack("<IQQ", self._take(20))
+        assert version in (2, 3)
+        self.meta = {}
+        for _ in range(n_kv):
+            key = self._string()
+            self.meta[key] = self._value(struct.unpack("<I", self._take(4))[0])
+        self.tensors = {}
+        for _ in range(n_tensors):
+            name = self._string()
+            n_dims = struct.unpack("<I", self._take(4))[0]
+            dims = struct.unpack(f"<{n_dims}Q", self._take(8 * n_dims))
+            kind, offset = struct.unpack("<IQ", self._take(12))
+            self.tensors[name] = (dims, kind, offset)
+        align = self.meta.get("general.alignment", 32)
+        self.start = (self.pos + align - 1) // align * align
+
+    def _take(self, n):
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def _string(self):
+        n = struct.unpack("<Q", self._take(8))[0]
+        return self._take(n).decode("utf-8")
+
+    def _value(self, kind):
+        if kind == 8:
+            return self._string()
+        if kind == 9:
+            inner, count = struct.unpack("<IQ", self._take(12))
+            return [self._value(inner) for _ in range(count)]
+        fmt = _SCALARS[kind]
+        return struct.unpack(fmt, self._take(struct.calcsize(fmt)))[0]
+
+    def array(self, name):
+        """The tensor as float64, shape (rows, cols) = (dims[1], dims[0]) for matrices."""
+        dims, kind, offset = self.tensors[name]
+        count = int(np.prod(dims))
+        base = self.start + offset
+        if kind == 0:
+            values = np.frombuffer(self.data, dtype="<f4", count=count, offset=base).astype(np.float64)
+        elif kind == 8:   # Q8_0: f16 d, 32 int8
+            blocks = np.frombuffer(self.data, dtype=np.uint8, count=count // 32 * 34, offset=base).reshape(-1, 34)
+            d = blocks[:, :2].copy().view("<f2").astype(np.float64)
+            values = (d * blocks[:, 2:].view(np.int8).astype(np.float64)).reshape(-1)
+        elif kind == 3:   # Q4_1: f16 d, f16 m, 16 bytes of nibbles (low: weights 0-15, high: 16-31)
+            blocks = np.frombuffer(self.data, dtype=np.uint8, count=count // 32 * 20, offset=base).reshape(-1, 20)
+            d = blocks[:, 0:2].copy().view("<f2").astype(np.float64)
+            m = blocks[:, 2:4].copy().view("<f2").astype(np.float64)
+            q = np.concatenate([blocks[:, 4:] & 15, blocks[:, 4:] >> 4], axis=1).astype(np.float64)
+            values = (d * q + m).reshape(-1)
+        else:
+            raise ValueError(f"tensor type {kind} not handled here")
+        return values.reshape(tuple(reversed(dims))) if len(dims) > 1 else values
+
+
+def hidden_states(path, tokens):
+    """Hidden states (layers + 1, n, hidden): after the embedding, then after each layer."""
+    g = GGUF(path)
+    meta = g.meta
+    layers, heads = meta["llama.block_count"], meta["llama.attention.head_count"]
+    kv_heads = meta.get("llama.attention.head_count_kv", heads)
+    eps = meta.get("llama.attention.layer_norm_rms_epsilon", 1e-5)
+    base = meta.get("llama.rope.freq_base", 10000.0)
+    x = g.array("token_embd.weight")[np.asarray(tokens)]
+    n, e = x.shape
+    d = e // heads
+
+    def norm(v, w):
+        return v / np.sqrt(np.mean(v * v, axis=1, keepdims=True) + eps) * w
+
+    def rope(v, count):
+        v = v.reshape(n, count, d // 2, 2).copy()
+        angle = np.arange(n)[:, None] * base ** (-2.0 * np.arange(d // 2) / d)
+        cos, sin = np.cos(angle)[:, None, :], np.sin(angle)[:, None, :]
+        a, b = v[..., 0].copy(), v[..., 1].copy()
+        v[..., 0], v[..., 1] = a * cos - b * sin, a * sin + b * cos
+        return v.reshape(n, count * d)
+
+    states = [x.copy()]
+    causal = np.triu(np.full((n, n), -np.inf), k=1)
+    for i in range(layers):
+        p = f"blk.{i}."
+        h = norm(x, g.array(p + "attn_norm.weight"))
+        q = rope(h @ g.array(p + "attn_q.weight").T, heads)
+        k = rope(h @ g.array(p + "attn_k.weight").T, kv_heads)
+        v = h @ g.array(p + "attn_v.weight").T
+        out = np.zeros((n, e))
+        for head in range(heads):
+            kvh = head // (heads // kv_heads)
+            qh, kh, vh = q[:, head * d:(head + 1) * d], k[:, kvh * d:(kvh + 1) * d], v[:, kvh * d:(kvh + 1) * d]
+            scores = qh @ kh.T / np.sqrt(d) + causal
+            weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+            out[:, head * d:(head + 1) * d] = (weights / weights.sum(axis=1, keepdims=True)) @ vh
+        x = x + out @ g.array(p + "attn_output.weight").T
+        h = norm(x, g.array(p + "ffn_norm.weight"))
+        gate, up = h @ g.array(p + "ffn_gate.weight").T, h @ g.array(p + "ffn_up.weight").T
+        x = x + (gate / (1 + np.exp(-gate)) * up) @ g.array(p + "ffn_down.weight").T
+        states.append(x.copy())
+    return np.stack(states)
