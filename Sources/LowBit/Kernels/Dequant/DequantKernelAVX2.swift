@@ -35,19 +35,31 @@ enum DequantKernelAVX2 {
         }
     }
 
-    /// Σ over one step of q·qa for one activation row: 8/width sub-steps of 4 columns (one for
-    /// width 8, whose bytes are the codes).
+    /// Σ over one step of q·qa for one activation row, as int16 pairs: 8/width sub-steps of 4
+    /// columns (one for width 8, whose bytes are the codes). Per lane at most 2·15·127·2 = 7620
+    /// (width 4), 3048 (width 2) or 7874 (width 8), so two steps add up in int16 safely.
     @inline(__always)
-    static func stepDot(width: Int, _ q: (__m256i, __m256i, __m256i, __m256i), _ a: UnsafePointer<Int8>) -> __m256i {
+    static func stepDot16(width: Int, _ q: (__m256i, __m256i, __m256i, __m256i), _ a: UnsafePointer<Int8>) -> __m256i {
         @inline(__always) func four(_ p: UnsafePointer<Int8>) -> __m256i {
             _mm256_set1_epi32(UnsafeRawPointer(p).loadUnaligned(as: Int32.self))
         }
-        if width == 8 { return _mm256_madd_epi16(_mm256_maddubs_epi16(q.0, four(a)), _mm256_set1_epi16(1)) }
+        if width == 8 { return _mm256_maddubs_epi16(q.0, four(a)) }
         var s = _mm256_add_epi16(_mm256_maddubs_epi16(q.0, four(a)), _mm256_maddubs_epi16(q.1, four(a + 4)))
         if width == 2 {
             s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_maddubs_epi16(q.2, four(a + 8)), _mm256_maddubs_epi16(q.3, four(a + 12))))
         }
-        return _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+        return s
+    }
+
+    /// The codes of one step, unpacked to bytes.
+    @inline(__always)
+    static func unpack(width: Int, _ p: UnsafeRawPointer, _ mask: __m256i) -> (__m256i, __m256i, __m256i, __m256i) {
+        let v = p.loadUnaligned(as: __m256i.self)
+        if width == 8 { return (v, v, v, v) }
+        return (_mm256_and_si256(v, mask),
+                _mm256_and_si256(_mm256_srli_epi16(v, Int32(width)), mask),
+                width == 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), mask) : v,
+                width == 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 6), mask) : v)
     }
 
     @inline(__always)
@@ -67,17 +79,30 @@ enum DequantKernelAVX2 {
         var y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0
         for g in 0..<groups {
             var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
-            for step in 0..<stepsPerGroup {
-                let v = (w + (g * stepsPerGroup + step) * 32).loadUnaligned(as: __m256i.self)
-                let q = width == 8 ? (v, v, v, v) : (_mm256_and_si256(v, mask),
-                         _mm256_and_si256(_mm256_srli_epi16(v, Int32(width)), mask),
-                         width == 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), mask) : v,
-                         width == 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 6), mask) : v)
+            let ones = _mm256_set1_epi16(1)
+            if tile == 1 {
+                // One activation row (N = 1, memory-bound): widening every step streamed from DRAM
+                // faster here (0.47 of read against 0.35 for the paired loop below).
+                for step in 0..<stepsPerGroup {
+                    let q = unpack(width: width, w + (g * stepsPerGroup + step) * 32, mask)
+                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(stepDot16(width: width, q, a0 + g * groupSize + step * columnsPerStep), ones))
+                }
+            } else {
+            // Steps in pairs (every group has an even number of steps): one widening per pair,
+            // for the compute-bound tiles of N > 1.
+            for step in stride(from: 0, to: stepsPerGroup, by: 2) {
+                let q = unpack(width: width, w + (g * stepsPerGroup + step) * 32, mask)
+                let r = unpack(width: width, w + (g * stepsPerGroup + step + 1) * 32, mask)
                 let k = g * groupSize + step * columnsPerStep
-                s0 = _mm256_add_epi32(s0, stepDot(width: width, q, a0 + k))
-                if tile > 1 { s1 = _mm256_add_epi32(s1, stepDot(width: width, q, a1 + k)) }
-                if tile > 2 { s2 = _mm256_add_epi32(s2, stepDot(width: width, q, a2 + k)) }
-                if tile > 3 { s3 = _mm256_add_epi32(s3, stepDot(width: width, q, a3 + k)) }
+                @inline(__always) func pair(_ a: UnsafePointer<Int8>) -> __m256i {
+                    _mm256_madd_epi16(_mm256_add_epi16(stepDot16(width: width, q, a + k),
+                                                       stepDot16(width: width, r, a + k + columnsPerStep)), ones)
+                }
+                s0 = _mm256_add_epi32(s0, pair(a0))
+                if tile > 1 { s1 = _mm256_add_epi32(s1, pair(a1)) }
+                if tile > 2 { s2 = _mm256_add_epi32(s2, pair(a2)) }
+                if tile > 3 { s3 = _mm256_add_epi32(s3, pair(a3)) }
+            }
             }
             let d = _mm256_loadu_ps(params + g * 16), m = _mm256_loadu_ps(params + g * 16 + 8)
             @inline(__always) func flush(_ yv: inout __m256, _ s: __m256i, _ base: UnsafeMutableRawPointer) {
