@@ -43,7 +43,10 @@ python_count=$(grep -oE '^[0-9]+ passed' "$logs/python-tests.log" | grep -oE '[0
 section "README examples"
 "$root/Tests/readme_examples.sh"
 
-# Swift tests, Python tests, the 3 C examples, the 3 ABI checks and the README examples (set -e
-# stops at the first failure, so reaching here means every one passed).
+section "CLI error cases"
+"$root/Tests/cli_errors.sh"
+
+# Swift tests, Python tests, the 3 C examples, the 3 ABI checks, the README examples and the CLI
+# error cases (set -e stops at the first failure, so reaching here means every one passed).
 echo
-echo "lowbit: $((swift_count + python_count + 3 + 3 + 1)) passed, 0 failed"
+echo "lowbit: $((swift_count + python_count + 3 + 3 + 1 + 1)) passed, 0 failed"

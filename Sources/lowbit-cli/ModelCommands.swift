@@ -9,6 +9,9 @@ let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kern
 /// --weights reference|q4_1, or --bits B [--group-size G] [--kernel K], or --stack PATH --budget SIZE.
 func weightChoice(_ args: Arguments) throws -> WeightChoice {
     let kernel = try KernelFamily(name: args.options["kernel"] ?? "auto")
+    if args.options["calibration-text"] != nil, args.options["bits"] == nil || args.options["stack"] != nil {
+        throw CLIError("--calibration-text applies to requantized weights: give --bits (and no --stack)")
+    }
     if let path = args.options["stack"] {
         guard let budget = args.options["budget"] else { throw CLIError("--stack needs --budget SIZE") }
         return .stack(path: path, budget: try parseSize(budget))

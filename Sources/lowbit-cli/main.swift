@@ -12,13 +12,15 @@ commands:
                        [--rows 4096] [--cols 4096] [--group-size 128] [--threads T]
   bench                kernel benchmark against a memory-read baseline (see `lowbit bench --help`)
   stack                BitStack: build, inspect and run memory-elastic weights (see `lowbit stack`)
-  gguf FILE            validate a GGUF file and list its metadata and tensors
+  gguf FILE            validate a GGUF file and list its metadata and tensors [--type-errors]
   run                  generate text: --model PATH --prompt TEXT [--chat] [-n N] [--temp T] [--top-p P]
   perplexity           --model PATH --text FILE [--ctx 512] [--chunks C]
-  report               --model PATH --text FILE [--chunks 2] [--stack FILE.lbs --budgets A,B,C]: the table
-                       of perplexity, decode speed and weight memory for every way of holding the weights
-                       run and perplexity take --weights reference|q4_1, or --bits 1|2|3|4|ternary
-                       [--group-size 64] [--kernel lut|bitserial|dequant|auto], or --stack PATH --budget SIZE
+  report               --model PATH --text FILE [--chunks 2] [--calibration-text FILE]
+                       [--stack FILE.lbs --budgets A,B,C]: the table of perplexity, decode speed and
+                       weight memory for every way of holding the weights
+                       run and perplexity take --weights reference|q4_1, or --bits 1|2|3|4|ternary|mixed3|mixed4
+                       [--group-size 64] [--kernel lut|bitserial|dequant|auto] [--calibration-text FILE
+                       (activation-aware)], or --stack PATH --budget SIZE
   --version            print the version
 """
 
