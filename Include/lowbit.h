@@ -204,9 +204,11 @@ typedef void (*lowbit_progress_fn)(void *user, int64_t done, int64_t total);
  * atomically. max_rank: largest rank k (e.g. 16); factor_share: largest share of a block the
  * Float16 factors may take (0 = the default 0.25; >= 1 = no cap), which picks k per matrix.
  * calibration (nullable, or per-tensor nullable): calibration_samples[i] x cols[i] activations for
- * activation-aware scaling. sensitivity (nullable): per-tensor weights for a model-aware order
- * (e.g. the loss change when the tensor loses a block); NULL: every tensor gets block i before any
- * gets block i + 1. progress (nullable) is called after each block, on the calling thread. */
+ * activation-aware scaling. Blocks are stored in level rounds: every tensor gets block i before
+ * any gets block i + 1. sensitivity (nullable): per-tensor weights that order each round, by
+ * sensitivity x the error energy a block removes / its bytes (e.g. the loss change when the
+ * tensor loses a block, per unit of that energy); NULL: tensor order. progress (nullable) is
+ * called after each block, on the calling thread. */
 LOWBIT_API lowbit_status lowbit_stack_build(const char *path, int32_t count, const char *const *names,
                                             const float *const *weights, const int64_t *rows, const int64_t *cols,
                                             const float *const *calibration, const int64_t *calibration_samples,

@@ -33,7 +33,9 @@ def build(weights, path, blocks=16, rank=16, calibration=None, factor_share=0.25
     and writes the stack file at `path`. `rank` is the largest rank; `factor_share` caps the
     factors' share of a block, which picks the rank per matrix (None: no cap).
     `calibration` {name: (samples, cols) float32} enables activation-aware scaling;
-    `sensitivity` {name: float} gives a model-aware order (default: the naive order).
+    Blocks come in level rounds (every tensor gets block i before any gets block i + 1);
+    `sensitivity` {name: float} orders each round by sensitivity x the error energy a block
+    removes / its bytes (default: tensor order).
     `progress(done, total)` is called after each block."""
     from . import ArgumentError, _array, _check, _int
     if not isinstance(weights, dict) or not weights:
