@@ -30,7 +30,7 @@ public enum StackSensitivity {
     }
 
     /// Loss increase per tensor of `stack` (transformer linear layers only; any other stacked
-    /// tensor, such as the output, gets none and keeps the neutral score). `text` is calibration
+    /// tensor, such as the output, gets none, and `StackBuilder.sensitivities` gives it the median). `text` is calibration
     /// text, of which the first `tokens` tokens are used.
     public static func lossIncrease(modelPath: String, stack: Stack, level: Int, text: String, tokens count: Int = 128,
                                     progress: (Int, Int) -> Void = { _, _ in }) throws -> [String: Double] {

@@ -38,6 +38,7 @@ public enum ActivationAwareScaling {
     /// exponent α that gave them.
     public static func search(_ w: UnsafePointer<Float>, rows: Int, cols: Int, type: WeightType, groupSize: Int,
                               statistics: Statistics) throws -> (scales: [Float], exponent: Float) {
+        try validateShape(rows: rows, cols: cols, groupSize: groupSize)
         guard !type.isMixed else { throw LowBitError(.unsupported, "activation-aware scaling takes integer and ternary types") }
         guard statistics.meanAbs.count == cols else {
             throw LowBitError(.invalidArgument, "activation statistics have \(statistics.meanAbs.count) channels, the matrix \(cols)")
