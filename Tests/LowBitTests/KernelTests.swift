@@ -61,9 +61,7 @@ final class KernelTests: XCTestCase {
             for type in allTypes {
                 let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
                 let fast = try m.product(x, n: 3, kernel: .lut)
-                Runtime.setPortableOnly(true)
-                defer { Runtime.setPortableOnly(false) }
-                let portable = try m.product(x, n: 3, kernel: .lut)
+                let portable = try portableOnly { try m.product(x, n: 3, kernel: .lut) }
                 XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g)")
             }
         }
@@ -80,9 +78,7 @@ final class KernelTests: XCTestCase {
                 for n in [1, 2, 3, 4, 7] {
                     let xs = Array(x[0..<(n * cols)])
                     let fast = try m.product(xs, n: n, kernel: .dequant)
-                    Runtime.setPortableOnly(true)
-                    defer { Runtime.setPortableOnly(false) }
-                    let portable = try m.product(xs, n: n, kernel: .dequant)
+                    let portable = try portableOnly { try m.product(xs, n: n, kernel: .dequant) }
                     XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n)")
                     // Same int8 activations and integer sums as bit-serial with A = 8 (which adds them
                     // in another order: float rounding only).
@@ -112,9 +108,7 @@ final class KernelTests: XCTestCase {
                                                          workspace: ws, reference: true)
                         }
                     }
-                    Runtime.setPortableOnly(true)
-                    let portable = try m.product(x, n: 3, kernel: .bitSerial, activationBits: a)
-                    Runtime.setPortableOnly(false)
+                    let portable = try portableOnly { try m.product(x, n: 3, kernel: .bitSerial, activationBits: a) }
                     XCTAssertEqual(portable, slow, "portable \(type) \(rows)x\(cols) g\(g) A=\(a)")
                     let fast = try m.product(x, n: 3, kernel: .bitSerial, activationBits: a)
                     XCTAssertLessThan(normalizedError(fast, slow), 1e-6, "\(Runtime.tier) \(type) \(rows)x\(cols) g\(g) A=\(a)")

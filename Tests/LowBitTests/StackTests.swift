@@ -227,10 +227,8 @@ final class SignMatrixTests: XCTestCase {
             var y = [Float](repeating: 0, count: 3 * rows)
             try fast.multiply(x, n: 3, into: &y)
             XCTAssertLessThanOrEqual(normalizedError(y, ref), 5e-4)
-            Runtime.setPortableOnly(true)
-            defer { Runtime.setPortableOnly(false) }
             var portable = [Float](repeating: 0, count: 3 * rows)
-            try fast.multiply(x, n: 3, into: &portable)
+            try portableOnly { try fast.multiply(x, n: 3, into: &portable) }
             XCTAssertLessThanOrEqual(normalizedError(portable, ref), 5e-4)
         }
         XCTAssertThrowsStatus(.invalidArgument, try SignMatrix(rows: 2, cols: 48) { _, _ in true })

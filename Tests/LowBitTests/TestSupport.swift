@@ -36,3 +36,10 @@ func XCTAssertThrowsStatus(_ status: LowBitStatus, _ body: @autoclosure () throw
         XCTFail("unexpected error \(error)", file: file, line: line)
     }
 }
+
+/// Runs body with the portable kernels forced; the AVX2 ones are back afterwards, also on a throw.
+func portableOnly<T>(_ body: () throws -> T) rethrows -> T {
+    Runtime.setPortableOnly(true)
+    defer { Runtime.setPortableOnly(false) }
+    return try body()
+}

@@ -9,8 +9,9 @@ class Handle:
     _free = None          # set by each subclass
     _kind = "object"      # for the closed-handle error
 
-    def __init__(self, handle):
+    def __init__(self, handle, path=None):
         self._handle = ctypes.c_void_p(handle)
+        self.path = None if path is None else str(path)   # the file it came from, if any
 
     def close(self):
         if self._handle:

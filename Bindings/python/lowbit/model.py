@@ -17,10 +17,6 @@ class Model(Handle):
     _free = staticmethod(_lib.lowbit_model_close)
     _kind = "model"
 
-    def __init__(self, handle, path):
-        super().__init__(handle)
-        self.path = str(path)
-
     @classmethod
     def open(cls, path, weights="q4_1", bits=None, group_size=64, kernel="auto", stack=None, budget=None,
              calibration=None):

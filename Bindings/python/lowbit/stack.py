@@ -77,10 +77,6 @@ class Stack(Handle):
     _free = staticmethod(_lib.lowbit_stack_close)
     _kind = "stack"
 
-    def __init__(self, handle, path):
-        super().__init__(handle)
-        self.path = str(path)
-
     @classmethod
     def open(cls, path, budget):
         """Opens `path` holding the longest prefix of the stack that fits `budget` (bytes or a

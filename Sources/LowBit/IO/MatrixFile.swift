@@ -25,18 +25,18 @@ public enum MatrixFile {
 
     static func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
 
-    /// The sections' bytes: codes (+ group types), scales, offsets.
-    static func sections(_ m: QuantizedMatrix) -> [[UInt8]] {
-        func bytes(_ b: AlignedBuffer) -> [UInt8] { Array(UnsafeRawBufferPointer(start: b.pointer, count: b.byteCount)) }
-        return [bytes(m.codes) + (m.groupTypes.map(bytes) ?? []), bytes(m.scales), bytes(m.offsets)]
+    /// The buffers each section holds, in file order: codes (then group types), scales, offsets.
+    static func sections(_ m: QuantizedMatrix) -> [[AlignedBuffer]] {
+        [[m.codes] + (m.groupTypes.map { [$0] } ?? []), [m.scales], [m.offsets]]
     }
 
     public static func encode(_ m: QuantizedMatrix) -> [UInt8] {
         let sections = sections(m)
+        let sizes = sections.map { $0.reduce(0) { $0 + $1.byteCount } }
         var offsets: [Int] = []
         var end = headerSize
-        for s in sections { offsets.append(end); end = padded(end + s.count) }
-        let total = offsets.last! + sections.last!.count
+        for size in sizes { offsets.append(end); end = padded(end + size) }
+        let total = offsets.last! + sizes.last!
         var out = [UInt8](repeating: 0, count: total)
         out.withUnsafeMutableBytes { raw in
             func put<T: FixedWidthInteger>(_ v: T, at o: Int) { raw.storeBytes(of: v.littleEndian, toByteOffset: o, as: T.self) }
@@ -48,13 +48,15 @@ public enum MatrixFile {
             put(UInt32(m.groupSize), at: 32)
             put(UInt32(bitPattern: m.type.code), at: 36)
             put(UInt32(m.symmetric ? 1 : 0), at: 40)
-            for (i, s) in sections.enumerated() {
-                s.withUnsafeBytes { data in
-                    put(UInt64(offsets[i]), at: 48 + 24 * i)
-                    put(UInt64(data.count), at: 56 + 24 * i)
-                    put(CRC32.checksum(data), at: 64 + 24 * i)
-                    if data.count > 0 { raw.baseAddress!.advanced(by: offsets[i]).copyMemory(from: data.baseAddress!, byteCount: data.count) }
+            for (i, buffers) in sections.enumerated() {
+                var at = offsets[i]
+                for b in buffers {
+                    raw.baseAddress!.advanced(by: at).copyMemory(from: b.pointer, byteCount: b.byteCount)
+                    at += b.byteCount
                 }
+                put(UInt64(offsets[i]), at: 48 + 24 * i)
+                put(UInt64(sizes[i]), at: 56 + 24 * i)
+                put(CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[offsets[i]..<(offsets[i] + sizes[i])])), at: 64 + 24 * i)
             }
             put(CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<120])), at: 120)
         }
@@ -86,9 +88,7 @@ public enum MatrixFile {
             throw bad(e.message)
         }
         var expected = headerSize
-        // Each section's destination buffers, filled in order.
-        let destinations = [[m.codes] + (m.groupTypes.map { [$0] } ?? []), [m.scales], [m.offsets]]
-        for (i, buffers) in destinations.enumerated() {
+        for (i, buffers) in sections(m).enumerated() {
             let size = buffers.reduce(0) { $0 + $1.byteCount }
             let offset = get(48 + 24 * i, UInt64.self), length = get(56 + 24 * i, UInt64.self)
             let name = ["codes", "scales", "offsets"][i]
