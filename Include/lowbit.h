@@ -156,7 +156,9 @@ LOWBIT_API lowbit_status lowbit_matrix_nbytes(const lowbit_matrix *m, uint64_t *
 /* Y = X·Wᵀ: x is n x cols row-major (x_len >= n*cols), y is n x rows (y_len >= n*rows), n >= 1.
  * kernel: a lowbit_kernel. act_bits: activation precision, 0 = the family's default:
  * LOWBIT_KERNEL_BIT_SERIAL takes 2, 4 or 8 (default 8); LOWBIT_KERNEL_DEQUANT takes 8 (int8, the
- * default and fast path) or LOWBIT_ACT_FLOAT (float activations, no rounding); others ignore it. Activations must be finite. Allocates only the calling
+ * default and fast path), 16 (two int8 passes: x, then its rounding residual; error ~1e-7 where
+ * int8 gives ~4e-5, at about twice the work) or LOWBIT_ACT_FLOAT (float activations, no rounding,
+ * portable and slow); others ignore it. Activations must be finite. Allocates only the calling
  * thread's reusable workspace (first use, or a larger product than before). The first LUT
  * product packs the LUT layout once (see lowbit_matrix_prepare). Thread-safe on one matrix. */
 LOWBIT_API lowbit_status lowbit_matrix_matmul(const lowbit_matrix *m, const float *x, int64_t x_len, int64_t n,
@@ -257,7 +259,10 @@ enum {
 };
 
 /* Loads a GGUF model. bits and group_size matter for LOWBIT_WEIGHTS_REQUANTIZED (group_size 0 =
- * 64), kernel for the lowbit modes, stack_path and budget for LOWBIT_WEIGHTS_STACK. */
+ * 64), kernel for the lowbit modes, stack_path and budget for LOWBIT_WEIGHTS_STACK.
+ * LOWBIT_WEIGHTS_Q4_1 with kernel auto or dequant runs 16-bit activations (act_bits 16 of
+ * lowbit_matrix_matmul), so it agrees with the reference model token by token; with lut or
+ * bitserial, int8 activations as llama.cpp rounds them. */
 LOWBIT_API lowbit_status lowbit_model_open(const char *path, int32_t weights, int32_t bits, int32_t group_size,
                                            lowbit_kernel kernel, const char *stack_path, uint64_t budget,
                                            lowbit_model **out);

@@ -66,26 +66,30 @@ public final class QuantizedLinear: Linear, @unchecked Sendable {
     /// Activation-aware matrices: the matrix holds W·diag(s), so inputs are divided by s first.
     public let inputScales: [Float]?
     public var byteCount: Int { matrix.byteCount + 4 * (inputScales?.count ?? 0) }
+    /// Activation precision passed to the kernel (8: int8 as llama.cpp rounds them; 32: float,
+    /// dequant family only).
+    public let activationBits: Int
 
-    public init(_ matrix: QuantizedMatrix, kernel: KernelFamily, inputScales: [Float]? = nil) throws {
+    public init(_ matrix: QuantizedMatrix, kernel: KernelFamily, inputScales: [Float]? = nil, activationBits: Int = 8) throws {
         guard inputScales == nil || inputScales!.count == matrix.cols else {
             throw LowBitError(.invalidArgument, "input scales have \(inputScales!.count) values, the matrix \(matrix.cols) columns")
         }
         self.matrix = matrix
         self.inputScales = inputScales
+        self.activationBits = activationBits
         self.kernel = kernel == .auto ? try AutoKernel.choice(matrix, n: 1, keepLayouts: false) : kernel
         try matrix.prepare(self.kernel)
     }
 
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
-        guard let s = inputScales else { return try matrix.multiply(x, n: n, into: y, kernel: kernel) }
+        guard let s = inputScales else { return try matrix.multiply(x, n: n, into: y, kernel: kernel, activationBits: activationBits) }
         let cols = matrix.cols
         let scaled = try Workspace.current.reserve(try checkedProduct(n, cols, 4, what: "activations"), slot: 1)
             .assumingMemoryBound(to: Float.self)
         s.withUnsafeBufferPointer { sp in
             for i in 0..<n { for c in 0..<cols { scaled[i * cols + c] = x[i * cols + c] / sp[c] } }
         }
-        try matrix.multiply(scaled, n: n, into: y, kernel: kernel)
+        try matrix.multiply(scaled, n: n, into: y, kernel: kernel, activationBits: activationBits)
     }
 }
 

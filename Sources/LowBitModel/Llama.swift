@@ -8,18 +8,35 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
     /// The file's own weights dequantized to Float32: the reference model.
     case reference
     /// The file's own Q4_1 blocks, imported without requantization (tensors in other types,
-    /// such as a Q8_0 output, run as their exact Float32 values).
-    case q4_1(kernel: KernelFamily)
+    /// such as a Q8_0 output, run as their exact Float32 values). `activationBits` nil: 16 where
+    /// the kernel takes it (auto and dequant run the dequant family with two int8 passes, so the
+    /// model agrees with the reference token by token), else the kernel's int8; 8 rounds
+    /// activations to int8 as llama.cpp does (about 0.06 mean |Δ log p| per token on SmolLM2).
+    case q4_1(kernel: KernelFamily, activationBits: Int? = nil)
     /// Requantized from the reference weights; with `calibration` text, activation-aware
     /// (`ActivationAwareScaling`, from the inputs each layer sees on that text).
     case requantized(type: WeightType, groupSize: Int, kernel: KernelFamily, calibration: String? = nil)
     /// A BitStack of the model under a memory budget.
     case stack(path: String, budget: Int)
 
+    /// The kernel and activation precision `.q4_1` runs with (see there).
+    public static func q4_1Kernel(_ kernel: KernelFamily, activationBits: Int?) throws -> (KernelFamily, Int) {
+        let takesWide = kernel == .auto || kernel == .dequant
+        switch activationBits {
+        case nil: return takesWide ? (.dequant, 16) : (kernel, 8)
+        case 8?: return (kernel, 8)
+        case let a? where (a == 16 || a == 32) && takesWide: return (.dequant, a)
+        case let a?:
+            throw LowBitError(.unsupported, "activation bits \(a) with the \(kernel) kernel: use 8, or 16 / 32 with the dequant (or auto) kernel")
+        }
+    }
+
     public var description: String {
         switch self {
         case .reference: return "reference"
-        case .q4_1(let k): return "q4_1 (\(k))"
+        case .q4_1(let k, let a):
+            let (kernel, bits) = (try? WeightChoice.q4_1Kernel(k, activationBits: a)) ?? (k, a ?? 8)
+            return "q4_1 (\(kernel), \(bits)-bit activations)"
         case .requantized(let t, let g, let k, let c): return "\(t) g\(g)\(c == nil ? "" : " activation-aware") (\(k))"
         case .stack(let p, let b): return "stack \(p) @ \(b) B"
         }
@@ -110,9 +127,11 @@ public final class LlamaModel: @unchecked Sendable {
             switch weights {
             case .reference:
                 return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
-            case .q4_1(let kernel):
+            case .q4_1(let kernel, let activationBits):
                 if t.type == .q4_1 {
-                    return try QuantizedLinear(try g.withTensorBytes(t) { try Importer.ggmlQ4_1($0, rows: rows, cols: cols) }, kernel: kernel)
+                    let (family, bits) = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
+                    return try QuantizedLinear(try g.withTensorBytes(t) { try Importer.ggmlQ4_1($0, rows: rows, cols: cols) },
+                                               kernel: family, activationBits: bits)
                 }
                 // Tensors stored otherwise (SmolLM2's Q8_0 tied output) cannot be imported into
                 // lowbit's 1-4 bit formats without requantizing, which this mode promises not

@@ -4,11 +4,15 @@ import Glibc
 import LowBit
 import LowBitModel
 
-let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kernel", "stack", "budget", "threads", "calibration-text"]
+let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kernel", "stack", "budget", "threads", "calibration-text", "act-bits"]
 
 /// --weights reference|q4_1, or --bits B [--group-size G] [--kernel K], or --stack PATH --budget SIZE.
 func weightChoice(_ args: Arguments) throws -> WeightChoice {
     let kernel = try KernelFamily(name: args.options["kernel"] ?? "auto")
+    let activationBits = try args.options["act-bits"].map { _ in try args.int("act-bits", default: 8) }
+    if activationBits != nil, args.options["bits"] != nil || args.options["stack"] != nil || args.options["weights"] == "reference" {
+        throw CLIError("--act-bits applies to --weights q4_1")
+    }
     if args.options["calibration-text"] != nil, args.options["bits"] == nil || args.options["stack"] != nil {
         throw CLIError("--calibration-text applies to requantized weights: give --bits (and no --stack)")
     }
@@ -23,7 +27,9 @@ func weightChoice(_ args: Arguments) throws -> WeightChoice {
     }
     switch args.options["weights"] ?? "q4_1" {
     case "reference": return .reference
-    case "q4_1": return .q4_1(kernel: kernel)
+    case "q4_1":
+        _ = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
+        return .q4_1(kernel: kernel, activationBits: activationBits)
     case let w: throw CLIError("--weights must be reference or q4_1 (or use --bits / --stack), not '\(w)'")
     }
 }

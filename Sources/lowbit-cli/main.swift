@@ -18,7 +18,9 @@ commands:
   report               --model PATH --text FILE [--chunks 2] [--calibration-text FILE]
                        [--stack FILE.lbs --budgets A,B,C]: the table of perplexity, decode speed and
                        weight memory for every way of holding the weights
-                       run and perplexity take --weights reference|q4_1, or --bits 1|2|3|4|ternary|mixed3|mixed4
+                       run and perplexity take --weights reference|q4_1 [--act-bits 8|16|32: q4_1's
+                       activation precision; default 16 on dequant/auto, so it agrees with the
+                       reference; 8 = int8 as llama.cpp], or --bits 1|2|3|4|ternary|mixed3|mixed4
                        [--group-size 64] [--kernel lut|bitserial|dequant|auto] [--calibration-text FILE
                        (activation-aware)], or --stack PATH --budget SIZE
   --version            print the version

@@ -154,10 +154,13 @@ final class SmolLM2Tests: XCTestCase {
         }
         let a = try logProbs(reference), b = try logProbs(q41)
         let meanDelta = zip(a, b).map { abs($0 - $1) }.reduce(0, +) / 256
-        // Per token, the kernels' int8 rounding of activations (as llama.cpp rounds them) moves
-        // log p by 0.06 on average here: above the 0.02 the model issue asks for (float
-        // activations would meet it; see the closing note). This bound guards against regressions.
-        XCTAssertLessThanOrEqual(meanDelta, 0.08)
+        // The default q4_1 runs 16-bit activations (two int8 passes): the model issue's bound.
+        XCTAssertLessThanOrEqual(meanDelta, 0.02)
+        // Int8 activations, as llama.cpp rounds them, move log p by ~0.06 per token here.
+        let int8 = try LlamaModel(gguf: g, weights: .q4_1(kernel: .auto, activationBits: 8))
+        let meanDeltaInt8 = zip(a, try logProbs(int8)).map { abs($0 - $1) }.reduce(0, +) / 256
+        XCTAssertLessThanOrEqual(meanDeltaInt8, 0.08)
+        XCTAssertLessThan(meanDelta, meanDeltaInt8 / 10)
         // Perplexity by llama-perplexity's protocol (2 chunks of 512) agrees within 1%, and the
         // reference is within 3% of llama.cpp's 18.44 on the same file.
         let gpl = String(decoding: try FileIO.read("/usr/share/common-licenses/GPL-3"), as: UTF8.self)

@@ -137,7 +137,8 @@ class Matrix(Handle):
     def matmul(self, x, kernel="auto", act_bits=8, out=None):
         """y = W·x for x of shape (cols,) -> (rows,), or X·Wᵀ for (n, cols) -> (n, rows).
         x must be float32 and C-contiguous (it is read in place). `act_bits` sets the activation
-        precision: 2, 4 or 8 for "bitserial"; 8 (int8) or 32 (float, no rounding) for "dequant".
+        precision: 2, 4 or 8 for "bitserial"; 8 (int8), 16 (two int8 passes: x, then its
+        rounding residual) or 32 (float, no rounding) for "dequant".
         `out`, if given, receives the result."""
         handle = self._live()
         x = _array(x, "x", np.float32, (1, 2))

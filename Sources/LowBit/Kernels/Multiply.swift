@@ -36,8 +36,8 @@ extension QuantizedMatrix {
     public func autoKernel(n: Int) throws -> KernelFamily { try AutoKernel.choice(self, n: n) }
 
     /// Y = X·Wᵀ: x is n × cols (row-major), y is n × rows. `activationBits`: the activation
-    /// precision of bit-serial (2, 4 or 8) and dequant (8, or 32 for float activations); other
-    /// families ignore it. Safe to call from several threads at once on one matrix.
+    /// precision of bit-serial (2, 4 or 8) and dequant (8; 16, two int8 passes; or 32 for float
+    /// activations); other families ignore it. Safe to call from several threads at once on one matrix.
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>,
                          kernel: KernelFamily = .auto, activationBits: Int = 8) throws {
         guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
@@ -52,8 +52,8 @@ extension QuantizedMatrix {
         if family == .bitSerial, !BitSerialKernel.supportedActivationBits.contains(activationBits) {
             throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for bitserial: use 2, 4 or 8")
         }
-        if family == .dequant, activationBits != 8, activationBits != 32 {
-            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for dequant: use 8 (int8) or 32 (float)")
+        if family == .dequant, ![8, 16, 32].contains(activationBits) {
+            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for dequant: use 8 (int8), 16 (two int8 passes) or 32 (float)")
         }
         let count = try checkedProduct(n, cols, what: "activations")
         _ = try checkedProduct(n, rows, what: "outputs")
@@ -66,6 +66,8 @@ extension QuantizedMatrix {
         case .dequant where activationBits == 32:
             let ws = try Workspace.current.reserve(DequantKernel.workspaceBytes(self, n: n))
             DequantKernel.multiplyFloat(self, x: x, n: n, y: y, workspace: ws)
+        case .dequant where activationBits == 16:
+            try multiplyDequantSplit(x, n: n, y: y)
         case .dequant:
             try multiplyDequantInt8(x, n: n, y: y)
         case .bitSerial:
@@ -86,6 +88,33 @@ extension QuantizedMatrix {
 }
 
 extension QuantizedMatrix {
+    /// 16-bit activations as two int8 passes: each row x is followed by its rounding residual
+    /// r = x − sa·qa (|r| ≤ sa/2), which the int8 kernel rounds again with its own, ~254× finer
+    /// scale; y = W·x' + W·r'. The two rows run as one tile of the int8 kernel, sharing each
+    /// weight unpack, and the result is as close to float activations as the weights' own
+    /// rounding makes worthwhile (error ~1e-7 where int8 gives ~4e-5).
+    fileprivate func multiplyDequantSplit(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
+        let acts = Int8Activations(cols: cols, groupSize: groupSize)
+        let rowBytes = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
+        let floats = try checkedProduct(2 * n, cols + rows, what: "workspace")
+        let ws = try Workspace.current.reserve(try checkedProduct(floats, 4, what: "workspace") + rowBytes, slot: 2)
+        let split = ws.assumingMemoryBound(to: Float.self), ySplit = split + 2 * n * cols
+        let rounded = UnsafeMutableRawPointer(ySplit + 2 * n * rows)
+        let q = acts.codes(rounded), sa = acts.scales(rounded)
+        for i in 0..<n {
+            let xi = x + i * cols, hi = split + 2 * i * cols, lo = hi + cols
+            acts.quantize(xi, into: rounded)
+            for c in 0..<cols {
+                hi[c] = xi[c]
+                lo[c] = xi[c] - sa[c / groupSize] * Float(q[c])
+            }
+        }
+        try multiplyDequantInt8(split, n: 2 * n, y: ySplit)
+        for i in 0..<n {
+            for r in 0..<rows { y[i * rows + r] = ySplit[2 * i * rows + r] + ySplit[(2 * i + 1) * rows + r] }
+        }
+    }
+
     fileprivate func multiplyDequantInt8(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
         let acts = Int8Activations(cols: cols, groupSize: groupSize)
         let stride = Int8Activations.byteCount(cols: cols, groupSize: groupSize)

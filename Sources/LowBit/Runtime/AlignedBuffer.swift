@@ -30,10 +30,11 @@ public final class AlignedBuffer: @unchecked Sendable {
 /// Per-thread scratch memory for products, so a product allocates only the first time a thread
 /// needs more than it had. Never shared between threads, so concurrent products cannot collide.
 /// Slots let nested users coexist: kernels use slot 0; a caller that keeps data in its own
-/// scratch across a kernel call (the BitStack product) uses slot 1.
+/// scratch across a kernel call (the BitStack product, a layer's input scaling) uses slot 1;
+/// the dequant family's 16-bit activation split, between the two, uses slot 2.
 public final class Workspace: @unchecked Sendable {
-    private var buffers: [UnsafeMutableRawPointer?] = [nil, nil]
-    private var capacities = [0, 0]
+    private var buffers: [UnsafeMutableRawPointer?] = [nil, nil, nil]
+    private var capacities = [0, 0, 0]
 
     /// A 64-byte aligned region of at least `bytes`, valid until the next reserve of this slot
     /// on this thread.
