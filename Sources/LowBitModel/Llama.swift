@@ -88,6 +88,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// token_embd as stored (Q8_0 or other ggml type) for row lookups.
     let embeddingBytes: [UInt8]
     let embeddingType: GGUFFile.TensorType
+    /// The output projection holds `embeddingBytes` itself (tied Q8_0 in q4_1 mode): counted once.
+    private(set) var outputSharesEmbedding = false
     public let stack: Stack?
 
     /// Linear-layer names of a layer, as in the GGUF file.
@@ -133,9 +135,10 @@ public final class LlamaModel: @unchecked Sendable {
                     return try QuantizedLinear(try g.withTensorBytes(t) { try Importer.ggmlQ4_1($0, rows: rows, cols: cols) },
                                                kernel: family, activationBits: bits)
                 }
-                // Tensors stored otherwise (SmolLM2's Q8_0 tied output) cannot be imported into
-                // lowbit's 1-4 bit formats without requantizing, which this mode promises not
-                // to do: they run as their exact Float32 values.
+                // Tensors stored otherwise cannot be imported into lowbit's 1-4 bit formats
+                // without requantizing, which this mode promises not to do: Q8_0 (SmolLM2's tied
+                // output) runs on its own blocks, other types as their exact Float32 values.
+                if t.type == .q8_0 { return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols) }
                 return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
             case .requantized(let type, let groupSize, let kernel, _):
                 return try requantize(g.dequantized(t), rows, cols, type, groupSize, kernel, statistics[name])
@@ -187,6 +190,10 @@ public final class LlamaModel: @unchecked Sendable {
         if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
             // A stack without the output: the output runs as a 4-bit lowbit matrix.
             output = try requantize(g.dequantized(try g.tensor(outputName)), c.vocabulary, e, .integer(bits: 4), 32, .auto)
+        } else if case .q4_1 = weights, outputName == "token_embd.weight", embd.type == .q8_0 {
+            // Tied: the output runs on the embedding table's own bytes (one copy held).
+            output = try Q8_0Linear(blocks: embeddingBytes, rows: c.vocabulary, cols: e)
+            outputSharesEmbedding = true
         } else {
             output = try linear(outputName, rows: c.vocabulary, cols: e)
         }
@@ -232,7 +239,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// Bytes of weights held: every linear layer, the output, the embedding table and norms
     /// (a stack counts its resident bytes once).
     public var weightBytes: Int {
-        var n = embeddingBytes.count + 4 * (outputNorm.count + layers.count * 2 * config.embedding) + output.byteCount
+        var n = embeddingBytes.count + 4 * (outputNorm.count + layers.count * 2 * config.embedding)
+            + (outputSharesEmbedding ? 0 : output.byteCount)
         for l in layers { n += [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount } }
         return n + (stack?.residentBytes ?? 0)
     }

@@ -242,3 +242,38 @@ final class StackSensitivitySmoothingTests: XCTestCase {
         XCTAssertGreaterThan(s["blk.0.ffn_down.weight"]!, s["blk.0.attn_q.weight"]!)
     }
 }
+
+/// The runner's Q8_0 layer (a file's Q8_0 tensor on its own blocks, float activations) against
+/// the Float64 product of its dequantized weights; AVX2 and portable paths; bad sizes refused.
+final class Q8_0LinearTests: XCTestCase {
+    func testMatchesFloat64ProductOfItsBlocks() throws {
+        var rng = TestRandom(seed: 21)
+        for (rows, cols) in [(1, 32), (7, 96), (33, 576)] {
+            var blocks: [UInt8] = [], w: [Float] = []
+            for _ in 0..<(rows * cols / 32) {
+                let d = Float16(rng.normals(1, scale: 0.01)[0])
+                blocks += GGUFBuilder.le(d.bitPattern)
+                for _ in 0..<32 {
+                    let q = Int8(clamping: Int((rng.normals(1, scale: 50)[0]).rounded()))
+                    blocks.append(UInt8(bitPattern: q))
+                    w.append(Float(d) * Float(q))
+                }
+            }
+            let layer = try Q8_0Linear(blocks: blocks, rows: rows, cols: cols)
+            XCTAssertEqual(layer.byteCount, rows * cols / 32 * 34)
+            for n in [1, 3, 6] {
+                let x = rng.normals(n * cols)
+                let ref = float64Product(w, rows: rows, cols: cols, x, n: n)
+                func run() throws -> [Float] {
+                    var y = [Float](repeating: .nan, count: n * rows)
+                    try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try layer.forward(xp.baseAddress!, n: n, into: $0.baseAddress!) } }
+                    return y
+                }
+                XCTAssertLessThanOrEqual(normalizedError(try run(), ref), 1e-6, "\(rows)x\(cols) n=\(n)")
+                XCTAssertLessThanOrEqual(normalizedError(try portableOnly { try run() }, ref), 1e-6, "portable \(rows)x\(cols) n=\(n)")
+            }
+        }
+        XCTAssertThrowsStatus(.badFormat, try Q8_0Linear(blocks: [UInt8](repeating: 0, count: 33), rows: 1, cols: 32))
+        XCTAssertThrowsStatus(.badFormat, try Q8_0Linear(blocks: [UInt8](repeating: 0, count: 34), rows: 1, cols: 16))
+    }
+}
