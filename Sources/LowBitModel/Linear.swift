@@ -55,41 +55,73 @@ public final class FloatLinear: Linear, @unchecked Sendable {
 }
 
 /// A lowbit matrix with one kernel family for every batch size. `auto` is resolved once, at
-/// load, to the family measured fastest for one token (decode dominates generation), so that only
-/// that family's layout is held next to the codes.
+/// load, to the family measured fastest for one token (decode dominates generation). Where that
+/// family has a packed layout (AVX2 lut or dequant), only the layout is held: the canonical
+/// codes are released, so the layer holds about one copy of its weights.
 public final class QuantizedLinear: Linear, @unchecked Sendable {
-    public let matrix: QuantizedMatrix
+    enum Weights {
+        case packed(PackedMatrix)
+        case matrix(QuantizedMatrix)
+    }
+    let weights: Weights
     public let kernel: KernelFamily
-    public var rows: Int { matrix.rows }
-    public var cols: Int { matrix.cols }
+    public let rows: Int, cols: Int
 
     /// Activation-aware matrices: the matrix holds W·diag(s), so inputs are divided by s first.
     public let inputScales: [Float]?
-    public var byteCount: Int { matrix.byteCount + 4 * (inputScales?.count ?? 0) }
-    /// Activation precision passed to the kernel (8: int8 as llama.cpp rounds them; 32: float,
-    /// dequant family only).
+    /// Activation precision passed to the kernel (8: int8 as llama.cpp rounds them; 16: two
+    /// int8 passes and 32: float, dequant family only).
     public let activationBits: Int
+
+    public var byteCount: Int {
+        let held: Int
+        switch weights {
+        case .packed(let p): held = p.byteCount
+        case .matrix(let m): held = m.byteCount
+        }
+        return held + 4 * (inputScales?.count ?? 0)
+    }
 
     public init(_ matrix: QuantizedMatrix, kernel: KernelFamily, inputScales: [Float]? = nil, activationBits: Int = 8) throws {
         guard inputScales == nil || inputScales!.count == matrix.cols else {
             throw LowBitError(.invalidArgument, "input scales have \(inputScales!.count) values, the matrix \(matrix.cols) columns")
         }
-        self.matrix = matrix
+        (rows, cols) = (matrix.rows, matrix.cols)
         self.inputScales = inputScales
         self.activationBits = activationBits
-        self.kernel = kernel == .auto ? try AutoKernel.choice(matrix, n: 1, keepLayouts: false) : kernel
-        try matrix.prepare(self.kernel)
+        let family = kernel == .auto ? try AutoKernel.choice(matrix, n: 1, keepLayouts: false) : kernel
+        self.kernel = family
+        if activationBits != 32, PackedMatrix.canPack(matrix, family: family) {
+            weights = .packed(try PackedMatrix(matrix, family: family))
+        } else {
+            try matrix.prepare(family)
+            weights = .matrix(matrix)
+        }
     }
 
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
-        guard let s = inputScales else { return try matrix.multiply(x, n: n, into: y, kernel: kernel, activationBits: activationBits) }
-        let cols = matrix.cols
-        let scaled = try Workspace.current.reserve(try checkedProduct(n, cols, 4, what: "activations"), slot: 1)
-            .assumingMemoryBound(to: Float.self)
-        s.withUnsafeBufferPointer { sp in
-            for i in 0..<n { for c in 0..<cols { scaled[i * cols + c] = x[i * cols + c] / sp[c] } }
+        var input = x
+        if let s = inputScales {
+            let scaled = try Workspace.current.reserve(try checkedProduct(n, cols, 4, what: "activations"), slot: 1)
+                .assumingMemoryBound(to: Float.self)
+            s.withUnsafeBufferPointer { sp in
+                for i in 0..<n { for c in 0..<cols { scaled[i * cols + c] = x[i * cols + c] / sp[c] } }
+            }
+            input = UnsafePointer(scaled)
         }
-        try matrix.multiply(scaled, n: n, into: y, kernel: kernel, activationBits: activationBits)
+        switch weights {
+        case .packed(let p): try p.multiply(input, n: n, into: y, activationBits: activationBits)
+        case .matrix(let m): try m.multiply(input, n: n, into: y, kernel: kernel, activationBits: activationBits)
+        }
+    }
+
+    /// Row r of W (input scaling undone), cols floats: a tied output's embedding lookup.
+    public func weights(row r: Int, into out: UnsafeMutablePointer<Float>) {
+        switch weights {
+        case .packed(let p): p.weights(row: r, into: out)
+        case .matrix(let m): for c in 0..<cols { out[c] = m.weight(row: r, col: c) }
+        }
+        if let s = inputScales { for c in 0..<cols { out[c] /= s[c] } }
     }
 }
 

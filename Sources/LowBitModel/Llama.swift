@@ -85,11 +85,13 @@ public final class LlamaModel: @unchecked Sendable {
     private(set) var output: Linear
     /// The output projection's tensor: token_embd.weight when tied, else output.weight.
     let outputName: String
-    /// token_embd as stored (Q8_0 or other ggml type) for row lookups.
+    /// token_embd as stored (Q8_0 or other ggml type) for row lookups, unless `embeddingFromOutput`.
     let embeddingBytes: [UInt8]
     let embeddingType: GGUFFile.TensorType
     /// The output projection holds `embeddingBytes` itself (tied Q8_0 in q4_1 mode): counted once.
     private(set) var outputSharesEmbedding = false
+    /// Tied requantized output: the embedding table is this layer's codes (`embeddingBytes` empty).
+    let embeddingFromOutput: QuantizedLinear?
     public let stack: Stack?
 
     /// Linear-layer names of a layer, as in the GGUF file.
@@ -182,7 +184,7 @@ public final class LlamaModel: @unchecked Sendable {
         outputNorm = try f32("output_norm.weight", count: e)
         let embd = try g.tensor("token_embd.weight")
         guard embd.rows == c.vocabulary, embd.cols == e else { throw LowBitError(.badFormat, "GGUF model: token_embd.weight has the wrong shape") }
-        embeddingBytes = g.withTensorBytes(embd) { Array($0) }
+        let embeddingTable = g.withTensorBytes(embd) { Array($0) }
         embeddingType = embd.type
         // Tied embeddings: the output projection is token_embd unless the file has output.weight.
         let outputName = (try? g.tensor("output.weight")) != nil ? "output.weight" : "token_embd.weight"
@@ -192,11 +194,15 @@ public final class LlamaModel: @unchecked Sendable {
             output = try requantize(g.dequantized(try g.tensor(outputName)), c.vocabulary, e, .integer(bits: 4), 32, .auto)
         } else if case .q4_1 = weights, outputName == "token_embd.weight", embd.type == .q8_0 {
             // Tied: the output runs on the embedding table's own bytes (one copy held).
-            output = try Q8_0Linear(blocks: embeddingBytes, rows: c.vocabulary, cols: e)
+            output = try Q8_0Linear(blocks: embeddingTable, rows: c.vocabulary, cols: e)
             outputSharesEmbedding = true
         } else {
             output = try linear(outputName, rows: c.vocabulary, cols: e)
         }
+        // Tied and requantized: token rows are read back from the output's codes, as a GGUF
+        // requantized by llama.cpp holds one quantized token_embd for both uses.
+        embeddingFromOutput = outputName == "token_embd.weight" ? output as? QuantizedLinear : nil
+        embeddingBytes = embeddingFromOutput == nil ? embeddingTable : []
     }
 
     /// The linear layer of that GGUF name (a transformer layer's, or the output projection).
@@ -251,6 +257,7 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     func embed(_ token: Int, into out: UnsafeMutablePointer<Float>) {
+        if let table = embeddingFromOutput { return table.weights(row: token, into: out) }
         let e = config.embedding
         let (be, bb) = embeddingType.block
         let rowBytes = e / be * bb

@@ -55,11 +55,7 @@ extension QuantizedMatrix {
         if family == .dequant, ![8, 16, 32].contains(activationBits) {
             throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for dequant: use 8 (int8), 16 (two int8 passes) or 32 (float)")
         }
-        let count = try checkedProduct(n, cols, what: "activations")
-        _ = try checkedProduct(n, rows, what: "outputs")
-        for i in 0..<count where !x[i].isFinite {
-            throw LowBitError(.invalidArgument, "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
-        }
+        try checkActivations(x, n: n, rows: rows, cols: cols)
         switch family {
         case .reference:
             ReferenceKernel.multiply(self, x: x, n: n, y: y)
@@ -67,7 +63,9 @@ extension QuantizedMatrix {
             let ws = try Workspace.current.reserve(DequantKernel.workspaceBytes(self, n: n))
             DequantKernel.multiplyFloat(self, x: x, n: n, y: y, workspace: ws)
         case .dequant where activationBits == 16:
-            try multiplyDequantSplit(x, n: n, y: y)
+            try DequantKernel.multiplySplit(rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) {
+                try self.multiplyDequantInt8($0, n: $1, y: $2)
+            }
         case .dequant:
             try multiplyDequantInt8(x, n: n, y: y)
         case .bitSerial:
@@ -88,12 +86,32 @@ extension QuantizedMatrix {
 }
 
 extension QuantizedMatrix {
+    func multiplyDequantInt8(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2 {
+            return try DequantKernelAVX2.multiply(try dequantLayout(), rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+        }
+        #endif
+        let acts = Int8Activations(cols: cols, groupSize: groupSize)
+        let stride = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
+        let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
+        for i in 0..<n { acts.quantize(x + i * cols, into: ws + i * stride) }
+        parallelRanges(rows) { range in
+            for i in 0..<n {
+                DequantKernel.portableInt8(self, acts: acts, actBase: ws + i * stride, y: y + i * rows, rows: range)
+            }
+        }
+    }
+}
+
+extension DequantKernel {
     /// 16-bit activations as two int8 passes: each row x is followed by its rounding residual
     /// r = x − sa·qa (|r| ≤ sa/2), which the int8 kernel rounds again with its own, ~254× finer
     /// scale; y = W·x' + W·r'. The two rows run as one tile of the int8 kernel, sharing each
     /// weight unpack, and the result is as close to float activations as the weights' own
     /// rounding makes worthwhile (error ~1e-7 where int8 gives ~4e-5).
-    fileprivate func multiplyDequantSplit(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
+    static func multiplySplit(rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
+                              int8: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) throws -> Void) throws {
         let acts = Int8Activations(cols: cols, groupSize: groupSize)
         let rowBytes = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
         let floats = try checkedProduct(2 * n, cols + rows, what: "workspace")
@@ -109,31 +127,19 @@ extension QuantizedMatrix {
                 lo[c] = xi[c] - sa[c / groupSize] * Float(q[c])
             }
         }
-        try multiplyDequantInt8(split, n: 2 * n, y: ySplit)
+        try int8(split, 2 * n, ySplit)
         for i in 0..<n {
             for r in 0..<rows { y[i * rows + r] = ySplit[2 * i * rows + r] + ySplit[(2 * i + 1) * rows + r] }
         }
     }
+}
 
-    fileprivate func multiplyDequantInt8(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
-        let acts = Int8Activations(cols: cols, groupSize: groupSize)
-        let stride = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
-        let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
-        for i in 0..<n { acts.quantize(x + i * cols, into: ws + i * stride) }
-        #if LOWBIT_AVX2
-        if Runtime.useAVX2 {
-            let layout = try dequantLayout()
-            parallelRanges(layout.rowBlocks * DequantKernelAVX2.tiles(n: n)) { items in
-                DequantKernelAVX2.run(layout, groupSize: groupSize, rows: rows, n: n, acts: acts, actBase: ws,
-                                      actStride: stride, y: y, items: items)
-            }
-            return
-        }
-        #endif
-        parallelRanges(rows) { range in
-            for i in 0..<n {
-                DequantKernel.portableInt8(self, acts: acts, actBase: ws + i * stride, y: y + i * rows, rows: range)
-            }
-        }
+/// Checks a product's activations: n ≥ 1, sizes that fit, every value finite.
+func checkActivations(_ x: UnsafePointer<Float>, n: Int, rows: Int, cols: Int) throws {
+    guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
+    let count = try checkedProduct(n, cols, what: "activations")
+    _ = try checkedProduct(n, rows, what: "outputs")
+    for i in 0..<count where !x[i].isFinite {
+        throw LowBitError(.invalidArgument, "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
     }
 }

@@ -11,6 +11,19 @@ enum DequantKernelAVX2 {
 
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
+    /// Y = X·Wᵀ on a packed layout: activations rounded to int8 per group, then every
+    /// (row block, activation tile) item on the thread pool.
+    static func multiply(_ layout: DequantLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
+                         y: UnsafeMutablePointer<Float>) throws {
+        let acts = Int8Activations(cols: cols, groupSize: groupSize)
+        let stride = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
+        let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
+        for i in 0..<n { acts.quantize(x + i * cols, into: ws + i * stride) }
+        parallelRanges(layout.rowBlocks * tiles(n: n)) { items in
+            run(layout, groupSize: groupSize, rows: rows, n: n, acts: acts, actBase: ws, actStride: stride, y: y, items: items)
+        }
+    }
+
     /// y for the (row block, activation tile) items, item = block·tiles + tile.
     static func run(_ layout: DequantLayout, groupSize: Int, rows: Int, n: Int, acts: Int8Activations,
                     actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>) {

@@ -64,4 +64,15 @@ public final class DequantLayout: @unchecked Sendable {
             }
         }
     }
+
+    /// The weight at (row, col): d·q + m with q read back from the interleaved codes. Not for hot loops.
+    public func weight(row: Int, col: Int, groupSize: Int) -> Float {
+        let rb = DequantLayout.rowsPerBlock, block = row / rb, r = row % rb
+        let within = col % columnsPerStep
+        let byte = codes.bytes()[block * blockCodeBytes + (col / columnsPerStep) * 32 + 4 * r + within % 4]
+        let q = (Int(byte) >> ((within / 4) * width)) & ((1 << width) - 1)
+        let groups = blockCodeBytes / 32 * columnsPerStep / groupSize
+        let par = params.floats() + (block * groups + col / groupSize) * 16
+        return par[r] * Float(q) + par[8 + r]
+    }
 }

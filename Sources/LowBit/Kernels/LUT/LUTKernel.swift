@@ -37,19 +37,12 @@ enum LUTKernel {
     static func multiply(rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
                          y: UnsafeMutablePointer<Float>, layout: LUTLayout?,
                          portable: (LUTTables, UnsafeMutableRawPointer, UnsafeMutablePointer<Float>, Range<Int>) -> Void) throws {
+        #if LOWBIT_AVX2
+        if let layout { return try LUTKernelAVX2.multiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) }
+        #endif
         let tables = LUTTables(cols: cols, groupSize: groupSize)
         let tableBytes = (LUTTables.byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
-        #if LOWBIT_AVX2
-        if let layout {
-            for i in 0..<n { tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
-            parallelRanges(layout.rowBlocks * LUTKernelAVX2.tiles(n: n)) { items in
-                LUTKernelAVX2.run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws,
-                                  tableStride: tableBytes, y: y, items: items)
-            }
-            return
-        }
-        #endif
         for i in 0..<n { tables.buildScalar(x + i * cols, into: ws + i * tableBytes, biased: false) }
         parallelRanges(rows) { range in
             for i in 0..<n { portable(tables, ws + i * tableBytes, y + i * rows, range) }

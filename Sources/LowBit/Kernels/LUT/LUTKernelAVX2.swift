@@ -27,6 +27,19 @@ enum LUTKernelAVX2 {
 
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
+    /// Y = X·Wᵀ on a packed layout: tables of every activation row, then every (row block,
+    /// activation tile) item on the thread pool.
+    static func multiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
+                         y: UnsafeMutablePointer<Float>) throws {
+        let tables = LUTTables(cols: cols, groupSize: groupSize)
+        let tableBytes = (LUTTables.byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64
+        let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
+        for i in 0..<n { tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
+        parallelRanges(layout.rowBlocks * tiles(n: n)) { items in
+            run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws, tableStride: tableBytes, y: y, items: items)
+        }
+    }
+
     @inline(__always)
     static func load(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
 

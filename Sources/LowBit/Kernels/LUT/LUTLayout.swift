@@ -175,4 +175,13 @@ public final class LUTLayout: @unchecked Sendable {
         }
         return Int(((high == 1 ? byte >> 4 : byte) >> UInt8(j)) & 1)
     }
+
+    /// The weight at (row, col) from the codes and parameters: w = (d/2)·Σₚ 2ᵖ·(2bₚ − 1) + (m + d·(2ᵇ − 1)/2),
+    /// which is d·q + m (`LUTTables`). Not for hot loops.
+    public func weight(row: Int, col: Int, groupSize: Int) -> Float {
+        var signed: Float = 0
+        for p in 0..<bits { signed += Float(1 << p) * Float(2 * bit(row: row, col: col, plane: p) - 1) }
+        let par = params.floats() + (row / LUTLayout.rowsPerBlock) * paramsBlockStride + (col / groupSize) * paramsGroupStride
+        return par[row % LUTLayout.rowsPerBlock] * signed + par[16 + row % LUTLayout.rowsPerBlock]
+    }
 }

@@ -1,0 +1,70 @@
+/// One kernel family's packed weights and nothing else: what a program that only multiplies
+/// needs to hold. Made from a `QuantizedMatrix`, which can then be released (its canonical
+/// codes, and any other family's layout, go with it). Runs the AVX2 LUT or dequant kernel on the
+/// same layout the matrix would use, so products are the matrix's, bit for bit. No saving and
+/// no other family: keep the `QuantizedMatrix` for those.
+public final class PackedMatrix: @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
+    public let groupSize: Int
+    public let family: KernelFamily
+    private let lut: LUTLayout?
+    private let dequant: DequantLayout?
+
+    /// Bytes held: the layout's codes and group parameters.
+    public var byteCount: Int { lut?.byteCount ?? dequant?.byteCount ?? 0 }
+
+    /// Whether `init(matrix, family:)` can pack it here.
+    public static func canPack(_ matrix: QuantizedMatrix, family: KernelFamily) -> Bool {
+        guard Runtime.useAVX2 else { return false }
+        return family == .dequant || (family == .lut && matrix.valueCodesBits <= 4)
+    }
+
+    /// Packs `matrix` (its value codes, for a mixed matrix) for `family`, lut or dequant. Throws
+    /// `.unsupported` where that family has no packed layout running here: portable builds, other
+    /// families, LUT on codes wider than 4 bits.
+    public init(_ matrix: QuantizedMatrix, family: KernelFamily) throws {
+        let m = try matrix.valueCodes()
+        (rows, cols, groupSize, self.family) = (m.rows, m.cols, m.groupSize, family)
+        var lut: LUTLayout? = nil, dequant: DequantLayout? = nil
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2 {
+            if family == .lut, m.bits <= 4 { lut = try m.lutLayout() }
+            if family == .dequant { dequant = try m.dequantLayout() }
+        }
+        #endif
+        guard lut != nil || dequant != nil else {
+            throw LowBitError(.unsupported, "no packed \(family) layout for \(matrix.type) here: packed matrices run the AVX2 lut (up to 4-bit codes) or dequant kernels")
+        }
+        (self.lut, self.dequant) = (lut, dequant)
+    }
+
+    /// Y = X·Wᵀ as `QuantizedMatrix.multiply` with this family: x is n × cols, y is n × rows.
+    /// `activationBits`: dequant takes 8 or 16 (two int8 passes); lut ignores it.
+    public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, activationBits: Int = 8) throws {
+        if dequant != nil, activationBits != 8, activationBits != 16 {
+            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for a packed dequant matrix: use 8 or 16")
+        }
+        try checkActivations(x, n: n, rows: rows, cols: cols)
+        #if LOWBIT_AVX2
+        let (rows, cols, groupSize) = (self.rows, self.cols, self.groupSize)
+        if let lut { return try LUTKernelAVX2.multiply(lut, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) }
+        if let dequant {
+            guard activationBits == 16 else {
+                return try DequantKernelAVX2.multiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+            }
+            return try DequantKernel.multiplySplit(rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) {
+                try DequantKernelAVX2.multiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: $0, n: $1, y: $2)
+            }
+        }
+        #endif
+    }
+
+    /// Row r of the weights the codes stand for, read back from the layout (cols floats; for
+    /// lookups such as a tied embedding table, not for hot loops).
+    public func weights(row r: Int, into out: UnsafeMutablePointer<Float>) {
+        for c in 0..<cols {
+            out[c] = lut?.weight(row: r, col: c, groupSize: groupSize) ?? dequant!.weight(row: r, col: c, groupSize: groupSize)
+        }
+    }
+}
