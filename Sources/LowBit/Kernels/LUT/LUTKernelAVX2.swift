@@ -87,11 +87,14 @@ enum LUTKernelAVX2 {
                 a3 = _mm256_add_epi16(a3, Accumulators.pair(tlo, thi, ix.l3, ix.h3))
             }
             if bits % 2 == 1 {
-                let zero = _mm256_setzero_si256()
+                // Interleave a row's two lookups (k-groups 4c + lane and 4c + 2 + lane) and add
+                // each pair with `vpmaddubsw` by ones: 2 shuffles and 2 multiply-adds per unit
+                // instead of 4 shuffles (widen each) and 2 adds; shuffles share one port.
+                let ones = _mm256_set1_epi8(1)
                 let lo = _mm256_shuffle_epi8(tlo, bits == 1 ? ix.l0 : ix.l2)
                 let hi = _mm256_shuffle_epi8(thi, bits == 1 ? ix.h0 : ix.h2)
-                a2 = _mm256_add_epi16(a2, _mm256_add_epi16(_mm256_unpacklo_epi8(lo, zero), _mm256_unpacklo_epi8(hi, zero)))
-                a3 = _mm256_add_epi16(a3, _mm256_add_epi16(_mm256_unpackhi_epi8(lo, zero), _mm256_unpackhi_epi8(hi, zero)))
+                a2 = _mm256_add_epi16(a2, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(lo, hi), ones))
+                a3 = _mm256_add_epi16(a3, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(lo, hi), ones))
             }
         }
 
