@@ -317,6 +317,18 @@ final class PackedMatrixTests: XCTestCase {
                 }
             }
         }
+        // The quantizer's (d, m) are exact Float16s, so layouts hold them in 2 bytes each.
+        for type in allTypes {
+            let q = try quantized(rng.normals(40 * 256, scale: 0.05), rows: 40, cols: 256, type: type, groupSize: 64)
+            XCTAssertTrue(GroupParameters.halfExact(q), "\(type)")
+            XCTAssertTrue(try q.lutLayout().params.half)
+            XCTAssertEqual(try q.dequantLayout().params.byteCount, 5 * 4 * 16 * 2)
+            XCTAssertEqual(try q.lutLayout().params.byteCount, 3 * 4 * 32 * 2)
+        }
+        // Tiny scales stay Float32 rather than lose precision as Float16 subnormals.
+        let tiny = try quantized(rng.normals(16 * 64, scale: 1e-7), rows: 16, cols: 64, type: .integer(bits: 4), groupSize: 64)
+        XCTAssertFalse(GroupParameters.halfExact(tiny))
+        XCTAssertFalse(try tiny.lutLayout().params.half)
         let m = try quantized(rng.normals(8 * 64), rows: 8, cols: 64, type: .mixed(bits: 4), groupSize: 32)
         XCTAssertFalse(PackedMatrix.canPack(m, family: .lut))
         XCTAssertThrowsStatus(.unsupported, try PackedMatrix(m, family: .lut))

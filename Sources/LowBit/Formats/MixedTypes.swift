@@ -64,7 +64,7 @@ extension Quantizer {
         for type in MixedDataType.allCases where type != .integer {
             let values = (0..<(1 << bits)).map { Float(MixedDataType.fpValue($0, bits: bits, type: type)) }
             let top = values.max()!, bottom = -values.min()!
-            let scale = max(max(hi, 0) / top, max(-lo, 0) / bottom)
+            let scale = toHalf(max(max(hi, 0) / top, max(-lo, 0) / bottom))
             guard scale > 0 else { continue }
             for i in 0..<w.count {
                 var bestCode = 0, bestDistance = Float.infinity

@@ -6,6 +6,9 @@
 /// plain min-max, 4-bit 29.7 against 25.4): outlier weights matter more than their share of
 /// the error. At 1 and 2 bits, where the extreme levels alone are a poor fit, (d, m) is then
 /// refitted by least squares for the codes the range gave.
+///
+/// d and m are rounded to Float16 (where they are in its normal range) before the codes are
+/// assigned, as GGUF stores them: kernel layouts then hold them in half the bytes, exactly.
 public enum Quantizer {
     static let ternaryScales: [Float] = [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5]
 
@@ -66,14 +69,22 @@ public enum Quantizer {
         return err
     }
 
+    /// x rounded to the nearest Float16 when that keeps Float16's full precision (normal
+    /// magnitudes); else x itself (its matrix's layouts then keep Float32 parameters).
+    static func toHalf(_ x: Float) -> Float {
+        let magnitude = abs(x)
+        guard magnitude >= Float(Float16.leastNormalMagnitude), magnitude <= Float(Float16.greatestFiniteMagnitude) else { return x }
+        return Float(Float16(x))
+    }
+
     /// Least-squares refits apply at 1 and 2 bits only (see the type's comment).
     static func refits(_ levels: Int) -> Bool { levels <= 3 }
 
     static func fitAsymmetric(_ w: UnsafeBufferPointer<Float>, levels: Int,
                               codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
         let lo = w.min()!, hi = w.max()!
-        if hi == lo { _ = assign(w, d: 0, m: lo, levels: levels, codes: codes); return (0, lo) }
-        var d = (hi - lo) / Float(levels), m = lo
+        if hi == lo { _ = assign(w, d: 0, m: toHalf(lo), levels: levels, codes: codes); return (0, toHalf(lo)) }
+        var d = toHalf((hi - lo) / Float(levels)), m = toHalf(lo)
         _ = assign(w, d: d, m: m, levels: levels, codes: codes)
         if refits(levels) {
             // (d, m) minimizing Σ(w − d·q − m)² for these codes: [Σq² Σq; Σq n]·[d; m] = [Σwq; Σw].
@@ -86,7 +97,7 @@ public enum Quantizer {
             if det > 1e-12 * max(sqq * n, 1) {
                 let dd = (swq * n - sq * sw) / det, mm = (sqq * sw - sq * swq) / det
                 if dd > 0 {
-                    (d, m) = (Float(dd), Float(mm))
+                    (d, m) = (toHalf(Float(dd)), toHalf(Float(mm)))
                     _ = assign(w, d: d, m: m, levels: levels, codes: codes)
                 }
             }
@@ -99,7 +110,7 @@ public enum Quantizer {
         let center = Float(levels) / 2
         let amax = w.reduce(0) { max($0, abs($1)) }
         if amax == 0 { _ = assign(w, d: 0, m: 0, levels: levels, codes: codes); return (0, 0) }
-        var d = amax / center
+        var d = toHalf(amax / center)
         _ = assign(w, d: d, m: -d * center, levels: levels, codes: codes)
         if refits(levels) {
             // d minimizing Σ(w − d·l)² for these codes: d = Σ w·l / Σ l², with l = q − center.
@@ -109,7 +120,7 @@ public enum Quantizer {
                 swl += Double(w[i]) * l; sll += l * l
             }
             if sll > 0, swl > 0 {
-                d = Float(swl / sll)
+                d = toHalf(Float(swl / sll))
                 _ = assign(w, d: d, m: -d * center, levels: levels, codes: codes)
             }
         }
@@ -136,7 +147,8 @@ public enum Quantizer {
                 if err < best.err { best = (err, d) }
             }
         }
-        _ = assign(w, d: best.d, m: -best.d, levels: 2, codes: codes)
-        return (best.d, -best.d)
+        let d = toHalf(best.d)
+        _ = assign(w, d: d, m: -d, levels: 2, codes: codes)
+        return (d, -d)
     }
 }

@@ -82,7 +82,8 @@ enum DequantKernelAVX2 {
         let groups = acts.groups, columnsPerStep = 32 / width, stepsPerGroup = groupSize / columnsPerStep
         let mask = _mm256_set1_epi8(width == 4 ? 0x0F : 0x03)
         let w = UnsafeRawPointer(layout.codes.pointer) + block * layout.blockCodeBytes
-        let params = UnsafePointer(layout.params.floats()) + block * groups * 16
+        let half = layout.params.half, e = layout.params.elementBytes
+        let params = layout.params.address(block * groups * 16)
         let base0 = actBase + first * actStride
         let base1 = base0 + (tile > 1 ? actStride : 0)
         let base2 = base0 + (tile > 2 ? 2 * actStride : 0)
@@ -117,7 +118,8 @@ enum DequantKernelAVX2 {
                 if tile > 3 { s3 = _mm256_add_epi32(s3, pair(a3)) }
             }
             }
-            let d = _mm256_loadu_ps(params + g * 16), m = _mm256_loadu_ps(params + g * 16 + 8)
+            let d = GroupParameters.load8(params + g * 16 * e, half: half)
+            let m = GroupParameters.load8(params + (g * 16 + 8) * e, half: half)
             @inline(__always) func flush(_ yv: inout __m256, _ s: __m256i, _ base: UnsafeMutableRawPointer) {
                 let sa = acts.scales(base)[g]
                 yv = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(sa)), _mm256_cvtepi32_ps(s), yv)

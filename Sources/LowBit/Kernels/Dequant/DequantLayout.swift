@@ -8,7 +8,8 @@
 /// 32 bytes, where byte 4r + j holds row r's codes of columns j + 4t at bits t·w (t = 0 ..< 8/w).
 /// So `(v >> t·w) & mask` of one 32-byte load gives 4 consecutive codes of each of the 8 rows,
 /// ready for `vpmaddubsw` against 4 broadcast int8 activations; row r lands in 32-bit lane r.
-/// Group parameters per block and group: 8 Floats d, then 8 Floats m.
+/// Group parameters per block and group: 8 d, then 8 m (`GroupParameters`: Float16 when all are
+/// exact Float16s, else Float32).
 public final class DequantLayout: @unchecked Sendable {
     public static let rowsPerBlock = 8
     public let rowBlocks: Int
@@ -16,7 +17,7 @@ public final class DequantLayout: @unchecked Sendable {
     public let width: Int
     public var columnsPerStep: Int { 32 / width }
     let codes: AlignedBuffer
-    let params: AlignedBuffer
+    let params: GroupParameters
 
     public var byteCount: Int { codes.byteCount + params.byteCount }
     public let blockCodeBytes: Int
@@ -29,8 +30,9 @@ public final class DequantLayout: @unchecked Sendable {
         let steps = m.cols / columnsPerStep
         blockCodeBytes = steps * 32
         codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, blockCodeBytes, what: "dequant layout"))
-        params = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, m.groupsPerRow, 16 * 4, what: "dequant layout"))
-        let out = codes.bytes(), par = params.floats(), width = self.width, groups = m.groupsPerRow
+        params = try GroupParameters(count: try checkedProduct(rowBlocks, m.groupsPerRow, 16, what: "dequant layout"),
+                                     half: GroupParameters.halfExact(m), what: "dequant layout")
+        let out = codes.bytes(), par = params, width = self.width, groups = m.groupsPerRow
         let blockBytes = blockCodeBytes
         let bits = m.bits, planeBytes = m.planeBytes, groupSize = m.groupSize, source = m.codes.bytes()
         let stepsPerGroup = groupSize / columnsPerStep
@@ -58,8 +60,8 @@ public final class DequantLayout: @unchecked Sendable {
             }
             for g in 0..<groups {
                 for r in 0..<rb where block * rb + r < m.rows {
-                    par[(block * groups + g) * 16 + r] = m.scale(row: block * rb + r, group: g)
-                    par[(block * groups + g) * 16 + 8 + r] = m.offset(row: block * rb + r, group: g)
+                    par.set((block * groups + g) * 16 + r, m.scale(row: block * rb + r, group: g))
+                    par.set((block * groups + g) * 16 + 8 + r, m.offset(row: block * rb + r, group: g))
                 }
             }
         }
@@ -72,7 +74,7 @@ public final class DequantLayout: @unchecked Sendable {
         let byte = codes.bytes()[block * blockCodeBytes + (col / columnsPerStep) * 32 + 4 * r + within % 4]
         let q = (Int(byte) >> ((within / 4) * width)) & ((1 << width) - 1)
         let groups = blockCodeBytes / 32 * columnsPerStep / groupSize
-        let par = params.floats() + (block * groups + col / groupSize) * 16
-        return par[r] * Float(q) + par[8 + r]
+        let first = (block * groups + col / groupSize) * 16 + r
+        return params.get(first) * Float(q) + params.get(first + 8)
     }
 }

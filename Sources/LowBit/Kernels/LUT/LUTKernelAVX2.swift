@@ -127,14 +127,21 @@ enum LUTKernelAVX2 {
     struct Outputs {
         var y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps()
 
-        /// y += (d/2)·ts·Σₚ 2ᵖ·Lₚ + (m + d·(2ᵇ − 1)/2)·Σx for one group.
+        /// y += (d/2)·ts·Σₚ 2ᵖ·Lₚ + (m + d·(2ᵇ − 1)/2)·Σx for one group, evaluated as
+        /// d·((ts/2)·S + ((2ᵇ − 1)/2)·Σx) + m·Σx so that d and m are the matrix's own values.
+        /// Parameters at p: 16 d, then 16 m, Float16 or Float32 (`GroupParameters`).
         @inline(__always)
-        mutating func add(_ sums: (__m256i, __m256i), params p: UnsafePointer<Float>, tableScale: Float, groupSum: Float) {
-            let scale = _mm256_set1_ps(tableScale), sum = _mm256_set1_ps(groupSum)
-            y0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(p), scale), _mm256_cvtepi32_ps(sums.0), y0)
-            y1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(p + 8), scale), _mm256_cvtepi32_ps(sums.1), y1)
-            y0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + 16), sum, y0)
-            y1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + 24), sum, y1)
+        mutating func add(_ sums: (__m256i, __m256i), params p: UnsafeRawPointer, half: Bool, levels: Float,
+                          tableScale: Float, groupSum: Float) {
+            let e = half ? 2 : 4
+            let scale = _mm256_set1_ps(tableScale / 2), zeroPoint = _mm256_set1_ps(levels / 2 * groupSum)
+            let sum = _mm256_set1_ps(groupSum)
+            let t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.0), scale, zeroPoint)
+            let t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.1), scale, zeroPoint)
+            y0 = _mm256_fmadd_ps(GroupParameters.load8(p, half: half), t0, y0)
+            y1 = _mm256_fmadd_ps(GroupParameters.load8(p + 8 * e, half: half), t1, y1)
+            y0 = _mm256_fmadd_ps(GroupParameters.load8(p + 16 * e, half: half), sum, y0)
+            y1 = _mm256_fmadd_ps(GroupParameters.load8(p + 24 * e, half: half), sum, y1)
         }
 
         @inline(__always)
@@ -159,7 +166,9 @@ enum LUTKernelAVX2 {
                      _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int, _ y: UnsafeMutablePointer<Float>,
                      _ items: Range<Int>) {
         let groups = tables.groups, chunksPerGroup = groupSize / 16
-        let params = UnsafePointer(layout.params.floats())
+        let params = layout.params.address(0), half = layout.params.half, e = layout.params.elementBytes
+        let levels = Float((1 << bits) - 1)
+        let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let codes = UnsafeRawPointer(layout.codes.pointer)
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
         let tileCount = tiles(n: n)
@@ -173,7 +182,7 @@ enum LUTKernelAVX2 {
                 let wa = codes + block * blockBytes, wb = wa + blockBytes
                 let t0 = UnsafeRawPointer(tableBase)
                 let ts = UnsafePointer(tables.tableScales(tableBase)), sx = UnsafePointer(tables.groupSums(tableBase))
-                let pa = params + block * layout.paramsBlockStride, pb = pa + layout.paramsBlockStride
+                let pa = params + block * blockStride, pb = pa + blockStride
                 var outA = Outputs(), outB = Outputs()
                 var c = 0
                 for g in 0..<groups {
@@ -184,8 +193,8 @@ enum LUTKernelAVX2 {
                         accB.add(bits: bits, Indices(bits: bits, wb + c * unitBytes), tlo, thi)
                         c += 1
                     }
-                    outA.add(accA.planeSums(bits: bits, groupSize: groupSize), params: pa + g * layout.paramsGroupStride, tableScale: ts[g], groupSum: sx[g])
-                    outB.add(accB.planeSums(bits: bits, groupSize: groupSize), params: pb + g * layout.paramsGroupStride, tableScale: ts[g], groupSum: sx[g])
+                    outA.add(accA.planeSums(bits: bits, groupSize: groupSize), params: pa + g * groupStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+                    outB.add(accB.planeSums(bits: bits, groupSize: groupSize), params: pb + g * groupStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
                 }
                 outA.store(y, first: block * LUTLayout.rowsPerBlock, rows: rows)
                 outB.store(y, first: (block + 1) * LUTLayout.rowsPerBlock, rows: rows)
@@ -196,7 +205,7 @@ enum LUTKernelAVX2 {
             let t0 = UnsafeRawPointer(tableBase + first * tableStride)
             let ts0 = UnsafePointer(tables.tableScales(tableBase + first * tableStride))
             let sx0 = UnsafePointer(tables.groupSums(tableBase + first * tableStride))
-            let rowParams = params + block * layout.paramsBlockStride
+            let rowParams = params + block * blockStride
             if first + 1 < n {
                 // Two activation rows: decode each chunk once, look up in both rows' tables.
                 let t1 = t0 + tableStride
@@ -212,8 +221,8 @@ enum LUTKernelAVX2 {
                         acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
                         c += 1
                     }
-                    out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * layout.paramsGroupStride, tableScale: ts0[g], groupSum: sx0[g])
-                    out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * layout.paramsGroupStride, tableScale: ts1[g], groupSum: sx1[g])
+                    out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, half: half, levels: levels, tableScale: ts0[g], groupSum: sx0[g])
+                    out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, half: half, levels: levels, tableScale: ts1[g], groupSum: sx1[g])
                 }
                 out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                 out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
@@ -226,7 +235,7 @@ enum LUTKernelAVX2 {
                         acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                         c += 1
                     }
-                    out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * layout.paramsGroupStride, tableScale: ts0[g], groupSum: sx0[g])
+                    out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, half: half, levels: levels, tableScale: ts0[g], groupSum: sx0[g])
                 }
                 out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
             }

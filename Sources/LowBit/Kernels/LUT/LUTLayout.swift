@@ -11,20 +11,20 @@
 /// the low nibbles look up in tables 4c | 4c+1 (one per lane) and the high ones in 4c+2 | 4c+3,
 /// and `vpmaddubsw` with bytes (1, 2) adds a row's two planes into one int16.
 ///
-/// Group parameters are stored per row block and group as 16 Floats d/2 and 16 Floats
-/// m + d·(2ᵇ − 1)/2 (the constants of `LUTKernel`'s formula).
+/// Group parameters are stored per row block and group as 16 d, then 16 m (`GroupParameters`:
+/// Float16 when all are exact Float16s, else Float32).
 public final class LUTLayout: @unchecked Sendable {
     public static let rowsPerBlock = 16
     public let rowBlocks: Int
     public let chunks: Int
     public let bits: Int
     let codes: AlignedBuffer
-    let params: AlignedBuffer
+    let params: GroupParameters
 
     public var byteCount: Int { codes.byteCount + params.byteCount }
     public var blockCodeBytes: Int { chunks * 32 * bits }
 
-    /// Floats between the parameter blocks of consecutive row blocks and groups (0 and 0 when
+    /// Elements between the parameter blocks of consecutive row blocks and groups (0 and 0 when
     /// every row and group shares one block, as for sign matrices).
     public let paramsBlockStride: Int
     public let paramsGroupStride: Int
@@ -32,18 +32,16 @@ public final class LUTLayout: @unchecked Sendable {
     /// Packs a quantized matrix: codes and per-group parameters. A layout byte is two nibbles
     /// of one canonical plane byte pair (k-groups 4c + lane and 4c + 2 + lane of chunk c).
     convenience init(packing m: QuantizedMatrix) throws {
-        let levels = Float((1 << m.bits) - 1), groups = m.groupsPerRow
-        try self.init(rows: m.rows, cols: m.cols, bits: m.bits, paramGroups: groups, packCodes: false,
-                      code: { _, _ in 0 },
+        let groups = m.groupsPerRow
+        try self.init(rows: m.rows, cols: m.cols, bits: m.bits, paramGroups: groups, half: GroupParameters.halfExact(m),
+                      packCodes: false, code: { _, _ in 0 },
                       fillParams: { par, block in
                           for g in 0..<groups {
-                              let dst = par + (block * groups + g) * 32
+                              let first = (block * groups + g) * 32
                               for i in 0..<LUTLayout.rowsPerBlock {
                                   let r = block * LUTLayout.rowsPerBlock + i
-                                  let d = r < m.rows ? m.scale(row: r, group: g) : 0
-                                  let off = r < m.rows ? m.offset(row: r, group: g) : 0
-                                  dst[i] = d / 2
-                                  dst[16 + i] = off + d * levels / 2
+                                  par.set(first + i, r < m.rows ? m.scale(row: r, group: g) : 0)
+                                  par.set(first + 16 + i, r < m.rows ? m.offset(row: r, group: g) : 0)
                               }
                           }
                       })
@@ -78,21 +76,22 @@ public final class LUTLayout: @unchecked Sendable {
     }
 
     /// Packs a ±1 matrix (`sign(row, col)` true for +1) as 1-bit codes with one shared parameter
-    /// block: d = 2, m = −1, so d/2 = 1 and m + d/2 = 0 (the product is just the signed sums).
+    /// block: d = 2, m = −1, so w = 2q − 1 (the product is just the signed sums).
     public convenience init(signRows rows: Int, cols: Int, sign: (Int, Int) -> Bool) throws {
-        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil,
-                      code: { row, col in sign(row, col) ? 1 : 0 },
-                      fillParams: { par, _ in
-                          for i in 0..<16 { par[i] = 1; par[16 + i] = 0 }
-                      })
+        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true,
+                      code: { row, col in sign(row, col) ? 1 : 0 }, fillParams: LUTLayout.signParams)
+    }
+
+    static func signParams(_ par: GroupParameters, _ block: Int) {
+        for i in 0..<16 { par.set(i, 2); par.set(16 + i, -1) }
     }
 
     /// Packs row-major sign bits (bit c % 8 of byte r·rowBytes + c/8 set for +1) directly: for
     /// one plane, a layout byte is two nibbles of the row's bytes (k-groups 4c + lane and
     /// 4c + 2 + lane of chunk c), so no per-bit work is needed.
     public convenience init(signBits: UnsafePointer<UInt8>, rowBytes: Int, rows: Int, cols: Int) throws {
-        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, packCodes: false, code: { _, _ in 0 },
-                      fillParams: { par, _ in for i in 0..<16 { par[i] = 1; par[16 + i] = 0 } })
+        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true, packCodes: false, code: { _, _ in 0 },
+                      fillParams: LUTLayout.signParams)
         let rb = LUTLayout.rowsPerBlock, chunks = self.chunks
         let out = codes.bytes()
         parallelFor(rowBlocks) { block in
@@ -110,25 +109,25 @@ public final class LUTLayout: @unchecked Sendable {
 
     /// `paramGroups` nil: one shared parameter block for every row block and group.
     /// `packCodes` false: leave the codes zero (the caller packs them).
-    private init(rows: Int, cols: Int, bits: Int, paramGroups: Int?, packCodes: Bool = true,
-                 code: (Int, Int) -> Int, fillParams: (UnsafeMutablePointer<Float>, Int) -> Void) throws {
+    private init(rows: Int, cols: Int, bits: Int, paramGroups: Int?, half: Bool, packCodes: Bool = true,
+                 code: (Int, Int) -> Int, fillParams: (GroupParameters, Int) -> Void) throws {
         let rb = LUTLayout.rowsPerBlock
         rowBlocks = (rows + rb - 1) / rb
         chunks = cols / 16
         self.bits = bits
         codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, chunks, 32 * bits, what: "LUT layout"))
         if let groups = paramGroups {
-            params = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, groups, 32 * 4, what: "LUT layout"))
+            params = try GroupParameters(count: try checkedProduct(rowBlocks, groups, 32, what: "LUT layout"), half: half, what: "LUT layout")
             paramsBlockStride = groups * 32
             paramsGroupStride = 32
         } else {
-            params = try AlignedBuffer(byteCount: 32 * 4)
+            params = try GroupParameters(count: 32, half: half, what: "LUT layout")
             paramsBlockStride = 0
             paramsGroupStride = 0
-            fillParams(params.floats(), 0)
+            fillParams(params, 0)
         }
         let chunks = self.chunks
-        let out = codes.bytes(), par = params.floats()
+        let out = codes.bytes(), par = params
         guard packCodes else {
             if paramGroups != nil { parallelFor(rowBlocks) { block in fillParams(par, block) } }
             return
@@ -176,12 +175,11 @@ public final class LUTLayout: @unchecked Sendable {
         return Int(((high == 1 ? byte >> 4 : byte) >> UInt8(j)) & 1)
     }
 
-    /// The weight at (row, col) from the codes and parameters: w = (d/2)·Σₚ 2ᵖ·(2bₚ − 1) + (m + d·(2ᵇ − 1)/2),
-    /// which is d·q + m (`LUTTables`). Not for hot loops.
+    /// The weight d·q + m at (row, col), read back from the codes and parameters. Not for hot loops.
     public func weight(row: Int, col: Int, groupSize: Int) -> Float {
-        var signed: Float = 0
-        for p in 0..<bits { signed += Float(1 << p) * Float(2 * bit(row: row, col: col, plane: p) - 1) }
-        let par = params.floats() + (row / LUTLayout.rowsPerBlock) * paramsBlockStride + (col / groupSize) * paramsGroupStride
-        return par[row % LUTLayout.rowsPerBlock] * signed + par[16 + row % LUTLayout.rowsPerBlock]
+        var q = 0
+        for p in 0..<bits { q |= bit(row: row, col: col, plane: p) << p }
+        let first = (row / LUTLayout.rowsPerBlock) * paramsBlockStride + (col / groupSize) * paramsGroupStride + row % LUTLayout.rowsPerBlock
+        return params.get(first) * Float(q) + params.get(first + 16)
     }
 }

@@ -1,0 +1,51 @@
+#if LOWBIT_AVX2
+import _Builtin_intrinsics.intel
+#endif
+
+/// The group parameters (d, m) a kernel layout keeps next to its codes: Float16 when every d
+/// and m of the matrix is exactly a Float16 (what the quantizer makes and GGUF's Q4_1 holds),
+/// else Float32. Either way the values are the matrix's own, so products do not change; Float16
+/// halves the parameters' bytes (0.25 instead of 0.5 bit per weight at G = 128).
+struct GroupParameters {
+    let half: Bool
+    let buffer: AlignedBuffer
+
+    var elementBytes: Int { half ? 2 : 4 }
+    var byteCount: Int { buffer.byteCount }
+
+    init(count: Int, half: Bool, what: String) throws {
+        self.half = half
+        buffer = try AlignedBuffer(byteCount: try checkedProduct(count, half ? 2 : 4, what: what))
+    }
+
+    /// Whether every parameter of `m` is exactly a Float16.
+    static func halfExact(_ m: QuantizedMatrix) -> Bool {
+        let n = m.rows * m.groupsPerRow, d = m.scales.floats(), off = m.offsets.floats()
+        for i in 0..<n where !isHalf(d[i]) || !isHalf(off[i]) { return false }
+        return true
+    }
+
+    @inline(__always)
+    static func isHalf(_ x: Float) -> Bool { Float(Float16(x)) == x }
+
+    func set(_ i: Int, _ value: Float) {
+        if half { buffer.pointer.assumingMemoryBound(to: Float16.self)[i] = Float16(value) }
+        else { buffer.floats()[i] = value }
+    }
+
+    func get(_ i: Int) -> Float {
+        half ? Float(buffer.pointer.assumingMemoryBound(to: Float16.self)[i]) : buffer.floats()[i]
+    }
+
+    /// The address of element i, for kernels.
+    @inline(__always)
+    func address(_ i: Int) -> UnsafeRawPointer { UnsafeRawPointer(buffer.pointer) + i * elementBytes }
+
+    #if LOWBIT_AVX2
+    /// Elements i ..< i + 8 as Floats (F16C converts Float16 ones).
+    @inline(__always)
+    static func load8(_ p: UnsafeRawPointer, half: Bool) -> __m256 {
+        half ? _mm256_cvtph_ps(p.loadUnaligned(as: __m128i.self)) : _mm256_loadu_ps(p.assumingMemoryBound(to: Float.self))
+    }
+    #endif
+}
