@@ -143,28 +143,33 @@ public final class LlamaModel: @unchecked Sendable {
                 if t.type == .q8_0 { return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols) }
                 return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
             case .requantized(let type, let groupSize, let kernel, _):
-                return try requantize(g.dequantized(t), rows, cols, type, groupSize, kernel, statistics[name])
+                return try requantize(t, rows, cols, type, groupSize, kernel, statistics[name])
             case .stack:
                 return try StackLinear(stack!, name: name)
             }
         }
-        func requantize(_ w: [Float], _ rows: Int, _ cols: Int, _ type: WeightType, _ groupSize: Int, _ kernel: KernelFamily,
+        // One scratch for every tensor's Float32 weights: fresh pages per tensor cost the load
+        // more time (the kernel zeroing them) than dequantizing does.
+        var scratch: AlignedBuffer? = nil
+        func requantize(_ tensor: GGUFFile.Tensor, _ rows: Int, _ cols: Int, _ type: WeightType, _ groupSize: Int, _ kernel: KernelFamily,
                         _ statistics: ActivationAwareScaling.Statistics? = nil) throws -> Linear {
+            if (scratch?.byteCount ?? 0) < tensor.elementCount * 4 {
+                scratch = try AlignedBuffer(byteCount: try checkedProduct(max(tensor.elementCount, c.vocabulary * c.embedding), 4, what: "weights"))
+            }
+            let w = scratch!.floats()
+            g.dequantize(tensor, into: w)
             // The output projection stays at 4 bits or more: fewer bits there cost far more
             // perplexity per byte saved than in the transformer's layers.
             let isOutput = rows == c.vocabulary && cols == c.embedding
             let t: WeightType = isOutput && type.storageBits < 4 ? .integer(bits: 4) : type
             let g = cols % groupSize == 0 ? groupSize : 32
             guard let statistics else {
-                let m = try w.withUnsafeBufferPointer { try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false) }
+                let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false)
                 return try QuantizedLinear(m, kernel: kernel)
             }
-            let (scales, _) = try w.withUnsafeBufferPointer {
-                try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: t, groupSize: g, statistics: statistics)
-            }
-            var scaled = w
-            for r in 0..<rows { for c in 0..<cols { scaled[r * cols + c] *= scales[c] } }
-            let m = try scaled.withUnsafeBufferPointer { try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false) }
+            let (scales, _) = try ActivationAwareScaling.search(w, rows: rows, cols: cols, type: t, groupSize: g, statistics: statistics)
+            for r in 0..<rows { for c in 0..<cols { w[r * cols + c] *= scales[c] } }  // W·diag(s), in place
+            let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false)
             return try QuantizedLinear(m, kernel: kernel, inputScales: scales)
         }
         var layers: [Layer] = []
@@ -191,7 +196,7 @@ public final class LlamaModel: @unchecked Sendable {
         self.outputName = outputName
         if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
             // A stack without the output: the output runs as a 4-bit lowbit matrix.
-            output = try requantize(g.dequantized(try g.tensor(outputName)), c.vocabulary, e, .integer(bits: 4), 32, .auto)
+            output = try requantize(try g.tensor(outputName), c.vocabulary, e, .integer(bits: 4), 32, .auto)
         } else if case .q4_1 = weights, outputName == "token_embd.weight", embd.type == .q8_0 {
             // Tied: the output runs on the embedding table's own bytes (one copy held).
             output = try Q8_0Linear(blocks: embeddingTable, rows: c.vocabulary, cols: e)

@@ -37,6 +37,22 @@ final class FormatTests: XCTestCase {
         }
     }
 
+    /// A group's codes written plane byte by plane byte read back code by code.
+    func testGroupCodesReadBack() throws {
+        var rng = TestRandom(seed: 12)
+        for type in allTypes {
+            let m = try QuantizedMatrix(rows: 3, cols: 128, groupSize: 64, type: type, symmetric: false)
+            var q = [UInt8](repeating: 0, count: 64)
+            for r in 0..<3 {
+                for g in 0..<2 {
+                    for k in 0..<64 { q[k] = UInt8(rng.next() % (1 << UInt64(type.storageBits))) }
+                    q.withUnsafeBufferPointer { m.setGroupCodes($0.baseAddress!, row: r, group: g) }
+                    for k in 0..<64 { XCTAssertEqual(m.code(row: r, col: 64 * g + k), Int(q[k]), "\(type) [\(r), \(64 * g + k)]") }
+                }
+            }
+        }
+    }
+
     func testConstantAndZeroGroupsAreExact() throws {
         let w = [Float](repeating: 0.25, count: 64) + [Float](repeating: 0, count: 64)
         for type in allTypes {

@@ -90,14 +90,17 @@ public enum Importer {
             throw LowBitError(.badFormat, "Q4_1 block \(i) has a non-finite scale or minimum")
         }
         parallelFor(rows) { r in
-            for g in 0..<groups {
-                let block = 20 * (r * groups + g)
-                m.scales.floats()[r * groups + g] = half(block)
-                m.offsets.floats()[r * groups + g] = half(block + 2)
-                for j in 0..<16 {
-                    let byte = raw[block + 4 + j]
-                    m.setCode(Int(byte & 0x0F), row: r, col: 32 * g + j)
-                    m.setCode(Int(byte >> 4), row: r, col: 32 * g + j + 16)
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { q in
+                for g in 0..<groups {
+                    let block = 20 * (r * groups + g)
+                    m.scales.floats()[r * groups + g] = half(block)
+                    m.offsets.floats()[r * groups + g] = half(block + 2)
+                    for j in 0..<16 {
+                        let byte = raw[block + 4 + j]
+                        q[j] = byte & 0x0F
+                        q[j + 16] = byte >> 4
+                    }
+                    m.setGroupCodes(q.baseAddress!, row: r, group: g)
                 }
             }
         }

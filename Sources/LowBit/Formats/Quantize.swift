@@ -38,7 +38,7 @@ public enum Quantizer {
                 }
                 m.scales.floats()[r * groups + g] = d
                 m.offsets.floats()[r * groups + g] = off
-                for k in 0..<groupSize { m.setCode(Int(q[k]), row: r, col: g * groupSize + k) }
+                q.withUnsafeBufferPointer { m.setGroupCodes($0.baseAddress!, row: r, group: g) }
             }
         }
         return m
@@ -61,7 +61,7 @@ public enum Quantizer {
         var err: Float = 0
         let inv = d != 0 ? 1 / d : 0
         for i in 0..<w.count {
-            let q = d != 0 ? min(max(((w[i] - m) * inv).rounded(), 0), Float(levels)) : 0
+            let q = d != 0 ? min(max(((w[i] - m) * inv).rounded(.toNearestOrEven), 0), Float(levels)) : 0
             codes[i] = UInt8(q)
             let e = w[i] - (d * q + m)
             err += e * e
@@ -82,7 +82,8 @@ public enum Quantizer {
 
     static func fitAsymmetric(_ w: UnsafeBufferPointer<Float>, levels: Int,
                               codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
-        let lo = w.min()!, hi = w.max()!
+        var lo = w[0], hi = w[0]
+        for v in w { lo = min(lo, v); hi = max(hi, v) }
         if hi == lo { _ = assign(w, d: 0, m: toHalf(lo), levels: levels, codes: codes); return (0, toHalf(lo)) }
         var d = toHalf((hi - lo) / Float(levels)), m = toHalf(lo)
         _ = assign(w, d: d, m: m, levels: levels, codes: codes)

@@ -6,6 +6,8 @@ import Synchronization
 ///   codes[((r · groups + g) · b + p) · G/8 + k/8] bit (k % 8)  = bit p of q[r, g·G + k]
 ///   scales[r · groups + g] = d,  offsets[r · groups + g] = m,   w[r, c] = d·q[r, c] + m
 /// That is b bits per weight plus 64 bits per group (Float32 d and m; 0.5 bit/weight at G = 128).
+/// The quantizer makes d and m exact Float16s, so kernel layouts keep them in half that
+/// (`GroupParameters`).
 /// The portable bit-serial and dequant kernels read it directly; the LUT kernel reads a permuted
 /// copy (`LUTLayout`), the AVX2 dequant kernel a row-interleaved one (`DequantLayout`) and the
 /// AVX2 bit-serial kernel row-wide planes (`BitSerialLayout`), each packed once, on first use
@@ -97,6 +99,20 @@ public final class QuantizedMatrix: @unchecked Sendable {
         for p in 0..<bits {
             let byte = codes.bytes() + base + p * planeBytes
             if (q >> p) & 1 == 1 { byte.pointee |= bit } else { byte.pointee &= ~bit }
+        }
+    }
+
+    /// Writes the codes q[0 ..< groupSize] of one group, every plane a byte at a time (what
+    /// quantizers and importers fill a matrix with: `setCode` per weight is far slower).
+    func setGroupCodes(_ q: UnsafePointer<UInt8>, row r: Int, group g: Int) {
+        let base = codes.bytes() + (r * groupsPerRow + g) * bits * planeBytes
+        for byte in 0..<planeBytes {
+            // Eight codes as the bytes of one word; bit p of byte j becomes bit j of the plane
+            // byte: mask bit p of every byte, then one multiply gathers them into the top byte.
+            let word = UInt64(littleEndian: UnsafeRawPointer(q + 8 * byte).loadUnaligned(as: UInt64.self))
+            for p in 0..<bits {
+                base[p * planeBytes + byte] = UInt8(truncatingIfNeeded: (((word >> UInt64(p)) & 0x0101_0101_0101_0101) &* 0x0102_0408_1020_4080) >> 56)
+            }
         }
     }
 
