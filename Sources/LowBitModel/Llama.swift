@@ -328,7 +328,7 @@ public final class LlamaModel: @unchecked Sendable {
             rmsNorm(x, layer.ffnNorm, into: &h, rows: n)
             try layer.gate.forward(h, n: n, into: &gate)
             try layer.up.forward(h, n: n, into: &up)
-            for i in 0..<(n * c.feedForward) { gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] }
+            swiGLU(&gate, up)
             try layer.down.forward(gate, n: n, into: &o)
             for i in 0..<(n * e) { x[i] += o[i] }
             trace?(li + 1, x)
@@ -341,6 +341,19 @@ public final class LlamaModel: @unchecked Sendable {
         var logits = [Float](repeating: 0, count: rows.count * c.vocabulary)
         try output.forward(last, n: rows.count, into: &logits)
         return logits
+    }
+
+    /// gate ← silu(gate) · up, over the thread pool (n × feedForward exponentials per layer:
+    /// serial, they held back 2-thread prompt processing).
+    func swiGLU(_ gate: inout [Float], _ up: [Float]) {
+        gate.withUnsafeMutableBufferPointer { gp in
+            up.withUnsafeBufferPointer { upp in
+                let g = gp.baseAddress!, u = upp.baseAddress!
+                parallelRanges(gp.count) { range in
+                    for i in range { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+                }
+            }
+        }
     }
 
     func rmsNorm(_ x: [Float], _ w: [Float], into out: inout [Float], rows: Int) {
@@ -378,8 +391,10 @@ public final class LlamaModel: @unchecked Sendable {
             out.withUnsafeMutableBufferPointer { op in
                 cache.keys[layer].withUnsafeBufferPointer { kp in
                     cache.values[layer].withUnsafeBufferPointer { vp in
+                        // Head-major items: a row's cost grows with its position (causal), so
+                        // contiguous thread ranges over rows would leave the first thread idle.
                         parallelFor(rows * c.heads) { item in
-                            let r = item / c.heads, h = item % c.heads, kvh = h / group
+                            let r = item % rows, h = item / rows, kvh = h / group
                             let length = start + r + 1
                             withUnsafeTemporaryAllocation(of: Float.self, capacity: length) { scores in
                             let qv = qp.baseAddress! + (r * c.heads + h) * d

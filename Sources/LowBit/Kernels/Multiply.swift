@@ -95,7 +95,7 @@ extension QuantizedMatrix {
         let acts = Int8Activations(cols: cols, groupSize: groupSize)
         let stride = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
-        for i in 0..<n { acts.quantize(x + i * cols, into: ws + i * stride) }
+        parallelFor(n) { i in acts.quantize(x + i * cols, into: ws + i * stride) }
         parallelRanges(rows) { range in
             for i in 0..<n {
                 DequantKernel.portableInt8(self, acts: acts, actBase: ws + i * stride, y: y + i * rows, rows: range)

@@ -18,7 +18,7 @@ enum DequantKernelAVX2 {
         let acts = Int8Activations(cols: cols, groupSize: groupSize)
         let stride = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
-        for i in 0..<n { acts.quantize(x + i * cols, into: ws + i * stride) }
+        parallelFor(n) { i in acts.quantize(x + i * cols, into: ws + i * stride) }
         parallelRanges(layout.rowBlocks * tiles(n: n)) { items in
             run(layout, groupSize: groupSize, rows: rows, n: n, acts: acts, actBase: ws, actStride: stride, y: y, items: items)
         }

@@ -34,7 +34,7 @@ enum LUTKernelAVX2 {
         let tables = LUTTables(cols: cols, groupSize: groupSize)
         let tableBytes = (LUTTables.byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
-        for i in 0..<n { tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
+        parallelFor(n) { i in tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
         parallelRanges(layout.rowBlocks * tiles(n: n)) { items in
             run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws, tableStride: tableBytes, y: y, items: items)
         }
