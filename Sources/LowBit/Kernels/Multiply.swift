@@ -115,11 +115,11 @@ extension DequantKernel {
         let acts = Int8Activations(cols: cols, groupSize: groupSize)
         let rowBytes = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
         let floats = try checkedProduct(2 * n, cols + rows, what: "workspace")
-        let ws = try Workspace.current.reserve(try checkedProduct(floats, 4, what: "workspace") + rowBytes, slot: 2)
+        let ws = try Workspace.current.reserve(try checkedProduct(floats, 4, what: "workspace") + n * rowBytes, slot: 2)
         let split = ws.assumingMemoryBound(to: Float.self), ySplit = split + 2 * n * cols
-        let rounded = UnsafeMutableRawPointer(ySplit + 2 * n * rows)
-        let q = acts.codes(rounded), sa = acts.scales(rounded)
-        for i in 0..<n {
+        let roundedRows = UnsafeMutableRawPointer(ySplit + 2 * n * rows)
+        parallelFor(n) { i in
+            let rounded = roundedRows + i * rowBytes, q = acts.codes(rounded), sa = acts.scales(rounded)
             let xi = x + i * cols, hi = split + 2 * i * cols, lo = hi + cols
             acts.quantize(xi, into: rounded)
             for c in 0..<cols {
@@ -128,7 +128,7 @@ extension DequantKernel {
             }
         }
         try int8(split, 2 * n, ySplit)
-        for i in 0..<n {
+        parallelFor(n) { i in
             for r in 0..<rows { y[i * rows + r] = ySplit[2 * i * rows + r] + ySplit[(2 * i + 1) * rows + r] }
         }
     }
