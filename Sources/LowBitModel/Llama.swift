@@ -162,14 +162,14 @@ public final class LlamaModel: @unchecked Sendable {
             // perplexity per byte saved than in the transformer's layers.
             let isOutput = rows == c.vocabulary && cols == c.embedding
             let t: WeightType = isOutput && type.storageBits < 4 ? .integer(bits: 4) : type
-            let g = cols % groupSize == 0 ? groupSize : 32
+            let size = cols % groupSize == 0 ? groupSize : 32
             guard let statistics else {
-                let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false)
+                let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: t, groupSize: size, symmetric: false)
                 return try QuantizedLinear(m, kernel: kernel)
             }
-            let (scales, _) = try ActivationAwareScaling.search(w, rows: rows, cols: cols, type: t, groupSize: g, statistics: statistics)
+            let (scales, _) = try ActivationAwareScaling.search(w, rows: rows, cols: cols, type: t, groupSize: size, statistics: statistics)
             for r in 0..<rows { for c in 0..<cols { w[r * cols + c] *= scales[c] } }  // W·diag(s), in place
-            let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: t, groupSize: g, symmetric: false)
+            let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: t, groupSize: size, symmetric: false)
             return try QuantizedLinear(m, kernel: kernel, inputScales: scales)
         }
         var layers: [Layer] = []

@@ -40,6 +40,7 @@ extension QuantizedMatrix {
     /// activations); other families ignore it. Safe to call from several threads at once on one matrix.
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>,
                          kernel: KernelFamily = .auto, activationBits: Int = 8) throws {
+        // Before auto measures anything or a mixed matrix builds its value codes.
         guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
         if type.isMixed, kernel != .reference {
             // Validated there; the reference kernel reads the mixed codes themselves.
@@ -107,7 +108,7 @@ extension QuantizedMatrix {
 extension DequantKernel {
     /// 16-bit activations as two int8 passes: each row x is followed by its rounding residual
     /// r = x − sa·qa (|r| ≤ sa/2), which the int8 kernel rounds again with its own, ~254× finer
-    /// scale; y = W·x' + W·r'. The two rows run as one tile of the int8 kernel, sharing each
+    /// scale; y = W·x' + W·r'. The two rows run in one tile of the int8 kernel, sharing each
     /// weight unpack, and the result is as close to float activations as the weights' own
     /// rounding makes worthwhile (error ~1e-7 where int8 gives ~4e-5).
     static func multiplySplit(rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
