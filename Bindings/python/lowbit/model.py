@@ -12,7 +12,9 @@ _WEIGHTS = {"reference": 0, "q4_1": 1}
 class Model(Handle):
     """Model.open(path, weights="reference" | "q4_1", bits=None, group_size=64, kernel="auto",
     stack=None, budget=None): `bits` (1-4 or "ternary") requantizes the reference weights;
-    `stack` (a file from `lowbit stack build --model`) with `budget` holds a BitStack."""
+    `stack` (a file from `lowbit stack build --model`) with `budget` holds a BitStack.
+    "q4_1" with kernel "auto" or "dequant" rounds activations to 16 bits (two int8 passes) and
+    agrees with "reference" token by token; "lut" or "bitserial" round them to int8."""
 
     _free = staticmethod(_lib.lowbit_model_close)
     _kind = "model"
