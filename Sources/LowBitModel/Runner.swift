@@ -24,9 +24,12 @@ extension LlamaModel {
 
     public struct GenerationStats: Sendable {
         public var promptTokens = 0, generatedTokens = 0
+        /// Forward passes of one token (the first generated token comes from the prompt's pass).
+        public var decodeSteps = 0
         public var promptSeconds = 0.0, generationSeconds = 0.0
         public var promptTokensPerSecond: Double { Double(promptTokens) / max(promptSeconds, 1e-9) }
-        public var generationTokensPerSecond: Double { Double(generatedTokens) / max(generationSeconds, 1e-9) }
+        /// Decode speed: one-token forward passes per second (0 when none ran).
+        public var generationTokensPerSecond: Double { decodeSteps == 0 ? 0 : Double(decodeSteps) / max(generationSeconds, 1e-9) }
     }
 
     /// Generates up to `maxTokens` tokens after `prompt` (greedy when temperature is 0), calling
@@ -65,6 +68,7 @@ extension LlamaModel {
             }
             if generated.count == maxTokens { break }
             logits = try forward([next], cache: cache)
+            stats.decodeSteps += 1
         }
         if !pending.isEmpty { let s = String(decoding: pending, as: UTF8.self); onText(s); output += s }
         stats.generationSeconds = monotonicSeconds() - t0

@@ -55,7 +55,8 @@ func runGenerate(_ args: Arguments) throws {
         fflush(stdout)
     }
     print("")
-    print("prompt: \(stats.promptTokens) tokens at \(fmt(stats.promptTokensPerSecond, 1)) tok/s; generation: \(stats.generatedTokens) tokens at \(fmt(stats.generationTokensPerSecond, 1)) tok/s; weights \(formatBytes(model.weightBytes)); \(Runtime.threads) thread(s)")
+    let decode = stats.decodeSteps == 0 ? "no decode step to time" : "\(fmt(stats.generationTokensPerSecond, 1)) tok/s"
+    print("prompt: \(stats.promptTokens) tokens at \(fmt(stats.promptTokensPerSecond, 1)) tok/s; generation: \(stats.generatedTokens) tokens, \(decode); weights \(formatBytes(model.weightBytes)); \(Runtime.threads) thread(s)")
 }
 
 func runPerplexity(_ args: Arguments) throws {
