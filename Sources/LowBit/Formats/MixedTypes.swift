@@ -83,16 +83,6 @@ extension Quantizer {
         }
         return (d, m, best.type)
     }
-
-    private static func squaredError(_ w: UnsafeBufferPointer<Float>, codes: UnsafeMutableBufferPointer<UInt8>,
-                                     d: Float, m: Float, value: (Int) -> Float) -> Float {
-        var err: Float = 0
-        for i in 0..<w.count {
-            let e = w[i] - (d * value(Int(codes[i])) + m)
-            err += e * e
-        }
-        return err
-    }
 }
 
 extension QuantizedMatrix {

@@ -55,15 +55,24 @@ public enum Quantizer {
         }
     }
 
-    /// Codes for given (d, m), and the squared error they leave.
+    /// Codes for given (d, m): q = clamp(round-half-even((w − m) / d), 0, levels), 0 where d = 0.
     static func assign(_ w: UnsafeBufferPointer<Float>, d: Float, m: Float, levels: Int,
-                       codes: UnsafeMutableBufferPointer<UInt8>) -> Float {
-        var err: Float = 0
-        let inv = d != 0 ? 1 / d : 0
+                       codes: UnsafeMutableBufferPointer<UInt8>) {
+        let inv: Float = d != 0 ? 1 / d : 0, top = Float(levels)
         for i in 0..<w.count {
-            let q = d != 0 ? min(max(((w[i] - m) * inv).rounded(.toNearestOrEven), 0), Float(levels)) : 0
-            codes[i] = UInt8(q)
-            let e = w[i] - (d * q + m)
+            // Adding 2²³ rounds a value in [0, 2²²) half-to-even to an integer, which lands in
+            // the low mantissa bits: no checked conversion, so the loop vectorizes.
+            let v = min(max((w[i] - m) * inv, 0), top)
+            codes[i] = UInt8(truncatingIfNeeded: (v + 0x1p23).bitPattern)
+        }
+    }
+
+    /// Σ (w − (d·v(q) + m))² for these codes, v(q) = q unless a mixed type's grid says otherwise.
+    static func squaredError(_ w: UnsafeBufferPointer<Float>, codes: UnsafeMutableBufferPointer<UInt8>,
+                             d: Float, m: Float, value: (Int) -> Float = { Float($0) }) -> Float {
+        var err: Float = 0
+        for i in 0..<w.count {
+            let e = w[i] - (d * value(Int(codes[i])) + m)
             err += e * e
         }
         return err
@@ -84,9 +93,9 @@ public enum Quantizer {
                               codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
         var lo = w[0], hi = w[0]
         for v in w { lo = min(lo, v); hi = max(hi, v) }
-        if hi == lo { _ = assign(w, d: 0, m: toHalf(lo), levels: levels, codes: codes); return (0, toHalf(lo)) }
+        if hi == lo { assign(w, d: 0, m: toHalf(lo), levels: levels, codes: codes); return (0, toHalf(lo)) }
         var d = toHalf((hi - lo) / Float(levels)), m = toHalf(lo)
-        _ = assign(w, d: d, m: m, levels: levels, codes: codes)
+        assign(w, d: d, m: m, levels: levels, codes: codes)
         if refits(levels) {
             // (d, m) minimizing Σ(w − d·q − m)² for these codes: [Σq² Σq; Σq n]·[d; m] = [Σwq; Σw].
             var sqq: Double = 0, sq: Double = 0, swq: Double = 0, sw: Double = 0
@@ -99,7 +108,7 @@ public enum Quantizer {
                 let dd = (swq * n - sq * sw) / det, mm = (sqq * sw - sq * swq) / det
                 if dd > 0 {
                     (d, m) = (toHalf(Float(dd)), toHalf(Float(mm)))
-                    _ = assign(w, d: d, m: m, levels: levels, codes: codes)
+                    assign(w, d: d, m: m, levels: levels, codes: codes)
                 }
             }
         }
@@ -110,9 +119,9 @@ public enum Quantizer {
                              codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
         let center = Float(levels) / 2
         let amax = w.reduce(0) { max($0, abs($1)) }
-        if amax == 0 { _ = assign(w, d: 0, m: 0, levels: levels, codes: codes); return (0, 0) }
+        if amax == 0 { assign(w, d: 0, m: 0, levels: levels, codes: codes); return (0, 0) }
         var d = toHalf(amax / center)
-        _ = assign(w, d: d, m: -d * center, levels: levels, codes: codes)
+        assign(w, d: d, m: -d * center, levels: levels, codes: codes)
         if refits(levels) {
             // d minimizing Σ(w − d·l)² for these codes: d = Σ w·l / Σ l², with l = q − center.
             var swl: Double = 0, sll: Double = 0
@@ -122,7 +131,7 @@ public enum Quantizer {
             }
             if sll > 0, swl > 0 {
                 d = toHalf(Float(swl / sll))
-                _ = assign(w, d: d, m: -d * center, levels: levels, codes: codes)
+                assign(w, d: d, m: -d * center, levels: levels, codes: codes)
             }
         }
         return (d, -d * center)
@@ -131,25 +140,26 @@ public enum Quantizer {
     /// BitNet b1.58 style: d near mean |w|, t = clamp(round(w / d), −1, 1); q = t + 1, m = −d.
     static func fitTernary(_ w: UnsafeBufferPointer<Float>, codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
         let meanAbs = w.reduce(0) { $0 + abs($1) } / Float(w.count)
-        if meanAbs == 0 { _ = assign(w, d: 0, m: 0, levels: 2, codes: codes); return (0, 0) }
+        if meanAbs == 0 { assign(w, d: 0, m: 0, levels: 2, codes: codes); return (0, 0) }
         var best: (err: Float, d: Float) = (.infinity, meanAbs)
         var trial = [UInt8](repeating: 0, count: w.count)
         trial.withUnsafeMutableBufferPointer { t in
             for factor in ternaryScales {
                 var d = meanAbs * factor
-                _ = assign(w, d: d, m: -d, levels: 2, codes: t)
+                assign(w, d: d, m: -d, levels: 2, codes: t)
                 var swt: Double = 0, stt: Double = 0
                 for i in 0..<w.count {
                     let v = Double(t[i]) - 1
                     swt += Double(w[i]) * v; stt += v * v
                 }
                 if stt > 0, swt > 0 { d = Float(swt / stt) }
-                let err = assign(w, d: d, m: -d, levels: 2, codes: t)
+                assign(w, d: d, m: -d, levels: 2, codes: t)
+                let err = squaredError(w, codes: t, d: d, m: -d)
                 if err < best.err { best = (err, d) }
             }
         }
         let d = toHalf(best.d)
-        _ = assign(w, d: d, m: -d, levels: 2, codes: codes)
+        assign(w, d: d, m: -d, levels: 2, codes: codes)
         return (d, -d)
     }
 }
