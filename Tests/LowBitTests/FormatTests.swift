@@ -37,7 +37,7 @@ final class FormatTests: XCTestCase {
         }
     }
 
-    /// A group's codes written plane byte by plane byte read back code by code.
+    /// A group's codes written plane byte by plane byte read back code by code, and as a group.
     func testGroupCodesReadBack() throws {
         var rng = TestRandom(seed: 12)
         for type in allTypes {
@@ -48,6 +48,9 @@ final class FormatTests: XCTestCase {
                     for k in 0..<64 { q[k] = UInt8(rng.next() % (1 << UInt64(type.storageBits))) }
                     q.withUnsafeBufferPointer { m.setGroupCodes($0.baseAddress!, row: r, group: g) }
                     for k in 0..<64 { XCTAssertEqual(m.code(row: r, col: 64 * g + k), Int(q[k]), "\(type) [\(r), \(64 * g + k)]") }
+                    var back = [UInt8](repeating: 0xFF, count: 64)
+                    back.withUnsafeMutableBufferPointer { m.groupCodes(row: r, group: g, into: $0.baseAddress!) }
+                    XCTAssertEqual(back, q, "\(type) group (\(r), \(g))")
                 }
             }
         }

@@ -116,6 +116,25 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    /// Byte b → the 8 bytes (bit j of b) for j = 0 ..< 8, as one little-endian word.
+    static let spreadBits: [UInt64] = (0..<256).map { (b: Int) -> UInt64 in
+        var word: UInt64 = 0
+        for j in 0..<8 where (b >> j) & 1 == 1 { word |= UInt64(1) << UInt64(8 * j) }
+        return word
+    }
+
+    /// Reads the codes of one group into q[0 ..< groupSize] (the inverse of `setGroupCodes`).
+    func groupCodes(row r: Int, group g: Int, into q: UnsafeMutablePointer<UInt8>) {
+        let base = codes.bytes() + (r * groupsPerRow + g) * bits * planeBytes
+        QuantizedMatrix.spreadBits.withUnsafeBufferPointer { spread in
+            for byte in 0..<planeBytes {
+                var word: UInt64 = 0
+                for p in 0..<bits { word |= spread[Int(base[p * planeBytes + byte])] << UInt64(p) }
+                UnsafeMutableRawPointer(q + 8 * byte).storeBytes(of: word.littleEndian, as: UInt64.self)
+            }
+        }
+    }
+
     @inlinable public func scale(row r: Int, group g: Int) -> Float { scales.floats()[r * groupsPerRow + g] }
     @inlinable public func offset(row r: Int, group g: Int) -> Float { offsets.floats()[r * groupsPerRow + g] }
 

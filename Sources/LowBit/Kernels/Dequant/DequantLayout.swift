@@ -34,26 +34,24 @@ public final class DequantLayout: @unchecked Sendable {
                                      half: GroupParameters.halfExact(m), what: "dequant layout")
         let out = codes.bytes(), par = params, width = self.width, groups = m.groupsPerRow
         let blockBytes = blockCodeBytes
-        let bits = m.bits, planeBytes = m.planeBytes, groupSize = m.groupSize, source = m.codes.bytes()
+        let groupSize = m.groupSize
         let stepsPerGroup = groupSize / columnsPerStep
         parallelFor(rowBlocks) { block in
-            var q = [UInt8](repeating: 0, count: groupSize)
-            for r in 0..<rb {
-                let row = block * rb + r
-                guard row < m.rows else { continue }
-                for g in 0..<groups {
-                    // Unpack the group's codes from its bit planes, then interleave them.
-                    for k in 0..<groupSize { q[k] = 0 }
-                    for p in 0..<bits {
-                        let plane = source + ((row * groups + g) * bits + p) * planeBytes
-                        for k in 0..<groupSize { q[k] |= ((plane[k >> 3] >> UInt8(k & 7)) & 1) << UInt8(p) }
-                    }
-                    for s in 0..<stepsPerGroup {
-                        let unit = out + block * blockBytes + (g * stepsPerGroup + s) * 32
-                        for j in 0..<4 {
-                            var byte: UInt8 = 0
-                            for t in 0..<(8 / width) { byte |= q[s * columnsPerStep + j + 4 * t] << UInt8(t * width) }
-                            unit[4 * r + j] = byte
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: groupSize) { qbuf in
+                let q = qbuf.baseAddress!
+                for r in 0..<rb {
+                    let row = block * rb + r
+                    guard row < m.rows else { continue }
+                    for g in 0..<groups {
+                        // Unpack the group's codes from its bit planes, then interleave them.
+                        m.groupCodes(row: row, group: g, into: q)
+                        for s in 0..<stepsPerGroup {
+                            let unit = out + block * blockBytes + (g * stepsPerGroup + s) * 32
+                            for j in 0..<4 {
+                                var byte: UInt8 = 0
+                                for t in 0..<(8 / width) { byte |= q[s * columnsPerStep + j + 4 * t] << UInt8(t * width) }
+                                unit[4 * r + j] = byte
+                            }
                         }
                     }
                 }
