@@ -32,9 +32,12 @@ expect_error "perplexity: bad bits" perplexity --model "$model" --text /usr/shar
 expect_error "perplexity: mixed 2-bit" perplexity --model "$model" --text /usr/share/common-licenses/GPL-3 --bits mixed2
 expect_error "stack run: missing file" stack run /nonexistent.lbs --budget 1MB
 tiny=$(mktemp --suffix=.lbs)
-trap 'rm -f "$tiny"' EXIT
+trap 'rm -f "$tiny" "$tiny.out"' EXIT
 "$lowbit" stack build "$tiny" --random 64x64 --blocks 2 >/dev/null 2>&1
 expect_error "stack run: budget too small" stack run "$tiny" --budget 1
 expect_error "stack build: no tensors" stack build "$tiny.out"
+expect_error "stack build: max lead 0" stack build "$tiny.out" --random 64x64 --max-lead 0
+expect_error "stack build: bad sensitivity cache" stack build "$tiny.out" --random 64x64 --sensitivity-cache /usr/share/common-licenses/GPL-3
+expect_error "run: act-bits on requantized" run --model "$model" --prompt hi --bits 4 --act-bits 16
 if [[ $failures -ne 0 ]]; then echo "$failures CLI error case(s) failed"; exit 1; fi
 echo "ok: every CLI error case reported cleanly"

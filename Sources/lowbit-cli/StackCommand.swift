@@ -65,6 +65,11 @@ func stackBuild(_ args: Arguments) throws {
                     "sensitivity-text", "sensitivity-level", "sensitivity-tokens", "calibration-text", "sensitivity-cache", "max-lead", "raw-sensitivity"])
     guard args.words.count >= 3 else { throw CLIError("stack build: give the output path\n\(stackUsage)") }
     let out = args.words[2]
+    // Sensitivity options are checked before the decomposition runs.
+    let maxLead = try args.int("max-lead", default: 1)
+    guard maxLead >= 1 else { throw CLIError("--max-lead must be 1 or more") }
+    let sensitivityLevel = try args.int("sensitivity-level", default: 3)
+    var cachedSensitivity = try args.options["sensitivity-cache"].map(readSensitivityCache) ?? []
     var tensors: [(String, [Float], Int, Int)] = []
     if let random = args.options["random"] {
         var rng = SplitMix64(seed: 7)
@@ -118,27 +123,29 @@ func stackBuild(_ args: Arguments) throws {
     var orderNote = "naive order"
     if let textPath = args.options["sensitivity-text"] {
         guard let model = args.options["model"] else { throw CLIError("--sensitivity-text needs --model") }
-        let level = try args.int("sensitivity-level", default: 3)
+        let level = sensitivityLevel
         guard (2...options.blocks).contains(level) else { throw CLIError("--sensitivity-level must be 2...\(options.blocks)") }
         let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
         let t1 = monotonicSeconds()
-        let cache = args.options["sensitivity-cache"]
+        let measured = cachedSensitivity.filter { $0.level == level }
         let increase: [String: Double]
-        if let cache, let cached = try? readSensitivityCache(cache, level: level) {
-            increase = cached
+        if !measured.isEmpty {
+            increase = Dictionary(measured.map { ($0.name, $0.increase) }, uniquingKeysWith: { _, last in last })
         } else {
             increase = try StackSensitivity.lossIncrease(modelPath: model, stack: try Stack(path: out, budget: Int.max), level: level,
                                                          text: text, tokens: try args.int("sensitivity-tokens", default: 128)) { done, total in
                 progressBar(done, total, "sensitivity")
             }
-            if let cache {
-                let lines = increase.sorted { $0.key < $1.key }.map { "\($0.key) \(level) \($0.value)" }
+            if let cache = args.options["sensitivity-cache"] {
+                // Other levels' measurements stay in the file.
+                cachedSensitivity += increase.sorted { $0.key < $1.key }.map { (name: $0.key, level: level, increase: $0.value) }
+                let lines = cachedSensitivity.map { "\($0.name) \($0.level) \($0.increase)" }
                 try FileIO.writeAtomically(Array((lines.joined(separator: "\n") + "\n").utf8), to: cache)
             }
         }
         let smoothed = args.flags.contains("raw-sensitivity") ? increase : StackSensitivity.smoothed(increase)
         options.sensitivity = StackBuilder.sensitivities(matrices, lossIncrease: smoothed, level: level)
-        options.maxLead = try args.int("max-lead", default: 1)
+        options.maxLead = maxLead
         try StackBuilder.write(matrices, path: out, options: options)
         orderNote = "sensitivity order (\(increase.count) tensors measured at level \(level) in \(fmt(monotonicSeconds() - t1, 1)) s)"
         seconds = monotonicSeconds() - t0
@@ -166,15 +173,17 @@ func withPointers<R>(_ arrays: [[Float]], _ body: ([UnsafePointer<Float>]) throw
     return try step(0)
 }
 
-/// Loss increases measured earlier (lines "name level increase"), for this level.
-func readSensitivityCache(_ path: String, level: Int) throws -> [String: Double] {
-    var out: [String: Double] = [:]
-    for line in String(decoding: try FileIO.read(path), as: UTF8.self).split(separator: "\n") {
+/// Loss increases measured earlier (lines "name level increase"); none if the file does not
+/// exist yet. A malformed file is an error, not something to overwrite.
+func readSensitivityCache(_ path: String) throws -> [(name: String, level: Int, increase: Double)] {
+    guard access(path, F_OK) == 0 else { return [] }
+    return try String(decoding: try FileIO.read(path), as: UTF8.self).split(separator: "\n").map { line in
         let f = line.split(separator: " ")
-        guard f.count == 3, Int(f[1]) == level, let v = Double(f[2]) else { throw CLIError("bad sensitivity cache line '\(line)'") }
-        out[String(f[0])] = v
+        guard f.count == 3, let level = Int(f[1]), let v = Double(f[2]) else {
+            throw CLIError("bad sensitivity cache line '\(line)' in \(path)")
+        }
+        return (String(f[0]), level, v)
     }
-    return out
 }
 
 func stackInspect(_ args: Arguments) throws {

@@ -49,26 +49,29 @@ public enum ActivationAwareScaling {
         let groups = cols / groupSize
         let energy = statistics.meanSquare
         var rowErrors = [Double](repeating: 0, count: rows)
+        // Geometric mean 1 keeps the scaled weights in the same range.
+        let center = logMean.reduce(0, +) / Double(cols)
         for alpha in exponents {
-            // Geometric mean 1 keeps the scaled weights in the same range.
-            let center = logMean.reduce(0, +) / Double(cols)
             let s = logMean.map { Float(exp(Double(alpha) * ($0 - center))) }
             rowErrors.withUnsafeMutableBufferPointer { errors in
-                parallelFor(rows) { r in
-                    var scaled = [Float](repeating: 0, count: groupSize), codes = [UInt8](repeating: 0, count: groupSize)
-                    var error = 0.0
-                    for g in 0..<groups {
-                        for k in 0..<groupSize { scaled[k] = w[r * cols + g * groupSize + k] * s[g * groupSize + k] }
-                        let (d, m) = scaled.withUnsafeBufferPointer { v in
-                            codes.withUnsafeMutableBufferPointer { Quantizer.quantizeGroup(v, type: type, symmetric: false, codes: $0) }
-                        }
-                        for k in 0..<groupSize {
-                            let c = g * groupSize + k
-                            let e = Double(w[r * cols + c]) - Double((d * Float(codes[k]) + m) / s[c])
-                            error += Double(energy[c]) * e * e
+                parallelRanges(rows) { range in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: groupSize) { scaled in
+                        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: groupSize) { codes in
+                            for r in range {
+                                var error = 0.0
+                                for g in 0..<groups {
+                                    for k in 0..<groupSize { scaled[k] = w[r * cols + g * groupSize + k] * s[g * groupSize + k] }
+                                    let (d, m) = Quantizer.quantizeGroup(UnsafeBufferPointer(scaled), type: type, symmetric: false, codes: codes)
+                                    for k in 0..<groupSize {
+                                        let c = g * groupSize + k
+                                        let e = Double(w[r * cols + c]) - Double((d * Float(codes[k]) + m) / s[c])
+                                        error += Double(energy[c]) * e * e
+                                    }
+                                }
+                                errors[r] = error
+                            }
                         }
                     }
-                    errors[r] = error
                 }
             }
             let error = rowErrors.reduce(0, +)
