@@ -266,9 +266,10 @@ enum {
 LOWBIT_API lowbit_status lowbit_model_open(const char *path, int32_t weights, int32_t bits, int32_t group_size,
                                            lowbit_kernel kernel, const char *stack_path, uint64_t budget,
                                            lowbit_model **out);
-/* Loads a GGUF model requantized to `bits` / `group_size` with activation-aware scaling (AWQ
- * style): per linear layer, input-channel scales searched on the activations that layer sees
- * on `calibration_text` (UTF-8, at least 16 tokens; use text other than what you evaluate on). */
+/* Loads a GGUF model requantized to `bits` / `group_size`, calibrated on the activations each
+ * linear layer sees on `calibration_text` (UTF-8, at least 16 tokens, the first 1024 used; use
+ * text other than what you evaluate on): input-channel scales searched per layer (AWQ style),
+ * then rounding with error feedback (GPTQ style). Takes seconds to tens of seconds. */
 LOWBIT_API lowbit_status lowbit_model_open_calibrated(const char *path, int32_t bits, int32_t group_size,
                                                       lowbit_kernel kernel, const char *calibration_text,
                                                       lowbit_model **out);

@@ -27,12 +27,16 @@ public final class FloatLinear: Linear, @unchecked Sendable {
         let rows = self.rows, cols = self.cols
         w.withUnsafeBufferPointer { wp in
             let wb = UnsafeRawPointer(wp.baseAddress!), xb = UnsafeRawPointer(x)
+            // Activation rows in blocks that stay in L2 while every weight row passes them.
+            let block = max(4, (128 * 1024 / (cols * 4)) & ~3)
             parallelRanges(rows) { range in
+              for start in stride(from: 0, to: n, by: block) {
+                let end = min(n, start + block)
                 for r in range {
                     let wr = wb + r * cols * 4
-                    var i = 0
-                    while i < n {
-                        let t = min(4, n - i)
+                    var i = start
+                    while i < end {
+                        let t = min(4, end - i)
                         var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
                         let x0 = xb + i * cols * 4
                         for c in stride(from: 0, to: cols, by: 8) {
@@ -49,6 +53,7 @@ public final class FloatLinear: Linear, @unchecked Sendable {
                         i += t
                     }
                 }
+              }
             }
         }
     }

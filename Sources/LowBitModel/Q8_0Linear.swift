@@ -70,7 +70,7 @@ public final class Q8_0Linear: Linear, @unchecked Sendable {
             let s = _mm256_fmadd_ps(w.0, _mm256_loadu_ps(xb), _mm256_mul_ps(w.1, _mm256_loadu_ps(xb + 8)))
             return _mm256_fmadd_ps(w.2, _mm256_loadu_ps(xb + 16), _mm256_fmadd_ps(w.3, _mm256_loadu_ps(xb + 24), s))
         }
-        @inline(__always) func sum(_ v: __m256) -> Float { unsafeBitCast(v, to: SIMD8<Float>.self).sum() }
+        @inline(__always) func sum(_ v: __m256) -> Float { v.sum() }
         for r in range {
             var i = 0
             while i < n {

@@ -99,17 +99,19 @@ extension StackSensitivity {
 /// scaling (per input channel, the mean L2 norm over these rows) and activation-aware
 /// requantization.
 public enum CalibrationActivations {
-    /// A float layer that keeps a copy of every input row it is given.
+    /// A float layer that keeps a copy of every input row it is given. Its outputs are zeros
+    /// where nothing reads them (`computes` false: the output projection's logits).
     final class Recorder: Linear, @unchecked Sendable {
         let inner: Linear
+        let computes: Bool
         var rowsSeen: [Float] = []
         var rows: Int { inner.rows }
         var cols: Int { inner.cols }
         var byteCount: Int { inner.byteCount }
-        init(_ inner: Linear) { self.inner = inner }
+        init(_ inner: Linear, computes: Bool = true) { (self.inner, self.computes) = (inner, computes) }
         func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
             rowsSeen.append(contentsOf: UnsafeBufferPointer(start: x, count: n * cols))
-            try inner.forward(x, n: n, into: y)
+            if computes { try inner.forward(x, n: n, into: y) } else { y.update(repeating: 0, count: n * rows) }
         }
     }
 
@@ -132,7 +134,7 @@ public enum CalibrationActivations {
                 recorders[full] = recorder
             }
         }
-        let output = Recorder(try model.linear(model.outputName))
+        let output = Recorder(try model.linear(model.outputName), computes: false)
         try model.replaceLinear(model.outputName, with: output)
         recorders[model.outputName] = output
         _ = try model.forward(tokens, cache: model.makeCache(capacity: tokens.count), logitRows: 0..<tokens.count)

@@ -22,10 +22,11 @@ func runReport(_ args: Arguments) throws {
         ("2-bit g64", .requantized(type: .integer(bits: 2), groupSize: 64, kernel: .auto)),
     ]
     if let calibrationPath = args.options["calibration-text"] {
-        // Activation-aware rows, calibrated on a text other than the evaluation text.
+        // Calibrated rows (activation-aware scales, error feedback), on a text other than the
+        // evaluation text.
         let calibration = String(decoding: try FileIO.read(calibrationPath), as: UTF8.self)
         for bits in [4, 3, 2] {
-            configs.append(("\(bits)-bit g64 aware", .requantized(type: .integer(bits: bits), groupSize: 64, kernel: .auto, calibration: calibration)))
+            configs.append(("\(bits)-bit g64 calibrated", .requantized(type: .integer(bits: bits), groupSize: 64, kernel: .auto, calibration: calibration)))
         }
     }
     if let stack = args.options["stack"] {

@@ -22,7 +22,8 @@ commands:
                        activation precision; default 16 on dequant/auto, so it agrees with the
                        reference; 8 = int8 as llama.cpp], or --bits 1|2|3|4|ternary|mixed3|mixed4
                        [--group-size 64] [--kernel lut|bitserial|dequant|auto] [--calibration-text FILE
-                       (activation-aware)], or --stack PATH --budget SIZE
+                       (calibrated: activation-aware scales and error feedback)], or --stack PATH
+                       --budget SIZE
   --version            print the version
 """
 

@@ -22,7 +22,8 @@ class Model(Handle):
     @classmethod
     def open(cls, path, weights="q4_1", bits=None, group_size=64, kernel="auto", stack=None, budget=None,
              calibration=None):
-        """calibration: text (str) for activation-aware requantization; needs bits=."""
+        """calibration: text (str) for calibrated requantization (activation-aware scales and
+        error feedback from the inputs each layer sees on it); needs bits=."""
         from . import ArgumentError, _bits_code, _check, _int, _kernel_code
         if calibration is not None:
             if bits is None or stack is not None:

@@ -58,13 +58,17 @@ public enum Quantizer {
     /// Codes for given (d, m): q = clamp(round-half-even((w − m) / d), 0, levels), 0 where d = 0.
     static func assign(_ w: UnsafeBufferPointer<Float>, d: Float, m: Float, levels: Int,
                        codes: UnsafeMutableBufferPointer<UInt8>) {
-        let inv: Float = d != 0 ? 1 / d : 0, top = Float(levels)
-        for i in 0..<w.count {
-            // Adding 2²³ rounds a value in [0, 2²²) half-to-even to an integer, which lands in
-            // the low mantissa bits: no checked conversion, so the loop vectorizes.
-            let v = min(max((w[i] - m) * inv, 0), top)
-            codes[i] = UInt8(truncatingIfNeeded: (v + 0x1p23).bitPattern)
-        }
+        let inv: Float = d != 0 ? 1 / d : 0
+        for i in 0..<w.count { codes[i] = code(w[i], inverse: inv, m: m, levels: levels) }
+    }
+
+    /// One weight's code, as `assign` gives it: `inverse` is 1/d, or 0 where d = 0.
+    @inline(__always)
+    static func code(_ w: Float, inverse: Float, m: Float, levels: Int) -> UInt8 {
+        // Adding 2²³ rounds a value in [0, 2²²) half-to-even to an integer, which lands in the
+        // low mantissa bits: no checked conversion, so a loop of these vectorizes.
+        let v = min(max((w - m) * inverse, 0), Float(levels))
+        return UInt8(truncatingIfNeeded: (v + 0x1p23).bitPattern)
     }
 
     /// Σ (w − (d·v(q) + m))² for these codes, v(q) = q unless a mixed type's grid says otherwise.

@@ -1,0 +1,66 @@
+#if LOWBIT_AVX2
+import _Builtin_intrinsics.intel
+#endif
+
+/// Float dot products for the quantizers' linear algebra (error feedback's input correlations,
+/// its Cholesky factor and its rounding pass), 8 lanes at a time where the AVX2 build runs.
+enum FloatVectors {
+    /// Σ a[i]·b[i] for i < count.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var i = 0, sum: Float = 0
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2 {
+            var s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps()
+            while i + 16 <= count {
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0)
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1)
+                i += 16
+            }
+            if i + 8 <= count {
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0)
+                i += 8
+            }
+            sum = horizontalSum(_mm256_add_ps(s0, s1))
+        }
+        #endif
+        while i < count { sum += a[i] * b[i]; i += 1 }
+        return sum
+    }
+
+    /// The four sums Σ c[i]·bⱼ[i] (j = 0…3) for i < count, where bⱼ = b + j·stride: c is read
+    /// once for all four.
+    @inline(__always)
+    static func dot4(_ c: UnsafePointer<Float>, _ b: UnsafePointer<Float>, stride: Int, count: Int) -> (Float, Float, Float, Float) {
+        var i = 0
+        var r: (Float, Float, Float, Float) = (0, 0, 0, 0)
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2 {
+            var s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps()
+            while i + 8 <= count {
+                let cv = _mm256_loadu_ps(c + i)
+                s0 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + i), s0)
+                s1 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + stride + i), s1)
+                s2 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + 2 * stride + i), s2)
+                s3 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + 3 * stride + i), s3)
+                i += 8
+            }
+            r = (horizontalSum(s0), horizontalSum(s1), horizontalSum(s2), horizontalSum(s3))
+        }
+        #endif
+        while i < count {
+            let v = c[i]
+            r.0 += v * b[i]; r.1 += v * b[stride + i]; r.2 += v * b[2 * stride + i]; r.3 += v * b[3 * stride + i]
+            i += 1
+        }
+        return r
+    }
+
+    #if LOWBIT_AVX2
+    @inline(__always)
+    static func horizontalSum(_ v: __m256) -> Float {
+        let s = _mm_add_ps(v.lowHalf, v.highHalf)
+        return (s[0] + s[2]) + (s[1] + s[3])
+    }
+    #endif
+}
