@@ -341,3 +341,39 @@ final class PackedMatrixTests: XCTestCase {
         XCTAssertThrowsStatus(.invalidArgument, try p.multiply(x, n: 0, into: &y))
     }
 }
+
+/// The quantizers' vector helpers against plain loops, AVX2 and portable, on odd lengths.
+final class FloatVectorsTests: XCTestCase {
+    func testHelpersMatchPlainLoops() {
+        var rng = TestRandom(seed: 81)
+        for count in [1, 7, 8, 9, 16, 31, 100] {
+            let a = rng.normals(count), b = rng.normals(4 * count + 3)
+            for portable in [false, true] {
+                Runtime.setPortableOnly(portable)
+                defer { Runtime.setPortableOnly(false) }
+                a.withUnsafeBufferPointer { ap in
+                    b.withUnsafeBufferPointer { bp in
+                        let a = ap.baseAddress!, b = bp.baseAddress!
+                        func plainDot(_ p: UnsafePointer<Float>) -> Double { (0..<count).reduce(0.0) { $0 + Double(a[$1]) * Double(p[$1]) } }
+                        XCTAssertEqual(Double(FloatVectors.dot(a, b, count: count)), plainDot(b), accuracy: 1e-4 * Double(count))
+                        let four = FloatVectors.dot4(a, b, stride: count + 1, count: count)
+                        for (j, v) in [four.0, four.1, four.2, four.3].enumerated() {
+                            XCTAssertEqual(Double(v), plainDot(b + j * (count + 1)), accuracy: 1e-4 * Double(count), "dot4 \(j) of \(count)")
+                        }
+                        let (lo, hi) = FloatVectors.range(a, count: count)
+                        XCTAssertEqual(lo, ap.min()!)
+                        XCTAssertEqual(hi, ap.max()!)
+                        XCTAssertNil(FloatVectors.firstNonFinite(a, count: count))
+                    }
+                }
+                for bad in [Float.nan, .infinity, -.infinity] {
+                    var c = a
+                    c[count - 1] = bad
+                    if count > 2 { c[count / 2] = bad }
+                    XCTAssertEqual(c.withUnsafeBufferPointer { FloatVectors.firstNonFinite($0.baseAddress!, count: count) },
+                                   count > 2 ? count / 2 : count - 1)
+                }
+            }
+        }
+    }
+}

@@ -45,7 +45,7 @@ public enum ErrorFeedback {
         guard dampening >= 0, dampening.isFinite else { throw LowBitError(.invalidArgument, "dampening \(dampening) must be ≥ 0") }
         let n = cols
         let count = try checkedProduct(samples, cols, what: "calibration inputs")
-        for i in 0..<count where !x[i].isFinite {
+        if let i = FloatVectors.firstNonFinite(x, count: count) {
             throw LowBitError(.invalidArgument, "calibration input [\(i / cols), \(i % cols)] is \(x[i]): inputs must be finite")
         }
         // Reversed index order throughout (a = JHJ, its lower Cholesky factor L): U = J·L·J.
@@ -134,7 +134,7 @@ public enum ErrorFeedback {
             throw LowBitError(.invalidArgument, "error feedback coefficients are for \(coefficients.cols) inputs, the matrix has \(cols)")
         }
         let count = try checkedProduct(rows, cols, what: "weights")
-        for i in 0..<count where !w[i].isFinite {
+        if let i = FloatVectors.firstNonFinite(w, count: count) {
             throw LowBitError(.invalidArgument, "weight [\(i / cols), \(i % cols)] is \(w[i]): weights must be finite")
         }
         let symmetric = symmetric || type == .ternary

@@ -16,7 +16,7 @@ public enum Quantizer {
                                 groupSize: Int, symmetric: Bool) throws -> QuantizedMatrix {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
         let count = try checkedProduct(rows, cols, what: "weights")
-        for i in 0..<count where !w[i].isFinite {
+        if let i = FloatVectors.firstNonFinite(w, count: count) {
             throw LowBitError(.invalidArgument, "weight [\(i / cols), \(i % cols)] is \(w[i]): weights must be finite")
         }
         let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type,
@@ -86,7 +86,7 @@ public enum Quantizer {
     /// magnitudes); else x itself (its matrix's layouts then keep Float32 parameters).
     static func toHalf(_ x: Float) -> Float {
         let magnitude = abs(x)
-        guard magnitude >= Float(Float16.leastNormalMagnitude), magnitude <= Float(Float16.greatestFiniteMagnitude) else { return x }
+        guard magnitude >= 0x1p-14, magnitude <= 65504 else { return x }  // Float16's normal magnitudes
         return Float(Float16(x))
     }
 
@@ -95,8 +95,7 @@ public enum Quantizer {
 
     static func fitAsymmetric(_ w: UnsafeBufferPointer<Float>, levels: Int,
                               codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
-        var lo = w[0], hi = w[0]
-        for v in w { lo = min(lo, v); hi = max(hi, v) }
+        let (lo, hi) = FloatVectors.range(w.baseAddress!, count: w.count)
         if hi == lo { assign(w, d: 0, m: toHalf(lo), levels: levels, codes: codes); return (0, toHalf(lo)) }
         var d = toHalf((hi - lo) / Float(levels)), m = toHalf(lo)
         assign(w, d: d, m: m, levels: levels, codes: codes)
@@ -122,7 +121,8 @@ public enum Quantizer {
     static func fitSymmetric(_ w: UnsafeBufferPointer<Float>, levels: Int,
                              codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
         let center = Float(levels) / 2
-        let amax = w.reduce(0) { max($0, abs($1)) }
+        let (lo, hi) = FloatVectors.range(w.baseAddress!, count: w.count)
+        let amax = max(-lo, hi)
         if amax == 0 { assign(w, d: 0, m: 0, levels: levels, codes: codes); return (0, 0) }
         var d = toHalf(amax / center)
         assign(w, d: d, m: -d * center, levels: levels, codes: codes)

@@ -140,7 +140,7 @@ func checkActivations(_ x: UnsafePointer<Float>, n: Int, rows: Int, cols: Int) t
     guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
     let count = try checkedProduct(n, cols, what: "activations")
     _ = try checkedProduct(n, rows, what: "outputs")
-    for i in 0..<count where !x[i].isFinite {
+    if let i = FloatVectors.firstNonFinite(x, count: count) {
         throw LowBitError(.invalidArgument, "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
     }
 }

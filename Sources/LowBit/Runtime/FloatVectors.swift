@@ -56,6 +56,37 @@ enum FloatVectors {
         return r
     }
 
+    /// The index of the first value that is NaN or infinite, or nil. The scan is a maximum over
+    /// exponent bits, which vectorizes; only an array that fails it is searched again.
+    static func firstNonFinite(_ a: UnsafePointer<Float>, count: Int) -> Int? {
+        var worst: UInt32 = 0
+        for i in 0..<count { worst = max(worst, a[i].bitPattern & 0x7f80_0000) }
+        guard worst == 0x7f80_0000 else { return nil }
+        return (0..<count).first { !a[$0].isFinite }
+    }
+
+    /// (min, max) of count ≥ 1 finite values.
+    @inline(__always)
+    static func range(_ a: UnsafePointer<Float>, count: Int) -> (Float, Float) {
+        var i = 0, lo = a[0], hi = a[0]
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2, count >= 8 {
+            var l = _mm256_loadu_ps(a), h = l
+            i = 8
+            while i + 8 <= count {
+                let v = _mm256_loadu_ps(a + i)
+                l = _mm256_min_ps(l, v); h = _mm256_max_ps(h, v)
+                i += 8
+            }
+            let l4 = _mm_min_ps(l.lowHalf, l.highHalf), h4 = _mm_max_ps(h.lowHalf, h.highHalf)
+            lo = min(min(l4[0], l4[1]), min(l4[2], l4[3]))
+            hi = max(max(h4[0], h4[1]), max(h4[2], h4[3]))
+        }
+        #endif
+        while i < count { lo = min(lo, a[i]); hi = max(hi, a[i]); i += 1 }
+        return (lo, hi)
+    }
+
     #if LOWBIT_AVX2
     @inline(__always)
     static func horizontalSum(_ v: __m256) -> Float {

@@ -66,7 +66,7 @@ public enum Decomposer {
             throw LowBitError(.invalidArgument, "scaling must hold \(cols) positive finite values")
         }
         let count = rows * cols
-        for i in 0..<count where !w[i].isFinite {
+        if let i = FloatVectors.firstNonFinite(w, count: count) {
             throw LowBitError(.invalidArgument, "weight [\(i / cols), \(i % cols)] of '\(name)' is not finite")
         }
         var r = [Float](repeating: 0, count: count)

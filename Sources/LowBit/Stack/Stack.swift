@@ -214,7 +214,7 @@ public final class Stack: @unchecked Sendable {
         let info = index.tensors[t]
         let rows = info.rows, cols = info.cols, k = info.rank
         let count = try checkedProduct(n, cols, what: "activations")
-        for i in 0..<count where !x[i].isFinite {
+        if let i = FloatVectors.firstNonFinite(x, count: count) {
             throw LowBitError(.invalidArgument, "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
         }
         let blocks = residency.withLock { $0.perTensor[t] }   // a snapshot: stays alive until we return
