@@ -169,6 +169,21 @@ final class FormatTests: XCTestCase {
         return b
     }
 
+    /// Whole files come back byte for byte: empty, exactly a read's size, and /proc files
+    /// (whose st_size is 0), which are read to their end.
+    func testFileReadReturnsEveryByte() throws {
+        let path = NSTemporaryDirectory() + "lowbit-read-\(getpid())"
+        defer { unlink(path) }
+        var rng = TestRandom(seed: 91)
+        for count in [0, 1, 4095, 4096, 70_001] {
+            let bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            try FileIO.writeAtomically(bytes, to: path)
+            XCTAssertEqual(try FileIO.read(path), bytes, "\(count) bytes")
+        }
+        let status = String(decoding: try FileIO.read("/proc/self/status"), as: UTF8.self)
+        XCTAssertTrue(status.contains("Name:") && status.contains("VmRSS"), status)
+    }
+
     func testMalformedFilesAreRejected() throws {
         let good = MatrixFile.encode(try sampleMatrix())
         XCTAssertNil(decodeStatus(good))

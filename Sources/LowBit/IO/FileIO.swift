@@ -15,17 +15,21 @@ public enum FileIO {
         var st = stat()
         guard fstat(fileno(f), &st) == 0 else { throw LowBitError(.io, "cannot stat '\(path)': \(describeErrno())") }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw LowBitError(.io, "'\(path)' is not a regular file") }
-        // Read to end of file rather than trusting st_size, which is 0 for /proc files.
-        var bytes = [UInt8](repeating: 0, count: max(Int(st.st_size), 4096))
-        var count = 0
-        while true {
-            if count == bytes.count { bytes.append(contentsOf: [UInt8](repeating: 0, count: bytes.count)) }
-            let got = bytes.withUnsafeMutableBytes { fread($0.baseAddress! + count, 1, $0.count - count, f) }
-            count += got
-            if got == 0 { break }
+        // One read of st_size + 1 bytes into memory that is not zeroed first (a model file is
+        // ~100 MB); then to end of file in chunks, as st_size is 0 for /proc files.
+        let capacity = max(Int(st.st_size) + 1, 4096)
+        var bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            initialized = fread(buffer.baseAddress!, 1, capacity, f)
+        }
+        if bytes.count == capacity {
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let got = chunk.withUnsafeMutableBytes { fread($0.baseAddress!, 1, $0.count, f) }
+                if got == 0 { break }
+                bytes.append(contentsOf: chunk[0..<got])
+            }
         }
         guard ferror(f) == 0 else { throw LowBitError(.io, "cannot read '\(path)': \(describeErrno())") }
-        bytes.removeSubrange(count...)
         return bytes
     }
 
