@@ -46,11 +46,13 @@ public final class DequantLayout: @unchecked Sendable {
                         // Unpack the group's codes from its bit planes, then interleave them.
                         m.groupCodes(row: row, group: g, into: q)
                         for s in 0..<stepsPerGroup {
-                            let unit = out + block * blockBytes + (g * stepsPerGroup + s) * 32
-                            for j in 0..<4 {
-                                var byte: UInt8 = 0
-                                for t in 0..<(8 / width) { byte |= q[s * columnsPerStep + j + 4 * t] << UInt8(t * width) }
-                                unit[4 * r + j] = byte
+                            let unit = out + block * blockBytes + (g * stepsPerGroup + s) * 32 + 4 * r
+                            let c = q + s * columnsPerStep
+                            // Byte j holds columns j + 4t at bits t·width.
+                            switch width {
+                            case 2: for j in 0..<4 { unit[j] = c[j] | c[j + 4] &<< 2 | c[j + 8] &<< 4 | c[j + 12] &<< 6 }
+                            case 4: for j in 0..<4 { unit[j] = c[j] | c[j + 4] &<< 4 }
+                            default: for j in 0..<4 { unit[j] = c[j] }
                             }
                         }
                     }
