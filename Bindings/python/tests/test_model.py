@@ -40,12 +40,12 @@ def test_requantized_and_errors():
     assert e.value.status_name == "BAD_FORMAT"
 
 
-def test_activation_aware_requantization():
+def test_calibrated_requantization():
     apache = open("/usr/share/common-licenses/Apache-2.0").read()
     gpl = open("/usr/share/common-licenses/GPL-3").read()
-    with lowbit.Model.open(MODEL, bits=3, group_size=64, calibration=apache) as aware, \
+    with lowbit.Model.open(MODEL, bits=3, group_size=64, calibration=apache) as calibrated, \
             lowbit.Model.open(MODEL, bits=3, group_size=64) as plain:
-        assert aware.perplexity(gpl, ctx=256, chunks=1) < 0.8 * plain.perplexity(gpl, ctx=256, chunks=1)
+        assert calibrated.perplexity(gpl, ctx=256, chunks=1) < 0.8 * plain.perplexity(gpl, ctx=256, chunks=1)
     with pytest.raises(lowbit.ArgumentError):
         lowbit.Model.open(MODEL, calibration=apache)            # no bits=
     with pytest.raises(lowbit.LowbitError) as e:
