@@ -421,44 +421,9 @@ public final class LlamaModel: @unchecked Sendable {
                             let r = item % rows, h = item / rows, kvh = h / group
                             let length = start + r + 1
                             withUnsafeTemporaryAllocation(of: Float.self, capacity: length) { scores in
-                            let qv = qp.baseAddress! + (r * c.heads + h) * d
-                            var maxScore = -Float.infinity
-                            // Head dimensions that are a multiple of 8 (SmolLM2's 64) run 8 lanes at a
-                            // time: a scalar sum is a serial chain the compiler may not reorder.
-                            let wide = d % 8 == 0
-                            for t in 0..<length {
-                                let kv = kp.baseAddress! + t * kvDim + kvh * d
-                                var s: Float = 0
-                                if wide {
-                                    var acc = SIMD8<Float>()
-                                    for i in stride(from: 0, to: d, by: 8) {
-                                        acc.addProduct(UnsafeRawPointer(qv + i).loadUnaligned(as: SIMD8<Float>.self),
-                                                       UnsafeRawPointer(kv + i).loadUnaligned(as: SIMD8<Float>.self))
-                                    }
-                                    s = acc.sum()
-                                } else {
-                                    for i in 0..<d { s += qv[i] * kv[i] }
-                                }
-                                scores[t] = s * scale
-                                maxScore = max(maxScore, scores[t])
-                            }
-                            var total: Float = 0
-                            for t in 0..<length { scores[t] = exp(scores[t] - maxScore); total += scores[t] }
-                            let dst = op.baseAddress! + (r * c.heads + h) * d
-                            for i in 0..<d { dst[i] = 0 }
-                            for t in 0..<length {
-                                let w = scores[t] / total
-                                let vv = vp.baseAddress! + t * kvDim + kvh * d
-                                if wide {
-                                    for i in stride(from: 0, to: d, by: 8) {
-                                        var o = UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD8<Float>.self)
-                                        o.addProduct(SIMD8(repeating: w), UnsafeRawPointer(vv + i).loadUnaligned(as: SIMD8<Float>.self))
-                                        UnsafeMutableRawPointer(dst + i).storeBytes(of: o, as: SIMD8<Float>.self)
-                                    }
-                                } else {
-                                    for i in 0..<d { dst[i] += w * vv[i] }
-                                }
-                            }
+                                Attention.attend(qp.baseAddress! + (r * c.heads + h) * d, keys: kp.baseAddress! + kvh * d,
+                                                 values: vp.baseAddress! + kvh * d, stride: kvDim, length: length, dim: d, scale: scale,
+                                                 scores: scores.baseAddress!, into: op.baseAddress! + (r * c.heads + h) * d)
                             }
                         }
                     }

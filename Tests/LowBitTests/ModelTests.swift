@@ -277,3 +277,33 @@ final class Q8_0LinearTests: XCTestCase {
         XCTAssertThrowsStatus(.badFormat, try Q8_0Linear(blocks: [UInt8](repeating: 0, count: 34), rows: 1, cols: 16))
     }
 }
+
+/// The attention kernel (AVX2 and portable) against the formula in Float64, on head sizes that
+/// take every path and lengths around the 8-key step, with a cache stride wider than a head.
+final class AttentionTests: XCTestCase {
+    func testAttendMatchesTheFormula() {
+        var rng = TestRandom(seed: 101)
+        for dim in [64, 128, 24, 20] {
+            for length in [1, 7, 8, 9, 33, 100] {
+                let stride = dim * 3
+                let q = rng.normals(dim), keys = rng.normals(length * stride), values = rng.normals(length * stride)
+                let scale = 1 / Float(dim).squareRoot()
+                var logits = (0..<length).map { t in (0..<dim).reduce(0.0) { $0 + Double(q[$1]) * Double(keys[t * stride + $1]) } * Double(scale) }
+                let top = logits.max()!
+                logits = logits.map { Foundation.exp($0 - top) }
+                let total = logits.reduce(0, +)
+                let expected = (0..<dim).map { i in (0..<length).reduce(0.0) { $0 + logits[$1] / total * Double(values[$1 * stride + i]) } }
+                for portable in [false, true] {
+                    var out = [Float](repeating: .nan, count: dim), scores = [Float](repeating: 0, count: length)
+                    Runtime.setPortableOnly(portable)
+                    Attention.attend(q, keys: keys, values: values, stride: stride, length: length, dim: dim, scale: scale,
+                                     scores: &scores, into: &out)
+                    Runtime.setPortableOnly(false)
+                    for i in 0..<dim {
+                        XCTAssertEqual(Double(out[i]), expected[i], accuracy: 1e-5, "dim \(dim) length \(length) portable \(portable) [\(i)]")
+                    }
+                }
+            }
+        }
+    }
+}
