@@ -360,6 +360,14 @@ final class FloatVectorsTests: XCTestCase {
                         for (j, v) in [four.0, four.1, four.2, four.3].enumerated() {
                             XCTAssertEqual(Double(v), plainDot(b + j * (count + 1)), accuracy: 1e-4 * Double(count), "dot4 \(j) of \(count)")
                         }
+                        for d in [Float(0.3), 0.9, 2.5, 0] {
+                            var codes = [UInt8](repeating: 0, count: count)
+                            codes.withUnsafeMutableBufferPointer { Quantizer.assign(ap, d: d, m: -d, levels: 2, codes: $0) }
+                            let t = codes.map { Double($0) - 1 }
+                            let (wt, tt) = FloatVectors.ternarySums(a, count: count, d: d)
+                            XCTAssertEqual(Double(wt), zip(ap, t).reduce(0.0) { $0 + Double($1.0) * $1.1 }, accuracy: 1e-4 * Double(count), "d \(d)")
+                            XCTAssertEqual(Double(tt), t.reduce(0.0) { $0 + $1 * $1 }, "d \(d)")
+                        }
                         let (lo, hi) = FloatVectors.range(a, count: count)
                         XCTAssertEqual(lo, ap.min()!)
                         XCTAssertEqual(hi, ap.max()!)

@@ -146,21 +146,15 @@ public enum Quantizer {
         let meanAbs = w.reduce(0) { $0 + abs($1) } / Float(w.count)
         if meanAbs == 0 { assign(w, d: 0, m: 0, levels: 2, codes: codes); return (0, 0) }
         var best: (err: Float, d: Float) = (.infinity, meanAbs)
-        var trial = [UInt8](repeating: 0, count: w.count)
-        trial.withUnsafeMutableBufferPointer { t in
-            for factor in ternaryScales {
-                var d = meanAbs * factor
-                assign(w, d: d, m: -d, levels: 2, codes: t)
-                var swt: Double = 0, stt: Double = 0
-                for i in 0..<w.count {
-                    let v = Double(t[i]) - 1
-                    swt += Double(w[i]) * v; stt += v * v
-                }
-                if stt > 0, swt > 0 { d = Float(swt / stt) }
-                assign(w, d: d, m: -d, levels: 2, codes: t)
-                let err = squaredError(w, codes: t, d: d, m: -d)
-                if err < best.err { best = (err, d) }
-            }
+        // With t = q − 1 the codes `assign` gives for d, the error of d is Σw² − 2d·Σw·t + d²·Σt².
+        let ww = FloatVectors.dot(w.baseAddress!, w.baseAddress!, count: w.count)
+        for factor in ternaryScales {
+            var d = meanAbs * factor
+            let first = FloatVectors.ternarySums(w.baseAddress!, count: w.count, d: d)
+            if first.tt > 0, first.wt > 0 { d = first.wt / first.tt }
+            let (wt, tt) = FloatVectors.ternarySums(w.baseAddress!, count: w.count, d: d)
+            let err = ww - 2 * d * wt + d * d * tt
+            if err < best.err { best = (err, d) }
         }
         let d = toHalf(best.d)
         assign(w, d: d, m: -d, levels: 2, codes: codes)

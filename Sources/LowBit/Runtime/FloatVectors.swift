@@ -65,6 +65,35 @@ enum FloatVectors {
         return (0..<count).first { !a[$0].isFinite }
     }
 
+    /// Σw·t and Σt² over the ternary values t = q − 1 that `Quantizer.assign` gives w for
+    /// (d, m = −d, levels 2), without storing the codes.
+    static func ternarySums(_ w: UnsafePointer<Float>, count: Int, d: Float) -> (wt: Float, tt: Float) {
+        let inverse: Float = d != 0 ? 1 / d : 0
+        var i = 0, wt: Float = 0, tt: Float = 0
+        #if LOWBIT_AVX2
+        if Runtime.useAVX2 {
+            let dv = _mm256_set1_ps(d), iv = _mm256_set1_ps(inverse), two = _mm256_set1_ps(2), one = _mm256_set1_ps(1)
+            let zero = _mm256_setzero_ps(), magic = _mm256_set1_ps(0x1p23)
+            var swt = zero, stt = zero
+            while i + 8 <= count {
+                let x = _mm256_loadu_ps(w + i)
+                let scaled = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_add_ps(x, dv), iv), zero), two)
+                let t = _mm256_sub_ps(_mm256_sub_ps(_mm256_add_ps(scaled, magic), magic), one)  // round half to even, − 1
+                swt = _mm256_fmadd_ps(x, t, swt)
+                stt = _mm256_fmadd_ps(t, t, stt)
+                i += 8
+            }
+            (wt, tt) = (horizontalSum(swt), horizontalSum(stt))
+        }
+        #endif
+        while i < count {
+            let t = Float(Quantizer.code(w[i], inverse: inverse, m: -d, levels: 2)) - 1
+            wt += w[i] * t; tt += t * t
+            i += 1
+        }
+        return (wt, tt)
+    }
+
     /// (min, max) of count ≥ 1 finite values.
     @inline(__always)
     static func range(_ a: UnsafePointer<Float>, count: Int) -> (Float, Float) {
