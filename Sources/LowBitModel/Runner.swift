@@ -120,16 +120,23 @@ extension LlamaModel {
             if tokenizer.addBOS, let bos = tokenizer.bosID { batch[0] = bos }
             cache.reset()
             let logits = try forward(batch, cache: cache, logitRows: first..<(context - 1))
-            let v = config.vocabulary
-            for (row, i) in (first..<(context - 1)).enumerated() {
-                let l = logits[(row * v)..<((row + 1) * v)]
-                let m = l.max()!
-                var sum: Double = 0
-                for x in l { sum += Double(exp(x - m)) }
-                let target = tokens[chunk * context + i + 1]
-                nll += -(Double(l[l.startIndex + target] - m) - log(sum))
-                scored += 1
+            let v = config.vocabulary, rows = context - 1 - first
+            // Each scored row's −log p of its target, rows on the thread pool, summed in order.
+            var rowLoss = [Double](repeating: 0, count: rows)
+            logits.withUnsafeBufferPointer { lp in
+                rowLoss.withUnsafeMutableBufferPointer { out in
+                    parallelFor(rows) { row in
+                        let l = UnsafeBufferPointer(rebasing: lp[(row * v)..<((row + 1) * v)])
+                        let m = l.max()!
+                        var sum: Double = 0
+                        for x in l { sum += Double(exp(x - m)) }
+                        let target = tokens[chunk * context + first + row + 1]
+                        out[row] = -(Double(l[target] - m) - log(sum))
+                    }
+                }
             }
+            for loss in rowLoss { nll += loss }
+            scored += rows
             progress(chunk + 1, count, exp(nll / Double(scored)))
         }
         return (exp(nll / Double(scored)), scored)
