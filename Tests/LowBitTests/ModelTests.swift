@@ -307,3 +307,27 @@ final class AttentionTests: XCTestCase {
         }
     }
 }
+
+/// The reference model's float layer, AVX2 tile and portable path, against the Float64 product
+/// on row and activation counts that leave every kind of remainder (odd rows, n mod 4, blocks).
+final class FloatLinearTests: XCTestCase {
+    func testMatchesFloat64Product() throws {
+        var rng = TestRandom(seed: 22)
+        for (rows, cols) in [(1, 8), (5, 24), (34, 576)] {
+            let w = rng.normals(rows * cols)
+            let layer = try FloatLinear(w, rows: rows, cols: cols)
+            for n in [1, 3, 4, 7, 9, 300] {
+                let x = rng.normals(n * cols)
+                let ref = float64Product(w, rows: rows, cols: cols, x, n: n)
+                func run() throws -> [Float] {
+                    var y = [Float](repeating: .nan, count: n * rows)
+                    try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try layer.forward(xp.baseAddress!, n: n, into: $0.baseAddress!) } }
+                    return y
+                }
+                XCTAssertLessThanOrEqual(normalizedError(try run(), ref), 1e-6, "\(rows)x\(cols) n=\(n)")
+                XCTAssertLessThanOrEqual(normalizedError(try portableOnly { try run() }, ref), 1e-6, "portable \(rows)x\(cols) n=\(n)")
+            }
+        }
+        XCTAssertThrowsStatus(.unsupported, try FloatLinear([Float](repeating: 0, count: 12), rows: 1, cols: 12))
+    }
+}
