@@ -3,12 +3,14 @@ import XCTest
 
 /// GPTQ's update as its paper writes it (optimal brain surgeon form), in Double: after column j
 /// is rounded, every later weight of the row moves by −δⱼ·[H⁻¹]_jk / [H⁻¹]_jj, and column j then
-/// leaves H⁻¹ (its Schur complement). Group parameters are the static ones `ErrorFeedback` uses.
-/// Returns the codes, row-major.
+/// leaves H⁻¹ (its Schur complement). Columns are taken in `order`; group parameters are the
+/// static ones `ErrorFeedback` uses. Returns the codes, row-major.
 func referenceErrorFeedbackCodes(_ w: [Float], rows: Int, cols: Int, inputs x: [Float], samples: Int,
-                                 type: WeightType, groupSize: Int, dampening: Double) -> [UInt8] {
-    var h = [[Double]](repeating: [Double](repeating: 0, count: cols), count: cols)
-    for s in 0..<samples { for i in 0..<cols { for j in 0..<cols { h[i][j] += Double(x[s * cols + i]) * Double(x[s * cols + j]) / Double(samples) } } }
+                                 type: WeightType, groupSize: Int, dampening: Double, order: [Int]) -> [UInt8] {
+    var h = [[Double]](repeating: [Double](repeating: 0, count: cols), count: cols)  // in rounding order
+    for s in 0..<samples {
+        for i in 0..<cols { for j in 0..<cols { h[i][j] += Double(x[s * cols + order[i]]) * Double(x[s * cols + order[j]]) / Double(samples) } }
+    }
     let mean = (0..<cols).map { h[$0][$0] }.reduce(0, +) / Double(cols)
     for i in 0..<cols {
         if h[i][i] == 0 { h[i][i] = 1 }
@@ -44,11 +46,11 @@ func referenceErrorFeedbackCodes(_ w: [Float], rows: Int, cols: Int, inputs x: [
                 }
             }
         }
-        var row = (0..<cols).map { Double(w[r * cols + $0]) }
+        var row = (0..<cols).map { Double(w[r * cols + order[$0]]) }
         for j in 0..<cols {
-            let (d, m) = params[j / groupSize]
+            let (d, m) = params[order[j] / groupSize]
             let q = Quantizer.code(Float(row[j]), inverse: d != 0 ? 1 / d : 0, m: m, levels: levels)
-            codes[r * cols + j] = q
+            codes[r * cols + order[j]] = q
             let delta = row[j] - Double(d * Float(q) + m)
             for k in (j + 1)..<cols { row[k] -= delta * updates[j][k] }
         }
@@ -91,15 +93,22 @@ final class ErrorFeedbackTests: XCTestCase {
     }
 
     /// The Cholesky form gives GPTQ's codes, AVX2 and portable, on odd shapes and every type
-    /// (a code may differ where Float and Double round a target on either side of a boundary).
+    /// (a code may differ where Float and Double round a target on either side of a boundary),
+    /// in order of falling input energy.
     func testMatchesTheUpdateInItsInverseForm() throws {
         var rng = TestRandom(seed: 71)
         for (rows, cols, groupSize) in [(13, 96, 32), (5, 64, 64), (3, 128, 128)] {
             let samples = 2 * cols
-            let x = correlatedInputs(&rng, samples: samples, cols: cols), w = rng.normals(rows * cols)
+            var x = correlatedInputs(&rng, samples: samples, cols: cols), w = rng.normals(rows * cols)
+            for s in 0..<samples { for c in 0..<cols { x[s * cols + c] *= Float(1 + (c * 7) % 5) } }  // energies spread
+            let order = try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols) }.order
+            let energy = (0..<cols).map { c in (0..<samples).reduce(0.0) { $0 + Double(x[$1 * cols + c]) * Double(x[$1 * cols + c]) } }
+            XCTAssertEqual(order.sorted(), Array(0..<cols))
+            for p in 1..<cols { XCTAssertGreaterThanOrEqual(energy[order[p - 1]], energy[order[p]] * (1 - 1e-5)) }
+            XCTAssertNotEqual(order, Array(0..<cols), "the spread energies reorder the columns")
             for type in allTypes {
                 let expected = referenceErrorFeedbackCodes(w, rows: rows, cols: cols, inputs: x, samples: samples,
-                                                           type: type, groupSize: groupSize, dampening: 0.01)
+                                                           type: type, groupSize: groupSize, dampening: 0.01, order: order)
                 let plain = codes(try quantized(w, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: type == .ternary))
                 XCTAssertGreaterThan(zip(plain, expected).filter { $0 != $1 }.count, rows * cols / 10, "feedback changes codes")
                 for portable in [false, true] {
@@ -153,7 +162,9 @@ final class ErrorFeedbackTests: XCTestCase {
         for i in 0..<samples { for c in 0..<cols { scaledX[i * cols + c] /= s[c] } }
         let rescaled = try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols, dampening: 0) }
             .rescaled(by: s)
-        let direct = try scaledX.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols, dampening: 0) }
+        let direct = try scaledX.withUnsafeBufferPointer {
+            try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols, dampening: 0, order: rescaled.order)
+        }
         for (a, b) in zip(rescaled.c, direct.c) { XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, abs(b))) }
         XCTAssertTrue(direct.c.contains { abs($0) > 0.05 }, "correlated inputs have coefficients to compare")
     }
@@ -174,5 +185,8 @@ final class ErrorFeedbackTests: XCTestCase {
         XCTAssertThrowsStatus(.invalidArgument, try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: 0, cols: cols) })
         XCTAssertThrowsStatus(.invalidArgument, try c.rescaled(by: [Float](repeating: 1, count: 3)))
         XCTAssertThrowsStatus(.invalidArgument, try c.rescaled(by: [Float](repeating: 0, count: cols)))
+        XCTAssertThrowsStatus(.invalidArgument, try x.withUnsafeBufferPointer {
+            try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: 64, cols: cols, order: [Int](repeating: 0, count: cols))
+        })
     }
 }

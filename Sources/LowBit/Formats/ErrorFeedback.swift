@@ -15,32 +15,39 @@ import Glibc
 /// change of all later weights, taken at the next one) without forming H⁻¹: H_rr⁻¹·H_rf = U_rr⁻ᵀ·U_frᵀ,
 /// whose first row is (U_ki / U_ii)_k. The test suite checks it against the update in that form.
 ///
-/// Group parameters (d, m) come from each group's own weights before any feedback (GPTQ's
-/// "static groups"): every group keeps its full range, and a weight pushed past it is clamped.
+/// Columns are rounded in order of falling input energy E[x²] (GPTQ's "act order"): the
+/// weights that matter most are rounded first, while the most weights are left to absorb their
+/// error. Group parameters (d, m) come from each group's own weights before any feedback (GPTQ's
+/// "static groups", which is what lets the order cross groups): every group keeps its full
+/// range, and a weight pushed past it is clamped.
 public enum ErrorFeedback {
     /// GPTQ's default: 1% of the mean input energy on the diagonal keeps H well conditioned
     /// when there are fewer calibration rows than inputs.
     public static let defaultDampening: Float = 0.01
 
-    /// The rounding coefficients C_ik = U_ki / U_ii (k < i), row-major, for one set of inputs.
+    /// The rounding order and coefficients for one set of inputs: position p rounds column
+    /// order[p]; C_pk = U_kp / U_pp (k < p), row-major, with H taken in that order.
     public struct Coefficients: Sendable {
         public let cols: Int
+        public let order: [Int]
         let c: [Float]
 
         /// The coefficients after the inputs are divided by s (weights multiplied by s, as
         /// activation-aware scaling does): U becomes diag(1/s)·U, so C_ik becomes C_ik·sᵢ/s_k.
+        /// The rounding order stays that of the unscaled inputs' energies.
         public func rescaled(by s: [Float]) throws -> Coefficients {
             guard s.count == cols else { throw LowBitError(.invalidArgument, "\(s.count) input scales for \(cols) inputs") }
             guard s.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw LowBitError(.invalidArgument, "input scales must be positive and finite") }
             var out = c
-            for i in 0..<cols { for k in 0..<i { out[i * cols + k] *= s[i] / s[k] } }
-            return Coefficients(cols: cols, c: out)
+            for p in 0..<cols { for k in 0..<p { out[p * cols + k] *= s[order[p]] / s[order[k]] } }
+            return Coefficients(cols: cols, order: order, c: out)
         }
     }
 
-    /// The coefficients for inputs x (samples × cols, row-major).
+    /// The coefficients for inputs x (samples × cols, row-major); `order` overrides the rounding
+    /// order (tests).
     public static func coefficients(inputs x: UnsafePointer<Float>, samples: Int, cols: Int,
-                                    dampening: Float = defaultDampening) throws -> Coefficients {
+                                    dampening: Float = defaultDampening, order given: [Int]? = nil) throws -> Coefficients {
         guard samples > 0, cols > 0 else { throw LowBitError(.invalidArgument, "error feedback needs calibration rows (\(samples) × \(cols))") }
         guard dampening >= 0, dampening.isFinite else { throw LowBitError(.invalidArgument, "dampening \(dampening) must be ≥ 0") }
         let n = cols
@@ -48,15 +55,20 @@ public enum ErrorFeedback {
         if let i = FloatVectors.firstNonFinite(x, count: count) {
             throw LowBitError(.invalidArgument, "calibration input [\(i / cols), \(i % cols)] is \(x[i]): inputs must be finite")
         }
-        // Reversed index order throughout (a = JHJ, its lower Cholesky factor L): U = J·L·J.
-        // Inputs transposed and reversed first, so each entry of H is one contiguous dot product.
+        var energy = [Float](repeating: 0, count: n)
+        for s in 0..<samples { for i in 0..<n { energy[i] += x[s * n + i] * x[s * n + i] } }
+        let order = given ?? (0..<n).sorted { energy[$0] > energy[$1] || (energy[$0] == energy[$1] && $0 < $1) }
+        guard order.count == n, Set(order).count == n, order.allSatisfy({ (0..<n).contains($0) }) else {
+            throw LowBitError(.invalidArgument, "a rounding order must list each of the \(n) columns once")
+        }
+        // H in rounding order, reversed (a = JHJ, its lower Cholesky factor L): U = J·L·J. The
+        // inputs are transposed into that order first, so each entry is one contiguous dot product.
         var columns = [Float](repeating: 0, count: n * samples)
-        for s in 0..<samples { for i in 0..<n { columns[(n - 1 - i) * samples + s] = x[s * n + i] } }
+        for s in 0..<samples { for p in 0..<n { columns[(n - 1 - p) * samples + s] = x[s * n + order[p]] } }
         var a = [Float](repeating: 0, count: n * n)
         columns.withUnsafeBufferPointer { xt in
             a.withUnsafeMutableBufferPointer { a in
                 let xt = xt.baseAddress!, a = a.baseAddress!, scale = 1 / Float(samples)
-                // Row i costs i + 1 dot products: pairing rows p and n−1−p evens the threads' work.
                 // Four rows of H at a time: each input column j is read once for all four.
                 func rows(_ block: Int) {
                     let i = 4 * block, height = min(4, n - i)
@@ -96,7 +108,7 @@ public enum ErrorFeedback {
             let ri = n - 1 - i, diagonal = a[ri * n + ri]
             for k in 0..<i { c[i * n + k] = a[(n - 1 - k) * n + ri] / diagonal }
         }
-        return Coefficients(cols: n, c: c)
+        return Coefficients(cols: n, order: order, c: c)
     }
 
     /// Lower Cholesky factor of the symmetric matrix in a's lower triangle, in place, column by
@@ -156,26 +168,29 @@ public enum ErrorFeedback {
         }
         let scales = m.scales.floats(), offsets = m.offsets.floats()
         coefficients.c.withUnsafeBufferPointer { c in
-            let c = c.baseAddress!
-            // Four rows at a time read each coefficient row once for all four.
-            parallelFor((rows + 3) / 4) { block in
-                let first = 4 * block, height = min(4, rows - first)
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * cols + 4) { scratch in
-                    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4 * groupSize) { codes in
-                        let delta = scratch.baseAddress!, feedback = delta + 4 * cols, codes = codes.baseAddress!
-                        delta.initialize(repeating: 0, count: 4 * cols)
-                        for i in 0..<cols {
-                            let g = i / groupSize, k = i % groupSize
-                            (feedback[0], feedback[1], feedback[2], feedback[3]) = FloatVectors.dot4(c + i * cols, delta, stride: cols, count: i)
-                            for j in 0..<height {
-                                let r = first + j, d = scales[r * groups + g], off = offsets[r * groups + g]
-                                let target = w[r * cols + i] + feedback[j]
-                                let code = Quantizer.code(target, inverse: d != 0 ? 1 / d : 0, m: off, levels: levels)
-                                codes[j * groupSize + k] = code
-                                delta[j * cols + i] = w[r * cols + i] - (d * Float(code) + off)
+            coefficients.order.withUnsafeBufferPointer { order in
+                let c = c.baseAddress!
+                // Four rows at a time read each coefficient row once for all four. δ is kept in
+                // rounding order (positions), codes in column order.
+                parallelFor((rows + 3) / 4) { block in
+                    let first = 4 * block, height = min(4, rows - first)
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * cols + 4) { scratch in
+                        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4 * cols) { codes in
+                            let delta = scratch.baseAddress!, feedback = delta + 4 * cols, codes = codes.baseAddress!
+                            delta.initialize(repeating: 0, count: 4 * cols)
+                            for p in 0..<cols {
+                                let col = order[p], g = col / groupSize
+                                (feedback[0], feedback[1], feedback[2], feedback[3]) = FloatVectors.dot4(c + p * cols, delta, stride: cols, count: p)
+                                for j in 0..<height {
+                                    let r = first + j, d = scales[r * groups + g], off = offsets[r * groups + g]
+                                    let target = w[r * cols + col] + feedback[j]
+                                    let code = Quantizer.code(target, inverse: d != 0 ? 1 / d : 0, m: off, levels: levels)
+                                    codes[j * cols + col] = code
+                                    delta[j * cols + p] = w[r * cols + col] - (d * Float(code) + off)
+                                }
                             }
-                            if k == groupSize - 1 {
-                                for j in 0..<height { m.setGroupCodes(codes + j * groupSize, row: first + j, group: g) }
+                            for j in 0..<height {
+                                for g in 0..<groups { m.setGroupCodes(codes + j * cols + g * groupSize, row: first + j, group: g) }
                             }
                         }
                     }
