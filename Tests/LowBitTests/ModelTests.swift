@@ -245,6 +245,24 @@ final class StackSensitivitySmoothingTests: XCTestCase {
 
 /// The runner's Q8_0 layer (a file's Q8_0 tensor on its own blocks, float activations) against
 /// the Float64 product of its dequantized weights; AVX2 and portable paths; bad sizes refused.
+/// A runner layer's products, AVX2 and portable, within 1e-6 of the Float64 product of its
+/// weights w, for each activation row count.
+func assertMatchesFloat64(_ layer: Linear, weights w: [Float], activationRows: [Int], _ rng: inout TestRandom,
+                          file: StaticString = #filePath, line: UInt = #line) throws {
+    let rows = layer.rows, cols = layer.cols
+    for n in activationRows {
+        let x = rng.normals(n * cols)
+        let ref = float64Product(w, rows: rows, cols: cols, x, n: n)
+        func run() throws -> [Float] {
+            var y = [Float](repeating: .nan, count: n * rows)
+            try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try layer.forward(xp.baseAddress!, n: n, into: $0.baseAddress!) } }
+            return y
+        }
+        XCTAssertLessThanOrEqual(normalizedError(try run(), ref), 1e-6, "\(rows)x\(cols) n=\(n)", file: file, line: line)
+        XCTAssertLessThanOrEqual(normalizedError(try portableOnly { try run() }, ref), 1e-6, "portable \(rows)x\(cols) n=\(n)", file: file, line: line)
+    }
+}
+
 final class Q8_0LinearTests: XCTestCase {
     func testMatchesFloat64ProductOfItsBlocks() throws {
         var rng = TestRandom(seed: 21)
@@ -261,17 +279,7 @@ final class Q8_0LinearTests: XCTestCase {
             }
             let layer = try Q8_0Linear(blocks: blocks, rows: rows, cols: cols)
             XCTAssertEqual(layer.byteCount, rows * cols / 32 * 34)
-            for n in [1, 3, 6] {
-                let x = rng.normals(n * cols)
-                let ref = float64Product(w, rows: rows, cols: cols, x, n: n)
-                func run() throws -> [Float] {
-                    var y = [Float](repeating: .nan, count: n * rows)
-                    try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try layer.forward(xp.baseAddress!, n: n, into: $0.baseAddress!) } }
-                    return y
-                }
-                XCTAssertLessThanOrEqual(normalizedError(try run(), ref), 1e-6, "\(rows)x\(cols) n=\(n)")
-                XCTAssertLessThanOrEqual(normalizedError(try portableOnly { try run() }, ref), 1e-6, "portable \(rows)x\(cols) n=\(n)")
-            }
+            try assertMatchesFloat64(layer, weights: w, activationRows: [1, 3, 6], &rng)
         }
         XCTAssertThrowsStatus(.badFormat, try Q8_0Linear(blocks: [UInt8](repeating: 0, count: 33), rows: 1, cols: 32))
         XCTAssertThrowsStatus(.badFormat, try Q8_0Linear(blocks: [UInt8](repeating: 0, count: 34), rows: 1, cols: 16))
@@ -316,17 +324,7 @@ final class FloatLinearTests: XCTestCase {
         for (rows, cols) in [(1, 8), (5, 24), (34, 576)] {
             let w = rng.normals(rows * cols)
             let layer = try FloatLinear(w, rows: rows, cols: cols)
-            for n in [1, 3, 4, 7, 9, 300] {
-                let x = rng.normals(n * cols)
-                let ref = float64Product(w, rows: rows, cols: cols, x, n: n)
-                func run() throws -> [Float] {
-                    var y = [Float](repeating: .nan, count: n * rows)
-                    try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try layer.forward(xp.baseAddress!, n: n, into: $0.baseAddress!) } }
-                    return y
-                }
-                XCTAssertLessThanOrEqual(normalizedError(try run(), ref), 1e-6, "\(rows)x\(cols) n=\(n)")
-                XCTAssertLessThanOrEqual(normalizedError(try portableOnly { try run() }, ref), 1e-6, "portable \(rows)x\(cols) n=\(n)")
-            }
+            try assertMatchesFloat64(layer, weights: w, activationRows: [1, 3, 4, 7, 9, 300], &rng)
         }
         XCTAssertThrowsStatus(.unsupported, try FloatLinear([Float](repeating: 0, count: 12), rows: 1, cols: 12))
     }
