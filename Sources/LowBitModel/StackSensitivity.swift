@@ -99,18 +99,24 @@ extension StackSensitivity {
 /// scaling (per input channel, the mean L2 norm over these rows) and activation-aware
 /// requantization.
 public enum CalibrationActivations {
-    /// A float layer that keeps a copy of every input row it is given. Its outputs are zeros
+    /// A float layer that keeps a copy of every input row it is given, unless it shares the
+    /// inputs of another recorder (k and v those of q, up those of gate). Its outputs are zeros
     /// where nothing reads them (`computes` false: the output projection's logits).
     final class Recorder: Linear, @unchecked Sendable {
         let inner: Linear
         let computes: Bool
+        let sharesInputsOf: Recorder?
         var rowsSeen: [Float] = []
         var rows: Int { inner.rows }
         var cols: Int { inner.cols }
         var byteCount: Int { inner.byteCount }
-        init(_ inner: Linear, computes: Bool = true) { (self.inner, self.computes) = (inner, computes) }
+        var inputs: [Float] { sharesInputsOf?.rowsSeen ?? rowsSeen }
+        init(_ inner: Linear, computes: Bool = true, sharesInputsOf: Recorder? = nil, expectedRows: Int = 0) {
+            (self.inner, self.computes, self.sharesInputsOf) = (inner, computes, sharesInputsOf)
+            if sharesInputsOf == nil { rowsSeen.reserveCapacity(expectedRows * inner.cols) }
+        }
         func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
-            rowsSeen.append(contentsOf: UnsafeBufferPointer(start: x, count: n * cols))
+            if sharesInputsOf == nil { rowsSeen.append(contentsOf: UnsafeBufferPointer(start: x, count: n * cols)) }
             if computes { try inner.forward(x, n: n, into: y) } else { y.update(repeating: 0, count: n * rows) }
         }
     }
@@ -129,15 +135,16 @@ public enum CalibrationActivations {
         for layer in 0..<model.layers.count {
             for name in LlamaModel.linearNames {
                 let full = "blk.\(layer).\(name).weight"
-                let recorder = Recorder(try model.linear(full))
+                let shared = ["attn_k": "attn_q", "attn_v": "attn_q", "ffn_up": "ffn_gate"][name].flatMap { recorders["blk.\(layer).\($0).weight"] }
+                let recorder = Recorder(try model.linear(full), sharesInputsOf: shared, expectedRows: tokens.count)
                 try model.replaceLinear(full, with: recorder)
                 recorders[full] = recorder
             }
         }
-        let output = Recorder(try model.linear(model.outputName), computes: false)
+        let output = Recorder(try model.linear(model.outputName), computes: false, expectedRows: tokens.count)
         try model.replaceLinear(model.outputName, with: output)
         recorders[model.outputName] = output
         _ = try model.forward(tokens, cache: model.makeCache(capacity: tokens.count), logitRows: 0..<tokens.count)
-        return recorders.mapValues { ($0.rowsSeen, tokens.count) }
+        return recorders.mapValues { ($0.inputs, tokens.count) }
     }
 }
