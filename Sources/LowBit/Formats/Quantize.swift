@@ -146,14 +146,14 @@ public enum Quantizer {
         let meanAbs = w.reduce(0) { $0 + abs($1) } / Float(w.count)
         if meanAbs == 0 { assign(w, d: 0, m: 0, levels: 2, codes: codes); return (0, 0) }
         var best: (err: Float, d: Float) = (.infinity, meanAbs)
-        // With t = q − 1 the codes `assign` gives for d, the error of d is Σw² − 2d·Σw·t + d²·Σt².
+        // Per candidate d₀, the codes t = q − 1 that `assign` gives for it, then the d that fits
+        // them best, d = Σw·t / Σt², whose error is Σw² − (Σw·t)² / Σt². The codes are assigned
+        // again for the chosen d at the end, which can only lower that error.
         let ww = FloatVectors.dot(w.baseAddress!, w.baseAddress!, count: w.count)
         for factor in ternaryScales {
-            var d = meanAbs * factor
-            let first = FloatVectors.ternarySums(w.baseAddress!, count: w.count, d: d)
-            if first.tt > 0, first.wt > 0 { d = first.wt / first.tt }
-            let (wt, tt) = FloatVectors.ternarySums(w.baseAddress!, count: w.count, d: d)
-            let err = ww - 2 * d * wt + d * d * tt
+            let d0 = meanAbs * factor
+            let (wt, tt) = FloatVectors.ternarySums(w.baseAddress!, count: w.count, d: d0)
+            let (d, err) = tt > 0 && wt > 0 ? (wt / tt, ww - wt * wt / tt) : (d0, ww - 2 * d0 * wt + d0 * d0 * tt)
             if err < best.err { best = (err, d) }
         }
         let d = toHalf(best.d)
