@@ -98,6 +98,14 @@ public final class LlamaModel: @unchecked Sendable {
     /// Linear-layer names of a layer, as in the GGUF file.
     static let linearNames = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
 
+    /// The tensor whose input rows `name` sees: this runner gives k and v the rows of q, and up
+    /// those of gate (one normed input each); any other tensor sees its own.
+    static func inputSource(_ name: String) -> String {
+        let parts = name.split(separator: ".")
+        guard parts.count == 4, let source = ["attn_k": "attn_q", "attn_v": "attn_q", "ffn_up": "ffn_gate"][String(parts[2])] else { return name }
+        return "blk.\(parts[1]).\(source).weight"
+    }
+
     /// Calibrated requantization records this many tokens of the calibration text (SmolLM2 4-bit
     /// g64 on 8 chunks of GPL-3, columns in input order: 256 tokens 21.2, 1024 tokens 20.1).
     static let calibrationTokens = 1024
@@ -127,20 +135,21 @@ public final class LlamaModel: @unchecked Sendable {
         if case .requantized(_, _, _, let text?) = weights {
             calibration = try CalibrationActivations.record(gguf: g, text: text, tokens: LlamaModel.calibrationTokens)
         }
-        // q, k and v see the same inputs, as do gate and up, and are made one after the other:
-        // one set of error feedback coefficients serves each run of them.
-        var feedback: (inputs: String, coefficients: ErrorFeedback.Coefficients)? = nil
-        func coefficients(_ name: String, _ recorded: (rows: [Float], samples: Int)) throws -> ErrorFeedback.Coefficients {
-            let parts = name.split(separator: ".")
-            let shared = parts.count == 4 ? ["attn_q": "attn", "attn_k": "attn", "attn_v": "attn", "ffn_gate": "ffn", "ffn_up": "ffn"][String(parts[2])] : nil
-            let inputs = shared.map { "blk.\(parts[1]).\($0) inputs" } ?? name
-            if let feedback, feedback.inputs == inputs { return feedback.coefficients }
-            let c = try recorded.rows.withUnsafeBufferPointer {
-                try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: recorded.samples, cols: recorded.rows.count / recorded.samples,
-                                                dampening: LlamaModel.calibrationDampening)
+        // Tensors that share input rows (`inputSource`) are made one after the other: one set of
+        // statistics and error feedback coefficients serves each run of them.
+        var lastInputs: (source: String, statistics: ActivationAwareScaling.Statistics, coefficients: ErrorFeedback.Coefficients)? = nil
+        func inputs(_ name: String, _ recorded: (rows: [Float], samples: Int)) throws
+            -> (statistics: ActivationAwareScaling.Statistics, coefficients: ErrorFeedback.Coefficients) {
+            let source = LlamaModel.inputSource(name)
+            if let lastInputs, lastInputs.source == source { return (lastInputs.statistics, lastInputs.coefficients) }
+            let cols = recorded.rows.count / recorded.samples
+            let (statistics, coefficients) = try recorded.rows.withUnsafeBufferPointer {
+                (ActivationAwareScaling.Statistics($0.baseAddress!, samples: recorded.samples, cols: cols),
+                 try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: recorded.samples, cols: cols,
+                                                dampening: LlamaModel.calibrationDampening))
             }
-            feedback = (inputs, c)
-            return c
+            lastInputs = (source, statistics, coefficients)
+            return (statistics, coefficients)
         }
         self.stack = stack
         func linear(_ name: String, rows: Int, cols: Int) throws -> Linear {
@@ -187,13 +196,11 @@ public final class LlamaModel: @unchecked Sendable {
                 let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: t, groupSize: size, symmetric: false)
                 return try QuantizedLinear(m, kernel: kernel)
             }
-            let statistics = recorded.rows.withUnsafeBufferPointer {
-                ActivationAwareScaling.Statistics($0.baseAddress!, samples: recorded.samples, cols: cols)
-            }
+            let (statistics, coefficients) = try inputs(name, recorded)
             let (scales, _) = try ActivationAwareScaling.search(w, rows: rows, cols: cols, type: t, groupSize: size, statistics: statistics)
             for r in 0..<rows { for c in 0..<cols { w[r * cols + c] *= scales[c] } }  // W·diag(s), in place
             let m = try ErrorFeedback.quantize(w, rows: rows, cols: cols, type: t, groupSize: size, symmetric: false,
-                                               coefficients: try coefficients(name, recorded).rescaled(by: scales))
+                                               coefficients: try coefficients.rescaled(by: scales))
             return try QuantizedLinear(m, kernel: kernel, inputScales: scales)
         }
         var layers: [Layer] = []

@@ -100,7 +100,7 @@ extension StackSensitivity {
 /// requantization.
 public enum CalibrationActivations {
     /// A float layer that keeps a copy of every input row it is given, unless it shares the
-    /// inputs of another recorder (k and v those of q, up those of gate). Its outputs are zeros
+    /// inputs of another recorder (`LlamaModel.inputSource`). Its outputs are zeros
     /// where nothing reads them (`computes` false: the output projection's logits).
     final class Recorder: Linear, @unchecked Sendable {
         let inner: Linear
@@ -135,8 +135,8 @@ public enum CalibrationActivations {
         for layer in 0..<model.layers.count {
             for name in LlamaModel.linearNames {
                 let full = "blk.\(layer).\(name).weight"
-                let shared = ["attn_k": "attn_q", "attn_v": "attn_q", "ffn_up": "ffn_gate"][name].flatMap { recorders["blk.\(layer).\($0).weight"] }
-                let recorder = Recorder(try model.linear(full), sharesInputsOf: shared, expectedRows: tokens.count)
+                let source = LlamaModel.inputSource(full)
+                let recorder = Recorder(try model.linear(full), sharesInputsOf: source == full ? nil : recorders[source], expectedRows: tokens.count)
                 try model.replaceLinear(full, with: recorder)
                 recorders[full] = recorder
             }

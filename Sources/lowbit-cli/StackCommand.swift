@@ -68,7 +68,7 @@ func stackBuild(_ args: Arguments) throws {
     // Sensitivity options are checked before the decomposition runs.
     let maxLead = try args.int("max-lead", default: 1)
     guard maxLead >= 1 else { throw CLIError("--max-lead must be 1 or more") }
-    let sensitivityLevel = try args.int("sensitivity-level", default: 3)
+    let level = try args.int("sensitivity-level", default: 3)
     var cachedSensitivity = try args.options["sensitivity-cache"].map(readSensitivityCache) ?? []
     var tensors: [(String, [Float], Int, Int)] = []
     if let random = args.options["random"] {
@@ -123,7 +123,6 @@ func stackBuild(_ args: Arguments) throws {
     var orderNote = "naive order"
     if let textPath = args.options["sensitivity-text"] {
         guard let model = args.options["model"] else { throw CLIError("--sensitivity-text needs --model") }
-        let level = sensitivityLevel
         guard (2...options.blocks).contains(level) else { throw CLIError("--sensitivity-level must be 2...\(options.blocks)") }
         let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
         let t1 = monotonicSeconds()

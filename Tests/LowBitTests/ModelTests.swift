@@ -329,3 +329,15 @@ final class FloatLinearTests: XCTestCase {
         XCTAssertThrowsStatus(.unsupported, try FloatLinear([Float](repeating: 0, count: 12), rows: 1, cols: 12))
     }
 }
+
+/// Which tensor's input rows a tensor sees (calibration records those rows once).
+final class InputSourceTests: XCTestCase {
+    func testSharedInputsMapToTheirFirstTensor() {
+        XCTAssertEqual(LlamaModel.inputSource("blk.3.attn_k.weight"), "blk.3.attn_q.weight")
+        XCTAssertEqual(LlamaModel.inputSource("blk.3.attn_v.weight"), "blk.3.attn_q.weight")
+        XCTAssertEqual(LlamaModel.inputSource("blk.12.ffn_up.weight"), "blk.12.ffn_gate.weight")
+        for own in ["blk.3.attn_q.weight", "blk.3.attn_output.weight", "blk.3.ffn_down.weight", "token_embd.weight", "output.weight"] {
+            XCTAssertEqual(LlamaModel.inputSource(own), own)
+        }
+    }
+}
