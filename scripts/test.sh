@@ -46,7 +46,11 @@ section "README examples"
 section "CLI error cases"
 "$root/Tests/cli_errors.sh"
 
-# Swift tests, Python tests, the 3 C examples, the 3 ABI checks, the README examples and the CLI
-# error cases (set -e stops at the first failure, so reaching here means every one passed).
+section "bench"
+"$root/Tests/cli_bench.sh"
+
+# Swift tests, Python tests, the 3 C examples, the 3 ABI checks, the README examples, the CLI
+# error cases and the bench check (set -e stops at the first failure, so reaching here means
+# every one passed).
 echo
-echo "lowbit: $((swift_count + python_count + 3 + 3 + 1 + 1)) passed, 0 failed"
+echo "lowbit: $((swift_count + python_count + 3 + 3 + 1 + 1 + 1)) passed, 0 failed"

@@ -9,6 +9,8 @@ usage: lowbit bench [options]
 Times Y = X·Wᵀ per kernel family and weight type, beside a memory-read baseline of the same
 bytes measured in the same run (ratio = read time / kernel time: 1.0 means the kernel runs at
 memory speed), and checks each case's error against the Float64 product of the dequantized weights.
+The families of one shape, type, N and thread count are timed side by side, in rounds that call
+each in turn (medians), so a verdict compares calls made under the same load.
 
   --cases LIST      shape:memory pairs (default 4096x4096:hot,11008x4096:dram); memory is
                     hot (one copy, cache-resident where it fits) or dram (rotating over > 96 MB of copies)
@@ -93,7 +95,6 @@ func runBench(_ args: Arguments) throws {
     let json = args.flags.contains("json")
 
     var results: [BenchCase] = []
-    var readCache: [String: Double] = [:]
     if !json {
         print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.tier), group size \(groupSize); ratio = memory-read time of the same bytes / kernel time")
         print("shape        mem   type     family       n    thr  time         GFLOP/s  GB/s    read-ratio  error")
@@ -116,42 +117,47 @@ func runBench(_ args: Arguments) throws {
                 let tables = LUTTables(cols: cols, groupSize: groupSize)
                 let buffer = try AlignedBufferBox(LUTTables.byteCount(cols: cols, groupSize: groupSize))
                 let t = x.withUnsafeBufferPointer { xp in
-                    timeAdaptive(first: nil) { tables.build(xp.baseAddress!, into: buffer.pointer, biased: true) }
+                    timeAdaptive { tables.build(xp.baseAddress!, into: buffer.pointer, biased: true) }
                 }
-                if !json { print("lut tables for one activation row of \(cols): \(formatTime(t.median)) (1 thread)") }
+                if !json { print("lut tables for one activation row of \(cols): \(formatTime(t)) (1 thread)") }
             }
+            // Every family of this type is timed side by side (`measureSideBySide`), on one
+            // set of copies holding all their layouts.
+            var runnable: [KernelFamily] = []
             for family in families {
                 if family == .lut, m.valueCodesBits > 4 {
                     if !json { print("\(type): no lut case (its \(m.valueCodesBits)-bit value codes are wider than the LUT kernel's 4 bits)") }
                     continue
                 }
                 try m.prepare(family)
-                let bytes = try m.kernelByteCount(family == .auto ? (m.valueCodesBits <= 4 ? .lut : .dequant) : family)
-                let copies = memory == .hot ? 1 : max(2, (96 << 20) / bytes + 1)
-                var mats = [m]
-                while mats.count < copies { mats.append(try m.clone()) }
-                for threads in threadCounts {
-                    try Runtime.setThreads(threads)
-                    let readKey = "\(bytes) \(threads) \(memory)"
-                    if readCache[readKey] == nil { readCache[readKey] = try measureRead(bytes: bytes, copies: copies) }
-                    var skipRest = false
-                    for n in ns.sorted() { for actBits in (family == .bitSerial ? actBitsList : [8]) {
-                        var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family, n: n, threads: threads)
-                        c.actBits = actBits
-                        c.bytes = bytes
-                        c.readSeconds = readCache[readKey]!
-                        if skipRest {
-                            c.note = "skipped: a call would take over \(maxCall) s"
-                        } else {
-                            try measure(&c, mats: mats, x: x, reference: reference, sampleRows: sampleRows, maxCall: maxCall)
-                            if !c.measured { skipRest = true }
-                        }
-                        if !json { printCase(c) }
-                        results.append(c)
-                    } }
-                }
-                mats.removeAll()
+                runnable.append(family)
             }
+            let bytesOf = try Dictionary(uniqueKeysWithValues: runnable.map { ($0, try m.kernelByteCount($0)) })
+            let copies = memory == .hot ? 1 : max(2, (96 << 20) / max(1, bytesOf.values.min() ?? 1) + 1)
+            var mats = [m]
+            while mats.count < copies { mats.append(try m.clone()) }
+            for threads in threadCounts {
+                try Runtime.setThreads(threads)
+                var skipped: [String: String] = [:]  // label → why (a call took over --max-call)
+                for n in ns.sorted() {
+                    var group: [BenchCase] = []
+                    for family in runnable {
+                        for actBits in (family == .bitSerial ? actBitsList : [8]) {
+                            var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family, n: n, threads: threads)
+                            c.actBits = actBits
+                            c.bytes = family == .auto ? bytesOf[try AutoKernel.choice(m, n: n)] ?? bytesOf[family]! : bytesOf[family]!
+                            if let why = skipped[c.label] { c.note = why }
+                            group.append(c)
+                        }
+                    }
+                    try measureSideBySide(&group, mats: mats, x: x, reference: reference, sampleRows: sampleRows,
+                                          maxCall: maxCall, copies: copies, memory: memory)
+                    for c in group where !c.measured && skipped[c.label] == nil { skipped[c.label] = "skipped: a call would take over \(maxCall) s" }
+                    if !json { group.forEach(printCase) }
+                    results.append(contentsOf: group)
+                }
+            }
+            mats.removeAll()
             if !json { printVerdicts(results.filter { $0.rows == rows && $0.cols == cols && $0.memory == memory && $0.type == type }) }
         }
     }
@@ -173,17 +179,6 @@ func runBench(_ args: Arguments) throws {
 /// Where the read baseline's xor folds go, so the compiler cannot drop the reads.
 nonisolated(unsafe) var readSink: UInt64 = 0
 
-/// Median seconds of reading `bytes` bytes, rotating over `copies` buffers.
-func measureRead(bytes: Int, copies: Int) throws -> Double {
-    let buffers = try (0..<copies).map { _ in try AlignedBufferBox(bytes) }
-    var i = 0
-    let t = timeAdaptive(first: nil) {
-        readSink ^= MemoryBaseline.read(buffers[i % copies].pointer, bytes: bytes / 32 * 32)
-        i += 1
-    }
-    return t.median
-}
-
 /// A zeroed... then filled buffer, so the reads touch real pages.
 final class AlignedBufferBox {
     let pointer: UnsafeMutableRawPointer
@@ -197,49 +192,99 @@ final class AlignedBufferBox {
 }
 
 /// Times `body` for ~0.1 s (3 to 200 runs after one warm-up); returns the median.
-func timeAdaptive(first: Double?, _ body: () throws -> Void) rethrows -> (median: Double, runs: Int) {
-    var warm = first ?? 0
-    if first == nil {
-        let t0 = monotonicSeconds()
-        try body()
-        warm = monotonicSeconds() - t0
-    }
-    let runs = min(200, max(3, Int(0.1 / max(warm, 1e-7))))
+func timeAdaptive(_ body: () throws -> Void) rethrows -> Double {
+    let t0 = monotonicSeconds()
+    try body()
+    let warm = monotonicSeconds() - t0
     var times: [Double] = []
-    for _ in 0..<runs {
+    for _ in 0..<min(200, max(3, Int(0.1 / max(warm, 1e-7)))) {
         let t0 = monotonicSeconds()
         try body()
         times.append(monotonicSeconds() - t0)
     }
     times.sort()
-    return (times[times.count / 2], runs)
+    return times[times.count / 2]
 }
 
-func measure(_ c: inout BenchCase, mats: [QuantizedMatrix], x: [Float], reference: [Double], sampleRows: Int, maxCall: Double) throws {
-    var y = [Float](repeating: 0, count: c.n * c.rows)
-    var i = 0
-    let n = c.n, family = c.family, actBits = c.actBits
-    func call() throws {
-        try x.withUnsafeBufferPointer { xp in
-            try y.withUnsafeMutableBufferPointer { yp in
-                try mats[i % mats.count].multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family, activationBits: actBits)
+/// Times the cases of one (shape, memory, type, n, threads) side by side, with the memory-read
+/// baseline of each case's bytes: after a warm-up call each (auto's first call calibrates, so it
+/// gets two), rounds call every case once in turn until each has had ~0.1 s (7 to 200 rounds),
+/// and each case keeps its median. A burst of load on a shared machine then slows one round of
+/// every case rather than all of one case's calls, so the ratios between cases (the verdicts,
+/// auto against the fastest, read ratios) are fair. With cache-hot weights each timed call
+/// follows an untimed one of the same case, so that the cases' layouts, which together may not
+/// fit the cache, do not evict each other between calls.
+func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [Float], reference: [Double],
+                       sampleRows: Int, maxCall: Double, copies: Int, memory: MemoryMode) throws {
+    let rows = cases.first?.rows ?? 0, n = cases.first?.n ?? 0
+    var y = [Float](repeating: 0, count: n * rows)
+    var calls: [() throws -> Void] = []
+    var owners: [Int] = []  // calls[k] times cases[owners[k]], or its read baseline when the index is negative
+    for (index, c) in cases.enumerated() where c.note.isEmpty {
+        var next = 0
+        let family = c.family, actBits = c.actBits
+        let call = {
+            try x.withUnsafeBufferPointer { xp in
+                try y.withUnsafeMutableBufferPointer { yp in
+                    try mats[next % mats.count].multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family, activationBits: actBits)
+                }
             }
+            next += 1
         }
-        i += 1
+        if family == .auto { try call() }
+        let t0 = monotonicSeconds()
+        try call()
+        let first = monotonicSeconds() - t0
+        let k = min(sampleRows, n)
+        cases[index].error = normalizedError(y[0..<(k * rows)], reference[0..<(k * rows)])
+        if first > maxCall {
+            cases[index].note = "skipped: one call took \(fmt(first, 2)) s (> --max-call \(maxCall))"
+            continue
+        }
+        calls.append(call)
+        owners.append(index)
     }
-    if family == .auto { try call() }  // auto's first call calibrates: not a product to time
-    let t0 = monotonicSeconds()
-    try call()
-    let first = monotonicSeconds() - t0
-    let k = min(sampleRows, n)
-    c.error = normalizedError(y[0..<(k * c.rows)], reference[0..<(k * c.rows)])
-    if first > maxCall {
-        c.note = "skipped: one call took \(fmt(first, 2)) s (> --max-call \(maxCall))"
-        return
+    // One read baseline per distinct byte count, over as many buffers as the kernels rotate over.
+    var readers: [Int: Int] = [:]  // bytes → index in calls
+    var buffers: [[AlignedBufferBox]] = []
+    for index in owners {
+        let bytes = cases[index].bytes
+        if readers[bytes] != nil { continue }
+        let set = try (0..<copies).map { _ in try AlignedBufferBox(bytes) }
+        buffers.append(set)
+        var next = 0
+        calls.append {
+            readSink ^= MemoryBaseline.read(set[next % copies].pointer, bytes: bytes / 32 * 32)
+            next += 1
+        }
+        try calls.last!()
+        readers[bytes] = calls.count - 1
+        owners.append(-1)
     }
-    let t = try timeAdaptive(first: first, call)
-    c.seconds = t.median
-    c.runs = t.runs
+    guard !calls.isEmpty else { return }
+    var warm = 0.0
+    for call in calls {
+        let t0 = monotonicSeconds()
+        try call()
+        warm += monotonicSeconds() - t0
+    }
+    let perCall = warm / Double(calls.count)
+    let rounds = min(200, max(7, Int(0.1 / max(perCall, 1e-7))))
+    var times = [[Double]](repeating: [], count: calls.count)
+    for _ in 0..<rounds {
+        for (k, call) in calls.enumerated() {
+            if memory == .hot { try call() }
+            let t0 = monotonicSeconds()
+            try call()
+            times[k].append(monotonicSeconds() - t0)
+        }
+    }
+    func median(_ t: [Double]) -> Double { let s = t.sorted(); return s[s.count / 2] }
+    for (k, index) in owners.enumerated() where index >= 0 {
+        cases[index].seconds = median(times[k])
+        cases[index].readSeconds = median(times[readers[cases[index].bytes]!])
+        cases[index].runs = rounds
+    }
 }
 
 func printCase(_ c: BenchCase) {
