@@ -5,18 +5,21 @@ import PackageDescription
 // AVX2 kernels are compiled only where the build machine has AVX2+FMA+F16C, or never when
 // LOWBIT_PORTABLE=1. The intrinsics crash the compiler without these flags, so the flags and the
 // LOWBIT_AVX2 define travel together (DESIGN §5). The portable kernels are always compiled.
-func hostHasAVX2() -> Bool {
-    if ProcessInfo.processInfo.environment["LOWBIT_PORTABLE"] == "1" { return false }
-    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
-    guard let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
-    let flags = Set(flagsLine.split(separator: " ").map(String.init))
-    return ["avx2", "fma", "f16c", "popcnt"].allSatisfy(flags.contains)
+func hostFlags() -> Set<String> {
+    if ProcessInfo.processInfo.environment["LOWBIT_PORTABLE"] == "1" { return [] }
+    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
+    guard let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+    return Set(flagsLine.split(separator: " ").map(String.init))
 }
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
-let simdSettings: [SwiftSetting] = hostHasAVX2()
+let flags = hostFlags()
+let simdSettings: [SwiftSetting] = ["avx2", "fma", "f16c", "popcnt"].allSatisfy(flags.contains)
     ? [.define("LOWBIT_AVX2"),
        .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-Xcc", "-mpopcnt", "-Xcc", "-mbmi2"])]
+      // `auto` times each family with its weights flushed from the cache (the one cache-flush
+      // intrinsic Swift can call is CLFLUSHOPT's; without it that timing is cache-hot too).
+      + (flags.contains("clflushopt") ? [.define("LOWBIT_CLFLUSHOPT"), .unsafeFlags(["-Xcc", "-mclflushopt"])] : [])
     : []
 
 let package = Package(

@@ -264,6 +264,27 @@ final class AutoKernelTests: XCTestCase {
         XCTAssertEqual(try m.product(x, n: 1, kernel: .auto), try m.product(x, n: 1, kernel: one))
     }
 
+    func testPickMinimizesTheWorseRatioOverStreamedAndCacheHotTimes() {
+        // Slightly faster cache-hot, much slower streamed: the other family.
+        XCTAssertEqual(AutoKernel.pick(cold: [1.0, 1.3], hot: [1.0, 0.98]), 0)
+        XCTAssertEqual(AutoKernel.pick(cold: [1.2, 1.0], hot: [1.0, 1.1]), 1)
+        XCTAssertEqual(AutoKernel.pick(cold: [2, 1], hot: [2, 1]), 1)
+        XCTAssertEqual(AutoKernel.pick(cold: [1, 1], hot: [1, 1]), 0, "ties go to the earlier family")
+    }
+
+    func testEvictingLayoutsFromTheCacheKeepsTheirContents() throws {
+        var rng = TestRandom(seed: 43)
+        for type in [WeightType.integer(bits: 3), .mixed(bits: 4)] {
+            let m = try quantized(rng.normals(40 * 256), rows: 40, cols: 256, type: type, groupSize: 64)
+            let x = rng.normals(2 * 256)
+            for family in [KernelFamily.lut, .dequant, .bitSerial, .auto, .reference] where family != .lut || m.valueCodesBits <= 4 {
+                let before = try m.product(x, n: 2, kernel: family)
+                m.evictLayoutFromCache(family)
+                XCTAssertEqual(try m.product(x, n: 2, kernel: family), before, "\(type) \(family)")
+            }
+        }
+    }
+
     func testCalibrationFileRoundTripAndErrors() throws {
         AutoKernel.reset()
         let key = AutoKernel.Key(rows: 10, cols: 64, groupSize: 32, typeCode: 3, nBucket: 1, threads: 1)

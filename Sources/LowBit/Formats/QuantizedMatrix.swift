@@ -218,6 +218,20 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    /// Flushes a family's packed layout from every cache level (CLFLUSHOPT builds; elsewhere nothing),
+    /// so the next product reads it from memory. The contents are unchanged.
+    public func evictLayoutFromCache(_ family: KernelFamily) {
+        if type.isMixed { valueCodesCache.withLock { $0 }?.evictLayoutFromCache(family); return }
+        switch family {
+        case .lut: if let l = lutLayoutCache.withLock({ $0 }) { l.codes.evictFromCache(); l.params.buffer.evictFromCache() }
+        case .dequant: if let l = dequantLayoutCache.withLock({ $0 }) { l.codes.evictFromCache(); l.params.buffer.evictFromCache() }
+        case .bitSerial:
+            if let l = bitSerialLayoutCache.withLock({ $0 }) { for b in [l.codes, l.scales, l.offsets] { b.evictFromCache() } }
+        case .auto: for f in AutoKernel.candidates(bits: bits) { evictLayoutFromCache(f) }
+        case .reference: for b in [codes, scales, offsets] { b.evictFromCache() }
+        }
+    }
+
     var hasLUTLayout: Bool { lutLayoutCache.withLock { $0 != nil } }
     var hasDequantLayout: Bool { dequantLayoutCache.withLock { $0 != nil } }
 

@@ -2,8 +2,8 @@ import Synchronization
 
 /// What `auto` runs: the family measured fastest on this machine for the matrix's shape, type,
 /// batch-size bucket and thread count. The first auto product (or query) of a new key times LUT
-/// and dequant on synthetic activations of the bucket's size (a few products, once) and keeps
-/// the winner in memory; `save`/`load` keep the table in a file, and `lowbit bench --calibrate`
+/// and dequant on synthetic activations of the bucket's size (a few products, once, with the
+/// weights streamed from memory and cache-hot; see `pick`) and keeps the winner in memory; `save`/`load` keep the table in a file, and `lowbit bench --calibrate`
 /// writes one from its measurements. Bit-serial is not a candidate: on every shape we measured
 /// it was the slowest family; it is there for its arbitrary W×A precision, not for speed.
 /// A mixed matrix is keyed by its value codes.
@@ -59,9 +59,11 @@ public enum AutoKernel {
         var y = [Float](repeating: 0, count: n * m.rows)
         let families = candidates(bits: m.bits)
         if families.count == 1 { return families[0] }
-        // Rounds alternate the families and each keeps its fastest call, so a burst of load on
-        // this shared machine slows one call, not one family.
-        var fastest = [Double](repeating: .infinity, count: families.count)
+        // Rounds alternate the families, and each keeps its fastest call, so a burst of load on
+        // this shared machine slows one call, not one family. Each family is timed twice per
+        // round: with its layout just flushed from the cache (as when a model streams its layers
+        // from DRAM) and right after, cache-hot.
+        var cold = [Double](repeating: .infinity, count: families.count), hot = cold
         try x.withUnsafeBufferPointer { xp in
             try y.withUnsafeMutableBufferPointer { yp in
                 for family in families {
@@ -70,14 +72,28 @@ public enum AutoKernel {
                 }
                 for _ in 0..<5 {
                     for (i, family) in families.enumerated() {
-                        let t0 = monotonicSeconds()
+                        m.evictLayoutFromCache(family)
+                        var t0 = monotonicSeconds()
                         try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family)
-                        fastest[i] = min(fastest[i], monotonicSeconds() - t0)
+                        cold[i] = min(cold[i], monotonicSeconds() - t0)
+                        t0 = monotonicSeconds()
+                        try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family)
+                        hot[i] = min(hot[i], monotonicSeconds() - t0)
                     }
                 }
             }
         }
-        return families[fastest.indices.min { fastest[$0] < fastest[$1] }!]
+        return families[pick(cold: cold, hot: hot)]
+    }
+
+    /// The family whose worse ratio to the fastest, over streamed and cache-hot weights, is the
+    /// smallest: the choice then holds whether or not the matrix stays in cache between products
+    /// (a family can lead cache-hot by a little and trail by a lot when streamed). Ties go to
+    /// the earlier family.
+    static func pick(cold: [Double], hot: [Double]) -> Int {
+        let bestCold = cold.min()!, bestHot = hot.min()!
+        let worst = cold.indices.map { max(cold[$0] / bestCold, hot[$0] / bestHot) }
+        return worst.indices.min { worst[$0] < worst[$1] }!
     }
 
     /// One line per key: rows cols group_size type n_bucket threads family.

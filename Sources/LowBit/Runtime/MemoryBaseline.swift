@@ -72,3 +72,13 @@ extension QuantizedMatrix {
         }
     }
 }
+
+extension AlignedBuffer {
+    /// Flushes every cache line of the buffer (builds for CPUs with CLFLUSHOPT; elsewhere nothing).
+    public func evictFromCache() {
+        #if LOWBIT_CLFLUSHOPT
+        for offset in stride(from: 0, to: max(byteCount, 1), by: 64) { _mm_clflushopt(pointer + offset) }
+        atomicMemoryFence(ordering: .sequentiallyConsistent)  // the flushes complete before what follows
+        #endif
+    }
+}
