@@ -63,12 +63,16 @@ final class KernelTests: XCTestCase {
         guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
         var rng = TestRandom(seed: 6)
         for (rows, cols, g) in [(17, 96, 32), (50, 256, 64), (33, 640, 128)] {
-            let w = rng.normals(rows * cols), x = rng.normals(3 * cols)
+            let w = rng.normals(rows * cols), x = rng.normals(11 * cols)
             for type in allTypes {
                 let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
-                let fast = try m.product(x, n: 3, kernel: .lut)
-                let portable = try portableOnly { try m.product(x, n: 3, kernel: .lut) }
-                XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g)")
+                // N = 3, 6, 7, 11: every mix of the kernel's 4-row tiles, pairs and single rows.
+                for n in [3, 6, 7, 11] {
+                    let xs = Array(x[0..<(n * cols)])
+                    let fast = try m.product(xs, n: n, kernel: .lut)
+                    let portable = try portableOnly { try m.product(xs, n: n, kernel: .lut) }
+                    XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n)")
+                }
             }
         }
     }
