@@ -13,7 +13,9 @@ The families of one shape, type, N and thread count are timed side by side, in r
 each in turn (medians), so a verdict compares calls made under the same load.
 
   --cases LIST      shape:memory pairs (default 4096x4096:hot,11008x4096:dram); memory is
-                    hot (one copy, cache-resident where it fits) or dram (rotating over > 96 MB of copies)
+                    hot (one copy, cache-resident where it fits) or dram (flushed from every cache
+                    level before each call, so it streams from memory; on CPUs without CLFLUSHOPT,
+                    rotating over > 96 MB of copies instead)
   --shapes LIST     instead of --cases: shapes such as 4096x4096,11008x4096 ...
   --memory LIST     ... crossed with hot, dram or both (default hot)
   --families LIST   lut,bitserial,dequant,auto (default all four; auto's first call calibrates)
@@ -115,14 +117,14 @@ func runBench(_ args: Arguments) throws {
             let reference = float64Product(m.dequantized(), rows: rows, cols: cols, Array(x[0..<(sampleRows * cols)]), n: sampleRows)
             if families.contains(.lut), type == types.first {
                 let tables = LUTTables(cols: cols, groupSize: groupSize)
-                let buffer = try AlignedBufferBox(LUTTables.byteCount(cols: cols, groupSize: groupSize))
+                let buffer = try AlignedBuffer(byteCount: LUTTables.byteCount(cols: cols, groupSize: groupSize))
                 let t = x.withUnsafeBufferPointer { xp in
                     timeAdaptive { tables.build(xp.baseAddress!, into: buffer.pointer, biased: true) }
                 }
                 if !json { print("lut tables for one activation row of \(cols): \(formatTime(t)) (1 thread)") }
             }
             // Every family of this type is timed side by side (`measureSideBySide`), on one
-            // set of copies holding all their layouts.
+            // matrix (or one set of copies, for DRAM without cache flushes) holding all their layouts.
             var runnable: [KernelFamily] = []
             for family in families {
                 if family == .lut, m.valueCodesBits > 4 {
@@ -133,7 +135,7 @@ func runBench(_ args: Arguments) throws {
                 runnable.append(family)
             }
             let bytesOf = try Dictionary(uniqueKeysWithValues: runnable.map { ($0, try m.kernelByteCount($0)) })
-            let copies = memory == .hot ? 1 : max(2, (96 << 20) / max(1, bytesOf.values.min() ?? 1) + 1)
+            let copies = memory == .hot || AlignedBuffer.canEvictFromCache ? 1 : max(2, (96 << 20) / max(1, bytesOf.values.min() ?? 1) + 1)
             var mats = [m]
             while mats.count < copies { mats.append(try m.clone()) }
             for threads in threadCounts {
@@ -179,18 +181,6 @@ func runBench(_ args: Arguments) throws {
 /// Where the read baseline's xor folds go, so the compiler cannot drop the reads.
 nonisolated(unsafe) var readSink: UInt64 = 0
 
-/// A zeroed... then filled buffer, so the reads touch real pages.
-final class AlignedBufferBox {
-    let pointer: UnsafeMutableRawPointer
-    init(_ bytes: Int) throws {
-        var p: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&p, 64, max(bytes, 64)) == 0, let p else { throw CLIError("out of memory") }
-        memset(p, 0x5A, max(bytes, 64))
-        pointer = p
-    }
-    deinit { free(pointer) }
-}
-
 /// Times `body` for ~0.1 s (3 to 200 runs after one warm-up); returns the median.
 func timeAdaptive(_ body: () throws -> Void) rethrows -> Double {
     let t0 = monotonicSeconds()
@@ -211,15 +201,18 @@ func timeAdaptive(_ body: () throws -> Void) rethrows -> Double {
 /// gets two), rounds call every case once in turn until each has had ~0.1 s (7 to 200 rounds),
 /// and each case keeps its median. A burst of load on a shared machine then slows one round of
 /// every case rather than all of one case's calls, so the ratios between cases (the verdicts,
-/// auto against the fastest, read ratios) are fair. With cache-hot weights each timed call
-/// follows an untimed one of the same case, so that the cases' layouts, which together may not
-/// fit the cache, do not evict each other between calls.
+/// auto against the fastest, read ratios) are fair. Before each timed call, untimed: with
+/// cache-hot weights a call of the same case (the cases' layouts together may not fit the cache,
+/// and must not evict each other between calls); with DRAM weights a flush of the case's layout
+/// (or read buffer) from the caches, where the CPU can, else nothing (`mats` then rotate).
 func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [Float], reference: [Double],
                        sampleRows: Int, maxCall: Double, copies: Int, memory: MemoryMode) throws {
     let rows = cases.first?.rows ?? 0, n = cases.first?.n ?? 0
     var y = [Float](repeating: 0, count: n * rows)
     var calls: [() throws -> Void] = []
+    var befores: [() throws -> Void] = []  // the untimed step before each timed call
     var owners: [Int] = []  // calls[k] times cases[owners[k]], or its read baseline when the index is negative
+    let flush = memory == .dram && AlignedBuffer.canEvictFromCache
     for (index, c) in cases.enumerated() where c.note.isEmpty {
         var next = 0
         let family = c.family, actBits = c.actBits
@@ -242,22 +235,23 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
             continue
         }
         calls.append(call)
+        befores.append(memory == .hot ? call : flush ? { mats[0].evictLayoutFromCache(family) } : {})
         owners.append(index)
     }
     // One read baseline per distinct byte count, over as many buffers as the kernels rotate over.
     var readers: [Int: Int] = [:]  // bytes → index in calls
-    var buffers: [[AlignedBufferBox]] = []
     for index in owners {
         let bytes = cases[index].bytes
         if readers[bytes] != nil { continue }
-        let set = try (0..<copies).map { _ in try AlignedBufferBox(bytes) }
-        buffers.append(set)
+        let set = try (0..<copies).map { _ in try AlignedBuffer(byteCount: bytes) }
         var next = 0
-        calls.append {
+        let read = {
             readSink ^= MemoryBaseline.read(set[next % copies].pointer, bytes: bytes / 32 * 32)
             next += 1
         }
-        try calls.last!()
+        calls.append(read)
+        befores.append(memory == .hot ? read : flush ? { set[0].evictFromCache() } : {})
+        try read()
         readers[bytes] = calls.count - 1
         owners.append(-1)
     }
@@ -273,7 +267,7 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
     var times = [[Double]](repeating: [], count: calls.count)
     for _ in 0..<rounds {
         for (k, call) in calls.enumerated() {
-            if memory == .hot { try call() }
+            try befores[k]()
             let t0 = monotonicSeconds()
             try call()
             times[k].append(monotonicSeconds() - t0)

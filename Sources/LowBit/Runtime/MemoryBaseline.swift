@@ -74,6 +74,15 @@ extension QuantizedMatrix {
 }
 
 extension AlignedBuffer {
+    /// Whether `evictFromCache` flushes (a build for a CPU with CLFLUSHOPT).
+    public static var canEvictFromCache: Bool {
+        #if LOWBIT_CLFLUSHOPT
+        return true
+        #else
+        return false
+        #endif
+    }
+
     /// Flushes every cache line of the buffer (builds for CPUs with CLFLUSHOPT; elsewhere nothing).
     public func evictFromCache() {
         #if LOWBIT_CLFLUSHOPT
