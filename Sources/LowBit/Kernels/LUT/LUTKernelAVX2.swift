@@ -19,10 +19,10 @@ enum LUTKernelAVX2 {
     static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
                     tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>) {
         switch layout.bits {
-        case 1: body(bits: 1, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
-        case 2: body(bits: 2, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
-        case 3: body(bits: 3, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
-        default: body(bits: 4, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
+        case 1: body(Static1.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
+        case 2: body(Static2.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
+        case 3: body(Static3.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
+        default: body(Static4.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
         }
     }
 
@@ -163,9 +163,10 @@ enum LUTKernelAVX2 {
     }
 
     @inline(__always)
-    static func body(bits: Int, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int, _ tables: LUTTables,
+    static func body<Bits: StaticInt>(_: Bits.Type, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int, _ tables: LUTTables,
                      _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int, _ y: UnsafeMutablePointer<Float>,
                      _ items: Range<Int>) {
+        let bits = Bits.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let params = layout.params.address(0), half = layout.params.half, e = layout.params.elementBytes
         let levels = Float((1 << bits) - 1)
