@@ -39,29 +39,30 @@ enum BitSerialKernelAVX2 {
     static func run(_ layout: BitSerialLayout, groupSize: Int, acts: BitSerialActivations, n: Int, rows: Int,
                     actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>, rowRange: Range<Int>) {
         switch (layout.bits, acts.bits) {
-        case (1, 2): body(weightBits: 1, actBits: 2, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (1, 4): body(weightBits: 1, actBits: 4, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (1, _): body(weightBits: 1, actBits: 8, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (2, 2): body(weightBits: 2, actBits: 2, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (2, 4): body(weightBits: 2, actBits: 4, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (2, _): body(weightBits: 2, actBits: 8, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (3, 2): body(weightBits: 3, actBits: 2, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (3, 4): body(weightBits: 3, actBits: 4, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (3, _): body(weightBits: 3, actBits: 8, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (4, 2): body(weightBits: 4, actBits: 2, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (4, 4): body(weightBits: 4, actBits: 4, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (4, _): body(weightBits: 4, actBits: 8, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (1, 2): body(Static1.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (1, 4): body(Static1.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (1, _): body(Static1.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (2, 2): body(Static2.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (2, 4): body(Static2.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (2, _): body(Static2.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (3, 2): body(Static3.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (3, 4): body(Static3.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (3, _): body(Static3.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (4, 2): body(Static4.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (4, 4): body(Static4.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (4, _): body(Static4.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
         // 5-bit value codes of 4-bit mixed matrices.
-        case (_, 2): body(weightBits: 5, actBits: 2, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (_, 4): body(weightBits: 5, actBits: 4, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        default: body(weightBits: 5, actBits: 8, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (_, 2): body(Static5.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case (_, 4): body(Static5.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        default: body(Static5.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
         }
     }
 
     @inline(__always)
-    static func body(weightBits: Int, actBits: Int, _ layout: BitSerialLayout, _ groupSize: Int,
+    static func body<WeightBits: StaticInt, ActBits: StaticInt>(_: WeightBits.Type, _: ActBits.Type, _ layout: BitSerialLayout, _ groupSize: Int,
                      _ acts: BitSerialActivations, _ n: Int, _ rows: Int, _ actBase: UnsafeMutableRawPointer,
                      _ actStride: Int, _ y: UnsafeMutablePointer<Float>, _ rowRange: Range<Int>) {
+        let weightBits = WeightBits.value, actBits = ActBits.value
         let mask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1)
         let t1 = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                   0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4)

@@ -32,18 +32,18 @@ enum DequantKernelAVX2 {
             let block = item / tileCount, first = (item % tileCount) * tileRows
             let rowsInTile = min(tileRows, n - first)
             switch (layout.width, rowsInTile) {
-            case (8, 1): body(width: 8, tile: 1, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (8, 2): body(width: 8, tile: 2, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (8, 3): body(width: 8, tile: 3, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (8, _): body(width: 8, tile: 4, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (4, 1): body(width: 4, tile: 1, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (4, 2): body(width: 4, tile: 2, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (4, 3): body(width: 4, tile: 3, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (4, _): body(width: 4, tile: 4, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (_, 1): body(width: 2, tile: 1, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (_, 2): body(width: 2, tile: 2, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (_, 3): body(width: 2, tile: 3, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            default: body(width: 2, tile: 4, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (8, 1): body(Static8.self, Static1.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (8, 2): body(Static8.self, Static2.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (8, 3): body(Static8.self, Static3.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (8, _): body(Static8.self, Static4.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (4, 1): body(Static4.self, Static1.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (4, 2): body(Static4.self, Static2.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (4, 3): body(Static4.self, Static3.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (4, _): body(Static4.self, Static4.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (_, 1): body(Static2.self, Static1.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (_, 2): body(Static2.self, Static2.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (_, 3): body(Static2.self, Static3.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            default: body(Static2.self, Static4.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
             }
         }
     }
@@ -76,9 +76,10 @@ enum DequantKernelAVX2 {
     }
 
     @inline(__always)
-    static func body(width: Int, tile: Int, _ layout: DequantLayout, _ groupSize: Int, _ rows: Int,
+    static func body<Width: StaticInt, Tile: StaticInt>(_: Width.Type, _: Tile.Type, _ layout: DequantLayout, _ groupSize: Int, _ rows: Int,
                      _ acts: Int8Activations, _ actBase: UnsafeMutableRawPointer, _ actStride: Int,
                      _ y: UnsafeMutablePointer<Float>, _ block: Int, _ first: Int) {
+        let width = Width.value, tile = Tile.value
         let groups = acts.groups, columnsPerStep = 32 / width, stepsPerGroup = groupSize / columnsPerStep
         let mask = _mm256_set1_epi8(width == 4 ? 0x0F : 0x03)
         let w = UnsafeRawPointer(layout.codes.pointer) + block * layout.blockCodeBytes
