@@ -28,6 +28,24 @@ enum DequantKernelAVX2 {
     static func run(_ layout: DequantLayout, groupSize: Int, rows: Int, n: Int, acts: Int8Activations,
                     actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>) {
         let tileCount = tiles(n: n)
+        if n == 1 {
+            // Row blocks by fours, then a pair, then one: more streams of codes from memory (`blocks`).
+            var item = items.lowerBound
+            while item + 1 < items.upperBound {
+                let four = item + 3 < items.upperBound
+                switch (layout.width, four) {
+                case (8, true): blocks(Static8.self, Static4.self, layout, groupSize, rows, acts, actBase, y, item)
+                case (8, false): blocks(Static8.self, Static2.self, layout, groupSize, rows, acts, actBase, y, item)
+                case (4, true): blocks(Static4.self, Static4.self, layout, groupSize, rows, acts, actBase, y, item)
+                case (4, false): blocks(Static4.self, Static2.self, layout, groupSize, rows, acts, actBase, y, item)
+                case (_, true): blocks(Static2.self, Static4.self, layout, groupSize, rows, acts, actBase, y, item)
+                case (_, false): blocks(Static2.self, Static2.self, layout, groupSize, rows, acts, actBase, y, item)
+                }
+                item += four ? 4 : 2
+            }
+            if item == items.upperBound { return }
+            return oneBlock(layout, groupSize: groupSize, rows: rows, acts: acts, actBase: actBase, y: y, block: item)
+        }
         for item in items {
             let block = item / tileCount, first = (item % tileCount) * tileRows
             let rowsInTile = min(tileRows, n - first)
@@ -149,6 +167,75 @@ enum DequantKernelAVX2 {
         if tile > 1 { store(y1, 1) }
         if tile > 2 { store(y2, 2) }
         if tile > 3 { store(y3, 3) }
+    }
+
+    static func oneBlock(_ layout: DequantLayout, groupSize: Int, rows: Int, acts: Int8Activations,
+                         actBase: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, block: Int) {
+        switch layout.width {
+        case 8: body(Static8.self, Static1.self, layout, groupSize, rows, acts, actBase, 0, y, block, 0)
+        case 4: body(Static4.self, Static1.self, layout, groupSize, rows, acts, actBase, 0, y, block, 0)
+        default: body(Static2.self, Static1.self, layout, groupSize, rows, acts, actBase, 0, y, block, 0)
+        }
+    }
+
+    /// N = 1 on `Count` row blocks from `block` on at once (the last may be partial). Streamed
+    /// from memory, one block at a time ran as if the memory reads and the arithmetic took turns
+    /// (time ≈ their sum); interleaved streams of codes let the hardware prefetchers keep more
+    /// reads going.
+    @inline(__always)
+    static func blocks<Width: StaticInt, Count: StaticInt>(_: Width.Type, _: Count.Type, _ layout: DequantLayout, _ groupSize: Int,
+                                                           _ rows: Int, _ acts: Int8Activations, _ actBase: UnsafeMutableRawPointer,
+                                                           _ y: UnsafeMutablePointer<Float>, _ block: Int) {
+        let width = Width.value, count = Count.value
+        let groups = acts.groups, columnsPerStep = 32 / width, stepsPerGroup = groupSize / columnsPerStep
+        let mask = _mm256_set1_epi8(width == 4 ? 0x0F : 0x03), ones = _mm256_set1_epi16(1)
+        let bytes = layout.blockCodeBytes
+        let w = UnsafeRawPointer(layout.codes.pointer) + block * bytes
+        let half = layout.params.half, e = layout.params.elementBytes
+        let p = layout.params.address(block * groups * 16), pStride = groups * 16 * e
+        let a = UnsafePointer(acts.codes(actBase))
+        let scales = acts.scales(actBase), sums = acts.sums(actBase)
+        var y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0
+        for g in 0..<groups {
+            var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
+            for step in 0..<stepsPerGroup {
+                let offset = (g * stepsPerGroup + step) * 32, k = a + g * groupSize + step * columnsPerStep
+                @inline(__always) func dot(_ i: Int) -> __m256i {
+                    _mm256_madd_epi16(stepDot16(width: width, unpack(width: width, w + i * bytes + offset, mask), k), ones)
+                }
+                s0 = _mm256_add_epi32(s0, dot(0))
+                s1 = _mm256_add_epi32(s1, dot(1))
+                if count > 2 { s2 = _mm256_add_epi32(s2, dot(2)) }
+                if count > 3 { s3 = _mm256_add_epi32(s3, dot(3)) }
+            }
+            let scale = _mm256_set1_ps(scales[g]), term = _mm256_set1_ps(scales[g] * Float(sums[g]))
+            @inline(__always) func flush(_ yv: inout __m256, _ s: __m256i, _ i: Int) {
+                let q = p + i * pStride + g * 16 * e
+                yv = _mm256_fmadd_ps(_mm256_mul_ps(GroupParameters.load8(q, half: half), scale), _mm256_cvtepi32_ps(s), yv)
+                yv = _mm256_fmadd_ps(GroupParameters.load8(q + 8 * e, half: half), term, yv)
+            }
+            flush(&y0, s0, 0)
+            flush(&y1, s1, 1)
+            if count > 2 { flush(&y2, s2, 2) }
+            if count > 3 { flush(&y3, s3, 3) }
+        }
+        @inline(__always) func store(_ yv: __m256, _ i: Int) {
+            let first = (block + i) * DequantLayout.rowsPerBlock
+            if first + 8 <= rows {
+                _mm256_storeu_ps(y + first, yv)
+            } else {
+                var tail = SIMD8<Float>()
+                withUnsafeMutableBytes(of: &tail) { raw in
+                    let f = raw.bindMemory(to: Float.self).baseAddress!
+                    _mm256_storeu_ps(f, yv)
+                    for r in 0..<(rows - first) { y[first + r] = f[r] }
+                }
+            }
+        }
+        store(y0, 0)
+        store(y1, 1)
+        if count > 2 { store(y2, 2) }
+        if count > 3 { store(y3, 3) }
     }
 }
 #endif
