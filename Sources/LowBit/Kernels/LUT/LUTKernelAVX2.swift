@@ -178,28 +178,15 @@ enum LUTKernelAVX2 {
         while item < items.upperBound {
             defer { item += 1 }
             if n == 1, item + 1 < items.upperBound {
-                // One activation row: two row blocks per pass share each table load.
-                let block = item
-                item += 1
-                let wa = codes + block * blockBytes, wb = wa + blockBytes
-                let t0 = UnsafeRawPointer(tableBase)
-                let ts = UnsafePointer(tables.tableScales(tableBase)), sx = UnsafePointer(tables.groupSums(tableBase))
-                let pa = params + block * blockStride, pb = pa + blockStride
-                var outA = Outputs(), outB = Outputs()
-                var c = 0
-                for g in 0..<groups {
-                    var accA = Accumulators(), accB = Accumulators()
-                    for _ in 0..<chunksPerGroup {
-                        let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
-                        accA.add(bits: bits, Indices(bits: bits, wa + c * unitBytes), tlo, thi)
-                        accB.add(bits: bits, Indices(bits: bits, wb + c * unitBytes), tlo, thi)
-                        c += 1
-                    }
-                    outA.add(accA.planeSums(bits: bits, groupSize: groupSize), params: pa + g * groupStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
-                    outB.add(accB.planeSums(bits: bits, groupSize: groupSize), params: pb + g * groupStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+                // One activation row: row blocks by fours (then a pair) share each table load,
+                // and give the hardware prefetchers that many streams of codes.
+                if item + 3 < items.upperBound {
+                    blocksOfOneRow(Bits.self, Static4.self, layout, groupSize, rows, tables, tableBase, y, item)
+                    item += 3
+                } else {
+                    blocksOfOneRow(Bits.self, Static2.self, layout, groupSize, rows, tables, tableBase, y, item)
+                    item += 1
                 }
-                outA.store(y, first: block * LUTLayout.rowsPerBlock, rows: rows)
-                outB.store(y, first: (block + 1) * LUTLayout.rowsPerBlock, rows: rows)
                 continue
             }
             let block = item / tileCount, tileFirst = (item % tileCount) * tileRows
@@ -274,6 +261,52 @@ enum LUTKernelAVX2 {
                     first += 1
                 }
             }
+        }
+    }
+
+    /// N = 1 on `Count` (2 or 4) row blocks from `block` on, all of them present.
+    @inline(__always)
+    static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt>(_: Bits.Type, _: Count.Type, _ layout: LUTLayout, _ groupSize: Int,
+                                                                  _ rows: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer,
+                                                                  _ y: UnsafeMutablePointer<Float>, _ block: Int) {
+        let bits = Bits.value, count = Count.value
+        let groups = tables.groups, chunksPerGroup = groupSize / 16
+        let half = layout.params.half, e = layout.params.elementBytes
+        let levels = Float((1 << bits) - 1)
+        let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
+        let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
+        let w = UnsafeRawPointer(layout.codes.pointer) + block * blockBytes
+        let p = layout.params.address(0) + block * blockStride
+        let t0 = UnsafeRawPointer(tableBase)
+        let ts = UnsafePointer(tables.tableScales(tableBase)), sx = UnsafePointer(tables.groupSums(tableBase))
+        var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
+        var c = 0
+        for g in 0..<groups {
+            var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
+            for _ in 0..<chunksPerGroup {
+                let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
+                acc0.add(bits: bits, Indices(bits: bits, w + c * unitBytes), tlo, thi)
+                acc1.add(bits: bits, Indices(bits: bits, w + blockBytes + c * unitBytes), tlo, thi)
+                if count > 2 {
+                    acc2.add(bits: bits, Indices(bits: bits, w + 2 * blockBytes + c * unitBytes), tlo, thi)
+                    acc3.add(bits: bits, Indices(bits: bits, w + 3 * blockBytes + c * unitBytes), tlo, thi)
+                }
+                c += 1
+            }
+            let q = p + g * groupStride
+            out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: q, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+            out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: q + blockStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+            if count > 2 {
+                out2.add(acc2.planeSums(bits: bits, groupSize: groupSize), params: q + 2 * blockStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+                out3.add(acc3.planeSums(bits: bits, groupSize: groupSize), params: q + 3 * blockStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+            }
+        }
+        let first = block * LUTLayout.rowsPerBlock
+        out0.store(y, first: first, rows: rows)
+        out1.store(y, first: first + LUTLayout.rowsPerBlock, rows: rows)
+        if count > 2 {
+            out2.store(y, first: first + 2 * LUTLayout.rowsPerBlock, rows: rows)
+            out3.store(y, first: first + 3 * LUTLayout.rowsPerBlock, rows: rows)
         }
     }
 }
