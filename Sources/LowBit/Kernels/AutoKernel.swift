@@ -16,10 +16,13 @@ public enum AutoKernel {
         }
     }
 
-    /// Batch sizes are grouped; each bucket is calibrated at its largest size.
+    /// Batch sizes are grouped by powers of two (1, 2, 3–4, 5–8, …, 129 and up), each calibrated
+    /// at its largest size (256 for the last). Coarser buckets (up to 4× wide) let a product
+    /// run on the family that wins at four times its size, which was not always its own winner.
     public static func bucket(_ n: Int) -> Int {
-        for b in [1, 4, 16, 64] where n <= b { return b }
-        return 256
+        var b = 1
+        while b < n && b < 256 { b *= 2 }
+        return b
     }
 
     static let table = Mutex<[Key: KernelFamily]>([:])
