@@ -38,23 +38,23 @@ enum BitSerialKernelAVX2 {
     /// y[i·rows + r] for r in `rowRange`, i in 0..<n; prepared activation row i at actBase + i·actStride.
     static func run(_ layout: BitSerialLayout, groupSize: Int, acts: BitSerialActivations, n: Int, rows: Int,
                     actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>, rowRange: Range<Int>) {
-        switch (layout.bits, acts.bits) {
-        case (1, 2): body(Static1.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (1, 4): body(Static1.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (1, _): body(Static1.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (2, 2): body(Static2.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (2, 4): body(Static2.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (2, _): body(Static2.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (3, 2): body(Static3.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (3, 4): body(Static3.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (3, _): body(Static3.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (4, 2): body(Static4.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (4, 4): body(Static4.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (4, _): body(Static4.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        // 5-bit value codes of 4-bit mixed matrices.
-        case (_, 2): body(Static5.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        case (_, 4): body(Static5.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        default: body(Static5.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        switch layout.bits {
+        case 1: run(Static1.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case 2: run(Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case 3: run(Static3.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case 4: run(Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        default: run(Static5.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)  // 4-bit mixed value codes
+        }
+    }
+
+    /// `run` for one weight width: the activation width is chosen here, so each pair gets its own copy.
+    static func run<WeightBits: StaticInt>(_: WeightBits.Type, _ layout: BitSerialLayout, _ groupSize: Int,
+                                           _ acts: BitSerialActivations, _ n: Int, _ rows: Int, _ actBase: UnsafeMutableRawPointer,
+                                           _ actStride: Int, _ y: UnsafeMutablePointer<Float>, _ rowRange: Range<Int>) {
+        switch acts.bits {
+        case 2: body(WeightBits.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        case 4: body(WeightBits.self, Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
+        default: body(WeightBits.self, Static8.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
         }
     }
 
