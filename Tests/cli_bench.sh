@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# `lowbit bench` on small shapes: every case is measured, in the same number of side-by-side
-# rounds as the other families of its (shape, type, N, threads); errors are within the bench's
-# 5e-4 bound; the table has a verdict with auto per case; --calibrate writes a loadable file.
+# `lowbit bench` on small shapes, one cache-hot and one streamed from DRAM: every case is
+# measured, in the same number of side-by-side rounds as the other families of its (shape, type,
+# N, threads); errors are within the bench's 5e-4 bound; the table has a verdict with auto per
+# case; --calibrate writes a loadable file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lowbit=dist/bin/lowbit
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-common=(--cases 48x256:hot,40x384:hot --bits 1,2,3,4,ternary --n 1,3 --threads 1,2 --group-size 64)
+common=(--cases 48x256:hot,40x384:dram --bits 1,2,3,4,ternary --n 1,3 --threads 1,2 --group-size 64)
 "$lowbit" bench "${common[@]}" --act-bits 2,8 --json --calibrate "$work/auto.txt" > "$work/bench.json"
 python3 - "$work/bench.json" "$work/auto.txt" <<'PY'
 import collections, json, sys

@@ -270,6 +270,11 @@ final class AutoKernelTests: XCTestCase {
         XCTAssertEqual(try m.product(x, n: 1, kernel: .auto), try m.product(x, n: 1, kernel: one))
     }
 
+    func testBatchBucketsArePowersOfTwoUpTo256() {
+        XCTAssertEqual([1, 2, 3, 4, 5, 31, 32, 33, 128, 129, 256, 5000].map(AutoKernel.bucket),
+                       [1, 2, 4, 4, 8, 32, 32, 64, 128, 256, 256, 256])
+    }
+
     func testPickMinimizesTheWorseRatioOverStreamedAndCacheHotTimes() {
         // Slightly faster cache-hot, much slower streamed: the other family.
         XCTAssertEqual(AutoKernel.pick(cold: [1.0, 1.3], hot: [1.0, 0.98]), 0)
