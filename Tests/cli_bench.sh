@@ -25,7 +25,13 @@ lines = [l.split() for l in open(sys.argv[2]) if not l.startswith("#")]
 assert len(lines) == 2 * 5 * 2 * 2 and all(l[6] in ("lut", "dequant") for l in lines), lines
 print(f"ok: bench measured {len(cases)} cases side by side, calibration has {len(lines)} entries")
 PY
+# One shape both cache-hot and streamed: one calibration entry per key, chosen from both; a
+# mixed 3-bit matrix is keyed by its 4-bit value codes, as `auto` keys it.
+"$lowbit" bench --cases 48x256:hot,48x256:dram --bits 2,mixed3 --n 1 --threads 1 --group-size 64 \
+    --calibrate "$work/both.txt" > /dev/null
+[ "$(grep -v '^#' "$work/both.txt" | cut -d' ' -f1-6 | tr '\n' ';')" = "48 256 64 2 1 1;48 256 64 4 1 1;" ] \
+    || { echo "FAIL: expected one entry each for 2-bit codes and 4-bit value codes"; cat "$work/both.txt"; exit 1; }
 "$lowbit" bench "${common[@]}" > "$work/bench.txt"
 verdicts=$(grep -c '^  verdict .*fastest .*; auto [0-9.]*x the fastest$' "$work/bench.txt")
 [ "$verdicts" -eq 40 ] || { echo "FAIL: $verdicts verdict lines with auto, expected 40"; cat "$work/bench.txt"; exit 1; }
-echo "ok: bench table has a verdict with auto for each of the 40 cases"
+echo "ok: bench table has a verdict with auto for each of the 40 cases; hot and streamed times share calibration entries"

@@ -29,8 +29,10 @@ each in turn (medians), so a verdict compares calls made under the same load.
   --max-call S      skip cases whose single call takes longer than S seconds (default 0.25)
   --full            DESIGN §9's full grid: 5 shapes x hot and dram x N 1,8,32,256
   --json            print JSON instead of the table
-  --calibrate PATH  also write the fastest of lut and dequant per case as an auto-kernel
-                    calibration file (load it with lowbit_calibration_load)
+  --calibrate PATH  also write an auto-kernel calibration file (load it with
+                    lowbit_calibration_load): per shape, type, N bucket and thread count the
+                    fastest of lut and dequant, or, for a shape run both hot and from DRAM,
+                    the one auto's own rule picks from both
 """
 
 enum MemoryMode: String { case hot, dram }
@@ -46,6 +48,8 @@ struct BenchCase {
     var seconds = Double.nan, readSeconds = Double.nan, error = Double.nan
     var bytes = 0, runs = 0
     var note = ""
+    /// The `auto` calibration entry this case's time informs (`--calibrate`).
+    var autoKey: AutoKernel.Key? = nil
 
     var gflops: Double { 2 * Double(rows) * Double(cols) * Double(n) / seconds / 1e9 }
     var weightGBs: Double { Double(bytes) / seconds / 1e9 }
@@ -147,6 +151,7 @@ func runBench(_ args: Arguments) throws {
                         for actBits in (family == .bitSerial ? actBitsList : [8]) {
                             var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family, n: n, threads: threads)
                             c.actBits = actBits
+                            c.autoKey = AutoKernel.key(m, n: n)
                             c.bytes = family == .auto ? bytesOf[try AutoKernel.choice(m, n: n)] ?? bytesOf[family]! : bytesOf[family]!
                             if let why = skipped[c.label] { c.note = why }
                             group.append(c)
@@ -166,12 +171,30 @@ func runBench(_ args: Arguments) throws {
     try Runtime.setThreads(0)
     if json { printJSON(results) }
     if let path = args.options["calibrate"] {
-        var groups: [String: [BenchCase]] = [:]
-        for c in results where c.measured && (c.family == .lut || c.family == .dequant) { groups[c.groupKey, default: []].append(c) }
-        for g in groups.values {
-            let best = g.min { $0.seconds < $1.seconds }!
-            AutoKernel.record(AutoKernel.Key(rows: best.rows, cols: best.cols, groupSize: groupSize, typeCode: best.type.code,
-                                             nBucket: AutoKernel.bucket(best.n), threads: best.threads), best.family)
+        // Per auto key, each candidate's time at the largest N measured in the key's bucket;
+        // where both cache-hot and streamed times exist, the winner is chosen as `auto` itself
+        // chooses (`AutoKernel.pick`), else it is the fastest.
+        var byKey: [AutoKernel.Key: [BenchCase]] = [:]
+        for c in results where c.measured && (c.family == .lut || c.family == .dequant) {
+            if let key = c.autoKey { byKey[key, default: []].append(c) }
+        }
+        for (key, cases) in byKey {
+            let n = cases.map(\.n).max()!
+            let families = [KernelFamily.lut, .dequant].filter { f in cases.contains { $0.family == f } }
+            func times(_ memory: MemoryMode) -> [Double]? {
+                let t = families.compactMap { f in cases.first { $0.family == f && $0.n == n && $0.memory == memory }?.seconds }
+                return t.count == families.count ? t : nil
+            }
+            let hot = times(.hot), cold = times(.dram)
+            let winner: Int
+            if let hot, let cold {
+                winner = AutoKernel.pick(cold: cold, hot: hot)
+            } else if let t = hot ?? cold {
+                winner = t.indices.min { t[$0] < t[$1] }!
+            } else {
+                continue
+            }
+            AutoKernel.record(key, families[winner])
         }
         try AutoKernel.save(to: path)
         if !json { print("calibration written to \(path)") }

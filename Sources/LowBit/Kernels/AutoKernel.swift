@@ -31,8 +31,10 @@ public enum AutoKernel {
     /// slower there in every bench case).
     static func candidates(bits: Int) -> [KernelFamily] { bits <= 4 ? [.lut, .dequant] : [.dequant] }
 
+    /// A mixed matrix's key is that of its value codes, which its products run on.
     public static func key(_ m: QuantizedMatrix, n: Int) -> Key {
-        Key(rows: m.rows, cols: m.cols, groupSize: m.groupSize, typeCode: m.type.code, nBucket: bucket(n), threads: Runtime.threads)
+        if m.type.isMixed, let codes = try? m.valueCodes() { return key(codes, n: n) }
+        return Key(rows: m.rows, cols: m.cols, groupSize: m.groupSize, typeCode: m.type.code, nBucket: bucket(n), threads: Runtime.threads)
     }
 
     /// `keepLayouts` false: layouts that measuring packed and the winner does not use are
@@ -93,7 +95,7 @@ public enum AutoKernel {
     /// smallest: the choice then holds whether or not the matrix stays in cache between products
     /// (a family can lead cache-hot by a little and trail by a lot when streamed). Ties go to
     /// the earlier family.
-    static func pick(cold: [Double], hot: [Double]) -> Int {
+    public static func pick(cold: [Double], hot: [Double]) -> Int {
         let bestCold = cold.min()!, bestHot = hot.min()!
         let worst = cold.indices.map { max(cold[$0] / bestCold, hot[$0] / bestHot) }
         return worst.indices.min { worst[$0] < worst[$1] }!
