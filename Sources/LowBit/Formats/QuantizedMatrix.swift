@@ -218,8 +218,9 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
-    /// Flushes a family's packed layout from every cache level (CLFLUSHOPT builds; elsewhere nothing),
-    /// so the next product reads it from memory. The contents are unchanged.
+    /// Flushes a family's packed layout from every cache level (where
+    /// `AlignedBuffer.canEvictFromCache`; elsewhere nothing), so the next product reads it from
+    /// memory. The contents are unchanged.
     public func evictLayoutFromCache(_ family: KernelFamily) {
         if type.isMixed { valueCodesCache.withLock { $0 }?.evictLayoutFromCache(family); return }
         switch family {

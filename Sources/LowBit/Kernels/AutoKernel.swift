@@ -3,9 +3,10 @@ import Synchronization
 /// What `auto` runs: the family measured fastest on this machine for the matrix's shape, type,
 /// batch-size bucket and thread count. The first auto product (or query) of a new key times LUT
 /// and dequant on synthetic activations of the bucket's size (a few products, once, with the
-/// weights streamed from memory and cache-hot; see `pick`) and keeps the winner in memory; `save`/`load` keep the table in a file, and `lowbit bench --calibrate`
-/// writes one from its measurements. Bit-serial is not a candidate: on every shape we measured
-/// it was the slowest family; it is there for its arbitrary W×A precision, not for speed.
+/// weights streamed from memory and cache-hot; see `pick`) and keeps the winner in memory;
+/// `save`/`load` keep the table in a file, and `lowbit bench --calibrate` writes one from its
+/// measurements. Bit-serial is not a candidate: on every shape we measured it was the slowest
+/// family; it is there for its arbitrary W×A precision, not for speed.
 /// A mixed matrix is keyed by its value codes.
 public enum AutoKernel {
     public struct Key: Hashable, Sendable {

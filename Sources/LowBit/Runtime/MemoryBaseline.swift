@@ -74,18 +74,19 @@ extension QuantizedMatrix {
 }
 
 extension AlignedBuffer {
-    /// Whether `evictFromCache` flushes (a build for a CPU with CLFLUSHOPT).
-    public static var canEvictFromCache: Bool {
+    /// Whether `evictFromCache` flushes: a build with CLFLUSHOPT, on a CPU that has it.
+    public static let canEvictFromCache: Bool = {
         #if LOWBIT_CLFLUSHOPT
-        return true
+        return Runtime.cpuFeatures.contains("clflushopt")
         #else
         return false
         #endif
-    }
+    }()
 
-    /// Flushes every cache line of the buffer (builds for CPUs with CLFLUSHOPT; elsewhere nothing).
+    /// Flushes every cache line of the buffer (where `canEvictFromCache`; elsewhere nothing).
     public func evictFromCache() {
         #if LOWBIT_CLFLUSHOPT
+        guard AlignedBuffer.canEvictFromCache else { return }
         for offset in stride(from: 0, to: max(byteCount, 1), by: 64) { _mm_clflushopt(pointer + offset) }
         atomicMemoryFence(ordering: .sequentiallyConsistent)  // the flushes complete before what follows
         #endif
