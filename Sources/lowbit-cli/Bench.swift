@@ -221,10 +221,11 @@ func timeAdaptive(_ body: () throws -> Void) rethrows -> Double {
 
 /// Times the cases of one (shape, memory, type, n, threads) side by side, with the memory-read
 /// baseline of each case's bytes: after a warm-up call each (auto's first call calibrates, so it
-/// gets two), rounds call every case once in turn until each has had ~0.1 s (7 to 200 rounds),
-/// and each case keeps its median. A burst of load on a shared machine then slows one round of
-/// every case rather than all of one case's calls, so the ratios between cases (the verdicts,
-/// auto against the fastest, read ratios) are fair. Before each timed call, untimed: with
+/// gets two), rounds call every case once in turn, each case taking part until it has had ~0.1 s
+/// of calls (7 to 200: a slow case leaves the rounds early, fast ones keep going), and each case
+/// keeps its median. A burst of load on a shared machine then slows one round of the cases
+/// rather than all of one case's calls, so the ratios between cases (the verdicts, auto against
+/// the fastest, read ratios) are fair. Before each timed call, untimed: with
 /// cache-hot weights a call of the same case (the cases' layouts together may not fit the cache,
 /// and must not evict each other between calls); with DRAM weights a flush of the case's layout
 /// (or read buffer) from the caches, where the CPU can, else nothing (`mats` then rotate).
@@ -279,17 +280,15 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
         owners.append(-1)
     }
     guard !calls.isEmpty else { return }
-    var warm = 0.0
-    for call in calls {
+    // Each call's number of timed runs: ~0.1 s of its own time, 7 to 200.
+    let runs = try calls.map { call -> Int in
         let t0 = monotonicSeconds()
         try call()
-        warm += monotonicSeconds() - t0
+        return min(200, max(7, Int(0.1 / max(monotonicSeconds() - t0, 1e-7))))
     }
-    let perCall = warm / Double(calls.count)
-    let rounds = min(200, max(7, Int(0.1 / max(perCall, 1e-7))))
     var times = [[Double]](repeating: [], count: calls.count)
-    for _ in 0..<rounds {
-        for (k, call) in calls.enumerated() {
+    for round in 0..<runs.max()! {
+        for (k, call) in calls.enumerated() where round < runs[k] {
             try befores[k]()
             let t0 = monotonicSeconds()
             try call()
@@ -300,7 +299,7 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
     for (k, index) in owners.enumerated() where index >= 0 {
         cases[index].seconds = median(times[k])
         cases[index].readSeconds = median(times[readers[cases[index].bytes]!])
-        cases[index].runs = rounds
+        cases[index].runs = runs[k]
     }
 }
 
