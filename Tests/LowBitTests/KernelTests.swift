@@ -62,16 +62,22 @@ final class KernelTests: XCTestCase {
     func testLUTAVX2MatchesPortable() throws {
         guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
         var rng = TestRandom(seed: 6)
+        defer { try? Runtime.setThreads(0) }
         for (rows, cols, g) in [(17, 96, 32), (50, 256, 64), (33, 640, 128)] {
             let w = rng.normals(rows * cols), x = rng.normals(11 * cols)
             for type in allTypes {
                 let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
-                // N = 3, 6, 7, 11: every mix of the kernel's 4-row tiles, pairs and single rows.
-                for n in [3, 6, 7, 11] {
+                // N = 1 takes a thread's row blocks by fours, then pairs, then one (17, 50 and 33
+                // rows: 2, 4 and 3 blocks, split over 1 or 2 threads); N = 3, 6, 7, 11 mix the
+                // 4-row activation tiles, pairs and single rows.
+                for n in [1, 3, 6, 7, 11] {
                     let xs = Array(x[0..<(n * cols)])
-                    let fast = try m.product(xs, n: n, kernel: .lut)
                     let portable = try portableOnly { try m.product(xs, n: n, kernel: .lut) }
-                    XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n)")
+                    for threads in [1, 2] {
+                        try Runtime.setThreads(threads)
+                        let fast = try m.product(xs, n: n, kernel: .lut)
+                        XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n) threads=\(threads)")
+                    }
                 }
             }
         }
@@ -81,8 +87,10 @@ final class KernelTests: XCTestCase {
     func testDequantAVX2MatchesPortable() throws {
         guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
         var rng = TestRandom(seed: 11)
-        // N = 1 takes row blocks by fours, pairs and ones: 13, 50 and 30 rows (the last block
-        // partial in a pair, alone and in a four) cover each.
+        // N = 1 takes a thread's row blocks by fours, then a pair, then one: 13, 50 and 30 rows
+        // at 1 thread (the last block partial in a pair, alone and in a four) cover each.
+        try Runtime.setThreads(1)
+        defer { try? Runtime.setThreads(0) }
         for (rows, cols, g) in [(13, 96, 32), (50, 256, 64), (9, 640, 128), (30, 128, 32)] {
             let w = rng.normals(rows * cols), x = rng.normals(7 * cols)
             for type in allTypes {
