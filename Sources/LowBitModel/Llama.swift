@@ -8,10 +8,12 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
     /// The file's own weights dequantized to Float32: the reference model.
     case reference
     /// The file's own Q4_1 blocks, imported without requantization (tensors in other types,
-    /// such as a Q8_0 output, run as their exact Float32 values). `activationBits` nil: 16 where
-    /// the kernel takes it (auto and dequant run the dequant family with two int8 passes, so the
-    /// model agrees with the reference token by token), else the kernel's int8; 8 rounds
-    /// activations to int8 as llama.cpp does (about 0.06 mean |Δ log p| per token on SmolLM2).
+    /// such as a Q8_0 output, run as their exact Float32 values). `auto` is the dequant family
+    /// here, at every activation precision (LUT tables would round otherwise than the precision
+    /// asked for). `activationBits` nil: 16 where the kernel takes it (dequant, with two int8
+    /// passes, so the model agrees with the reference token by token), else the kernel's int8;
+    /// 8 rounds activations to int8 as llama.cpp does (about 0.07 mean |Δ log p| per token on
+    /// SmolLM2).
     case q4_1(kernel: KernelFamily, activationBits: Int? = nil)
     /// Requantized from the reference weights; with `calibration` text, calibrated on the
     /// inputs each layer sees on that text: activation-aware scales (`ActivationAwareScaling`),
@@ -22,11 +24,11 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
 
     /// The kernel and activation precision `.q4_1` runs with (see there).
     public static func q4_1Kernel(_ kernel: KernelFamily, activationBits: Int?) throws -> (KernelFamily, Int) {
-        let takesWide = kernel == .auto || kernel == .dequant
+        let family = kernel == .auto ? KernelFamily.dequant : kernel
         switch activationBits {
-        case nil: return takesWide ? (.dequant, 16) : (kernel, 8)
-        case 8?: return (kernel, 8)
-        case let a? where (a == 16 || a == 32) && takesWide: return (.dequant, a)
+        case nil: return (family, family == .dequant ? 16 : 8)
+        case 8?: return (family, 8)
+        case let a? where (a == 16 || a == 32) && family == .dequant: return (.dequant, a)
         case let a?:
             throw LowBitError(.unsupported, "activation bits \(a) with the \(kernel) kernel: use 8, or 16 / 32 with the dequant (or auto) kernel")
         }

@@ -16,8 +16,7 @@ func runReport(_ args: Arguments) throws {
     var configs: [(String, WeightChoice)] = [
         ("reference (f32)", .reference),
         ("q4_1 (file's own)", .q4_1(kernel: .auto)),
-        // Int8 activations as llama.cpp rounds them: dequant (auto could pick LUT tables).
-        ("q4_1 int8 acts", .q4_1(kernel: .dequant, activationBits: 8)),
+        ("q4_1 int8 acts", .q4_1(kernel: .auto, activationBits: 8)),
         ("4-bit g64", .requantized(type: .integer(bits: 4), groupSize: 64, kernel: .auto)),
         ("3-bit g64", .requantized(type: .integer(bits: 3), groupSize: 64, kernel: .auto)),
         ("2-bit g64", .requantized(type: .integer(bits: 2), groupSize: 64, kernel: .auto)),

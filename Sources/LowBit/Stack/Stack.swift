@@ -210,13 +210,9 @@ public final class Stack: @unchecked Sendable {
     /// W·x = Σ_blocks u ⊙ (S·(v ⊙ x/s)), each block one 1-bit LUT product with n·k activation rows.
     public func multiply(_ name: String, _ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
         let t = try tensorNumber(name)
-        guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
         let info = index.tensors[t]
         let rows = info.rows, cols = info.cols, k = info.rank
-        let count = try checkedProduct(n, cols, what: "activations")
-        if let i = FloatVectors.firstNonFinite(x, count: count) {
-            throw LowBitError(.invalidArgument, "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
-        }
+        try checkActivations(x, n: n, rows: rows, cols: cols)
         let blocks = residency.withLock { $0.perTensor[t] }   // a snapshot: stays alive until we return
         let zCount = try checkedProduct(n, k, cols, what: "workspace")
         let yCount = try checkedProduct(n, k, rows, what: "workspace")

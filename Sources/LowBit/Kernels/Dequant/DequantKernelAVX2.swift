@@ -29,22 +29,12 @@ enum DequantKernelAVX2 {
                     actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>) {
         let tileCount = tiles(n: n)
         if n == 1 {
-            // Row blocks by fours, then a pair, then one: more streams of codes from memory (`blocks`).
-            var item = items.lowerBound
-            while item + 1 < items.upperBound {
-                let four = item + 3 < items.upperBound
-                switch (layout.width, four) {
-                case (8, true): blocks(Static8.self, Static4.self, layout, groupSize, rows, acts, actBase, y, item)
-                case (8, false): blocks(Static8.self, Static2.self, layout, groupSize, rows, acts, actBase, y, item)
-                case (4, true): blocks(Static4.self, Static4.self, layout, groupSize, rows, acts, actBase, y, item)
-                case (4, false): blocks(Static4.self, Static2.self, layout, groupSize, rows, acts, actBase, y, item)
-                case (_, true): blocks(Static2.self, Static4.self, layout, groupSize, rows, acts, actBase, y, item)
-                case (_, false): blocks(Static2.self, Static2.self, layout, groupSize, rows, acts, actBase, y, item)
-                }
-                item += four ? 4 : 2
+            switch layout.width {
+            case 8: oneRow(Static8.self, layout, groupSize, rows, acts, actBase, y, items)
+            case 4: oneRow(Static4.self, layout, groupSize, rows, acts, actBase, y, items)
+            default: oneRow(Static2.self, layout, groupSize, rows, acts, actBase, y, items)
             }
-            if item == items.upperBound { return }
-            return oneBlock(layout, groupSize: groupSize, rows: rows, acts: acts, actBase: actBase, y: y, block: item)
+            return
         }
         for item in items {
             let block = item / tileCount, first = (item % tileCount) * tileRows
@@ -169,13 +159,21 @@ enum DequantKernelAVX2 {
         if tile > 3 { store(y3, 3) }
     }
 
-    static func oneBlock(_ layout: DequantLayout, groupSize: Int, rows: Int, acts: Int8Activations,
-                         actBase: UnsafeMutableRawPointer, y: UnsafeMutablePointer<Float>, block: Int) {
-        switch layout.width {
-        case 8: body(Static8.self, Static1.self, layout, groupSize, rows, acts, actBase, 0, y, block, 0)
-        case 4: body(Static4.self, Static1.self, layout, groupSize, rows, acts, actBase, 0, y, block, 0)
-        default: body(Static2.self, Static1.self, layout, groupSize, rows, acts, actBase, 0, y, block, 0)
+    /// N = 1 on the row blocks `items`: by fours, then a pair, then one, so that several
+    /// streams of codes come from memory at once (`blocks`).
+    static func oneRow<Width: StaticInt>(_: Width.Type, _ layout: DequantLayout, _ groupSize: Int, _ rows: Int,
+                                         _ acts: Int8Activations, _ actBase: UnsafeMutableRawPointer,
+                                         _ y: UnsafeMutablePointer<Float>, _ items: Range<Int>) {
+        var item = items.lowerBound
+        while item + 3 < items.upperBound {
+            blocks(Width.self, Static4.self, layout, groupSize, rows, acts, actBase, y, item)
+            item += 4
         }
+        if item + 1 < items.upperBound {
+            blocks(Width.self, Static2.self, layout, groupSize, rows, acts, actBase, y, item)
+            item += 2
+        }
+        if item < items.upperBound { body(Width.self, Static1.self, layout, groupSize, rows, acts, actBase, 0, y, item, 0) }
     }
 
     /// N = 1 on `Count` row blocks from `block` on at once (the last may be partial). Streamed
