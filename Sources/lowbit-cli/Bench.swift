@@ -275,7 +275,7 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
         }
         calls.append(read)
         befores.append(memory == .hot ? read : flush ? { set[0].evictFromCache() } : {})
-        try read()
+        read()
         readers[bytes] = calls.count - 1
         owners.append(-1)
     }

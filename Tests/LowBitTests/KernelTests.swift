@@ -109,14 +109,16 @@ final class KernelTests: XCTestCase {
     }
 
     /// Word-wide popcount sums equal the bit-by-bit definition exactly, for every A; the AVX2
-    /// kernel's (nibble popcounts, lane-wise float terms) equal them to float rounding, on
-    /// shapes with padded chunks and every group size.
+    /// kernel's (nibble popcounts, int16 plane sums, lane-wise float terms) equal them to float
+    /// rounding, on shapes with padded chunks and every group size, and for the 5-plane value
+    /// codes of mixed types (int32 plane sums).
     func testBitSerialMatchesBitReference() throws {
         var rng = TestRandom(seed: 7)
         for (rows, cols, g) in [(9, 256, 64), (5, 96, 32), (7, 640, 128), (3, 2112, 64)] {
             let w = rng.normals(rows * cols), x = rng.normals(3 * cols)
-            for type in allTypes {
-                let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
+            for type in allTypes + [.mixed(bits: 3), .mixed(bits: 4)] {
+                let q = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
+                let m = type.isMixed ? try q.valueCodes() : q  // what a mixed matrix's products run on
                 for a in [2, 4, 8] {
                     var slow = [Float](repeating: 0, count: 3 * rows)
                     let bytes = 3 * BitSerialKernel.activationBytes(m, activationBits: a)
@@ -132,6 +134,34 @@ final class KernelTests: XCTestCase {
                     XCTAssertEqual(portable, slow, "portable \(type) \(rows)x\(cols) g\(g) A=\(a)")
                     let fast = try m.product(x, n: 3, kernel: .bitSerial, activationBits: a)
                     XCTAssertLessThan(normalizedError(fast, slow), 1e-6, "\(Runtime.tier) \(type) \(rows)x\(cols) g\(g) A=\(a)")
+                }
+            }
+        }
+    }
+
+    /// The AVX2 kernel's int16 plane sums at their bounds: top codes everywhere (one 0 per group
+    /// sets the range) against activations that all round to +127 or to −127, and the other
+    /// way round. An overflow would be off by 2^16 in some lane.
+    func testBitSerialExtremeSumsStayExact() throws {
+        let rows = 5, cols = 512, g = 128
+        for bits in [1, 2, 3, 4] {
+            var w = [Float](repeating: 1, count: rows * cols)
+            for i in Swift.stride(from: 0, to: w.count, by: g) { w[i] = 0 }
+            let m = try quantized(w, rows: rows, cols: cols, type: .integer(bits: bits), groupSize: g)
+            for value: Float in [1, -1] {
+                for a in [2, 4, 8] {
+                    let x = [Float](repeating: value, count: cols)
+                    var slow = [Float](repeating: 0, count: rows)
+                    let ws = UnsafeMutableRawPointer.allocate(byteCount: BitSerialKernel.activationBytes(m, activationBits: a), alignment: 64)
+                    defer { ws.deallocate() }
+                    try x.withUnsafeBufferPointer { xp in
+                        try slow.withUnsafeMutableBufferPointer { yp in
+                            try BitSerialKernel.multiply(m, x: xp.baseAddress!, n: 1, y: yp.baseAddress!, activationBits: a,
+                                                         workspace: ws, reference: true)
+                        }
+                    }
+                    let fast = try m.product(x, n: 1, kernel: .bitSerial, activationBits: a)
+                    XCTAssertLessThan(normalizedError(fast, slow), 1e-6, "\(bits)-bit x = \(value) A=\(a)")
                 }
             }
         }

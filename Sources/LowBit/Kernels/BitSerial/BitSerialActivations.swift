@@ -3,8 +3,8 @@
 ///   plane j = bit j of qa for every column, `planeStride` bytes (cols/8 rounded up to 32, zero
 ///   padded), planes j = 0 ..< A one after another.
 /// For the AVX2 kernel also each plane split into low and high nibbles (one byte each, so that
-/// the AND with the weight's nibbles needs no masking), and per 32-column lane the group's sa
-/// and sa·Σqa over the lane (zero on padding lanes).
+/// the AND with the weight's nibbles needs no masking), per 32-column lane the group's sa (zero
+/// on padding lanes), and per group sa·Σqa (zero padded to a multiple of 8 groups).
 struct BitSerialActivations {
     let cols: Int
     let groupSize: Int
@@ -14,9 +14,11 @@ struct BitSerialActivations {
     var planeStride: Int { (cols / 8 + 31) / 32 * 32 }
     var chunks: Int { planeStride / 32 }
     var lanes: Int { planeStride / 4 }
+    var groups: Int { cols / groupSize }
+    private var paddedGroups: Int { (groups + 7) / 8 * 8 }
 
     private var intBytes: Int { Int8Activations.byteCount(cols: cols, groupSize: groupSize) }
-    var byteCount: Int { intBytes + 3 * bits * planeStride + 8 * lanes }
+    var byteCount: Int { intBytes + 3 * bits * planeStride + 4 * lanes + 4 * paddedGroups }
 
     func planes(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
         (base + intBytes).assumingMemoryBound(to: UInt8.self)
@@ -28,7 +30,7 @@ struct BitSerialActivations {
     func laneScales(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
         (base + intBytes + 3 * bits * planeStride).assumingMemoryBound(to: Float.self)
     }
-    func laneOffsetTerms(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
+    func groupOffsetTerms(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
         (base + intBytes + 3 * bits * planeStride + 4 * lanes).assumingMemoryBound(to: Float.self)
     }
 
@@ -47,17 +49,12 @@ struct BitSerialActivations {
         }
     }
 
-    /// Per 32-column lane: the group's sa and sa·Σqa over the lane (the AVX2 kernel's float terms).
+    /// Per 32-column lane the group's sa, per group sa·Σqa (the AVX2 kernel's float terms).
     func prepareLanes(_ base: UnsafeMutableRawPointer) {
-        let ints = self.ints, q = ints.codes(base)
-        let sa = ints.scales(base), laneScale = laneScales(base), laneTerm = laneOffsetTerms(base)
-        for l in 0..<lanes {
-            guard l * 32 < cols else { laneScale[l] = 0; laneTerm[l] = 0; continue }
-            var sum: Int32 = 0
-            for k in (l * 32)..<(l * 32 + 32) { sum += Int32(q[k]) }
-            let s = sa[l * 32 / groupSize]
-            laneScale[l] = s
-            laneTerm[l] = s * Float(sum)
-        }
+        let ints = self.ints
+        let sa = ints.scales(base), qaSum = ints.sums(base)
+        let laneScale = laneScales(base), groupTerm = groupOffsetTerms(base)
+        for l in 0..<lanes { laneScale[l] = l * 32 < cols ? sa[l * 32 / groupSize] : 0 }
+        for g in 0..<paddedGroups { groupTerm[g] = g < groups ? sa[g] * Float(qaSum[g]) : 0 }
     }
 }

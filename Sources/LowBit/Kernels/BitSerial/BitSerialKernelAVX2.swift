@@ -6,9 +6,10 @@ import _Builtin_intrinsics.intel
 /// activations come pre-split into nibble bytes, the weight is split once per chunk), and the
 /// lookup tables hold popcount·2^j (−popcount·2^(A−1) for the top plane), so the weighted
 /// popcounts of up to four planes add up in one byte: A = 2 and 4 need one such byte sum,
-/// A = 8 two (planes 0–3, at most 120; planes 4–7, −64 … 56, worth 16×). `vpmaddubsw` and
-/// `vpmaddwd` (by 2^i) widen to one Int32 per 32 columns, which the group parameters, expanded
-/// to those lanes, turn into floats: y += d·sa·Σq·qa + m·sa·Σqa.
+/// A = 8 two (planes 0–3, at most 120; planes 4–7, −64 … 56, worth 16×). `vpmaddubsw` by 2^i
+/// sums the weight planes in int16 and `vpmaddwd` widens to one Int32 per 32 columns, which the
+/// group scales, expanded to those lanes, turn into floats: y += d·sa·Σq·qa. The offsets' term
+/// m·sa·Σqa does not involve the codes and is added once per row from per-group terms.
 enum BitSerialKernelAVX2 {
     @inline(__always)
     static func load(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
@@ -63,7 +64,7 @@ enum BitSerialKernelAVX2 {
                      _ acts: BitSerialActivations, _ n: Int, _ rows: Int, _ actBase: UnsafeMutableRawPointer,
                      _ actStride: Int, _ y: UnsafeMutablePointer<Float>, _ rowRange: Range<Int>) {
         let weightBits = WeightBits.value, actBits = ActBits.value
-        let mask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1)
+        let mask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1)
         let t1 = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                   0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4)
         let t2 = _mm256_add_epi8(t1, t1), t4 = _mm256_add_epi8(t2, t2), t8 = _mm256_add_epi8(t4, t4)
@@ -72,7 +73,11 @@ enum BitSerialKernelAVX2 {
         // Chunk lane l (32 columns) belongs to the chunk's group l·32/G.
         let expand = groupSize == 32 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
             : groupSize == 64 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3) : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)
-        let groupsPerChunk = 256 / groupSize
+        // Weight planes 0..<4 sum in int16: `vpmaddubsw` by 2^i (≤ 2^7 for A = 8's high half)
+        // keeps every partial sum of a 16-column pair within ±30720. The 5-plane value codes of
+        // mixed 4-bit types widen each plane to int32 instead.
+        let sumsInInt16 = weightBits <= 4
+        let groupsPerChunk = 256 / groupSize, groups = acts.groups
         let stride = layout.planeStride, chunks = acts.chunks
         let codes = UnsafeRawPointer(layout.codes.pointer)
         let dBase = UnsafePointer(layout.scales.floats()), mBase = UnsafePointer(layout.offsets.floats())
@@ -82,43 +87,57 @@ enum BitSerialKernelAVX2 {
             for i in 0..<n {
                 let a = actBase + i * actStride
                 let nib = UnsafeRawPointer(acts.nibbles(a))
-                let laneScale = UnsafePointer(acts.laneScales(a)), laneTerm = UnsafePointer(acts.laneOffsetTerms(a))
+                let laneScale = UnsafePointer(acts.laneScales(a)), groupTerm = UnsafePointer(acts.groupOffsetTerms(a))
                 var acc = _mm256_setzero_ps()
                 for c in 0..<chunks {
-                    var sum = _mm256_setzero_si256()
+                    var words = _mm256_setzero_si256(), sum = _mm256_setzero_si256()
+                    // Wrapping offsets: in range by the layouts' sizes, and without overflow
+                    // checks the compiler keeps the plane offsets out of the chunk loop.
+                    let wc = w + 32 &* c, nc = nib + 32 &* c
                     for p in 0..<weightBits {
-                        let v = load(w + p * stride + 32 * c)
+                        let v = load(wc + p &* stride)
                         let wl = _mm256_and_si256(v, mask), wh = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask)
                         @inline(__always) func term(_ j: Int, _ table: __m256i) -> __m256i {
-                            let lo = _mm256_and_si256(wl, load(nib + 2 * j * stride + 32 * c))
-                            let hi = _mm256_and_si256(wh, load(nib + (2 * j + 1) * stride + 32 * c))
+                            let lo = _mm256_and_si256(wl, load(nc + (2 &* j) &* stride))
+                            let hi = _mm256_and_si256(wh, load(nc + (2 &* j &+ 1) &* stride))
                             return _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi))
                         }
-                        let words: __m256i
+                        // Byte sums of the weighted popcounts: one for A = 2 and 4, low and high
+                        // (worth 16×) for A = 8.
+                        let low: __m256i, high: __m256i
                         switch actBits {
                         case 2:
-                            words = _mm256_maddubs_epi16(ones, _mm256_add_epi8(term(0, t1), term(1, topTable)))
+                            low = _mm256_add_epi8(term(0, t1), term(1, topTable)); high = zero
                         case 4:
-                            let s = _mm256_add_epi8(_mm256_add_epi8(term(0, t1), term(1, t2)),
-                                                    _mm256_add_epi8(term(2, t4), term(3, topTable)))
-                            words = _mm256_maddubs_epi16(ones, s)
+                            low = _mm256_add_epi8(_mm256_add_epi8(term(0, t1), term(1, t2)),
+                                                  _mm256_add_epi8(term(2, t4), term(3, topTable)))
+                            high = zero
                         default:
-                            let low = _mm256_add_epi8(_mm256_add_epi8(term(0, t1), term(1, t2)),
-                                                      _mm256_add_epi8(term(2, t4), term(3, t8)))
-                            let high = _mm256_add_epi8(_mm256_add_epi8(term(4, t1), term(5, t2)),
-                                                       _mm256_add_epi8(term(6, t4), term(7, topTable)))
-                            words = _mm256_add_epi16(_mm256_maddubs_epi16(ones, low),
-                                                     _mm256_slli_epi16(_mm256_maddubs_epi16(ones, high), 4))
+                            low = _mm256_add_epi8(_mm256_add_epi8(term(0, t1), term(1, t2)),
+                                                  _mm256_add_epi8(term(2, t4), term(3, t8)))
+                            high = _mm256_add_epi8(_mm256_add_epi8(term(4, t1), term(5, t2)),
+                                                   _mm256_add_epi8(term(6, t4), term(7, topTable)))
                         }
-                        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(words, _mm256_set1_epi16(Int16(1 << p))))
+                        if sumsInInt16 {
+                            words = _mm256_add_epi16(words, _mm256_maddubs_epi16(_mm256_set1_epi8(Int8(1 << p)), low))
+                            if actBits == 8 {
+                                words = _mm256_add_epi16(words, _mm256_maddubs_epi16(_mm256_set1_epi8(Int8(truncatingIfNeeded: 16 << p)), high))
+                            }
+                        } else {
+                            var planeWords = _mm256_maddubs_epi16(ones, low)
+                            if actBits == 8 { planeWords = _mm256_add_epi16(planeWords, _mm256_slli_epi16(_mm256_maddubs_epi16(ones, high), 4)) }
+                            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(planeWords, _mm256_set1_epi16(Int16(1 << p))))
+                        }
                     }
-                    let g0 = c * groupsPerChunk
-                    let dv = _mm256_permutevar8x32_ps(UnsafeRawPointer(d + g0).loadUnaligned(as: __m256.self), expand)
-                    let mv = _mm256_permutevar8x32_ps(UnsafeRawPointer(m + g0).loadUnaligned(as: __m256.self), expand)
+                    if sumsInInt16 { sum = _mm256_madd_epi16(words, ones16) }
+                    let dv = _mm256_permutevar8x32_ps(UnsafeRawPointer(d + c * groupsPerChunk).loadUnaligned(as: __m256.self), expand)
                     let sa = UnsafeRawPointer(laneScale + 8 * c).loadUnaligned(as: __m256.self)
-                    let term = UnsafeRawPointer(laneTerm + 8 * c).loadUnaligned(as: __m256.self)
                     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dv, sa), acc)
-                    acc = _mm256_fmadd_ps(mv, term, acc)
+                }
+                // The offsets' term, Σ_g m·sa·Σqa, does not depend on the codes: once per row.
+                for g in Swift.stride(from: 0, to: groups, by: 8) {
+                    acc = _mm256_fmadd_ps(UnsafeRawPointer(m + g).loadUnaligned(as: __m256.self),
+                                          UnsafeRawPointer(groupTerm + g).loadUnaligned(as: __m256.self), acc)
                 }
                 y[i * rows + r] = acc.sum()
             }
