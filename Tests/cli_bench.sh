@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `lowbit bench` on small shapes, one cache-hot and one streamed from DRAM: every case is
 # measured (7 to 200 timed runs); errors are within the bench's 5e-4 bound; the table has a
-# verdict with auto per case; --calibrate writes a loadable file.
+# verdict with auto per case; --calibrate writes a loadable file; dequant's float activations
+# are cases of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lowbit=dist/bin/lowbit
@@ -21,6 +22,18 @@ for c in cases:
 lines = [l.split() for l in open(sys.argv[2]) if not l.startswith("#")]
 assert len(lines) == 2 * 5 * 2 * 2 and all(l[6] in ("lut", "dequant") for l in lines), lines
 print(f"ok: bench measured {len(cases)} cases, calibration has {len(lines)} entries")
+PY
+# Dequant's float activations (act_bits 32) are cases of their own, exact to float rounding.
+"$lowbit" bench --cases 48x256:hot --bits 2,4,mixed4 --n 1,5 --threads 1 --group-size 64 --families dequant \
+    --act-bits 8,32 --json > "$work/float.json"
+python3 - "$work/float.json" <<'PY'
+import json, sys
+cases = json.load(open(sys.argv[1]))["cases"]
+assert len(cases) == 3 * 2 * 2 and sorted({c["act_bits"] for c in cases}) == [8, 32], cases
+for c in cases:
+    assert c["seconds"] > 0 and 7 <= c["runs"] <= 200, c
+    assert 0 <= c["error"] <= (1e-10 if c["act_bits"] == 32 else 5e-4), c
+print(f"ok: dequant with int8 and float activations, {len(cases)} cases")
 PY
 # One shape both cache-hot and streamed: one calibration entry per key, chosen from both; a
 # mixed 3-bit matrix is keyed by its 4-bit value codes, as `auto` keys it.

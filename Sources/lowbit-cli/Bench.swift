@@ -23,8 +23,10 @@ each in turn (medians), so a verdict compares calls made under the same load.
                     per-group data types, on the bench's Gaussian weights)
   --n LIST          activation rows per product (default 1,32)
   --threads LIST    thread counts (default 1,2)
-  --act-bits LIST   bit-serial activation bits A, each a case of its own: 2,4,8 (default 8);
-                    error is against float activations, so it shows what rounding to A bits costs
+  --act-bits LIST   activation precision, each a case of its own (default 8): bit-serial A = 2,
+                    4, 8; dequant 8, 16 (two int8 passes) or 32 (float); a family runs at 8
+                    where the list has none of its own. Error is against float activations, so
+                    it shows what the rounding costs
   --group-size G    32, 64 or 128 (default 128)
   --max-call S      skip cases whose single call takes longer than S seconds (default 0.25)
   --full            DESIGN §9's full grid: 5 shapes x hot and dram x N 1,8,32,256
@@ -42,7 +44,7 @@ struct BenchCase {
     let memory: MemoryMode
     let type: WeightType
     let family: KernelFamily
-    /// Activation bits (bit-serial; 8 for the other families).
+    /// Activation bits (bit-serial's A, dequant's 8, 16 or 32; 8 for the other families).
     var actBits = 8
     let n: Int, threads: Int
     var seconds = Double.nan, readSeconds = Double.nan, error = Double.nan
@@ -56,7 +58,7 @@ struct BenchCase {
     var readRatio: Double { readSeconds / seconds }
     var measured: Bool { !seconds.isNaN }
     var groupKey: String { "\(rows)x\(cols) \(memory.rawValue) \(type) n=\(n) t=\(threads)" }
-    var label: String { family == .bitSerial ? "bitserial\(actBits == 8 ? "" : "/a\(actBits)")" : family.description }
+    var label: String { family.description + (actBits == 8 ? "" : "/a\(actBits)") }
 }
 
 func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
@@ -94,7 +96,12 @@ func runBench(_ args: Arguments) throws {
     let ns = try args.ints("n", default: full ? [1, 8, 32, 256] : [1, 32])
     let threadCounts = try args.ints("threads", default: [1, 2])
     let actBitsList = try args.ints("act-bits", default: [8])
-    guard actBitsList.allSatisfy({ [2, 4, 8].contains($0) }) else { throw CLIError("--act-bits takes 2, 4 and 8") }
+    guard actBitsList.allSatisfy({ [2, 4, 8, 16, 32].contains($0) }) else { throw CLIError("--act-bits takes 2, 4, 8 (bitserial), 8, 16, 32 (dequant)") }
+    func precisions(_ family: KernelFamily) -> [Int] {
+        let own = family == .bitSerial ? [2, 4, 8] : family == .dequant ? [8, 16, 32] : [8]
+        let chosen = actBitsList.filter(own.contains)
+        return chosen.isEmpty ? [8] : chosen
+    }
     let groupSize = try args.int("group-size", default: 128)
     let maxCall = Double(args.options["max-call"] ?? "0.25") ?? 0.25
     guard ns.allSatisfy({ $0 > 0 }), threadCounts.allSatisfy({ $0 > 0 }) else { throw CLIError("--n and --threads must be positive") }
@@ -148,7 +155,7 @@ func runBench(_ args: Arguments) throws {
                 for n in ns.sorted() {
                     var group: [BenchCase] = []
                     for family in runnable {
-                        for actBits in (family == .bitSerial ? actBitsList : [8]) {
+                        for actBits in precisions(family) {
                             var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family, n: n, threads: threads)
                             c.actBits = actBits
                             c.autoKey = AutoKernel.key(m, n: n)
@@ -175,7 +182,7 @@ func runBench(_ args: Arguments) throws {
         // where both cache-hot and streamed times exist, the winner is chosen as `auto` itself
         // chooses (`AutoKernel.pick`), else it is the fastest.
         var byKey: [AutoKernel.Key: [BenchCase]] = [:]
-        for c in results where c.measured && (c.family == .lut || c.family == .dequant) {
+        for c in results where c.measured && c.actBits == 8 && (c.family == .lut || c.family == .dequant) {
             if let key = c.autoKey { byKey[key, default: []].append(c) }
         }
         for (key, cases) in byKey {
@@ -309,7 +316,7 @@ func printCase(_ c: BenchCase) {
         print("\(head) \(c.note)\(c.error.isNaN ? "" : " (error \(sci(c.error)))")")
         return
     }
-    print("\(head) \(formatTime(c.seconds).padded(12)) \(fmt(c.gflops, 1).padded(8)) \(fmt(c.weightGBs, 1).padded(7)) \(fmt(c.readRatio, 2).padded(11)) \(sci(c.error))\(c.actBits < 8 ? " (\(c.actBits)-bit activations)" : c.error > 5e-4 ? "  ERROR ABOVE 5e-4" : "")")
+    print("\(head) \(formatTime(c.seconds).padded(12)) \(fmt(c.gflops, 1).padded(8)) \(fmt(c.weightGBs, 1).padded(7)) \(fmt(c.readRatio, 2).padded(11)) \(sci(c.error))\(c.actBits < 8 ? " (\(c.actBits)-bit activations)" : c.error > 5e-4 ? "  ERROR ABOVE 5e-4" : c.actBits == 32 ? " (float activations)" : "")")
 }
 
 func printVerdicts(_ cases: [BenchCase]) {

@@ -108,6 +108,34 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The AVX2 float-activation dequant kernel against the portable float path and the Float64
+    /// product, for every code width (2 bits: 1-, 2-bit and ternary; 4: 3- and 4-bit; 8: the
+    /// value codes of mixed 4-bit types), tiles of 4, 2 and 1 activation rows (N = 7 takes all
+    /// three), partial last row blocks, and 1 or 2 threads.
+    func testDequantFloatAVX2MatchesPortable() throws {
+        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        var rng = TestRandom(seed: 14)
+        defer { try? Runtime.setThreads(0) }
+        for (rows, cols, g) in [(13, 96, 32), (50, 256, 64), (9, 640, 128)] {
+            let w = rng.normals(rows * cols), x = rng.normals(7 * cols)
+            for type in allTypes + [.mixed(bits: 4)] {
+                let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
+                let wq = m.dequantized()
+                for n in [1, 2, 3, 4, 7] {
+                    let xs = Array(x[0..<(n * cols)])
+                    let ref = float64Product(wq, rows: rows, cols: cols, xs, n: n)
+                    let portable = try portableOnly { try m.product(xs, n: n, kernel: .dequant, activationBits: 32) }
+                    for threads in [1, 2] {
+                        try Runtime.setThreads(threads)
+                        let fast = try m.product(xs, n: n, kernel: .dequant, activationBits: 32)
+                        XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n) threads=\(threads)")
+                        XCTAssertLessThan(normalizedError(fast, ref), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n) threads=\(threads)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Word-wide popcount sums equal the bit-by-bit definition exactly, for every A; the AVX2
     /// kernel's (nibble popcounts, int16 plane sums, lane-wise float terms) equal them to float
     /// rounding, on shapes with padded chunks and every group size, and for the 5-plane value

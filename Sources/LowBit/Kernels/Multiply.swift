@@ -61,6 +61,12 @@ extension QuantizedMatrix {
         case .reference:
             ReferenceKernel.multiply(self, x: x, n: n, y: y)
         case .dequant where activationBits == 32:
+            #if LOWBIT_AVX2
+            if Runtime.useAVX2 {
+                return try DequantFloatKernelAVX2.multiply(try dequantLayout(), rows: rows, cols: cols, groupSize: groupSize,
+                                                           x: x, n: n, y: y)
+            }
+            #endif
             let ws = try Workspace.current.reserve(DequantKernel.workspaceBytes(self, n: n))
             DequantKernel.multiplyFloat(self, x: x, n: n, y: y, workspace: ws)
         case .dequant where activationBits == 16:

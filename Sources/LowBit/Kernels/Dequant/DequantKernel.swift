@@ -26,7 +26,7 @@ enum DequantKernel {
 
     static func multiplyFloat(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
                               workspace: UnsafeMutableRawPointer) {
-        let groups = m.groupsPerRow, gs = m.groupSize, bits = m.bits, cols = m.cols
+        let groups = m.groupsPerRow, gs = m.groupSize, cols = m.cols
         let sums = workspace.assumingMemoryBound(to: Float.self)
         for i in 0..<n {
             for g in 0..<groups {
@@ -35,20 +35,16 @@ enum DequantKernel {
                 sums[i * groups + g] = s
             }
         }
-        let codes = m.codes.bytes(), scales = m.scales.floats(), offsets = m.offsets.floats()
-        let planeBytes = m.planeBytes
+        let scales = m.scales.floats(), offsets = m.offsets.floats()
         parallelRanges(m.rows) { rows in
-            // 128 floats of unpacked codes: the largest group, on this thread's stack.
-            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 16) { qbuf in
+            // 128 codes and 128 floats of them: the largest group, on this thread's stack.
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 16 + 4) { qbuf in
                 let q = UnsafeMutableRawPointer(qbuf.baseAddress!).assumingMemoryBound(to: Float.self)
+                let bytes = UnsafeMutableRawPointer(qbuf.baseAddress! + 16).assumingMemoryBound(to: UInt8.self)
                 for r in rows {
                     for g in 0..<groups {
-                        let planes = codes + (r * groups + g) * bits * planeBytes
-                        for k in 0..<gs {
-                            var code: UInt8 = 0
-                            for p in 0..<bits { code |= ((planes[p * planeBytes + k / 8] >> UInt8(k % 8)) & 1) << UInt8(p) }
-                            q[k] = Float(code)
-                        }
+                        m.groupCodes(row: r, group: g, into: bytes)
+                        for k in 0..<gs { q[k] = Float(bytes[k]) }
                         let d = scales[r * groups + g], off = offsets[r * groups + g]
                         for i in 0..<n {
                             let xg = x + i * cols + g * gs
