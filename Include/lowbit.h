@@ -158,7 +158,9 @@ LOWBIT_API lowbit_status lowbit_matrix_nbytes(const lowbit_matrix *m, uint64_t *
  * LOWBIT_KERNEL_BIT_SERIAL takes 2, 4 or 8 (default 8); LOWBIT_KERNEL_DEQUANT takes 8 (int8, the
  * default and fast path), 16 (two int8 passes: x, then its rounding residual; error ~1e-7 where
  * int8 gives ~4e-5, at about twice the work) or LOWBIT_ACT_FLOAT (float activations, no rounding,
- * portable and slow); others ignore it. Activations must be finite. Allocates only the calling
+ * about 3 times the int8 path's time); LOWBIT_KERNEL_AUTO measures its pick at 8 and runs the one
+ * family with any other precision (2, 4: bit-serial; 16, LOWBIT_ACT_FLOAT: dequant); LUT and
+ * reference ignore it. Activations must be finite. Allocates only the calling
  * thread's reusable workspace (first use, or a larger product than before). The first LUT
  * product packs the LUT layout once (see lowbit_matrix_prepare). Thread-safe on one matrix. */
 LOWBIT_API lowbit_status lowbit_matrix_matmul(const lowbit_matrix *m, const float *x, int64_t x_len, int64_t n,

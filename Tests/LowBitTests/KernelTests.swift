@@ -334,6 +334,12 @@ final class AutoKernelTests: XCTestCase {
         // The auto product is the chosen family's product.
         let x = rng.normals(256)
         XCTAssertEqual(try m.product(x, n: 1, kernel: .auto), try m.product(x, n: 1, kernel: one))
+        // Other precisions run the one family that has them, whatever was measured.
+        for (bits, family) in [(2, KernelFamily.bitSerial), (4, .bitSerial), (16, .dequant), (32, .dequant)] {
+            XCTAssertEqual(try m.product(x, n: 1, kernel: .auto, activationBits: bits),
+                           try m.product(x, n: 1, kernel: family, activationBits: bits), "act bits \(bits)")
+        }
+        XCTAssertThrowsStatus(.unsupported, try m.product(x, n: 1, kernel: .auto, activationBits: 5))
     }
 
     func testBatchBucketsArePowersOfTwoUpTo256() {

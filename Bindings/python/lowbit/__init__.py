@@ -138,7 +138,8 @@ class Matrix(Handle):
         """y = W·x for x of shape (cols,) -> (rows,), or X·Wᵀ for (n, cols) -> (n, rows).
         x must be float32 and C-contiguous (it is read in place). `act_bits` sets the activation
         precision: 2, 4 or 8 for "bitserial"; 8 (int8), 16 (two int8 passes: x, then its
-        rounding residual) or 32 (float, no rounding) for "dequant".
+        rounding residual) or 32 (float, no rounding) for "dequant". "auto" picks by measurement
+        at 8 and otherwise runs the family with that precision; "lut" and "reference" ignore it.
         `out`, if given, receives the result."""
         handle = self._live()
         x = _array(x, "x", np.float32, (1, 2))

@@ -70,6 +70,17 @@ def test_bitserial_activation_bits(rng):
     assert e.value.status_name == "UNSUPPORTED"
 
 
+def test_auto_keeps_the_precision_asked_for(rng):
+    w = (rng.standard_normal((40, 256)) * 0.05).astype(np.float32)
+    m = lowbit.quantize(w, bits=2, group_size=64)
+    x = rng.standard_normal(256).astype(np.float32)
+    for act_bits, family in ((4, "bitserial"), (16, "dequant"), (32, "dequant")):
+        assert np.array_equal(m.matmul(x, kernel="auto", act_bits=act_bits), m.matmul(x, kernel=family, act_bits=act_bits))
+    with pytest.raises(lowbit.LowbitError) as e:
+        m.matmul(x, kernel="auto", act_bits=5)
+    assert e.value.status_name == "UNSUPPORTED"
+
+
 def test_quantization_error_shrinks_with_bits(rng):
     w = rng.standard_normal((32, 512)).astype(np.float32)
     errs = [rel_err(lowbit.quantize(w, bits=b, group_size=64).dequantize(), w) for b in (1, 2, 3, 4)]

@@ -37,7 +37,9 @@ extension QuantizedMatrix {
 
     /// Y = X·Wᵀ: x is n × cols (row-major), y is n × rows. `activationBits`: the activation
     /// precision of bit-serial (2, 4 or 8) and dequant (8; 16, two int8 passes; or 32 for float
-    /// activations); other families ignore it. Safe to call from several threads at once on one matrix.
+    /// activations); lut and reference ignore it. `auto` measures its choice at 8 and otherwise
+    /// runs the one family with that precision, so the precision asked for is the one used.
+    /// Safe to call from several threads at once on one matrix.
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>,
                          kernel: KernelFamily = .auto, activationBits: Int = 8) throws {
         // Before auto measures anything or a mixed matrix builds its value codes.
@@ -46,7 +48,15 @@ extension QuantizedMatrix {
             // Validated there; the reference kernel reads the mixed codes themselves.
             return try valueCodes().multiply(x, n: n, into: y, kernel: kernel, activationBits: activationBits)
         }
-        let family = kernel == .auto ? try autoKernel(n: n) : kernel
+        let family: KernelFamily
+        switch (kernel, activationBits) {
+        case (.auto, 8): family = try autoKernel(n: n)
+        case (.auto, 2), (.auto, 4): family = .bitSerial
+        case (.auto, 16), (.auto, 32): family = .dequant
+        case (.auto, _):
+            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits): use 8 (any family), 2 or 4 (bitserial), 16 or 32 (dequant)")
+        default: family = kernel
+        }
         if family == .lut, bits > 4 {
             throw LowBitError(.unsupported, "the lut kernel runs codes of up to 4 bits; 4-bit mixed data types run bitserial, dequant or auto")
         }
