@@ -111,6 +111,11 @@ func runBench(_ args: Arguments) throws {
     if !json {
         print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.tier), group size \(groupSize); ratio = memory-read time of the same bytes / kernel time")
         print("shape        mem   type     family       n    thr  time         GFLOP/s  GB/s    read-ratio  error")
+        if let most = threadCounts.max(), most > 1 {
+            // What splitting a product over the pool costs per call: publish, run, join.
+            let t = timeAdaptive { for _ in 0..<1000 { parallelRanges(most, threads: most) { _ in } } } / 1000
+            print("thread pool: an empty job in \(most) parts takes \(formatTime(t)) per call")
+        }
     }
     for ((rows, cols), memory) in cases {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
