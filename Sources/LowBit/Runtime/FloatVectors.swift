@@ -117,6 +117,22 @@ enum FloatVectors {
     }
 
     #if LOWBIT_AVX2
+    /// Stores the first `count` lanes of v at p (all 8 in one store when count ≥ 8): kernels'
+    /// output rows, whose last block can be partial.
+    @inline(__always)
+    static func storePrefix(_ v: __m256, _ p: UnsafeMutablePointer<Float>, count: Int) {
+        if count >= 8 {
+            _mm256_storeu_ps(p, v)
+            return
+        }
+        var tail = SIMD8<Float>()
+        withUnsafeMutableBytes(of: &tail) { raw in
+            let f = raw.bindMemory(to: Float.self).baseAddress!
+            _mm256_storeu_ps(f, v)
+            for r in 0..<count { p[r] = f[r] }
+        }
+    }
+
     @inline(__always)
     static func horizontalSum(_ v: __m256) -> Float {
         let s = _mm_add_ps(v.lowHalf, v.highHalf)

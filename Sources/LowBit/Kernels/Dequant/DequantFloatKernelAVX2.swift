@@ -12,9 +12,8 @@ import _Builtin_intrinsics.intel
 /// accumulators are split over the tile's rows and then over columns, so that 8 FMA chains run
 /// at once (one chain per row waits on the FMA latency).
 enum DequantFloatKernelAVX2 {
-    static let tileRows = 4
-
-    static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
+    /// Activation rows per tile: the int8 kernel's tiling.
+    static let tileRows = DequantKernelAVX2.tileRows
 
     /// Y = X·Wᵀ on a packed layout: Σx per activation row and group, then every
     /// (row block, activation tile) item on the thread pool.
@@ -30,7 +29,7 @@ enum DequantFloatKernelAVX2 {
                 sums[i * groups + g] = s
             }
         }
-        let tileCount = tiles(n: n)
+        let tileCount = DequantKernelAVX2.tiles(n: n)
         parallelRanges(layout.rowBlocks * tileCount) { items in
             for item in items {
                 let block = item / tileCount
@@ -138,19 +137,7 @@ enum DequantFloatKernelAVX2 {
             }
         }
         let firstRow = block * DequantLayout.rowsPerBlock
-        for i in 0..<tile {
-            let target = y + (first + i) * rows + firstRow
-            if firstRow + 8 <= rows {
-                _mm256_storeu_ps(target, out[i])
-            } else {
-                var tail = SIMD8<Float>()
-                withUnsafeMutableBytes(of: &tail) { raw in
-                    let f = raw.bindMemory(to: Float.self).baseAddress!
-                    _mm256_storeu_ps(f, out[i])
-                    for r in 0..<(rows - firstRow) { target[r] = f[r] }
-                }
-            }
-        }
+        for i in 0..<tile { FloatVectors.storePrefix(out[i], y + (first + i) * rows + firstRow, count: rows - firstRow) }
     }
 }
 #endif

@@ -141,17 +141,7 @@ enum DequantKernelAVX2 {
         }
         let firstRow = block * DequantLayout.rowsPerBlock
         @inline(__always) func store(_ yv: __m256, _ i: Int) {
-            let out = y + (first + i) * rows + firstRow
-            if firstRow + 8 <= rows {
-                _mm256_storeu_ps(out, yv)
-            } else {
-                var tail = SIMD8<Float>()
-                withUnsafeMutableBytes(of: &tail) { raw in
-                    let f = raw.bindMemory(to: Float.self).baseAddress!
-                    _mm256_storeu_ps(f, yv)
-                    for r in 0..<(rows - firstRow) { out[r] = f[r] }
-                }
-            }
+            FloatVectors.storePrefix(yv, y + (first + i) * rows + firstRow, count: rows - firstRow)
         }
         store(y0, 0)
         if tile > 1 { store(y1, 1) }
@@ -219,16 +209,7 @@ enum DequantKernelAVX2 {
         }
         @inline(__always) func store(_ yv: __m256, _ i: Int) {
             let first = (block + i) * DequantLayout.rowsPerBlock
-            if first + 8 <= rows {
-                _mm256_storeu_ps(y + first, yv)
-            } else {
-                var tail = SIMD8<Float>()
-                withUnsafeMutableBytes(of: &tail) { raw in
-                    let f = raw.bindMemory(to: Float.self).baseAddress!
-                    _mm256_storeu_ps(f, yv)
-                    for r in 0..<(rows - first) { y[first + r] = f[r] }
-                }
-            }
+            FloatVectors.storePrefix(yv, y + first, count: rows - first)
         }
         store(y0, 0)
         store(y1, 1)

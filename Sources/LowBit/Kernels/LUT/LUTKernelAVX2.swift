@@ -147,18 +147,8 @@ enum LUTKernelAVX2 {
 
         @inline(__always)
         func store(_ y: UnsafeMutablePointer<Float>, first: Int, rows: Int) {
-            if first + 16 <= rows {
-                _mm256_storeu_ps(y + first, y0)
-                _mm256_storeu_ps(y + first + 8, y1)
-                return
-            }
-            var tail = (SIMD8<Float>(), SIMD8<Float>())
-            withUnsafeMutableBytes(of: &tail) { raw in
-                let f = raw.bindMemory(to: Float.self).baseAddress!
-                _mm256_storeu_ps(f, y0)
-                _mm256_storeu_ps(f + 8, y1)
-                for i in 0..<(rows - first) { y[first + i] = f[i] }
-            }
+            FloatVectors.storePrefix(y0, y + first, count: rows - first)
+            if first + 8 < rows { FloatVectors.storePrefix(y1, y + first + 8, count: rows - first - 8) }
         }
     }
 
