@@ -159,7 +159,7 @@ public final class QuantizedLinear: Linear, @unchecked Sendable {
         self.activationBits = activationBits
         let family = kernel == .auto ? try AutoKernel.choice(matrix, n: 1, keepLayouts: false) : kernel
         self.kernel = family
-        if activationBits != 32, PackedMatrix.canPack(matrix, family: family) {
+        if PackedMatrix.canPack(matrix, family: family) {
             weights = .packed(try PackedMatrix(matrix, family: family))
         } else {
             try matrix.prepare(family)

@@ -40,21 +40,25 @@ public final class PackedMatrix: @unchecked Sendable {
     }
 
     /// Y = X·Wᵀ as `QuantizedMatrix.multiply` with this family: x is n × cols, y is n × rows.
-    /// `activationBits`: dequant takes 8 or 16 (two int8 passes); lut ignores it.
+    /// `activationBits`: dequant takes 8, 16 (two int8 passes) or 32 (float); lut ignores it.
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, activationBits: Int = 8) throws {
-        if dequant != nil, activationBits != 8, activationBits != 16 {
-            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for a packed dequant matrix: use 8 or 16")
+        if dequant != nil, ![8, 16, 32].contains(activationBits) {
+            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for a packed dequant matrix: use 8, 16 or 32")
         }
         try checkActivations(x, n: n, rows: rows, cols: cols)
         #if LOWBIT_AVX2
         let (rows, cols, groupSize) = (self.rows, self.cols, self.groupSize)
         if let lut { return try LUTKernelAVX2.multiply(lut, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) }
         if let dequant {
-            guard activationBits == 16 else {
+            switch activationBits {
+            case 16:
+                return try DequantKernel.multiplySplit(rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) {
+                    try DequantKernelAVX2.multiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: $0, n: $1, y: $2)
+                }
+            case 32:
+                return try DequantFloatKernelAVX2.multiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+            default:
                 return try DequantKernelAVX2.multiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
-            }
-            return try DequantKernel.multiplySplit(rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) {
-                try DequantKernelAVX2.multiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: $0, n: $1, y: $2)
             }
         }
         #endif
