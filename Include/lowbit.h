@@ -94,7 +94,7 @@ typedef struct lowbit_matrix lowbit_matrix;
 #define LOWBIT_BITS_TERNARY 158
 /* BitMoD mixed data types, 3 or 4 bits: each group picks, by least squared error, the integer
  * grid or a float grid (FP3 / FP4-E2M1) with one extra value (+-3, +-6 / +-10, +-16). Products
- * run bitserial, dequant or auto (and lut at 3 bits). */
+ * run on every kernel family. */
 #define LOWBIT_BITS_MIXED3 203
 #define LOWBIT_BITS_MIXED4 204
 

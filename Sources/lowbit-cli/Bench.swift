@@ -143,10 +143,6 @@ func runBench(_ args: Arguments) throws {
             // matrix (or one set of copies, for DRAM without cache flushes) holding all their layouts.
             var runnable: [KernelFamily] = []
             for family in families {
-                if family == .lut, m.valueCodesBits > 4 {
-                    if !json { print("\(type): no lut case (its \(m.valueCodesBits)-bit value codes are wider than the LUT kernel's 4 bits)") }
-                    continue
-                }
                 try m.prepare(family)
                 runnable.append(family)
             }

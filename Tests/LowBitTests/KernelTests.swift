@@ -65,7 +65,7 @@ final class KernelTests: XCTestCase {
         defer { try? Runtime.setThreads(0) }
         for (rows, cols, g) in [(17, 96, 32), (50, 256, 64), (33, 640, 128)] {
             let w = rng.normals(rows * cols), x = rng.normals(11 * cols)
-            for type in allTypes {
+            for type in allTypes + [.mixed(bits: 3), .mixed(bits: 4)] {  // value codes of 4 and 5 planes
                 let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
                 // N = 1 takes a thread's row blocks by fours, then pairs, then one (17, 50 and 33
                 // rows: 2, 4 and 3 blocks, split over 1 or 2 threads); N = 3, 6, 7, 11 mix the
@@ -360,7 +360,7 @@ final class AutoKernelTests: XCTestCase {
         for type in [WeightType.integer(bits: 3), .mixed(bits: 4)] {
             let m = try quantized(rng.normals(40 * 256), rows: 40, cols: 256, type: type, groupSize: 64)
             let x = rng.normals(2 * 256)
-            for family in [KernelFamily.lut, .dequant, .bitSerial, .auto, .reference] where family != .lut || m.valueCodesBits <= 4 {
+            for family in [KernelFamily.lut, .dequant, .bitSerial, .auto, .reference] {
                 let before = try m.product(x, n: 2, kernel: family)
                 m.evictLayoutFromCache(family)
                 XCTAssertEqual(try m.product(x, n: 2, kernel: family), before, "\(type) \(family)")
@@ -434,8 +434,7 @@ final class PackedMatrixTests: XCTestCase {
         XCTAssertFalse(GroupParameters.halfExact(tiny))
         XCTAssertFalse(try tiny.lutLayout().params.half)
         let m = try quantized(rng.normals(8 * 64), rows: 8, cols: 64, type: .mixed(bits: 4), groupSize: 32)
-        XCTAssertFalse(PackedMatrix.canPack(m, family: .lut))
-        XCTAssertThrowsStatus(.unsupported, try PackedMatrix(m, family: .lut))
+        XCTAssertTrue(PackedMatrix.canPack(m, family: .lut))
         XCTAssertThrowsStatus(.unsupported, try PackedMatrix(m, family: .bitSerial))
         let p = try PackedMatrix(m, family: .dequant)
         let x = [Float](repeating: 1, count: 64), bad = [Float](repeating: .infinity, count: 64)

@@ -59,10 +59,14 @@ final class MixedTypeTests: XCTestCase {
                 for n in [1, 5] {
                     let xs = Array(x[0..<(n * cols)])
                     let ref = float64Product(wq, rows: rows, cols: cols, xs, n: n)
-                    var families: [KernelFamily] = [.bitSerial, .dequant, .auto]
-                    if type == .mixed(bits: 3) { families.append(.lut) }
-                    for k in families {
-                        XCTAssertLessThanOrEqual(normalizedError(try m.product(xs, n: n, kernel: k), ref), 5e-4, "\(k) \(type) \(rows)x\(cols) n=\(n)")
+                    // LUT tables round as for any codes, but the value grid uses part of the codes'
+                    // range, so the rounding weighs about 3× more against the product (bench, 4096
+                    // columns: 1.6–2.4e-4 against 0.7e-4 for plain 4-bit); this case's 7 outputs
+                    // scatter around that.
+                    for k in [KernelFamily.lut, .bitSerial, .dequant, .auto] {
+                        let family = k == .auto ? try m.autoKernel(n: n) : k
+                        XCTAssertLessThanOrEqual(normalizedError(try m.product(xs, n: n, kernel: k), ref), family == .lut ? 1e-3 : 5e-4,
+                                                 "\(k) \(type) \(rows)x\(cols) n=\(n)")
                     }
                     XCTAssertLessThanOrEqual(normalizedError(try m.product(xs, n: n, kernel: .reference), ref), 1e-6)
                     // Float path: the value codes' offset −d·bias cancels against d·u, so a few ulps more.
@@ -76,11 +80,17 @@ final class MixedTypeTests: XCTestCase {
         }
     }
 
-    func testLUTRefusesFiveBitValueCodes() throws {
+    /// 4-bit mixed matrices run the LUT kernel on 5-plane value codes (two plane pairs and a
+    /// lone top plane), and auto chooses between it and dequant as for any other type.
+    func testLUTRunsFiveBitValueCodes() throws {
         var rng = TestRandom(seed: 55)
         let m = try quantized(rng.normals(4 * 64), rows: 4, cols: 64, type: .mixed(bits: 4), groupSize: 32)
-        XCTAssertThrowsStatus(.unsupported, try m.product(rng.normals(64), n: 1, kernel: .lut))
-        XCTAssertEqual(try m.autoKernel(n: 1), .dequant)
+        XCTAssertEqual(try m.valueCodes().bits, 5)
+        XCTAssertEqual(try m.valueCodes().lutLayout().bits, 5)
+        let x = rng.normals(64)
+        let ref = float64Product(m.dequantized(), rows: 4, cols: 64, x, n: 1)
+        XCTAssertLessThanOrEqual(normalizedError(try m.product(x, n: 1, kernel: .lut), ref), 5e-4)
+        XCTAssertTrue([KernelFamily.lut, .dequant].contains(try m.autoKernel(n: 1)))
     }
 
     func testFileRoundTripAndBadGroupType() throws {

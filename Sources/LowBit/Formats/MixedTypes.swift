@@ -86,9 +86,6 @@ extension Quantizer {
 }
 
 extension QuantizedMatrix {
-    /// Bits of the codes the kernels run: `bits`, or for a mixed matrix its value codes' (4 or 5).
-    public var valueCodesBits: Int { type.isMixed ? bits + 1 : bits }
-
     /// The data type group g of row r uses (`.integer` for every group of a non-mixed matrix).
     @inlinable
     public func groupType(row r: Int, group g: Int) -> MixedDataType {

@@ -228,7 +228,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         case .dequant: if let l = dequantLayoutCache.withLock({ $0 }) { l.codes.evictFromCache(); l.params.buffer.evictFromCache() }
         case .bitSerial:
             if let l = bitSerialLayoutCache.withLock({ $0 }) { for b in [l.codes, l.scales, l.offsets] { b.evictFromCache() } }
-        case .auto: for f in AutoKernel.candidates(bits: bits) { evictLayoutFromCache(f) }
+        case .auto: for f in AutoKernel.candidates { evictLayoutFromCache(f) }
         case .reference: for b in [codes, scales, offsets] { b.evictFromCache() }
         }
     }
@@ -243,7 +243,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         case .lut: _ = try lutLayout()
         case .dequant: if Runtime.useAVX2 { _ = try dequantLayout() }
         case .auto:
-            for family in AutoKernel.candidates(bits: bits) { try prepare(family) }
+            for family in AutoKernel.candidates { try prepare(family) }
         case .bitSerial: if Runtime.useAVX2 { _ = try bitSerialLayout() }
         case .reference: break
         }

@@ -27,10 +27,9 @@ public enum AutoKernel {
     }
 
     static let table = Mutex<[Key: KernelFamily]>([:])
-    /// LUT and dequant; for codes wider than the LUT kernel's 4 bits (4-bit mixed matrices, whose
-    /// value codes take 5) dequant alone (bit-serial, the other family that runs them, was 4–10×
-    /// slower there in every bench case).
-    static func candidates(bits: Int) -> [KernelFamily] { bits <= 4 ? [.lut, .dequant] : [.dequant] }
+    /// LUT and dequant (bit-serial, the other family that runs every code width, was 4–10× slower
+    /// than the faster of them in every bench case).
+    static let candidates: [KernelFamily] = [.lut, .dequant]
 
     /// A mixed matrix's key is that of its value codes, which its products run on.
     public static func key(_ m: QuantizedMatrix, n: Int) -> Key {
@@ -63,7 +62,7 @@ public enum AutoKernel {
             return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
         }
         var y = [Float](repeating: 0, count: n * m.rows)
-        let families = candidates(bits: m.bits)
+        let families = candidates
         if families.count == 1 { return families[0] }
         // Rounds alternate the families, and each keeps its fastest call, so a burst of load on
         // this shared machine slows one call, not one family. Each family is timed twice per

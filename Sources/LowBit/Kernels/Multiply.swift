@@ -57,9 +57,6 @@ extension QuantizedMatrix {
             throw LowBitError(.unsupported, "unsupported activation bits \(activationBits): use 8 (any family), 2 or 4 (bitserial), 16 or 32 (dequant)")
         default: family = kernel
         }
-        if family == .lut, bits > 4 {
-            throw LowBitError(.unsupported, "the lut kernel runs codes of up to 4 bits; 4-bit mixed data types run bitserial, dequant or auto")
-        }
         if family == .bitSerial, !BitSerialKernel.supportedActivationBits.contains(activationBits) {
             throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for bitserial: use 2, 4 or 8")
         }

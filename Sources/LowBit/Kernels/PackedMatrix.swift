@@ -17,24 +17,24 @@ public final class PackedMatrix: @unchecked Sendable {
     /// Whether `init(matrix, family:)` can pack it here.
     public static func canPack(_ matrix: QuantizedMatrix, family: KernelFamily) -> Bool {
         guard Runtime.useAVX2 else { return false }
-        return family == .dequant || (family == .lut && matrix.valueCodesBits <= 4)
+        return family == .dequant || family == .lut
     }
 
     /// Packs `matrix` (its value codes, for a mixed matrix) for `family`, lut or dequant. Throws
     /// `.unsupported` where that family has no packed layout running here: portable builds, other
-    /// families, LUT on codes wider than 4 bits.
+    /// families.
     public init(_ matrix: QuantizedMatrix, family: KernelFamily) throws {
         let m = try matrix.valueCodes()
         (rows, cols, groupSize, self.family) = (m.rows, m.cols, m.groupSize, family)
         var lut: LUTLayout? = nil, dequant: DequantLayout? = nil
         #if LOWBIT_AVX2
         if Runtime.useAVX2 {
-            if family == .lut, m.bits <= 4 { lut = try m.lutLayout() }
+            if family == .lut { lut = try m.lutLayout() }
             if family == .dequant { dequant = try m.dequantLayout() }
         }
         #endif
         guard lut != nil || dequant != nil else {
-            throw LowBitError(.unsupported, "no packed \(family) layout for \(matrix.type) here: packed matrices run the AVX2 lut (up to 4-bit codes) or dequant kernels")
+            throw LowBitError(.unsupported, "no packed \(family) layout for \(matrix.type) here: packed matrices run the AVX2 lut or dequant kernels")
         }
         (self.lut, self.dequant) = (lut, dequant)
     }

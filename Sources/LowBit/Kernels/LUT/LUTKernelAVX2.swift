@@ -22,7 +22,8 @@ enum LUTKernelAVX2 {
         case 1: body(Static1.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
         case 2: body(Static2.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
         case 3: body(Static3.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
-        default: body(Static4.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
+        case 4: body(Static4.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
+        default: body(Static5.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)  // 4-bit mixed value codes
         }
     }
 
@@ -45,9 +46,9 @@ enum LUTKernelAVX2 {
     static func load(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
 
     /// The nibble indices of one chunk of one row block: low (tables 4c | 4c+1) and high
-    /// (tables 4c+2 | 4c+3) nibbles of up to 4 unit vectors.
+    /// (tables 4c+2 | 4c+3) nibbles of up to 5 unit vectors.
     struct Indices {
-        var l0, h0, l1, h1, l2, h2, l3, h3: __m256i
+        var l0, h0, l1, h1, l2, h2, l3, h3, l4, h4: __m256i
 
         @inline(__always)
         init(bits: Int, _ w: UnsafeRawPointer) {
@@ -61,14 +62,18 @@ enum LUTKernelAVX2 {
             l2 = _mm256_and_si256(v2, mask); h2 = _mm256_and_si256(_mm256_srli_epi16(v2, 4), mask)
             let v3 = units > 3 ? load(w + 96) : v0
             l3 = _mm256_and_si256(v3, mask); h3 = _mm256_and_si256(_mm256_srli_epi16(v3, 4), mask)
+            let v4 = units > 4 ? load(w + 128) : v0
+            l4 = _mm256_and_si256(v4, mask); h4 = _mm256_and_si256(_mm256_srli_epi16(v4, 4), mask)
         }
     }
 
     /// Int16 group accumulators of one row block for one activation row: a0/a1 = plane pair 0
-    /// (rows 0..<8 / 8..<16), a2/a3 = plane pair 1 (4-bit) or the lone top plane (1- and 3-bit).
+    /// (rows 0..<8 / 8..<16), a2/a3 = plane pair 1 (4 and 5 planes) or the lone top plane (1 and
+    /// 3 planes), a4/a5 = the lone top plane of 5 (the value codes of 4-bit mixed types).
     struct Accumulators {
         var a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256()
         var a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256()
+        var a4 = _mm256_setzero_si256(), a5 = _mm256_setzero_si256()
 
         @inline(__always)
         static func pair(_ tlo: __m256i, _ thi: __m256i, _ lo: __m256i, _ hi: __m256i) -> __m256i {
@@ -83,7 +88,7 @@ enum LUTKernelAVX2 {
                 a0 = _mm256_add_epi16(a0, Accumulators.pair(tlo, thi, ix.l0, ix.h0))
                 a1 = _mm256_add_epi16(a1, Accumulators.pair(tlo, thi, ix.l1, ix.h1))
             }
-            if bits == 4 {
+            if bits >= 4 {
                 a2 = _mm256_add_epi16(a2, Accumulators.pair(tlo, thi, ix.l2, ix.h2))
                 a3 = _mm256_add_epi16(a3, Accumulators.pair(tlo, thi, ix.l3, ix.h3))
             }
@@ -92,10 +97,17 @@ enum LUTKernelAVX2 {
                 // each pair with `vpmaddubsw` by ones: 2 shuffles and 2 multiply-adds per unit
                 // instead of 4 shuffles (widen each) and 2 adds; shuffles share one port.
                 let ones = _mm256_set1_epi8(1)
-                let lo = _mm256_shuffle_epi8(tlo, bits == 1 ? ix.l0 : ix.l2)
-                let hi = _mm256_shuffle_epi8(thi, bits == 1 ? ix.h0 : ix.h2)
-                a2 = _mm256_add_epi16(a2, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(lo, hi), ones))
-                a3 = _mm256_add_epi16(a3, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(lo, hi), ones))
+                let lo = _mm256_shuffle_epi8(tlo, bits == 1 ? ix.l0 : bits == 3 ? ix.l2 : ix.l4)
+                let hi = _mm256_shuffle_epi8(thi, bits == 1 ? ix.h0 : bits == 3 ? ix.h2 : ix.h4)
+                let lone0 = _mm256_maddubs_epi16(_mm256_unpacklo_epi8(lo, hi), ones)
+                let lone1 = _mm256_maddubs_epi16(_mm256_unpackhi_epi8(lo, hi), ones)
+                if bits == 5 {
+                    a4 = _mm256_add_epi16(a4, lone0)
+                    a5 = _mm256_add_epi16(a5, lone1)
+                } else {
+                    a2 = _mm256_add_epi16(a2, lone0)
+                    a3 = _mm256_add_epi16(a3, lone1)
+                }
             }
         }
 
@@ -114,6 +126,14 @@ enum LUTKernelAVX2 {
                 return (_mm256_sub_epi32(Accumulators.laneSum(a2), loneBias), _mm256_sub_epi32(Accumulators.laneSum(a3), loneBias))
             case 2:
                 return (_mm256_sub_epi32(Accumulators.laneSum(a0), pairBias), _mm256_sub_epi32(Accumulators.laneSum(a1), pairBias))
+            case 5:
+                // Pair 0, 4 × pair 1, 16 × the lone top plane.
+                @inline(__always) func rows(_ p0: __m256i, _ p1: __m256i, _ lone: __m256i) -> __m256i {
+                    let low = _mm256_add_epi32(_mm256_sub_epi32(Accumulators.laneSum(p0), pairBias),
+                                               _mm256_slli_epi32(_mm256_sub_epi32(Accumulators.laneSum(p1), pairBias), 2))
+                    return _mm256_add_epi32(low, _mm256_slli_epi32(_mm256_sub_epi32(Accumulators.laneSum(lone), loneBias), 4))
+                }
+                return (rows(a0, a2, a4), rows(a1, a3, a5))
             default:
                 let topBias = bits == 3 ? loneBias : pairBias
                 return (_mm256_add_epi32(_mm256_sub_epi32(Accumulators.laneSum(a0), pairBias),
