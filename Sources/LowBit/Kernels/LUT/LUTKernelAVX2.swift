@@ -121,26 +121,22 @@ enum LUTKernelAVX2 {
         func planeSums(bits: Int, groupSize: Int) -> (__m256i, __m256i) {
             let pairBias = _mm256_set1_epi32(Int32(96 * groupSize))
             let loneBias = _mm256_set1_epi32(Int32(32 * groupSize))
-            switch bits {
-            case 1:
-                return (_mm256_sub_epi32(Accumulators.laneSum(a2), loneBias), _mm256_sub_epi32(Accumulators.laneSum(a3), loneBias))
-            case 2:
-                return (_mm256_sub_epi32(Accumulators.laneSum(a0), pairBias), _mm256_sub_epi32(Accumulators.laneSum(a1), pairBias))
-            case 5:
-                // Pair 0, 4 × pair 1, 16 × the lone top plane.
-                @inline(__always) func rows(_ p0: __m256i, _ p1: __m256i, _ lone: __m256i) -> __m256i {
-                    let low = _mm256_add_epi32(_mm256_sub_epi32(Accumulators.laneSum(p0), pairBias),
-                                               _mm256_slli_epi32(_mm256_sub_epi32(Accumulators.laneSum(p1), pairBias), 2))
-                    return _mm256_add_epi32(low, _mm256_slli_epi32(_mm256_sub_epi32(Accumulators.laneSum(lone), loneBias), 4))
-                }
-                return (rows(a0, a2, a4), rows(a1, a3, a5))
-            default:
-                let topBias = bits == 3 ? loneBias : pairBias
-                return (_mm256_add_epi32(_mm256_sub_epi32(Accumulators.laneSum(a0), pairBias),
-                                         _mm256_slli_epi32(_mm256_sub_epi32(Accumulators.laneSum(a2), topBias), 2)),
-                        _mm256_add_epi32(_mm256_sub_epi32(Accumulators.laneSum(a1), pairBias),
-                                         _mm256_slli_epi32(_mm256_sub_epi32(Accumulators.laneSum(a3), topBias), 2)))
+            // One unit's sums, bias removed, at plane weight 2^shift.
+            @inline(__always) func term(_ a: __m256i, _ bias: __m256i, _ shift: Int32) -> __m256i {
+                let s = _mm256_sub_epi32(Accumulators.laneSum(a), bias)
+                return shift == 0 ? s : _mm256_slli_epi32(s, shift)
             }
+            // Rows 0..<8 from (a0, a2, a4), rows 8..<16 from (a1, a3, a5).
+            @inline(__always) func rows(_ pair0: __m256i, _ second: __m256i, _ lone5: __m256i) -> __m256i {
+                switch bits {
+                case 1: return term(second, loneBias, 0)
+                case 2: return term(pair0, pairBias, 0)
+                case 3: return _mm256_add_epi32(term(pair0, pairBias, 0), term(second, loneBias, 2))
+                case 4: return _mm256_add_epi32(term(pair0, pairBias, 0), term(second, pairBias, 2))
+                default: return _mm256_add_epi32(_mm256_add_epi32(term(pair0, pairBias, 0), term(second, pairBias, 2)), term(lone5, loneBias, 4))
+                }
+            }
+            return (rows(a0, a2, a4), rows(a1, a3, a5))
         }
     }
 
