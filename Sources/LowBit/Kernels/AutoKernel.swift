@@ -63,7 +63,6 @@ public enum AutoKernel {
         }
         var y = [Float](repeating: 0, count: n * m.rows)
         let families = candidates
-        if families.count == 1 { return families[0] }
         // Rounds alternate the families, and each keeps its fastest call, so a burst of load on
         // this shared machine slows one call, not one family. Each family is timed twice per
         // round: with its layout just flushed from the cache (as when a model streams its layers
