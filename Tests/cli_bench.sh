@@ -42,7 +42,7 @@ PY
 [ "$(grep -v '^#' "$work/both.txt" | cut -d' ' -f1-6 | tr '\n' ';')" = "48 256 64 2 1 1;48 256 64 4 1 1;" ] \
     || { echo "FAIL: expected one entry each for 2-bit codes and 4-bit value codes"; cat "$work/both.txt"; exit 1; }
 "$lowbit" bench "${common[@]}" > "$work/bench.txt"
-grep -q '^thread pool: an empty job in 2 parts takes [0-9.]* [mun]*s per call$' "$work/bench.txt" \
+grep -qE '^thread pool: an empty job in 2 parts takes [0-9.]+ (ms|us) per call; the last part starts [0-9.]+ (ms|us) after the call \(median\)$' "$work/bench.txt" \
     || { echo "FAIL: no thread pool line"; head -5 "$work/bench.txt"; exit 1; }
 verdicts=$(grep -c '^  verdict .*fastest .*; auto [0-9.]*x the fastest$' "$work/bench.txt")
 [ "$verdicts" -eq 40 ] || { echo "FAIL: $verdicts verdict lines with auto, expected 40"; cat "$work/bench.txt"; exit 1; }

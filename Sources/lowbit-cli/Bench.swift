@@ -114,7 +114,17 @@ func runBench(_ args: Arguments) throws {
         if let most = threadCounts.max(), most > 1 {
             // What splitting a product over the pool costs per call: publish, run, join.
             let t = timeAdaptive { for _ in 0..<1000 { parallelRanges(most, threads: most) { _ in } } } / 1000
-            print("thread pool: an empty job in \(most) parts takes \(formatTime(t)) per call")
+            // Dispatch alone: from just before the call to the moment its last part starts.
+            let started = UnsafeMutablePointer<Double>.allocate(capacity: most)
+            defer { started.deallocate() }
+            var delays: [Double] = []
+            for _ in 0..<2001 {
+                let start = monotonicSeconds()
+                parallelRanges(most, threads: most) { r in started[r.lowerBound] = monotonicSeconds() }
+                delays.append((0..<most).map { started[$0] }.max()! - start)
+            }
+            delays.sort()
+            print("thread pool: an empty job in \(most) parts takes \(formatTime(t)) per call; the last part starts \(formatTime(delays[delays.count / 2])) after the call (median)")
         }
     }
     for ((rows, cols), memory) in cases {
