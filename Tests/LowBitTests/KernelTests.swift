@@ -168,8 +168,8 @@ final class KernelTests: XCTestCase {
     }
 
     /// The AVX2 kernel's int16 plane sums at their bounds: top codes everywhere (one 0 per group
-    /// sets the range) against activations that all round to +127 or to −127, and the other
-    /// way round. An overflow would be off by 2^16 in some lane.
+    /// sets the range) against activations that all round to +127, then all to −127. An
+    /// overflow would be off by 2^16 in some lane.
     func testBitSerialExtremeSumsStayExact() throws {
         let rows = 5, cols = 512, g = 128
         for bits in [1, 2, 3, 4] {

@@ -55,8 +55,8 @@ enum DequantFloatKernelAVX2 {
         }
     }
 
-    /// Eight float vectors addressed by index; with compile-time indices the switches fold away
-    /// and the vectors stay in registers.
+    /// Eight float vectors addressed by index: the loops over them unroll, so every index is a
+    /// compile-time constant and the switches fold away.
     struct Eight {
         var v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps(), v2 = _mm256_setzero_ps(), v3 = _mm256_setzero_ps()
         var v4 = _mm256_setzero_ps(), v5 = _mm256_setzero_ps(), v6 = _mm256_setzero_ps(), v7 = _mm256_setzero_ps()
