@@ -35,6 +35,19 @@ for c in cases:
     assert 0 <= c["error"] <= (1e-10 if c["act_bits"] == 32 else 5e-4), c
 print(f"ok: dequant with int8 and float activations, {len(cases)} cases")
 PY
+# A shape whose columns the group size does not divide runs with the largest one that does,
+# and says so (as DESIGN's 3200x8640 at the default 128); a shape no group size fits is refused
+# before anything runs.
+"$lowbit" bench --cases 40x96:hot --bits 2 --n 1 --threads 1 --families lut --group-size 64 > "$work/g.txt"
+grep -q '^40x96: group size 32 (96 columns are not a multiple of 64)$' "$work/g.txt" \
+    || { echo "FAIL: no group size note"; cat "$work/g.txt"; exit 1; }
+"$lowbit" bench --cases 40x96:hot --bits 2 --n 1 --threads 1 --families lut --group-size 64 --json \
+    | python3 -c 'import json, sys; assert {c["group_size"] for c in json.load(sys.stdin)["cases"]} == {32}'
+if "$lowbit" bench --cases 48x256:hot,40x100:hot --bits 2 --n 1 --threads 1 > "$work/bad.txt" 2>&1 \
+    || ! grep -q "cols 100 is not a multiple of group size 128" "$work/bad.txt" || grep -q "^48x256 " "$work/bad.txt"; then
+    echo "FAIL: a shape no group size fits should be refused before anything runs"; cat "$work/bad.txt"; exit 1
+fi
+echo "ok: group sizes per shape"
 # One shape both cache-hot and streamed: one calibration entry per key, chosen from both; a
 # mixed 3-bit matrix is keyed by its 4-bit value codes, as `auto` keys it.
 "$lowbit" bench --cases 48x256:hot,48x256:dram --bits 2,mixed3 --n 1 --threads 1 --group-size 64 \

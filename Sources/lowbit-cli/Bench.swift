@@ -27,7 +27,8 @@ each in turn (medians), so a verdict compares calls made under the same load.
                     4, 8; dequant 8, 16 (two int8 passes) or 32 (float); a family runs at 8
                     where the list has none of its own. Error is against float activations, so
                     it shows what the rounding costs
-  --group-size G    32, 64 or 128 (default 128)
+  --group-size G    32, 64 or 128 (default 128); a shape whose columns it does not divide
+                    (3200x8640 at 128) uses the largest one that does, and says so
   --max-call S      skip cases whose single call takes longer than S seconds (default 0.25)
   --full            DESIGN §9's full grid: 5 shapes x hot and dram x N 1,8,32,256
   --json            print JSON instead of the table
@@ -46,6 +47,7 @@ struct BenchCase {
     let family: KernelFamily
     /// Activation bits (bit-serial's A, dequant's 8, 16 or 32; 8 for the other families).
     var actBits = 8
+    var groupSize = 128
     let n: Int, threads: Int
     var seconds = Double.nan, readSeconds = Double.nan, error = Double.nan
     var bytes = 0, runs = 0
@@ -102,14 +104,20 @@ func runBench(_ args: Arguments) throws {
         let chosen = actBitsList.filter(own.contains)
         return chosen.isEmpty ? [8] : chosen
     }
-    let groupSize = try args.int("group-size", default: 128)
+    let requestedGroupSize = try args.int("group-size", default: 128)
+    guard supportedGroupSizes.contains(requestedGroupSize) else { throw CLIError("--group-size takes 32, 64 or 128") }
+    // Per shape, the group size it runs with; every shape is checked before anything runs.
+    func groupSizeFor(cols: Int) -> Int {
+        supportedGroupSizes.filter { $0 <= requestedGroupSize && cols % $0 == 0 }.max() ?? requestedGroupSize
+    }
+    for ((rows, cols), _) in cases { try validateShape(rows: rows, cols: cols, groupSize: groupSizeFor(cols: cols)) }
     let maxCall = Double(args.options["max-call"] ?? "0.25") ?? 0.25
     guard ns.allSatisfy({ $0 > 0 }), threadCounts.allSatisfy({ $0 > 0 }) else { throw CLIError("--n and --threads must be positive") }
     let json = args.flags.contains("json")
 
     var results: [BenchCase] = []
     if !json {
-        print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.tier), group size \(groupSize); ratio = memory-read time of the same bytes / kernel time")
+        print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.tier), group size \(requestedGroupSize); ratio = memory-read time of the same bytes / kernel time")
         print("shape        mem   type     family       n    thr  time         GFLOP/s  GB/s    read-ratio  error")
         if let most = threadCounts.max(), most > 1 {
             // What splitting a product over the pool costs per call: publish, run, join.
@@ -128,7 +136,10 @@ func runBench(_ args: Arguments) throws {
         }
     }
     for ((rows, cols), memory) in cases {
-        try validateShape(rows: rows, cols: cols, groupSize: groupSize)
+        let groupSize = groupSizeFor(cols: cols)
+        if !json, groupSize != requestedGroupSize {
+            print("\(rows)x\(cols): group size \(groupSize) (\(cols) columns are not a multiple of \(requestedGroupSize))")
+        }
         var rng = SplitMix64(seed: UInt64(rows * 31 + cols))
         let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.02 }
         let maxN = ns.max()!
@@ -168,6 +179,7 @@ func runBench(_ args: Arguments) throws {
                     for family in runnable {
                         for actBits in precisions(family) {
                             var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family, n: n, threads: threads)
+                            c.groupSize = groupSize
                             c.actBits = actBits
                             c.autoKey = AutoKernel.key(m, n: n)
                             c.bytes = family == .auto ? bytesOf[try AutoKernel.choice(m, n: n)] ?? bytesOf[family]! : bytesOf[family]!
@@ -358,7 +370,7 @@ extension String {
 func printJSON(_ results: [BenchCase]) {
     var lines: [String] = []
     for c in results {
-        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
+        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
     }
     print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(jsonString(Runtime.tier)),\n  \"cases\": [\n\(lines.joined(separator: ",\n"))\n  ]\n}")
 }
