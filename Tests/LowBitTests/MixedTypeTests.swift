@@ -61,11 +61,13 @@ final class MixedTypeTests: XCTestCase {
                     let ref = float64Product(wq, rows: rows, cols: cols, xs, n: n)
                     // LUT tables round as for any codes, but the value grid uses part of the codes'
                     // range, so the rounding weighs about 3× more against the product (bench, 4096
-                    // columns: 1.6–2.4e-4 against 0.7e-4 for plain 4-bit); this case's 7 outputs
-                    // scatter around that.
+                    // columns: 1.6–2.4e-4 against 0.7e-4 for plain 4-bit). A product of just 7
+                    // outputs scatters around that (5.9e-4 for 4-bit mixed here); every larger
+                    // one here, and the Python test's, stays within 5e-4.
                     for k in [KernelFamily.lut, .bitSerial, .dequant, .auto] {
                         let family = k == .auto ? try m.autoKernel(n: n) : k
-                        XCTAssertLessThanOrEqual(normalizedError(try m.product(xs, n: n, kernel: k), ref), family == .lut ? 1e-3 : 5e-4,
+                        let bound = family == .lut && rows * n < 10 ? 1e-3 : 5e-4
+                        XCTAssertLessThanOrEqual(normalizedError(try m.product(xs, n: n, kernel: k), ref), bound,
                                                  "\(k) \(type) \(rows)x\(cols) n=\(n)")
                     }
                     XCTAssertLessThanOrEqual(normalizedError(try m.product(xs, n: n, kernel: .reference), ref), 1e-6)

@@ -19,16 +19,9 @@ enum DequantFloatKernelAVX2 {
     /// (row block, activation tile) item on the thread pool.
     static func multiply(_ layout: DequantLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
                          y: UnsafeMutablePointer<Float>) throws {
-        let groups = cols / groupSize
-        let ws = try Workspace.current.reserve(try checkedProduct(n, groups, 4, what: "workspace"))
+        let ws = try Workspace.current.reserve(try checkedProduct(n, cols / groupSize, 4, what: "workspace"))
         let sums = ws.assumingMemoryBound(to: Float.self)
-        for i in 0..<n {
-            for g in 0..<groups {
-                var s: Float = 0
-                for k in (g * groupSize)..<((g + 1) * groupSize) { s += x[i * cols + k] }
-                sums[i * groups + g] = s
-            }
-        }
+        DequantKernel.groupSums(x, n: n, cols: cols, groupSize: groupSize, into: sums)
         let tileCount = DequantKernelAVX2.tiles(n: n)
         parallelRanges(layout.rowBlocks * tileCount) { items in
             for item in items {
