@@ -6,10 +6,11 @@ import _Builtin_intrinsics.intel
 /// activations come pre-split into nibble bytes, the weight is split once per chunk), and the
 /// lookup tables hold popcount·2^j (−popcount·2^(A−1) for the top plane), so the weighted
 /// popcounts of up to four planes add up in one byte: A = 2 and 4 need one such byte sum,
-/// A = 8 two (planes 0–3, at most 120; planes 4–7, −64 … 56, worth 16×). `vpmaddubsw` by 2^i
-/// sums the weight planes in int16 and `vpmaddwd` widens to one Int32 per 32 columns, which the
-/// group scales, expanded to those lanes, turn into floats: y += d·sa·Σq·qa. The offsets' term
-/// m·sa·Σqa does not involve the codes and is added once per row from per-group terms.
+/// A = 8 two (planes 0–3, at most 120; planes 4–7, −64 … 56, worth 16×). `vpmaddubsw` by ones
+/// and a shift by i sum the weight planes in int16, and `vpmaddwd` widens to one Int32 per 32
+/// columns, which the group scales, expanded to those lanes, turn into floats: y += d·sa·Σq·qa.
+/// The offsets' term m·sa·Σqa does not involve the codes and is added once per row from
+/// per-group terms.
 enum BitSerialKernelAVX2 {
     @inline(__always)
     static func load(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
@@ -64,7 +65,7 @@ enum BitSerialKernelAVX2 {
                      _ acts: BitSerialActivations, _ n: Int, _ rows: Int, _ actBase: UnsafeMutableRawPointer,
                      _ actStride: Int, _ y: UnsafeMutablePointer<Float>, _ rowRange: Range<Int>) {
         let weightBits = WeightBits.value, actBits = ActBits.value
-        let mask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1)
+        let ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1)
         let t1 = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                   0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4)
         let t2 = _mm256_add_epi8(t1, t1), t4 = _mm256_add_epi8(t2, t2), t8 = _mm256_add_epi8(t4, t4)
@@ -73,7 +74,7 @@ enum BitSerialKernelAVX2 {
         // Chunk lane l (32 columns) belongs to the chunk's group l·32/G.
         let expand = groupSize == 32 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
             : groupSize == 64 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3) : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)
-        // Weight planes 0..<4 sum in int16: `vpmaddubsw` by 2^i (≤ 2^7 for A = 8's high half)
+        // Weight planes 0..<4 sum in int16: pair sums × 2^i (× 2^(i+4) for A = 8's high half)
         // keeps every partial sum of a 16-column pair within ±30720. The 5-plane value codes of
         // mixed 4-bit types widen each plane to int32 instead.
         let sumsInInt16 = weightBits <= 4
@@ -95,8 +96,10 @@ enum BitSerialKernelAVX2 {
                     // checks the compiler keeps the plane offsets out of the chunk loop.
                     let wc = w + 32 &* c, nc = nib + 32 &* c
                     for p in 0..<weightBits {
+                        // The activation nibbles are at most 0x0F, so their AND clears the weight's
+                        // other bits: the weight is shifted for its high nibbles, never masked.
                         let v = load(wc + p &* stride)
-                        let wl = _mm256_and_si256(v, mask), wh = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask)
+                        let wl = v, wh = _mm256_srli_epi16(v, 4)
                         @inline(__always) func term(_ j: Int, _ table: __m256i) -> __m256i {
                             let lo = _mm256_and_si256(wl, load(nc + (2 &* j) &* stride))
                             let hi = _mm256_and_si256(wh, load(nc + (2 &* j &+ 1) &* stride))
@@ -118,20 +121,20 @@ enum BitSerialKernelAVX2 {
                             high = _mm256_add_epi8(_mm256_add_epi8(term(4, t1), term(5, t2)),
                                                    _mm256_add_epi8(term(6, t4), term(7, topTable)))
                         }
+                        // Pair sums of this plane (A = 8's high half worth 16×), then weighted by
+                        // 2^p with a shift: a constant 2^p per plane would be one more shuffle-port
+                        // broadcast per plane, as registers are all taken.
+                        var planeWords = _mm256_maddubs_epi16(ones, low)
+                        if actBits == 8 { planeWords = _mm256_add_epi16(planeWords, _mm256_slli_epi16(_mm256_maddubs_epi16(ones, high), 4)) }
                         if sumsInInt16 {
-                            words = _mm256_add_epi16(words, _mm256_maddubs_epi16(_mm256_set1_epi8(Int8(1 << p)), low))
-                            if actBits == 8 {
-                                words = _mm256_add_epi16(words, _mm256_maddubs_epi16(_mm256_set1_epi8(Int8(truncatingIfNeeded: 16 << p)), high))
-                            }
+                            words = _mm256_add_epi16(words, p == 0 ? planeWords : _mm256_slli_epi16(planeWords, Int32(p)))
                         } else {
-                            var planeWords = _mm256_maddubs_epi16(ones, low)
-                            if actBits == 8 { planeWords = _mm256_add_epi16(planeWords, _mm256_slli_epi16(_mm256_maddubs_epi16(ones, high), 4)) }
                             sum = _mm256_add_epi32(sum, _mm256_madd_epi16(planeWords, _mm256_set1_epi16(Int16(1 << p))))
                         }
                     }
                     if sumsInInt16 { sum = _mm256_madd_epi16(words, ones16) }
-                    let dv = _mm256_permutevar8x32_ps(UnsafeRawPointer(d + c * groupsPerChunk).loadUnaligned(as: __m256.self), expand)
-                    let sa = UnsafeRawPointer(laneScale + 8 * c).loadUnaligned(as: __m256.self)
+                    let dv = _mm256_permutevar8x32_ps(UnsafeRawPointer(d + c &* groupsPerChunk).loadUnaligned(as: __m256.self), expand)
+                    let sa = UnsafeRawPointer(laneScale + 8 &* c).loadUnaligned(as: __m256.self)
                     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dv, sa), acc)
                 }
                 // The offsets' term, Σ_g m·sa·Σqa, does not depend on the codes: once per row.
