@@ -195,8 +195,9 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// The AVX2 planes (`vpmovmskb`) are the bit-by-bit ones.
-    func testBitSerialAVX2PlanesEqualScalarPlanes() throws {
+    /// The AVX2 planes (`vpmovmskb`, A = 2 and 4) are the bit-by-bit ones, and at A = 8 each
+    /// column's integer sits where the masked sums look for it.
+    func testBitSerialAVX2ActivationInput() throws {
         #if LOWBIT_AVX2
         guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
         var rng = TestRandom(seed: 12)
@@ -207,15 +208,23 @@ final class KernelTests: XCTestCase {
                 let acts = BitSerialActivations(cols: cols, groupSize: g, bits: a)
                 var fast = [UInt8](repeating: 0xAA, count: acts.byteCount), slow = [UInt8](repeating: 0x55, count: acts.byteCount)
                 x.withUnsafeBufferPointer { xp in
-                    fast.withUnsafeMutableBytes { f in
-                        acts.ints.quantize(xp.baseAddress!, into: f.baseAddress!)
-                        BitSerialKernelAVX2.writePlanes(acts, f.baseAddress!)
-                    }
+                    fast.withUnsafeMutableBytes { BitSerialKernelAVX2.prepare(acts, xp.baseAddress!, into: $0.baseAddress!) }
                     slow.withUnsafeMutableBytes { acts.prepare(xp.baseAddress!, into: $0.baseAddress!) }
                 }
                 let intBytes = Int8Activations.byteCount(cols: cols, groupSize: g)
-                XCTAssertEqual(Array(fast[intBytes..<(intBytes + a * acts.planeStride)]),
-                               Array(slow[intBytes..<(intBytes + a * acts.planeStride)]), "cols \(cols) A=\(a)")
+                if a == 8 {
+                    // Column k: chunk k / 256, byte (k % 256) / 8 of vector k % 8 (nibble h, bit j).
+                    let order = fast.withUnsafeMutableBytes { Array(UnsafeBufferPointer(start: acts.maskedSumOrder($0.baseAddress!), count: 8 * acts.planeStride)) }
+                    var expected = [Int8](repeating: 0, count: 8 * acts.planeStride)
+                    fast.withUnsafeMutableBytes { f in
+                        let codes = acts.ints.codes(f.baseAddress!)
+                        for k in 0..<cols { expected[256 * (k / 256) + 32 * (k % 8) + (k % 256) / 8] = codes[k] }
+                    }
+                    XCTAssertEqual(order, expected, "cols \(cols) masked-sum order")
+                } else {
+                    XCTAssertEqual(Array(fast[intBytes..<(intBytes + a * acts.planeStride)]),
+                                   Array(slow[intBytes..<(intBytes + a * acts.planeStride)]), "cols \(cols) A=\(a)")
+                }
             }
         }
         #else

@@ -2,9 +2,10 @@
 /// `Int8Activations`, then their bit planes, row-wide:
 ///   plane j = bit j of qa for every column, `planeStride` bytes (cols/8 rounded up to 32, zero
 ///   padded), planes j = 0 ..< A one after another.
-/// For the AVX2 kernel also each plane split into low and high nibbles (one byte each, so that
-/// the AND with the weight's nibbles needs no masking), per 32-column lane the group's sa (zero
-/// on padding lanes), and per group sa·Σqa (zero padded to a multiple of 8 groups).
+/// For the AVX2 kernel, then its activation input: at A = 2 and 4 each plane split into low and
+/// high nibbles (one byte each, so that the AND with the weight's nibbles needs no masking), at
+/// A = 8 the integers in the order of its masked sums; then per 32-column lane the group's sa
+/// (zero on padding lanes) and per group sa·Σqa (zero padded to a multiple of 8 groups).
 struct BitSerialActivations {
     let cols: Int
     let groupSize: Int
@@ -18,24 +19,44 @@ struct BitSerialActivations {
     private var paddedGroups: Int { (groups + 7) / 8 * 8 }
 
     private var intBytes: Int { Int8Activations.byteCount(cols: cols, groupSize: groupSize) }
-    var byteCount: Int { intBytes + 3 * bits * planeStride + 4 * lanes + 4 * paddedGroups }
+    private var planeBytes: Int { bits * planeStride }
+    /// The AVX2 kernel's activation input: nibbles (2 per plane byte) or the masked-sum order (8).
+    private var kernelInputBytes: Int { bits == 8 ? 8 * planeStride : 2 * bits * planeStride }
+    private var laneOffset: Int { intBytes + planeBytes + kernelInputBytes }
+    var byteCount: Int { laneOffset + 4 * lanes + 4 * paddedGroups }
 
     func planes(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
         (base + intBytes).assumingMemoryBound(to: UInt8.self)
     }
-    /// Low nibbles of plane j at 2j·stride, high nibbles at (2j + 1)·stride.
+    /// A = 2, 4: low nibbles of plane j at 2j·stride, high nibbles at (2j + 1)·stride.
     func nibbles(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
-        (base + intBytes + bits * planeStride).assumingMemoryBound(to: UInt8.self)
+        (base + intBytes + planeBytes).assumingMemoryBound(to: UInt8.self)
+    }
+    /// A = 8: per 256-column chunk, 8 vectors of 32 bytes; byte p of vector 4h + j is qa of the
+    /// chunk's column 8p + 4h + j (bit j of nibble h of weight plane byte p), 0 past `cols`.
+    func maskedSumOrder(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Int8> {
+        (base + intBytes + planeBytes).assumingMemoryBound(to: Int8.self)
     }
     func laneScales(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
-        (base + intBytes + 3 * bits * planeStride).assumingMemoryBound(to: Float.self)
+        (base + laneOffset).assumingMemoryBound(to: Float.self)
     }
     func groupOffsetTerms(_ base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
-        (base + intBytes + 3 * bits * planeStride + 4 * lanes).assumingMemoryBound(to: Float.self)
+        (base + laneOffset + 4 * lanes).assumingMemoryBound(to: Float.self)
+    }
+
+    /// Writes `maskedSumOrder` from the integers.
+    func writeMaskedSumOrder(_ base: UnsafeMutableRawPointer) {
+        let q = UnsafePointer(ints.codes(base)), out = maskedSumOrder(base)
+        for c in 0..<chunks {
+            for v in 0..<8 {
+                let first = 256 * c + 4 * (v / 4) + v % 4
+                for p in 0..<32 { out[256 * c + 32 * v + p] = first + 8 * p < cols ? q[first + 8 * p] : 0 }
+            }
+        }
     }
 
     /// Rounds x and writes the planes bit by bit (the portable kernel's preparation; the AVX2
-    /// kernel writes the same planes with `vpmovmskb` and adds nibbles and lane terms).
+    /// kernel writes the same planes with `vpmovmskb` and adds its input and lane terms).
     func prepare(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
         let ints = self.ints
         ints.quantize(x, into: base)

@@ -69,11 +69,7 @@ enum BitSerialKernel {
         #if LOWBIT_AVX2
         if Runtime.useAVX2, !reference {
             let layout = try m.bitSerialLayout()
-            for i in 0..<n {
-                acts.ints.quantize(x + i * m.cols, into: workspace + i * rowBytes)
-                BitSerialKernelAVX2.writePlanes(acts, workspace + i * rowBytes)
-                acts.prepareLanes(workspace + i * rowBytes)
-            }
+            for i in 0..<n { BitSerialKernelAVX2.prepare(acts, x + i * m.cols, into: workspace + i * rowBytes) }
             parallelRanges(m.rows) { range in
                 BitSerialKernelAVX2.run(layout, groupSize: m.groupSize, acts: acts, n: n, rows: m.rows,
                                         actBase: workspace, actStride: rowBytes, y: y, rowRange: range)

@@ -1,22 +1,39 @@
 #if LOWBIT_AVX2
 import _Builtin_intrinsics.intel
 
-/// The bit-serial family on AVX2: per 256-column chunk, weight plane i against activation plane
-/// j by AND and a nibble-`vpshufb` popcount, 32 bytes at a time. The AND is done per nibble (the
-/// activations come pre-split into nibble bytes, the weight is split once per chunk), and the
-/// lookup tables hold popcount·2^j (−popcount·2^(A−1) for the top plane), so the weighted
-/// popcounts of up to four planes add up in one byte: A = 2 and 4 need one such byte sum,
-/// A = 8 two (planes 0–3, at most 120; planes 4–7, −64 … 56, worth 16×). `vpmaddubsw` by ones
-/// and a shift by i sum the weight planes in int16, and `vpmaddwd` widens to one Int32 per 32
-/// columns, which the group scales, expanded to those lanes, turn into floats: y += d·sa·Σq·qa.
-/// The offsets' term m·sa·Σqa does not involve the codes and is added once per row from
-/// per-group terms.
+/// The bit-serial family on AVX2, per 256-column chunk and weight plane i:
+///   - A = 2 and 4: against activation plane j by AND and a nibble-`vpshufb` popcount, 32 bytes
+///     at a time. The AND is done per nibble (the activations come pre-split into nibble bytes),
+///     and the lookup tables hold popcount·2^j (−popcount·2^(A−1) for the top plane), so the
+///     weighted popcounts of all A planes add up in one byte (at most 64 in size);
+///   - A = 8: the same integer as a masked sum, Σₖ bit i of qₖ · qaₖ, for 8 activation planes
+///     would take 8 popcounts: a lookup turns bit j of each weight nibble into a 0/1 byte and
+///     `vpmaddubsw` multiplies it with the int8 activation of its column
+///     (`BitSerialActivations.maskedSumOrder`), 32 columns per lookup.
+/// Pair sums in int16, shifted by i, sum the weight planes, and `vpmaddwd` widens to one Int32
+/// per 32 columns, which the group scales, expanded to those lanes, turn into floats:
+/// y += d·sa·Σq·qa. The offsets' term m·sa·Σqa does not involve the codes and is added once
+/// per row from per-group terms.
 enum BitSerialKernelAVX2 {
     @inline(__always)
     static func load(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
 
-    /// Planes by `vpmovmskb` (bit j of each int8 shifted to the top), then the nibble split.
+    /// Rounds activation row x and writes what the kernel reads: planes and their nibbles
+    /// (A = 2, 4) or the masked-sum order (A = 8), then the lane terms.
+    static func prepare(_ acts: BitSerialActivations, _ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
+        acts.ints.quantize(x, into: base)
+        if acts.bits == 8 {
+            acts.writeMaskedSumOrder(base)
+        } else {
+            writePlanes(acts, base)
+        }
+        acts.prepareLanes(base)
+    }
+
+    /// Planes by `vpmovmskb` (bit j of each int8 shifted to the top), then the nibble split
+    /// (A = 2 and 4: at A = 8 the row holds no nibbles).
     static func writePlanes(_ acts: BitSerialActivations, _ base: UnsafeMutableRawPointer) {
+        precondition(acts.bits != 8, "bit-serial nibbles are for A = 2 and 4")
         let q = UnsafeRawPointer(acts.ints.codes(base)), planes = UnsafeMutableRawPointer(acts.planes(base))
         let nib = UnsafeMutableRawPointer(acts.nibbles(base)), stride = acts.planeStride
         for i in 0..<(acts.bits * stride) { planes.storeBytes(of: 0, toByteOffset: i, as: UInt8.self) }
@@ -65,67 +82,77 @@ enum BitSerialKernelAVX2 {
                      _ acts: BitSerialActivations, _ n: Int, _ rows: Int, _ actBase: UnsafeMutableRawPointer,
                      _ actStride: Int, _ y: UnsafeMutablePointer<Float>, _ rowRange: Range<Int>) {
         let weightBits = WeightBits.value, actBits = ActBits.value
-        let ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1)
+        let ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(0x0F)
+        // Bit j of a nibble, per nibble value (A = 8's masked sums).
+        let bit0 = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1)
+        let bit1 = _mm256_setr_epi8(0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1)
+        let bit2 = _mm256_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1)
+        let bit3 = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
         let t1 = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                   0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4)
-        let t2 = _mm256_add_epi8(t1, t1), t4 = _mm256_add_epi8(t2, t2), t8 = _mm256_add_epi8(t4, t4)
-        let zero = _mm256_setzero_si256()
-        let topTable = _mm256_sub_epi8(zero, actBits == 2 ? t2 : t8)  // −2^(A−1) for A = 2; A = 4, 8: −8 (× 16 for A = 8's high half)
+        let t2 = _mm256_add_epi8(t1, t1), t4 = _mm256_add_epi8(t2, t2)
+        let topTable = _mm256_sub_epi8(_mm256_setzero_si256(), actBits == 2 ? t2 : _mm256_add_epi8(t4, t4))  // −2^(A−1)·popcount
         // Chunk lane l (32 columns) belongs to the chunk's group l·32/G.
         let expand = groupSize == 32 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
             : groupSize == 64 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3) : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)
-        // Weight planes 0..<4 sum in int16: pair sums × 2^i (× 2^(i+4) for A = 8's high half)
-        // keeps every partial sum of a 16-column pair within ±30720. The 5-plane value codes of
-        // mixed 4-bit types widen each plane to int32 instead.
+        // Weight planes 0..<4 sum in int16: an int16 of a plane sums 16 columns, at most
+        // 16 × 127 = 2032 in size, so Σ 2^i × them stays within ±30480. The 5-plane value codes
+        // of mixed 4-bit types widen each plane to int32 instead.
         let sumsInInt16 = weightBits <= 4
         let groupsPerChunk = 256 / groupSize, groups = acts.groups
         let stride = layout.planeStride, chunks = acts.chunks
         let codes = UnsafeRawPointer(layout.codes.pointer)
         let dBase = UnsafePointer(layout.scales.floats()), mBase = UnsafePointer(layout.offsets.floats())
+        // Where each part of a prepared activation row starts, once rather than per row.
+        let row0 = UnsafeRawPointer(actBase)
+        let nibbleOffset = UnsafeRawPointer(acts.nibbles(actBase)) - row0, maskedOffset = UnsafeRawPointer(acts.maskedSumOrder(actBase)) - row0
+        let laneOffset = UnsafeRawPointer(acts.laneScales(actBase)) - row0, termOffset = UnsafeRawPointer(acts.groupOffsetTerms(actBase)) - row0
         for r in rowRange {
             let w = codes + r * weightBits * stride
             let d = dBase + r * layout.paramStride, m = mBase + r * layout.paramStride
             for i in 0..<n {
-                let a = actBase + i * actStride
-                let nib = UnsafeRawPointer(acts.nibbles(a))
-                let laneScale = UnsafePointer(acts.laneScales(a)), groupTerm = UnsafePointer(acts.groupOffsetTerms(a))
+                let a = row0 + i * actStride
+                let nib = a + nibbleOffset, maskedOrder = a + maskedOffset
+                let laneScale = (a + laneOffset).assumingMemoryBound(to: Float.self), groupTerm = (a + termOffset).assumingMemoryBound(to: Float.self)
                 var acc = _mm256_setzero_ps()
                 for c in 0..<chunks {
                     var words = _mm256_setzero_si256(), sum = _mm256_setzero_si256()
                     // Wrapping offsets: in range by the layouts' sizes, and without overflow
                     // checks the compiler keeps the plane offsets out of the chunk loop.
-                    let wc = w + 32 &* c, nc = nib + 32 &* c
+                    let wc = w + 32 &* c, nc = nib + 32 &* c, qc = maskedOrder + 256 &* c
                     for p in 0..<weightBits {
-                        // The activation nibbles are at most 0x0F, so their AND clears the weight's
-                        // other bits: the weight is shifted for its high nibbles, never masked.
                         let v = load(wc + p &* stride)
-                        let wl = v, wh = _mm256_srli_epi16(v, 4)
-                        @inline(__always) func term(_ j: Int, _ table: __m256i) -> __m256i {
-                            let lo = _mm256_and_si256(wl, load(nc + (2 &* j) &* stride))
-                            let hi = _mm256_and_si256(wh, load(nc + (2 &* j &+ 1) &* stride))
-                            return _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi))
+                        // Int16 pair sums of plane p against the activations, by A.
+                        let planeWords: __m256i
+                        if actBits == 8 {
+                            // Masked sums: bit j of each weight nibble as a 0/1 byte (a lookup)
+                            // times the integer of its column, pair-summed by `vpmaddubsw`.
+                            let wl = _mm256_and_si256(v, mask), wh = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask)
+                            @inline(__always) func masked(_ half: __m256i, _ bit: __m256i, _ vector: Int) -> __m256i {
+                                _mm256_maddubs_epi16(_mm256_shuffle_epi8(bit, half), load(qc + 32 &* vector))
+                            }
+                            let low = _mm256_add_epi16(_mm256_add_epi16(masked(wl, bit0, 0), masked(wl, bit1, 1)),
+                                                       _mm256_add_epi16(masked(wl, bit2, 2), masked(wl, bit3, 3)))
+                            let high = _mm256_add_epi16(_mm256_add_epi16(masked(wh, bit0, 4), masked(wh, bit1, 5)),
+                                                        _mm256_add_epi16(masked(wh, bit2, 6), masked(wh, bit3, 7)))
+                            planeWords = _mm256_add_epi16(low, high)
+                        } else {
+                            // Popcounts. The activation nibbles are at most 0x0F, so their AND
+                            // clears the weight's other bits: the weight is shifted for its high
+                            // nibbles, never masked.
+                            let wl = v, wh = _mm256_srli_epi16(v, 4)
+                            @inline(__always) func term(_ j: Int, _ table: __m256i) -> __m256i {
+                                let lo = _mm256_and_si256(wl, load(nc + (2 &* j) &* stride))
+                                let hi = _mm256_and_si256(wh, load(nc + (2 &* j &+ 1) &* stride))
+                                return _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi))
+                            }
+                            // Byte sums of the weighted popcounts.
+                            let bytes = actBits == 2 ? _mm256_add_epi8(term(0, t1), term(1, topTable))
+                                : _mm256_add_epi8(_mm256_add_epi8(term(0, t1), term(1, t2)), _mm256_add_epi8(term(2, t4), term(3, topTable)))
+                            planeWords = _mm256_maddubs_epi16(ones, bytes)
                         }
-                        // Byte sums of the weighted popcounts: one for A = 2 and 4, low and high
-                        // (worth 16×) for A = 8.
-                        let low: __m256i, high: __m256i
-                        switch actBits {
-                        case 2:
-                            low = _mm256_add_epi8(term(0, t1), term(1, topTable)); high = zero
-                        case 4:
-                            low = _mm256_add_epi8(_mm256_add_epi8(term(0, t1), term(1, t2)),
-                                                  _mm256_add_epi8(term(2, t4), term(3, topTable)))
-                            high = zero
-                        default:
-                            low = _mm256_add_epi8(_mm256_add_epi8(term(0, t1), term(1, t2)),
-                                                  _mm256_add_epi8(term(2, t4), term(3, t8)))
-                            high = _mm256_add_epi8(_mm256_add_epi8(term(4, t1), term(5, t2)),
-                                                   _mm256_add_epi8(term(6, t4), term(7, topTable)))
-                        }
-                        // Pair sums of this plane (A = 8's high half worth 16×), then weighted by
-                        // 2^p with a shift: a constant 2^p per plane would be one more shuffle-port
-                        // broadcast per plane, as registers are all taken.
-                        var planeWords = _mm256_maddubs_epi16(ones, low)
-                        if actBits == 8 { planeWords = _mm256_add_epi16(planeWords, _mm256_slli_epi16(_mm256_maddubs_epi16(ones, high), 4)) }
+                        // Weighted by 2^p with a shift: a constant 2^p per plane would be one more
+                        // shuffle-port broadcast per plane, as registers are all taken.
                         if sumsInInt16 {
                             words = _mm256_add_epi16(words, p == 0 ? planeWords : _mm256_slli_epi16(planeWords, Int32(p)))
                         } else {
