@@ -6,7 +6,7 @@ import _Builtin_intrinsics.intel
 ///     at a time. The AND is done per nibble (the activations come pre-split into nibble bytes),
 ///     and the lookup tables hold popcount·2^j (−popcount·2^(A−1) for the top plane), so the
 ///     weighted popcounts of all A planes add up in one byte (at most 64 in size);
-///   - A = 8: the same integer as a masked sum, Σₖ bit i of qₖ · qaₖ, for 8 activation planes
+///   - A = 8: the same integer as a masked sum Σₖ (bit i of qₖ)·qaₖ, as 8 activation planes
 ///     would take 8 popcounts: a lookup turns bit j of each weight nibble into a 0/1 byte and
 ///     `vpmaddubsw` multiplies it with the int8 activation of its column
 ///     (`BitSerialActivations.maskedSumOrder`), 32 columns per lookup.
