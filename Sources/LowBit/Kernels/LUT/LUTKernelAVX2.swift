@@ -115,50 +115,28 @@ enum LUTKernelAVX2 {
         @inline(__always)
         static func laneSum(_ a: __m256i) -> __m256i { _mm256_cvtepi16_epi32(_mm_add_epi16(a.lowHalf, a.highHalf)) }
 
-        /// Σₚ 2ᵖ·Lₚ for rows 0..<8 and 8..<16, bias included (`bias` says how much).
+        /// Σₚ 2ᵖ·Lₚ for rows 0..<8 and 8..<16, bias removed. Bias per row and group:
+        /// (G/4) k-groups × 128 × (1 + 2) for a pair, × 1 for a lone plane.
         @inline(__always)
-        func planeSums(bits: Int) -> (__m256i, __m256i) {
-            // One unit's sums at plane weight 2^shift.
-            @inline(__always) func term(_ a: __m256i, _ shift: Int32) -> __m256i {
-                shift == 0 ? Accumulators.laneSum(a) : _mm256_slli_epi32(Accumulators.laneSum(a), shift)
+        func planeSums(bits: Int, groupSize: Int) -> (__m256i, __m256i) {
+            let pairBias = _mm256_set1_epi32(Int32(96 * groupSize))
+            let loneBias = _mm256_set1_epi32(Int32(32 * groupSize))
+            // One unit's sums, bias removed, at plane weight 2^shift.
+            @inline(__always) func term(_ a: __m256i, _ bias: __m256i, _ shift: Int32) -> __m256i {
+                let s = _mm256_sub_epi32(Accumulators.laneSum(a), bias)
+                return shift == 0 ? s : _mm256_slli_epi32(s, shift)
             }
             // Rows 0..<8 from (a0, a2, a4), rows 8..<16 from (a1, a3, a5).
             @inline(__always) func rows(_ pair0: __m256i, _ second: __m256i, _ lone5: __m256i) -> __m256i {
                 switch bits {
-                case 1: return term(second, 0)
-                case 2: return term(pair0, 0)
-                case 3, 4: return _mm256_add_epi32(term(pair0, 0), term(second, 2))
-                default: return _mm256_add_epi32(_mm256_add_epi32(term(pair0, 0), term(second, 2)), term(lone5, 4))
+                case 1: return term(second, loneBias, 0)
+                case 2: return term(pair0, pairBias, 0)
+                case 3: return _mm256_add_epi32(term(pair0, pairBias, 0), term(second, loneBias, 2))
+                case 4: return _mm256_add_epi32(term(pair0, pairBias, 0), term(second, pairBias, 2))
+                default: return _mm256_add_epi32(_mm256_add_epi32(term(pair0, pairBias, 0), term(second, pairBias, 2)), term(lone5, loneBias, 4))
                 }
             }
             return (rows(a0, a2, a4), rows(a1, a3, a5))
-        }
-
-        /// What the UInt8 bias of the lookups adds to each of `planeSums`: per row and group,
-        /// (G/4) k-groups × 128 × (1 + 2) for a plane pair, × 1 for a lone plane, at its weight.
-        static func bias(bits: Int, groupSize: Int) -> Float {
-            let pair = 96 * groupSize, lone = 32 * groupSize
-            switch bits {
-            case 1: return Float(lone)
-            case 2: return Float(pair)
-            case 3: return Float(pair + 4 * lone)
-            case 4: return Float(pair + 4 * pair)
-            default: return Float(pair + 4 * pair + 16 * lone)
-            }
-        }
-    }
-
-    /// One group's numbers from the activation side (one activation row): ts/2, Σx, and the
-    /// zero point ((2ᵇ − 1)/2)·Σx − (ts/2)·B, which also takes the lookups' bias B out of the
-    /// biased sums S + B: (ts/2)·(S + B) + zeroPoint = (ts/2)·S + ((2ᵇ − 1)/2)·Σx.
-    struct GroupTerms {
-        let halfScale: Float, zeroPoint: Float, sum: Float
-
-        @inline(__always)
-        init(levels: Float, bias: Float, tableScale: Float, groupSum: Float) {
-            halfScale = tableScale / 2
-            zeroPoint = levels / 2 * groupSum - halfScale * bias
-            sum = groupSum
         }
     }
 
@@ -170,10 +148,11 @@ enum LUTKernelAVX2 {
         /// d·((ts/2)·S + ((2ᵇ − 1)/2)·Σx) + m·Σx so that d and m are the matrix's own values.
         /// Parameters at p: 16 d, then 16 m, Float16 or Float32 (`GroupParameters`).
         @inline(__always)
-        mutating func add(_ sums: (__m256i, __m256i), params p: UnsafeRawPointer, half: Bool, group: GroupTerms) {
+        mutating func add(_ sums: (__m256i, __m256i), params p: UnsafeRawPointer, half: Bool, levels: Float,
+                          tableScale: Float, groupSum: Float) {
             let e = half ? 2 : 4
-            let scale = _mm256_set1_ps(group.halfScale), zeroPoint = _mm256_set1_ps(group.zeroPoint)
-            let sum = _mm256_set1_ps(group.sum)
+            let scale = _mm256_set1_ps(tableScale / 2), zeroPoint = _mm256_set1_ps(levels / 2 * groupSum)
+            let sum = _mm256_set1_ps(groupSum)
             let t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.0), scale, zeroPoint)
             let t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.1), scale, zeroPoint)
             y0 = _mm256_fmadd_ps(GroupParameters.load8(p, half: half), t0, y0)
@@ -196,7 +175,7 @@ enum LUTKernelAVX2 {
         let bits = Bits.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let params = layout.params.address(0), half = layout.params.half, e = layout.params.elementBytes
-        let levels = Float((1 << bits) - 1), bias = Accumulators.bias(bits: bits, groupSize: groupSize)
+        let levels = Float((1 << bits) - 1)
         let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let codes = UnsafeRawPointer(layout.codes.pointer)
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
@@ -242,14 +221,10 @@ enum LUTKernelAVX2 {
                             c += 1
                         }
                         let p = rowParams + g * groupStride
-                        out0.add(acc0.planeSums(bits: bits), params: p, half: half,
-                                 group: GroupTerms(levels: levels, bias: bias, tableScale: ts.0[g], groupSum: sx.0[g]))
-                        out1.add(acc1.planeSums(bits: bits), params: p, half: half,
-                                 group: GroupTerms(levels: levels, bias: bias, tableScale: ts.1[g], groupSum: sx.1[g]))
-                        out2.add(acc2.planeSums(bits: bits), params: p, half: half,
-                                 group: GroupTerms(levels: levels, bias: bias, tableScale: ts.2[g], groupSum: sx.2[g]))
-                        out3.add(acc3.planeSums(bits: bits), params: p, half: half,
-                                 group: GroupTerms(levels: levels, bias: bias, tableScale: ts.3[g], groupSum: sx.3[g]))
+                        out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: p, half: half, levels: levels, tableScale: ts.0[g], groupSum: sx.0[g])
+                        out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: p, half: half, levels: levels, tableScale: ts.1[g], groupSum: sx.1[g])
+                        out2.add(acc2.planeSums(bits: bits, groupSize: groupSize), params: p, half: half, levels: levels, tableScale: ts.2[g], groupSum: sx.2[g])
+                        out3.add(acc3.planeSums(bits: bits, groupSize: groupSize), params: p, half: half, levels: levels, tableScale: ts.3[g], groupSum: sx.3[g])
                     }
                     let firstRow = block * LUTLayout.rowsPerBlock
                     out0.store(y + first * rows, first: firstRow, rows: rows)
@@ -271,10 +246,8 @@ enum LUTKernelAVX2 {
                             acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
                             c += 1
                         }
-                        out0.add(acc0.planeSums(bits: bits), params: rowParams + g * groupStride, half: half,
-                                 group: GroupTerms(levels: levels, bias: bias, tableScale: ts0[g], groupSum: sx0[g]))
-                        out1.add(acc1.planeSums(bits: bits), params: rowParams + g * groupStride, half: half,
-                                 group: GroupTerms(levels: levels, bias: bias, tableScale: ts1[g], groupSum: sx1[g]))
+                        out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, half: half, levels: levels, tableScale: ts0[g], groupSum: sx0[g])
+                        out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, half: half, levels: levels, tableScale: ts1[g], groupSum: sx1[g])
                     }
                     out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                     out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
@@ -288,8 +261,7 @@ enum LUTKernelAVX2 {
                             acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             c += 1
                         }
-                        out.add(acc.planeSums(bits: bits), params: rowParams + g * groupStride, half: half,
-                                 group: GroupTerms(levels: levels, bias: bias, tableScale: ts0[g], groupSum: sx0[g]))
+                        out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, half: half, levels: levels, tableScale: ts0[g], groupSum: sx0[g])
                     }
                     out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                     first += 1
@@ -306,7 +278,7 @@ enum LUTKernelAVX2 {
         let bits = Bits.value, count = Count.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let half = layout.params.half, e = layout.params.elementBytes
-        let levels = Float((1 << bits) - 1), bias = Accumulators.bias(bits: bits, groupSize: groupSize)
+        let levels = Float((1 << bits) - 1)
         let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
         let w = UnsafeRawPointer(layout.codes.pointer) + block * blockBytes
@@ -328,12 +300,11 @@ enum LUTKernelAVX2 {
                 c += 1
             }
             let q = p + g * groupStride
-            let terms = GroupTerms(levels: levels, bias: bias, tableScale: ts[g], groupSum: sx[g])
-            out0.add(acc0.planeSums(bits: bits), params: q, half: half, group: terms)
-            out1.add(acc1.planeSums(bits: bits), params: q + blockStride, half: half, group: terms)
+            out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: q, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+            out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: q + blockStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
             if count > 2 {
-                out2.add(acc2.planeSums(bits: bits), params: q + 2 * blockStride, half: half, group: terms)
-                out3.add(acc3.planeSums(bits: bits), params: q + 3 * blockStride, half: half, group: terms)
+                out2.add(acc2.planeSums(bits: bits, groupSize: groupSize), params: q + 2 * blockStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+                out3.add(acc3.planeSums(bits: bits, groupSize: groupSize), params: q + 3 * blockStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
             }
         }
         let first = block * LUTLayout.rowsPerBlock
