@@ -36,10 +36,11 @@ public struct LUTTables {
 
     /// Builds the tables of activation row `x` at `base`. With `biased`, entries are stored as
     /// UInt8 bit patterns of T + 128 (what `vpmaddubsw` wants as its unsigned operand).
-    /// Uses the AVX2 builder when it runs (same bytes: tests compare the two).
+    /// Uses the AVX2 builder when it runs and the group size is a multiple of 32, as every
+    /// supported one is (same bytes: tests compare the two).
     public func build(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, biased: Bool) {
         #if LOWBIT_AVX2
-        if Runtime.useAVX2 {
+        if Runtime.useAVX2, groupSize % 32 == 0 {
             buildAVX2(x, into: base, biased: biased)
             return
         }
