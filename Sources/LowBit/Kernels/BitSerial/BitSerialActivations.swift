@@ -1,5 +1,6 @@
 /// One activation row prepared for the bit-serial family: the A-bit integers of
-/// `Int8Activations`, then their bit planes, row-wide:
+/// `Int8Activations`, then their bit planes (the portable kernel's input, and the AVX2 kernel's
+/// at A = 2 and 4), row-wide:
 ///   plane j = bit j of qa for every column, `planeStride` bytes (cols/8 rounded up to 32, zero
 ///   padded), planes j = 0 ..< A one after another.
 /// For the AVX2 kernel, then its activation input: at A = 2 and 4 each plane split into low and
@@ -55,8 +56,9 @@ struct BitSerialActivations {
         }
     }
 
-    /// Rounds x and writes the planes bit by bit (the portable kernel's preparation; the AVX2
-    /// kernel writes the same planes with `vpmovmskb` and adds its input and lane terms).
+    /// Rounds x and writes the planes bit by bit (the portable kernel's preparation; at A = 2
+    /// and 4 the AVX2 kernel writes the same planes with `vpmovmskb`, see
+    /// `BitSerialKernelAVX2.prepare`).
     func prepare(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
         let ints = self.ints
         ints.quantize(x, into: base)
