@@ -62,20 +62,19 @@ public enum AutoKernel {
             return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
         }
         var y = [Float](repeating: 0, count: n * m.rows)
-        let families = candidates
         // Rounds alternate the families, and each keeps its fastest call, so a burst of load on
         // this shared machine slows one call, not one family. Each family is timed twice per
         // round: with its layout just flushed from the cache (as when a model streams its layers
         // from DRAM) and right after, cache-hot.
-        var cold = [Double](repeating: .infinity, count: families.count), hot = cold
+        var cold = [Double](repeating: .infinity, count: candidates.count), hot = cold
         try x.withUnsafeBufferPointer { xp in
             try y.withUnsafeMutableBufferPointer { yp in
-                for family in families {
+                for family in candidates {
                     try m.prepare(family)
                     try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family)  // warm-up
                 }
                 for _ in 0..<5 {
-                    for (i, family) in families.enumerated() {
+                    for (i, family) in candidates.enumerated() {
                         if AlignedBuffer.canEvictFromCache {
                             m.evictLayoutFromCache(family)
                             let t0 = monotonicSeconds()
@@ -90,7 +89,7 @@ public enum AutoKernel {
             }
         }
         // Without cache flushes there is no streamed timing: the cache-hot one stands for both.
-        return families[pick(cold: AlignedBuffer.canEvictFromCache ? cold : hot, hot: hot)]
+        return candidates[pick(cold: AlignedBuffer.canEvictFromCache ? cold : hot, hot: hot)]
     }
 
     /// The family whose worse ratio to the fastest, over streamed and cache-hot weights, is the

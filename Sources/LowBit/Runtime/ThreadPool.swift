@@ -8,10 +8,11 @@ import Synchronization
 /// `run(parts:)` hands part 0 to the caller and part i to worker i − 1. Workers spin for about a
 /// millisecond after each job before sleeping on a condition variable, so the back-to-back
 /// products of a decode loop are dispatched without a system call (on the 2-core VM of the
-/// README the second part of a job started 0.5 µs after the call, and an empty 2-part job took
-/// 0.9 µs in all; `lowbit bench` prints both), and an idle pool costs nothing. One job runs at a time: a caller that finds the pool busy (another thread's product,
-/// or a product started from inside a job) runs all its parts itself. Parts never depend on which
-/// thread runs them, so results are the same either way.
+/// README the second part of a job started 0.4–0.5 µs after the call, and an empty 2-part job
+/// took 0.8–0.9 µs in all; `lowbit bench` prints both), and an idle pool costs nothing. One job
+/// runs at a time: a caller that finds the pool busy (another thread's product, or a product
+/// started from inside a job) runs all its parts itself. Parts never depend on which thread runs
+/// them, so results are the same either way.
 final class ThreadPool: @unchecked Sendable {
     static let shared = ThreadPool()
 

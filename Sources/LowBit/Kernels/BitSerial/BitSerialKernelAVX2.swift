@@ -103,16 +103,17 @@ enum BitSerialKernelAVX2 {
         let stride = layout.planeStride, chunks = acts.chunks
         let codes = UnsafeRawPointer(layout.codes.pointer)
         let dBase = UnsafePointer(layout.scales.floats()), mBase = UnsafePointer(layout.offsets.floats())
-        // Where each part of a prepared activation row starts, once rather than per row.
+        // Where each part of a prepared activation row starts, once rather than per row. The
+        // kernel's input is the nibbles (A = 2, 4) or the masked-sum order (A = 8), at one place.
         let row0 = UnsafeRawPointer(actBase)
-        let nibbleOffset = UnsafeRawPointer(acts.nibbles(actBase)) - row0, maskedOffset = UnsafeRawPointer(acts.maskedSumOrder(actBase)) - row0
+        let inputOffset = UnsafeRawPointer(acts.nibbles(actBase)) - row0
         let laneOffset = UnsafeRawPointer(acts.laneScales(actBase)) - row0, termOffset = UnsafeRawPointer(acts.groupOffsetTerms(actBase)) - row0
         for r in rowRange {
             let w = codes + r * weightBits * stride
             let d = dBase + r * layout.paramStride, m = mBase + r * layout.paramStride
             for i in 0..<n {
                 let a = row0 + i * actStride
-                let nib = a + nibbleOffset, maskedOrder = a + maskedOffset
+                let nib = a + inputOffset, maskedOrder = a + inputOffset
                 let laneScale = (a + laneOffset).assumingMemoryBound(to: Float.self), groupTerm = (a + termOffset).assumingMemoryBound(to: Float.self)
                 var acc = _mm256_setzero_ps()
                 for c in 0..<chunks {
