@@ -209,7 +209,8 @@ final class StackTests: XCTestCase {
 }
 
 final class SignMatrixTests: XCTestCase {
-    /// Both ways of packing signs give the same layout, and products equal Σ ±x (within int8 tables).
+    /// Both ways of packing signs give the same layout, and products equal Σ ±x (within int8 tables);
+    /// the AVX2 kernel (N = 1 and N > 1) gives the portable path's sums.
     func testSignMatrixPackingAndProduct() throws {
         var rng = TestRandom(seed: 61)
         for (rows, cols) in [(1, 32), (17, 96), (40, 256)] {
@@ -230,6 +231,11 @@ final class SignMatrixTests: XCTestCase {
             var portable = [Float](repeating: 0, count: 3 * rows)
             try portableOnly { try fast.multiply(x, n: 3, into: &portable) }
             XCTAssertLessThanOrEqual(normalizedError(portable, ref), 5e-4)
+            // Same tables, same integer sums: the two paths differ only by float rounding.
+            XCTAssertLessThanOrEqual(normalizedError(y, portable), 1e-12, "\(rows)x\(cols)")
+            var one = [Float](repeating: 0, count: rows)
+            try fast.multiply(x, n: 1, into: &one)
+            XCTAssertLessThanOrEqual(normalizedError(one, portable[0..<rows]), 1e-12, "\(rows)x\(cols) n=1")
         }
         XCTAssertThrowsStatus(.invalidArgument, try SignMatrix(rows: 2, cols: 48) { _, _ in true })
     }

@@ -149,6 +149,18 @@ enum LUTKernelAVX2 {
         }
     }
 
+    /// How a layout's group parameters enter the outputs: Float16 or Float32, 2ᵇ − 1 levels, or a
+    /// sign matrix's shared d = 2, m = −1, whose terms reduce to ts·S.
+    struct ParameterFormat {
+        let half: Bool
+        let levels: Float
+        let signs: Bool
+
+        init(_ layout: LUTLayout) {
+            (half, levels, signs) = (layout.params.half, Float((1 << layout.bits) - 1), layout.isSignMatrix)
+        }
+    }
+
     /// Float outputs of one row block for one activation row: y0 the even rows, y1 the odd rows
     /// (the order of `planeSums` and of the layout's parameters).
     struct Outputs {
@@ -157,12 +169,18 @@ enum LUTKernelAVX2 {
         /// y += (d/2)·ts·Σₚ 2ᵖ·Lₚ + (m + d·(2ᵇ − 1)/2)·Σx for one group, evaluated as
         /// d·((ts/2)·S + ((2ᵇ − 1)/2)·Σx) + m·Σx so that d and m are the matrix's own values.
         /// Parameters at p: 16 d, then 16 m, each even rows then odd rows, Float16 or Float32
-        /// (`GroupParameters`).
+        /// (`GroupParameters`). A sign matrix (d = 2, m = −1 everywhere) adds just ts·S.
         @inline(__always)
-        mutating func add(_ sums: (even: __m256i, odd: __m256i), params p: UnsafeRawPointer, half: Bool, levels: Float,
+        mutating func add(_ sums: (even: __m256i, odd: __m256i), params p: UnsafeRawPointer, format: ParameterFormat,
                           tableScale: Float, groupSum: Float) {
-            let e = half ? 2 : 4
-            let scale = _mm256_set1_ps(tableScale / 2), zeroPoint = _mm256_set1_ps(levels / 2 * groupSum)
+            if format.signs {
+                let scale = _mm256_set1_ps(tableScale)
+                y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.even), scale, y0)
+                y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.odd), scale, y1)
+                return
+            }
+            let half = format.half, e = half ? 2 : 4
+            let scale = _mm256_set1_ps(tableScale / 2), zeroPoint = _mm256_set1_ps(format.levels / 2 * groupSum)
             let sum = _mm256_set1_ps(groupSum)
             let t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.even), scale, zeroPoint)
             let t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.odd), scale, zeroPoint)
@@ -189,8 +207,8 @@ enum LUTKernelAVX2 {
                      _ items: Range<Int>) {
         let bits = Bits.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
-        let params = layout.params.address(0), half = layout.params.half, e = layout.params.elementBytes
-        let levels = Float((1 << bits) - 1)
+        let params = layout.params.address(0), e = layout.params.elementBytes
+        let format = ParameterFormat(layout)
         let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let codes = UnsafeRawPointer(layout.codes.pointer)
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
@@ -236,10 +254,10 @@ enum LUTKernelAVX2 {
                             c += 1
                         }
                         let p = rowParams + g * groupStride
-                        out0.add(acc0.planeSums(bits: bits), params: p, half: half, levels: levels, tableScale: ts.0[g], groupSum: sx.0[g])
-                        out1.add(acc1.planeSums(bits: bits), params: p, half: half, levels: levels, tableScale: ts.1[g], groupSum: sx.1[g])
-                        out2.add(acc2.planeSums(bits: bits), params: p, half: half, levels: levels, tableScale: ts.2[g], groupSum: sx.2[g])
-                        out3.add(acc3.planeSums(bits: bits), params: p, half: half, levels: levels, tableScale: ts.3[g], groupSum: sx.3[g])
+                        out0.add(acc0.planeSums(bits: bits), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
+                        out1.add(acc1.planeSums(bits: bits), params: p, format: format, tableScale: ts.1[g], groupSum: sx.1[g])
+                        out2.add(acc2.planeSums(bits: bits), params: p, format: format, tableScale: ts.2[g], groupSum: sx.2[g])
+                        out3.add(acc3.planeSums(bits: bits), params: p, format: format, tableScale: ts.3[g], groupSum: sx.3[g])
                     }
                     let firstRow = block * LUTLayout.rowsPerBlock
                     out0.store(y + first * rows, first: firstRow, rows: rows)
@@ -261,8 +279,8 @@ enum LUTKernelAVX2 {
                             acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
                             c += 1
                         }
-                        out0.add(acc0.planeSums(bits: bits), params: rowParams + g * groupStride, half: half, levels: levels, tableScale: ts0[g], groupSum: sx0[g])
-                        out1.add(acc1.planeSums(bits: bits), params: rowParams + g * groupStride, half: half, levels: levels, tableScale: ts1[g], groupSum: sx1[g])
+                        out0.add(acc0.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
+                        out1.add(acc1.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
                     }
                     out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                     out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
@@ -276,7 +294,7 @@ enum LUTKernelAVX2 {
                             acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             c += 1
                         }
-                        out.add(acc.planeSums(bits: bits), params: rowParams + g * groupStride, half: half, levels: levels, tableScale: ts0[g], groupSum: sx0[g])
+                        out.add(acc.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
                     }
                     out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                     first += 1
@@ -292,8 +310,8 @@ enum LUTKernelAVX2 {
                                                                   _ y: UnsafeMutablePointer<Float>, _ block: Int) {
         let bits = Bits.value, count = Count.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
-        let half = layout.params.half, e = layout.params.elementBytes
-        let levels = Float((1 << bits) - 1)
+        let e = layout.params.elementBytes
+        let format = ParameterFormat(layout)
         let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
         let w = UnsafeRawPointer(layout.codes.pointer) + block * blockBytes
@@ -315,11 +333,11 @@ enum LUTKernelAVX2 {
                 c += 1
             }
             let q = p + g * groupStride
-            out0.add(acc0.planeSums(bits: bits), params: q, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
-            out1.add(acc1.planeSums(bits: bits), params: q + blockStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+            out0.add(acc0.planeSums(bits: bits), params: q, format: format, tableScale: ts[g], groupSum: sx[g])
+            out1.add(acc1.planeSums(bits: bits), params: q + blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
             if count > 2 {
-                out2.add(acc2.planeSums(bits: bits), params: q + 2 * blockStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
-                out3.add(acc3.planeSums(bits: bits), params: q + 3 * blockStride, half: half, levels: levels, tableScale: ts[g], groupSum: sx[g])
+                out2.add(acc2.planeSums(bits: bits), params: q + 2 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
+                out3.add(acc3.planeSums(bits: bits), params: q + 3 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
             }
         }
         let first = block * LUTLayout.rowsPerBlock

@@ -30,6 +30,9 @@ public final class LUTLayout: @unchecked Sendable {
     public let paramsBlockStride: Int
     public let paramsGroupStride: Int
 
+    /// A ±1 matrix: one shared parameter block, d = 2 and m = −1 (so w = 2q − 1).
+    public let isSignMatrix: Bool
+
     /// Where row i of a row block keeps its d (and, 16 further on, its m): even rows first.
     @inline(__always)
     static func paramSlot(_ i: Int) -> Int { (i % 2) * 8 + i / 2 }
@@ -113,7 +116,8 @@ public final class LUTLayout: @unchecked Sendable {
         }
     }
 
-    /// `paramGroups` nil: one shared parameter block for every row block and group.
+    /// `paramGroups` nil: a sign matrix, one shared parameter block (`fillParams` = `signParams`)
+    /// for every row block and group.
     /// `packCodes` false: leave the codes zero (the caller packs them).
     private init(rows: Int, cols: Int, bits: Int, paramGroups: Int?, half: Bool, packCodes: Bool = true,
                  code: (Int, Int) -> Int, fillParams: (GroupParameters, Int) -> Void) throws {
@@ -122,6 +126,7 @@ public final class LUTLayout: @unchecked Sendable {
         chunks = cols / 16
         self.bits = bits
         codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, chunks, 32 * bits, what: "LUT layout"))
+        isSignMatrix = paramGroups == nil
         if let groups = paramGroups {
             params = try GroupParameters(count: try checkedProduct(rowBlocks, groups, 32, what: "LUT layout"), half: half, what: "LUT layout")
             paramsBlockStride = groups * 32
