@@ -208,7 +208,7 @@ enum LUTKernelAVX2 {
         let bits = Bits.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let params = layout.params.address(0), e = layout.params.elementBytes
-        let format = ParameterFormat(layout)
+        let format = ParameterFormat(layout), start = Accumulators(bits: bits, groupSize: groupSize)
         let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let codes = UnsafeRawPointer(layout.codes.pointer)
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
@@ -243,7 +243,7 @@ enum LUTKernelAVX2 {
                     var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
                     var c = 0
                     for g in 0..<groups {
-                        var acc0 = Accumulators(bits: bits, groupSize: groupSize), acc1 = Accumulators(bits: bits, groupSize: groupSize), acc2 = Accumulators(bits: bits, groupSize: groupSize), acc3 = Accumulators(bits: bits, groupSize: groupSize)
+                        var acc0 = start, acc1 = start, acc2 = start, acc3 = start
                         for _ in 0..<chunksPerGroup {
                             let ix = Indices(bits: bits, w0 + c * unitBytes)
                             let t = t0 + 64 * c
@@ -272,7 +272,7 @@ enum LUTKernelAVX2 {
                     var out0 = Outputs(), out1 = Outputs()
                     var c = 0
                     for g in 0..<groups {
-                        var acc0 = Accumulators(bits: bits, groupSize: groupSize), acc1 = Accumulators(bits: bits, groupSize: groupSize)
+                        var acc0 = start, acc1 = start
                         for _ in 0..<chunksPerGroup {
                             let ix = Indices(bits: bits, w0 + c * unitBytes)
                             acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
@@ -289,7 +289,7 @@ enum LUTKernelAVX2 {
                     var out = Outputs()
                     var c = 0
                     for g in 0..<groups {
-                        var acc = Accumulators(bits: bits, groupSize: groupSize)
+                        var acc = start
                         for _ in 0..<chunksPerGroup {
                             acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             c += 1
@@ -311,7 +311,7 @@ enum LUTKernelAVX2 {
         let bits = Bits.value, count = Count.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let e = layout.params.elementBytes
-        let format = ParameterFormat(layout)
+        let format = ParameterFormat(layout), start = Accumulators(bits: bits, groupSize: groupSize)
         let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
         let w = UnsafeRawPointer(layout.codes.pointer) + block * blockBytes
@@ -321,7 +321,7 @@ enum LUTKernelAVX2 {
         var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
         var c = 0
         for g in 0..<groups {
-            var acc0 = Accumulators(bits: bits, groupSize: groupSize), acc1 = Accumulators(bits: bits, groupSize: groupSize), acc2 = Accumulators(bits: bits, groupSize: groupSize), acc3 = Accumulators(bits: bits, groupSize: groupSize)
+            var acc0 = start, acc1 = start, acc2 = start, acc3 = start
             for _ in 0..<chunksPerGroup {
                 let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
                 acc0.add(bits: bits, Indices(bits: bits, w + c * unitBytes), tlo, thi)
