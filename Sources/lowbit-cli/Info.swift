@@ -1,7 +1,7 @@
 import LowBit
 
 func printInfo() {
-    let wanted = ["sse4_2", "popcnt", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512vnni"]
+    let wanted = ["sse4_2", "popcnt", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512_vnni"]
     print("lowbit \(LowBitVersion.string)")
     print("cpu features: \(wanted.map { "\($0)=\(Runtime.cpuFeatures.contains($0) ? "yes" : "no")" }.joined(separator: " "))")
     print("avx2 kernels compiled in: \(Runtime.compiledWithAVX2 ? "yes" : "no (portable build)")")
