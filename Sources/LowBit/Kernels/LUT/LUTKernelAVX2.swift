@@ -4,7 +4,8 @@ import _Builtin_intrinsics.intel
 /// The LUT family on AVX2: the sums of `LUTKernel.portable`, 32 lookups per `vpshufb`, on the
 /// `LUTLayout` permutation. Lookups are int8 tables biased to UInt8 (T + 128) so that
 /// `vpmaddubsw` with bytes (1, 2) adds a plane pair of one row (or `vpunpck*bw` widens a lone
-/// plane) into int16; the bias is a constant per group, which the accumulators start below.
+/// plane) into int16; the bias is a constant per group, removed when the group is flushed.
+/// Int16 stays far from overflow: per group at most (G/8)·765 per lane, 24480 for G = 128.
 ///
 /// For N > 1 activation rows, each chunk's weight indices are decoded once and looked up in
 /// the tables of a tile of activation rows.
@@ -18,6 +19,7 @@ enum LUTKernelAVX2 {
     static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
                     tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>) {
         switch layout.bits {
+        case 1 where layout.isSignMatrix: body(SignPlane.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
         case 1: body(Static1.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
         case 2: body(Static2.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
         case 3: body(Static3.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
@@ -27,6 +29,10 @@ enum LUTKernelAVX2 {
     }
 
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
+
+    /// The bit width of a sign matrix's codes: 1, with d = 2 and m = −1 for every row and group,
+    /// known when the kernel is specialized, so its flush has neither a branch nor parameters.
+    enum SignPlane: StaticInt { static var value: Int { 1 } }
 
     /// Y = X·Wᵀ on a packed layout: tables of every activation row, then every (row block,
     /// activation tile) item on the thread pool.
@@ -68,21 +74,11 @@ enum LUTKernelAVX2 {
 
     /// Int16 group accumulators of one row block for one activation row: a0/a1 = plane pair 0
     /// (rows 0..<8 / 8..<16), a2/a3 = plane pair 1 (4 and 5 planes) or the lone top plane (1 and
-    /// 3 planes), a4/a5 = the lone top plane of 5 (the value codes of 4-bit mixed types). Each
-    /// lane holds one k-group parity. They start at minus the lookups' bias, so the group's sums
-    /// come out unbiased: per lane, (G/16) chunks × 2 lookups × 128 × (1 + 2) for a pair, × 1 for
-    /// a lone plane. Per lane they stay within ±(G/16)·768 (±6144 at G = 128), and two lanes
-    /// added within ±12288: far from the int16 limits.
+    /// 3 planes), a4/a5 = the lone top plane of 5 (the value codes of 4-bit mixed types).
     struct Accumulators {
-        var a0, a1, a2, a3, a4, a5: __m256i
-
-        @inline(__always)
-        init(bits: Int, groupSize: Int) {
-            let pair = _mm256_set1_epi16(Int16(-48 * groupSize)), lone = _mm256_set1_epi16(Int16(-16 * groupSize))
-            a0 = pair; a1 = pair
-            a2 = bits >= 4 ? pair : lone; a3 = a2
-            a4 = lone; a5 = lone
-        }
+        var a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256()
+        var a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256()
+        var a4 = _mm256_setzero_si256(), a5 = _mm256_setzero_si256()
 
         @inline(__always)
         static func pair(_ tlo: __m256i, _ thi: __m256i, _ lo: __m256i, _ hi: __m256i) -> __m256i {
@@ -120,32 +116,32 @@ enum LUTKernelAVX2 {
             }
         }
 
-        /// One unit's int16 sums of rows 0..<16 in order, its two lanes (k-group parities) added.
+        /// Adds the two lanes (k-group parities) and widens 8 row sums to int32.
         @inline(__always)
-        static func rowSums(_ rows0to7: __m256i, _ rows8to15: __m256i) -> __m256i {
-            _mm256_add_epi16(__m256i(lowHalf: rows0to7.lowHalf, highHalf: rows8to15.lowHalf),
-                             __m256i(lowHalf: rows0to7.highHalf, highHalf: rows8to15.highHalf))
-        }
+        static func laneSum(_ a: __m256i) -> __m256i { _mm256_cvtepi16_epi32(_mm_add_epi16(a.lowHalf, a.highHalf)) }
 
-        /// Σₚ 2ᵖ·Lₚ as int32 for the even rows (0, 2, …, 14) and the odd rows (1, 3, …, 15):
-        /// `vpmaddwd` widens each unit's sums at its plane weight (w, 0) or (0, w).
+        /// Σₚ 2ᵖ·Lₚ for rows 0..<8 and 8..<16, bias removed. Bias per row and group:
+        /// (G/4) k-groups × 128 × (1 + 2) for a pair, × 1 for a lone plane.
         @inline(__always)
-        func planeSums(bits: Int) -> (even: __m256i, odd: __m256i) {
-            @inline(__always) func widen(_ s: __m256i, _ weight: Int32) -> (__m256i, __m256i) {
-                (_mm256_madd_epi16(s, _mm256_set1_epi32(weight)), _mm256_madd_epi16(s, _mm256_set1_epi32(weight << 16)))
+        func planeSums(bits: Int, groupSize: Int) -> (__m256i, __m256i) {
+            let pairBias = _mm256_set1_epi32(Int32(96 * groupSize))
+            let loneBias = _mm256_set1_epi32(Int32(32 * groupSize))
+            // One unit's sums, bias removed, at plane weight 2^shift.
+            @inline(__always) func term(_ a: __m256i, _ bias: __m256i, _ shift: Int32) -> __m256i {
+                let s = _mm256_sub_epi32(Accumulators.laneSum(a), bias)
+                return shift == 0 ? s : _mm256_slli_epi32(s, shift)
             }
-            @inline(__always) func plus(_ a: (__m256i, __m256i), _ b: (__m256i, __m256i)) -> (__m256i, __m256i) {
-                (_mm256_add_epi32(a.0, b.0), _mm256_add_epi32(a.1, b.1))
+            // Rows 0..<8 from (a0, a2, a4), rows 8..<16 from (a1, a3, a5).
+            @inline(__always) func rows(_ pair0: __m256i, _ second: __m256i, _ lone5: __m256i) -> __m256i {
+                switch bits {
+                case 1: return term(second, loneBias, 0)
+                case 2: return term(pair0, pairBias, 0)
+                case 3: return _mm256_add_epi32(term(pair0, pairBias, 0), term(second, loneBias, 2))
+                case 4: return _mm256_add_epi32(term(pair0, pairBias, 0), term(second, pairBias, 2))
+                default: return _mm256_add_epi32(_mm256_add_epi32(term(pair0, pairBias, 0), term(second, pairBias, 2)), term(lone5, loneBias, 4))
+                }
             }
-            let r: (__m256i, __m256i)
-            switch bits {
-            case 1: r = widen(Accumulators.rowSums(a2, a3), 1)
-            case 2: r = widen(Accumulators.rowSums(a0, a1), 1)
-            case 3, 4: r = plus(widen(Accumulators.rowSums(a0, a1), 1), widen(Accumulators.rowSums(a2, a3), 4))
-            default: r = plus(plus(widen(Accumulators.rowSums(a0, a1), 1), widen(Accumulators.rowSums(a2, a3), 4)),
-                              widen(Accumulators.rowSums(a4, a5), 16))
-            }
-            return (r.0, r.1)
+            return (rows(a0, a2, a4), rows(a1, a3, a5))
         }
     }
 
@@ -156,34 +152,33 @@ enum LUTKernelAVX2 {
         let levels: Float
         let signs: Bool
 
-        init(_ layout: LUTLayout) {
-            (half, levels, signs) = (layout.params.half, Float((1 << layout.bits) - 1), layout.isSignMatrix)
+        init<Bits: StaticInt>(_ layout: LUTLayout, _: Bits.Type) {
+            (half, levels, signs) = (layout.params.half, Float((1 << Bits.value) - 1), Bits.self == SignPlane.self)
         }
     }
 
-    /// Float outputs of one row block for one activation row: y0 the even rows, y1 the odd rows
-    /// (the order of `planeSums` and of the layout's parameters).
+    /// Float outputs of one row block for one activation row.
     struct Outputs {
         var y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps()
 
         /// y += (d/2)·ts·Σₚ 2ᵖ·Lₚ + (m + d·(2ᵇ − 1)/2)·Σx for one group, evaluated as
         /// d·((ts/2)·S + ((2ᵇ − 1)/2)·Σx) + m·Σx so that d and m are the matrix's own values.
-        /// Parameters at p: 16 d, then 16 m, each even rows then odd rows, Float16 or Float32
-        /// (`GroupParameters`). A sign matrix (d = 2, m = −1 everywhere) adds just ts·S.
+        /// Parameters at p: 16 d, then 16 m, Float16 or Float32 (`GroupParameters`). A sign
+        /// matrix (d = 2, m = −1 everywhere) adds just ts·S.
         @inline(__always)
-        mutating func add(_ sums: (even: __m256i, odd: __m256i), params p: UnsafeRawPointer, format: ParameterFormat,
+        mutating func add(_ sums: (__m256i, __m256i), params p: UnsafeRawPointer, format: ParameterFormat,
                           tableScale: Float, groupSum: Float) {
             if format.signs {
                 let scale = _mm256_set1_ps(tableScale)
-                y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.even), scale, y0)
-                y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.odd), scale, y1)
+                y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.0), scale, y0)
+                y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.1), scale, y1)
                 return
             }
             let half = format.half, e = half ? 2 : 4
             let scale = _mm256_set1_ps(tableScale / 2), zeroPoint = _mm256_set1_ps(format.levels / 2 * groupSum)
             let sum = _mm256_set1_ps(groupSum)
-            let t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.even), scale, zeroPoint)
-            let t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.odd), scale, zeroPoint)
+            let t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.0), scale, zeroPoint)
+            let t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.1), scale, zeroPoint)
             y0 = _mm256_fmadd_ps(GroupParameters.load8(p, half: half), t0, y0)
             y1 = _mm256_fmadd_ps(GroupParameters.load8(p + 8 * e, half: half), t1, y1)
             y0 = _mm256_fmadd_ps(GroupParameters.load8(p + 16 * e, half: half), sum, y0)
@@ -192,12 +187,8 @@ enum LUTKernelAVX2 {
 
         @inline(__always)
         func store(_ y: UnsafeMutablePointer<Float>, first: Int, rows: Int) {
-            let r0to3and8to11 = _mm256_unpacklo_ps(y0, y1), r4to7and12to15 = _mm256_unpackhi_ps(y0, y1)
-            FloatVectors.storePrefix(__m256(lowHalf: r0to3and8to11.lowHalf, highHalf: r4to7and12to15.lowHalf), y + first, count: rows - first)
-            if first + 8 < rows {
-                FloatVectors.storePrefix(__m256(lowHalf: r0to3and8to11.highHalf, highHalf: r4to7and12to15.highHalf),
-                                         y + first + 8, count: rows - first - 8)
-            }
+            FloatVectors.storePrefix(y0, y + first, count: rows - first)
+            if first + 8 < rows { FloatVectors.storePrefix(y1, y + first + 8, count: rows - first - 8) }
         }
     }
 
@@ -208,7 +199,7 @@ enum LUTKernelAVX2 {
         let bits = Bits.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let params = layout.params.address(0), e = layout.params.elementBytes
-        let format = ParameterFormat(layout), start = Accumulators(bits: bits, groupSize: groupSize)
+        let format = ParameterFormat(layout, Bits.self)
         let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let codes = UnsafeRawPointer(layout.codes.pointer)
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
@@ -243,7 +234,7 @@ enum LUTKernelAVX2 {
                     var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
                     var c = 0
                     for g in 0..<groups {
-                        var acc0 = start, acc1 = start, acc2 = start, acc3 = start
+                        var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
                         for _ in 0..<chunksPerGroup {
                             let ix = Indices(bits: bits, w0 + c * unitBytes)
                             let t = t0 + 64 * c
@@ -254,10 +245,10 @@ enum LUTKernelAVX2 {
                             c += 1
                         }
                         let p = rowParams + g * groupStride
-                        out0.add(acc0.planeSums(bits: bits), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
-                        out1.add(acc1.planeSums(bits: bits), params: p, format: format, tableScale: ts.1[g], groupSum: sx.1[g])
-                        out2.add(acc2.planeSums(bits: bits), params: p, format: format, tableScale: ts.2[g], groupSum: sx.2[g])
-                        out3.add(acc3.planeSums(bits: bits), params: p, format: format, tableScale: ts.3[g], groupSum: sx.3[g])
+                        out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
+                        out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.1[g], groupSum: sx.1[g])
+                        out2.add(acc2.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.2[g], groupSum: sx.2[g])
+                        out3.add(acc3.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.3[g], groupSum: sx.3[g])
                     }
                     let firstRow = block * LUTLayout.rowsPerBlock
                     out0.store(y + first * rows, first: firstRow, rows: rows)
@@ -272,15 +263,15 @@ enum LUTKernelAVX2 {
                     var out0 = Outputs(), out1 = Outputs()
                     var c = 0
                     for g in 0..<groups {
-                        var acc0 = start, acc1 = start
+                        var acc0 = Accumulators(), acc1 = Accumulators()
                         for _ in 0..<chunksPerGroup {
                             let ix = Indices(bits: bits, w0 + c * unitBytes)
                             acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
                             c += 1
                         }
-                        out0.add(acc0.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
-                        out1.add(acc1.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
+                        out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
+                        out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
                     }
                     out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                     out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
@@ -289,12 +280,12 @@ enum LUTKernelAVX2 {
                     var out = Outputs()
                     var c = 0
                     for g in 0..<groups {
-                        var acc = start
+                        var acc = Accumulators()
                         for _ in 0..<chunksPerGroup {
                             acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             c += 1
                         }
-                        out.add(acc.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
+                        out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
                     }
                     out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                     first += 1
@@ -304,14 +295,16 @@ enum LUTKernelAVX2 {
     }
 
     /// N = 1 on `Count` (2 or 4) row blocks from `block` on, all of them present.
-    @inline(__always)
+    /// Kept out of line: inlined into `body`, its loop lost registers to the N > 1 paths'
+    /// values and reloaded its constants every chunk.
+    @inline(never)
     static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt>(_: Bits.Type, _: Count.Type, _ layout: LUTLayout, _ groupSize: Int,
                                                                   _ rows: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer,
                                                                   _ y: UnsafeMutablePointer<Float>, _ block: Int) {
         let bits = Bits.value, count = Count.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let e = layout.params.elementBytes
-        let format = ParameterFormat(layout), start = Accumulators(bits: bits, groupSize: groupSize)
+        let format = ParameterFormat(layout, Bits.self)
         let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
         let w = UnsafeRawPointer(layout.codes.pointer) + block * blockBytes
@@ -321,7 +314,7 @@ enum LUTKernelAVX2 {
         var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
         var c = 0
         for g in 0..<groups {
-            var acc0 = start, acc1 = start, acc2 = start, acc3 = start
+            var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
             for _ in 0..<chunksPerGroup {
                 let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
                 acc0.add(bits: bits, Indices(bits: bits, w + c * unitBytes), tlo, thi)
@@ -333,11 +326,11 @@ enum LUTKernelAVX2 {
                 c += 1
             }
             let q = p + g * groupStride
-            out0.add(acc0.planeSums(bits: bits), params: q, format: format, tableScale: ts[g], groupSum: sx[g])
-            out1.add(acc1.planeSums(bits: bits), params: q + blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
+            out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: q, format: format, tableScale: ts[g], groupSum: sx[g])
+            out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: q + blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
             if count > 2 {
-                out2.add(acc2.planeSums(bits: bits), params: q + 2 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
-                out3.add(acc3.planeSums(bits: bits), params: q + 3 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
+                out2.add(acc2.planeSums(bits: bits, groupSize: groupSize), params: q + 2 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
+                out3.add(acc3.planeSums(bits: bits, groupSize: groupSize), params: q + 3 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
             }
         }
         let first = block * LUTLayout.rowsPerBlock

@@ -11,9 +11,8 @@
 /// the low nibbles look up in tables 4c | 4c+1 (one per lane) and the high ones in 4c+2 | 4c+3,
 /// and `vpmaddubsw` with bytes (1, 2) adds a row's two planes into one int16.
 ///
-/// Group parameters are stored per row block and group as 16 d, then 16 m, each in the order
-/// rows 0, 2, …, 14, 1, 3, …, 15 (`paramSlot`), the order in which the kernel widens its int16
-/// sums (`GroupParameters`: Float16 when all are exact Float16s, else Float32).
+/// Group parameters are stored per row block and group as 16 d, then 16 m (`GroupParameters`:
+/// Float16 when all are exact Float16s, else Float32).
 public final class LUTLayout: @unchecked Sendable {
     public static let rowsPerBlock = 16
     public let rowBlocks: Int
@@ -33,10 +32,6 @@ public final class LUTLayout: @unchecked Sendable {
     /// A ±1 matrix: one shared parameter block, d = 2 and m = −1 (so w = 2q − 1).
     public let isSignMatrix: Bool
 
-    /// Where row i of a row block keeps its d (and, 16 further on, its m): even rows first.
-    @inline(__always)
-    static func paramSlot(_ i: Int) -> Int { (i % 2) * 8 + i / 2 }
-
     /// Packs a quantized matrix: codes and per-group parameters. A layout byte is two nibbles
     /// of one canonical plane byte pair (k-groups 4c + lane and 4c + 2 + lane of chunk c).
     convenience init(packing m: QuantizedMatrix) throws {
@@ -48,9 +43,8 @@ public final class LUTLayout: @unchecked Sendable {
                               let first = (block * groups + g) * 32
                               for i in 0..<LUTLayout.rowsPerBlock {
                                   let r = block * LUTLayout.rowsPerBlock + i
-                                  let slot = first + LUTLayout.paramSlot(i)
-                                  par.set(slot, r < m.rows ? m.scale(row: r, group: g) : 0)
-                                  par.set(slot + 16, r < m.rows ? m.offset(row: r, group: g) : 0)
+                                  par.set(first + i, r < m.rows ? m.scale(row: r, group: g) : 0)
+                                  par.set(first + 16 + i, r < m.rows ? m.offset(row: r, group: g) : 0)
                               }
                           }
                       })
@@ -190,8 +184,7 @@ public final class LUTLayout: @unchecked Sendable {
     public func weight(row: Int, col: Int, groupSize: Int) -> Float {
         var q = 0
         for p in 0..<bits { q |= bit(row: row, col: col, plane: p) << p }
-        let first = (row / LUTLayout.rowsPerBlock) * paramsBlockStride + (col / groupSize) * paramsGroupStride
-            + LUTLayout.paramSlot(row % LUTLayout.rowsPerBlock)
+        let first = (row / LUTLayout.rowsPerBlock) * paramsBlockStride + (col / groupSize) * paramsGroupStride + row % LUTLayout.rowsPerBlock
         return params.get(first) * Float(q) + params.get(first + 16)
     }
 }
