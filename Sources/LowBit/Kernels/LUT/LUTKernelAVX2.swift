@@ -295,8 +295,8 @@ enum LUTKernelAVX2 {
     }
 
     /// N = 1 on `Count` (2 or 4) row blocks from `block` on, all of them present.
-    /// Kept out of line: inlined into `body`, its loop lost registers to the N > 1 paths'
-    /// values and reloaded its constants every chunk.
+    /// Kept out of line: once inlined into `run` with the N > 1 paths, its chunk loop lost
+    /// registers to their values and reloaded two constants every chunk.
     @inline(never)
     static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt>(_: Bits.Type, _: Count.Type, _ layout: LUTLayout, _ groupSize: Int,
                                                                   _ rows: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer,
