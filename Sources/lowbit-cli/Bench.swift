@@ -118,6 +118,7 @@ func runBench(_ args: Arguments) throws {
     var results: [BenchCase] = []
     if !json {
         print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.tier), group size \(requestedGroupSize); ratio = memory-read time of the same bytes / kernel time")
+        print("caches: \(Runtime.cacheSummary) (hot weights larger than a core's L2 are read from L3)")
         print("shape        mem   type     family       n    thr  time         GFLOP/s  GB/s    read-ratio  error")
         if let most = threadCounts.max(), most > 1 {
             // What splitting a product over the pool costs per call: publish, run, join.

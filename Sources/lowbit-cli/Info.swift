@@ -7,6 +7,7 @@ func printInfo() {
     print("avx2 kernels compiled in: \(Runtime.compiledWithAVX2 ? "yes" : "no (portable build)")")
     print("simd tier: \(Runtime.tier)")
     print("threads: \(Runtime.threads) of \(Runtime.cpuCount) CPUs")
+    print("caches: \(Runtime.cacheSummary)")
     print("weight types: 1, 2, 3, 4-bit, ternary, and 3- or 4-bit mixed data types (BitMoD); group sizes \(supportedGroupSizes.map(String.init).joined(separator: ", "))")
     print("kernel families:")
     for k in KernelFamily.allCases {

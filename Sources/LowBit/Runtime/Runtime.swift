@@ -53,6 +53,66 @@ public enum Runtime {
 
     /// The SIMD tier kernels run at now.
     public static var tier: String { useAVX2 ? "avx2" : "portable" }
+
+    /// One data (or unified) cache level of CPU 0: how big, and how many CPUs share it.
+    public struct CacheLevel: Sendable, Equatable {
+        public let level: Int
+        public let bytes: Int
+        public let sharedBy: Int
+    }
+
+    /// CPU 0's data caches as Linux describes them, smallest level first; empty where the
+    /// system does not say. Whether a benchmark's "cache-hot" weights fit in L2 or stream
+    /// from L3 depends on these sizes.
+    public static let dataCaches: [CacheLevel] = dataCaches(sysfs: "/sys/devices/system/cpu/cpu0/cache")
+
+    /// Reads `index0`, `index1`, … under `dir` (files level, type, size such as "2048K", and
+    /// shared_cpu_list such as "0-1,4"), skipping instruction caches and unreadable entries.
+    static func dataCaches(sysfs dir: String) -> [CacheLevel] {
+        func text(_ path: String) -> String? {
+            (try? FileIO.read(path)).map { String(decoding: $0, as: UTF8.self).filter { !$0.isWhitespace } }
+        }
+        var caches: [CacheLevel] = []
+        for i in 0..<16 {
+            let entry = "\(dir)/index\(i)"
+            guard let levelText = text("\(entry)/level") else { break }
+            guard text("\(entry)/type") != "Instruction", let level = Int(levelText),
+                  let size = text("\(entry)/size"), let bytes = parseSize(size) else { continue }
+            let shared = text("\(entry)/shared_cpu_list").map(cpuListCount) ?? 1
+            caches.append(CacheLevel(level: level, bytes: bytes, sharedBy: max(1, shared)))
+        }
+        return caches.sorted { $0.level < $1.level }
+    }
+
+    /// "48K", "2048K", "1M" or a plain byte count.
+    static func parseSize(_ s: String) -> Int? {
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        if let unit = s.last, let scale = units[unit] { return Int(s.dropLast()).map { $0 * scale } }
+        return Int(s)
+    }
+
+    /// CPUs in a list such as "0-3,8,10-11" (0 where it does not parse).
+    static func cpuListCount(_ list: String) -> Int {
+        var count = 0
+        for part in list.split(separator: ",") {
+            let ends = part.split(separator: "-").compactMap { Int($0) }
+            switch ends.count {
+            case 1: count += 1
+            case 2 where ends[1] >= ends[0]: count += ends[1] - ends[0] + 1
+            default: return 0
+            }
+        }
+        return count
+    }
+
+    /// "L1 48 KiB, L2 2 MiB, L3 260 MiB shared by 2 CPUs", or "unknown".
+    public static var cacheSummary: String {
+        guard !dataCaches.isEmpty else { return "unknown" }
+        return dataCaches.map { c in
+            let size = c.bytes >= 1 << 20 && c.bytes % (1 << 20) == 0 ? "\(c.bytes >> 20) MiB" : "\(c.bytes >> 10) KiB"
+            return "L\(c.level) \(size)" + (c.sharedBy > 1 ? " shared by \(c.sharedBy) CPUs" : "")
+        }.joined(separator: ", ")
+    }
 }
 
 /// Splits 0..<count into one contiguous range per thread (at most `Runtime.threads`) and runs
