@@ -113,14 +113,14 @@ enum BitSerialKernelAVX2 {
             let d = dBase + r * layout.paramStride, m = mBase + r * layout.paramStride
             for i in 0..<n {
                 let a = row0 + i * actStride
-                let nib = a + inputOffset, maskedOrder = a + inputOffset
+                let input = a + inputOffset
                 let laneScale = (a + laneOffset).assumingMemoryBound(to: Float.self), groupTerm = (a + termOffset).assumingMemoryBound(to: Float.self)
                 var acc = _mm256_setzero_ps()
                 for c in 0..<chunks {
                     var words = _mm256_setzero_si256(), sum = _mm256_setzero_si256()
                     // Wrapping offsets: in range by the layouts' sizes, and without overflow
                     // checks the compiler keeps the plane offsets out of the chunk loop.
-                    let wc = w + 32 &* c, nc = nib + 32 &* c, qc = maskedOrder + 256 &* c
+                    let wc = w + 32 &* c, nc = input + 32 &* c, qc = input + 256 &* c
                     for p in 0..<weightBits {
                         let v = load(wc + p &* stride)
                         // Int16 pair sums of plane p against the activations, by A.

@@ -29,8 +29,9 @@ public final class LUTLayout: @unchecked Sendable {
     public let paramsBlockStride: Int
     public let paramsGroupStride: Int
 
-    /// A ±1 matrix: one shared parameter block, d = 2 and m = −1 (so w = 2q − 1).
-    public let isSignMatrix: Bool
+    /// A ±1 matrix: d = 2 and m = −1 (so w = 2q − 1). Sign matrices are the only layouts whose
+    /// row blocks and groups share one parameter block.
+    public var isSignMatrix: Bool { paramsBlockStride == 0 }
 
     /// Packs a quantized matrix: codes and per-group parameters. A layout byte is two nibbles
     /// of one canonical plane byte pair (k-groups 4c + lane and 4c + 2 + lane of chunk c).
@@ -120,7 +121,6 @@ public final class LUTLayout: @unchecked Sendable {
         chunks = cols / 16
         self.bits = bits
         codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, chunks, 32 * bits, what: "LUT layout"))
-        isSignMatrix = paramGroups == nil
         if let groups = paramGroups {
             params = try GroupParameters(count: try checkedProduct(rowBlocks, groups, 32, what: "LUT layout"), half: half, what: "LUT layout")
             paramsBlockStride = groups * 32
