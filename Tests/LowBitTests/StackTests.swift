@@ -82,6 +82,33 @@ final class StackTests: XCTestCase {
         XCTAssertLessThan(errs[3], 0.5)
     }
 
+    /// A product adds the blocks in one order whatever the thread count and however many blocks
+    /// share a pass (chunks): results are bit-identical; the portable path does the same sums.
+    func testProductsDoNotDependOnThreadsOrChunks() throws {
+        let (path, _) = try buildSample(blocks: 6)
+        defer { unlink(path) }
+        defer { try? Runtime.setThreads(0) }
+        let stack = try Stack(path: path, budget: Int.max)
+        var rng = TestRandom(seed: 57)
+        for (name, rows, cols) in [("a", 40, 96), ("b", 33, 64)] {   // 3 row blocks each, the last of "b" partial
+            for n in [1, 3] {
+                let x = rng.normals(n * cols)
+                func product(threads: Int, chunkBytes: Int = 4 << 20) throws -> [Float] {
+                    try Runtime.setThreads(threads)
+                    var y = [Float](repeating: .nan, count: n * rows)
+                    try stack.multiply(name, x, n: n, into: &y, chunkBytes: chunkBytes)
+                    return y
+                }
+                let one = try product(threads: 1)
+                XCTAssertEqual(try product(threads: 2), one, "\(name) n=\(n): 2 threads")
+                XCTAssertEqual(try product(threads: 2, chunkBytes: 1), one, "\(name) n=\(n): a block per pass")
+                XCTAssertEqual(try product(threads: 1, chunkBytes: 1), one, "\(name) n=\(n): a block per pass, 1 thread")
+                let portable = try portableOnly { try product(threads: 2) }
+                XCTAssertLessThanOrEqual(normalizedError(portable, one), 1e-12, "\(name) n=\(n): portable")
+            }
+        }
+    }
+
     func testBudgetChangesReadOnlyTheDifference() throws {
         let (path, _) = try buildSample()
         defer { unlink(path) }

@@ -35,26 +35,60 @@ public final class SignMatrix: @unchecked Sendable {
 
     public func isPositive(row: Int, col: Int) -> Bool { layout.bit(row: row, col: col, plane: 0) == 1 }
 
-    /// Y = X·Sᵀ for n activation rows (x: n × cols, y: n × rows).
+    /// Row blocks of `LUTLayout.rowsPerBlock` rows: the units `multiply(tables:…)` splits rows by.
+    public var rowBlocks: Int { layout.rowBlocks }
+
+    var tables: LUTTables { LUTTables(cols: cols, groupSize: groupSize) }
+
+    /// Bytes of one activation row's tables, rounded up to a cache line.
+    public var tableBytes: Int { (LUTTables.byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64 }
+
+    /// Y = X·Sᵀ for n activation rows (x: n × cols, y: n × rows): `buildTables` per activation
+    /// row, then `multiply(tables:…)` over ranges of row blocks, both on the thread pool.
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
-        try LUTKernel.multiply(rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y,
-                               layout: Runtime.useAVX2 ? layout : nil) { tables, base, out, range in
-            // Portable: the same table sums, Σ over k-groups of T[sign nibble] · ts.
-            let t = tables.tables(base), ts = tables.tableScales(base)
-            let kgroupsPerGroup = self.groupSize / 4
-            for r in range {
+        let avx2 = Runtime.useAVX2, stride = tableBytes
+        let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
+        parallelFor(n) { i in buildTables(x + i * cols, into: ws + i * stride, avx2: avx2) }
+        parallelRanges(rowBlocks) { blocks in multiply(tables: ws, n: n, rowBlocks: blocks, into: y, avx2: avx2) }
+    }
+
+    /// The tables of one activation row x (cols values) at `base`, for the AVX2 kernel (biased
+    /// bytes) or the portable sums; the same `avx2` must be passed to `multiply(tables:…)`.
+    public func buildTables(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, avx2: Bool) {
+        if avx2 { tables.build(x, into: base, biased: true) } else { tables.buildScalar(x, into: base, biased: false) }
+    }
+
+    /// y[a·rows + r] = Σ_c S[r, c]·x_a[c] for the rows of `rowBlocks` and the n activation rows whose
+    /// tables are at `tables + a·tableBytes`. Disjoint row-block ranges may run concurrently.
+    public func multiply(tables base: UnsafeMutableRawPointer, n: Int, rowBlocks blocks: Range<Int>,
+                         into y: UnsafeMutablePointer<Float>, avx2: Bool) {
+        let tables = self.tables, stride = tableBytes
+        #if LOWBIT_AVX2
+        if avx2 {
+            let tiles = LUTKernelAVX2.tiles(n: n)
+            LUTKernelAVX2.run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: base, tableStride: stride,
+                              y: y, items: (blocks.lowerBound * tiles)..<(blocks.upperBound * tiles))
+            return
+        }
+        #endif
+        // Portable: the same table sums, Σ over k-groups of T[sign nibble] · ts.
+        let kgroupsPerGroup = groupSize / 4
+        let rowRange = (blocks.lowerBound * LUTLayout.rowsPerBlock)..<min(rows, blocks.upperBound * LUTLayout.rowsPerBlock)
+        for a in 0..<n {
+            let t = tables.tables(base + a * stride), ts = tables.tableScales(base + a * stride)
+            for r in rowRange {
                 var sum: Float = 0
                 for g in 0..<tables.groups {
                     var lookups: Int32 = 0
                     for j in 0..<kgroupsPerGroup {
                         let kg = g * kgroupsPerGroup + j
                         var index = 0
-                        for b in 0..<4 { index |= self.layout.bit(row: r, col: 4 * kg + b, plane: 0) << b }
+                        for b in 0..<4 { index |= layout.bit(row: r, col: 4 * kg + b, plane: 0) << b }
                         lookups += Int32(t[16 * kg + index])
                     }
                     sum += ts[g] * Float(lookups)
                 }
-                out[r] = sum
+                y[a * rows + r] = sum
             }
         }
     }

@@ -208,31 +208,71 @@ public final class Stack: @unchecked Sendable {
 
     /// Y = X·Wᵀ for tensor `name` with its resident blocks, x n × cols, y n × rows:
     /// W·x = Σ_blocks u ⊙ (S·(v ⊙ x/s)), each block one 1-bit LUT product with n·k activation rows.
+    ///
+    /// Two steps on the thread pool for all blocks at once (in chunks of blocks whose tables fit
+    /// `chunkBytes`): first z = v ⊙ x/s and its tables for every (block, activation row), then,
+    /// per range of row blocks, each block's S·z for those rows and y += u ⊙ (S·z). Two pool
+    /// dispatches per product rather than two per block; every thread count adds the blocks in
+    /// the same order, so results do not depend on it.
     public func multiply(_ name: String, _ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+        try multiply(name, x, n: n, into: y, chunkBytes: 4 << 20)
+    }
+
+    func multiply(_ name: String, _ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, chunkBytes: Int) throws {
         let t = try tensorNumber(name)
         let info = index.tensors[t]
         let rows = info.rows, cols = info.cols, k = info.rank
         try checkActivations(x, n: n, rows: rows, cols: cols)
         let blocks = residency.withLock { $0.perTensor[t] }   // a snapshot: stays alive until we return
-        let zCount = try checkedProduct(n, k, cols, what: "workspace")
-        let yCount = try checkedProduct(n, k, rows, what: "workspace")
-        let ws = try Workspace.current.reserve((n * cols + zCount + yCount) * 4, slot: 1)
-        let scaled = ws.assumingMemoryBound(to: Float.self)
-        let z = scaled + n * cols, partial = z + zCount
-        for i in 0..<n { for c in 0..<cols { scaled[i * cols + c] = x[i * cols + c] / info.scaling[c] } }
         for i in 0..<(n * rows) { y[i] = 0 }
-        for b in blocks {
-            b.vT.withUnsafeBufferPointer { v in
-                for i in 0..<n {
-                    for j in 0..<k { HalfVectors.multiply(v.baseAddress! + j * cols, scaled + i * cols, into: z + (i * k + j) * cols, count: cols) }
+        guard let firstBlock = blocks.first else { return }
+        let avx2 = Runtime.useAVX2
+        let activationRows = try checkedProduct(n, k, what: "workspace")
+        let tableBytes = firstBlock.signs.tableBytes, rowBlocks = firstBlock.signs.rowBlocks
+        let blockBytes = try checkedProduct(activationRows, cols * 4 + tableBytes, what: "workspace")
+        let chunk = max(1, min(blocks.count, chunkBytes / blockBytes))
+        let scaledBytes = try checkedProduct(n, cols, 4, what: "workspace")
+        let partialBytes = try checkedProduct(activationRows, rows, 4, what: "workspace")
+        let ws = try Workspace.current.reserve(scaledBytes + partialBytes + chunk * blockBytes, slot: 1)
+        let scaled = ws.assumingMemoryBound(to: Float.self)
+        let partial = (ws + scaledBytes).assumingMemoryBound(to: Float.self)
+        let z = (ws + scaledBytes + partialBytes).assumingMemoryBound(to: Float.self)
+        let tables = ws + scaledBytes + partialBytes + chunk * activationRows * cols * 4
+        for i in 0..<n { for c in 0..<cols { scaled[i * cols + c] = x[i * cols + c] / info.scaling[c] } }
+        var start = 0
+        while start < blocks.count {
+            let group = blocks[start..<min(start + chunk, blocks.count)]
+            // Item (b, a): block b of the chunk, activation row a = i·k + j.
+            parallelRanges(group.count * activationRows) { items in
+                var item = items.lowerBound
+                while item < items.upperBound {
+                    let b = item / activationRows, last = min(items.upperBound, (b + 1) * activationRows)
+                    let block = group[start + b]
+                    block.vT.withUnsafeBufferPointer { v in
+                        for it in item..<last {
+                            let a = it - b * activationRows, i = a / k, j = a % k
+                            let zRow = z + it * cols
+                            HalfVectors.multiply(v.baseAddress! + j * cols, scaled + i * cols, into: zRow, count: cols)
+                            block.signs.buildTables(zRow, into: tables + it * tableBytes, avx2: avx2)
+                        }
+                    }
+                    item = last
                 }
             }
-            try b.signs.multiply(z, n: n * k, into: partial)
-            b.uT.withUnsafeBufferPointer { u in
-                for i in 0..<n {
-                    for j in 0..<k { HalfVectors.multiplyAdd(u.baseAddress! + j * rows, partial + (i * k + j) * rows, into: y + i * rows, count: rows) }
+            parallelRanges(rowBlocks) { range in
+                let lo = range.lowerBound * LUTLayout.rowsPerBlock, count = min(rows, range.upperBound * LUTLayout.rowsPerBlock) - lo
+                for (b, block) in group.enumerated() {
+                    block.signs.multiply(tables: tables + b * activationRows * tableBytes, n: activationRows, rowBlocks: range,
+                                         into: partial, avx2: avx2)
+                    block.uT.withUnsafeBufferPointer { u in
+                        for a in 0..<activationRows {
+                            let i = a / k, j = a % k
+                            HalfVectors.multiplyAdd(u.baseAddress! + j * rows + lo, partial + a * rows + lo, into: y + i * rows + lo, count: count)
+                        }
+                    }
                 }
             }
+            start += chunk
         }
     }
 
