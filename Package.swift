@@ -32,7 +32,8 @@ let package = Package(
         .executable(name: "lowbit-cli", targets: ["lowbit-cli"]),
     ],
     targets: [
-        .target(name: "LowBit", path: "Sources/LowBit", swiftSettings: simdSettings),
+        .target(name: "LowBitPrefetch", path: "Sources/LowBitPrefetch"),
+        .target(name: "LowBit", dependencies: ["LowBitPrefetch"], path: "Sources/LowBit", swiftSettings: simdSettings),
         .target(
             name: "LowBitC", dependencies: ["LowBit", "LowBitModel"], path: "Sources/LowBitC", exclude: ["lowbit.map"],
             swiftSettings: simdSettings,
