@@ -12,6 +12,12 @@ enum DequantKernelAVX2 {
 
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
+    /// Whether the kernels prefetch codes ahead (`LUTKernelAVX2.prefetchWindow`): at
+    /// widths 4 and 8. At width 2 the unpacking keeps the kernel compute-bound even from DRAM,
+    /// and the prefetches made it 5% slower there.
+    @inline(__always)
+    static func prefetchCodes(width: Int) -> Bool { width >= 4 }
+
     /// Y = X·Wᵀ on a packed layout: activations rounded to int8 per group, then every
     /// (row block, activation tile) item on the thread pool.
     static func multiply(_ layout: DequantLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
@@ -115,6 +121,7 @@ enum DequantKernelAVX2 {
             // Steps in pairs (every group has an even number of steps): one widening per pair,
             // for the compute-bound tiles of N > 1.
             for step in stride(from: 0, to: stepsPerGroup, by: 2) {
+                if prefetchCodes(width: width) { lowbit_prefetch(w + (g * stepsPerGroup + step) * 32 + LUTKernelAVX2.prefetchWindow) }
                 let q = unpack(width: width, w + (g * stepsPerGroup + step) * 32, mask)
                 let r = unpack(width: width, w + (g * stepsPerGroup + step + 1) * 32, mask)
                 let k = g * groupSize + step * columnsPerStep
@@ -184,16 +191,15 @@ enum DequantKernelAVX2 {
         let p = layout.params.address(block * groups * 16), pStride = groups * 16 * e
         let a = UnsafePointer(acts.codes(actBase))
         let scales = acts.scales(actBase), sums = acts.sums(actBase)
+        let distance = LUTKernelAVX2.prefetchDistance(streams: count)
         var y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0
         for g in 0..<groups {
             var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
             for step in 0..<stepsPerGroup {
                 let offset = (g * stepsPerGroup + step) * 32, k = a + g * groupSize + step * columnsPerStep
-                // Codes `prefetchAhead` bytes ahead in each block's stream, once per cache line.
-                // Not at 2-bit width, whose unpacking keeps the kernel compute-bound (prefetching
-                // made it 5% slower from DRAM).
-                if width >= 4, offset & 63 == 0 {
-                    for i in 0..<count { lowbit_prefetch(w + i * bytes + offset + LUTKernelAVX2.prefetchAhead) }
+                // Each block's codes ahead, once per cache line (`prefetchCodes`).
+                if prefetchCodes(width: width), offset & 63 == 0 {
+                    for i in 0..<count { lowbit_prefetch(w + i * bytes + offset + distance) }
                 }
                 @inline(__always) func dot(_ i: Int) -> __m256i {
                     _mm256_madd_epi16(stepDot16(width: width, unpack(width: width, w + i * bytes + offset, mask), k), ones)

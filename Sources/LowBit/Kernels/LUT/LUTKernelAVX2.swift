@@ -29,12 +29,25 @@ enum LUTKernelAVX2 {
         }
     }
 
-    /// How far ahead the N = 1 kernels (LUT and dequant) prefetch each row block's codes. With
-    /// four row blocks in flight the hardware prefetchers alone kept the weights streamed from
-    /// DRAM at 0.81–0.85 of read speed (11008×4096, 2 and 4 bits); prefetching 1 KiB ahead
-    /// in each stream brought that to 0.93–1.0 (512 B to 2 KiB did about as well). Prefetches
-    /// past the end of a layout are harmless: they never fault.
-    static let prefetchAhead = 1024
+    /// Bytes of codes the kernels (LUT and dequant) keep prefetched ahead of where they read,
+    /// split evenly over the row blocks they stream at once (`prefetchDistance`). Left to the
+    /// hardware prefetchers, weights streamed from DRAM (11008×4096, 1 thread) ran at 0.81–0.85
+    /// of read speed at N = 1 (four row blocks in flight) and at 0.50–0.75 at N = 2 (one block
+    /// at a time: reading and computing took turns). With 4 KiB ahead: 0.93–1.0 at N = 1 and
+    /// 0.81–0.96 at N = 2; 1 KiB ahead of a lone stream was too little (0.70–0.75), 8 KiB no
+    /// better than 4. Prefetches past the end of a layout are harmless: they never fault.
+    static let prefetchWindow = 4096
+
+    /// How far ahead each of `streams` code streams is prefetched.
+    @inline(__always)
+    static func prefetchDistance(streams: Int) -> Int { prefetchWindow / streams }
+
+    /// Prefetches the chunk of codes at `codes`, `distance` bytes ahead, one prefetch per 64
+    /// bytes (a chunk is 32·bits bytes: at 1 bit, every other chunk repeats a line).
+    @inline(__always)
+    static func prefetchAhead(of codes: UnsafeRawPointer, unitBytes: Int, distance: Int) {
+        for line in stride(from: 0, to: unitBytes, by: 64) { lowbit_prefetch(codes + distance + line) }
+    }
 
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
@@ -244,6 +257,7 @@ enum LUTKernelAVX2 {
                     for g in 0..<groups {
                         var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
                         for _ in 0..<chunksPerGroup {
+                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchWindow)
                             let ix = Indices(bits: bits, w0 + c * unitBytes)
                             let t = t0 + 64 * c
                             acc0.add(bits: bits, ix, load(t), load(t + 32))
@@ -273,6 +287,7 @@ enum LUTKernelAVX2 {
                     for g in 0..<groups {
                         var acc0 = Accumulators(), acc1 = Accumulators()
                         for _ in 0..<chunksPerGroup {
+                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchWindow)
                             let ix = Indices(bits: bits, w0 + c * unitBytes)
                             acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
@@ -290,6 +305,7 @@ enum LUTKernelAVX2 {
                     for g in 0..<groups {
                         var acc = Accumulators()
                         for _ in 0..<chunksPerGroup {
+                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchWindow)
                             acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             c += 1
                         }
@@ -319,17 +335,13 @@ enum LUTKernelAVX2 {
         let p = layout.params.address(0) + block * blockStride
         let t0 = UnsafeRawPointer(tableBase)
         let ts = UnsafePointer(tables.tableScales(tableBase)), sx = UnsafePointer(tables.groupSums(tableBase))
+        let distance = prefetchDistance(streams: count)
         var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
         var c = 0
         for g in 0..<groups {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
             for _ in 0..<chunksPerGroup {
-                // Each row block's code stream `prefetchAhead` bytes ahead, one prefetch per 64
-                // bytes of the chunk (32·bits bytes: a line every other chunk at 1 bit).
-                let ahead = w + c * unitBytes + prefetchAhead
-                for line in stride(from: 0, to: unitBytes, by: 64) {
-                    for i in 0..<count { lowbit_prefetch(ahead + line + i * blockBytes) }
-                }
+                for i in 0..<count { prefetchAhead(of: w + i * blockBytes + c * unitBytes, unitBytes: unitBytes, distance: distance) }
                 let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
                 acc0.add(bits: bits, Indices(bits: bits, w + c * unitBytes), tlo, thi)
                 acc1.add(bits: bits, Indices(bits: bits, w + blockBytes + c * unitBytes), tlo, thi)
