@@ -121,7 +121,7 @@ enum DequantKernelAVX2 {
             // Steps in pairs (every group has an even number of steps): one widening per pair,
             // for the compute-bound tiles of N > 1.
             for step in stride(from: 0, to: stepsPerGroup, by: 2) {
-                if prefetchCodes(width: width) { lowbit_prefetch(w + (g * stepsPerGroup + step) * 32 + LUTKernelAVX2.prefetchWindow) }
+                if prefetchCodes(width: width) { lowbit_prefetch(w + (g * stepsPerGroup + step) * 32 + LUTKernelAVX2.prefetchDistance(streams: 1)) }
                 let q = unpack(width: width, w + (g * stepsPerGroup + step) * 32, mask)
                 let r = unpack(width: width, w + (g * stepsPerGroup + step + 1) * 32, mask)
                 let k = g * groupSize + step * columnsPerStep

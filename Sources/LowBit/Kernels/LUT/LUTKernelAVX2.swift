@@ -257,7 +257,7 @@ enum LUTKernelAVX2 {
                     for g in 0..<groups {
                         var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
                         for _ in 0..<chunksPerGroup {
-                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchWindow)
+                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
                             let ix = Indices(bits: bits, w0 + c * unitBytes)
                             let t = t0 + 64 * c
                             acc0.add(bits: bits, ix, load(t), load(t + 32))
@@ -287,7 +287,7 @@ enum LUTKernelAVX2 {
                     for g in 0..<groups {
                         var acc0 = Accumulators(), acc1 = Accumulators()
                         for _ in 0..<chunksPerGroup {
-                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchWindow)
+                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
                             let ix = Indices(bits: bits, w0 + c * unitBytes)
                             acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
@@ -305,7 +305,7 @@ enum LUTKernelAVX2 {
                     for g in 0..<groups {
                         var acc = Accumulators()
                         for _ in 0..<chunksPerGroup {
-                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchWindow)
+                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
                             acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             c += 1
                         }
