@@ -90,7 +90,7 @@ final class StackTests: XCTestCase {
         defer { try? Runtime.setThreads(0) }
         let stack = try Stack(path: path, budget: Int.max)
         var rng = TestRandom(seed: 57)
-        for (name, rows, cols) in [("a", 40, 96), ("b", 33, 64)] {   // 3 row blocks each, the last of "b" partial
+        for (name, rows, cols) in [("a", 40, 96), ("b", 33, 64)] {   // 3 row blocks each, the last one partial
             for n in [1, 3] {
                 let x = rng.normals(n * cols)
                 func product(threads: Int, chunkBytes: Int = 4 << 20) throws -> [Float] {
