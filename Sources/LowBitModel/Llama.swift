@@ -228,8 +228,11 @@ public final class LlamaModel: @unchecked Sendable {
         let outputName = (try? g.tensor("output.weight")) != nil ? "output.weight" : "token_embd.weight"
         self.outputName = outputName
         if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
-            // A stack without the output: the output runs as a 4-bit lowbit matrix.
-            output = try requantize(try g.tensor(outputName), c.vocabulary, e, .integer(bits: 4), 32, .auto)
+            // A stack without the output: the output runs as a 4-bit lowbit matrix, on the LUT
+            // kernel rather than `auto`: the LUT and dequant kernels take within a few percent of
+            // each other on it, and timing at each load picked one or the other, so a budget's
+            // perplexity moved in its last digits from run to run (32.19 or 32.30 on a chunk).
+            output = try requantize(try g.tensor(outputName), c.vocabulary, e, .integer(bits: 4), 32, .lut)
         } else if case .q4_1 = weights, outputName == "token_embd.weight", embd.type == .q8_0 {
             // Tied: the output runs on the embedding table's own bytes (one copy held).
             output = try Q8_0Linear(blocks: embeddingTable, rows: c.vocabulary, cols: e)
