@@ -83,6 +83,28 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// N > 1 runs the activation tiles in chunks of `tableChunkBytes` of tables: a product
+    /// spanning three chunks and a partial one gives the portable sums, for 1 and 2 threads.
+    func testLUTAVX2AcrossTableChunks() throws {
+        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        var rng = TestRandom(seed: 12)
+        defer { try? Runtime.setThreads(0) }
+        let rows = 37, cols = 96, g = 32
+        let tableStride = (LUTTables.byteCount(cols: cols, groupSize: g) + 63) / 64 * 64
+        let tilesPerChunk = max(1, LUTKernelAVX2.tableChunkBytes / (LUTKernelAVX2.tileRows * tableStride))
+        let n = 3 * tilesPerChunk * LUTKernelAVX2.tileRows + 5
+        let x = rng.normals(n * cols)
+        for type in [WeightType.integer(bits: 1), .integer(bits: 3)] {
+            let m = try quantized(rng.normals(rows * cols), rows: rows, cols: cols, type: type, groupSize: g)
+            let portable = try portableOnly { try m.product(x, n: n, kernel: .lut) }
+            try Runtime.setThreads(1)
+            let one = try m.product(x, n: n, kernel: .lut)
+            XCTAssertLessThan(normalizedError(one, portable), 1e-10, "\(type) n=\(n)")
+            try Runtime.setThreads(2)
+            XCTAssertEqual(try m.product(x, n: n, kernel: .lut), one, "\(type) n=\(n): 2 threads")
+        }
+    }
+
     /// The AVX2 dequant kernel does the portable int8 path's integer sums, for every tile size.
     func testDequantAVX2MatchesPortable() throws {
         guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }

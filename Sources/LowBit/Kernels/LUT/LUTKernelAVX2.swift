@@ -51,6 +51,17 @@ enum LUTKernelAVX2 {
 
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
+    /// N > 1 runs the activation tiles in chunks whose tables take at most this many bytes (half
+    /// of a core's share of L2; 256 KiB where the size is unknown), each chunk over every row
+    /// block. In block order alone, every row block read all N rows' tables, from L3 once they
+    /// outgrew L2: a BitStack's 512-token prefill (512 × 16 rows per block product) took
+    /// 11.3–12.8 s per chunk of perplexity, 7.2–9.4 s in chunks of 256 KiB to 1 MiB (this VM's
+    /// L2 is 2 MiB); 4096×4096 2-bit at N = 256 3–7% less time.
+    static let tableChunkBytes: Int = {
+        guard let l2 = Runtime.dataCaches.first(where: { $0.level == 2 }) else { return 256 << 10 }
+        return max(64 << 10, l2.bytes / l2.sharedBy / 2)
+    }()
+
     /// The bit width of a sign matrix's codes: 1, with d = 2 and m = −1 for every row and group,
     /// known when the kernel is specialized, so its flush has neither a branch nor parameters.
     enum SignPlane: StaticInt { static var value: Int { 1 } }
@@ -217,6 +228,43 @@ enum LUTKernelAVX2 {
     static func body<Bits: StaticInt>(_: Bits.Type, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int, _ tables: LUTTables,
                      _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int, _ y: UnsafeMutablePointer<Float>,
                      _ items: Range<Int>) {
+        let tileCount = tiles(n: n)
+        if n == 1 {
+            // One activation row: row blocks by fours (then a pair) share each table load,
+            // and give the hardware prefetchers that many streams of codes.
+            var block = items.lowerBound
+            while block < items.upperBound {
+                if block + 3 < items.upperBound {
+                    blocksOfOneRow(Bits.self, Static4.self, layout, groupSize, rows, tables, tableBase, y, block)
+                    block += 4
+                } else if block + 1 < items.upperBound {
+                    blocksOfOneRow(Bits.self, Static2.self, layout, groupSize, rows, tables, tableBase, y, block)
+                    block += 2
+                } else {
+                    tile(Bits.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: 0)
+                    block += 1
+                }
+            }
+            return
+        }
+        // N > 1: the activation tiles in chunks whose tables fit `tableChunkBytes`; per chunk,
+        // block by block (a block's codes stay in L1 across the chunk's tiles).
+        let tilesPerChunk = max(1, tableChunkBytes / (tileRows * tableStride))
+        let firstBlock = items.lowerBound / tileCount, endBlock = (items.upperBound - 1) / tileCount + 1
+        for chunk in stride(from: 0, to: tileCount, by: tilesPerChunk) {
+            for block in firstBlock..<endBlock {
+                for t in chunk..<min(tileCount, chunk + tilesPerChunk) where items.contains(block * tileCount + t) {
+                    tile(Bits.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: t * tileRows)
+                }
+            }
+        }
+    }
+
+    /// Rows of one row block for the activation rows tileFirst ..< tileFirst + tileRows.
+    @inline(__always)
+    static func tile<Bits: StaticInt>(_: Bits.Type, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int, _ tables: LUTTables,
+                     _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int, _ y: UnsafeMutablePointer<Float>,
+                     block: Int, tileFirst: Int) {
         let bits = Bits.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let params = layout.params.address(0), e = layout.params.elementBytes
@@ -224,96 +272,78 @@ enum LUTKernelAVX2 {
         let blockStride = layout.paramsBlockStride * e, groupStride = layout.paramsGroupStride * e
         let codes = UnsafeRawPointer(layout.codes.pointer)
         let blockBytes = layout.blockCodeBytes, unitBytes = 32 * bits
-        let tileCount = tiles(n: n)
-        var item = items.lowerBound
-        while item < items.upperBound {
-            defer { item += 1 }
-            if n == 1, item + 1 < items.upperBound {
-                // One activation row: row blocks by fours (then a pair) share each table load,
-                // and give the hardware prefetchers that many streams of codes.
-                if item + 3 < items.upperBound {
-                    blocksOfOneRow(Bits.self, Static4.self, layout, groupSize, rows, tables, tableBase, y, item)
-                    item += 3
-                } else {
-                    blocksOfOneRow(Bits.self, Static2.self, layout, groupSize, rows, tables, tableBase, y, item)
-                    item += 1
+        let w0 = codes + block * blockBytes
+        let rowParams = params + block * blockStride
+        var first = tileFirst
+        while first < min(tileFirst + tileRows, n) {
+            let t0 = UnsafeRawPointer(tableBase + first * tableStride)
+            let ts0 = UnsafePointer(tables.tableScales(tableBase + first * tableStride))
+            let sx0 = UnsafePointer(tables.groupSums(tableBase + first * tableStride))
+            if first + 3 < n {
+                // Four activation rows: decode each chunk once, look up in all four rows' tables.
+                let ts = (ts0, ts0 + tableStride / 4, ts0 + 2 * tableStride / 4, ts0 + 3 * tableStride / 4)
+                let sx = (sx0, sx0 + tableStride / 4, sx0 + 2 * tableStride / 4, sx0 + 3 * tableStride / 4)
+                var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
+                var c = 0
+                for g in 0..<groups {
+                    var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
+                    for _ in 0..<chunksPerGroup {
+                        prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
+                        let ix = Indices(bits: bits, w0 + c * unitBytes)
+                        let t = t0 + 64 * c
+                        acc0.add(bits: bits, ix, load(t), load(t + 32))
+                        acc1.add(bits: bits, ix, load(t + tableStride), load(t + tableStride + 32))
+                        acc2.add(bits: bits, ix, load(t + 2 * tableStride), load(t + 2 * tableStride + 32))
+                        acc3.add(bits: bits, ix, load(t + 3 * tableStride), load(t + 3 * tableStride + 32))
+                        c += 1
+                    }
+                    let p = rowParams + g * groupStride
+                    out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
+                    out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.1[g], groupSum: sx.1[g])
+                    out2.add(acc2.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.2[g], groupSum: sx.2[g])
+                    out3.add(acc3.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.3[g], groupSum: sx.3[g])
                 }
-                continue
-            }
-            let block = item / tileCount, tileFirst = (item % tileCount) * tileRows
-            let w0 = codes + block * blockBytes
-            let rowParams = params + block * blockStride
-            var first = tileFirst
-            while first < min(tileFirst + tileRows, n) {
-                let t0 = UnsafeRawPointer(tableBase + first * tableStride)
-                let ts0 = UnsafePointer(tables.tableScales(tableBase + first * tableStride))
-                let sx0 = UnsafePointer(tables.groupSums(tableBase + first * tableStride))
-                if first + 3 < n {
-                    // Four activation rows: decode each chunk once, look up in all four rows' tables.
-                    let ts = (ts0, ts0 + tableStride / 4, ts0 + 2 * tableStride / 4, ts0 + 3 * tableStride / 4)
-                    let sx = (sx0, sx0 + tableStride / 4, sx0 + 2 * tableStride / 4, sx0 + 3 * tableStride / 4)
-                    var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
-                    var c = 0
-                    for g in 0..<groups {
-                        var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
-                        for _ in 0..<chunksPerGroup {
-                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
-                            let ix = Indices(bits: bits, w0 + c * unitBytes)
-                            let t = t0 + 64 * c
-                            acc0.add(bits: bits, ix, load(t), load(t + 32))
-                            acc1.add(bits: bits, ix, load(t + tableStride), load(t + tableStride + 32))
-                            acc2.add(bits: bits, ix, load(t + 2 * tableStride), load(t + 2 * tableStride + 32))
-                            acc3.add(bits: bits, ix, load(t + 3 * tableStride), load(t + 3 * tableStride + 32))
-                            c += 1
-                        }
-                        let p = rowParams + g * groupStride
-                        out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
-                        out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.1[g], groupSum: sx.1[g])
-                        out2.add(acc2.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.2[g], groupSum: sx.2[g])
-                        out3.add(acc3.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.3[g], groupSum: sx.3[g])
+                let firstRow = block * LUTLayout.rowsPerBlock
+                out0.store(y + first * rows, first: firstRow, rows: rows)
+                out1.store(y + (first + 1) * rows, first: firstRow, rows: rows)
+                out2.store(y + (first + 2) * rows, first: firstRow, rows: rows)
+                out3.store(y + (first + 3) * rows, first: firstRow, rows: rows)
+                first += 4
+            } else if first + 1 < n {
+                // Two activation rows: decode each chunk once, look up in both rows' tables.
+                let t1 = t0 + tableStride
+                let ts1 = ts0 + tableStride / 4, sx1 = sx0 + tableStride / 4
+                var out0 = Outputs(), out1 = Outputs()
+                var c = 0
+                for g in 0..<groups {
+                    var acc0 = Accumulators(), acc1 = Accumulators()
+                    for _ in 0..<chunksPerGroup {
+                        prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
+                        let ix = Indices(bits: bits, w0 + c * unitBytes)
+                        acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
+                        acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
+                        c += 1
                     }
-                    let firstRow = block * LUTLayout.rowsPerBlock
-                    out0.store(y + first * rows, first: firstRow, rows: rows)
-                    out1.store(y + (first + 1) * rows, first: firstRow, rows: rows)
-                    out2.store(y + (first + 2) * rows, first: firstRow, rows: rows)
-                    out3.store(y + (first + 3) * rows, first: firstRow, rows: rows)
-                    first += 4
-                } else if first + 1 < n {
-                    // Two activation rows: decode each chunk once, look up in both rows' tables.
-                    let t1 = t0 + tableStride
-                    let ts1 = ts0 + tableStride / 4, sx1 = sx0 + tableStride / 4
-                    var out0 = Outputs(), out1 = Outputs()
-                    var c = 0
-                    for g in 0..<groups {
-                        var acc0 = Accumulators(), acc1 = Accumulators()
-                        for _ in 0..<chunksPerGroup {
-                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
-                            let ix = Indices(bits: bits, w0 + c * unitBytes)
-                            acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
-                            acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
-                            c += 1
-                        }
-                        out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
-                        out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
-                    }
-                    out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
-                    out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
-                    first += 2
-                } else {
-                    var out = Outputs()
-                    var c = 0
-                    for g in 0..<groups {
-                        var acc = Accumulators()
-                        for _ in 0..<chunksPerGroup {
-                            prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
-                            acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
-                            c += 1
-                        }
-                        out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
-                    }
-                    out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
-                    first += 1
+                    out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
+                    out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
                 }
+                out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
+                out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
+                first += 2
+            } else {
+                var out = Outputs()
+                var c = 0
+                for g in 0..<groups {
+                    var acc = Accumulators()
+                    for _ in 0..<chunksPerGroup {
+                        prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
+                        acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
+                        c += 1
+                    }
+                    out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
+                }
+                out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
+                first += 1
             }
         }
     }
