@@ -224,6 +224,7 @@ enum LUTKernelAVX2 {
         }
     }
 
+    /// `run` for one bit width: N = 1 by groups of row blocks, N > 1 by chunks of activation tiles.
     @inline(__always)
     static func body<Bits: StaticInt>(_: Bits.Type, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int, _ tables: LUTTables,
                      _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int, _ y: UnsafeMutablePointer<Float>,
