@@ -83,6 +83,40 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The AVX2 activation quantizer writes the scalar one's bytes, scales and sums: random
+    /// groups, a zero group, halves that round to even, NaNs, 2-, 4- and 8-bit activations.
+    func testInt8ActivationsAVX2MatchesScalar() throws {
+        #if LOWBIT_AVX2
+        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        var rng = TestRandom(seed: 14)
+        for (cols, g) in [(96, 32), (576, 64), (384, 128)] {
+            var x = rng.normals(cols).map { $0 * 3 }
+            for k in 0..<g { x[k] = 0 }                                  // a zero group: scale 0
+            x[g] = 127; for k in 1..<8 { x[g + k] = Float(k) + 0.5 }     // x/sa = k + 0.5: ties to even
+            x[g + 8] = -2.5; x[g + 9] = -3.5
+            x[2 * g] = .nan; x[3 * g - 4] = .nan; x[cols - 1] = .nan    // skipped by the max, coded 0
+            for bits in [2, 4, 8] {
+                let acts = Int8Activations(cols: cols, groupSize: g, bits: bits)
+                let n = Int8Activations.byteCount(cols: cols, groupSize: g)
+                var fast = [UInt8](repeating: 0xAA, count: n), slow = [UInt8](repeating: 0x55, count: n)
+                x.withUnsafeBufferPointer { xp in
+                    fast.withUnsafeMutableBytes { acts.quantizeAVX2(xp.baseAddress!, into: $0.baseAddress!) }
+                    slow.withUnsafeMutableBytes { acts.quantizeScalar(xp.baseAddress!, into: $0.baseAddress!) }
+                }
+                let used = cols + 8 * (cols / g)
+                XCTAssertEqual(Array(fast[0..<used]), Array(slow[0..<used]), "cols \(cols) g\(g) A=\(bits)")
+                if bits == 8 {
+                    let codes = slow.withUnsafeMutableBytes { Array(UnsafeBufferPointer(start: acts.codes($0.baseAddress!), count: cols)) }
+                    XCTAssertEqual(Array(codes[(g + 1)..<(g + 8)]), [2, 2, 4, 4, 6, 6, 8], "halves round to even")
+                    XCTAssertEqual(Array(codes[(g + 8)..<(g + 10)]), [-2, -4])
+                }
+            }
+        }
+        #else
+        throw XCTSkip("AVX2 kernels not in this build")
+        #endif
+    }
+
     /// N > 1 runs the activation tiles in chunks of `tableChunkBytes` of tables: a product
     /// spanning three chunks and a partial one gives the portable sums, for 1 and 2 threads.
     func testLUTAVX2AcrossTableChunks() throws {
