@@ -39,24 +39,26 @@ func runReport(_ args: Arguments) throws {
     print("model \(path); perplexity on the first \(chunks * ctx) tokens of \(textPath) (ctx \(ctx), second halves scored); decode: \(decode) greedy tokens; \(Runtime.threads) thread(s)")
     print("prefill: one forward pass over the text's first \(ctx) tokens, logits of the last one only")
     print("weights              perplexity  decode tok/s  prefill tok/s  weight memory  load")
+    var prefillTokens: [Int]? = nil  // every configuration shares the file's tokenizer
     for (name, choice) in configs {
         let t0 = monotonicSeconds()
         let model = try LlamaModel(gguf: try GGUFFile(path: path), weights: choice)
         let load = monotonicSeconds() - t0
         let (ppl, _) = try model.perplexity(text, context: ctx, chunks: chunks)
         let (_, stats) = try model.generate("The GNU General Public License is", maxTokens: decode)
-        let prefill = try prefillTokensPerSecond(model, text: text, tokens: ctx)
+        let tokens = prefillTokens ?? Array(model.tokenizer.encode(text, addSpecial: true).prefix(ctx))
+        prefillTokens = tokens
+        let prefill = try prefillTokensPerSecond(model, tokens)
         defer { fflush(stdout) }  // one row at a time, also into a pipe
         print("\(name.padded(20)) \(fmt(ppl, 3).padded(11)) \(fmt(stats.generationTokensPerSecond, 1).padded(13)) \(fmt(prefill, 1).padded(14)) \(formatBytes(model.weightBytes).padded(14)) \(fmt(load, 1)) s")
     }
 }
 
-/// Tokens per second of one forward pass over the first `tokens` tokens of `text` (the products
-/// run with that many activation rows), computing the logits of the last token only, as a
-/// prompt is processed before generation. (A generation's own prompt here is a few tokens: too
-/// short to tell how the batched kernels do.)
-func prefillTokensPerSecond(_ model: LlamaModel, text: String, tokens count: Int) throws -> Double {
-    let tokens = Array(model.tokenizer.encode(text, addSpecial: true).prefix(count))
+/// Tokens per second of one forward pass over `tokens` (the products run with that many
+/// activation rows), computing the logits of the last token only, as a prompt is processed
+/// before generation. (A generation's own prompt here is a few tokens: too short to tell how
+/// the batched kernels do.)
+func prefillTokensPerSecond(_ model: LlamaModel, _ tokens: [Int]) throws -> Double {
     let cache = model.makeCache(capacity: tokens.count)
     let t0 = monotonicSeconds()
     _ = try model.forward(tokens, cache: cache)

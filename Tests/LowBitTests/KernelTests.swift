@@ -124,7 +124,7 @@ final class KernelTests: XCTestCase {
         var rng = TestRandom(seed: 12)
         defer { try? Runtime.setThreads(0) }
         let rows = 37, cols = 96, g = 32
-        let tableStride = (LUTTables.byteCount(cols: cols, groupSize: g) + 63) / 64 * 64
+        let tableStride = LUTTables.stride(cols: cols, groupSize: g)
         let tilesPerChunk = max(1, LUTKernelAVX2.tableChunkBytes / (LUTKernelAVX2.tileRows * tableStride))
         let n = 3 * tilesPerChunk * LUTKernelAVX2.tileRows + 5
         let x = rng.normals(n * cols)

@@ -41,7 +41,7 @@ public final class SignMatrix: @unchecked Sendable {
     var tables: LUTTables { LUTTables(cols: cols, groupSize: groupSize) }
 
     /// Bytes of one activation row's tables, rounded up to a cache line.
-    public var tableBytes: Int { (LUTTables.byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64 }
+    public var tableBytes: Int { LUTTables.stride(cols: cols, groupSize: groupSize) }
 
     /// Y = X·Sᵀ for n activation rows (x: n × cols, y: n × rows): `buildTables` per activation
     /// row, then `multiply(tables:…)` over ranges of row blocks, both on the thread pool.

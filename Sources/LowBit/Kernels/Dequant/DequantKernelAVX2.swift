@@ -1,6 +1,5 @@
 #if LOWBIT_AVX2
 import _Builtin_intrinsics.intel
-import LowBitPrefetch
 
 /// The dequant family on AVX2 with int8 activations (llama.cpp's Q4_0×Q8_0 idea on lowbit's
 /// layout): codes unpacked to bytes by mask and shift, `vpmaddubsw` against 4 broadcast int8
@@ -12,7 +11,7 @@ enum DequantKernelAVX2 {
 
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
-    /// Whether the kernels prefetch codes ahead (`LUTKernelAVX2.prefetchWindow`): at
+    /// Whether the kernels prefetch codes ahead (`CodePrefetch`): at
     /// widths 4 and 8. At width 2 the unpacking keeps the kernel compute-bound even from DRAM,
     /// and the prefetches made it 5% slower there.
     @inline(__always)
@@ -121,7 +120,7 @@ enum DequantKernelAVX2 {
             // Steps in pairs (every group has an even number of steps): one widening per pair,
             // for the compute-bound tiles of N > 1.
             for step in stride(from: 0, to: stepsPerGroup, by: 2) {
-                if prefetchCodes(width: width) { lowbit_prefetch(w + (g * stepsPerGroup + step) * 32 + LUTKernelAVX2.prefetchDistance(streams: 1)) }
+                if prefetchCodes(width: width) { CodePrefetch.line(w + (g * stepsPerGroup + step) * 32 + CodePrefetch.distance(streams: 1)) }
                 let q = unpack(width: width, w + (g * stepsPerGroup + step) * 32, mask)
                 let r = unpack(width: width, w + (g * stepsPerGroup + step + 1) * 32, mask)
                 let k = g * groupSize + step * columnsPerStep
@@ -191,7 +190,7 @@ enum DequantKernelAVX2 {
         let p = layout.params.address(block * groups * 16), pStride = groups * 16 * e
         let a = UnsafePointer(acts.codes(actBase))
         let scales = acts.scales(actBase), sums = acts.sums(actBase)
-        let distance = LUTKernelAVX2.prefetchDistance(streams: count)
+        let distance = CodePrefetch.distance(streams: count)
         var y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0
         for g in 0..<groups {
             var s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0
@@ -199,7 +198,7 @@ enum DequantKernelAVX2 {
                 let offset = (g * stepsPerGroup + step) * 32, k = a + g * groupSize + step * columnsPerStep
                 // Each block's codes ahead, once per cache line (`prefetchCodes`).
                 if prefetchCodes(width: width), offset & 63 == 0 {
-                    for i in 0..<count { lowbit_prefetch(w + i * bytes + offset + distance) }
+                    for i in 0..<count { CodePrefetch.line(w + i * bytes + offset + distance) }
                 }
                 @inline(__always) func dot(_ i: Int) -> __m256i {
                     _mm256_madd_epi16(stepDot16(width: width, unpack(width: width, w + i * bytes + offset, mask), k), ones)

@@ -41,7 +41,7 @@ enum LUTKernel {
         if let layout { return try LUTKernelAVX2.multiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) }
         #endif
         let tables = LUTTables(cols: cols, groupSize: groupSize)
-        let tableBytes = (LUTTables.byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64
+        let tableBytes = LUTTables.stride(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
         for i in 0..<n { tables.buildScalar(x + i * cols, into: ws + i * tableBytes, biased: false) }
         parallelRanges(rows) { range in

@@ -1,6 +1,5 @@
 #if LOWBIT_AVX2
 import _Builtin_intrinsics.intel
-import LowBitPrefetch
 
 /// The LUT family on AVX2: the sums of `LUTKernel.portable`, 32 lookups per `vpshufb`, on the
 /// `LUTLayout` permutation. Lookups are int8 tables biased to UInt8 (T + 128) so that
@@ -29,26 +28,6 @@ enum LUTKernelAVX2 {
         }
     }
 
-    /// Bytes of codes the kernels (LUT and dequant) keep prefetched ahead of where they read,
-    /// split evenly over the row blocks they stream at once (`prefetchDistance`). Left to the
-    /// hardware prefetchers, weights streamed from DRAM (11008×4096, 1 thread) ran at 0.81–0.85
-    /// of read speed at N = 1 (four row blocks in flight) and at 0.50–0.75 at N = 2 (one block
-    /// at a time: reading and computing took turns). With 4 KiB ahead: 0.93–1.0 at N = 1 and
-    /// 0.81–0.96 at N = 2; 1 KiB ahead of a lone stream was too little (0.70–0.75), 8 KiB no
-    /// better than 4. Prefetches past the end of a layout are harmless: they never fault.
-    static let prefetchWindow = 4096
-
-    /// How far ahead each of `streams` code streams is prefetched.
-    @inline(__always)
-    static func prefetchDistance(streams: Int) -> Int { prefetchWindow / streams }
-
-    /// Prefetches the chunk of codes at `codes`, `distance` bytes ahead, one prefetch per 64
-    /// bytes (a chunk is 32·bits bytes: at 1 bit, every other chunk repeats a line).
-    @inline(__always)
-    static func prefetchAhead(of codes: UnsafeRawPointer, unitBytes: Int, distance: Int) {
-        for line in stride(from: 0, to: unitBytes, by: 64) { lowbit_prefetch(codes + distance + line) }
-    }
-
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
     /// N > 1 runs the activation tiles in chunks whose tables take at most this many bytes (half
@@ -71,7 +50,7 @@ enum LUTKernelAVX2 {
     static func multiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
                          y: UnsafeMutablePointer<Float>) throws {
         let tables = LUTTables(cols: cols, groupSize: groupSize)
-        let tableBytes = (LUTTables.byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64
+        let tableBytes = LUTTables.stride(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
         parallelFor(n) { i in tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
         parallelRanges(layout.rowBlocks * tiles(n: n)) { items in
@@ -289,7 +268,7 @@ enum LUTKernelAVX2 {
                 for g in 0..<groups {
                     var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
                     for _ in 0..<chunksPerGroup {
-                        prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
+                        CodePrefetch.ahead(of: w0 + c * unitBytes, bytes: unitBytes, distance: CodePrefetch.distance(streams: 1))
                         let ix = Indices(bits: bits, w0 + c * unitBytes)
                         let t = t0 + 64 * c
                         acc0.add(bits: bits, ix, load(t), load(t + 32))
@@ -319,7 +298,7 @@ enum LUTKernelAVX2 {
                 for g in 0..<groups {
                     var acc0 = Accumulators(), acc1 = Accumulators()
                     for _ in 0..<chunksPerGroup {
-                        prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
+                        CodePrefetch.ahead(of: w0 + c * unitBytes, bytes: unitBytes, distance: CodePrefetch.distance(streams: 1))
                         let ix = Indices(bits: bits, w0 + c * unitBytes)
                         acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
                         acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
@@ -337,7 +316,7 @@ enum LUTKernelAVX2 {
                 for g in 0..<groups {
                     var acc = Accumulators()
                     for _ in 0..<chunksPerGroup {
-                        prefetchAhead(of: w0 + c * unitBytes, unitBytes: unitBytes, distance: prefetchDistance(streams: 1))
+                        CodePrefetch.ahead(of: w0 + c * unitBytes, bytes: unitBytes, distance: CodePrefetch.distance(streams: 1))
                         acc.add(bits: bits, Indices(bits: bits, w0 + c * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                         c += 1
                     }
@@ -366,13 +345,13 @@ enum LUTKernelAVX2 {
         let p = layout.params.address(0) + block * blockStride
         let t0 = UnsafeRawPointer(tableBase)
         let ts = UnsafePointer(tables.tableScales(tableBase)), sx = UnsafePointer(tables.groupSums(tableBase))
-        let distance = prefetchDistance(streams: count)
+        let distance = CodePrefetch.distance(streams: count)
         var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
         var c = 0
         for g in 0..<groups {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
             for _ in 0..<chunksPerGroup {
-                for i in 0..<count { prefetchAhead(of: w + i * blockBytes + c * unitBytes, unitBytes: unitBytes, distance: distance) }
+                for i in 0..<count { CodePrefetch.ahead(of: w + i * blockBytes + c * unitBytes, bytes: unitBytes, distance: distance) }
                 let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
                 acc0.add(bits: bits, Indices(bits: bits, w + c * unitBytes), tlo, thi)
                 acc1.add(bits: bits, Indices(bits: bits, w + blockBytes + c * unitBytes), tlo, thi)

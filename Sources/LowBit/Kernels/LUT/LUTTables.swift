@@ -19,6 +19,11 @@ public struct LUTTables {
         cols / 4 * 16 + 2 * (cols / groupSize) * 4
     }
 
+    /// Bytes from one activation row's tables to the next: `byteCount` rounded up to a cache line.
+    public static func stride(cols: Int, groupSize: Int) -> Int {
+        (byteCount(cols: cols, groupSize: groupSize) + 63) / 64 * 64
+    }
+
     public init(cols: Int, groupSize: Int) {
         self.cols = cols
         self.groupSize = groupSize
