@@ -1,6 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if LOWBIT_AVX2
+import _Builtin_intrinsics.intel
+#endif
 import LowBit
 
 /// How the runner holds the linear layers (every q, k, v, o, gate, up, down and the output).
@@ -380,13 +383,25 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// gate ← silu(gate) · up, over the thread pool (n × feedForward exponentials per layer:
-    /// serial, they held back 2-thread prompt processing).
+    /// serial, they held back 2-thread prompt processing), 8 at a time on AVX2 (`Exponential`).
     func swiGLU(_ gate: inout [Float], _ up: [Float]) {
         gate.withUnsafeMutableBufferPointer { gp in
             up.withUnsafeBufferPointer { upp in
                 let g = gp.baseAddress!, u = upp.baseAddress!
                 parallelRanges(gp.count) { range in
-                    for i in range { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+                    var i = range.lowerBound
+                    #if LOWBIT_AVX2
+                    if Runtime.useAVX2 {
+                        let one = _mm256_set1_ps(1)
+                        while i + 8 <= range.upperBound {
+                            let gv = _mm256_loadu_ps(g + i)
+                            let e = Exponential.exp8(_mm256_sub_ps(_mm256_setzero_ps(), gv))
+                            _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)))
+                            i += 8
+                        }
+                    }
+                    #endif
+                    for i in i..<range.upperBound { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
                 }
             }
         }
@@ -427,13 +442,17 @@ public final class LlamaModel: @unchecked Sendable {
             out.withUnsafeMutableBufferPointer { op in
                 cache.keys[layer].withUnsafeBufferPointer { kp in
                     cache.values[layer].withUnsafeBufferPointer { vp in
+                        // An item is a row's query heads sharing one key/value head, which then
+                        // reads those keys and values once for all of them; one head per item
+                        // for a single row (decoding), so that both threads have work.
                         // Head-major items: a row's cost grows with its position (causal), so
                         // contiguous thread ranges over rows would leave the first thread idle.
-                        parallelFor(rows * c.heads) { item in
-                            let r = item % rows, h = item / rows, kvh = h / group
+                        let perItem = rows > 1 ? group : 1, headItems = c.heads / perItem
+                        parallelFor(rows * headItems) { item in
+                            let r = item % rows, h = (item / rows) * perItem, kvh = h / group
                             let length = start + r + 1
-                            withUnsafeTemporaryAllocation(of: Float.self, capacity: length) { scores in
-                                Attention.attend(qp.baseAddress! + (r * c.heads + h) * d, keys: kp.baseAddress! + kvh * d,
+                            withUnsafeTemporaryAllocation(of: Float.self, capacity: perItem * length) { scores in
+                                Attention.attend(qp.baseAddress! + (r * c.heads + h) * d, queries: perItem, keys: kp.baseAddress! + kvh * d,
                                                  values: vp.baseAddress! + kvh * d, stride: kvDim, length: length, dim: d, scale: scale,
                                                  scores: scores.baseAddress!, into: op.baseAddress! + (r * c.heads + h) * d)
                             }

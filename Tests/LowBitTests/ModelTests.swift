@@ -1,5 +1,8 @@
 import Foundation
 import XCTest
+#if LOWBIT_AVX2
+import _Builtin_intrinsics.intel
+#endif
 @testable import LowBit
 @testable import LowBitModel
 
@@ -287,33 +290,75 @@ final class Q8_0LinearTests: XCTestCase {
 }
 
 /// The attention kernel (AVX2 and portable) against the formula in Float64, on head sizes that
-/// take every path and lengths around the 8-key step, with a cache stride wider than a head.
+/// take every path, lengths around the 8-key step and the 64-key value block, one query or a
+/// group of three sharing the keys, with a cache stride wider than a head.
 final class AttentionTests: XCTestCase {
     func testAttendMatchesTheFormula() {
         var rng = TestRandom(seed: 101)
         for dim in [64, 128, 24, 20] {
-            for length in [1, 7, 8, 9, 33, 100] {
-                let stride = dim * 3
-                let q = rng.normals(dim), keys = rng.normals(length * stride), values = rng.normals(length * stride)
-                let scale = 1 / Float(dim).squareRoot()
-                var logits = (0..<length).map { t in (0..<dim).reduce(0.0) { $0 + Double(q[$1]) * Double(keys[t * stride + $1]) } * Double(scale) }
-                let top = logits.max()!
-                logits = logits.map { Foundation.exp($0 - top) }
-                let total = logits.reduce(0, +)
-                let expected = (0..<dim).map { i in (0..<length).reduce(0.0) { $0 + logits[$1] / total * Double(values[$1 * stride + i]) } }
-                for portable in [false, true] {
-                    var out = [Float](repeating: .nan, count: dim), scores = [Float](repeating: 0, count: length)
-                    Runtime.setPortableOnly(portable)
-                    Attention.attend(q, keys: keys, values: values, stride: stride, length: length, dim: dim, scale: scale,
-                                     scores: &scores, into: &out)
-                    Runtime.setPortableOnly(false)
-                    for i in 0..<dim {
-                        XCTAssertEqual(Double(out[i]), expected[i], accuracy: 1e-5, "dim \(dim) length \(length) portable \(portable) [\(i)]")
+            for length in [1, 7, 8, 9, 33, 100, 129] {
+                for queries in [1, 3] {
+                    let stride = dim * 3
+                    let q = rng.normals(queries * dim), keys = rng.normals(length * stride), values = rng.normals(length * stride)
+                    let scale = 1 / Float(dim).squareRoot()
+                    var expected = [Double]()
+                    for j in 0..<queries {
+                        var logits = (0..<length).map { t in
+                            (0..<dim).reduce(0.0) { $0 + Double(q[j * dim + $1]) * Double(keys[t * stride + $1]) } * Double(scale)
+                        }
+                        let top = logits.max()!
+                        logits = logits.map { Foundation.exp($0 - top) }
+                        let total = logits.reduce(0, +)
+                        expected += (0..<dim).map { i in (0..<length).reduce(0.0) { $0 + logits[$1] / total * Double(values[$1 * stride + i]) } }
+                    }
+                    for portable in [false, true] {
+                        var out = [Float](repeating: .nan, count: queries * dim), scores = [Float](repeating: 0, count: queries * length)
+                        Runtime.setPortableOnly(portable)
+                        Attention.attend(q, queries: queries, keys: keys, values: values, stride: stride, length: length, dim: dim,
+                                         scale: scale, scores: &scores, into: &out)
+                        Runtime.setPortableOnly(false)
+                        for i in 0..<queries * dim {
+                            XCTAssertEqual(Double(out[i]), expected[i], accuracy: 1e-5,
+                                           "dim \(dim) length \(length) queries \(queries) portable \(portable) [\(i)]")
+                        }
                     }
                 }
             }
         }
     }
+
+    #if LOWBIT_AVX2
+    /// `Exponential.exp8` within 1.2e-7 relative of exp in Float64 over its range of normal results
+    /// (a sweep and the points where n changes), 0 below -87.68, and NaN through.
+    func testExp8MatchesExp() {
+        var xs: [Float] = stride(from: Float(-87.3), through: 88.3, by: 0.0137).map { $0 }
+        xs += (-126...127).flatMap { n -> [Float] in
+            let x = Float(n) * Float(M_LN2)
+            return [x.nextDown, x, x.nextUp, x + 0.3465, x - 0.3465]
+        }.filter { $0 >= Exponential.lowest && $0 <= Exponential.highest }
+        xs += [0, -0.0, 1e-8, -1e-8, 1, -1, Exponential.lowest, Exponential.highest]
+        var worst = 0.0
+        for start in stride(from: 0, to: xs.count, by: 8) {
+            var lanes = [Float](repeating: 0, count: 8)
+            for i in 0..<8 { lanes[i] = xs[min(start + i, xs.count - 1)] }
+            var out = [Float](repeating: 0, count: 8)
+            _mm256_storeu_ps(&out, Exponential.exp8(_mm256_loadu_ps(lanes)))
+            for i in 0..<8 {
+                let exact = Foundation.exp(Double(lanes[i]))
+                worst = max(worst, abs(Double(out[i]) - exact) / exact)
+            }
+        }
+        XCTAssertLessThan(worst, 1.2e-7)
+        var edge = [Float](repeating: 0, count: 8)
+        let inputs: [Float] = [-87.7, -100, -.infinity, .nan, -.nan, 100, .infinity, 0]
+        _mm256_storeu_ps(&edge, Exponential.exp8(_mm256_loadu_ps(inputs)))
+        XCTAssertEqual(Array(edge[0..<3]), [0, 0, 0])
+        XCTAssertTrue(edge[3].isNaN && edge[4].isNaN)
+        XCTAssertEqual(edge[5], Float(Foundation.exp(Double(Exponential.highest))), accuracy: 1e32)
+        XCTAssertEqual(edge[6], edge[5])
+        XCTAssertEqual(edge[7], 1)
+    }
+    #endif
 }
 
 /// The reference model's float layer, AVX2 tile and portable path, against the Float64 product
