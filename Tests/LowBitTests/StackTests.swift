@@ -109,6 +109,40 @@ final class StackTests: XCTestCase {
         }
     }
 
+    /// From `rebuildMinimumRows` activation rows on, products rebuild the weights in Float32 slices:
+    /// they match the Float64 product of the dense rebuild at two budgets, whatever the thread
+    /// count and slice size (two rows per slice, and one slice), on AVX2 and portable paths
+    /// (a 96-column tensor takes the AVX2 path's 64- and 32-column steps).
+    func testManyRowProductsRebuildTheWeights() throws {
+        let (path, _) = try buildSample(blocks: 6)
+        defer { unlink(path) }
+        defer { try? Runtime.setThreads(0) }
+        let stack = try Stack(path: path, budget: Int.max)
+        var rng = TestRandom(seed: 59)
+        for count in [6, 2] {
+            try stack.setBudget(stack.bytesWithPrefix(count))
+            for (name, rows, cols) in [("a", 40, 96), ("b", 33, 64)] {
+                let ref = try stack.denseWeights(name)
+                for n in [Stack.rebuildMinimumRows, Stack.rebuildMinimumRows + 5] {
+                    let x = rng.normals(n * cols)
+                    let expected = float64Product(ref, rows: rows, cols: cols, x, n: n)
+                    func product(threads: Int, sliceBytes: Int = 1 << 20) throws -> [Float] {
+                        try Runtime.setThreads(threads)
+                        var y = [Float](repeating: .nan, count: n * rows)
+                        try stack.multiply(name, x, n: n, into: &y, chunkBytes: 4 << 20, sliceBytes: sliceBytes)
+                        return y
+                    }
+                    let one = try product(threads: 1)
+                    XCTAssertLessThanOrEqual(normalizedError(one, expected), 1e-6, "\(name) \(count) blocks n=\(n)")
+                    XCTAssertEqual(try product(threads: 2), one, "\(name) n=\(n): 2 threads")
+                    XCTAssertEqual(try product(threads: 2, sliceBytes: 1), one, "\(name) n=\(n): 2-row slices")
+                    let portable = try portableOnly { try product(threads: 2, sliceBytes: 1) }
+                    XCTAssertLessThanOrEqual(normalizedError(portable, expected), 1e-6, "\(name) n=\(n): portable")
+                }
+            }
+        }
+    }
+
     func testBudgetChangesReadOnlyTheDifference() throws {
         let (path, _) = try buildSample()
         defer { unlink(path) }

@@ -66,6 +66,14 @@ public enum Runtime {
     /// from L3 depends on these sizes.
     public static let dataCaches: [CacheLevel] = dataCaches(sysfs: "/sys/devices/system/cpu/cpu0/cache")
 
+    /// Half of one core's share of L2 (256 KiB where the size is unknown, at least 64 KiB): how
+    /// much data a kernel keeps at hand while it streams the rest (the LUT kernel's tables for
+    /// N > 1, a BitStack product's rebuilt weights).
+    public static let halfL2Bytes: Int = {
+        guard let l2 = dataCaches.first(where: { $0.level == 2 }) else { return 256 << 10 }
+        return max(64 << 10, l2.bytes / l2.sharedBy / 2)
+    }()
+
     /// Reads `index0`, `index1`, … under `dir` (files level, type, size such as "2048K", and
     /// shared_cpu_list such as "0-1,4"), skipping instruction caches and unreadable entries.
     static func dataCaches(sysfs dir: String) -> [CacheLevel] {

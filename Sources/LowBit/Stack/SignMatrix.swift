@@ -35,6 +35,15 @@ public final class SignMatrix: @unchecked Sendable {
 
     public func isPositive(row: Int, col: Int) -> Bool { layout.bit(row: row, col: col, plane: 0) == 1 }
 
+    /// The signs of row `row`, columns 8·octet ..< 8·octet + 8: bit j set where S is +1 at
+    /// column 8·octet + j. The inverse of the nibble interleave of `LUTLayout(signBits:…)`.
+    @inline(__always)
+    func signOctet(row: Int, octet: Int) -> UInt8 {
+        let unit = layout.codes.bytes() + ((row / LUTLayout.rowsPerBlock) * (cols / 16) + octet / 2) * 32
+        let i = row % LUTLayout.rowsPerBlock, low = unit[i], high = unit[16 + i]
+        return octet % 2 == 0 ? (low & 0x0F) | (high << 4) : (low >> 4) | (high & 0xF0)
+    }
+
     /// Row blocks of `LUTLayout.rowsPerBlock` rows: the units `multiply(tables:…)` splits rows by.
     public var rowBlocks: Int { layout.rowBlocks }
 

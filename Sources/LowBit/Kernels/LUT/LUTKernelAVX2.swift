@@ -36,10 +36,7 @@ enum LUTKernelAVX2 {
     /// outgrew L2: a BitStack's 512-token prefill (512 × 16 rows per block product) took
     /// 11.3–12.8 s per chunk of perplexity, 7.2–9.4 s in chunks of 256 KiB to 1 MiB (this VM's
     /// L2 is 2 MiB); 4096×4096 2-bit at N = 256 3–7% less time.
-    static let tableChunkBytes: Int = {
-        guard let l2 = Runtime.dataCaches.first(where: { $0.level == 2 }) else { return 256 << 10 }
-        return max(64 << 10, l2.bytes / l2.sharedBy / 2)
-    }()
+    static var tableChunkBytes: Int { Runtime.halfL2Bytes }
 
     /// The bit width of a sign matrix's codes: 1, with d = 2 and m = −1 for every row and group,
     /// known when the kernel is specialized, so its flush has neither a branch nor parameters.
