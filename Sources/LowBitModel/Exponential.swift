@@ -1,10 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 #if LOWBIT_AVX2
 import _Builtin_intrinsics.intel
 #endif
-import LowBit
 
 /// eˣ for the runner's softmax and SiLU, 8 values per call on AVX2 (the scalar `exp` of libm was
 /// 7% of a 512-token prefill). x = n·ln2 + r with n = round(x/ln2) and |r| ≤ ln2/2, ln2 split in

@@ -368,8 +368,9 @@ public final class Stack: @unchecked Sendable {
             let signed = _mm256_xor_ps(d, _mm256_castsi256_ps(_mm256_and_si256(negative, signBit)))
             _mm256_storeu_ps(w + c, _mm256_add_ps(_mm256_loadu_ps(w + c), signed))
         }
-        var c = 0
-        while c + 64 <= cols {
+        // `Vectors` (8, or 4 for the last 32 columns) × 8 columns from c on.
+        @inline(__always) func columns<Vectors: StaticInt>(_: Vectors.Type, _ c: Int) {
+            let wide = Vectors.value == 8
             var d0 = _mm256_setzero_ps(), d1 = d0, d2 = d0, d3 = d0, d4 = d0, d5 = d0, d6 = d0, d7 = d0
             for j in 0..<k {
                 let uj = _mm256_set1_ps(u[j]), vj = v + j * cols + c
@@ -377,26 +378,22 @@ public final class Stack: @unchecked Sendable {
                 d1 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 8), d1)
                 d2 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 16), d2)
                 d3 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 24), d3)
-                d4 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 32), d4)
-                d5 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 40), d5)
-                d6 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 48), d6)
-                d7 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 56), d7)
+                if wide {
+                    d4 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 32), d4)
+                    d5 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 40), d5)
+                    d6 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 48), d6)
+                    d7 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 56), d7)
+                }
             }
             add(d0, c); add(d1, c + 8); add(d2, c + 16); add(d3, c + 24)
-            add(d4, c + 32); add(d5, c + 40); add(d6, c + 48); add(d7, c + 56)
+            if wide { add(d4, c + 32); add(d5, c + 40); add(d6, c + 48); add(d7, c + 56) }
+        }
+        var c = 0
+        while c + 64 <= cols {
+            columns(Static8.self, c)
             c += 64
         }
-        if c < cols {  // cols is a multiple of 32
-            var d0 = _mm256_setzero_ps(), d1 = d0, d2 = d0, d3 = d0
-            for j in 0..<k {
-                let uj = _mm256_set1_ps(u[j]), vj = v + j * cols + c
-                d0 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj), d0)
-                d1 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 8), d1)
-                d2 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 16), d2)
-                d3 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 24), d3)
-            }
-            add(d0, c); add(d1, c + 8); add(d2, c + 16); add(d3, c + 24)
-        }
+        if c < cols { columns(Static4.self, c) }  // cols is a multiple of 32
     }
     #endif
 
