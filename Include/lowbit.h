@@ -236,8 +236,10 @@ LOWBIT_API lowbit_status lowbit_stack_info(const lowbit_stack *s, uint64_t *resi
 /* A tensor's shape, rank and blocks (resident now, and in the file); out-pointers may be NULL. */
 LOWBIT_API lowbit_status lowbit_stack_tensor(const lowbit_stack *s, const char *name, int64_t *rows, int64_t *cols,
                                              int32_t *rank, int32_t *blocks_resident, int32_t *blocks_total);
-/* Y = X·Wᵀ for tensor `name` with its resident blocks (x: n x cols, y: n x rows), without ever
- * rebuilding W: each block is a 1-bit LUT product with n·rank activation rows. Thread-safe. */
+/* Y = X·Wᵀ for tensor `name` with its resident blocks (x: n x cols, y: n x rows). For n < 16 each
+ * block is a 1-bit LUT product with n·rank activation rows, W never rebuilt; from n = 16 on, W is
+ * rebuilt in Float32 slices of at most half of L2 per thread (the whole of W never at once) and
+ * multiplied in Float32. Thread-safe. */
 LOWBIT_API lowbit_status lowbit_stack_matmul(const lowbit_stack *s, const char *name, const float *x, int64_t x_len,
                                              int64_t n, float *y, int64_t y_len);
 

@@ -210,7 +210,8 @@ public final class Stack: @unchecked Sendable {
     }
 
     /// Y = X·Wᵀ for tensor `name` with its resident blocks, x n × cols, y n × rows:
-    /// W·x = Σ_blocks u ⊙ (S·(v ⊙ x/s)), each block one 1-bit LUT product with n·k activation rows.
+    /// W·x = Σ_blocks u ⊙ (S·(v ⊙ x/s)), each block one 1-bit LUT product with n·k activation rows
+    /// (from `rebuildMinimumRows` rows on, `multiplyRebuilt` instead).
     ///
     /// Two steps on the thread pool for all blocks at once (in chunks of blocks whose tables fit
     /// `chunkBytes`): first z = v ⊙ x/s and its tables for every (block, activation row), then,
