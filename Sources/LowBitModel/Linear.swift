@@ -10,27 +10,28 @@ public protocol Linear: AnyObject, Sendable {
     func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws
 }
 
-/// Float32 weights (the reference model): SIMD dot products, 4 activation rows at a time.
+/// Float32 weights (the reference model), held in `FloatTile` panels of 16 rows.
 public final class FloatLinear: Linear, @unchecked Sendable {
     public let rows: Int, cols: Int
-    let w: [Float]
-    public var byteCount: Int { w.count * 4 }
+    let panels: AlignedBuffer
+    public var byteCount: Int { rows * cols * 4 }
 
     public init(_ w: [Float], rows: Int, cols: Int) throws {
         guard w.count == rows * cols, cols % 8 == 0 else {
             throw LowBitError(.unsupported, "a float layer of \(rows) x \(cols) with \(w.count) weights: cols must be a multiple of 8")
         }
-        (self.w, self.rows, self.cols) = (w, rows, cols)
+        (self.rows, self.cols) = (rows, cols)
+        panels = try AlignedBuffer(byteCount: FloatTile.packedCount(rows: rows, cols: cols) * 4)
+        w.withUnsafeBufferPointer { FloatTile.pack($0.baseAddress!, rows: rows, cols: cols, into: panels.floats()) }
     }
 
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
-        let rows = self.rows, cols = self.cols
-        w.withUnsafeBufferPointer { wp in
-            let w = wp.baseAddress!
-            parallelRanges(rows) { range in
-                FloatTile.product(w + range.lowerBound * cols, rows: range.count, cols: cols, x: x, n: n,
-                                  y: y + range.lowerBound, yStride: rows)
-            }
+        let rows = self.rows, cols = self.cols, p = UnsafePointer(panels.floats())
+        // Whole panels per thread.
+        let panelCount = (rows + FloatTile.panelRows - 1) / FloatTile.panelRows
+        parallelRanges(panelCount) { range in
+            let first = range.lowerBound * FloatTile.panelRows, end = min(rows, range.upperBound * FloatTile.panelRows)
+            FloatTile.product(p + first * cols, rows: end - first, cols: cols, x: x, n: n, y: y + first, yStride: rows)
         }
     }
 }

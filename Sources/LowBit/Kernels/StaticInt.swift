@@ -9,4 +9,5 @@ enum Static2: StaticInt { static var value: Int { 2 } }
 enum Static3: StaticInt { static var value: Int { 3 } }
 enum Static4: StaticInt { static var value: Int { 4 } }
 enum Static5: StaticInt { static var value: Int { 5 } }
+enum Static6: StaticInt { static var value: Int { 6 } }
 enum Static8: StaticInt { static var value: Int { 8 } }

@@ -311,11 +311,12 @@ public final class Stack: @unchecked Sendable {
         let sliceRows = max(2, (sliceBytes / (cols * 4)) & ~1)
         let failed = Atomic<Bool>(false)
         parallelRanges(rows) { range in
-            guard let slice = try? Workspace.current.reserve(min(sliceRows, range.count) * cols * 4) else {
+            let sliceFloats = min(sliceRows, range.count) * cols
+            guard let slice = try? Workspace.current.reserve((sliceFloats + FloatTile.packedCount(rows: sliceRows, cols: cols)) * 4) else {
                 failed.store(true, ordering: .relaxed)
                 return
             }
-            let w = slice.assumingMemoryBound(to: Float.self)
+            let w = slice.assumingMemoryBound(to: Float.self), panels = w + sliceFloats
             for first in Swift.stride(from: range.lowerBound, to: range.upperBound, by: sliceRows) {
                 let count = min(sliceRows, range.upperBound - first)
                 for i in 0..<(count * cols) { w[i] = 0 }
@@ -325,7 +326,8 @@ public final class Stack: @unchecked Sendable {
                                                rowRange: first..<(first + count), into: w)
                     }
                 }
-                FloatTile.product(w, rows: count, cols: cols, x: scaled, n: n, y: y + first, yStride: rows)
+                FloatTile.pack(w, rows: count, cols: cols, into: panels)
+                FloatTile.product(panels, rows: count, cols: cols, x: scaled, n: n, y: y + first, yStride: rows)
             }
         }
         if failed.load(ordering: .relaxed) { throw LowBitError(.outOfMemory, "could not allocate a BitStack product's workspace") }
