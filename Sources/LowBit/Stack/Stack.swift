@@ -294,8 +294,10 @@ public final class Stack: @unchecked Sendable {
     /// activation row costs k 1-bit products per block (k = 16: as much arithmetic as a 16-bit
     /// product, per block), so a 512-token prompt ran slower per token than decoding. Rebuilding
     /// W = Σ_b S_b ⊙ (U_b·V_bᵀ) costs k FMAs per weight and block, about the sign products of
-    /// 10–16 activation rows, and a Float32 product after it a small part of one row's. Slices of at most `sliceBytes` (half of L2) per thread, so
-    /// the whole matrix never exists at once; the input scaling stays on the activations.
+    /// 10–16 activation rows, and a Float32 product after it a small part of one row's. Each
+    /// thread rebuilds slices of at most `sliceBytes` (half of L2) and multiplies them in
+    /// `FloatTile` panels (a second copy of the slice), so the whole matrix never exists at
+    /// once; the input scaling stays on the activations.
     func multiplyRebuilt(_ info: StackFile.Tensor, _ blocks: [LoadedBlock], _ x: UnsafePointer<Float>, n: Int,
                          into y: UnsafeMutablePointer<Float>, sliceBytes: Int) throws {
         let rows = info.rows, cols = info.cols, k = info.rank
@@ -312,7 +314,8 @@ public final class Stack: @unchecked Sendable {
         let failed = Atomic<Bool>(false)
         parallelRanges(rows) { range in
             let sliceFloats = min(sliceRows, range.count) * cols
-            guard let slice = try? Workspace.current.reserve((sliceFloats + FloatTile.packedCount(rows: sliceRows, cols: cols)) * 4) else {
+            let panelFloats = FloatTile.packedCount(rows: min(sliceRows, range.count), cols: cols)
+            guard let slice = try? Workspace.current.reserve((sliceFloats + panelFloats) * 4) else {
                 failed.store(true, ordering: .relaxed)
                 return
             }
