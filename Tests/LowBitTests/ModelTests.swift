@@ -361,15 +361,16 @@ final class AttentionTests: XCTestCase {
     #endif
 }
 
-/// The reference model's float layer, AVX2 tile and portable path, against the Float64 product
-/// on row and activation counts that leave every kind of remainder (odd rows, n mod 4, blocks).
+/// The reference model's float layer (`FloatTile` panels), AVX2 tile and portable path, against
+/// the Float64 product on row and activation counts that leave every kind of remainder (partial
+/// panels of 16 rows, every n mod 6, several activation blocks at 300).
 final class FloatLinearTests: XCTestCase {
     func testMatchesFloat64Product() throws {
         var rng = TestRandom(seed: 22)
         for (rows, cols) in [(1, 8), (5, 24), (34, 576)] {
             let w = rng.normals(rows * cols)
             let layer = try FloatLinear(w, rows: rows, cols: cols)
-            try assertMatchesFloat64(layer, weights: w, activationRows: [1, 3, 4, 7, 9, 300], &rng)
+            try assertMatchesFloat64(layer, weights: w, activationRows: [1, 2, 3, 4, 5, 7, 9, 300], &rng)
         }
         XCTAssertThrowsStatus(.unsupported, try FloatLinear([Float](repeating: 0, count: 12), rows: 1, cols: 12))
     }
