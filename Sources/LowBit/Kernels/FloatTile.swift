@@ -118,7 +118,9 @@ public enum FloatTile {
         let count = Count.value
         var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0
         var b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0
-        let x1 = x + cols, x2 = x1 + cols, x3 = x2 + cols, x4 = x3 + cols, x5 = x4 + cols
+        // Rows past `count` are never read; their pointers stay on row 0 rather than past x.
+        let x1 = count > 1 ? x + cols : x, x2 = count > 2 ? x + 2 * cols : x, x3 = count > 3 ? x + 3 * cols : x
+        let x4 = count > 4 ? x + 4 * cols : x, x5 = count > 5 ? x + 5 * cols : x
         for c in 0..<cols {
             let lo = _mm256_loadu_ps(p + 16 * c), hi = _mm256_loadu_ps(p + 16 * c + 8)
             var v = _mm256_set1_ps(x[c])
