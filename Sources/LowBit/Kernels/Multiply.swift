@@ -92,10 +92,7 @@ extension QuantizedMatrix {
     }
 
     private func multiplyLUT(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
-        try LUTKernel.multiply(rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y,
-                               layout: Runtime.useAVX2 ? try lutLayout() : nil) { tables, base, out, range in
-            LUTKernel.portable(self, tables: tables, tableBase: base, y: out, rows: range)
-        }
+        try LUTKernel.multiply(self, x: x, n: n, y: y, layout: Runtime.useAVX2 ? try lutLayout() : nil)
     }
 }
 

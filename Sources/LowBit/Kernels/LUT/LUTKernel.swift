@@ -31,12 +31,11 @@ enum LUTKernel {
         }
     }
 
-    /// Y = X·Wᵀ through tables: builds one table set per activation row in this thread's
-    /// workspace, then runs the AVX2 kernel over (row block, activation tile) items when a
-    /// layout is given, else `portable(tables, tableBase, y, rows)` per activation row.
-    static func multiply(rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
-                         y: UnsafeMutablePointer<Float>, layout: LUTLayout?,
-                         portable: (LUTTables, UnsafeMutableRawPointer, UnsafeMutablePointer<Float>, Range<Int>) -> Void) throws {
+    /// Y = X·Wᵀ through tables: the AVX2 kernel on `layout` when one is given, else one table
+    /// set per activation row in this thread's workspace and `portable` per activation row.
+    static func multiply(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
+                         layout: LUTLayout?) throws {
+        let rows = m.rows, cols = m.cols, groupSize = m.groupSize
         #if LOWBIT_AVX2
         if let layout { return try LUTKernelAVX2.multiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) }
         #endif
@@ -45,7 +44,7 @@ enum LUTKernel {
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
         for i in 0..<n { tables.buildScalar(x + i * cols, into: ws + i * tableBytes, biased: false) }
         parallelRanges(rows) { range in
-            for i in 0..<n { portable(tables, ws + i * tableBytes, y + i * rows, range) }
+            for i in 0..<n { portable(m, tables: tables, tableBase: ws + i * tableBytes, y: y + i * rows, rows: range) }
         }
     }
 }
