@@ -9,8 +9,9 @@ usage: lowbit bench [options]
 Times Y = X·Wᵀ per kernel family and weight type, beside a memory-read baseline of the same
 bytes measured in the same run (ratio = read time / kernel time: 1.0 means the kernel runs at
 memory speed), and checks each case's error against the Float64 product of the dequantized weights.
-The families of one shape, type, N and thread count are timed side by side, in rounds that call
-each in turn (medians), so a verdict compares calls made under the same load.
+The families of one shape, type and N are timed side by side at every thread count, in rounds
+that call each in turn (medians), so a verdict compares calls made under the same load, and so
+does each "threads" line: a family's speed-up on more threads over its time on 1.
 
   --cases LIST      shape:memory pairs (default 4096x4096:hot,11008x4096:dram); memory is
                     hot (one copy, cache-resident where it fits) or dram (flushed from every cache
@@ -61,6 +62,32 @@ struct BenchCase {
     var measured: Bool { !seconds.isNaN }
     var groupKey: String { "\(rows)x\(cols) \(memory.rawValue) \(type) n=\(n) t=\(threads)" }
     var label: String { family.description + (actBits == 8 ? "" : "/a\(actBits)") }
+    var threadLabel: String { "\(label) t\(threads)" }
+    /// Time on 1 thread / time on `threads`, both from the same rounds (nil for 1 thread, or
+    /// when 1 thread was not measured).
+    var speedUp: Double? = nil
+}
+
+/// Each multi-thread case's speed-up over the same family on 1 thread, within one group.
+func setSpeedUps(_ group: inout [BenchCase]) {
+    for i in group.indices where group[i].threads > 1 && group[i].measured {
+        if let one = group.first(where: { $0.threads == 1 && $0.label == group[i].label && $0.measured }) {
+            group[i].speedUp = one.seconds / group[i].seconds
+        }
+    }
+}
+
+/// One line per shape, memory, type and N: each family's speed-up at each thread count above 1.
+func printSpeedUps(_ cases: [BenchCase]) {
+    var order: [String] = []
+    var lines: [String: [String]] = [:]
+    for c in cases {
+        guard let s = c.speedUp else { continue }
+        let key = "\(c.rows)x\(c.cols) \(c.memory.rawValue) \(c.type) n=\(c.n)"
+        if lines[key] == nil { order.append(key) }
+        lines[key, default: []].append("\(c.label) \(fmt(s, 2))x on \(c.threads)")
+    }
+    for key in order { print("  threads \(key): over 1 thread, side by side: \(lines[key]!.joined(separator: ", "))") }
 }
 
 func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
@@ -172,11 +199,13 @@ func runBench(_ args: Arguments) throws {
             let copies = memory == .hot || AlignedBuffer.canEvictFromCache ? 1 : max(2, (96 << 20) / max(1, bytesOf.values.min() ?? 1) + 1)
             var mats = [m]
             while mats.count < copies { mats.append(try m.clone()) }
-            for threads in threadCounts {
-                try Runtime.setThreads(threads)
-                var skipped: [String: String] = [:]  // label → why (a call took over --max-call)
-                for n in ns.sorted() {
-                    var group: [BenchCase] = []
+            // Per N, every family at every thread count in one set of rounds, so that both the
+            // families' ratios and each family's speed-up over 1 thread are measured side by side.
+            var skipped: [String: String] = [:]  // label and threads → why (a call took over --max-call)
+            for n in ns.sorted() {
+                var group: [BenchCase] = []
+                for threads in threadCounts {
+                    try Runtime.setThreads(threads)  // auto's choice is keyed by the thread count
                     for family in runnable {
                         for actBits in precisions(family) {
                             var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family, n: n, threads: threads)
@@ -184,19 +213,24 @@ func runBench(_ args: Arguments) throws {
                             c.actBits = actBits
                             c.autoKey = AutoKernel.key(m, n: n)
                             c.bytes = family == .auto ? bytesOf[try AutoKernel.choice(m, n: n)] ?? bytesOf[family]! : bytesOf[family]!
-                            if let why = skipped[c.label] { c.note = why }
+                            if let why = skipped[c.threadLabel] { c.note = why }
                             group.append(c)
                         }
                     }
-                    try measureSideBySide(&group, mats: mats, x: x, reference: reference, sampleRows: sampleRows,
-                                          maxCall: maxCall, copies: copies, memory: memory)
-                    for c in group where !c.measured && skipped[c.label] == nil { skipped[c.label] = "skipped: a call would take over \(maxCall) s" }
-                    if !json { group.forEach(printCase) }
-                    results.append(contentsOf: group)
                 }
+                try measureSideBySide(&group, mats: mats, x: x, reference: reference, sampleRows: sampleRows,
+                                      maxCall: maxCall, copies: copies, memory: memory)
+                for c in group where !c.measured && skipped[c.threadLabel] == nil { skipped[c.threadLabel] = "skipped: a call would take over \(maxCall) s" }
+                setSpeedUps(&group)
+                if !json { group.forEach(printCase) }
+                results.append(contentsOf: group)
             }
             mats.removeAll()
-            if !json { printVerdicts(results.filter { $0.rows == rows && $0.cols == cols && $0.memory == memory && $0.type == type }) }
+            if !json {
+                let these = results.filter { $0.rows == rows && $0.cols == cols && $0.memory == memory && $0.type == type }
+                printVerdicts(these)
+                printSpeedUps(these)
+            }
         }
     }
     try Runtime.setThreads(0)
@@ -270,8 +304,9 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
     let flush = memory == .dram && AlignedBuffer.canEvictFromCache
     for (index, c) in cases.enumerated() where c.note.isEmpty {
         var next = 0
-        let family = c.family, actBits = c.actBits
+        let family = c.family, actBits = c.actBits, threads = c.threads
         let call = {
+            try Runtime.setThreads(threads)
             try x.withUnsafeBufferPointer { xp in
                 try y.withUnsafeMutableBufferPointer { yp in
                     try mats[next % mats.count].multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family, activationBits: actBits)
@@ -293,21 +328,25 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
         befores.append(memory == .hot ? call : flush ? { mats[0].evictLayoutFromCache(family) } : {})
         owners.append(index)
     }
-    // One read baseline per distinct byte count, over as many buffers as the kernels rotate over.
-    var readers: [Int: Int] = [:]  // bytes → index in calls
+    // One read baseline per distinct byte count and thread count, over as many buffers as the
+    // kernels rotate over.
+    struct Reader: Hashable { let bytes: Int, threads: Int }
+    var readers: [Reader: Int] = [:]  // → index in calls
     for index in owners {
-        let bytes = cases[index].bytes
-        if readers[bytes] != nil { continue }
+        let reader = Reader(bytes: cases[index].bytes, threads: cases[index].threads)
+        if readers[reader] != nil { continue }
+        let bytes = reader.bytes, threads = reader.threads
         let set = try (0..<copies).map { _ in try AlignedBuffer(byteCount: bytes) }
         var next = 0
         let read = {
+            try Runtime.setThreads(threads)
             readSink ^= MemoryBaseline.read(set[next % copies].pointer, bytes: bytes / 32 * 32)
             next += 1
         }
         calls.append(read)
         befores.append(memory == .hot ? read : flush ? { set[0].evictFromCache() } : {})
-        read()
-        readers[bytes] = calls.count - 1
+        try read()
+        readers[reader] = calls.count - 1
         owners.append(-1)
     }
     guard !calls.isEmpty else { return }
@@ -329,7 +368,7 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
     func median(_ t: [Double]) -> Double { let s = t.sorted(); return s[s.count / 2] }
     for (k, index) in owners.enumerated() where index >= 0 {
         cases[index].seconds = median(times[k])
-        cases[index].readSeconds = median(times[readers[cases[index].bytes]!])
+        cases[index].readSeconds = median(times[readers[Reader(bytes: cases[index].bytes, threads: cases[index].threads)]!])
         cases[index].runs = runs[k]
     }
 }
@@ -371,7 +410,7 @@ extension String {
 func printJSON(_ results: [BenchCase]) {
     var lines: [String] = []
     for c in results {
-        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
+        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"speed_up_over_1_thread\": \(c.speedUp.map(jsonNumber) ?? "null"), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
     }
     print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(jsonString(Runtime.tier)),\n  \"cases\": [\n\(lines.joined(separator: ",\n"))\n  ]\n}")
 }
