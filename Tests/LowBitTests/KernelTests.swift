@@ -323,6 +323,56 @@ final class KernelTests: XCTestCase {
             try Runtime.setThreads(3)
             XCTAssertEqual(one, try m.product(x, n: 4, kernel: k), "\(k)")
         }
+        // Enough work for `parallelChunks` to split 2-thread shares into chunks (1100 × 2048
+        // at 2 bits: 69 LUT row blocks of 8 KiB, chunks of 4, 34 per share), for N = 1 and for
+        // dequant's activation tiles at N = 3.
+        let (tallRows, tallCols) = (1100, 2048)
+        let tall = try quantized(rng.normals(tallRows * tallCols), rows: tallRows, cols: tallCols, type: .integer(bits: 2), groupSize: 128)
+        let xs = rng.normals(3 * tallCols)
+        for (k, n) in [(KernelFamily.lut, 1), (.dequant, 1), (.dequant, 3)] {
+            try Runtime.setThreads(1)
+            let one = try tall.product(Array(xs[0..<(n * tallCols)]), n: n, kernel: k)
+            for threads in [2, 3] {
+                try Runtime.setThreads(threads)
+                XCTAssertEqual(one, try tall.product(Array(xs[0..<(n * tallCols)]), n: n, kernel: k), "\(k) n=\(n) threads=\(threads)")
+            }
+        }
+    }
+
+    /// `parallelChunks` gives every index to exactly one call, for 1 to 3 threads and chunks
+    /// that do and do not divide the shares; and a thread that finishes its share takes chunks
+    /// of a share whose thread is held up.
+    func testParallelChunksCoverEveryIndexOnceAndShareTheTail() {
+        for threads in 1...3 {
+            for (count, chunk) in [(0, 4), (5, 4), (200, 4), (203, 4), (1000, 1), (97, 3)] {
+                let visits = UnsafeMutableBufferPointer<Int>.allocate(capacity: count + 1)
+                visits.initialize(repeating: 0)
+                defer { visits.deallocate() }
+                parallelChunks(count, chunk: chunk, threads: threads) { range in for i in range { visits[i] += 1 } }
+                XCTAssertEqual(Array(visits[0..<count]), [Int](repeating: 1, count: count), "count \(count) chunk \(chunk) threads \(threads)")
+                XCTAssertEqual(visits[count], 0, "count \(count) chunk \(chunk) threads \(threads): past the end")
+            }
+        }
+        // From inside a job, the pool is busy: the caller runs every share itself.
+        parallelRanges(2, threads: 2) { outer in
+            guard outer.lowerBound == 0 else { return }
+            let visits = UnsafeMutableBufferPointer<Int>.allocate(capacity: 300)
+            visits.initialize(repeating: 0)
+            defer { visits.deallocate() }
+            parallelChunks(300, chunk: 4, threads: 2) { range in for i in range { visits[i] += 1 } }
+            XCTAssertEqual(Array(visits), [Int](repeating: 1, count: 300), "inside a job")
+        }
+        // 2 shares of 16 chunks; the first share's chunks take 2 ms each, the second's nothing.
+        let owner = UnsafeMutableBufferPointer<pthread_t>.allocate(capacity: 64)
+        owner.initialize(repeating: pthread_t())
+        defer { owner.deallocate() }
+        parallelChunks(64, chunk: 2, threads: 2) { range in
+            for i in range { owner[i] = pthread_self() }
+            if range.lowerBound < 32 { usleep(2000) }
+        }
+        let stolen = (0..<32).filter { pthread_equal(owner[$0], owner[0]) == 0 }
+        XCTAssertFalse(stolen.isEmpty, "the idle thread took none of the slow share's chunks")
+        XCTAssertEqual(stolen, Array((stolen.first ?? 32)..<32), "chunks are taken from the back of a share")
     }
 
     func testConcurrentProductsOnOneMatrix() throws {

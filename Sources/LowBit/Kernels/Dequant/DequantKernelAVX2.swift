@@ -25,7 +25,10 @@ enum DequantKernelAVX2 {
         let stride = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
         parallelFor(n) { i in acts.quantize(x + i * cols, into: ws + i * stride) }
-        parallelRanges(layout.rowBlocks * tiles(n: n)) { items in
+        // Chunks of row blocks at N = 1 (by fours, as `oneRow` takes them), else of one row
+        // block's activation tiles.
+        let chunk = n == 1 ? rowBlockChunk(blockBytes: layout.blockCodeBytes) : tiles(n: n)
+        parallelChunks(layout.rowBlocks * tiles(n: n), chunk: chunk) { items in
             run(layout, groupSize: groupSize, rows: rows, n: n, acts: acts, actBase: ws, actStride: stride, y: y, items: items)
         }
     }

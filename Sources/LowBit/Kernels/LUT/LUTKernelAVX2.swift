@@ -50,8 +50,14 @@ enum LUTKernelAVX2 {
         let tableBytes = LUTTables.stride(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
         parallelFor(n) { i in tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
-        parallelRanges(layout.rowBlocks * tiles(n: n)) { items in
+        let items = layout.rowBlocks * tiles(n: n)
+        let body = { (items: Range<Int>) in
             run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws, tableStride: tableBytes, y: y, items: items)
+        }
+        if n == 1 {
+            parallelChunks(items, chunk: rowBlockChunk(blockBytes: layout.blockCodeBytes), body)
+        } else {
+            parallelRanges(items, body)  // whole shares: `body` orders them by table chunks
         }
     }
 
