@@ -125,7 +125,7 @@ final class KernelTests: XCTestCase {
         defer { try? Runtime.setThreads(0) }
         let rows = 37, cols = 96, g = 32
         let tableStride = LUTTables.stride(cols: cols, groupSize: g)
-        let tilesPerChunk = max(1, LUTKernelAVX2.tableChunkBytes / (LUTKernelAVX2.tileRows * tableStride))
+        let tilesPerChunk = LUTKernelAVX2.tilesPerChunk(tableStride: tableStride)
         let n = 3 * tilesPerChunk * LUTKernelAVX2.tileRows + 5
         let x = rng.normals(n * cols)
         for type in [WeightType.integer(bits: 1), .integer(bits: 3)] {
@@ -324,12 +324,12 @@ final class KernelTests: XCTestCase {
             XCTAssertEqual(one, try m.product(x, n: 4, kernel: k), "\(k)")
         }
         // Enough work for `parallelChunks` to split 2-thread shares into chunks (1100 × 2048
-        // at 2 bits: 69 LUT row blocks of 8 KiB, chunks of 4, 34 per share), for N = 1 and for
-        // dequant's activation tiles at N = 3.
+        // at 2 bits: 69 LUT row blocks of 8 KiB, chunks of 4, 34 per share), for N = 1 and
+        // for the activation tiles at N = 3.
         let (tallRows, tallCols) = (1100, 2048)
         let tall = try quantized(rng.normals(tallRows * tallCols), rows: tallRows, cols: tallCols, type: .integer(bits: 2), groupSize: 128)
         let xs = rng.normals(3 * tallCols)
-        for (k, n) in [(KernelFamily.lut, 1), (.dequant, 1), (.dequant, 3)] {
+        for (k, n) in [(KernelFamily.lut, 1), (.lut, 3), (.dequant, 1), (.dequant, 3)] {
             try Runtime.setThreads(1)
             let one = try tall.product(Array(xs[0..<(n * tallCols)]), n: n, kernel: k)
             for threads in [2, 3] {

@@ -38,6 +38,9 @@ enum LUTKernelAVX2 {
     /// L2 is 2 MiB); 4096×4096 2-bit at N = 256 3–7% less time.
     static var tableChunkBytes: Int { Runtime.halfL2Bytes }
 
+    /// Activation tiles whose tables fit `tableChunkBytes`.
+    static func tilesPerChunk(tableStride: Int) -> Int { max(1, tableChunkBytes / (tileRows * tableStride)) }
+
     /// The bit width of a sign matrix's codes: 1, with d = 2 and m = −1 for every row and group,
     /// known when the kernel is specialized, so its flush has neither a branch nor parameters.
     enum SignPlane: StaticInt { static var value: Int { 1 } }
@@ -56,8 +59,11 @@ enum LUTKernelAVX2 {
         }
         if n == 1 {
             parallelChunks(items, chunk: rowBlockChunk(blockBytes: layout.blockCodeBytes), body)
+        } else if tiles(n: n) <= tilesPerChunk(tableStride: tableBytes) {
+            // Every table in one of `body`'s table chunks: chunks of whole row blocks.
+            parallelChunks(items, chunk: tiles(n: n) * 4, body)
         } else {
-            parallelRanges(items, body)  // whole shares: `body` orders them by table chunks
+            parallelRanges(items, body)  // whole shares, which `body` takes by table chunks
         }
     }
 
@@ -232,11 +238,11 @@ enum LUTKernelAVX2 {
         }
         // N > 1: the activation tiles in chunks whose tables fit `tableChunkBytes`; per chunk,
         // block by block (a block's codes stay in L1 across the chunk's tiles).
-        let tilesPerChunk = max(1, tableChunkBytes / (tileRows * tableStride))
+        let tilesPerTableChunk = tilesPerChunk(tableStride: tableStride)
         let firstBlock = items.lowerBound / tileCount, endBlock = (items.upperBound - 1) / tileCount + 1
-        for chunk in stride(from: 0, to: tileCount, by: tilesPerChunk) {
+        for chunk in stride(from: 0, to: tileCount, by: tilesPerTableChunk) {
             for block in firstBlock..<endBlock {
-                for t in chunk..<min(tileCount, chunk + tilesPerChunk) where items.contains(block * tileCount + t) {
+                for t in chunk..<min(tileCount, chunk + tilesPerTableChunk) where items.contains(block * tileCount + t) {
                     tile(Bits.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: t * tileRows)
                 }
             }
