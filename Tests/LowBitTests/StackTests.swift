@@ -271,10 +271,12 @@ final class StackTests: XCTestCase {
 
 final class SignMatrixTests: XCTestCase {
     /// Both ways of packing signs give the same layout, and products equal Σ ±x (within int8 tables);
-    /// the AVX2 kernel (N = 1 and N > 1) gives the portable path's sums.
+    /// the AVX2 kernel (N = 1 and N > 1) gives the portable path's sums. Table-scale blocks of
+    /// 32 to 256 columns, one or several per row.
     func testSignMatrixPackingAndProduct() throws {
         var rng = TestRandom(seed: 61)
-        for (rows, cols) in [(1, 32), (17, 96), (40, 256)] {
+        for (rows, cols, block) in [(1, 32, 32), (17, 96, 96), (40, 256, 256), (33, 576, 192), (5, 768, 256)] {
+            XCTAssertEqual(try SignMatrix.groupSize(rows: rows, cols: cols), block, "\(rows)x\(cols)")
             let bits = (0..<(rows * cols / 8)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             let positive = { (r: Int, c: Int) in (bits[r * cols / 8 + c / 8] >> UInt8(c % 8)) & 1 == 1 }
             let slow = try SignMatrix(rows: rows, cols: cols, positive: positive)

@@ -5,7 +5,9 @@ import _Builtin_intrinsics.intel
 /// `LUTLayout` permutation. Lookups are int8 tables biased to UInt8 (T + 128) so that
 /// `vpmaddubsw` with bytes (1, 2) adds a plane pair of one row (or `vpunpck*bw` widens a lone
 /// plane) into int16; the bias is a constant per group, removed when the group is flushed.
-/// Int16 stays far from overflow: per group at most (G/8)·765 per lane, 24480 for G = 128.
+/// Int16 stays far from overflow: per group, a lane's row adds G/8 lookups, each at most 765
+/// with its pair's weights (12240 for G = 128) or 255 alone (8160 for a sign matrix's blocks
+/// of up to 256 columns).
 ///
 /// For N > 1 activation rows, each chunk's weight indices are decoded once and looked up in
 /// the tables of a tile of activation rows.

@@ -18,7 +18,7 @@ extension LUTTables {
                                           0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)
         let reverse8 = _mm256_setr_epi8(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8,
                                         7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8)
-        withUnsafeTemporaryAllocation(of: __m256.self, capacity: 8 * 4) { buffer in
+        withUnsafeTemporaryAllocation(of: __m256.self, capacity: 8 * blocksPerGroup) { buffer in
             let entries = buffer.baseAddress!
             for g in 0..<groups {
                 let xg = x + g * groupSize
