@@ -48,24 +48,34 @@ enum LUTKernelAVX2 {
     enum SignPlane: StaticInt { static var value: Int { 1 } }
 
     /// Y = X·Wᵀ on a packed layout: tables of every activation row, then every (row block,
-    /// activation tile) item on the thread pool.
+    /// activation tile) item on the thread pool, in row blocks (`parallelChunks`).
     static func multiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
                          y: UnsafeMutablePointer<Float>) throws {
         let tables = LUTTables(cols: cols, groupSize: groupSize)
         let tableBytes = LUTTables.stride(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
         parallelFor(n) { i in tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
-        let items = layout.rowBlocks * tiles(n: n)
+        let tileCount = tiles(n: n)
         let body = { (items: Range<Int>) in
             run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws, tableStride: tableBytes, y: y, items: items)
         }
         if n == 1 {
-            parallelChunks(items, chunk: rowBlockChunk(blockBytes: layout.blockCodeBytes), body)
-        } else if tiles(n: n) <= tilesPerChunk(tableStride: tableBytes) {
-            // Every table in one of `body`'s table chunks: chunks of whole row blocks.
-            parallelChunks(items, chunk: tiles(n: n) * 4, body)
-        } else {
-            parallelRanges(items, body)  // whole shares, which `body` takes by table chunks
+            parallelChunks(layout.rowBlocks, chunk: rowBlockChunk(blockBytes: layout.blockCodeBytes), body)
+            return
+        }
+        // Per table chunk (the tiles whose tables fit `tableChunkBytes`), that chunk's tiles of
+        // every row block, the blocks by fours on the pool (one call for all of a range's blocks
+        // when the chunk holds every tile, as at N ≤ 63 for 4096 columns).
+        let perTableChunk = tilesPerChunk(tableStride: tableBytes)
+        for first in stride(from: 0, to: tileCount, by: perTableChunk) {
+            let last = min(tileCount, first + perTableChunk)
+            parallelChunks(layout.rowBlocks, chunk: 4) { blocks in
+                if first == 0 && last == tileCount {
+                    body((blocks.lowerBound * tileCount)..<(blocks.upperBound * tileCount))
+                } else {
+                    for block in blocks { body((block * tileCount + first)..<(block * tileCount + last)) }
+                }
+            }
         }
     }
 
