@@ -145,7 +145,7 @@ public func parallelFor(_ count: Int, threads: Int = Runtime.threads, _ body: (I
 }
 
 /// Runs body over 0..<count in one share per thread, as `parallelRanges` does, but in chunks of
-/// `chunk` indices, and a thread that finishes its share takes the chunks another has not
+/// at least `chunk` indices (a multiple of it), and a thread that finishes its share takes the chunks another has not
 /// started yet, from the back. A thread that the system stalls, or that runs on a slower or
 /// busier core, then holds up only the chunk it is in, not the rest of its share; without a
 /// stall, every thread runs its own share, so each keeps the same rows (and their cache lines)
@@ -155,13 +155,15 @@ public func parallelFor(_ count: Int, threads: Int = Runtime.threads, _ body: (I
 /// `parallelRanges`: each chunk costs a call into the kernel, which showed on small products
 /// (1536×576 at N = 1, chunks of 4 row blocks: 5–10% slower).
 /// For kernels whose result per index does not depend on which call it arrives in.
-func parallelChunks(_ count: Int, chunk: Int, threads: Int = Runtime.threads, _ body: (Range<Int>) -> Void) {
-    let chunk = max(1, chunk)
-    let parts = min(threads, (count + chunk - 1) / chunk)
-    if parts <= 1 || count / parts < minimumChunksPerShare * chunk {
+func parallelChunks(_ count: Int, chunk smallest: Int, threads: Int = Runtime.threads, _ body: (Range<Int>) -> Void) {
+    let smallest = max(1, smallest)
+    let parts = min(threads, (count + smallest - 1) / smallest)
+    if parts <= 1 || count / parts < minimumChunksPerShare * smallest {
         parallelRanges(count, threads: threads, body)
         return
     }
+    // About `chunksPerShare` chunks per share, each a multiple of the smallest.
+    let chunk = max(smallest, count / parts / chunksPerShare / smallest * smallest)
     // Per share, the chunks not yet claimed: [front, back) as the low and high halves of a word,
     // each word on cache lines of its own (sharing one, every claim was a transfer between
     // cores: 4–5% of a 2-thread product's time).
@@ -205,6 +207,10 @@ private func claimChunk(_ claims: UnsafeMutablePointer<Atomic<UInt64>>, fromFron
 
 /// See `parallelChunks`.
 let minimumChunksPerShare = 8
+/// Chunks per share that `parallelChunks` aims at: enough to even out a stall, few enough that
+/// the calls into the kernel cost nothing (49152×576 at N = 1 in chunks of 8 row blocks, 192
+/// per share: 2-thread products 8–10% slower in two of three alternations).
+let chunksPerShare = 16
 
 /// A `parallelChunks` chunk of row blocks for the N = 1 kernels, which take row blocks by
 /// fours: at least 32 KiB of codes.
