@@ -209,7 +209,7 @@ private func claimChunk(_ claims: UnsafeMutablePointer<Atomic<UInt64>>, fromFron
 let minimumChunksPerShare = 8
 /// Chunks per share that `parallelChunks` aims at: enough to even out a stall, few enough that
 /// the calls into the kernel cost nothing (49152×576 at N = 1 in chunks of 8 row blocks, 192
-/// per share: 2-thread products 8–10% slower in two of three alternations).
+/// per share: 2-thread products 8–15% slower in two of three alternations).
 let chunksPerShare = 16
 
 /// A `parallelChunks` chunk of row blocks for the N = 1 kernels, which take row blocks by
