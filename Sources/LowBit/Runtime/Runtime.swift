@@ -144,16 +144,17 @@ public func parallelFor(_ count: Int, threads: Int = Runtime.threads, _ body: (I
     }
 }
 
-/// Runs body over 0..<count in one share per thread, as `parallelRanges` does, but in chunks of
-/// at least `chunk` indices (a multiple of it), and a thread that finishes its share takes the chunks another has not
-/// started yet, from the back. A thread that the system stalls, or that runs on a slower or
-/// busier core, then holds up only the chunk it is in, not the rest of its share; without a
-/// stall, every thread runs its own share, so each keeps the same rows (and their cache lines)
-/// from call to call. On this project's shared 2-core VM, static halves left 2-thread LUT
-/// products at N = 1 (4096×4096) waiting for the slower thread in 16–22% of their samples,
-/// chunks in 8–10%. Shares of fewer than `minimumChunksPerShare` chunks are run whole, as by
-/// `parallelRanges`: each chunk costs a call into the kernel, which showed on small products
-/// (1536×576 at N = 1, chunks of 4 row blocks: 5–10% slower).
+/// Runs body over 0..<count in one share per thread, as `parallelRanges` does, but in chunks (a
+/// multiple of `chunk` indices, about `chunksPerShare` per share), and a thread that finishes
+/// its share takes the chunks another has not started yet, from the back. A thread that the
+/// system stalls, or that runs on a slower or busier core, then holds up only the chunk it is
+/// in, not the rest of its share; without a stall, every thread runs its own share, so each
+/// keeps the same rows (and their cache lines) from call to call. On this project's shared
+/// 2-core VM, static halves left 2-thread LUT products at N = 1 (4096×4096) waiting for the
+/// slower thread in 16–22% of their samples, chunks in 8–10%. Shares of fewer than
+/// `minimumChunksPerShare` times `chunk` indices are run whole, as by `parallelRanges`: each
+/// chunk costs a call into the kernel, which showed on small products (1536×576 at N = 1,
+/// chunks of 4 row blocks: 5–10% slower).
 /// For kernels whose result per index does not depend on which call it arrives in.
 func parallelChunks(_ count: Int, chunk smallest: Int, threads: Int = Runtime.threads, _ body: (Range<Int>) -> Void) {
     let smallest = max(1, smallest)
