@@ -325,13 +325,14 @@ final class KernelTests: XCTestCase {
         }
         // Enough work for `parallelChunks` to split 2-thread shares into chunks (1100 × 2048
         // at 2 bits: 69 LUT row blocks of 8 KiB, chunks of 4, 34 per share), for N = 1, for
-        // the activation tiles at N = 3, and for LUT tables of 130 rows (1 MiB), more than one
-        // table chunk.
+        // the activation tiles at N = 3, and for LUT tables of more than one table chunk
+        // (130 rows with 2 MiB of L2: 1 MiB of tables).
         let (tallRows, tallCols) = (1100, 2048)
         let tall = try quantized(rng.normals(tallRows * tallCols), rows: tallRows, cols: tallCols, type: .integer(bits: 2), groupSize: 128)
-        let xs = rng.normals(130 * tallCols)
-        XCTAssertGreaterThan(LUTKernelAVX2.tiles(n: 130), LUTKernelAVX2.tilesPerChunk(tableStride: LUTTables.stride(cols: tallCols, groupSize: 128)))
-        for (k, n) in [(KernelFamily.lut, 1), (.lut, 3), (.lut, 130), (.dequant, 1), (.dequant, 3)] {
+        let tableTiles = LUTKernelAVX2.tilesPerChunk(tableStride: LUTTables.stride(cols: tallCols, groupSize: 128))
+        let many = (tableTiles + 1) * LUTKernelAVX2.tileRows + 2
+        let xs = rng.normals(many * tallCols)
+        for (k, n) in [(KernelFamily.lut, 1), (.lut, 3), (.lut, many), (.dequant, 1), (.dequant, 3)] {
             try Runtime.setThreads(1)
             let one = try tall.product(Array(xs[0..<(n * tallCols)]), n: n, kernel: k)
             for threads in [2, 3] {

@@ -159,7 +159,8 @@ public func parallelFor(_ count: Int, threads: Int = Runtime.threads, _ body: (I
 func parallelChunks(_ count: Int, chunk smallest: Int, threads: Int = Runtime.threads, _ body: (Range<Int>) -> Void) {
     let smallest = max(1, smallest)
     let parts = min(threads, (count + smallest - 1) / smallest)
-    if parts <= 1 || count / parts < minimumChunksPerShare * smallest {
+    // (Chunk counts are kept in 32-bit halves of a word: a share of 2³² chunks runs whole.)
+    if parts <= 1 || count / parts < minimumChunksPerShare * smallest || count / smallest >= 1 << 32 {
         parallelRanges(count, threads: threads, body)
         return
     }
