@@ -63,13 +63,14 @@ final class KernelTests: XCTestCase {
         guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
         var rng = TestRandom(seed: 6)
         defer { try? Runtime.setThreads(0) }
-        for (rows, cols, g) in [(17, 96, 32), (50, 256, 64), (33, 640, 128)] {
+        for (rows, cols, g) in [(17, 96, 32), (50, 256, 64), (33, 640, 128), (149, 128, 64), (97, 96, 32)] {
             let w = rng.normals(rows * cols), x = rng.normals(11 * cols)
             for type in allTypes + [.mixed(bits: 3), .mixed(bits: 4)] {  // value codes of 4 and 5 planes
                 let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
-                // N = 1 takes a thread's row blocks by fours, then pairs, then one (17, 50 and 33
-                // rows: 2, 4 and 3 blocks, split over 1 or 2 threads); N = 3, 6, 7, 11 mix the
-                // 4-row activation tiles, pairs and single rows.
+                // N = 1 takes a thread's row blocks by quads (`LUTLayout`): whole quads of 4 and
+                // a last quad of 2 together, a last quad of 3 block by block (17, 50, 33, 149 and
+                // 97 rows: 2, 4, 3, 4+4+2 and 4+3 blocks, split over 1 or 2 threads); N = 3, 6,
+                // 7, 11 mix the 4-row activation tiles, pairs and single rows.
                 for n in [1, 3, 6, 7, 11] {
                     let xs = Array(x[0..<(n * cols)])
                     let portable = try portableOnly { try m.product(xs, n: n, kernel: .lut) }

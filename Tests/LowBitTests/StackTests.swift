@@ -275,7 +275,8 @@ final class SignMatrixTests: XCTestCase {
     /// 32 to 256 columns, one or several per row.
     func testSignMatrixPackingAndProduct() throws {
         var rng = TestRandom(seed: 61)
-        for (rows, cols, block) in [(1, 32, 32), (17, 96, 96), (40, 256, 256), (33, 576, 192), (5, 768, 256)] {
+        // 150 and 100 rows: quads of 4, 4, 2 and of 4, 3 row blocks (`LUTLayout`).
+        for (rows, cols, block) in [(1, 32, 32), (17, 96, 96), (40, 256, 256), (33, 576, 192), (5, 768, 256), (150, 96, 96), (100, 64, 64)] {
             XCTAssertEqual(try SignMatrix.groupSize(rows: rows, cols: cols), block, "\(rows)x\(cols)")
             let bits = (0..<(rows * cols / 8)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             let positive = { (r: Int, c: Int) in (bits[r * cols / 8 + c / 8] >> UInt8(c % 8)) & 1 == 1 }
@@ -299,6 +300,17 @@ final class SignMatrixTests: XCTestCase {
             var one = [Float](repeating: 0, count: rows)
             try fast.multiply(x, n: 1, into: &one)
             XCTAssertLessThanOrEqual(normalizedError(one, portable[0..<rows]), 1e-12, "\(rows)x\(cols) n=1")
+            // Ranges of row blocks that cut quads give the same rows as whole quads.
+            let tables = UnsafeMutableRawPointer.allocate(byteCount: fast.tableBytes, alignment: 64)
+            defer { tables.deallocate() }
+            x.withUnsafeBufferPointer { fast.buildTables($0.baseAddress!, into: tables, avx2: Runtime.useAVX2) }
+            var pieces = [Float](repeating: .nan, count: rows)
+            pieces.withUnsafeMutableBufferPointer { y in
+                for range in [0..<min(3, fast.rowBlocks), min(3, fast.rowBlocks)..<min(6, fast.rowBlocks), min(6, fast.rowBlocks)..<fast.rowBlocks] {
+                    fast.multiply(tables: tables, n: 1, rowBlocks: range, into: y.baseAddress!, avx2: Runtime.useAVX2)
+                }
+            }
+            XCTAssertEqual(pieces, one, "\(rows)x\(cols): row blocks in pieces")
         }
         XCTAssertThrowsStatus(.invalidArgument, try SignMatrix(rows: 2, cols: 48) { _, _ in true })
     }

@@ -46,13 +46,18 @@ public final class SignMatrix: @unchecked Sendable {
     /// column 8·octet + j. The inverse of the nibble interleave of `LUTLayout(signBits:…)`.
     @inline(__always)
     func signOctet(row: Int, octet: Int) -> UInt8 {
-        let unit = layout.codes.bytes() + ((row / LUTLayout.rowsPerBlock) * (cols / 16) + octet / 2) * 32
+        let unit = layout.codes.bytes() + layout.unitOffset(block: row / LUTLayout.rowsPerBlock, chunk: octet / 2)
         let i = row % LUTLayout.rowsPerBlock, low = unit[i], high = unit[16 + i]
         return octet % 2 == 0 ? (low & 0x0F) | (high << 4) : (low >> 4) | (high & 0xF0)
     }
 
     /// Row blocks of `LUTLayout.rowsPerBlock` rows: the units `multiply(tables:…)` splits rows by.
     public var rowBlocks: Int { layout.rowBlocks }
+
+    /// Quads of row blocks (`LUTLayout.blocksPerQuad`), stored interleaved: ranges of whole
+    /// quads keep `multiply(tables:…)` on its one-stream path at n = 1.
+    public var quads: Int { layout.quads }
+    public func rowBlocks(ofQuads quads: Range<Int>) -> Range<Int> { layout.blocks(ofQuads: quads) }
 
     var tables: LUTTables { LUTTables(cols: cols, groupSize: groupSize) }
 
@@ -65,7 +70,7 @@ public final class SignMatrix: @unchecked Sendable {
         let avx2 = Runtime.useAVX2, stride = tableBytes
         let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
         parallelFor(n) { i in buildTables(x + i * cols, into: ws + i * stride, avx2: avx2) }
-        parallelRanges(rowBlocks) { blocks in multiply(tables: ws, n: n, rowBlocks: blocks, into: y, avx2: avx2) }
+        parallelRanges(quads) { quads in multiply(tables: ws, n: n, rowBlocks: rowBlocks(ofQuads: quads), into: y, avx2: avx2) }
     }
 
     /// The tables of one activation row x (cols values) at `base`, for the AVX2 kernel (biased
