@@ -4,6 +4,7 @@
 /// shared copy whose inner loops tested the width and spilled accumulators to the stack.
 protocol StaticInt { static var value: Int { get } }
 
+enum Static0: StaticInt { static var value: Int { 0 } }
 enum Static1: StaticInt { static var value: Int { 1 } }
 enum Static2: StaticInt { static var value: Int { 2 } }
 enum Static3: StaticInt { static var value: Int { 3 } }

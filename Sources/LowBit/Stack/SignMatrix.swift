@@ -54,8 +54,8 @@ public final class SignMatrix: @unchecked Sendable {
     /// Row blocks of `LUTLayout.rowsPerBlock` rows: the units `multiply(tables:…)` splits rows by.
     public var rowBlocks: Int { layout.rowBlocks }
 
-    /// Quads of row blocks (`LUTLayout.blocksPerQuad`), stored interleaved: ranges of whole
-    /// quads keep `multiply(tables:…)` on its one-stream path at n = 1.
+    /// Quads of row blocks (`LUTLayout.blocksPerQuad`: 1 for sign matrices, so each block is
+    /// its own quad; ranges of whole quads are what the layout's kernels expect).
     public var quads: Int { layout.quads }
     public func rowBlocks(ofQuads quads: Range<Int>) -> Range<Int> { layout.blocks(ofQuads: quads) }
 

@@ -61,7 +61,7 @@ enum LUTKernelAVX2 {
         }
         if n == 1 {
             // By whole quads, so that each runs in the kernel that reads it as one stream.
-            let quadChunk = max(1, rowBlockChunk(blockBytes: layout.blockCodeBytes) / LUTLayout.blocksPerQuad)
+            let quadChunk = max(1, rowBlockChunk(blockBytes: layout.blockCodeBytes) / layout.blocksPerQuad)
             parallelChunks(layout.quads, chunk: quadChunk) { quads in body(layout.blocks(ofQuads: quads)) }
             return
         }
@@ -235,12 +235,12 @@ enum LUTKernelAVX2 {
         let tileCount = tiles(n: n)
         if n == 1 {
             // One activation row: the row blocks of a quad together (they share each table load
-            // and read one stream of codes); a quad of 3, or one that `items` holds only in part,
-            // block by block.
+            // and read one stream of codes); a quad of 3 or 1 (a sign matrix's), or one that
+            // `items` holds only in part, block by block.
             var block = items.lowerBound
             while block < items.upperBound {
                 let size = layout.quadSize(ofBlock: block)
-                let wholeQuad = block % LUTLayout.blocksPerQuad == 0 && block + size <= items.upperBound
+                let wholeQuad = block % layout.blocksPerQuad == 0 && block + size <= items.upperBound
                 if wholeQuad && size == 4 {
                     blocksOfOneRow(Bits.self, Static4.self, layout, groupSize, rows, tables, tableBase, y, block)
                     block += 4
@@ -248,7 +248,7 @@ enum LUTKernelAVX2 {
                     blocksOfOneRow(Bits.self, Static2.self, layout, groupSize, rows, tables, tableBase, y, block)
                     block += 2
                 } else {
-                    tile(Bits.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: 0)
+                    tile(Bits.self, Static0.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: 0)
                     block += 1
                 }
             }
@@ -260,18 +260,27 @@ enum LUTKernelAVX2 {
         let firstBlock = items.lowerBound / tileCount, endBlock = (items.upperBound - 1) / tileCount + 1
         for chunk in stride(from: 0, to: tileCount, by: tilesPerTableChunk) {
             for block in firstBlock..<endBlock {
+                // (Sign matrices' blocks are not interleaved, and sit in L2 when BitStack runs them.)
+                var prefetchNextQuad = layout.blocksPerQuad > 1
                 for t in chunk..<min(tileCount, chunk + tilesPerTableChunk) where items.contains(block * tileCount + t) {
-                    tile(Bits.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: t * tileRows)
+                    if prefetchNextQuad {
+                        tile(Bits.self, Static1.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: t * tileRows)
+                    } else {
+                        tile(Bits.self, Static0.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: t * tileRows)
+                    }
+                    prefetchNextQuad = false
                 }
             }
         }
     }
 
-    /// Rows of one row block for the activation rows tileFirst ..< tileFirst + tileRows.
+    /// Rows of one row block for the activation rows tileFirst ..< tileFirst + tileRows;
+    /// `PrefetchNextQuad` 1 or 0 (a static choice: a branch in the chunk loops, even never taken,
+    /// made BitStack's sign products 6% slower).
     @inline(__always)
-    static func tile<Bits: StaticInt>(_: Bits.Type, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int, _ tables: LUTTables,
-                     _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int, _ y: UnsafeMutablePointer<Float>,
-                     block: Int, tileFirst: Int) {
+    static func tile<Bits: StaticInt, PrefetchNextQuad: StaticInt>(_: Bits.Type, _: PrefetchNextQuad.Type, _ layout: LUTLayout, _ groupSize: Int,
+                     _ rows: Int, _ n: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int,
+                     _ y: UnsafeMutablePointer<Float>, block: Int, tileFirst: Int) {
         let bits = Bits.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let e = layout.params.elementBytes
@@ -279,11 +288,16 @@ enum LUTKernelAVX2 {
         // This block's chunks and groups are a quad's worth apart (`LUTLayout`).
         let quadSize = layout.quadSize(ofBlock: block)
         let groupStride = layout.isSignMatrix ? 0 : quadSize * 32 * e
-        let unitBytes = 32 * bits, unitStride = quadSize * unitBytes
+        // Chunk c at w0 + (c / k)·runStride + (c % k)·unitBytes.
+        let unitBytes = 32 * bits, k = LUTLayout.unitsPerRun(bits: bits), runStride = quadSize * k * unitBytes
         let w0 = UnsafeRawPointer(layout.codes.pointer) + layout.unitOffset(block: block, chunk: 0)
         let rowParams = layout.params.address(layout.paramIndex(block: block, group: 0))
-        // `CodePrefetch.window` bytes of this block's own codes ahead.
-        let prefetchDistance = CodePrefetch.window / unitBytes * unitStride
+        // Block i of a quad prefetches the i-th quarter of the next quad's codes, a unit per
+        // chunk (on the first tile of each block and call): reading every quad-th unit alone
+        // left the hardware prefetchers behind.
+        let inQuad = block % layout.blocksPerQuad
+        let nextQuad = w0 - inQuad * k * unitBytes + layout.chunks * quadSize * unitBytes + inQuad * layout.chunks * unitBytes
+        let prefetching = PrefetchNextQuad.value == 1
         var first = tileFirst
         while first < min(tileFirst + tileRows, n) {
             let t0 = UnsafeRawPointer(tableBase + first * tableStride)
@@ -294,18 +308,21 @@ enum LUTKernelAVX2 {
                 let ts = (ts0, ts0 + tableStride / 4, ts0 + 2 * tableStride / 4, ts0 + 3 * tableStride / 4)
                 let sx = (sx0, sx0 + tableStride / 4, sx0 + 2 * tableStride / 4, sx0 + 3 * tableStride / 4)
                 var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
-                var c = 0
+                var c = 0, u = w0
                 for g in 0..<groups {
                     var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
-                    for _ in 0..<chunksPerGroup {
-                        CodePrefetch.ahead(of: w0 + c * unitStride, bytes: unitBytes, distance: prefetchDistance)
-                        let ix = Indices(bits: bits, w0 + c * unitStride)
-                        let t = t0 + 64 * c
-                        acc0.add(bits: bits, ix, load(t), load(t + 32))
-                        acc1.add(bits: bits, ix, load(t + tableStride), load(t + tableStride + 32))
-                        acc2.add(bits: bits, ix, load(t + 2 * tableStride), load(t + 2 * tableStride + 32))
-                        acc3.add(bits: bits, ix, load(t + 3 * tableStride), load(t + 3 * tableStride + 32))
-                        c += 1
+                    for _ in 0..<chunksPerGroup / k {
+                        for j in 0..<k {
+                            if prefetching { CodePrefetch.ahead(of: nextQuad + c * unitBytes, bytes: unitBytes, distance: 0) }
+                            let ix = Indices(bits: bits, u + j * unitBytes)
+                            let t = t0 + 64 * c
+                            acc0.add(bits: bits, ix, load(t), load(t + 32))
+                            acc1.add(bits: bits, ix, load(t + tableStride), load(t + tableStride + 32))
+                            acc2.add(bits: bits, ix, load(t + 2 * tableStride), load(t + 2 * tableStride + 32))
+                            acc3.add(bits: bits, ix, load(t + 3 * tableStride), load(t + 3 * tableStride + 32))
+                            c += 1
+                        }
+                        u += runStride
                     }
                     let p = rowParams + g * groupStride
                     out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
@@ -324,15 +341,18 @@ enum LUTKernelAVX2 {
                 let t1 = t0 + tableStride
                 let ts1 = ts0 + tableStride / 4, sx1 = sx0 + tableStride / 4
                 var out0 = Outputs(), out1 = Outputs()
-                var c = 0
+                var c = 0, u = w0
                 for g in 0..<groups {
                     var acc0 = Accumulators(), acc1 = Accumulators()
-                    for _ in 0..<chunksPerGroup {
-                        CodePrefetch.ahead(of: w0 + c * unitStride, bytes: unitBytes, distance: prefetchDistance)
-                        let ix = Indices(bits: bits, w0 + c * unitStride)
-                        acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
-                        acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
-                        c += 1
+                    for _ in 0..<chunksPerGroup / k {
+                        for j in 0..<k {
+                            if prefetching { CodePrefetch.ahead(of: nextQuad + c * unitBytes, bytes: unitBytes, distance: 0) }
+                            let ix = Indices(bits: bits, u + j * unitBytes)
+                            acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
+                            acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
+                            c += 1
+                        }
+                        u += runStride
                     }
                     out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
                     out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
@@ -342,13 +362,16 @@ enum LUTKernelAVX2 {
                 first += 2
             } else {
                 var out = Outputs()
-                var c = 0
+                var c = 0, u = w0
                 for g in 0..<groups {
                     var acc = Accumulators()
-                    for _ in 0..<chunksPerGroup {
-                        CodePrefetch.ahead(of: w0 + c * unitStride, bytes: unitBytes, distance: prefetchDistance)
-                        acc.add(bits: bits, Indices(bits: bits, w0 + c * unitStride), load(t0 + 64 * c), load(t0 + 64 * c + 32))
-                        c += 1
+                    for _ in 0..<chunksPerGroup / k {
+                        for j in 0..<k {
+                            if prefetching { CodePrefetch.ahead(of: nextQuad + c * unitBytes, bytes: unitBytes, distance: 0) }
+                            acc.add(bits: bits, Indices(bits: bits, u + j * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
+                            c += 1
+                        }
+                        u += runStride
                     }
                     out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
                 }
@@ -375,7 +398,7 @@ enum LUTKernelAVX2 {
         let e = layout.params.elementBytes
         let format = ParameterFormat(layout, Bits.self)
         let blockStride = layout.isSignMatrix ? 0 : 32 * e, groupStride = count * blockStride
-        let unitBytes = 32 * bits
+        let unitBytes = 32 * bits, k = LUTLayout.unitsPerRun(bits: bits)
         let w = UnsafeRawPointer(layout.codes.pointer) + layout.unitOffset(block: block, chunk: 0)
         let p = layout.params.address(layout.paramIndex(block: block, group: 0))
         let t0 = UnsafeRawPointer(tableBase)
@@ -387,13 +410,15 @@ enum LUTKernelAVX2 {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
             for _ in 0..<chunksPerGroup {
                 let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
-                let u = w + c * count * unitBytes
+                // Block i's chunk c (`LUTLayout.unitOffset`).
+                let units: Int = (c &>> (k - 1)) &* (count &* k) &+ (c & (k - 1))
+                let u = w + units &* unitBytes, nextBlock = k * unitBytes
                 if prefetch { CodePrefetch.ahead(of: u, bytes: count * unitBytes, distance: CodePrefetch.window) }
                 acc0.add(bits: bits, Indices(bits: bits, u), tlo, thi)
-                acc1.add(bits: bits, Indices(bits: bits, u + unitBytes), tlo, thi)
+                acc1.add(bits: bits, Indices(bits: bits, u + nextBlock), tlo, thi)
                 if count > 2 {
-                    acc2.add(bits: bits, Indices(bits: bits, u + 2 * unitBytes), tlo, thi)
-                    acc3.add(bits: bits, Indices(bits: bits, u + 3 * unitBytes), tlo, thi)
+                    acc2.add(bits: bits, Indices(bits: bits, u + 2 * nextBlock), tlo, thi)
+                    acc3.add(bits: bits, Indices(bits: bits, u + 3 * nextBlock), tlo, thi)
                 }
                 c += 1
             }

@@ -12,18 +12,23 @@
 /// and `vpmaddubsw` with bytes (1, 2) adds a row's two planes into one int16.
 ///
 /// Row blocks are stored by quads (four consecutive blocks, the last quad of a matrix may hold
-/// fewer): within a quad, chunk c of each of its blocks in turn, then chunk c + 1, so the N = 1
-/// kernel, which runs a quad's blocks together, reads one sequential stream of codes. With each
-/// block's codes whole, the four streams 16 KiB apart read from DRAM at 0.46–0.57 of one
-/// stream's speed on a Zen 4 VM (plain reads: 0.6–0.7), software prefetching or not.
+/// fewer): within a quad, chunk c of each of its blocks in turn, then chunk c + 1 (at 1 bit,
+/// chunks 2c and 2c + 1 of each block in turn, so that a block's units fill whole cache lines),
+/// so the N = 1 kernel, which runs a quad's blocks together, reads one sequential stream of
+/// codes. With each block's codes whole, the four streams 16 KiB apart read from DRAM at
+/// 0.46–0.57 of one stream's speed on a Zen 4 VM (plain reads: 0.6–0.7), software prefetching
+/// or not.
 ///
 /// Group parameters are 16 d, then 16 m per row block and group (`GroupParameters`: Float16
 /// when all are exact Float16s, else Float32), by quads the same way: per group, the quad's
 /// blocks in turn.
 public final class LUTLayout: @unchecked Sendable {
     public static let rowsPerBlock = 16
-    /// Row blocks stored interleaved, chunk by chunk (see above).
-    public static let blocksPerQuad = 4
+    /// Row blocks per quad in quantized weights' layouts (see above).
+    static let weightBlocksPerQuad = 4
+    /// 4, or 1 for a sign matrix: BitStack runs those at 16 activation rows or more, block by
+    /// block with their codes in L2, where interleaving them made its products 12% slower.
+    public let blocksPerQuad: Int
     public let rowBlocks: Int
     public let chunks: Int
     public let bits: Int
@@ -35,7 +40,7 @@ public final class LUTLayout: @unchecked Sendable {
 
     public var byteCount: Int { codes.byteCount + params.byteCount }
     public var blockCodeBytes: Int { chunks * 32 * bits }
-    public var quads: Int { (rowBlocks + LUTLayout.blocksPerQuad - 1) / LUTLayout.blocksPerQuad }
+    public var quads: Int { (rowBlocks + blocksPerQuad - 1) / blocksPerQuad }
 
     /// A ±1 matrix: d = 2 and m = −1 (so w = 2q − 1). Sign matrices are the only layouts whose
     /// row blocks and groups share one parameter block.
@@ -43,24 +48,28 @@ public final class LUTLayout: @unchecked Sendable {
 
     /// The row blocks of the quads `quads`.
     public func blocks(ofQuads quads: Range<Int>) -> Range<Int> {
-        (quads.lowerBound * LUTLayout.blocksPerQuad)..<min(rowBlocks, quads.upperBound * LUTLayout.blocksPerQuad)
+        (quads.lowerBound * blocksPerQuad)..<min(rowBlocks, quads.upperBound * blocksPerQuad)
     }
 
-    /// Blocks in the quad of `block`: 4, or fewer in a matrix's last quad.
+    /// Blocks in the quad of `block`: `blocksPerQuad`, or fewer in a matrix's last quad.
     @inline(__always)
-    public func quadSize(ofBlock block: Int) -> Int { LUTLayout.quadSize(ofBlock: block, rowBlocks: rowBlocks) }
+    public func quadSize(ofBlock block: Int) -> Int { LUTLayout.quadSize(ofBlock: block, rowBlocks: rowBlocks, blocksPerQuad: blocksPerQuad) }
 
     @inline(__always)
-    static func quadSize(ofBlock block: Int, rowBlocks: Int) -> Int {
+    static func quadSize(ofBlock block: Int, rowBlocks: Int, blocksPerQuad: Int) -> Int {
         min(blocksPerQuad, rowBlocks - block / blocksPerQuad * blocksPerQuad)
     }
 
-    /// Byte offset of the unit run (32·bits bytes) of `block` and chunk `chunk` in `codes`; the
-    /// block's next chunk is `quadSize(ofBlock:)` runs further on.
+    /// Consecutive chunks of one block stored together within a quad: 2 at 1 bit (a 64-byte
+    /// line), else 1.
+    @inline(__always)
+    static func unitsPerRun(bits: Int) -> Int { bits == 1 ? 2 : 1 }
+
+    /// Byte offset of the unit (32·bits bytes) of `block` and chunk `chunk` in `codes`.
     @inline(__always)
     public func unitOffset(block: Int, chunk: Int) -> Int {
-        let first = block / LUTLayout.blocksPerQuad * LUTLayout.blocksPerQuad
-        return (first * chunks + chunk * quadSize(ofBlock: block) + block - first) * 32 * bits
+        let first = block / blocksPerQuad * blocksPerQuad, k = LUTLayout.unitsPerRun(bits: bits)
+        return (first * chunks + (chunk / k * quadSize(ofBlock: block) + block - first) * k + chunk % k) * 32 * bits
     }
 
     /// Element index of the 32 parameters (16 d, 16 m) of `block` and `group`; 0 for a sign matrix.
@@ -69,11 +78,13 @@ public final class LUTLayout: @unchecked Sendable {
         LUTLayout.paramIndex(block: block, group: group, groups: paramGroups, rowBlocks: rowBlocks)
     }
 
+    /// `paramIndex` of a quantized weights' layout (sign matrices have one shared block).
     @inline(__always)
     static func paramIndex(block: Int, group: Int, groups: Int, rowBlocks: Int) -> Int {
         guard groups > 0 else { return 0 }
-        let first = block / blocksPerQuad * blocksPerQuad
-        return (first * groups + group * quadSize(ofBlock: block, rowBlocks: rowBlocks) + block - first) * 32
+        let first = block / weightBlocksPerQuad * weightBlocksPerQuad
+        let size = quadSize(ofBlock: block, rowBlocks: rowBlocks, blocksPerQuad: weightBlocksPerQuad)
+        return (first * groups + group * size + block - first) * 32
     }
 
     /// Packs a quantized matrix: codes and per-group parameters. A layout byte is two nibbles
@@ -163,6 +174,7 @@ public final class LUTLayout: @unchecked Sendable {
         rowBlocks = (rows + rb - 1) / rb
         chunks = cols / 16
         self.bits = bits
+        blocksPerQuad = paramGroups == nil ? 1 : LUTLayout.weightBlocksPerQuad
         codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, chunks, 32 * bits, what: "LUT layout"))
         if let groups = paramGroups {
             params = try GroupParameters(count: try checkedProduct(rowBlocks, groups, 32, what: "LUT layout"), half: half, what: "LUT layout")
