@@ -387,8 +387,8 @@ enum LUTKernelAVX2 {
     /// prefetches `CodePrefetch.window` ahead. Measured on a Zen 4 VM, 11008×4096 from DRAM,
     /// 1 thread, read-speed ratios without / with: 2-bit 0.76 / 0.67–0.70, 1-bit 0.69 / 0.58–0.59,
     /// 4-bit 0.32–0.36 / 0.60–0.81, 3-bit 0.24 / 0.51–0.52 (cache-hot 4096×4096 4-bit: 374–511
-    /// vs 228–243 µs). Kept out of line: once inlined into `run` with the N > 1 paths, its chunk loop lost
-    /// registers to their values and reloaded two constants every chunk.
+    /// vs 228–243 µs). Kept out of line: once inlined into `run` with the N > 1 paths, its
+    /// chunk loop lost registers to their values and reloaded two constants every chunk.
     @inline(never)
     static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt>(_: Bits.Type, _: Count.Type, _ layout: LUTLayout, _ groupSize: Int,
                                                                   _ rows: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer,
@@ -410,7 +410,7 @@ enum LUTKernelAVX2 {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
             for _ in 0..<chunksPerGroup {
                 let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
-                // Block i's chunk c (`LUTLayout.unitOffset`).
+                // Block i's chunk c (`LUTLayout.unitOffset`; k is 1 or 2, so c / k = c >> (k − 1)).
                 let units: Int = (c &>> (k - 1)) &* (count &* k) &+ (c & (k - 1))
                 let u = w + units &* unitBytes, nextBlock = k * unitBytes
                 if prefetch { CodePrefetch.ahead(of: u, bytes: count * unitBytes, distance: CodePrefetch.window) }

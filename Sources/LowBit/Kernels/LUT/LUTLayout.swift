@@ -11,8 +11,8 @@
 /// the low nibbles look up in tables 4c | 4c+1 (one per lane) and the high ones in 4c+2 | 4c+3,
 /// and `vpmaddubsw` with bytes (1, 2) adds a row's two planes into one int16.
 ///
-/// Row blocks are stored by quads (four consecutive blocks, the last quad of a matrix may hold
-/// fewer): within a quad, chunk c of each of its blocks in turn, then chunk c + 1 (at 1 bit,
+/// A quantized matrix's row blocks are stored by quads (four consecutive blocks, the last quad
+/// of a matrix may hold fewer; a sign matrix's quads are single blocks): within a quad, chunk c of each of its blocks in turn, then chunk c + 1 (at 1 bit,
 /// chunks 2c and 2c + 1 of each block in turn, so that a block's units fill whole cache lines),
 /// so the N = 1 kernel, which runs a quad's blocks together, reads one sequential stream of
 /// codes. With each block's codes whole, the four streams 16 KiB apart read from DRAM at
@@ -27,7 +27,7 @@ public final class LUTLayout: @unchecked Sendable {
     /// Row blocks per quad in quantized weights' layouts (see above).
     static let weightBlocksPerQuad = 4
     /// 4, or 1 for a sign matrix: BitStack runs those at 16 activation rows or more, block by
-    /// block with their codes in L2, where interleaving them made its products 12% slower.
+    /// block with their codes in L2, where one stream of codes gains nothing.
     public let blocksPerQuad: Int
     public let rowBlocks: Int
     public let chunks: Int
