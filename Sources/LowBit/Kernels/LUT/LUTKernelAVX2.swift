@@ -405,22 +405,25 @@ enum LUTKernelAVX2 {
         let ts = UnsafePointer(tables.tableScales(tableBase)), sx = UnsafePointer(tables.groupSums(tableBase))
         let prefetch = bits >= 3
         var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
-        var c = 0
+        // Per run of k chunks (`LUTLayout.unitOffset`), block i's units at u + i·k·unitBytes.
+        let nextBlock = k * unitBytes, runBytes = count * nextBlock
+        var c = 0, u = w
         for g in 0..<groups {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
-            for _ in 0..<chunksPerGroup {
-                let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
-                // Block i's chunk c (`LUTLayout.unitOffset`; k is 1 or 2, so c / k = c >> (k − 1)).
-                let units: Int = (c &>> (k - 1)) &* (count &* k) &+ (c & (k - 1))
-                let u = w + units &* unitBytes, nextBlock = k * unitBytes
-                if prefetch { CodePrefetch.ahead(of: u, bytes: count * unitBytes, distance: CodePrefetch.window) }
-                acc0.add(bits: bits, Indices(bits: bits, u), tlo, thi)
-                acc1.add(bits: bits, Indices(bits: bits, u + nextBlock), tlo, thi)
-                if count > 2 {
-                    acc2.add(bits: bits, Indices(bits: bits, u + 2 * nextBlock), tlo, thi)
-                    acc3.add(bits: bits, Indices(bits: bits, u + 3 * nextBlock), tlo, thi)
+            for _ in 0..<chunksPerGroup / k {
+                if prefetch { CodePrefetch.ahead(of: u, bytes: runBytes, distance: CodePrefetch.window) }
+                for j in 0..<k {
+                    let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
+                    let v = u + j * unitBytes
+                    acc0.add(bits: bits, Indices(bits: bits, v), tlo, thi)
+                    acc1.add(bits: bits, Indices(bits: bits, v + nextBlock), tlo, thi)
+                    if count > 2 {
+                        acc2.add(bits: bits, Indices(bits: bits, v + 2 * nextBlock), tlo, thi)
+                        acc3.add(bits: bits, Indices(bits: bits, v + 3 * nextBlock), tlo, thi)
+                    }
+                    c += 1
                 }
-                c += 1
+                u += runBytes
             }
             let q = p + g * groupStride
             out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: q, format: format, tableScale: ts[g], groupSum: sx[g])
