@@ -325,7 +325,8 @@ final class KernelTests: XCTestCase {
             XCTAssertEqual(one, try m.product(x, n: 4, kernel: k), "\(k)")
         }
         // Enough work for `parallelChunks` to split 2-thread shares into chunks (1100 × 2048
-        // at 2 bits: 69 LUT row blocks of 8 KiB, chunks of 4, 34 per share), for N = 1, for
+        // at 2 bits: 69 LUT row blocks of 8 KiB in 18 quads, chunks of 1 quad, 9 per share;
+        // dequant: chunks of 4 blocks, 34 per share), for N = 1, for
         // the activation tiles at N = 3, and for LUT tables of more than one table chunk
         // (130 rows with 2 MiB of L2: 1 MiB of tables).
         let (tallRows, tallCols) = (1100, 2048)

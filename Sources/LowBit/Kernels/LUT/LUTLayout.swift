@@ -12,10 +12,10 @@
 /// and `vpmaddubsw` with bytes (1, 2) adds a row's two planes into one int16.
 ///
 /// A quantized matrix's row blocks are stored by quads (four consecutive blocks, the last quad
-/// of a matrix may hold fewer; a sign matrix's quads are single blocks): within a quad, chunk c of each of its blocks in turn, then chunk c + 1 (at 1 bit,
-/// chunks 2c and 2c + 1 of each block in turn, so that a block's units fill whole cache lines),
-/// so the N = 1 kernel, which runs a quad's blocks together, reads one sequential stream of
-/// codes. With each block's codes whole, the four streams 16 KiB apart read from DRAM at
+/// of a matrix may hold fewer; a sign matrix's quads are single blocks): within a quad, chunk c
+/// of each of its blocks in turn, then chunk c + 1 (at 1 bit, chunks 2c and 2c + 1 of each block
+/// in turn, so that a block's units fill whole cache lines), so the N = 1 kernel, which runs a
+/// quad's blocks together, reads one sequential stream of codes. With each block's codes whole, the four streams 16 KiB apart read from DRAM at
 /// 0.46–0.57 of one stream's speed on a Zen 4 VM (plain reads: 0.6–0.7), software prefetching
 /// or not.
 ///
@@ -61,7 +61,8 @@ public final class LUTLayout: @unchecked Sendable {
     }
 
     /// Consecutive chunks of one block stored together within a quad: 2 at 1 bit (a 64-byte
-    /// line), else 1.
+    /// line), else 1. Group sizes and sign matrices' columns are multiples of 32, so rows and
+    /// groups always hold whole runs.
     @inline(__always)
     static func unitsPerRun(bits: Int) -> Int { bits == 1 ? 2 : 1 }
 
