@@ -275,7 +275,7 @@ final class SignMatrixTests: XCTestCase {
     /// 32 to 256 columns, one or several per row.
     func testSignMatrixPackingAndProduct() throws {
         var rng = TestRandom(seed: 61)
-        // 150 and 100 rows: quads of 4, 4, 2 and of 4, 3 row blocks (`LUTLayout`).
+        // 150 and 100 rows: 10 and 7 row blocks (a sign matrix's quads are single blocks).
         for (rows, cols, block) in [(1, 32, 32), (17, 96, 96), (40, 256, 256), (33, 576, 192), (5, 768, 256), (150, 96, 96), (100, 64, 64)] {
             XCTAssertEqual(try SignMatrix.groupSize(rows: rows, cols: cols), block, "\(rows)x\(cols)")
             let bits = (0..<(rows * cols / 8)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
@@ -300,7 +300,7 @@ final class SignMatrixTests: XCTestCase {
             var one = [Float](repeating: 0, count: rows)
             try fast.multiply(x, n: 1, into: &one)
             XCTAssertLessThanOrEqual(normalizedError(one, portable[0..<rows]), 1e-12, "\(rows)x\(cols) n=1")
-            // Ranges of row blocks that cut quads give the same rows as whole quads.
+            // Any ranges of row blocks give the same rows as the whole product.
             let tables = UnsafeMutableRawPointer.allocate(byteCount: fast.tableBytes, alignment: 64)
             defer { tables.deallocate() }
             x.withUnsafeBufferPointer { fast.buildTables($0.baseAddress!, into: tables, avx2: Runtime.useAVX2) }
