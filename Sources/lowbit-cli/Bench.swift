@@ -184,7 +184,7 @@ func runBench(_ args: Arguments) throws {
                 let tables = LUTTables(cols: cols, groupSize: groupSize)
                 let buffer = try AlignedBuffer(byteCount: LUTTables.byteCount(cols: cols, groupSize: groupSize))
                 let t = x.withUnsafeBufferPointer { xp in
-                    timeAdaptive { tables.build(xp.baseAddress!, into: buffer.pointer, biased: true) }
+                    timeAdaptive { tables.build(xp.baseAddress!, into: buffer.pointer) }
                 }
                 if !json { print("lut tables for one activation row of \(cols): \(formatTime(t)) (1 thread)") }
             }

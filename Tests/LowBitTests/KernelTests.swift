@@ -418,24 +418,22 @@ final class LUTTableTests: XCTestCase {
             x[3] = 0; x[7] = -x[6]  // exact zeros and cancellations
             let tables = LUTTables(cols: cols, groupSize: g)
             let size = LUTTables.byteCount(cols: cols, groupSize: g)
-            for biased in [false, true] {
-                var fast = [UInt8](repeating: 0, count: size), slow = [UInt8](repeating: 1, count: size)
-                fast.withUnsafeMutableBytes { f in tables.build(x, into: f.baseAddress!, biased: biased) }
-                slow.withUnsafeMutableBytes { s in tables.buildScalar(x, into: s.baseAddress!, biased: biased) }
-                XCTAssertEqual(Array(fast[0..<(cols * 4)]), Array(slow[0..<(cols * 4)]), "tables cols=\(cols) biased=\(biased)")
-                // Scales exactly; group sums to float rounding (different summation order).
-                let groups = cols / g
-                fast.withUnsafeBytes { f in slow.withUnsafeBytes { s in
-                    for i in 0..<groups {
-                        XCTAssertEqual(f.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self), s.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self))
-                        XCTAssertEqual(f.load(fromByteOffset: cols * 4 + 4 * (groups + i), as: Float.self),
-                                       s.load(fromByteOffset: cols * 4 + 4 * (groups + i), as: Float.self), accuracy: 1e-4)
-                    }
-                } }
-            }
+            var fast = [UInt8](repeating: 0, count: size), slow = [UInt8](repeating: 1, count: size)
+            fast.withUnsafeMutableBytes { f in tables.build(x, into: f.baseAddress!) }
+            slow.withUnsafeMutableBytes { s in tables.buildScalar(x, into: s.baseAddress!) }
+            XCTAssertEqual(Array(fast[0..<(cols * 4)]), Array(slow[0..<(cols * 4)]), "tables cols=\(cols)")
+            // Scales exactly; group sums to float rounding (different summation order).
+            let groups = cols / g
+            fast.withUnsafeBytes { f in slow.withUnsafeBytes { s in
+                for i in 0..<groups {
+                    XCTAssertEqual(f.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self), s.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self))
+                    XCTAssertEqual(f.load(fromByteOffset: cols * 4 + 4 * (groups + i), as: Float.self),
+                                   s.load(fromByteOffset: cols * 4 + 4 * (groups + i), as: Float.self), accuracy: 1e-4)
+                }
+            } }
             // Antisymmetry: entry 15 − i is the negation of entry i.
             var t = [Int8](repeating: 0, count: size)
-            t.withUnsafeMutableBytes { tables.build(x, into: $0.baseAddress!, biased: false) }
+            t.withUnsafeMutableBytes { tables.build(x, into: $0.baseAddress!) }
             for kg in 0..<(cols / 4) { for i in 0..<8 { XCTAssertEqual(t[16 * kg + 15 - i], -t[16 * kg + i]) } }
         }
     }

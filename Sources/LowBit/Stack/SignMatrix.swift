@@ -73,10 +73,10 @@ public final class SignMatrix: @unchecked Sendable {
         parallelRanges(quads) { quads in multiply(tables: ws, n: n, rowBlocks: rowBlocks(ofQuads: quads), into: y, avx2: avx2) }
     }
 
-    /// The tables of one activation row x (cols values) at `base`, for the AVX2 kernel (biased
-    /// bytes) or the portable sums; the same `avx2` must be passed to `multiply(tables:…)`.
+    /// The tables of one activation row x (cols values) at `base`, by the AVX2 builder or the
+    /// scalar one (the same bytes).
     public func buildTables(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, avx2: Bool) {
-        if avx2 { tables.build(x, into: base, biased: true) } else { tables.buildScalar(x, into: base, biased: false) }
+        if avx2 { tables.build(x, into: base) } else { tables.buildScalar(x, into: base) }
     }
 
     /// y[a·rows + r] = Σ_c S[r, c]·x_a[c] for the rows of `rowBlocks` and the n activation rows whose

@@ -4,7 +4,7 @@
 ///   y += (d/2)·ts·Σₚ 2ᵖ·Lₚ + (m + d·(2ᵇ − 1)/2)·Σx.
 /// The AVX2 path (`LUTKernelAVX2`) does the same integer sums on a permuted layout.
 enum LUTKernel {
-    /// y[r] for r in `rows`, for one activation row whose tables (unbiased) are at `tableBase`.
+    /// y[r] for r in `rows`, for one activation row whose tables are at `tableBase`.
     static func portable(_ m: QuantizedMatrix, tables: LUTTables, tableBase: UnsafeMutableRawPointer,
                          y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         let t = tables.tables(tableBase), ts = tables.tableScales(tableBase), sx = tables.groupSums(tableBase)
@@ -42,7 +42,7 @@ enum LUTKernel {
         let tables = LUTTables(cols: cols, groupSize: groupSize)
         let tableBytes = LUTTables.stride(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
-        for i in 0..<n { tables.buildScalar(x + i * cols, into: ws + i * tableBytes, biased: false) }
+        for i in 0..<n { tables.buildScalar(x + i * cols, into: ws + i * tableBytes) }
         parallelRanges(rows) { range in
             for i in 0..<n { portable(m, tables: tables, tableBase: ws + i * tableBytes, y: y + i * rows, rows: range) }
         }

@@ -2,12 +2,13 @@
 import _Builtin_intrinsics.intel
 
 /// The LUT family on AVX2: the sums of `LUTKernel.portable`, 32 lookups per `vpshufb`, on the
-/// `LUTLayout` permutation. Lookups are int8 tables biased to UInt8 (T + 128) so that
-/// `vpmaddubsw` with bytes (1, 2) adds a plane pair of one row (or `vpunpck*bw` widens a lone
-/// plane) into int16; the bias is a constant per group, removed when the group is flushed.
-/// Int16 stays far from overflow: per group, a lane's row adds G/8 lookups, each at most 765
-/// with its pair's weights (12240 for G = 128) or 255 alone (8160 for a sign matrix's blocks
-/// of up to 256 columns).
+/// `LUTLayout` permutation. `vpmaddubsw` takes the plane weights (bytes 1, 2) as its unsigned
+/// operand and the int8 lookups as its signed one, adding a plane pair of one row into int16
+/// (a lone plane: weights 1, 1 on its two lookups of a row, interleaved by `vpunpck*bw`).
+/// Int16 stays far from overflow: per group, a lane's row adds G/8 sums, each at most 381 in
+/// magnitude for a pair (6096 for G = 128) or 254 for a lone plane (4064 for a sign matrix's
+/// blocks of up to 256 columns). (Tables biased to UInt8 as the unsigned operand, as before
+/// session 12, needed the bias subtracted at every flush: 1–3% more time.)
 ///
 /// For N > 1 activation rows, each chunk's weight indices are decoded once and looked up in
 /// the tables of a tile of activation rows.
@@ -54,7 +55,7 @@ enum LUTKernelAVX2 {
         let tables = LUTTables(cols: cols, groupSize: groupSize)
         let tableBytes = LUTTables.stride(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
-        parallelFor(n) { i in tables.build(x + i * cols, into: ws + i * tableBytes, biased: true) }
+        parallelFor(n) { i in tables.build(x + i * cols, into: ws + i * tableBytes) }
         let tileCount = tiles(n: n)
         let body = { (items: Range<Int>) in
             run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws, tableStride: tableBytes, y: y, items: items)
@@ -118,8 +119,8 @@ enum LUTKernelAVX2 {
         @inline(__always)
         static func pair(_ tlo: __m256i, _ thi: __m256i, _ lo: __m256i, _ hi: __m256i) -> __m256i {
             let planePair = _mm256_set1_epi16(0x0201)  // bytes (1, 2): plane p + 2·plane p+1
-            return _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(tlo, lo), planePair),
-                                    _mm256_maddubs_epi16(_mm256_shuffle_epi8(thi, hi), planePair))
+            return _mm256_add_epi16(_mm256_maddubs_epi16(planePair, _mm256_shuffle_epi8(tlo, lo)),
+                                    _mm256_maddubs_epi16(planePair, _mm256_shuffle_epi8(thi, hi)))
         }
 
         @inline(__always)
@@ -139,8 +140,8 @@ enum LUTKernelAVX2 {
                 let ones = _mm256_set1_epi8(1)
                 let lo = _mm256_shuffle_epi8(tlo, bits == 1 ? ix.l0 : bits == 3 ? ix.l2 : ix.l4)
                 let hi = _mm256_shuffle_epi8(thi, bits == 1 ? ix.h0 : bits == 3 ? ix.h2 : ix.h4)
-                let lone0 = _mm256_maddubs_epi16(_mm256_unpacklo_epi8(lo, hi), ones)
-                let lone1 = _mm256_maddubs_epi16(_mm256_unpackhi_epi8(lo, hi), ones)
+                let lone0 = _mm256_maddubs_epi16(ones, _mm256_unpacklo_epi8(lo, hi))
+                let lone1 = _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(lo, hi))
                 if bits == 5 {
                     a4 = _mm256_add_epi16(a4, lone0)
                     a5 = _mm256_add_epi16(a5, lone1)
@@ -155,25 +156,22 @@ enum LUTKernelAVX2 {
         @inline(__always)
         static func laneSum(_ a: __m256i) -> __m256i { _mm256_cvtepi16_epi32(_mm_add_epi16(a.lowHalf, a.highHalf)) }
 
-        /// Σₚ 2ᵖ·Lₚ for rows 0..<8 and 8..<16, bias removed. Bias per row and group:
-        /// (G/4) k-groups × 128 × (1 + 2) for a pair, × 1 for a lone plane.
+        /// Σₚ 2ᵖ·Lₚ for rows 0..<8 and 8..<16.
         @inline(__always)
-        func planeSums(bits: Int, groupSize: Int) -> (__m256i, __m256i) {
-            let pairBias = _mm256_set1_epi32(Int32(96 * groupSize))
-            let loneBias = _mm256_set1_epi32(Int32(32 * groupSize))
-            // One unit's sums, bias removed, at plane weight 2^shift.
-            @inline(__always) func term(_ a: __m256i, _ bias: __m256i, _ shift: Int32) -> __m256i {
-                let s = _mm256_sub_epi32(Accumulators.laneSum(a), bias)
+        func planeSums(bits: Int) -> (__m256i, __m256i) {
+            // One unit's sums at plane weight 2^shift.
+            @inline(__always) func term(_ a: __m256i, _ shift: Int32) -> __m256i {
+                let s = Accumulators.laneSum(a)
                 return shift == 0 ? s : _mm256_slli_epi32(s, shift)
             }
             // Rows 0..<8 from (a0, a2, a4), rows 8..<16 from (a1, a3, a5).
             @inline(__always) func rows(_ pair0: __m256i, _ second: __m256i, _ lone5: __m256i) -> __m256i {
                 switch bits {
-                case 1: return term(second, loneBias, 0)
-                case 2: return term(pair0, pairBias, 0)
-                case 3: return _mm256_add_epi32(term(pair0, pairBias, 0), term(second, loneBias, 2))
-                case 4: return _mm256_add_epi32(term(pair0, pairBias, 0), term(second, pairBias, 2))
-                default: return _mm256_add_epi32(_mm256_add_epi32(term(pair0, pairBias, 0), term(second, pairBias, 2)), term(lone5, loneBias, 4))
+                case 1: return term(second, 0)
+                case 2: return term(pair0, 0)
+                case 3: return _mm256_add_epi32(term(pair0, 0), term(second, 2))
+                case 4: return _mm256_add_epi32(term(pair0, 0), term(second, 2))
+                default: return _mm256_add_epi32(_mm256_add_epi32(term(pair0, 0), term(second, 2)), term(lone5, 4))
                 }
             }
             return (rows(a0, a2, a4), rows(a1, a3, a5))
@@ -325,10 +323,10 @@ enum LUTKernelAVX2 {
                         u += runStride
                     }
                     let p = rowParams + g * groupStride
-                    out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
-                    out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.1[g], groupSum: sx.1[g])
-                    out2.add(acc2.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.2[g], groupSum: sx.2[g])
-                    out3.add(acc3.planeSums(bits: bits, groupSize: groupSize), params: p, format: format, tableScale: ts.3[g], groupSum: sx.3[g])
+                    out0.add(acc0.planeSums(bits: bits), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
+                    out1.add(acc1.planeSums(bits: bits), params: p, format: format, tableScale: ts.1[g], groupSum: sx.1[g])
+                    out2.add(acc2.planeSums(bits: bits), params: p, format: format, tableScale: ts.2[g], groupSum: sx.2[g])
+                    out3.add(acc3.planeSums(bits: bits), params: p, format: format, tableScale: ts.3[g], groupSum: sx.3[g])
                 }
                 let firstRow = block * LUTLayout.rowsPerBlock
                 out0.store(y + first * rows, first: firstRow, rows: rows)
@@ -354,8 +352,8 @@ enum LUTKernelAVX2 {
                         }
                         u += runStride
                     }
-                    out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
-                    out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
+                    out0.add(acc0.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
+                    out1.add(acc1.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
                 }
                 out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                 out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
@@ -373,7 +371,7 @@ enum LUTKernelAVX2 {
                         }
                         u += runStride
                     }
-                    out.add(acc.planeSums(bits: bits, groupSize: groupSize), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
+                    out.add(acc.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
                 }
                 out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                 first += 1
@@ -426,11 +424,11 @@ enum LUTKernelAVX2 {
                 u += runBytes
             }
             let q = p + g * groupStride
-            out0.add(acc0.planeSums(bits: bits, groupSize: groupSize), params: q, format: format, tableScale: ts[g], groupSum: sx[g])
-            out1.add(acc1.planeSums(bits: bits, groupSize: groupSize), params: q + blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
+            out0.add(acc0.planeSums(bits: bits), params: q, format: format, tableScale: ts[g], groupSum: sx[g])
+            out1.add(acc1.planeSums(bits: bits), params: q + blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
             if count > 2 {
-                out2.add(acc2.planeSums(bits: bits, groupSize: groupSize), params: q + 2 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
-                out3.add(acc3.planeSums(bits: bits, groupSize: groupSize), params: q + 3 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
+                out2.add(acc2.planeSums(bits: bits), params: q + 2 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
+                out3.add(acc3.planeSums(bits: bits), params: q + 3 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
             }
         }
         let first = block * LUTLayout.rowsPerBlock

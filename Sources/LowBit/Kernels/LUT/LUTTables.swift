@@ -39,18 +39,17 @@ public struct LUTTables {
         (base + cols / 4 * 16 + groups * 4).assumingMemoryBound(to: Float.self)
     }
 
-    /// Builds the tables of activation row `x` at `base`. With `biased`, entries are stored as
-    /// UInt8 bit patterns of T + 128 (what `vpmaddubsw` wants as its unsigned operand).
+    /// Builds the tables of activation row `x` at `base`.
     /// Uses the AVX2 builder when it runs and the group size is a multiple of 32, as every
     /// supported one is (same bytes: tests compare the two).
-    public func build(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, biased: Bool) {
+    public func build(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
         #if LOWBIT_AVX2
         if Runtime.useAVX2, groupSize % 32 == 0 {
-            buildAVX2(x, into: base, biased: biased)
+            buildAVX2(x, into: base)
             return
         }
         #endif
-        buildScalar(x, into: base, biased: biased)
+        buildScalar(x, into: base)
     }
 
     /// Entry i < 8 of a k-group's table (bit 3 clear: x₃ negative), evaluated as
@@ -65,7 +64,7 @@ public struct LUTTables {
     }
 
     /// The readable builder, one entry at a time.
-    public func buildScalar(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, biased: Bool) {
+    public func buildScalar(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
         let t = tables(base), scales = tableScales(base), sums = groupSums(base)
         let kgroupsPerGroup = groupSize / 4
         for g in 0..<groups {
@@ -82,8 +81,8 @@ public struct LUTTables {
                 let entries = t + 16 * kg
                 for i in 0..<8 {
                     let q = roundToInt8(LUTTables.entry(i, x + 4 * kg) * inverse)
-                    entries[i] = biased ? Int8(bitPattern: UInt8(bitPattern: q) ^ 0x80) : q
-                    entries[15 - i] = biased ? Int8(bitPattern: UInt8(bitPattern: -q) ^ 0x80) : -q
+                    entries[i] = q
+                    entries[15 - i] = -q
                 }
             }
         }

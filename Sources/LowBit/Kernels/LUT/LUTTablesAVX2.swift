@@ -7,11 +7,10 @@ extension LUTTables {
     /// the signs of i's bits, in the order of `LUTTables.entry`, so both builders write the same
     /// bytes. After the group's scale is known, the rounded entries are transposed back to one
     /// 16-byte table per k-group, the mirrored half (entry 15 − i = −entry i) added by negation.
-    func buildAVX2(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, biased: Bool) {
+    func buildAVX2(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
         let t = UnsafeMutableRawPointer(tables(base)), scales = tableScales(base), sums = groupSums(base)
         let blocksPerGroup = groupSize / 32  // 8 k-groups of 4 activations
         let absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF))
-        let bias = _mm256_set1_epi8(biased ? -128 : 0)
         // Bytes 4i + m of a lane (entry i of the lane's k-group m) to m-major order, and a
         // reversal of each 8-byte half (entries 7 ... 0 for the mirrored half).
         let entryMajor = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
@@ -69,10 +68,10 @@ extension LUTTables {
                     let mirrorFirst = mirrored(first), mirrorSecond = mirrored(second)
                     // Whole tables: k-groups 0 | 1, 2 | 3, 4 | 5, 6 | 7.
                     let out = t + 16 * (g * groupSize / 4 + 8 * block)
-                    out.storeBytes(of: _mm256_xor_si256(_mm256_unpacklo_epi64(first, mirrorFirst), bias), as: __m256i.self)
-                    (out + 32).storeBytes(of: _mm256_xor_si256(_mm256_unpackhi_epi64(first, mirrorFirst), bias), as: __m256i.self)
-                    (out + 64).storeBytes(of: _mm256_xor_si256(_mm256_unpacklo_epi64(second, mirrorSecond), bias), as: __m256i.self)
-                    (out + 96).storeBytes(of: _mm256_xor_si256(_mm256_unpackhi_epi64(second, mirrorSecond), bias), as: __m256i.self)
+                    out.storeBytes(of: _mm256_unpacklo_epi64(first, mirrorFirst), as: __m256i.self)
+                    (out + 32).storeBytes(of: _mm256_unpackhi_epi64(first, mirrorFirst), as: __m256i.self)
+                    (out + 64).storeBytes(of: _mm256_unpacklo_epi64(second, mirrorSecond), as: __m256i.self)
+                    (out + 96).storeBytes(of: _mm256_unpackhi_epi64(second, mirrorSecond), as: __m256i.self)
                 }
             }
         }
