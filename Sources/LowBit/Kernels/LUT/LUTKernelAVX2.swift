@@ -5,9 +5,9 @@ import _Builtin_intrinsics.intel
 /// `LUTLayout` permutation. `vpmaddubsw` takes the plane weights (bytes 1, 2) as its unsigned
 /// operand and the int8 lookups as its signed one, adding a plane pair of one row into int16
 /// (a lone plane: weights 1, 1 on its two lookups of a row, interleaved by `vpunpck*bw`).
-/// Int16 stays far from overflow: per group, a lane's row adds G/8 sums, each at most 381 in
-/// magnitude for a pair (6096 for G = 128) or 254 for a lone plane (4064 for a sign matrix's
-/// blocks of up to 256 columns). (Tables biased to UInt8 as the unsigned operand, as before
+/// Int16 stays far from overflow: per group, a lane's row adds G/8 plane-pair sums of at most
+/// 381 in magnitude (6096 for G = 128), or G/16 lone-plane sums of at most 254 (4064 for a sign
+/// matrix's blocks of up to 256 columns). (Tables biased to UInt8 as the unsigned operand, as before
 /// session 12, needed the bias subtracted at every flush: 1–3% more time.)
 ///
 /// For N > 1 activation rows, each chunk's weight indices are decoded once and looked up in
