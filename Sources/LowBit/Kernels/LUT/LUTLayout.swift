@@ -15,9 +15,10 @@
 /// of a matrix may hold fewer; a sign matrix's quads are single blocks): within a quad, chunk c
 /// of each of its blocks in turn, then chunk c + 1 (at 1 bit, chunks 2c and 2c + 1 of each block
 /// in turn, so that a block's units fill whole cache lines), so the N = 1 kernel, which runs a
-/// quad's blocks together, reads one sequential stream of codes. With each block's codes whole, the four streams 16 KiB apart read from DRAM at
-/// 0.46–0.57 of one stream's speed on a Zen 4 VM (plain reads: 0.6–0.7), software prefetching
-/// or not.
+/// quad's blocks together, reads one sequential stream of codes. With each block's codes whole
+/// (the layout before session 12), its four streams 16 KiB apart ran from DRAM at 0.43–0.59 of
+/// the read baseline on a Zen 4 VM, software prefetching or not (plain reads of four such
+/// streams: 0.6–0.7 of one stream's speed).
 ///
 /// Group parameters are 16 d, then 16 m per row block and group (`GroupParameters`: Float16
 /// when all are exact Float16s, else Float32), by quads the same way: per group, the quad's
