@@ -303,7 +303,7 @@ final class SignMatrixTests: XCTestCase {
             // Any ranges of row blocks give the same rows as the whole product.
             let tables = UnsafeMutableRawPointer.allocate(byteCount: fast.tableBytes, alignment: 64)
             defer { tables.deallocate() }
-            x.withUnsafeBufferPointer { fast.buildTables($0.baseAddress!, into: tables, avx2: Runtime.useAVX2) }
+            x.withUnsafeBufferPointer { fast.buildTables($0.baseAddress!, into: tables) }
             var pieces = [Float](repeating: .nan, count: rows)
             pieces.withUnsafeMutableBufferPointer { y in
                 for range in [0..<min(3, fast.rowBlocks), min(3, fast.rowBlocks)..<min(6, fast.rowBlocks), min(6, fast.rowBlocks)..<fast.rowBlocks] {

@@ -54,11 +54,6 @@ public final class SignMatrix: @unchecked Sendable {
     /// Row blocks of `LUTLayout.rowsPerBlock` rows: the units `multiply(tables:…)` splits rows by.
     public var rowBlocks: Int { layout.rowBlocks }
 
-    /// Quads of row blocks (`LUTLayout.blocksPerQuad`: 1 for sign matrices, so each block is
-    /// its own quad; ranges of whole quads are what the layout's kernels expect).
-    public var quads: Int { layout.quads }
-    public func rowBlocks(ofQuads quads: Range<Int>) -> Range<Int> { layout.blocks(ofQuads: quads) }
-
     var tables: LUTTables { LUTTables(cols: cols, groupSize: groupSize) }
 
     /// Bytes of one activation row's tables, rounded up to a cache line.
@@ -69,14 +64,14 @@ public final class SignMatrix: @unchecked Sendable {
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
         let avx2 = Runtime.useAVX2, stride = tableBytes
         let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
-        parallelFor(n) { i in buildTables(x + i * cols, into: ws + i * stride, avx2: avx2) }
-        parallelRanges(quads) { quads in multiply(tables: ws, n: n, rowBlocks: rowBlocks(ofQuads: quads), into: y, avx2: avx2) }
+        parallelFor(n) { i in buildTables(x + i * cols, into: ws + i * stride) }
+        parallelRanges(rowBlocks) { blocks in multiply(tables: ws, n: n, rowBlocks: blocks, into: y, avx2: avx2) }
     }
 
-    /// The tables of one activation row x (cols values) at `base`, by the AVX2 builder or the
-    /// scalar one (the same bytes).
-    public func buildTables(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, avx2: Bool) {
-        if avx2 { tables.build(x, into: base) } else { tables.buildScalar(x, into: base) }
+    /// The tables of one activation row x (cols values) at `base`, for either path of
+    /// `multiply(tables:…)` (AVX2 and portable read the same tables).
+    public func buildTables(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
+        tables.build(x, into: base)
     }
 
     /// y[a·rows + r] = Σ_c S[r, c]·x_a[c] for the rows of `rowBlocks` and the n activation rows whose

@@ -236,7 +236,7 @@ public final class Stack: @unchecked Sendable {
         if n >= Stack.rebuildMinimumRows { return try multiplyRebuilt(info, blocks, x, n: n, into: y, sliceBytes: sliceBytes) }
         let avx2 = Runtime.useAVX2
         let activationRows = try checkedProduct(n, k, what: "workspace")
-        let tableBytes = firstBlock.signs.tableBytes
+        let tableBytes = firstBlock.signs.tableBytes, rowBlocks = firstBlock.signs.rowBlocks
         let blockBytes = try checkedProduct(activationRows, cols * 4 + tableBytes, what: "workspace")
         let chunk = max(1, min(blocks.count, chunkBytes / blockBytes))
         let scaledBytes = try checkedProduct(n, cols, 4, what: "workspace")
@@ -261,14 +261,13 @@ public final class Stack: @unchecked Sendable {
                             let a = it - b * activationRows, i = a / k, j = a % k
                             let zRow = z + it * cols
                             HalfVectors.multiply(v.baseAddress! + j * cols, scaled + i * cols, into: zRow, count: cols)
-                            block.signs.buildTables(zRow, into: tables + it * tableBytes, avx2: avx2)
+                            block.signs.buildTables(zRow, into: tables + it * tableBytes)
                         }
                     }
                     item = last
                 }
             }
-            parallelRanges(firstBlock.signs.quads) { quads in
-                let range = firstBlock.signs.rowBlocks(ofQuads: quads)
+            parallelRanges(rowBlocks) { range in
                 let lo = range.lowerBound * LUTLayout.rowsPerBlock, count = min(rows, range.upperBound * LUTLayout.rowsPerBlock) - lo
                 for (b, block) in group.enumerated() {
                     block.signs.multiply(tables: tables + b * activationRows * tableBytes, n: activationRows, rowBlocks: range,

@@ -294,7 +294,8 @@ enum LUTKernelAVX2 {
         // chunk (on the first tile of each block and call): reading every quad-th unit alone
         // left the hardware prefetchers behind.
         let inQuad = block % layout.blocksPerQuad
-        let nextQuad = w0 - inQuad * k * unitBytes + layout.chunks * quadSize * unitBytes + inQuad * layout.chunks * unitBytes
+        let nextQuad = UnsafeRawPointer(layout.codes.pointer) + layout.unitOffset(block: block - inQuad, chunk: 0)
+            + (quadSize + inQuad) * layout.chunks * unitBytes
         let prefetching = PrefetchNextQuad.value == 1
         var first = tileFirst
         while first < min(tileFirst + tileRows, n) {

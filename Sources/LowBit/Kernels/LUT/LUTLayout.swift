@@ -29,7 +29,7 @@ public final class LUTLayout: @unchecked Sendable {
     static let weightBlocksPerQuad = 4
     /// 4, or 1 for a sign matrix: BitStack runs those at 16 activation rows or more, block by
     /// block with their codes in L2, where one stream of codes gains nothing.
-    public let blocksPerQuad: Int
+    let blocksPerQuad: Int
     public let rowBlocks: Int
     public let chunks: Int
     public let bits: Int
@@ -41,25 +41,20 @@ public final class LUTLayout: @unchecked Sendable {
 
     public var byteCount: Int { codes.byteCount + params.byteCount }
     public var blockCodeBytes: Int { chunks * 32 * bits }
-    public var quads: Int { (rowBlocks + blocksPerQuad - 1) / blocksPerQuad }
+    var quads: Int { (rowBlocks + blocksPerQuad - 1) / blocksPerQuad }
 
     /// A ±1 matrix: d = 2 and m = −1 (so w = 2q − 1). Sign matrices are the only layouts whose
     /// row blocks and groups share one parameter block.
     public var isSignMatrix: Bool { paramGroups == 0 }
 
     /// The row blocks of the quads `quads`.
-    public func blocks(ofQuads quads: Range<Int>) -> Range<Int> {
+    func blocks(ofQuads quads: Range<Int>) -> Range<Int> {
         (quads.lowerBound * blocksPerQuad)..<min(rowBlocks, quads.upperBound * blocksPerQuad)
     }
 
     /// Blocks in the quad of `block`: `blocksPerQuad`, or fewer in a matrix's last quad.
     @inline(__always)
-    public func quadSize(ofBlock block: Int) -> Int { LUTLayout.quadSize(ofBlock: block, rowBlocks: rowBlocks, blocksPerQuad: blocksPerQuad) }
-
-    @inline(__always)
-    static func quadSize(ofBlock block: Int, rowBlocks: Int, blocksPerQuad: Int) -> Int {
-        min(blocksPerQuad, rowBlocks - block / blocksPerQuad * blocksPerQuad)
-    }
+    func quadSize(ofBlock block: Int) -> Int { min(blocksPerQuad, rowBlocks - block / blocksPerQuad * blocksPerQuad) }
 
     /// Consecutive chunks of one block stored together within a quad: 2 at 1 bit (a 64-byte
     /// line), else 1. Group sizes and sign matrices' columns are multiples of 32, so rows and
@@ -69,39 +64,32 @@ public final class LUTLayout: @unchecked Sendable {
 
     /// Byte offset of the unit (32·bits bytes) of `block` and chunk `chunk` in `codes`.
     @inline(__always)
-    public func unitOffset(block: Int, chunk: Int) -> Int {
+    func unitOffset(block: Int, chunk: Int) -> Int {
         let first = block / blocksPerQuad * blocksPerQuad, k = LUTLayout.unitsPerRun(bits: bits)
         return (first * chunks + (chunk / k * quadSize(ofBlock: block) + block - first) * k + chunk % k) * 32 * bits
     }
 
     /// Element index of the 32 parameters (16 d, 16 m) of `block` and `group`; 0 for a sign matrix.
     @inline(__always)
-    public func paramIndex(block: Int, group: Int) -> Int {
-        LUTLayout.paramIndex(block: block, group: group, groups: paramGroups, rowBlocks: rowBlocks)
-    }
-
-    /// `paramIndex` of a quantized weights' layout (sign matrices have one shared block).
-    @inline(__always)
-    static func paramIndex(block: Int, group: Int, groups: Int, rowBlocks: Int) -> Int {
-        guard groups > 0 else { return 0 }
-        let first = block / weightBlocksPerQuad * weightBlocksPerQuad
-        let size = quadSize(ofBlock: block, rowBlocks: rowBlocks, blocksPerQuad: weightBlocksPerQuad)
-        return (first * groups + group * size + block - first) * 32
+    func paramIndex(block: Int, group: Int) -> Int {
+        guard !isSignMatrix else { return 0 }
+        let first = block / blocksPerQuad * blocksPerQuad
+        return (first * paramGroups + group * quadSize(ofBlock: block) + block - first) * 32
     }
 
     /// Packs a quantized matrix: codes and per-group parameters. A layout byte is two nibbles
     /// of one canonical plane byte pair (k-groups 4c + lane and 4c + 2 + lane of chunk c).
     convenience init(packing m: QuantizedMatrix) throws {
-        let groups = m.groupsPerRow, rowBlocks = (m.rows + LUTLayout.rowsPerBlock - 1) / LUTLayout.rowsPerBlock
+        let groups = m.groupsPerRow
         try self.init(rows: m.rows, cols: m.cols, bits: m.bits, paramGroups: groups, half: GroupParameters.halfExact(m),
                       packCodes: false, code: { _, _ in 0 },
-                      fillParams: { par, block in
+                      fillParams: { layout, block in
                           for g in 0..<groups {
-                              let first = LUTLayout.paramIndex(block: block, group: g, groups: groups, rowBlocks: rowBlocks)
+                              let first = layout.paramIndex(block: block, group: g)
                               for i in 0..<LUTLayout.rowsPerBlock {
                                   let r = block * LUTLayout.rowsPerBlock + i
-                                  par.set(first + i, r < m.rows ? m.scale(row: r, group: g) : 0)
-                                  par.set(first + 16 + i, r < m.rows ? m.offset(row: r, group: g) : 0)
+                                  layout.params.set(first + i, r < m.rows ? m.scale(row: r, group: g) : 0)
+                                  layout.params.set(first + 16 + i, r < m.rows ? m.offset(row: r, group: g) : 0)
                               }
                           }
                       })
@@ -142,8 +130,8 @@ public final class LUTLayout: @unchecked Sendable {
                       code: { row, col in sign(row, col) ? 1 : 0 }, fillParams: LUTLayout.signParams)
     }
 
-    static func signParams(_ par: GroupParameters, _ block: Int) {
-        for i in 0..<16 { par.set(i, 2); par.set(16 + i, -1) }
+    static func signParams(_ layout: LUTLayout, _ block: Int) {
+        for i in 0..<16 { layout.params.set(i, 2); layout.params.set(16 + i, -1) }
     }
 
     /// Packs row-major sign bits (bit c % 8 of byte r·rowBytes + c/8 set for +1) directly: for
@@ -171,7 +159,7 @@ public final class LUTLayout: @unchecked Sendable {
     /// for every row block and group.
     /// `packCodes` false: leave the codes zero (the caller packs them).
     private init(rows: Int, cols: Int, bits: Int, paramGroups: Int?, half: Bool, packCodes: Bool = true,
-                 code: (Int, Int) -> Int, fillParams: (GroupParameters, Int) -> Void) throws {
+                 code: (Int, Int) -> Int, fillParams: (LUTLayout, Int) -> Void) throws {
         let rb = LUTLayout.rowsPerBlock
         rowBlocks = (rows + rb - 1) / rb
         chunks = cols / 16
@@ -184,12 +172,12 @@ public final class LUTLayout: @unchecked Sendable {
         } else {
             params = try GroupParameters(count: 32, half: half, what: "LUT layout")
             self.paramGroups = 0
-            fillParams(params, 0)
+            fillParams(self, 0)
         }
         let chunks = self.chunks
-        let out = codes.bytes(), par = params
+        let out = codes.bytes()
         guard packCodes else {
-            if paramGroups != nil { parallelFor(rowBlocks) { block in fillParams(par, block) } }
+            if paramGroups != nil { parallelFor(rowBlocks) { block in fillParams(self, block) } }
             return
         }
         parallelFor(rowBlocks) { block in
@@ -215,7 +203,7 @@ public final class LUTLayout: @unchecked Sendable {
                     for b in 0..<32 { store(b, block * rb + b % 16, bits - 1) }
                 }
             }
-            if paramGroups != nil { fillParams(par, block) }
+            if paramGroups != nil { fillParams(self, block) }
         }
     }
 
