@@ -82,6 +82,40 @@ final class KernelTests: XCTestCase {
                 }
             }
         }
+        // Parameters that are not exact Float16s stay Float32 (`GroupParameters`), a kernel
+        // specialization of their own: 90 rows, quads of 4 and 2.
+        let tiny = rng.normals(90 * 128, scale: 1e-7), x = rng.normals(5 * 128)
+        for type in allTypes + [.mixed(bits: 4)] {
+            let m = try quantized(tiny, rows: 90, cols: 128, type: type, groupSize: 32)
+            XCTAssertFalse(try m.lutLayout().params.half, "\(type)")
+            for n in [1, 5] {
+                let xs = Array(x[0..<(n * 128)])
+                let portable = try portableOnly { try m.product(xs, n: n, kernel: .lut) }
+                XCTAssertLessThan(normalizedError(try m.product(xs, n: n, kernel: .lut), portable), 1e-10, "Float32 parameters \(type) n=\(n)")
+            }
+        }
+    }
+
+    /// The AVX2 LUT kernel's int16 group sums at their bound: top codes everywhere (one 0 per
+    /// group sets the range) against activations whose every table lookup is +127, then −127;
+    /// at 4 bits and G = 128 a row's sum per lane reaches 15·127·16 = 30480. An overflow would
+    /// be off by 2^16 in some row. N = 1 (quads) and N = 5 (tiles of 4 and a single row).
+    func testLUTExtremeSumsStayExact() throws {
+        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        let rows = 70, cols = 256, g = 128
+        for type in allTypes + [.mixed(bits: 3), .mixed(bits: 4)] {
+            var w = [Float](repeating: 1, count: rows * cols)
+            for i in Swift.stride(from: 0, to: w.count, by: g) { w[i] = 0 }
+            let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
+            for value: Float in [1, -1] {
+                for n in [1, 5] {
+                    let x = [Float](repeating: value, count: n * cols)
+                    let portable = try portableOnly { try m.product(x, n: n, kernel: .lut) }
+                    let fast = try m.product(x, n: n, kernel: .lut)
+                    XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) x = \(value) n=\(n)")
+                }
+            }
+        }
     }
 
     /// The AVX2 activation quantizer writes the scalar one's bytes, scales and sums: random

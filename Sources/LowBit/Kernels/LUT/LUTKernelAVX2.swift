@@ -2,13 +2,15 @@
 import _Builtin_intrinsics.intel
 
 /// The LUT family on AVX2: the sums of `LUTKernel.portable`, 32 lookups per `vpshufb`, on the
-/// `LUTLayout` permutation. `vpmaddubsw` takes the plane weights (bytes 1, 2) as its unsigned
-/// operand and the int8 lookups as its signed one, adding a plane pair of one row into int16
-/// (a lone plane: weights 1, 1 on its two lookups of a row, interleaved by `vpunpck*bw`).
-/// Int16 stays far from overflow: per group, a lane's row adds G/8 plane-pair sums of at most
-/// 381 in magnitude (6096 for G = 128), or G/16 lone-plane sums of at most 254 (4064 for a sign
-/// matrix's blocks of up to 256 columns). (Tables biased to UInt8 as the unsigned operand, as before
-/// session 12, needed the bias subtracted at every flush: 1–3% more time.)
+/// `LUTLayout` permutation. `vpmaddubsw` takes the plane weights (bytes 2ᵖ, 2ᵖ⁺¹) as its
+/// unsigned operand and the int8 lookups as its signed one, adding a plane pair of one row into
+/// int16 (a lone plane: its weight twice, on its two lookups of a row interleaved by
+/// `vpunpck*bw`), so all planes of a row add into one int16 per lane. Int16 holds: per group
+/// (G ≤ 128), a lane's row adds G/8 lookups of at most 127 per plane, at most
+/// (2ᵇ − 1)·127·G/8 = 30480 at 4 bits (14224 at 3; the fifth plane of mixed value codes adds
+/// into accumulators of its own), and a sign matrix's blocks of up to 256 columns 4064. The
+/// two lanes are added in int16 only below 4 bits. (Tables biased to UInt8 as the unsigned
+/// operand, as before session 12, needed the bias subtracted at every flush: 1–3% more time.)
 ///
 /// For N > 1 activation rows, each chunk's weight indices are decoded once and looked up in
 /// the tables of a tile of activation rows.
@@ -108,73 +110,72 @@ enum LUTKernelAVX2 {
         }
     }
 
-    /// Int16 group accumulators of one row block for one activation row: a0/a1 = plane pair 0
-    /// (rows 0..<8 / 8..<16), a2/a3 = plane pair 1 (4 and 5 planes) or the lone top plane (1 and
-    /// 3 planes), a4/a5 = the lone top plane of 5 (the value codes of 4-bit mixed types).
+    /// Int16 group accumulators of one row block for one activation row: a0 / a1 hold rows
+    /// 0..<8 / 8..<16, every plane p ≤ 3 added at its weight 2ᵖ (`vpmaddubsw` by bytes (1, 2) or
+    /// (4, 8) for a plane pair, by 1 or 4 for a lone plane); top0 / top1 the fifth plane of the
+    /// 4-bit mixed value codes, at weight 1 (2⁴ would overflow). One pair of accumulators per
+    /// block instead of one per unit: the N = 1 quad kernel at 3 and 4 bits needed 16 and spilled.
     struct Accumulators {
         var a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256()
-        var a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256()
-        var a4 = _mm256_setzero_si256(), a5 = _mm256_setzero_si256()
+        var top0 = _mm256_setzero_si256(), top1 = _mm256_setzero_si256()
 
+        /// A plane pair's lookups of one unit, planes at `weights` (bytes 2ᵖ, 2ᵖ⁺¹), as int16 per row and lane.
         @inline(__always)
-        static func pair(_ tlo: __m256i, _ thi: __m256i, _ lo: __m256i, _ hi: __m256i) -> __m256i {
-            let planePair = _mm256_set1_epi16(0x0201)  // bytes (1, 2): plane p + 2·plane p+1
-            return _mm256_add_epi16(_mm256_maddubs_epi16(planePair, _mm256_shuffle_epi8(tlo, lo)),
-                                    _mm256_maddubs_epi16(planePair, _mm256_shuffle_epi8(thi, hi)))
+        static func pair(_ weights: __m256i, _ tlo: __m256i, _ thi: __m256i, _ lo: __m256i, _ hi: __m256i) -> __m256i {
+            _mm256_add_epi16(_mm256_maddubs_epi16(weights, _mm256_shuffle_epi8(tlo, lo)),
+                             _mm256_maddubs_epi16(weights, _mm256_shuffle_epi8(thi, hi)))
         }
 
         @inline(__always)
         mutating func add(bits: Int, _ ix: Indices, _ tlo: __m256i, _ thi: __m256i) {
             if bits >= 2 {
-                a0 = _mm256_add_epi16(a0, Accumulators.pair(tlo, thi, ix.l0, ix.h0))
-                a1 = _mm256_add_epi16(a1, Accumulators.pair(tlo, thi, ix.l1, ix.h1))
-            }
-            if bits >= 4 {
-                a2 = _mm256_add_epi16(a2, Accumulators.pair(tlo, thi, ix.l2, ix.h2))
-                a3 = _mm256_add_epi16(a3, Accumulators.pair(tlo, thi, ix.l3, ix.h3))
+                let planes01 = _mm256_set1_epi16(0x0201)
+                var s0 = Accumulators.pair(planes01, tlo, thi, ix.l0, ix.h0)
+                var s1 = Accumulators.pair(planes01, tlo, thi, ix.l1, ix.h1)
+                if bits >= 4 {
+                    let planes23 = _mm256_set1_epi16(0x0804)
+                    s0 = _mm256_add_epi16(s0, Accumulators.pair(planes23, tlo, thi, ix.l2, ix.h2))
+                    s1 = _mm256_add_epi16(s1, Accumulators.pair(planes23, tlo, thi, ix.l3, ix.h3))
+                }
+                a0 = _mm256_add_epi16(a0, s0)
+                a1 = _mm256_add_epi16(a1, s1)
             }
             if bits % 2 == 1 {
                 // Interleave a row's two lookups (k-groups 4c + lane and 4c + 2 + lane) and add
-                // each pair with `vpmaddubsw` by ones: 2 shuffles and 2 multiply-adds per unit
-                // instead of 4 shuffles (widen each) and 2 adds; shuffles share one port.
-                let ones = _mm256_set1_epi8(1)
+                // each pair with `vpmaddubsw` by the plane's weight: 2 shuffles and 2 multiply-adds
+                // per unit instead of 4 shuffles (widen each) and 2 adds; shuffles share one port.
+                let weight = _mm256_set1_epi8(bits == 3 ? 4 : 1)
                 let lo = _mm256_shuffle_epi8(tlo, bits == 1 ? ix.l0 : bits == 3 ? ix.l2 : ix.l4)
                 let hi = _mm256_shuffle_epi8(thi, bits == 1 ? ix.h0 : bits == 3 ? ix.h2 : ix.h4)
-                let lone0 = _mm256_maddubs_epi16(ones, _mm256_unpacklo_epi8(lo, hi))
-                let lone1 = _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(lo, hi))
+                let lone0 = _mm256_maddubs_epi16(weight, _mm256_unpacklo_epi8(lo, hi))
+                let lone1 = _mm256_maddubs_epi16(weight, _mm256_unpackhi_epi8(lo, hi))
                 if bits == 5 {
-                    a4 = _mm256_add_epi16(a4, lone0)
-                    a5 = _mm256_add_epi16(a5, lone1)
+                    top0 = _mm256_add_epi16(top0, lone0)
+                    top1 = _mm256_add_epi16(top1, lone1)
                 } else {
-                    a2 = _mm256_add_epi16(a2, lone0)
-                    a3 = _mm256_add_epi16(a3, lone1)
+                    a0 = _mm256_add_epi16(a0, lone0)
+                    a1 = _mm256_add_epi16(a1, lone1)
                 }
             }
         }
 
-        /// Adds the two lanes (k-group parities) and widens 8 row sums to int32.
+        /// Adds the two lanes (k-group parities) of 8 row sums into int32: in int16 when their
+        /// sum fits (`wide` false), else each lane widened first.
         @inline(__always)
-        static func laneSum(_ a: __m256i) -> __m256i { _mm256_cvtepi16_epi32(_mm_add_epi16(a.lowHalf, a.highHalf)) }
+        static func laneSum(_ a: __m256i, wide: Bool) -> __m256i {
+            wide ? _mm256_add_epi32(_mm256_cvtepi16_epi32(a.lowHalf), _mm256_cvtepi16_epi32(a.highHalf))
+                 : _mm256_cvtepi16_epi32(_mm_add_epi16(a.lowHalf, a.highHalf))
+        }
 
         /// Σₚ 2ᵖ·Lₚ for rows 0..<8 and 8..<16.
         @inline(__always)
         func planeSums(bits: Int) -> (__m256i, __m256i) {
-            // One unit's sums at plane weight 2^shift.
-            @inline(__always) func term(_ a: __m256i, _ shift: Int32) -> __m256i {
-                let s = Accumulators.laneSum(a)
-                return shift == 0 ? s : _mm256_slli_epi32(s, shift)
-            }
-            // Rows 0..<8 from (a0, a2, a4), rows 8..<16 from (a1, a3, a5).
-            @inline(__always) func rows(_ pair0: __m256i, _ second: __m256i, _ lone5: __m256i) -> __m256i {
-                switch bits {
-                case 1: return term(second, 0)
-                case 2: return term(pair0, 0)
-                case 3: return _mm256_add_epi32(term(pair0, 0), term(second, 2))
-                case 4: return _mm256_add_epi32(term(pair0, 0), term(second, 2))
-                default: return _mm256_add_epi32(_mm256_add_epi32(term(pair0, 0), term(second, 2)), term(lone5, 4))
-                }
-            }
-            return (rows(a0, a2, a4), rows(a1, a3, a5))
+            // A lane's sums reach 30480 with planes 0–3 (see the type's comment): two would not fit.
+            let wide = bits >= 4
+            let s0 = Accumulators.laneSum(a0, wide: wide), s1 = Accumulators.laneSum(a1, wide: wide)
+            guard bits == 5 else { return (s0, s1) }
+            return (_mm256_add_epi32(s0, _mm256_slli_epi32(Accumulators.laneSum(top0, wide: false), 4)),
+                    _mm256_add_epi32(s1, _mm256_slli_epi32(Accumulators.laneSum(top1, wide: false), 4)))
         }
     }
 
@@ -185,8 +186,8 @@ enum LUTKernelAVX2 {
         let levels: Float
         let signs: Bool
 
-        init<Bits: StaticInt>(_ layout: LUTLayout, _: Bits.Type) {
-            (half, levels, signs) = (layout.params.half, Float((1 << Bits.value) - 1), Bits.self == SignPlane.self)
+        init<Bits: StaticInt>(_ layout: LUTLayout, _: Bits.Type, half: Bool? = nil) {
+            (self.half, levels, signs) = (half ?? layout.params.half, Float((1 << Bits.value) - 1), Bits.self == SignPlane.self)
         }
     }
 
@@ -239,11 +240,14 @@ enum LUTKernelAVX2 {
             while block < items.upperBound {
                 let size = layout.quadSize(ofBlock: block)
                 let wholeQuad = block % layout.blocksPerQuad == 0 && block + size <= items.upperBound
+                let half = layout.params.half
                 if wholeQuad && size == 4 {
-                    blocksOfOneRow(Bits.self, Static4.self, layout, groupSize, rows, tables, tableBase, y, block)
+                    if half { blocksOfOneRow(Bits.self, Static4.self, Static1.self, layout, groupSize, rows, tables, tableBase, y, block) }
+                    else { blocksOfOneRow(Bits.self, Static4.self, Static0.self, layout, groupSize, rows, tables, tableBase, y, block) }
                     block += 4
                 } else if wholeQuad && size == 2 {
-                    blocksOfOneRow(Bits.self, Static2.self, layout, groupSize, rows, tables, tableBase, y, block)
+                    if half { blocksOfOneRow(Bits.self, Static2.self, Static1.self, layout, groupSize, rows, tables, tableBase, y, block) }
+                    else { blocksOfOneRow(Bits.self, Static2.self, Static0.self, layout, groupSize, rows, tables, tableBase, y, block) }
                     block += 2
                 } else {
                     tile(Bits.self, Static0.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: 0)
@@ -383,19 +387,27 @@ enum LUTKernelAVX2 {
     /// N = 1 on the quad of `Count` (2 or 4) row blocks from `block` on: chunk by chunk, the
     /// quad's units in turn, one stream of codes. At 1 and 2 bits the hardware prefetchers keep
     /// up with it; at 3 and 4 (6 to 8 cache lines per chunk) they did not, and the kernel
-    /// prefetches `CodePrefetch.window` ahead. Measured on a Zen 4 VM, 11008×4096 from DRAM,
-    /// 1 thread, read-speed ratios without / with: 2-bit 0.76 / 0.67–0.70, 1-bit 0.69 / 0.58–0.59,
-    /// 4-bit 0.32–0.36 / 0.60–0.81, 3-bit 0.24 / 0.51–0.52 (cache-hot 4096×4096 4-bit: 374–511
-    /// vs 228–243 µs). Kept out of line: once inlined into `run` with the N > 1 paths, its
+    /// prefetches `quadPrefetchDistance` ahead. Measured on a Zen 4 VM, 11008×4096 from DRAM,
+    /// 1 thread, read-speed ratios without / with 4 KiB: 2-bit 0.76 / 0.67–0.70, 1-bit 0.69 /
+    /// 0.58–0.59, 4-bit 0.32–0.36 / 0.60–0.81, 3-bit 0.24 / 0.51–0.52 (cache-hot 4096×4096 4-bit:
+    /// 374–511 vs 228–243 µs). Kept out of line: once inlined into `run` with the N > 1 paths, its
     /// chunk loop lost registers to their values and reloaded two constants every chunk.
+    /// Bytes ahead that `blocksOfOneRow` prefetches at 3 and 4 bits: 8 KiB, about 200 ns of the
+    /// 4-bit kernel, two DRAM latencies. With 4 KiB (one group of a quad at 4 bits), once the
+    /// quad's int16 sums shared one accumulator pair per block, 4-bit from DRAM fell from
+    /// 0.86–0.89 to 0.78–0.83 of read speed (the kernel now outran it); with 8 KiB 0.87–0.89,
+    /// 3-bit 0.57–0.64 (4 KiB: 0.54–0.56); with 16 KiB 0.66–0.67.
+    static let quadPrefetchDistance = 2 * CodePrefetch.window
+
     @inline(never)
-    static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt>(_: Bits.Type, _: Count.Type, _ layout: LUTLayout, _ groupSize: Int,
+    static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt, Half: StaticInt>(_: Bits.Type, _: Count.Type, _: Half.Type,
+                                                                  _ layout: LUTLayout, _ groupSize: Int,
                                                                   _ rows: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer,
                                                                   _ y: UnsafeMutablePointer<Float>, _ block: Int) {
         let bits = Bits.value, count = Count.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let e = layout.params.elementBytes
-        let format = ParameterFormat(layout, Bits.self)
+        let format = ParameterFormat(layout, Bits.self, half: Half.value == 1)
         let blockStride = layout.isSignMatrix ? 0 : 32 * e, groupStride = count * blockStride
         let unitBytes = 32 * bits, k = LUTLayout.unitsPerRun(bits: bits)
         let w = UnsafeRawPointer(layout.codes.pointer) + layout.unitOffset(block: block, chunk: 0)
@@ -410,7 +422,7 @@ enum LUTKernelAVX2 {
         for g in 0..<groups {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
             for _ in 0..<chunksPerGroup / k {
-                if prefetch { CodePrefetch.ahead(of: u, bytes: runBytes, distance: CodePrefetch.window) }
+                if prefetch { CodePrefetch.ahead(of: u, bytes: runBytes, distance: quadPrefetchDistance) }
                 for j in 0..<k {
                     let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
                     let v = u + j * unitBytes
