@@ -26,4 +26,10 @@ enum CodePrefetch {
     static func ahead(of codes: UnsafeRawPointer, bytes: Int, distance: Int) {
         for offset in stride(from: 0, to: bytes, by: 64) { lowbit_prefetch(codes + distance + offset) }
     }
+
+    /// As `ahead`, into L2 only.
+    @inline(__always)
+    static func aheadToL2(of codes: UnsafeRawPointer, bytes: Int, distance: Int) {
+        for offset in stride(from: 0, to: bytes, by: 64) { lowbit_prefetch_l2(codes + distance + offset) }
+    }
 }

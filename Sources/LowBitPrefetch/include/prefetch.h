@@ -9,4 +9,9 @@ static inline void lowbit_prefetch(const void *address) {
     __builtin_prefetch(address, 0 /* read */, 3 /* keep in every cache level */);
 }
 
+/* The same into L2 (prefetcht1), for data needed after what L1 holds now. */
+static inline void lowbit_prefetch_l2(const void *address) {
+    __builtin_prefetch(address, 0 /* read */, 2);
+}
+
 #endif

@@ -20,16 +20,19 @@ enum LUTKernelAVX2 {
     static let tileRows = 4
 
     /// y[i·rows + r] for the row blocks and activation tiles of `items` (item = block·tiles + tile),
-    /// tables of activation row i at `tableBase + i·tableStride`.
+    /// tables of activation row i at `tableBase + i·tableStride`. `prefetchNextQuads` (N = 1):
+    /// each quad's kernel also brings the next quad's codes into L2 (see `multiply`).
     static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
-                    tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>) {
+                    tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>,
+                    prefetchNextQuads: Bool = false) {
+        let p = prefetchNextQuads
         switch layout.bits {
-        case 1 where layout.isSignMatrix: body(SignPlane.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
-        case 1: body(Static1.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
-        case 2: body(Static2.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
-        case 3: body(Static3.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
-        case 4: body(Static4.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)
-        default: body(Static5.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items)  // 4-bit mixed value codes
+        case 1 where layout.isSignMatrix: body(SignPlane.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
+        case 1: body(Static1.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
+        case 2: body(Static2.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
+        case 3: body(Static3.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
+        case 4: body(Static4.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
+        default: body(Static5.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)  // 4-bit mixed value codes
         }
     }
 
@@ -50,8 +53,9 @@ enum LUTKernelAVX2 {
     /// known when the kernel is specialized, so its flush has neither a branch nor parameters.
     enum SignPlane: StaticInt { static var value: Int { 1 } }
 
-    /// Y = X·Wᵀ on a packed layout: tables of every activation row, then every (row block,
-    /// activation tile) item on the thread pool, in row blocks (`parallelChunks`).
+    /// Y = X·Wᵀ on a packed layout: tables of every activation row, then on the thread pool
+    /// (`parallelChunks`) whole quads of row blocks for N < 4 (one activation row at a time), or
+    /// every (row block, activation tile) item by quads.
     static func multiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
                          y: UnsafeMutablePointer<Float>) throws {
         let tables = LUTTables(cols: cols, groupSize: groupSize)
@@ -62,10 +66,30 @@ enum LUTKernelAVX2 {
         let body = { (items: Range<Int>) in
             run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws, tableStride: tableBytes, y: y, items: items)
         }
+        // By whole quads, so that each runs in the kernel that reads it as one stream.
+        let quadChunk = max(1, rowBlockChunk(blockBytes: layout.blockCodeBytes) / layout.blocksPerQuad)
         if n == 1 {
-            // By whole quads, so that each runs in the kernel that reads it as one stream.
-            let quadChunk = max(1, rowBlockChunk(blockBytes: layout.blockCodeBytes) / layout.blocksPerQuad)
             parallelChunks(layout.quads, chunk: quadChunk) { quads in body(layout.blocks(ofQuads: quads)) }
+            return
+        }
+        if n < tileRows {
+            // Fewer activation rows than a tile: each quad once per row in the one-row kernel,
+            // back to back, so the quad comes from DRAM once and from L1/L2 for the next rows
+            // (11008×4096 from DRAM, 1 thread, N = 2, against 4-row tiles' pair path: 1-bit
+            // 1.09 → 0.62 ms, 2-bit 1.08 → 0.94 ms, 4-bit 1.95 → 1.51 ms; cache-hot 4096×4096
+            // 1-bit 181 → 155 µs, 2-bit 250 → 222 µs, 4-bit the same). From 2 bits, the second
+            // row's pass also brings the next quad into L2, as the hardware prefetchers, which
+            // follow misses, leave DRAM idle through it: 2-bit 0.92–0.96 → 0.71–0.84 ms, 4-bit
+            // 1.41–1.53 → 1.30–1.33 ms; at 1 bit 0.59–0.62 → 0.64–0.65 ms, so not there.
+            parallelChunks(layout.quads, chunk: quadChunk) { quads in
+                for quad in quads {
+                    let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
+                    for i in 0..<n {
+                        run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables, tableBase: ws + i * tableBytes,
+                            tableStride: tableBytes, y: y + i * rows, items: blocks, prefetchNextQuads: i == 1 && layout.bits >= 2)
+                    }
+                }
+            }
             return
         }
         // Per table chunk (the tiles whose tables fit `tableChunkBytes`), that chunk's tiles of
@@ -230,7 +254,7 @@ enum LUTKernelAVX2 {
     @inline(__always)
     static func body<Bits: StaticInt>(_: Bits.Type, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int, _ tables: LUTTables,
                      _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int, _ y: UnsafeMutablePointer<Float>,
-                     _ items: Range<Int>) {
+                     _ items: Range<Int>, _ prefetchNextQuads: Bool) {
         let tileCount = tiles(n: n)
         if n == 1 {
             // One activation row: the row blocks of a quad together (they share each table load
@@ -242,12 +266,12 @@ enum LUTKernelAVX2 {
                 let wholeQuad = block % layout.blocksPerQuad == 0 && block + size <= items.upperBound
                 let half = layout.params.half
                 if wholeQuad && size == 4 {
-                    if half { blocksOfOneRow(Bits.self, Static4.self, Static1.self, layout, groupSize, rows, tables, tableBase, y, block) }
-                    else { blocksOfOneRow(Bits.self, Static4.self, Static0.self, layout, groupSize, rows, tables, tableBase, y, block) }
+                    if half { blocksOfOneRow(Bits.self, Static4.self, Static1.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
+                    else { blocksOfOneRow(Bits.self, Static4.self, Static0.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
                     block += 4
                 } else if wholeQuad && size == 2 {
-                    if half { blocksOfOneRow(Bits.self, Static2.self, Static1.self, layout, groupSize, rows, tables, tableBase, y, block) }
-                    else { blocksOfOneRow(Bits.self, Static2.self, Static0.self, layout, groupSize, rows, tables, tableBase, y, block) }
+                    if half { blocksOfOneRow(Bits.self, Static2.self, Static1.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
+                    else { blocksOfOneRow(Bits.self, Static2.self, Static0.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
                     block += 2
                 } else {
                     tile(Bits.self, Static0.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: 0)
@@ -403,7 +427,8 @@ enum LUTKernelAVX2 {
     static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt, Half: StaticInt>(_: Bits.Type, _: Count.Type, _: Half.Type,
                                                                   _ layout: LUTLayout, _ groupSize: Int,
                                                                   _ rows: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer,
-                                                                  _ y: UnsafeMutablePointer<Float>, _ block: Int) {
+                                                                  _ y: UnsafeMutablePointer<Float>, _ block: Int,
+                                                                  _ prefetchNextQuad: Bool) {
         let bits = Bits.value, count = Count.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
         let e = layout.params.elementBytes
@@ -417,12 +442,13 @@ enum LUTKernelAVX2 {
         let prefetch = bits >= 3
         var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
         // Per run of k chunks (`LUTLayout.unitOffset`), block i's units at u + i·k·unitBytes.
-        let nextBlock = k * unitBytes, runBytes = count * nextBlock
+        let nextBlock = k * unitBytes, runBytes = count * nextBlock, quadBytes = count * layout.chunks * unitBytes
         var c = 0, u = w
         for g in 0..<groups {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
             for _ in 0..<chunksPerGroup / k {
-                if prefetch { CodePrefetch.ahead(of: u, bytes: runBytes, distance: quadPrefetchDistance) }
+                if prefetchNextQuad { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: quadBytes) }
+                else if prefetch { CodePrefetch.ahead(of: u, bytes: runBytes, distance: quadPrefetchDistance) }
                 for j in 0..<k {
                     let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
                     let v = u + j * unitBytes
