@@ -88,7 +88,7 @@ final class KernelTests: XCTestCase {
         let tiny = rng.normals(90 * 128, scale: 1e-7), x = rng.normals(5 * 128)
         for type in allTypes + [.mixed(bits: 4)] {
             let m = try quantized(tiny, rows: 90, cols: 128, type: type, groupSize: 32)
-            XCTAssertFalse(try m.lutLayout().params.half, "\(type)")
+            XCTAssertFalse(try m.lutLayout().halfParams, "\(type)")
             for n in [1, 5] {
                 let xs = Array(x[0..<(n * 128)])
                 let portable = try portableOnly { try m.product(xs, n: n, kernel: .lut) }
@@ -578,14 +578,14 @@ final class PackedMatrixTests: XCTestCase {
         for type in allTypes {
             let q = try quantized(rng.normals(40 * 256, scale: 0.05), rows: 40, cols: 256, type: type, groupSize: 64)
             XCTAssertTrue(GroupParameters.halfExact(q), "\(type)")
-            XCTAssertTrue(try q.lutLayout().params.half)
+            XCTAssertTrue(try q.lutLayout().halfParams)
             XCTAssertEqual(try q.dequantLayout().params.byteCount, 5 * 4 * 16 * 2)
-            XCTAssertEqual(try q.lutLayout().params.byteCount, 3 * 4 * 32 * 2)
+            XCTAssertEqual(try q.lutLayout().paramByteCount, 3 * 4 * 32 * 2)
         }
         // Tiny scales stay Float32 rather than lose precision as Float16 subnormals.
         let tiny = try quantized(rng.normals(16 * 64, scale: 1e-7), rows: 16, cols: 64, type: .integer(bits: 4), groupSize: 64)
         XCTAssertFalse(GroupParameters.halfExact(tiny))
-        XCTAssertFalse(try tiny.lutLayout().params.half)
+        XCTAssertFalse(try tiny.lutLayout().halfParams)
         let m = try quantized(rng.normals(8 * 64), rows: 8, cols: 64, type: .mixed(bits: 4), groupSize: 32)
         XCTAssertTrue(PackedMatrix.canPack(m, family: .lut))
         XCTAssertThrowsStatus(.unsupported, try PackedMatrix(m, family: .bitSerial))

@@ -282,8 +282,8 @@ final class SignMatrixTests: XCTestCase {
             let positive = { (r: Int, c: Int) in (bits[r * cols / 8 + c / 8] >> UInt8(c % 8)) & 1 == 1 }
             let slow = try SignMatrix(rows: rows, cols: cols, positive: positive)
             let fast = try bits.withUnsafeBufferPointer { try SignMatrix(rows: rows, cols: cols, signBits: $0.baseAddress!) }
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: slow.layout.codes.bytes(), count: slow.layout.codes.byteCount)),
-                           Array(UnsafeBufferPointer(start: fast.layout.codes.bytes(), count: fast.layout.codes.byteCount)))
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: slow.layout.data.bytes(), count: slow.layout.data.byteCount)),
+                           Array(UnsafeBufferPointer(start: fast.layout.data.bytes(), count: fast.layout.data.byteCount)))
             for r in 0..<rows { for c in 0..<cols { XCTAssertEqual(fast.isPositive(row: r, col: c), positive(r, c)) } }
             let x = rng.normals(3 * cols)
             var dense = [Float](repeating: 0, count: rows * cols)

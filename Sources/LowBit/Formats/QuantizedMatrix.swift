@@ -224,7 +224,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
     public func evictLayoutFromCache(_ family: KernelFamily) {
         if type.isMixed { valueCodesCache.withLock { $0 }?.evictLayoutFromCache(family); return }
         switch family {
-        case .lut: if let l = lutLayoutCache.withLock({ $0 }) { l.codes.evictFromCache(); l.params.buffer.evictFromCache() }
+        case .lut: if let l = lutLayoutCache.withLock({ $0 }) { l.data.evictFromCache() }
         case .dequant: if let l = dequantLayoutCache.withLock({ $0 }) { l.codes.evictFromCache(); l.params.buffer.evictFromCache() }
         case .bitSerial:
             if let l = bitSerialLayoutCache.withLock({ $0 }) { for b in [l.codes, l.scales, l.offsets] { b.evictFromCache() } }

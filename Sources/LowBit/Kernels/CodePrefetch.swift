@@ -7,8 +7,8 @@ enum CodePrefetch {
     /// weights streamed from DRAM (11008×4096, 1 thread) ran at 0.81–0.85 of read speed at N = 1
     /// without (then four streams of row blocks) and 0.93–1.0 with 4 KiB ahead; at N = 2 (one
     /// block at a time) 0.50–0.75 without, 0.81–0.96 with; 1 KiB ahead of a lone stream was too
-    /// little (0.70–0.75), 8 KiB no better than 4. On a Zen 4 VM the LUT kernel's one-stream
-    /// quads at 1 and 2 bits do better without (`LUTKernelAVX2.blocksOfOneRow`).
+    /// little (0.70–0.75), 8 KiB no better than 4. The LUT kernel's one-stream quads prefetch
+    /// further, into L2 (`LUTKernelAVX2.quadPrefetchDistance`).
     /// Prefetches past the end of a layout are harmless: they never fault.
     static let window = 4096
 

@@ -46,7 +46,7 @@ public final class SignMatrix: @unchecked Sendable {
     /// column 8·octet + j. The inverse of the nibble interleave of `LUTLayout(signBits:…)`.
     @inline(__always)
     func signOctet(row: Int, octet: Int) -> UInt8 {
-        let unit = layout.codes.bytes() + layout.unitOffset(block: row / LUTLayout.rowsPerBlock, chunk: octet / 2)
+        let unit = layout.data.bytes() + layout.unitOffset(block: row / LUTLayout.rowsPerBlock, chunk: octet / 2)
         let i = row % LUTLayout.rowsPerBlock, low = unit[i], high = unit[16 + i]
         return octet % 2 == 0 ? (low & 0x0F) | (high << 4) : (low >> 4) | (high & 0xF0)
     }

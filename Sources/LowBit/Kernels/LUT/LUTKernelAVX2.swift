@@ -77,16 +77,15 @@ enum LUTKernelAVX2 {
             // back to back, so the quad comes from DRAM once and from L1/L2 for the next rows
             // (11008×4096 from DRAM, 1 thread, N = 2, against 4-row tiles' pair path: 1-bit
             // 1.09 → 0.62 ms, 2-bit 1.08 → 0.94 ms, 4-bit 1.95 → 1.51 ms; cache-hot 4096×4096
-            // 1-bit 181 → 155 µs, 2-bit 250 → 222 µs, 4-bit the same). From 2 bits, the second
-            // row's pass also brings the next quad into L2, as the hardware prefetchers, which
-            // follow misses, leave DRAM idle through it: 2-bit 0.92–0.96 → 0.71–0.84 ms, 4-bit
-            // 1.41–1.53 → 1.30–1.33 ms; at 1 bit 0.59–0.62 → 0.64–0.65 ms, so not there.
+            // 1-bit 181 → 155 µs, 2-bit 250 → 222 µs, 4-bit the same). The second row's pass
+            // prefetches the next quad instead of its own stream's next 32 KiB (2-bit 0.92–0.96
+            // → 0.71–0.84 ms, 4-bit 1.41–1.53 → 1.30–1.33 ms with the parameters apart).
             parallelChunks(layout.quads, chunk: quadChunk) { quads in
                 for quad in quads {
                     let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
                     for i in 0..<n {
                         run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables, tableBase: ws + i * tableBytes,
-                            tableStride: tableBytes, y: y + i * rows, items: blocks, prefetchNextQuads: i == 1 && layout.bits >= 2)
+                            tableStride: tableBytes, y: y + i * rows, items: blocks, prefetchNextQuads: i == 1)
                     }
                 }
             }
@@ -211,7 +210,7 @@ enum LUTKernelAVX2 {
         let signs: Bool
 
         init<Bits: StaticInt>(_ layout: LUTLayout, _: Bits.Type, half: Bool? = nil) {
-            (self.half, levels, signs) = (half ?? layout.params.half, Float((1 << Bits.value) - 1), Bits.self == SignPlane.self)
+            (self.half, levels, signs) = (half ?? layout.halfParams, Float((1 << Bits.value) - 1), Bits.self == SignPlane.self)
         }
     }
 
@@ -264,7 +263,7 @@ enum LUTKernelAVX2 {
             while block < items.upperBound {
                 let size = layout.quadSize(ofBlock: block)
                 let wholeQuad = block % layout.blocksPerQuad == 0 && block + size <= items.upperBound
-                let half = layout.params.half
+                let half = layout.halfParams
                 if wholeQuad && size == 4 {
                     if half { blocksOfOneRow(Bits.self, Static4.self, Static1.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
                     else { blocksOfOneRow(Bits.self, Static4.self, Static0.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
@@ -309,21 +308,22 @@ enum LUTKernelAVX2 {
                      _ y: UnsafeMutablePointer<Float>, block: Int, tileFirst: Int) {
         let bits = Bits.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
-        let e = layout.params.elementBytes
         let format = ParameterFormat(layout, Bits.self)
-        // This block's chunks and groups are a quad's worth apart (`LUTLayout`).
+        // This block's chunks and groups are a quad's worth apart (`LUTLayout`): per group, runs
+        // of k chunks runStride apart, then the quad's parameters (paramSkip bytes; none in a
+        // sign matrix, whose parameter pointer is never read).
         let quadSize = layout.quadSize(ofBlock: block)
-        let groupStride = layout.isSignMatrix ? 0 : quadSize * 32 * e
-        // Chunk c at w0 + (c / k)·runStride + (c % k)·unitBytes.
         let unitBytes = 32 * bits, k = LUTLayout.unitsPerRun(bits: bits), runStride = quadSize * k * unitBytes
-        let w0 = UnsafeRawPointer(layout.codes.pointer) + layout.unitOffset(block: block, chunk: 0)
-        let rowParams = layout.params.address(layout.paramIndex(block: block, group: 0))
-        // Block i of a quad prefetches the i-th quarter of the next quad's codes, a unit per
+        let paramSkip = quadSize * layout.blockParamBytes, groupStride = layout.quadGroupBytes(quadSize: quadSize)
+        let base = UnsafeRawPointer(layout.data.pointer)
+        let w0 = base + layout.unitOffset(block: block, chunk: 0)
+        let rowParams = layout.isSignMatrix ? base : base + layout.paramOffset(block: block, group: 0)
+        // Block i of a quad prefetches the i-th quarter of the next quad, one chunk's share per
         // chunk (on the first tile of each block and call): reading every quad-th unit alone
         // left the hardware prefetchers behind.
-        let inQuad = block % layout.blocksPerQuad
-        let nextQuad = UnsafeRawPointer(layout.codes.pointer) + layout.unitOffset(block: block - inQuad, chunk: 0)
-            + (quadSize + inQuad) * layout.chunks * unitBytes
+        let inQuad = block % layout.blocksPerQuad, firstOfQuad = block - inQuad
+        let quarter = (layout.quadOffset(first: firstOfQuad + quadSize) - layout.quadOffset(first: firstOfQuad)) / quadSize
+        let nextQuad = base + layout.quadOffset(first: firstOfQuad + quadSize) + inQuad * quarter, share = quarter / layout.chunks
         let prefetching = PrefetchNextQuad.value == 1
         var first = tileFirst
         while first < min(tileFirst + tileRows, n) {
@@ -340,7 +340,7 @@ enum LUTKernelAVX2 {
                     var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
                     for _ in 0..<chunksPerGroup / k {
                         for j in 0..<k {
-                            if prefetching { CodePrefetch.ahead(of: nextQuad + c * unitBytes, bytes: unitBytes, distance: 0) }
+                            if prefetching { CodePrefetch.ahead(of: nextQuad + c * share, bytes: share, distance: 0) }
                             let ix = Indices(bits: bits, u + j * unitBytes)
                             let t = t0 + 64 * c
                             acc0.add(bits: bits, ix, load(t), load(t + 32))
@@ -351,6 +351,7 @@ enum LUTKernelAVX2 {
                         }
                         u += runStride
                     }
+                    u += paramSkip
                     let p = rowParams + g * groupStride
                     out0.add(acc0.planeSums(bits: bits), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
                     out1.add(acc1.planeSums(bits: bits), params: p, format: format, tableScale: ts.1[g], groupSum: sx.1[g])
@@ -373,7 +374,7 @@ enum LUTKernelAVX2 {
                     var acc0 = Accumulators(), acc1 = Accumulators()
                     for _ in 0..<chunksPerGroup / k {
                         for j in 0..<k {
-                            if prefetching { CodePrefetch.ahead(of: nextQuad + c * unitBytes, bytes: unitBytes, distance: 0) }
+                            if prefetching { CodePrefetch.ahead(of: nextQuad + c * share, bytes: share, distance: 0) }
                             let ix = Indices(bits: bits, u + j * unitBytes)
                             acc0.add(bits: bits, ix, load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             acc1.add(bits: bits, ix, load(t1 + 64 * c), load(t1 + 64 * c + 32))
@@ -381,6 +382,7 @@ enum LUTKernelAVX2 {
                         }
                         u += runStride
                     }
+                    u += paramSkip
                     out0.add(acc0.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
                     out1.add(acc1.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
                 }
@@ -394,12 +396,13 @@ enum LUTKernelAVX2 {
                     var acc = Accumulators()
                     for _ in 0..<chunksPerGroup / k {
                         for j in 0..<k {
-                            if prefetching { CodePrefetch.ahead(of: nextQuad + c * unitBytes, bytes: unitBytes, distance: 0) }
+                            if prefetching { CodePrefetch.ahead(of: nextQuad + c * share, bytes: share, distance: 0) }
                             acc.add(bits: bits, Indices(bits: bits, u + j * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
                             c += 1
                         }
                         u += runStride
                     }
+                    u += paramSkip
                     out.add(acc.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
                 }
                 out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
@@ -408,21 +411,21 @@ enum LUTKernelAVX2 {
         }
     }
 
-    /// N = 1 on the quad of `Count` (2 or 4) row blocks from `block` on: chunk by chunk, the
-    /// quad's units in turn, one stream of codes. At 1 and 2 bits the hardware prefetchers keep
-    /// up with it; at 3 and 4 (6 to 8 cache lines per chunk) they did not, and the kernel
-    /// prefetches `quadPrefetchDistance` ahead. Measured on a Zen 4 VM, 11008×4096 from DRAM,
-    /// 1 thread, read-speed ratios without / with 4 KiB: 2-bit 0.76 / 0.67–0.70, 1-bit 0.69 /
-    /// 0.58–0.59, 4-bit 0.32–0.36 / 0.60–0.81, 3-bit 0.24 / 0.51–0.52 (cache-hot 4096×4096 4-bit:
-    /// 374–511 vs 228–243 µs). Kept out of line: once inlined into `run` with the N > 1 paths, its
-    /// chunk loop lost registers to their values and reloaded two constants every chunk.
-    /// Bytes ahead that `blocksOfOneRow` prefetches at 3 and 4 bits: 8 KiB, about 200 ns of the
-    /// 4-bit kernel, two DRAM latencies. With 4 KiB (one group of a quad at 4 bits), once the
-    /// quad's int16 sums shared one accumulator pair per block, 4-bit from DRAM fell from
-    /// 0.86–0.89 to 0.78–0.83 of read speed (the kernel now outran it); with 8 KiB 0.87–0.89,
-    /// 3-bit 0.57–0.64 (4 KiB: 0.54–0.56); with 16 KiB 0.66–0.67.
-    static let quadPrefetchDistance = 2 * CodePrefetch.window
+    /// Bytes ahead that `blocksOfOneRow` prefetches into L2. With a quantized matrix's group
+    /// parameters in the code stream (`LUTLayout`), 11008×4096 from DRAM, 1 thread, Zen 4 VM,
+    /// read-speed ratios against the layout with the parameters apart (no prefetching at 1 and
+    /// 2 bits, 8 KiB into L1 at 3 and 4): 1-bit 0.66–0.73 → 0.84–0.86, 2-bit 0.74–0.78 →
+    /// 0.80–0.81, 3-bit 0.60–0.63 → 0.64–0.65, 4-bit 0.87–0.89 → 0.85–0.87; 16 and 64 KiB within
+    /// noise of 32. Cache-hot 4096×4096 within 2%. Without prefetching the one stream ran slower
+    /// than codes and parameters apart (1-bit 0.54–0.57, 4-bit 0.68–0.70), and with the
+    /// parameters apart, prefetching either stream gained little (2-bit 0.73–0.78).
+    static let quadPrefetchDistance = 32 * 1024
 
+    /// N = 1 on the quad of `Count` (2 or 4) row blocks from `block` on: chunk by chunk, the
+    /// quad's units in turn, then the quad's parameters for the group, one stream prefetched
+    /// `quadPrefetchDistance` ahead into L2 (or, with `prefetchNextQuad`, the next quad's bytes:
+    /// see `multiply`). Kept out of line: once inlined into `run` with the N > 1 paths, its
+    /// chunk loop lost registers to their values and reloaded two constants every chunk.
     @inline(never)
     static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt, Half: StaticInt>(_: Bits.Type, _: Count.Type, _: Half.Type,
                                                                   _ layout: LUTLayout, _ groupSize: Int,
@@ -431,24 +434,25 @@ enum LUTKernelAVX2 {
                                                                   _ prefetchNextQuad: Bool) {
         let bits = Bits.value, count = Count.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
-        let e = layout.params.elementBytes
         let format = ParameterFormat(layout, Bits.self, half: Half.value == 1)
-        let blockStride = layout.isSignMatrix ? 0 : 32 * e, groupStride = count * blockStride
+        // Per group: runs of k chunks, then the quad's blocks' parameters, blockStride bytes each.
+        let blockStride = layout.blockParamBytes, paramSkip = count * blockStride
         let unitBytes = 32 * bits, k = LUTLayout.unitsPerRun(bits: bits)
-        let w = UnsafeRawPointer(layout.codes.pointer) + layout.unitOffset(block: block, chunk: 0)
-        let p = layout.params.address(layout.paramIndex(block: block, group: 0))
+        let w = UnsafeRawPointer(layout.data.pointer) + layout.unitOffset(block: block, chunk: 0)
         let t0 = UnsafeRawPointer(tableBase)
         let ts = UnsafePointer(tables.tableScales(tableBase)), sx = UnsafePointer(tables.groupSums(tableBase))
-        let prefetch = bits >= 3
         var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
         // Per run of k chunks (`LUTLayout.unitOffset`), block i's units at u + i·k·unitBytes.
-        let nextBlock = k * unitBytes, runBytes = count * nextBlock, quadBytes = count * layout.chunks * unitBytes
+        let nextBlock = k * unitBytes, runBytes = count * nextBlock
+        let quadBytes = layout.quadOffset(first: block + count) - layout.quadOffset(first: block)
         var c = 0, u = w
         for g in 0..<groups {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
             for _ in 0..<chunksPerGroup / k {
+                // Two calls with constant distances: one call with the distance in a variable
+                // ran 3-bit from DRAM at 0.44 of read speed instead of 0.62–0.65.
                 if prefetchNextQuad { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: quadBytes) }
-                else if prefetch { CodePrefetch.ahead(of: u, bytes: runBytes, distance: quadPrefetchDistance) }
+                else { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: quadPrefetchDistance) }
                 for j in 0..<k {
                     let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
                     let v = u + j * unitBytes
@@ -462,7 +466,10 @@ enum LUTKernelAVX2 {
                 }
                 u += runBytes
             }
-            let q = p + g * groupStride
+            if prefetchNextQuad { CodePrefetch.aheadToL2(of: u, bytes: paramSkip, distance: quadBytes) }
+            else { CodePrefetch.aheadToL2(of: u, bytes: paramSkip, distance: quadPrefetchDistance) }
+            let q = u
+            u += paramSkip
             out0.add(acc0.planeSums(bits: bits), params: q, format: format, tableScale: ts[g], groupSum: sx[g])
             out1.add(acc1.planeSums(bits: bits), params: q + blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
             if count > 2 {

@@ -15,14 +15,17 @@
 /// of a matrix may hold fewer; a sign matrix's quads are single blocks): within a quad, chunk c
 /// of each of its blocks in turn, then chunk c + 1 (at 1 bit, chunks 2c and 2c + 1 of each block
 /// in turn, so that a block's units fill whole cache lines), so the N = 1 kernel, which runs a
-/// quad's blocks together, reads one sequential stream of codes. With each block's codes whole
-/// (the layout before session 12), its four streams 16 KiB apart ran from DRAM at 0.43–0.59 of
-/// the read baseline on a Zen 4 VM, software prefetching or not (plain reads of four such
-/// streams: 0.6–0.7 of one stream's speed).
+/// quad's blocks together, reads one sequential stream. With each block's codes whole (the
+/// layout before session 12), its four streams 16 KiB apart ran from DRAM at 0.43–0.59 of the
+/// read baseline on a Zen 4 VM, software prefetching or not (plain reads of four such streams:
+/// 0.6–0.7 of one stream's speed).
 ///
-/// Group parameters are 16 d, then 16 m per row block and group (`GroupParameters`: Float16
-/// when all are exact Float16s, else Float32), by quads the same way: per group, the quad's
-/// blocks in turn.
+/// A quantized matrix's group parameters sit in the same stream: after each group's chunks of a
+/// quad, the quad's blocks' parameters for that group in turn, per block 16 d then 16 m
+/// (Float16 when all are exact Float16s, else Float32: `GroupParameters.halfExact`). As a
+/// second stream they cost the N = 1 kernel from DRAM what prefetching gained (2-bit with codes
+/// prefetched into L2: 0.74–0.78 of read speed with the parameters apart, 0.84–0.94 when the
+/// kernel read none). A sign matrix stores no parameters: d = 2 and m = −1 everywhere.
 public final class LUTLayout: @unchecked Sendable {
     public static let rowsPerBlock = 16
     /// Row blocks per quad in quantized weights' layouts (see above).
@@ -33,19 +36,31 @@ public final class LUTLayout: @unchecked Sendable {
     public let rowBlocks: Int
     public let chunks: Int
     public let bits: Int
-    let codes: AlignedBuffer
-    let params: GroupParameters
-    /// Groups per row with parameters of their own; 0 for a sign matrix, whose row blocks and
-    /// groups share one parameter block.
+    /// Codes and, for a quantized matrix, its group parameters (see above).
+    let data: AlignedBuffer
+    /// Whether the parameters are Float16 (else Float32).
+    let halfParams: Bool
+    /// Groups per row with parameters of their own; 0 for a sign matrix.
     let paramGroups: Int
 
-    public var byteCount: Int { codes.byteCount + params.byteCount }
+    public var byteCount: Int { data.byteCount }
     public var blockCodeBytes: Int { chunks * 32 * bits }
     var quads: Int { (rowBlocks + blocksPerQuad - 1) / blocksPerQuad }
 
-    /// A ±1 matrix: d = 2 and m = −1 (so w = 2q − 1). Sign matrices are the only layouts whose
-    /// row blocks and groups share one parameter block.
+    /// A ±1 matrix: d = 2 and m = −1 (so w = 2q − 1), with no parameters stored.
     public var isSignMatrix: Bool { paramGroups == 0 }
+
+    /// Bytes of one parameter element: 2 (Float16) or 4.
+    var paramElementBytes: Int { halfParams ? 2 : 4 }
+    /// Parameter bytes of one row block and group: 16 d and 16 m, none for a sign matrix.
+    var blockParamBytes: Int { isSignMatrix ? 0 : 32 * paramElementBytes }
+    /// Bytes of all parameters.
+    var paramByteCount: Int { rowBlocks * paramGroups * blockParamBytes }
+    /// Chunks per parameter group (a sign matrix's rows are one group here).
+    var chunksPerGroup: Int { isSignMatrix ? chunks : chunks / paramGroups }
+    /// Bytes of one group of the quad holding a block: its blocks' units, then their parameters.
+    @inline(__always)
+    func quadGroupBytes(quadSize: Int) -> Int { quadSize * (chunksPerGroup * 32 * bits + blockParamBytes) }
 
     /// The row blocks of the quads `quads`.
     func blocks(ofQuads quads: Range<Int>) -> Range<Int> {
@@ -56,25 +71,43 @@ public final class LUTLayout: @unchecked Sendable {
     @inline(__always)
     func quadSize(ofBlock block: Int) -> Int { min(blocksPerQuad, rowBlocks - block / blocksPerQuad * blocksPerQuad) }
 
+    /// Byte offset of the quad that starts at block `first`.
+    @inline(__always)
+    func quadOffset(first: Int) -> Int { first * (chunks * 32 * bits + paramGroups * blockParamBytes) }
+
     /// Consecutive chunks of one block stored together within a quad: 2 at 1 bit (a 64-byte
     /// line), else 1. Group sizes and sign matrices' columns are multiples of 32, so rows and
     /// groups always hold whole runs.
     @inline(__always)
     static func unitsPerRun(bits: Int) -> Int { bits == 1 ? 2 : 1 }
 
-    /// Byte offset of the unit (32·bits bytes) of `block` and chunk `chunk` in `codes`.
+    /// Byte offset of the unit (32·bits bytes) of `block` and chunk `chunk` in `data`.
     @inline(__always)
     func unitOffset(block: Int, chunk: Int) -> Int {
-        let first = block / blocksPerQuad * blocksPerQuad, k = LUTLayout.unitsPerRun(bits: bits)
-        return (first * chunks + (chunk / k * quadSize(ofBlock: block) + block - first) * k + chunk % k) * 32 * bits
+        let first = block / blocksPerQuad * blocksPerQuad, size = quadSize(ofBlock: block), k = LUTLayout.unitsPerRun(bits: bits)
+        let group = chunk / chunksPerGroup, c = chunk % chunksPerGroup
+        return quadOffset(first: first) + group * quadGroupBytes(quadSize: size)
+            + ((c / k * size + block - first) * k + c % k) * 32 * bits
     }
 
-    /// Element index of the 32 parameters (16 d, 16 m) of `block` and `group`; 0 for a sign matrix.
+    /// Byte offset in `data` of the parameters (16 d, 16 m) of `block` and `group`; not for a sign matrix.
     @inline(__always)
-    func paramIndex(block: Int, group: Int) -> Int {
-        guard !isSignMatrix else { return 0 }
-        let first = block / blocksPerQuad * blocksPerQuad
-        return (first * paramGroups + group * quadSize(ofBlock: block) + block - first) * 32
+    func paramOffset(block: Int, group: Int) -> Int {
+        let first = block / blocksPerQuad * blocksPerQuad, size = quadSize(ofBlock: block)
+        return quadOffset(first: first) + group * quadGroupBytes(quadSize: size)
+            + size * chunksPerGroup * 32 * bits + (block - first) * blockParamBytes
+    }
+
+    /// Parameter element i (d: 0..<16, m: 16..<32) of the block and group at byte offset `offset`.
+    func param(_ offset: Int, _ i: Int) -> Float {
+        let p = UnsafeRawPointer(data.pointer) + offset
+        return halfParams ? Float(p.load(fromByteOffset: 2 * i, as: Float16.self)) : p.load(fromByteOffset: 4 * i, as: Float.self)
+    }
+
+    func setParam(_ offset: Int, _ i: Int, _ value: Float) {
+        let p = data.pointer + offset
+        if halfParams { p.storeBytes(of: Float16(value), toByteOffset: 2 * i, as: Float16.self) }
+        else { p.storeBytes(of: value, toByteOffset: 4 * i, as: Float.self) }
     }
 
     /// Packs a quantized matrix: codes and per-group parameters. A layout byte is two nibbles
@@ -82,20 +115,20 @@ public final class LUTLayout: @unchecked Sendable {
     convenience init(packing m: QuantizedMatrix) throws {
         let groups = m.groupsPerRow
         try self.init(rows: m.rows, cols: m.cols, bits: m.bits, paramGroups: groups, half: GroupParameters.halfExact(m),
-                      packCodes: false, code: { _, _ in 0 },
-                      fillParams: { layout, block in
-                          for g in 0..<groups {
-                              let first = layout.paramIndex(block: block, group: g)
-                              for i in 0..<LUTLayout.rowsPerBlock {
-                                  let r = block * LUTLayout.rowsPerBlock + i
-                                  layout.params.set(first + i, r < m.rows ? m.scale(row: r, group: g) : 0)
-                                  layout.params.set(first + 16 + i, r < m.rows ? m.offset(row: r, group: g) : 0)
-                              }
-                          }
-                      })
+                      packCodes: false, code: { _, _ in 0 })
+        parallelFor(rowBlocks) { block in
+            for g in 0..<groups {
+                let offset = self.paramOffset(block: block, group: g)
+                for i in 0..<LUTLayout.rowsPerBlock {
+                    let r = block * LUTLayout.rowsPerBlock + i
+                    self.setParam(offset, i, r < m.rows ? m.scale(row: r, group: g) : 0)
+                    self.setParam(offset, 16 + i, r < m.rows ? m.offset(row: r, group: g) : 0)
+                }
+            }
+        }
         let rb = LUTLayout.rowsPerBlock, chunks = self.chunks, bits = m.bits
         let chunksPerGroup = m.groupSize / 16, planeBytes = m.planeBytes
-        let out = codes.bytes(), source = m.codes.bytes()
+        let out = data.bytes(), source = m.codes.bytes()
         parallelFor(rowBlocks) { block in
             for c in 0..<chunks {
                 let g = c / chunksPerGroup, within = 2 * (c % chunksPerGroup)
@@ -123,25 +156,19 @@ public final class LUTLayout: @unchecked Sendable {
         }
     }
 
-    /// Packs a ±1 matrix (`sign(row, col)` true for +1) as 1-bit codes with one shared parameter
-    /// block: d = 2, m = −1, so w = 2q − 1 (the product is just the signed sums).
+    /// Packs a ±1 matrix (`sign(row, col)` true for +1) as 1-bit codes; d = 2 and m = −1 are
+    /// implied, so w = 2q − 1 (the product is just the signed sums).
     public convenience init(signRows rows: Int, cols: Int, sign: (Int, Int) -> Bool) throws {
-        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true,
-                      code: { row, col in sign(row, col) ? 1 : 0 }, fillParams: LUTLayout.signParams)
-    }
-
-    static func signParams(_ layout: LUTLayout, _ block: Int) {
-        for i in 0..<16 { layout.params.set(i, 2); layout.params.set(16 + i, -1) }
+        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true, code: { row, col in sign(row, col) ? 1 : 0 })
     }
 
     /// Packs row-major sign bits (bit c % 8 of byte r·rowBytes + c/8 set for +1) directly: for
     /// one plane, a layout byte is two nibbles of the row's bytes (k-groups 4c + lane and
     /// 4c + 2 + lane of chunk c), so no per-bit work is needed.
     public convenience init(signBits: UnsafePointer<UInt8>, rowBytes: Int, rows: Int, cols: Int) throws {
-        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true, packCodes: false, code: { _, _ in 0 },
-                      fillParams: LUTLayout.signParams)
+        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true, packCodes: false, code: { _, _ in 0 })
         let rb = LUTLayout.rowsPerBlock, chunks = self.chunks
-        let out = codes.bytes()
+        let out = data.bytes()
         parallelFor(rowBlocks) { block in
             for i in 0..<rb where block * rb + i < rows {
                 let row = signBits + (block * rb + i) * rowBytes
@@ -155,31 +182,23 @@ public final class LUTLayout: @unchecked Sendable {
         }
     }
 
-    /// `paramGroups` nil: a sign matrix, one shared parameter block (`fillParams` = `signParams`)
-    /// for every row block and group.
-    /// `packCodes` false: leave the codes zero (the caller packs them).
+    /// `paramGroups` nil: a sign matrix (no parameters). `packCodes` false: leave the codes
+    /// zero (the caller packs them, and a quantized matrix's parameters).
     private init(rows: Int, cols: Int, bits: Int, paramGroups: Int?, half: Bool, packCodes: Bool = true,
-                 code: (Int, Int) -> Int, fillParams: (LUTLayout, Int) -> Void) throws {
+                 code: (Int, Int) -> Int) throws {
         let rb = LUTLayout.rowsPerBlock
         rowBlocks = (rows + rb - 1) / rb
         chunks = cols / 16
         self.bits = bits
         blocksPerQuad = paramGroups == nil ? 1 : LUTLayout.weightBlocksPerQuad
-        codes = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, chunks, 32 * bits, what: "LUT layout"))
-        if let groups = paramGroups {
-            params = try GroupParameters(count: try checkedProduct(rowBlocks, groups, 32, what: "LUT layout"), half: half, what: "LUT layout")
-            self.paramGroups = groups
-        } else {
-            params = try GroupParameters(count: 32, half: half, what: "LUT layout")
-            self.paramGroups = 0
-            fillParams(self, 0)
-        }
+        halfParams = half
+        self.paramGroups = paramGroups ?? 0
+        let blockBytes = try checkedProduct(chunks, 32 * bits, what: "LUT layout")
+            + (try checkedProduct(self.paramGroups, 32 * (half ? 2 : 4), what: "LUT layout"))
+        data = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, blockBytes, what: "LUT layout"))
         let chunks = self.chunks
-        let out = codes.bytes()
-        guard packCodes else {
-            if paramGroups != nil { parallelFor(rowBlocks) { block in fillParams(self, block) } }
-            return
-        }
+        let out = data.bytes()
+        guard packCodes else { return }
         parallelFor(rowBlocks) { block in
             func index(_ row: Int, _ plane: Int, _ kgroup: Int) -> UInt8 {
                 guard row < rows else { return 0 }
@@ -203,7 +222,6 @@ public final class LUTLayout: @unchecked Sendable {
                     for b in 0..<32 { store(b, block * rb + b % 16, bits - 1) }
                 }
             }
-            if paramGroups != nil { fillParams(self, block) }
         }
     }
 
@@ -213,7 +231,7 @@ public final class LUTLayout: @unchecked Sendable {
         let rb = LUTLayout.rowsPerBlock, i = row % rb
         let c = col / 16, kq = (col % 16) / 4, j = col % 4
         let lane = kq % 2, high = kq / 2
-        let units = codes.bytes() + unitOffset(block: row / rb, chunk: c)
+        let units = data.bytes() + unitOffset(block: row / rb, chunk: c)
         let byte: UInt8
         if plane < bits - bits % 2 {
             byte = units[(plane / 2 * 2 + i / 8) * 32 + 16 * lane + 2 * (i % 8) + plane % 2]
@@ -223,11 +241,13 @@ public final class LUTLayout: @unchecked Sendable {
         return Int(((high == 1 ? byte >> 4 : byte) >> UInt8(j)) & 1)
     }
 
-    /// The weight d·q + m at (row, col), read back from the codes and parameters. Not for hot loops.
+    /// The weight d·q + m at (row, col), read back from the codes and parameters (2q − 1 in a
+    /// sign matrix). Not for hot loops.
     public func weight(row: Int, col: Int, groupSize: Int) -> Float {
         var q = 0
         for p in 0..<bits { q |= bit(row: row, col: col, plane: p) << p }
-        let first = paramIndex(block: row / LUTLayout.rowsPerBlock, group: col / groupSize) + row % LUTLayout.rowsPerBlock
-        return params.get(first) * Float(q) + params.get(first + 16)
+        if isSignMatrix { return Float(2 * q - 1) }
+        let offset = paramOffset(block: row / LUTLayout.rowsPerBlock, group: col / groupSize), i = row % LUTLayout.rowsPerBlock
+        return param(offset, i) * Float(q) + param(offset, 16 + i)
     }
 }
