@@ -2,7 +2,7 @@
 #define LOWBIT_PREFETCH_H
 
 /* Swift cannot call _mm_prefetch (a macro in clang's headers), so the kernels reach the
- * prefetch instruction through this inline function. A prefetch is a hint: it never faults,
+ * prefetch instructions through these inline functions. A prefetch is a hint: it never faults,
  * even past the end of a buffer, and compiles to nothing where the target has no such
  * instruction. */
 static inline void lowbit_prefetch(const void *address) {
