@@ -21,7 +21,7 @@ enum LUTKernelAVX2 {
 
     /// y[i·rows + r] for the row blocks and activation tiles of `items` (item = block·tiles + tile),
     /// tables of activation row i at `tableBase + i·tableStride`. `prefetchNextQuads` (N = 1):
-    /// each quad's kernel also brings the next quad's codes into L2 (see `multiply`).
+    /// each quad's kernel brings the next quad into L2 instead of its own next bytes (see `multiply`).
     static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
                     tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>,
                     prefetchNextQuads: Bool = false) {
@@ -77,9 +77,11 @@ enum LUTKernelAVX2 {
             // back to back, so the quad comes from DRAM once and from L1/L2 for the next rows
             // (11008×4096 from DRAM, 1 thread, N = 2, against 4-row tiles' pair path: 1-bit
             // 1.09 → 0.62 ms, 2-bit 1.08 → 0.94 ms, 4-bit 1.95 → 1.51 ms; cache-hot 4096×4096
-            // 1-bit 181 → 155 µs, 2-bit 250 → 222 µs, 4-bit the same). The second row's pass
-            // prefetches the next quad instead of its own stream's next 32 KiB (2-bit 0.92–0.96
-            // → 0.71–0.84 ms, 4-bit 1.41–1.53 → 1.30–1.33 ms with the parameters apart).
+            // 1-bit 181 → 155 µs, 2-bit 250 → 222 µs, 4-bit the same). The second row's pass,
+            // whose own bytes are in cache, prefetches the next quad: before the parameters
+            // joined the code stream, against no prefetching, 2-bit 0.92–0.96 → 0.71–0.84 ms,
+            // 4-bit 1.41–1.53 → 1.30–1.33 ms; with them in it, 1-bit 0.60 → 0.46–0.49 ms and
+            // 2-bit 0.75 → 0.65–0.66 ms.
             parallelChunks(layout.quads, chunk: quadChunk) { quads in
                 for quad in quads {
                     let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
