@@ -423,10 +423,17 @@ enum LUTKernelAVX2 {
     /// parameters apart, prefetching either stream gained little (2-bit 0.73–0.78).
     static let quadPrefetchDistance = 32 * 1024
 
+    /// Bytes ahead that `blocksOfOneRow` also prefetches into L1 at 1 to 3 bits, from what the
+    /// L2 prefetch brought. Same runs as above, against the L2 prefetch alone: 2-bit 0.73–0.75 →
+    /// 0.83–0.86, 3-bit 0.65–0.67 → 0.76–0.80, ternary 0.72–0.75 → 0.85–0.86, 1-bit 0.79–0.82 →
+    /// 0.83; at 4 bits it cost (0.83–0.86 → 0.69–0.72), and 1 KiB ahead was too little (2-bit
+    /// 0.74–0.76). Cache-hot within 2%.
+    static let quadL1PrefetchDistance = 4 * 1024
+
     /// N = 1 on the quad of `Count` (2 or 4) row blocks from `block` on: chunk by chunk, the
     /// quad's units in turn, then the quad's parameters for the group, one stream prefetched
     /// `quadPrefetchDistance` ahead into L2 (or, with `prefetchNextQuad`, the next quad's bytes:
-    /// see `multiply`). Kept out of line: once inlined into `run` with the N > 1 paths, its
+    /// see `multiply`) and, below 4 bits, `quadL1PrefetchDistance` ahead into L1. Kept out of line: once inlined into `run` with the N > 1 paths, its
     /// chunk loop lost registers to their values and reloaded two constants every chunk.
     @inline(never)
     static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt, Half: StaticInt>(_: Bits.Type, _: Count.Type, _: Half.Type,
@@ -455,6 +462,7 @@ enum LUTKernelAVX2 {
                 // ran 3-bit from DRAM at 0.44 of read speed instead of 0.62–0.65.
                 if prefetchNextQuad { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: quadBytes) }
                 else { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: quadPrefetchDistance) }
+                if bits <= 3 { CodePrefetch.ahead(of: u, bytes: runBytes, distance: quadL1PrefetchDistance) }
                 for j in 0..<k {
                     let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
                     let v = u + j * unitBytes
