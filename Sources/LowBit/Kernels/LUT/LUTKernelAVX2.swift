@@ -433,8 +433,9 @@ enum LUTKernelAVX2 {
     /// N = 1 on the quad of `Count` (2 or 4) row blocks from `block` on: chunk by chunk, the
     /// quad's units in turn, then the quad's parameters for the group, one stream prefetched
     /// `quadPrefetchDistance` ahead into L2 (or, with `prefetchNextQuad`, the next quad's bytes:
-    /// see `multiply`) and, below 4 bits, `quadL1PrefetchDistance` ahead into L1. Kept out of line: once inlined into `run` with the N > 1 paths, its
-    /// chunk loop lost registers to their values and reloaded two constants every chunk.
+    /// see `multiply`) and, below 4 bits, `quadL1PrefetchDistance` ahead into L1. Kept out of
+    /// line: once inlined into `run` with the N > 1 paths, its chunk loop lost registers to their
+    /// values and reloaded two constants every chunk.
     @inline(never)
     static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt, Half: StaticInt>(_: Bits.Type, _: Count.Type, _: Half.Type,
                                                                   _ layout: LUTLayout, _ groupSize: Int,
