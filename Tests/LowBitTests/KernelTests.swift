@@ -156,6 +156,7 @@ final class KernelTests: XCTestCase {
     /// N > 1 runs the activation tiles in chunks of `tableChunkBytes` of tables: a product
     /// spanning three chunks and a partial one gives the portable sums, for 1 and 2 threads.
     func testLUTAVX2AcrossTableChunks() throws {
+        #if LOWBIT_AVX2
         guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
         var rng = TestRandom(seed: 12)
         defer { try? Runtime.setThreads(0) }
@@ -173,6 +174,9 @@ final class KernelTests: XCTestCase {
             try Runtime.setThreads(2)
             XCTAssertEqual(try m.product(x, n: n, kernel: .lut), one, "\(type) n=\(n): 2 threads")
         }
+        #else
+        throw XCTSkip("AVX2 kernels not in this build")
+        #endif
     }
 
     /// The AVX2 dequant kernel does the portable int8 path's integer sums, for every tile size.
@@ -366,8 +370,12 @@ final class KernelTests: XCTestCase {
         // (130 rows with 2 MiB of L2: 1 MiB of tables).
         let (tallRows, tallCols) = (1100, 2048)
         let tall = try quantized(rng.normals(tallRows * tallCols), rows: tallRows, cols: tallCols, type: .integer(bits: 2), groupSize: 128)
+        #if LOWBIT_AVX2
         let tableTiles = LUTKernelAVX2.tilesPerChunk(tableStride: LUTTables.stride(cols: tallCols, groupSize: 128))
         let many = (tableTiles + 1) * LUTKernelAVX2.tileRows + 2
+        #else
+        let many = 7  // the portable paths have no table chunks: rows split alone
+        #endif
         let xs = rng.normals(many * tallCols)
         for (k, n) in [(KernelFamily.lut, 1), (.lut, 3), (.lut, many), (.dequant, 1), (.dequant, 3)] {
             try Runtime.setThreads(1)
