@@ -10,12 +10,13 @@ struct GroupParameters {
     let half: Bool
     let buffer: AlignedBuffer
 
-    var elementBytes: Int { half ? 2 : 4 }
+    var elementBytes: Int { GroupParameters.elementBytes(half: half) }
+    static func elementBytes(half: Bool) -> Int { half ? 2 : 4 }
     var byteCount: Int { buffer.byteCount }
 
     init(count: Int, half: Bool, what: String) throws {
         self.half = half
-        buffer = try AlignedBuffer(byteCount: try checkedProduct(count, half ? 2 : 4, what: what))
+        buffer = try AlignedBuffer(byteCount: try checkedProduct(count, GroupParameters.elementBytes(half: half), what: what))
     }
 
     /// Whether every parameter of `m` is exactly a Float16.
@@ -28,13 +29,19 @@ struct GroupParameters {
     @inline(__always)
     static func isHalf(_ x: Float) -> Bool { Float(Float16(x)) == x }
 
-    func set(_ i: Int, _ value: Float) {
-        if half { buffer.pointer.assumingMemoryBound(to: Float16.self)[i] = Float16(value) }
-        else { buffer.floats()[i] = value }
+    func set(_ i: Int, _ value: Float) { GroupParameters.store(value, at: buffer.pointer, i, half: half) }
+
+    func get(_ i: Int) -> Float { GroupParameters.load(UnsafeRawPointer(buffer.pointer), i, half: half) }
+
+    /// Element i of parameters at p, Float16 or Float32 (also for layouts that keep their
+    /// parameters inside another buffer, as `LUTLayout` does). Not for hot loops.
+    static func load(_ p: UnsafeRawPointer, _ i: Int, half: Bool) -> Float {
+        half ? Float(p.load(fromByteOffset: 2 * i, as: Float16.self)) : p.load(fromByteOffset: 4 * i, as: Float.self)
     }
 
-    func get(_ i: Int) -> Float {
-        half ? Float(buffer.pointer.assumingMemoryBound(to: Float16.self)[i]) : buffer.floats()[i]
+    static func store(_ value: Float, at p: UnsafeMutableRawPointer, _ i: Int, half: Bool) {
+        if half { p.storeBytes(of: Float16(value), toByteOffset: 2 * i, as: Float16.self) }
+        else { p.storeBytes(of: value, toByteOffset: 4 * i, as: Float.self) }
     }
 
     /// The address of element i, for kernels.

@@ -233,7 +233,7 @@ enum LUTKernelAVX2 {
                 y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.1), scale, y1)
                 return
             }
-            let half = format.half, e = half ? 2 : 4
+            let half = format.half, e = GroupParameters.elementBytes(half: half)
             let scale = _mm256_set1_ps(tableScale / 2), zeroPoint = _mm256_set1_ps(format.levels / 2 * groupSum)
             let sum = _mm256_set1_ps(groupSum)
             let t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums.0), scale, zeroPoint)

@@ -51,7 +51,7 @@ public final class LUTLayout: @unchecked Sendable {
     public var isSignMatrix: Bool { paramGroups == 0 }
 
     /// Bytes of one parameter element: 2 (Float16) or 4.
-    var paramElementBytes: Int { halfParams ? 2 : 4 }
+    var paramElementBytes: Int { GroupParameters.elementBytes(half: halfParams) }
     /// Parameter bytes of one row block and group: 16 d and 16 m, none for a sign matrix.
     var blockParamBytes: Int { isSignMatrix ? 0 : 32 * paramElementBytes }
     /// Bytes of all parameters.
@@ -104,14 +104,11 @@ public final class LUTLayout: @unchecked Sendable {
 
     /// Parameter element i (d: 0..<16, m: 16..<32) of the block and group at byte offset `offset`.
     func param(_ offset: Int, _ i: Int) -> Float {
-        let p = UnsafeRawPointer(data.pointer) + offset
-        return halfParams ? Float(p.load(fromByteOffset: 2 * i, as: Float16.self)) : p.load(fromByteOffset: 4 * i, as: Float.self)
+        GroupParameters.load(UnsafeRawPointer(data.pointer) + offset, i, half: halfParams)
     }
 
     func setParam(_ offset: Int, _ i: Int, _ value: Float) {
-        let p = data.pointer + offset
-        if halfParams { p.storeBytes(of: Float16(value), toByteOffset: 2 * i, as: Float16.self) }
-        else { p.storeBytes(of: value, toByteOffset: 4 * i, as: Float.self) }
+        GroupParameters.store(value, at: data.pointer + offset, i, half: halfParams)
     }
 
     /// Packs a quantized matrix: codes and per-group parameters. A layout byte is two nibbles
@@ -198,7 +195,7 @@ public final class LUTLayout: @unchecked Sendable {
         halfParams = half
         self.paramGroups = paramGroups ?? 0
         let blockBytes = try checkedProduct(chunks, 32 * bits, what: "LUT layout")
-            + (try checkedProduct(self.paramGroups, 32 * (half ? 2 : 4), what: "LUT layout"))
+            + (try checkedProduct(self.paramGroups, 32 * GroupParameters.elementBytes(half: half), what: "LUT layout"))
         data = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, blockBytes, what: "LUT layout"))
         let chunks = self.chunks
         let out = data.bytes()
