@@ -28,7 +28,8 @@ enum Attention {
     /// The formula as written for one query, 8 lanes at a time where `dim` allows.
     static func attendPortable(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
                                length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        // A scalar sum is a serial chain the compiler may not reorder: 8 lanes where dim allows.
+        // A scalar sum is a serial chain the compiler may not reorder: 8 lanes where dim allows
+        // (multiply, then add: a fused `addProduct` is a libm `fmaf` call per lane without FMA).
         let wide = dim % 8 == 0
         var maxScore = -Float.infinity
         for t in 0..<length {
@@ -37,8 +38,8 @@ enum Attention {
             if wide {
                 var acc = SIMD8<Float>()
                 for i in Swift.stride(from: 0, to: dim, by: 8) {
-                    acc.addProduct(UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self),
-                                   UnsafeRawPointer(k + i).loadUnaligned(as: SIMD8<Float>.self))
+                    acc += UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self)
+                         * UnsafeRawPointer(k + i).loadUnaligned(as: SIMD8<Float>.self)
                 }
                 s = acc.sum()
             } else {
@@ -55,7 +56,7 @@ enum Attention {
             if wide {
                 for i in Swift.stride(from: 0, to: dim, by: 8) {
                     var o = UnsafeRawPointer(out + i).loadUnaligned(as: SIMD8<Float>.self)
-                    o.addProduct(SIMD8(repeating: w), UnsafeRawPointer(v + i).loadUnaligned(as: SIMD8<Float>.self))
+                    o += SIMD8(repeating: w) * UnsafeRawPointer(v + i).loadUnaligned(as: SIMD8<Float>.self)
                     UnsafeMutableRawPointer(out + i).storeBytes(of: o, as: SIMD8<Float>.self)
                 }
             } else {

@@ -21,7 +21,7 @@ func kernelTierNote(_ k: KernelFamily) -> String {
     case .auto: return "the fastest of lut and dequant, measured here per shape, type, n bucket and threads"
     case .lut: return Runtime.useAVX2 ? "avx2 (vpshufb tables), every type and shape" : "portable scalar (slow path)"
     case .bitSerial: return (Runtime.useAVX2 ? "avx2 (nibble-vpshufb popcount at 2 and 4 activation bits, masked sums at 8)" : "portable (64-bit popcount words)") + ", activations 2, 4 or 8 bits"
-    case .dequant: return (Runtime.useAVX2 ? "avx2 int8 (vpmaddubsw, 8-row interleave, 8x4 register tile for n > 1)" : "portable int8 (slow path)")
+    case .dequant: return (Runtime.useAVX2 ? "avx2 int8 (vpmaddubsw, 8-row interleave, 8x4 register tile for n > 1)" : "portable int8 (codes unpacked per group, plain loops)")
         + "; float activations (act_bits 32): " + (Runtime.useAVX2 ? "avx2 (codes to floats, FMA, same layout)" : "portable")
     case .reference: return "scalar Float64 (the spec; slow by design)"
     }

@@ -204,6 +204,49 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The dequant family's int8 path without AVX2 (`unpackedInt8`: a group's codes unpacked
+    /// once for every activation row) gives `portableInt8`'s results exactly: the same integer
+    /// dot products and float terms in the same order. Every width and the 5-plane value codes of
+    /// mixed 4-bit types, row ranges that start and end inside the matrix, 1 to 5 activation rows.
+    func testDequantUnpackedMatchesItsReference() throws {
+        var rng = TestRandom(seed: 21)
+        for (rows, cols, g) in [(13, 96, 32), (7, 320, 64), (5, 384, 128)] {
+            let w = rng.normals(rows * cols), x = rng.normals(5 * cols)
+            for type in allTypes + [.mixed(bits: 4)] {
+                var m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
+                if type.isMixed { m = try m.valueCodes() }
+                let acts = Int8Activations(cols: cols, groupSize: g)
+                let stride = Int8Activations.byteCount(cols: cols, groupSize: g)
+                for n in [1, 2, 5] {
+                    let buffer = try AlignedBuffer(byteCount: n * stride)
+                    x.withUnsafeBufferPointer { xp in
+                        for i in 0..<n { acts.quantize(xp.baseAddress! + i * cols, into: buffer.pointer + i * stride) }
+                    }
+                    let range = 1..<(rows - 1)
+                    var reference = [Float](repeating: .nan, count: n * rows), unpacked = reference
+                    reference.withUnsafeMutableBufferPointer { y in
+                        for i in 0..<n {
+                            DequantKernel.portableInt8(m, acts: acts, actBase: buffer.pointer + i * stride, y: y.baseAddress! + i * rows, rows: range)
+                        }
+                    }
+                    unpacked.withUnsafeMutableBufferPointer { y in
+                        DequantKernel.unpackedInt8(m, acts: acts, actBase: buffer.pointer, actStride: stride, n: n, y: y.baseAddress!, rows: range)
+                    }
+                    for i in 0..<n {
+                        for r in 0..<rows {
+                            let k = i * rows + r
+                            if range.contains(r) {
+                                XCTAssertEqual(unpacked[k], reference[k], "\(type) \(rows)x\(cols) g\(g) n=\(n) [\(i), \(r)]")
+                            } else {
+                                XCTAssertTrue(unpacked[k].isNaN, "row \(r) outside the range was written")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The AVX2 float-activation dequant kernel against the portable float path and the Float64
     /// product, for every code width (2 bits: 1-, 2-bit and ternary; 4: 3- and 4-bit; 8: the
     /// value codes of mixed 4-bit types), tiles of 4, 2 and 1 activation rows (N = 7 takes all

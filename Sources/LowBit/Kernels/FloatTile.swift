@@ -72,8 +72,11 @@ public enum FloatTile {
                     for t in i..<(i + count) {
                         var acc = SIMD16<Float>()
                         let xt = x + t * cols
+                        // Multiply, then add: the build targets no FMA here, so a fused `addProduct`
+                        // is 16 libm `fmaf` calls per column (the real model's portable tests ran
+                        // for over 10 minutes on them).
                         for c in 0..<cols {
-                            acc.addProduct(UnsafeRawPointer(pp + c * panelRows).loadUnaligned(as: SIMD16<Float>.self), SIMD16(repeating: xt[c]))
+                            acc += UnsafeRawPointer(pp + c * panelRows).loadUnaligned(as: SIMD16<Float>.self) * SIMD16(repeating: xt[c])
                         }
                         for r in 0..<valid { y[t * yStride + first + r] = acc[r] }
                     }

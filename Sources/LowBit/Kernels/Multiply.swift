@@ -108,9 +108,7 @@ extension QuantizedMatrix {
         let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
         parallelFor(n) { i in acts.quantize(x + i * cols, into: ws + i * stride) }
         parallelRanges(rows) { range in
-            for i in 0..<n {
-                DequantKernel.portableInt8(self, acts: acts, actBase: ws + i * stride, y: y + i * rows, rows: range)
-            }
+            DequantKernel.unpackedInt8(self, acts: acts, actBase: ws, actStride: stride, n: n, y: y, rows: range)
         }
     }
 }
