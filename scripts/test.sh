@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: Swift unit tests, the release build, ABI checks, the C examples and the
-# Python tests (against the installed package). Installs what it needs first.
+# Runs every test: Swift unit tests (AVX2 and portable builds), the release build, ABI checks,
+# the C examples and the Python tests (against the installed package). Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -8,6 +8,14 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 section() { printf '\n== %s\n' "$*"; }
+# Tests that ran and passed in a swift test log (its last "Executed" line, less the skipped).
+passed_tests() {
+    local line executed skipped
+    line=$(grep -oE 'Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?0 failures' "$1" | tail -1)
+    executed=$(grep -oE '^Executed [0-9]+' <<<"$line" | grep -oE '[0-9]+')
+    skipped=$(grep -oE '[0-9]+ tests? skipped' <<<"$line" | grep -oE '^[0-9]+' || true)
+    echo $((executed - ${skipped:-0}))
+}
 
 section "dependencies"
 scripts/install-deps.sh
@@ -20,7 +28,13 @@ echo "$LOWBIT_MODEL"
 section "Swift tests"
 # Release mode with testing enabled: the model tests run the real forward pass.
 swift test -c release -Xswiftc -enable-testing 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' | tee "$logs/swift-tests.log"
-swift_count=$(grep -oE 'Executed [0-9]+ tests?, with 0 failures' "$logs/swift-tests.log" | tail -1 | grep -oE '[0-9]+' | head -1)
+swift_count=$(passed_tests "$logs/swift-tests.log")
+
+section "Swift tests, portable build (no AVX2 kernels)"
+# The kernels that run where AVX2 is absent, the real model's tests included.
+LOWBIT_PORTABLE=1 swift test -c release -Xswiftc -enable-testing --build-path .build-portable 2>&1 \
+    | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed|skipped)' | tee "$logs/swift-portable-tests.log"
+portable_count=$(passed_tests "$logs/swift-portable-tests.log")
 
 section "release build"
 scripts/build.sh
@@ -49,8 +63,8 @@ section "CLI error cases"
 section "bench"
 "$root/Tests/cli_bench.sh"
 
-# Swift tests, Python tests, the 3 C examples, the 3 ABI checks, the README examples, the CLI
-# error cases and the bench check (set -e stops at the first failure, so reaching here means
+# Swift tests (AVX2 and portable builds; skipped ones not counted), Python tests, the 3 C
+# examples, the 3 ABI checks, the README examples, the CLI error cases and the bench check (set -e stops at the first failure, so reaching here means
 # every one passed).
 echo
-echo "lowbit: $((swift_count + python_count + 3 + 3 + 1 + 1 + 1)) passed, 0 failed"
+echo "lowbit: $((swift_count + portable_count + python_count + 3 + 3 + 1 + 1 + 1)) passed, 0 failed"
