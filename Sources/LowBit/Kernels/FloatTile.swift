@@ -72,9 +72,9 @@ public enum FloatTile {
                     for t in i..<(i + count) {
                         var acc = SIMD16<Float>()
                         let xt = x + t * cols
-                        // Multiply, then add: the build targets no FMA here, so a fused `addProduct`
-                        // is 16 libm `fmaf` calls per column (the real model's portable tests ran
-                        // for over 10 minutes on them).
+                        // Multiply, then add: where the compiler targets no FMA (the portable
+                        // build), a fused `addProduct` is 16 libm `fmaf` calls per column (the real
+                        // model's portable tests ran for over 10 minutes on them).
                         for c in 0..<cols {
                             acc += UnsafeRawPointer(pp + c * panelRows).loadUnaligned(as: SIMD16<Float>.self) * SIMD16(repeating: xt[c])
                         }
