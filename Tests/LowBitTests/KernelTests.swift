@@ -70,8 +70,8 @@ final class KernelTests: XCTestCase {
                 // N = 1 takes a thread's row blocks by quads (`LUTLayout`): whole quads of 4 and
                 // a last quad of 2 together, a last quad of 3 block by block (17, 50, 33, 149 and
                 // 97 rows: 2, 4, 3, 4+4+2 and 4+3 blocks, split over 1 or 2 threads); N = 2 and 3
-                // run each quad once per row that way; N = 6, 7, 11 mix the 4-row activation
-                // tiles, pairs and single rows.
+                // (at 1 bit also 6 and 7) run each quad once per row that way; N = 6, 7, 11 mix
+                // the 4-row activation tiles, pairs and single rows.
                 for n in [1, 2, 3, 6, 7, 11] {
                     let xs = Array(x[0..<(n * cols)])
                     let portable = try portableOnly { try m.product(xs, n: n, kernel: .lut) }

@@ -38,6 +38,18 @@ enum LUTKernelAVX2 {
 
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
+    /// Below this many activation rows, `multiply` runs each quad once per row in the one-row
+    /// kernel rather than in tiles: below a tile at every width, and up to 7 rows at 1 bit,
+    /// where a tile's decode saves too little to make up for the one-row kernel's sharing of
+    /// table loads across a quad (1 thread, 1-bit, against tiles: 4096×4096 cache-hot N = 4
+    /// 344 → 315 µs, N = 5 449 → 393 µs, N = 7 619 → 550 µs; 11008×4096 from DRAM N = 4 974 →
+    /// 899 µs, N = 7 1.77 → 1.53 ms; at N = 8 the two are even; at 2 bits neither wins clearly:
+    /// cache-hot N = 4 433 → 453 µs, N = 5 595 → 573 µs, from DRAM 1–8% less time).
+    /// Sign matrices keep tiles: their blocks are not interleaved in quads.
+    static func rowsPassedOneByOne(_ layout: LUTLayout) -> Int {
+        layout.bits == 1 && !layout.isSignMatrix ? 2 * tileRows : tileRows
+    }
+
     /// N > 1 runs the activation tiles in chunks whose tables take at most this many bytes (half
     /// of a core's share of L2; 256 KiB where the size is unknown), each chunk over every row
     /// block. In block order alone, every row block read all N rows' tables, from L3 once they
@@ -72,8 +84,8 @@ enum LUTKernelAVX2 {
             parallelChunks(layout.quads, chunk: quadChunk) { quads in body(layout.blocks(ofQuads: quads)) }
             return
         }
-        if n < tileRows {
-            // Fewer activation rows than a tile: each quad once per row in the one-row kernel,
+        if n < rowsPassedOneByOne(layout) {
+            // Few activation rows: each quad once per row in the one-row kernel,
             // back to back, so the quad comes from DRAM once and from L1/L2 for the next rows
             // (11008×4096 from DRAM, 1 thread, N = 2, against 4-row tiles' pair path: 1-bit
             // 1.09 → 0.62 ms, 2-bit 1.08 → 0.94 ms, 4-bit 1.95 → 1.51 ms; cache-hot 4096×4096
