@@ -70,9 +70,10 @@ final class KernelTests: XCTestCase {
                 // N = 1 takes a thread's row blocks by quads (`LUTLayout`): whole quads of 4 and
                 // a last quad of 2 together, a last quad of 3 block by block (17, 50, 33, 149 and
                 // 97 rows: 2, 4, 3, 4+4+2 and 4+3 blocks, split over 1 or 2 threads); N = 2 and 3
-                // (at 1 bit also 6 and 7) run each quad once per row that way; N = 6, 7, 11 mix
-                // the 4-row activation tiles, pairs and single rows.
-                for n in [1, 2, 3, 6, 7, 11] {
+                // (at 1 bit also 5, 6 and 7) run each quad once per row that way; N = 6, 7, 11
+                // mix the 4-row activation tiles, pairs and single rows; N = 5 and 9 (at 1 bit 9)
+                // run a quad's tiles and then its lone last row in the one-row kernel.
+                for n in [1, 2, 3, 5, 6, 7, 9, 11] {
                     let xs = Array(x[0..<(n * cols)])
                     let portable = try portableOnly { try m.product(xs, n: n, kernel: .lut) }
                     for threads in [1, 2] {
@@ -100,7 +101,8 @@ final class KernelTests: XCTestCase {
     /// The AVX2 LUT kernel's int16 group sums at their bound: top codes everywhere (one 0 per
     /// group sets the range) against activations whose every table lookup is +127, then −127;
     /// at 4 bits and G = 128 a row's sum per lane reaches 15·127·16 = 30480. An overflow would
-    /// be off by 2^16 in some row. N = 1 (quads) and N = 5 (tiles of 4 and a single row).
+    /// be off by 2^16 in some row. N = 1 (quads), N = 5 (tiles of 4, then a lone row through the
+    /// quad kernel) and N = 7 (tiles of 4, a pair and a single row).
     func testLUTExtremeSumsStayExact() throws {
         guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
         let rows = 70, cols = 256, g = 128
@@ -109,7 +111,7 @@ final class KernelTests: XCTestCase {
             for i in Swift.stride(from: 0, to: w.count, by: g) { w[i] = 0 }
             let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
             for value: Float in [1, -1] {
-                for n in [1, 5] {
+                for n in [1, 5, 7] {
                     let x = [Float](repeating: value, count: n * cols)
                     let portable = try portableOnly { try m.product(x, n: n, kernel: .lut) }
                     let fast = try m.product(x, n: n, kernel: .lut)
