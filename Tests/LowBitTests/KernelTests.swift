@@ -70,9 +70,10 @@ final class KernelTests: XCTestCase {
                 // N = 1 takes a thread's row blocks by quads (`LUTLayout`): whole quads of 4 and
                 // a last quad of 2 together, a last quad of 3 block by block (17, 50, 33, 149 and
                 // 97 rows: 2, 4, 3, 4+4+2 and 4+3 blocks, split over 1 or 2 threads); N = 2 and 3
-                // (at 1 bit also 5, 6 and 7) run each quad once per row that way; N = 6, 7, 11
-                // mix the 4-row activation tiles, pairs and single rows; N = 5 and 9 (at 1 bit 9)
-                // run a quad's tiles and then its lone last row in the one-row kernel.
+                // (at 1 bit every N) run each quad once per row that way; N = 6, 7, 11 mix the
+                // 4-row activation tiles, pairs and single rows; N = 5 and 9 run a quad's tiles
+                // and then its lone last row in the one-row kernel. (1-bit tiles run for sign
+                // matrices only: `SignMatrixTests`, `StackTests`.)
                 for n in [1, 2, 3, 5, 6, 7, 9, 11] {
                     let xs = Array(x[0..<(n * cols)])
                     let portable = try portableOnly { try m.product(xs, n: n, kernel: .lut) }

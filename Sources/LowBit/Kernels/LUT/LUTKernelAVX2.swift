@@ -39,15 +39,15 @@ enum LUTKernelAVX2 {
     static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
     /// Below this many activation rows, `multiply` runs each quad once per row in the one-row
-    /// kernel rather than in tiles: below a tile at every width, and up to 7 rows at 1 bit,
-    /// where a tile's decode saves too little to make up for the one-row kernel's sharing of
-    /// table loads across a quad (1 thread, 1-bit, against tiles: 4096×4096 cache-hot N = 4
-    /// 344 → 315 µs, N = 5 449 → 393 µs, N = 7 619 → 550 µs; 11008×4096 from DRAM N = 4 974 →
-    /// 899 µs, N = 7 1.77 → 1.53 ms; at N = 8 the two are even; at 2 bits neither wins clearly:
-    /// cache-hot N = 4 433 → 453 µs, N = 5 595 → 573 µs, from DRAM 1–8% less time).
-    /// Sign matrices keep tiles: their blocks are not interleaved in quads.
+    /// kernel rather than in tiles: below a tile at every width, and at any N at 1 bit, where a
+    /// tile's shared decode saves less than the one-row kernel's sharing of table loads across a
+    /// quad (1 thread, 1-bit, tiles → one row at a time: 4096×4096 cache-hot N = 4 344 → 315 µs,
+    /// N = 7 619 → 550 µs, N = 32 2.65–2.72 → 2.53–2.55 ms, N = 256 23.5 → 21.2 ms; 11008×4096
+    /// from DRAM N = 4 974 → 899 µs, N = 32 7.6–7.7 → 6.8 ms, N = 256 63 → 56 ms). At 2 bits
+    /// neither wins clearly (cache-hot N = 4 433 → 453 µs, N = 5 595 → 573 µs; from DRAM 1–8%
+    /// less time). Sign matrices keep tiles: their blocks are not interleaved in quads.
     static func rowsPassedOneByOne(_ layout: LUTLayout) -> Int {
-        layout.bits == 1 && !layout.isSignMatrix ? 2 * tileRows : tileRows
+        layout.bits == 1 && !layout.isSignMatrix ? Int.max : tileRows
     }
 
     /// N > 1 runs the activation tiles in chunks whose tables take at most this many bytes (half
