@@ -68,7 +68,7 @@ enum LUTKernelAVX2 {
     /// Y = X·Wᵀ on a packed layout: tables of every activation row, then on the thread pool
     /// (`parallelChunks`) whole quads of row blocks for N < `rowsPassedOneByOne` (one activation
     /// row at a time), or every (row block, activation tile) item by quads (a lone last row
-    /// one row at a time, quad by quad).
+    /// through the one-row kernel, quad by quad).
     static func multiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
                          y: UnsafeMutablePointer<Float>) throws {
         let tables = LUTTables(cols: cols, groupSize: groupSize)
@@ -86,8 +86,8 @@ enum LUTKernelAVX2 {
             return
         }
         if n < rowsPassedOneByOne(layout) {
-            // Few activation rows: each quad once per row in the one-row kernel,
-            // back to back, so the quad comes from DRAM once and from L1/L2 for the next rows
+            // Few activation rows (at 1 bit, any number): each quad once per row in the one-row
+            // kernel, back to back, so the quad comes from DRAM once and from L1/L2 for the next rows
             // (11008×4096 from DRAM, 1 thread, N = 2, against 4-row tiles' pair path: 1-bit
             // 1.09 → 0.62 ms, 2-bit 1.08 → 0.94 ms, 4-bit 1.95 → 1.51 ms; cache-hot 4096×4096
             // 1-bit 181 → 155 µs, 2-bit 250 → 222 µs, 4-bit the same). The second row's pass,
