@@ -22,6 +22,8 @@ for c in cases:
     # Speed-ups over 1 thread come from the same rounds: every 2-thread case has one.
     assert (c["speed_up_over_1_thread"] is None) == (c["threads"] == 1), c
     assert c["threads"] == 1 or c["speed_up_over_1_thread"] > 0, c
+    assert (c["read_speed_up_over_1_thread"] is None) == (c["threads"] == 1), c
+    assert c["threads"] == 1 or c["read_speed_up_over_1_thread"] > 0, c
 lines = [l.split() for l in open(sys.argv[2]) if not l.startswith("#")]
 assert len(lines) == 2 * 5 * 2 * 2 and all(l[6] in ("lut", "dequant") for l in lines), lines
 print(f"ok: bench measured {len(cases)} cases, calibration has {len(lines)} entries")
@@ -62,6 +64,7 @@ grep -qE '^thread pool: an empty job in 2 parts takes [0-9.]+ (ms|us) per call; 
     || { echo "FAIL: no thread pool line"; head -5 "$work/bench.txt"; exit 1; }
 verdicts=$(grep -c '^  verdict .*fastest .*; auto [0-9.]*x the fastest$' "$work/bench.txt")
 [ "$verdicts" -eq 40 ] || { echo "FAIL: $verdicts verdict lines with auto, expected 40"; cat "$work/bench.txt"; exit 1; }
-threads=$(grep -cE '^  threads [0-9]+x[0-9]+ (hot|dram) [^ ]+ n=[0-9]+: over 1 thread, side by side: lut [0-9.]+x on 2, bitserial [0-9.]+x on 2, dequant [0-9.]+x on 2, auto [0-9.]+x on 2$' "$work/bench.txt")
+r='[0-9.]+x on 2 \(read [0-9.]+x\)'
+threads=$(grep -cE "^  threads [0-9]+x[0-9]+ (hot|dram) [^ ]+ n=[0-9]+: over 1 thread, side by side \(memory read of the same bytes\): lut $r, bitserial $r, dequant $r, auto $r\$" "$work/bench.txt")
 [ "$threads" -eq 20 ] || { echo "FAIL: $threads thread speed-up lines, expected 20"; cat "$work/bench.txt"; exit 1; }
 echo "ok: bench table has a verdict with auto for each of the 40 cases and a thread speed-up line for each of the 20; hot and streamed times share calibration entries"

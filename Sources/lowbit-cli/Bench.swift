@@ -11,7 +11,8 @@ bytes measured in the same run (ratio = read time / kernel time: 1.0 means the k
 memory speed), and checks each case's error against the Float64 product of the dequantized weights.
 The families of one shape, type and N are timed side by side at every thread count, in rounds
 that call each in turn (medians), so a verdict compares calls made under the same load, and so
-does each "threads" line: a family's speed-up on more threads over its time on 1.
+does each "threads" line: a family's speed-up on more threads over its time on 1, beside the
+memory-read baseline's speed-up on the same bytes.
 
   --cases LIST      shape:memory pairs (default 4096x4096:hot,11008x4096:dram); memory is
                     hot (one copy, cache-resident where it fits) or dram (flushed from every cache
@@ -66,6 +67,9 @@ struct BenchCase {
     /// Time on 1 thread / time on `threads`, both from the same rounds (nil for 1 thread, or
     /// when 1 thread was not measured).
     var speedUp: Double? = nil
+    /// The same for the memory-read baseline of this case's bytes: how far a plain read scaled
+    /// in those rounds (on a shared host, a busy second core slows both).
+    var readSpeedUp: Double? = nil
 }
 
 /// Each multi-thread case's speed-up over the same family on 1 thread, within one group.
@@ -73,6 +77,7 @@ func setSpeedUps(_ group: inout [BenchCase]) {
     for i in group.indices where group[i].threads > 1 && group[i].measured {
         if let one = group.first(where: { $0.threads == 1 && $0.label == group[i].label && $0.measured }) {
             group[i].speedUp = one.seconds / group[i].seconds
+            group[i].readSpeedUp = one.readSeconds / group[i].readSeconds
         }
     }
 }
@@ -85,9 +90,11 @@ func printSpeedUps(_ cases: [BenchCase]) {
         guard let s = c.speedUp else { continue }
         let key = "\(c.rows)x\(c.cols) \(c.memory.rawValue) \(c.type) n=\(c.n)"
         if lines[key] == nil { order.append(key) }
-        lines[key, default: []].append("\(c.label) \(fmt(s, 2))x on \(c.threads)")
+        lines[key, default: []].append("\(c.label) \(fmt(s, 2))x on \(c.threads) (read \(fmt(c.readSpeedUp ?? .nan, 2))x)")
     }
-    for key in order { print("  threads \(key): over 1 thread, side by side: \(lines[key]!.joined(separator: ", "))") }
+    for key in order {
+        print("  threads \(key): over 1 thread, side by side (memory read of the same bytes): \(lines[key]!.joined(separator: ", "))")
+    }
 }
 
 func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
@@ -410,7 +417,7 @@ extension String {
 func printJSON(_ results: [BenchCase]) {
     var lines: [String] = []
     for c in results {
-        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"speed_up_over_1_thread\": \(c.speedUp.map(jsonNumber) ?? "null"), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
+        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"speed_up_over_1_thread\": \(c.speedUp.map(jsonNumber) ?? "null"), \"read_speed_up_over_1_thread\": \(c.readSpeedUp.map(jsonNumber) ?? "null"), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
     }
     print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(jsonString(Runtime.tier)),\n  \"cases\": [\n\(lines.joined(separator: ",\n"))\n  ]\n}")
 }
