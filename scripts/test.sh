@@ -64,7 +64,7 @@ section "bench"
 "$root/Tests/cli_bench.sh"
 
 # Swift tests (AVX2 and portable builds; skipped ones not counted), Python tests, the 3 C
-# examples, the 3 ABI checks, the README examples, the CLI error cases and the bench check (set -e stops at the first failure, so reaching here means
-# every one passed).
+# examples, the 3 ABI checks, the README examples, the CLI error cases and the bench check
+# (set -e stops at the first failure, so reaching here means every one passed).
 echo
 echo "lowbit: $((swift_count + portable_count + python_count + 3 + 3 + 1 + 1 + 1)) passed, 0 failed"
