@@ -45,10 +45,8 @@ enum LUTKernelAVX2 {
     /// N = 7 619 → 550 µs, N = 32 2.65–2.72 → 2.53–2.55 ms, N = 256 23.5 → 21.2 ms; 11008×4096
     /// from DRAM N = 4 974 → 899 µs, N = 32 7.6–7.7 → 6.8 ms, N = 256 63 → 56 ms). At 2 bits
     /// neither wins clearly (cache-hot N = 4 433 → 453 µs, N = 5 595 → 573 µs; from DRAM 1–8%
-    /// less time). Sign matrices keep tiles: their blocks are not interleaved in quads.
-    static func rowsPassedOneByOne(_ layout: LUTLayout) -> Int {
-        layout.bits == 1 && !layout.isSignMatrix ? Int.max : tileRows
-    }
+    /// less time). (Sign matrices do not come here: `SignMatrix` calls `run`, in tiles.)
+    static func rowsPassedOneByOne(_ layout: LUTLayout) -> Int { layout.bits == 1 ? Int.max : tileRows }
 
     /// N > 1 runs the activation tiles in chunks whose tables take at most this many bytes (half
     /// of a core's share of L2; 256 KiB where the size is unknown), each chunk over every row
