@@ -156,8 +156,9 @@ final class KernelTests: XCTestCase {
         #endif
     }
 
-    /// N > 1 runs the activation tiles in chunks of `tableChunkBytes` of tables: a product
-    /// spanning three chunks and a partial one gives the portable sums, for 1 and 2 threads.
+    /// N > 1 runs the activation tiles (at 3 bits) or rows one by one (at 1 bit) in chunks of
+    /// `tableChunkBytes` of tables: a product spanning three chunks and a partial one gives the
+    /// portable sums, for 1 and 2 threads.
     func testLUTAVX2AcrossTableChunks() throws {
         #if LOWBIT_AVX2
         guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }

@@ -42,8 +42,9 @@ enum LUTKernelAVX2 {
     /// kernel rather than in tiles: below a tile at every width, and at any N at 1 bit, where a
     /// tile's shared decode saves less than the one-row kernel's sharing of table loads across a
     /// quad (1 thread, 1-bit, tiles → one row at a time: 4096×4096 cache-hot N = 4 344 → 315 µs,
-    /// N = 7 619 → 550 µs, N = 32 2.65–2.72 → 2.53–2.55 ms, N = 256 23.5 → 21.2 ms; 11008×4096
-    /// from DRAM N = 4 974 → 899 µs, N = 32 7.6–7.7 → 6.8 ms, N = 256 63 → 56 ms). At 2 bits
+    /// N = 7 619 → 550 µs, N = 32 2.65–2.72 → 2.53–2.55 ms, N = 256 23.5 → 21.2 ms, N = 1024
+    /// 94–100 → 85–86 ms; 11008×4096 from DRAM N = 4 974 → 899 µs, N = 32 7.6–7.7 → 6.8 ms,
+    /// N = 256 63 → 56 ms, N = 1024 252–259 → 224 ms). At 2 bits
     /// neither wins clearly (cache-hot N = 4 433 → 453 µs, N = 5 595 → 573 µs; from DRAM 1–8%
     /// less time). (Sign matrices do not come here: `SignMatrix` calls `run`, in tiles.)
     static func rowsPassedOneByOne(_ layout: LUTLayout) -> Int { layout.bits == 1 ? Int.max : tileRows }
@@ -93,12 +94,20 @@ enum LUTKernelAVX2 {
             // joined the code stream, against no prefetching, 2-bit 0.92–0.96 → 0.71–0.84 ms,
             // 4-bit 1.41–1.53 → 1.30–1.33 ms; with them in it, 1-bit 0.60 → 0.46–0.49 ms and
             // 2-bit 0.75 → 0.65–0.66 ms.
-            parallelChunks(layout.quads, chunk: quadChunk) { quads in
-                for quad in quads {
-                    let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
-                    for i in 0..<n {
-                        run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables, tableBase: ws + i * tableBytes,
-                            tableStride: tableBytes, y: y + i * rows, items: blocks, prefetchNextQuads: i == 1)
+            // Activation rows in chunks whose tables fit `tableChunkBytes`, each chunk over every
+            // quad (each quad reads all its chunk's tables; 1-bit 4096×4096, N = 1024, 1 thread,
+            // against one chunk of all rows: cache-hot 184 → 86 ms, from DRAM 0.51 → 0.22 s; at
+            // N ≤ 256 the same time).
+            let rowsPerChunk = max(1, tableChunkBytes / tableBytes)
+            for first in stride(from: 0, to: n, by: rowsPerChunk) {
+                let last = min(n, first + rowsPerChunk)
+                parallelChunks(layout.quads, chunk: quadChunk) { quads in
+                    for quad in quads {
+                        let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
+                        for i in first..<last {
+                            run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables, tableBase: ws + i * tableBytes,
+                                tableStride: tableBytes, y: y + i * rows, items: blocks, prefetchNextQuads: i == first + 1)
+                        }
                     }
                 }
             }
