@@ -44,9 +44,10 @@ enum LUTKernelAVX2 {
     /// quad (1 thread, 1-bit, tiles → one row at a time: 4096×4096 cache-hot N = 4 344 → 315 µs,
     /// N = 7 619 → 550 µs, N = 32 2.65–2.72 → 2.53–2.55 ms, N = 256 23.5 → 21.2 ms, N = 1024
     /// 94–100 → 85–86 ms; 11008×4096 from DRAM N = 4 974 → 899 µs, N = 32 7.6–7.7 → 6.8 ms,
-    /// N = 256 63 → 56 ms, N = 1024 252–259 → 224 ms). At 2 bits
-    /// neither wins clearly (cache-hot N = 4 433 → 453 µs, N = 5 595 → 573 µs; from DRAM 1–8%
-    /// less time). (Sign matrices do not come here: `SignMatrix` calls `run`, in tiles.)
+    /// N = 256 63 → 56 ms, N = 1024 252–259 → 224 ms; per-row passes in table chunks, as
+    /// `multiply` runs them). At 2 bits neither wins clearly (cache-hot N = 4 433 → 453 µs,
+    /// N = 5 595 → 573 µs; from DRAM 1–8% less time). (Sign matrices do not come here:
+    /// `SignMatrix` calls `run`, in tiles.)
     static func rowsPassedOneByOne(_ layout: LUTLayout) -> Int { layout.bits == 1 ? Int.max : tileRows }
 
     /// N > 1 runs the activation tiles in chunks whose tables take at most this many bytes (half
