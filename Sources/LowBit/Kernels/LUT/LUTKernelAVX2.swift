@@ -58,8 +58,11 @@ enum LUTKernelAVX2 {
     /// L2 is 2 MiB); 4096×4096 2-bit at N = 256 3–7% less time.
     static var tableChunkBytes: Int { Runtime.halfL2Bytes }
 
+    /// Activation rows whose tables fit `tableChunkBytes`.
+    static func rowsPerChunk(tableStride: Int) -> Int { max(1, tableChunkBytes / tableStride) }
+
     /// Activation tiles whose tables fit `tableChunkBytes`.
-    static func tilesPerChunk(tableStride: Int) -> Int { max(1, tableChunkBytes / (tileRows * tableStride)) }
+    static func tilesPerChunk(tableStride: Int) -> Int { max(1, rowsPerChunk(tableStride: tableStride) / tileRows) }
 
     /// The bit width of a sign matrix's codes: 1, with d = 2 and m = −1 for every row and group,
     /// known when the kernel is specialized, so its flush has neither a branch nor parameters.
@@ -94,14 +97,13 @@ enum LUTKernelAVX2 {
             // whose own bytes are in cache, prefetches the next quad: before the parameters
             // joined the code stream, against no prefetching, 2-bit 0.92–0.96 → 0.71–0.84 ms,
             // 4-bit 1.41–1.53 → 1.30–1.33 ms; with them in it, 1-bit 0.60 → 0.46–0.49 ms and
-            // 2-bit 0.75 → 0.65–0.66 ms.
-            // Activation rows in chunks whose tables fit `tableChunkBytes`, each chunk over every
-            // quad (each quad reads all its chunk's tables; 1-bit 4096×4096, N = 1024, 1 thread,
-            // against one chunk of all rows: cache-hot 184 → 86 ms, from DRAM 0.51 → 0.22 s; at
-            // N ≤ 256 the same time).
-            let rowsPerChunk = max(1, tableChunkBytes / tableBytes)
-            for first in stride(from: 0, to: n, by: rowsPerChunk) {
-                let last = min(n, first + rowsPerChunk)
+            // 2-bit 0.75 → 0.65–0.66 ms. The rows go in chunks whose tables fit
+            // `tableChunkBytes`, each chunk over every quad, as each quad reads all its chunk's
+            // tables (1-bit 4096×4096, N = 1024, 1 thread, against one chunk of all rows:
+            // cache-hot 184 → 86 ms, from DRAM 0.51 → 0.22 s; at N ≤ 256 the same time).
+            let perChunk = rowsPerChunk(tableStride: tableBytes)
+            for first in stride(from: 0, to: n, by: perChunk) {
+                let last = min(n, first + perChunk)
                 parallelChunks(layout.quads, chunk: quadChunk) { quads in
                     for quad in quads {
                         let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
@@ -359,12 +361,12 @@ enum LUTKernelAVX2 {
         let base = UnsafeRawPointer(layout.data.pointer)
         let w0 = base + layout.unitOffset(block: block, chunk: 0)
         let rowParams = layout.isSignMatrix ? base : base + layout.paramOffset(block: block, group: 0)
-        // Block i of a quad prefetches the i-th quarter of the next quad, one chunk's share per
-        // chunk (on the first tile of each block and call): reading every quad-th unit alone
-        // left the hardware prefetchers behind.
+        // Block i of a quad prefetches the i-th block's worth of bytes of the next quad, one
+        // chunk's share per chunk (on the first tile of each block and call): reading every
+        // quad-th unit alone left the hardware prefetchers behind.
         let inQuad = block % layout.blocksPerQuad, firstOfQuad = block - inQuad
-        let quarter = (layout.quadOffset(first: firstOfQuad + quadSize) - layout.quadOffset(first: firstOfQuad)) / quadSize
-        let nextQuad = base + layout.quadOffset(first: firstOfQuad + quadSize) + inQuad * quarter, share = quarter / layout.chunks
+        let nextQuad = base + layout.quadOffset(first: firstOfQuad + quadSize) + inQuad * layout.blockBytes
+        let share = layout.blockBytes / layout.chunks
         let prefetching = PrefetchNextQuad.value == 1
         var first = tileFirst
         while first < min(tileFirst + tileRows, n) {
@@ -493,7 +495,7 @@ enum LUTKernelAVX2 {
         var out0 = Outputs(), out1 = Outputs(), out2 = Outputs(), out3 = Outputs()
         // Per run of k chunks (`LUTLayout.unitOffset`), block i's units at u + i·k·unitBytes.
         let nextBlock = k * unitBytes, runBytes = count * nextBlock
-        let quadBytes = layout.quadOffset(first: block + count) - layout.quadOffset(first: block)
+        let quadBytes = count * layout.blockBytes
         var c = 0, u = w
         for g in 0..<groups {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()

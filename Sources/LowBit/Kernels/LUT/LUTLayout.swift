@@ -43,6 +43,9 @@ public final class LUTLayout: @unchecked Sendable {
     /// Groups per row with parameters of their own; 0 for a sign matrix.
     let paramGroups: Int
 
+    /// Bytes of one row block: its codes and, for a quantized matrix, its parameters.
+    let blockBytes: Int
+
     public var byteCount: Int { data.byteCount }
     public var blockCodeBytes: Int { chunks * 32 * bits }
     var quads: Int { (rowBlocks + blocksPerQuad - 1) / blocksPerQuad }
@@ -73,7 +76,7 @@ public final class LUTLayout: @unchecked Sendable {
 
     /// Byte offset of the quad that starts at block `first`.
     @inline(__always)
-    func quadOffset(first: Int) -> Int { first * (chunks * 32 * bits + paramGroups * blockParamBytes) }
+    func quadOffset(first: Int) -> Int { first * blockBytes }
 
     /// Consecutive chunks of one block stored together within a quad: 2 at 1 bit (a 64-byte
     /// line), else 1. Group sizes and sign matrices' columns are multiples of 32, so rows and
@@ -117,20 +120,18 @@ public final class LUTLayout: @unchecked Sendable {
         let groups = m.groupsPerRow
         try self.init(rows: m.rows, cols: m.cols, bits: m.bits, paramGroups: groups, half: GroupParameters.halfExact(m),
                       packCodes: false, code: { _, _ in 0 })
-        parallelFor(rowBlocks) { block in
-            for g in 0..<groups {
-                let offset = self.paramOffset(block: block, group: g)
-                for i in 0..<LUTLayout.rowsPerBlock {
-                    let r = block * LUTLayout.rowsPerBlock + i
-                    self.setParam(offset, i, r < m.rows ? m.scale(row: r, group: g) : 0)
-                    self.setParam(offset, 16 + i, r < m.rows ? m.offset(row: r, group: g) : 0)
-                }
-            }
-        }
         let rb = LUTLayout.rowsPerBlock, chunks = self.chunks, bits = m.bits
         let chunksPerGroup = m.groupSize / 16, planeBytes = m.planeBytes
         let out = data.bytes(), source = m.codes.bytes()
         parallelFor(rowBlocks) { block in
+            for g in 0..<groups {
+                let offset = self.paramOffset(block: block, group: g)
+                for i in 0..<rb {
+                    let r = block * rb + i
+                    self.setParam(offset, i, r < m.rows ? m.scale(row: r, group: g) : 0)
+                    self.setParam(offset, 16 + i, r < m.rows ? m.offset(row: r, group: g) : 0)
+                }
+            }
             for c in 0..<chunks {
                 let g = c / chunksPerGroup, within = 2 * (c % chunksPerGroup)
                 var unit = out + self.unitOffset(block: block, chunk: c)
@@ -194,7 +195,7 @@ public final class LUTLayout: @unchecked Sendable {
         blocksPerQuad = paramGroups == nil ? 1 : LUTLayout.weightBlocksPerQuad
         halfParams = half
         self.paramGroups = paramGroups ?? 0
-        let blockBytes = try checkedProduct(chunks, 32 * bits, what: "LUT layout")
+        blockBytes = try checkedProduct(chunks, 32 * bits, what: "LUT layout")
             + (try checkedProduct(self.paramGroups, 32 * GroupParameters.elementBytes(half: half), what: "LUT layout"))
         data = try AlignedBuffer(byteCount: try checkedProduct(rowBlocks, blockBytes, what: "LUT layout"))
         let chunks = self.chunks
