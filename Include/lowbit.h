@@ -72,7 +72,9 @@ LOWBIT_API const char *lowbit_last_error(void);
 /* ---- runtime ------------------------------------------------------------------------------- */
 
 /* Threads used by products and quantizers, process-wide; 0 = one per CPU (the default).
- * Results are bit-identical for every thread count. Fails for threads < 0 or > 1024. */
+ * Each kernel family gives bit-identical results for every thread count; LOWBIT_KERNEL_AUTO
+ * measures per thread count and may pick another family at another count, and families round
+ * differently in the last bits. Fails for threads < 0 or > 1024. */
 LOWBIT_API lowbit_status lowbit_set_threads(int32_t threads);
 /* The number of threads products will use now. */
 LOWBIT_API int32_t lowbit_get_threads(void);
@@ -281,8 +283,9 @@ LOWBIT_API lowbit_status lowbit_model_open_calibrated(const char *path, int32_t 
 LOWBIT_API void lowbit_model_close(lowbit_model *m);
 /* Generates up to max_tokens tokens after `prompt` (chat != 0: in the model's chat template;
  * temperature 0: greedy) and writes the continuation, UTF-8 and NUL-terminated, to out. If out_len
- * is too small the call fails with LOWBIT_ERROR_SIZE_MISMATCH and *written (if not NULL) holds the
- * bytes needed including the NUL; on success *written is the length without the NUL. */
+ * is too small (0 included, where out may be NULL) the call fails with LOWBIT_ERROR_SIZE_MISMATCH
+ * and *written (if not NULL) holds the bytes needed including the NUL; on success *written is the
+ * length without the NUL. A negative out_len is LOWBIT_ERROR_INVALID_ARGUMENT. */
 LOWBIT_API lowbit_status lowbit_model_generate(const lowbit_model *m, const char *prompt, int32_t chat, int32_t max_tokens,
                                                float temperature, float top_p, uint64_t seed,
                                                char *out, int64_t out_len, int64_t *written);

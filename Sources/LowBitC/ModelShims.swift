@@ -52,12 +52,14 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
                                      _ out: UnsafeMutablePointer<CChar>?, _ outLen: Int64,
                                      _ written: UnsafeMutablePointer<Int64>?) -> Int32 {
     guarded {
-        let mdl = try model(m), prompt = try cString(prompt, "prompt"), out = try required(out, "out")
-        guard outLen > 0 else { throw LowBitError(.invalidArgument, "out_len \(outLen) must be positive") }
+        let mdl = try model(m), prompt = try cString(prompt, "prompt")
+        guard outLen >= 0 else { throw LowBitError(.invalidArgument, "out_len \(outLen) must be >= 0") }
+        // out may be NULL only with out_len 0: a call that asks for the size the text needs.
+        let out = outLen == 0 ? out : try required(out, "out")
         let (text, _) = try mdl.generate(prompt, chat: chat != 0, maxTokens: Int(maxTokens), temperature: temperature,
                                          topP: topP, seed: seed)
         let bytes = Array(text.utf8)
-        guard Int64(bytes.count) < outLen else {
+        guard Int64(bytes.count) < outLen, let out else {
             written?.pointee = Int64(bytes.count + 1)
             throw LowBitError(.sizeMismatch, "the text needs \(bytes.count + 1) bytes, out has \(outLen)")
         }

@@ -107,7 +107,8 @@ func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
         let st = try stack(s), name = try cString(name, "name")
         let x = try required(x, "x"), y = try required(y, "y")
         let t = st.index.tensors[try st.tensorNumber(name)]
-        guard n > 0, n <= Int64(Int32.max) else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
+        guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
+        guard n <= Int64(Int32.max) else { throw LowBitError(.overflow, "activation row count n = \(n) is too large") }
         try checkLength(xLen, atLeast: try checkedProduct(Int(n), t.cols, what: "x"), "x")
         try checkLength(yLen, atLeast: try checkedProduct(Int(n), t.rows, what: "y"), "y")
         try st.multiply(name, x, n: Int(n), into: y)

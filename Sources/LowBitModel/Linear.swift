@@ -115,8 +115,14 @@ public final class StackLinear: Linear, @unchecked Sendable {
     /// Shared by every layer of one stack; the runner reports the stack's resident bytes once.
     public var byteCount: Int { 0 }
 
-    public init(_ stack: Stack, name: String) throws {
+    /// `rows` x `cols`: the shape the model needs, which the stack's tensor must have (the
+    /// stack's products write rows x n values).
+    public init(_ stack: Stack, name: String, rows: Int, cols: Int) throws {
         let t = stack.index.tensors[try stack.tensorNumber(name)]
+        guard t.rows == rows, t.cols == cols else {
+            throw LowBitError(.sizeMismatch, "stack '\(stack.path)': tensor '\(name)' is \(t.rows) x \(t.cols), "
+                                             + "the model needs \(rows) x \(cols)")
+        }
         (self.stack, self.name, self.rows, self.cols) = (stack, name, t.rows, t.cols)
     }
 

@@ -134,8 +134,20 @@ public final class LlamaModel: @unchecked Sendable {
             guard t.elementCount == count else { throw LowBitError(.badFormat, "GGUF model: '\(name)' has \(t.elementCount) elements, expected \(count)") }
             return g.dequantized(t)
         }
+        // Metadata must describe the tensors: a layer beyond block_count would be dropped silently.
+        for t in g.tensors where t.name.hasPrefix("blk.") {
+            let layer = t.name.split(separator: ".", maxSplits: 2).dropFirst().first.flatMap { Int($0) }
+            guard let layer, layer < c.layers else {
+                throw LowBitError(.badFormat, "GGUF model: tensor '\(t.name)' is outside llama.block_count = \(c.layers)")
+            }
+        }
         var stack: Stack? = nil
-        if case .stack(let path, let budget) = weights { stack = try Stack(path: path, budget: budget) }
+        if case .stack(let path, let budget) = weights {
+            let opened = try Stack(path: path, budget: budget)
+            try LlamaModel.checkStackTensors(opened, layers: c.layers, outputName: g.tensorNames.contains("output.weight")
+                                                ? "output.weight" : "token_embd.weight")
+            stack = opened
+        }
         var calibration: [String: (rows: [Float], samples: Int)] = [:]
         if case .requantized(_, _, _, let text?) = weights {
             calibration = try CalibrationActivations.record(gguf: g, text: text, tokens: LlamaModel.calibrationTokens)
@@ -179,7 +191,7 @@ public final class LlamaModel: @unchecked Sendable {
             case .requantized(let type, let groupSize, let kernel, _):
                 return try requantize(t, rows, cols, type, groupSize, kernel, calibration: calibration[name].map { (name, $0) })
             case .stack:
-                return try StackLinear(stack!, name: name)
+                return try StackLinear(stack!, name: name, rows: rows, cols: cols)
             }
         }
         // One scratch for every tensor's Float32 weights: fresh pages per tensor cost the load
@@ -247,6 +259,20 @@ public final class LlamaModel: @unchecked Sendable {
         // requantized by llama.cpp holds one quantized token_embd for both uses.
         embeddingFromOutput = outputName == "token_embd.weight" ? output as? QuantizedLinear : nil
         embeddingBytes = embeddingFromOutput == nil ? embeddingTable : []
+    }
+
+    /// A stack serves this model only if it holds every transformer linear layer and nothing
+    /// but those and the output projection; shapes are checked as each layer is made.
+    static func checkStackTensors(_ stack: Stack, layers: Int, outputName: String) throws {
+        let needed = (0..<layers).flatMap { i in linearNames.map { "blk.\(i).\($0).weight" } }
+        let held = Set(stack.index.tensors.map(\.name))
+        if let missing = needed.first(where: { !held.contains($0) }) {
+            throw LowBitError(.badFormat, "stack '\(stack.path)' has no tensor '\(missing)', which this model needs")
+        }
+        let allowed = Set(needed + [outputName])
+        if let extra = stack.index.tensors.first(where: { !allowed.contains($0.name) }) {
+            throw LowBitError(.badFormat, "stack '\(stack.path)' holds '\(extra.name)', which this model does not have")
+        }
     }
 
     /// The linear layer of that GGUF name (a transformer layer's, or the output projection).

@@ -11,7 +11,8 @@ public final class Tokenizer: @unchecked Sendable {
     public let addBOS: Bool
     let ids: [String: Int]
     let mergeRanks: [String: Int]   // "left right" → rank
-    let specials: [(String, Int)]   // control and user-defined tokens, longest first
+    let specialIDs: Set<Int>        // control and user-defined tokens
+    let specialTrie: SpecialTokenTrie
     let byteToChar: [Character]
     let charToByte: [Character: UInt8]
 
@@ -20,23 +21,26 @@ public final class Tokenizer: @unchecked Sendable {
         guard gguf.metadata["tokenizer.ggml.model"]?.stringValue == "gpt2" else { throw bad("only the gpt2 (byte-level BPE) model is supported") }
         let pre = gguf.metadata["tokenizer.ggml.pre"]?.stringValue ?? "default"
         guard ["smollm", "gpt2", "default"].contains(pre) else { throw bad("pre-tokenizer '\(pre)' is not supported (smollm, gpt2)") }
-        guard let list = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue else { throw bad("no token list") }
-        let names = try list.map { guard let s = $0.stringValue else { throw bad("a token is not a string") }; return s }
+        guard let names = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue?.stringValues, !names.isEmpty else {
+            throw bad("no token list of strings")
+        }
         tokens = names
         var ids: [String: Int] = [:]
         for (i, t) in names.enumerated() where ids[t] == nil { ids[t] = i }
         self.ids = ids
         var ranks: [String: Int] = [:]
-        for (i, m) in (gguf.metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).enumerated() {
-            guard let s = m.stringValue else { throw bad("a merge is not a string") }
-            if ranks[s] == nil { ranks[s] = i }
-        }
+        let merges = gguf.metadata["tokenizer.ggml.merges"]
+        guard let mergeList = merges == nil ? [] : merges?.arrayValue?.stringValues else { throw bad("merges are not strings") }
+        for (i, s) in mergeList.enumerated() where ranks[s] == nil { ranks[s] = i }
         mergeRanks = ranks
-        let types = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue?.map { $0.intValue ?? 1 } ?? []
-        specials = names.indices.filter { $0 < types.count && (types[$0] == 3 || types[$0] == 4) }
-            .map { (names[$0], $0) }.sorted { $0.0.utf8.count > $1.0.utf8.count }
+        let typeList = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue
+        let types = typeList.map { a in (0..<a.count).map { a[$0].intValue ?? 1 } } ?? []
+        // An empty control token would match everywhere without consuming text: never matched.
+        let specialIDs = names.indices.filter { $0 < types.count && (types[$0] == 3 || types[$0] == 4) }
+        self.specialIDs = Set(specialIDs)
+        specialTrie = SpecialTokenTrie(specialIDs.map { (Array(names[$0].utf8), $0) })
         func tokenID(_ key: String) -> Int? {
-            guard let v = gguf.metadata[key]?.intValue, v >= 0, v < list.count else { return nil }
+            guard let v = gguf.metadata[key]?.intValue, v >= 0, v < names.count else { return nil }
             return v
         }
         bosID = tokenID("tokenizer.ggml.bos_token_id")
@@ -78,22 +82,22 @@ public final class Tokenizer: @unchecked Sendable {
         return out
     }
 
+    /// The text cut into plain segments and control tokens, the longest token matching first.
+    /// Matching works on UTF-8 bytes: a token starts with a lead byte, so cuts fall between
+    /// characters, and each position costs at most the longest token's length.
     func splitSpecial(_ text: String, parse: Bool) -> [(String, Int?)] {
-        guard parse, !specials.isEmpty else { return [(text, nil)] }
+        guard parse, !specialIDs.isEmpty else { return [(text, nil)] }
+        let bytes = Array(text.utf8)
         var result: [(String, Int?)] = []
-        var rest = Substring(text)
-        var plain = ""
-        outer: while !rest.isEmpty {
-            for (s, id) in specials where rest.hasPrefix(s) {
-                if !plain.isEmpty { result.append((plain, nil)); plain = "" }
-                result.append((s, id))
-                rest = rest.dropFirst(s.count)
-                continue outer
-            }
-            plain.append(rest.first!)
-            rest = rest.dropFirst()
+        var plainStart = 0, i = 0
+        while i < bytes.count {
+            guard let (length, id) = specialTrie.longestMatch(bytes, at: i) else { i += 1; continue }
+            if plainStart < i { result.append((String(decoding: bytes[plainStart..<i], as: UTF8.self), nil)) }
+            result.append((tokens[id], id))
+            i += length
+            plainStart = i
         }
-        if !plain.isEmpty { result.append((plain, nil)) }
+        if plainStart < bytes.count { result.append((String(decoding: bytes[plainStart...], as: UTF8.self), nil)) }
         return result
     }
 
@@ -162,22 +166,43 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// Byte-level BPE of one piece: bytes → printable characters, then repeatedly the
-    /// lowest-ranked adjacent merge (leftmost on ties).
+    /// lowest-ranked adjacent merge (leftmost on ties). Candidate merges wait in a heap ordered
+    /// by (rank, position), and an entry whose symbols have changed since is skipped when it
+    /// comes up, so a piece of n bytes takes O(n log n) lookups however long it is.
     func bpe(_ piece: String) -> [Int] {
         var symbols = piece.utf8.map { String(byteToChar[Int($0)]) }
-        while symbols.count > 1 {
-            var best: (rank: Int, at: Int)? = nil
-            for i in 0..<(symbols.count - 1) {
-                if let r = mergeRanks[symbols[i] + " " + symbols[i + 1]], best == nil || r < best!.rank { best = (r, i) }
-            }
-            guard let b = best else { break }
-            symbols[b.at] += symbols[b.at + 1]
-            symbols.remove(at: b.at + 1)
+        let n = symbols.count
+        var next = Array(1...max(n, 1)), previous = Array(-1..<max(n - 1, 0))
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MergeHeap()
+        func consider(_ left: Int) {
+            let right = next[left]
+            guard right < n, let rank = mergeRanks[symbols[left] + " " + symbols[right]] else { return }
+            heap.push(MergeHeap.Entry(rank: rank, left: left, leftLength: symbols[left].utf8.count,
+                                      rightLength: symbols[right].utf8.count))
+        }
+        for i in 0..<max(n - 1, 0) { consider(i) }
+        while let e = heap.pop() {
+            let right = next[e.left]
+            // Stale: the left symbol was merged away or grew, or its right neighbour changed.
+            guard alive[e.left], right < n, symbols[e.left].utf8.count == e.leftLength,
+                  symbols[right].utf8.count == e.rightLength else { continue }
+            symbols[e.left] += symbols[right]
+            alive[right] = false
+            next[e.left] = next[right]
+            if next[right] < n { previous[next[right]] = e.left }
+            if previous[e.left] >= 0 { consider(previous[e.left]) }
+            consider(e.left)
         }
         var out: [Int] = []
-        for s in symbols {
-            if let id = ids[s] { out.append(id); continue }
-            for ch in s { if let id = ids[String(ch)] { out.append(id) } }  // byte tokens always exist in GPT-2 vocabularies
+        var i = 0
+        while i < n {
+            if let id = ids[symbols[i]] {
+                out.append(id)
+            } else {
+                for ch in symbols[i] { if let id = ids[String(ch)] { out.append(id) } }  // GPT-2 vocabularies hold every byte
+            }
+            i = next[i]
         }
         return out
     }
@@ -188,11 +213,89 @@ public final class Tokenizer: @unchecked Sendable {
     public func bytes(of token: Int) -> [UInt8] {
         guard token >= 0, token < tokens.count else { return [] }
         let t = tokens[token]
-        if specials.contains(where: { $0.1 == token }) { return Array(t.utf8) }
+        if specialIDs.contains(token) { return Array(t.utf8) }
         return t.compactMap { charToByte[$0] }
     }
 
     public func decode(_ ids: [Int]) -> String {
         String(decoding: ids.flatMap { bytes(of: $0) }, as: UTF8.self)
+    }
+}
+
+/// Control tokens by their UTF-8 bytes, for longest-match search in text.
+struct SpecialTokenTrie {
+    /// Children of each node by byte, and the token that ends at it.
+    private var children: [[UInt8: Int]] = [[:]]
+    private var token: [Int?] = [nil]
+
+    /// Tokens longer than this are never looked for in text: no control token comes near it,
+    /// and it bounds the work per position of text.
+    static let maxLength = 256
+
+    init(_ tokens: [([UInt8], Int)]) {
+        for (bytes, id) in tokens where !bytes.isEmpty && bytes.count <= SpecialTokenTrie.maxLength {
+            var node = 0
+            for b in bytes {
+                if let child = children[node][b] {
+                    node = child
+                } else {
+                    children.append([:])
+                    token.append(nil)
+                    children[node][b] = children.count - 1
+                    node = children.count - 1
+                }
+            }
+            if token[node] == nil { token[node] = id }  // the first of duplicate names wins
+        }
+    }
+
+    /// The longest token that `bytes` holds at `start`: its length and id.
+    func longestMatch(_ bytes: [UInt8], at start: Int) -> (length: Int, id: Int)? {
+        var node = 0, best: (Int, Int)? = nil
+        var i = start
+        while i < bytes.count, let child = children[node][bytes[i]] {
+            node = child
+            i += 1
+            if let id = token[node] { best = (i - start, id) }
+        }
+        return best
+    }
+}
+
+/// A binary min-heap of candidate merges ordered by rank, then by position (leftmost first).
+struct MergeHeap {
+    struct Entry {
+        let rank: Int, left: Int, leftLength: Int, rightLength: Int
+        func precedes(_ o: Entry) -> Bool { rank != o.rank ? rank < o.rank : left < o.left }
+    }
+    private var items: [Entry] = []
+
+    mutating func push(_ e: Entry) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i].precedes(items[parent]) else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> Entry? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        guard !items.isEmpty else { return top }
+        items[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var smallest = i
+            if l < items.count, items[l].precedes(items[smallest]) { smallest = l }
+            if r < items.count, items[r].precedes(items[smallest]) { smallest = r }
+            if smallest == i { break }
+            items.swapAt(i, smallest)
+            i = smallest
+        }
+        return top
     }
 }

@@ -99,8 +99,12 @@ func printSpeedUps(_ cases: [BenchCase]) {
 
 func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
     try list.map { s in
-        let parts = s.split(separator: "x").compactMap { Int($0) }
+        let parts = s.split(separator: "x", omittingEmptySubsequences: false).compactMap { Int($0) }
         guard parts.count == 2, parts[0] > 0, parts[1] > 0 else { throw CLIError("bad shape '\(s)': use ROWSxCOLS") }
+        // Test matrices are made in memory as Float32: 2^30 elements (4 GiB) at most.
+        guard parts[0] <= 1 << 30, parts[1] <= 1 << 30, parts[0] * parts[1] <= 1 << 30 else {
+            throw CLIError("shape '\(s)' is too large: at most 2^30 elements")
+        }
         return (parts[0], parts[1])
     }
 }

@@ -6,13 +6,17 @@ func runGGUF(_ args: Arguments) throws {
     try args.allow(["type-errors", "group-size"])
     guard args.words.count >= 2 else { throw CLIError("usage: lowbit gguf FILE.gguf [--type-errors [--group-size 64]]") }
     let file = try GGUFFile(path: args.words[1])
-    if args.flags.contains("type-errors") { return try printTypeErrors(file, groupSize: try args.int("group-size", default: 64)) }
+    let groupSize = try args.int("group-size", default: 64)
+    guard supportedGroupSizes.contains(groupSize) else { throw CLIError("--group-size takes 32, 64 or 128") }
+    if args.flags.contains("type-errors") { return try printTypeErrors(file, groupSize: groupSize) }
     print("GGUF v\(file.version): \(file.metadata.count) metadata entries, \(file.tensors.count) tensors, alignment \(file.alignment)")
     for key in file.metadataOrder {
         let v = file.metadata[key]!
         let shown: String
         switch v {
-        case .array(let a): shown = "[\(a.count) items: \(a.prefix(3).map { describe($0) }.joined(separator: ", "))\(a.count > 3 ? ", ..." : "")]"
+        case .array(let a):
+            let first = (0..<min(a.count, 3)).map { describe(a[$0]) }.joined(separator: ", ")
+            shown = "[\(a.count) items: \(first)\(a.count > 3 ? ", ..." : "")]"
         default: shown = describe(v)
         }
         print("  \(key) = \(shown)")

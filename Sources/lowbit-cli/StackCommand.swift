@@ -40,7 +40,7 @@ func parseSize(_ s: String) throws -> Int {
 }
 
 extension Substring {
-    func trimmingCharacters() -> String { trimmingSpaces() }
+    func trimmingCharacters() -> String { String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
 }
 
 func runStack(_ args: Arguments) throws {
@@ -87,7 +87,7 @@ func stackBuild(_ args: Arguments) throws {
     }
     for spec in args.words.dropFirst(3) {
         guard let eq = spec.firstIndex(of: "=") else { throw CLIError("expected NAME=FILE.npy, got '\(spec)'") }
-        let (values, r, c) = try readNPY(String(spec[spec.index(after: eq)...]))
+        let (values, r, c) = try NPYFile.load(String(spec[spec.index(after: eq)...]))
         tensors.append((String(spec[..<eq]), values, r, c))
     }
     guard !tensors.isEmpty else { throw CLIError("stack build: no tensors (NAME=FILE.npy or --random)") }
@@ -99,8 +99,16 @@ func stackBuild(_ args: Arguments) throws {
     }
     for spec in args.strings("calibration", default: []) {
         guard let eq = spec.firstIndex(of: "=") else { throw CLIError("expected NAME=FILE.npy in --calibration, got '\(spec)'") }
-        let (values, samples, _) = try readNPY(String(spec[spec.index(after: eq)...]))
-        calibration[String(spec[..<eq])] = (values, samples)
+        let name = String(spec[..<eq]), path = String(spec[spec.index(after: eq)...])
+        let (values, samples, cols) = try NPYFile.load(path)
+        // Calibration rows are inputs of the tensor: as many columns as its weights.
+        guard let tensor = tensors.first(where: { $0.0 == name }) else {
+            throw CLIError("--calibration names '\(name)', which is not among the tensors being stacked")
+        }
+        guard cols == tensor.3 else {
+            throw CLIError("\(path): calibration for '\(name)' has \(cols) columns, its weights have \(tensor.3)")
+        }
+        calibration[name] = (values, samples)
     }
     var options = StackBuilder.Options()
     options.blocks = try args.int("blocks", default: 16)

@@ -145,10 +145,7 @@ public enum ErrorFeedback {
         guard coefficients.cols == cols else {
             throw LowBitError(.invalidArgument, "error feedback coefficients are for \(coefficients.cols) inputs, the matrix has \(cols)")
         }
-        let count = try checkedProduct(rows, cols, what: "weights")
-        if let i = FloatVectors.firstNonFinite(w, count: count) {
-            throw LowBitError(.invalidArgument, "weight [\(i / cols), \(i % cols)] is \(w[i]): weights must be finite")
-        }
+        try Quantizer.checkWeights(w, rows: rows, cols: cols)
         let symmetric = symmetric || type == .ternary
         let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type, symmetric: symmetric)
         let levels = type == .ternary ? 2 : (1 << type.storageBits) - 1

@@ -15,10 +15,7 @@ public enum Quantizer {
     public static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int, type: WeightType,
                                 groupSize: Int, symmetric: Bool) throws -> QuantizedMatrix {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
-        let count = try checkedProduct(rows, cols, what: "weights")
-        if let i = FloatVectors.firstNonFinite(w, count: count) {
-            throw LowBitError(.invalidArgument, "weight [\(i / cols), \(i % cols)] is \(w[i]): weights must be finite")
-        }
+        try checkWeights(w, rows: rows, cols: cols)
         let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type,
                                     symmetric: (symmetric && !type.isMixed) || type == .ternary)
         let groups = cols / groupSize
@@ -42,6 +39,21 @@ public enum Quantizer {
             }
         }
         return m
+    }
+
+    /// Weights quantizers take have magnitudes below 2^60: a group's range, its sum and its
+    /// sum of squares (128 weights of up to 2^60 square to under 2^127) then stay finite in
+    /// Float32, so every group parameter is finite and the matrix saves and loads.
+    public static let weightMagnitudeExponent = 60
+
+    /// Throws for a weight that is not finite or not below 2^`weightMagnitudeExponent` in magnitude.
+    public static func checkWeights(_ w: UnsafePointer<Float>, rows: Int, cols: Int, name: String? = nil) throws {
+        let count = try checkedProduct(rows, cols, what: "weights")
+        guard let i = FloatVectors.firstAtLeast(w, count: count, exponent: weightMagnitudeExponent) else { return }
+        let which = "weight [\(i / cols), \(i % cols)]" + (name.map { " of '\($0)'" } ?? "")
+        throw LowBitError(.invalidArgument, w[i].isFinite
+            ? "\(which) is \(w[i]): weights must be below 2^\(weightMagnitudeExponent) in magnitude"
+            : "\(which) is \(w[i]): weights must be finite")
     }
 
     /// Quantizes one group: writes codes, returns (d, m) with w ≈ d·q + m.

@@ -9,27 +9,71 @@ import Darwin
 public enum FileIO {
     static func describeErrno() -> String { String(cString: strerror(errno)) }
 
-    public static func read(_ path: String) throws -> [UInt8] {
-        guard let f = fopen(path, "rb") else { throw LowBitError(.io, "cannot open '\(path)': \(describeErrno())") }
-        defer { fclose(f) }
+    /// The largest file `read` takes unless told otherwise: more than any model lowbit runs,
+    /// small enough that a size field can never ask for an absurd allocation.
+    public static let defaultReadLimit = 1 << 40
+
+    /// Opens `path` for reading if it is a regular file, and returns the descriptor with the
+    /// file's size. The open is non-blocking, so a FIFO or device never stalls it, and the type
+    /// is checked on the opened descriptor, so the file cannot be swapped between check and use.
+    public static func openRegular(_ path: String) throws -> (fd: Int32, size: Int) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { throw LowBitError(.io, "cannot open '\(path)': \(describeErrno())") }
         var st = stat()
-        guard fstat(fileno(f), &st) == 0 else { throw LowBitError(.io, "cannot stat '\(path)': \(describeErrno())") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw LowBitError(.io, "'\(path)' is not a regular file") }
-        // One read of st_size + 1 bytes into memory that is not zeroed first (a model file is
-        // ~100 MB); then to end of file in chunks, as st_size is 0 for /proc files.
-        let capacity = max(Int(st.st_size) + 1, 4096)
-        var bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
-            initialized = fread(buffer.baseAddress!, 1, capacity, f)
+        guard fstat(fd, &st) == 0 else {
+            let why = describeErrno()
+            close(fd)
+            throw LowBitError(.io, "cannot stat '\(path)': \(why)")
         }
-        if bytes.count == capacity {
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let got = chunk.withUnsafeMutableBytes { fread($0.baseAddress!, 1, $0.count, f) }
-                if got == 0 { break }
-                bytes.append(contentsOf: chunk[0..<got])
+        guard (st.st_mode & S_IFMT) == S_IFREG, st.st_size >= 0 else {
+            close(fd)
+            throw LowBitError(.io, "'\(path)' is not a regular file")
+        }
+        // Regular files never block; clearing the flag keeps reads plain.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return (fd, Int(st.st_size))
+    }
+
+    /// Reads exactly `count` bytes at `offset`; a short file is an I/O error.
+    public static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int,
+                                 path: String) throws {
+        var done = 0
+        while done < buffer.count {
+            let got = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if got < 0, errno == EINTR { continue }
+            guard got > 0 else {
+                let why = got < 0 ? describeErrno() : "unexpected end of file"
+                throw LowBitError(.io, "cannot read '\(path)' at \(offset + done): \(why)")
             }
+            done += got
         }
-        guard ferror(f) == 0 else { throw LowBitError(.io, "cannot read '\(path)': \(describeErrno())") }
+    }
+
+    /// The whole of a regular file, refused before any allocation when it is larger than
+    /// `maxBytes`. Files that report size 0 (those of /proc) are read to their end in chunks.
+    public static func read(_ path: String, maxBytes: Int = defaultReadLimit) throws -> [UInt8] {
+        let (fd, size) = try openRegular(path)
+        defer { close(fd) }
+        guard size <= maxBytes else {
+            throw LowBitError(.io, "'\(path)' is \(size) bytes, more than the \(maxBytes) this reader takes")
+        }
+        if size > 0 {
+            var bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in initialized = size }
+            try bytes.withUnsafeMutableBytes { try readFully(fd, into: $0, at: 0, path: path) }
+            return bytes
+        }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(bytes.count)) }
+            if got < 0, errno == EINTR { continue }
+            guard got >= 0 else { throw LowBitError(.io, "cannot read '\(path)': \(describeErrno())") }
+            if got == 0 { break }
+            guard bytes.count + got <= maxBytes else {
+                throw LowBitError(.io, "'\(path)' is more than the \(maxBytes) bytes this reader takes")
+            }
+            bytes.append(contentsOf: chunk[0..<got])
+        }
         return bytes
     }
 

@@ -6,13 +6,13 @@
 /// `general.alignment` (default 32), the data section, where each tensor starts at the running
 /// sum of the previous tensors' sizes padded to the alignment. Strings are u64 length + UTF-8.
 public final class GGUFFile: @unchecked Sendable {
-    public indirect enum Value: Equatable, Sendable {
+    public enum Value: Equatable, Sendable {
         case int(Int64)       // every integer type
         case uint(UInt64)
         case float(Double)    // f32, f64
         case bool(Bool)
         case string(String)
-        case array([Value])
+        case array(GGUFArray)
 
         public var intValue: Int? {
             switch self {
@@ -30,7 +30,7 @@ public final class GGUFFile: @unchecked Sendable {
             }
         }
         public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
-        public var arrayValue: [Value]? { if case .array(let a) = self { return a } else { return nil } }
+        public var arrayValue: GGUFArray? { if case .array(let a) = self { return a } else { return nil } }
     }
 
     /// ggml tensor types this reader can dequantize.
@@ -92,7 +92,7 @@ public final class GGUFFile: @unchecked Sendable {
         for _ in 0..<Int(kvCount) {
             let key = try r.string()
             guard metadata[key] == nil else { throw bad("duplicate metadata key '\(key)'") }
-            metadata[key] = try r.value(type: try r.u32(), depth: 0)
+            metadata[key] = try r.value(type: try r.u32())
             order.append(key)
         }
         let alignment: Int
@@ -148,6 +148,8 @@ public final class GGUFFile: @unchecked Sendable {
         tensorIndex = index
     }
 
+    public var tensorNames: Set<String> { Set(tensorIndex.keys) }
+
     public func tensor(_ name: String) throws -> Tensor {
         guard let i = tensorIndex[name] else { throw LowBitError(.badFormat, "GGUF file has no tensor '\(name)'") }
         return tensors[i]
@@ -202,6 +204,54 @@ public final class GGUFFile: @unchecked Sendable {
     }
 }
 
+/// A metadata array. Numbers stay in the file's bytes and are decoded when read, so an array
+/// costs its own size in memory whatever its element count; strings are decoded once.
+public struct GGUFArray: Equatable, Sendable {
+    /// The GGUF value type of every element.
+    public let elementType: UInt32
+    public let count: Int
+    let file: [UInt8]
+    let start: Int
+    let strings: [String]
+
+    /// Bytes per element of the fixed-size GGUF types (everything but strings and arrays).
+    static func elementBytes(_ type: UInt32) -> Int? {
+        switch type {
+        case 0, 1, 7: return 1
+        case 2, 3: return 2
+        case 4, 5, 6: return 4
+        case 10, 11, 12: return 8
+        default: return nil
+        }
+    }
+
+    public subscript(i: Int) -> GGUFFile.Value {
+        precondition(i >= 0 && i < count, "GGUF array index \(i) out of 0..<\(count)")
+        if elementType == 8 { return .string(strings[i]) }
+        let size = GGUFArray.elementBytes(elementType) ?? 1
+        return file.withUnsafeBytes { GGUFReader.scalar(type: elementType, at: $0.baseAddress! + start + i * size) }
+    }
+
+    /// The elements as strings, or nil if they are of another type.
+    public var stringValues: [String]? { elementType == 8 ? strings : nil }
+
+    /// The elements as integers, or nil if they are not all integers that fit an Int.
+    public var intValues: [Int]? {
+        var out: [Int] = []
+        out.reserveCapacity(count)
+        for i in 0..<count {
+            guard let v = self[i].intValue else { return nil }
+            out.append(v)
+        }
+        return out
+    }
+
+    public static func == (a: GGUFArray, b: GGUFArray) -> Bool {
+        guard a.elementType == b.elementType, a.count == b.count else { return false }
+        return (0..<a.count).allSatisfy { a[$0] == b[$0] }
+    }
+}
+
 /// Bounds-checked reads of GGUF's little-endian fields: a read past the end is a format error.
 struct GGUFReader {
     let bytes: [UInt8]
@@ -227,33 +277,51 @@ struct GGUFReader {
         guard let s = String(validating: bytes[o..<(o + Int(n))], as: UTF8.self) else { throw bad("a string at \(o) is not UTF-8") }
         return s
     }
-    mutating func value(type: UInt32, depth: Int) throws -> GGUFFile.Value {
+
+    /// A fixed-size value of GGUF type `type` (one `GGUFArray.elementBytes` knows) at `p`.
+    static func scalar(type: UInt32, at p: UnsafeRawPointer) -> GGUFFile.Value {
+        func le<T: FixedWidthInteger>(_: T.Type) -> T { T(littleEndian: p.loadUnaligned(as: T.self)) }
         switch type {
-        case 0: return .uint(UInt64(try load(UInt8.self)))
-        case 1: return .int(Int64(try load(Int8.self)))
-        case 2: return .uint(UInt64(try load(UInt16.self)))
-        case 3: return .int(Int64(try load(Int16.self)))
-        case 4: return .uint(UInt64(try load(UInt32.self)))
-        case 5: return .int(Int64(try load(Int32.self)))
-        case 6: return .float(Double(Float(bitPattern: try u32())))
-        case 7:
-            let b = try load(UInt8.self)
-            guard b <= 1 else { throw bad("bool value \(b)") }
-            return .bool(b == 1)
-        case 8: return .string(try string())
-        case 9:
-            guard depth == 0 else { throw bad("nested arrays") }
-            let elementType = try u32()
-            let count = try u64()
-            guard count <= UInt64(GGUFFile.maxCount) else { throw bad("an array of \(count) elements") }
-            var items: [GGUFFile.Value] = []
-            items.reserveCapacity(Int(count))
-            for _ in 0..<Int(count) { items.append(try value(type: elementType, depth: 1)) }
-            return .array(items)
-        case 10: return .uint(try u64())
-        case 11: return .int(try load(Int64.self))
-        case 12: return .float(Double(bitPattern: try u64()))
-        default: throw bad("unknown metadata type \(type)")
+        case 0: return .uint(UInt64(le(UInt8.self)))
+        case 1: return .int(Int64(le(Int8.self)))
+        case 2: return .uint(UInt64(le(UInt16.self)))
+        case 3: return .int(Int64(le(Int16.self)))
+        case 4: return .uint(UInt64(le(UInt32.self)))
+        case 5: return .int(Int64(le(Int32.self)))
+        case 6: return .float(Double(Float(bitPattern: le(UInt32.self))))
+        case 7: return .bool(le(UInt8.self) != 0)
+        case 10: return .uint(le(UInt64.self))
+        case 11: return .int(le(Int64.self))
+        default: return .float(Double(bitPattern: le(UInt64.self)))
         }
+    }
+
+    mutating func value(type: UInt32) throws -> GGUFFile.Value {
+        if type == 8 { return .string(try string()) }
+        if let size = GGUFArray.elementBytes(type) {
+            let o = try take(size)
+            guard type != 7 || bytes[o] <= 1 else { throw bad("bool value \(bytes[o])") }
+            return bytes.withUnsafeBytes { GGUFReader.scalar(type: type, at: $0.baseAddress! + o) }
+        }
+        guard type == 9 else { throw bad("unknown metadata type \(type)") }
+        let elementType = try u32()
+        let count64 = try u64()
+        guard count64 <= UInt64(GGUFFile.maxCount) else { throw bad("an array of \(count64) elements") }
+        let count = Int(count64)
+        if elementType == 8 {
+            // Each string takes at least its 8-byte length from the file, so the count is
+            // checked against the bytes left before anything is reserved for it.
+            guard count <= (bytes.count - offset) / 8 else { throw bad("an array of \(count) strings past the end of the file") }
+            var strings: [String] = []
+            strings.reserveCapacity(count)
+            for _ in 0..<count { strings.append(try string()) }
+            return .array(GGUFArray(elementType: 8, count: count, file: [], start: 0, strings: strings))
+        }
+        guard let size = GGUFArray.elementBytes(elementType) else {
+            throw bad(elementType == 9 ? "nested arrays" : "unknown array element type \(elementType)")
+        }
+        let start = try take(count * size)
+        if elementType == 7, let b = bytes[start..<(start + count)].first(where: { $0 > 1 }) { throw bad("bool value \(b)") }
+        return .array(GGUFArray(elementType: elementType, count: count, file: bytes, start: start, strings: []))
     }
 }

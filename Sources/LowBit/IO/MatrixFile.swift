@@ -80,10 +80,24 @@ public enum MatrixFile {
         guard flags <= 1, get(44, UInt32.self) == 0, get(124, UInt32.self) == 0 else { throw bad("unknown flags or nonzero reserved fields") }
         let type: WeightType
         do { type = try WeightType(code: Int32(bitPattern: get(36, UInt32.self))) } catch { throw bad("\(error)") }
+        let rows = Int(rows64), cols = Int(cols64), groupSize = Int(get(32, UInt32.self))
+        // The file's length must be the one its header implies before anything is allocated:
+        // a short file never makes the reader reserve the memory of the shape it announces.
+        do {
+            try validateShape(rows: rows, cols: cols, groupSize: groupSize)
+            let groups = rows * (cols / groupSize)
+            let codeBytes = try checkedProduct(groups, type.storageBits, groupSize / 8, what: "codes")
+                + (type.isMixed ? groups : 0)
+            let end = padded(padded(headerSize + codeBytes) + 4 * groups) + 4 * groups
+            guard end == bytes.count else {
+                throw bad("the file has \(bytes.count) bytes, its \(rows) x \(cols) shape needs \(end)")
+            }
+        } catch let e as LowBitError where e.status != .badFormat {
+            throw bad(e.message)
+        }
         let m: QuantizedMatrix
         do {
-            m = try QuantizedMatrix(rows: Int(rows64), cols: Int(cols64), groupSize: Int(get(32, UInt32.self)),
-                                    type: type, symmetric: flags == 1)
+            m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type, symmetric: flags == 1)
         } catch let e as LowBitError where e.status != .outOfMemory {
             throw bad(e.message)
         }

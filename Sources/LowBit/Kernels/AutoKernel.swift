@@ -113,14 +113,26 @@ public enum AutoKernel {
 
     /// Adds the entries of a file written by `save`; a malformed file changes nothing.
     public static func load(from path: String) throws {
-        let text = String(decoding: try FileIO.read(path), as: UTF8.self)
+        try add(calibrationText: try FileIO.read(path, maxBytes: maxCalibrationBytes), source: "'\(path)'")
+    }
+
+    /// A calibration file holds a line per measured key: a few thousand lines at most.
+    static let maxCalibrationBytes = 16 << 20
+
+    /// Adds the entries of a calibration file's text; a malformed text changes nothing. Every
+    /// number must be positive and within the range its field can take (`Key` values that
+    /// products can meet), so no conversion can trap.
+    public static func add(calibrationText bytes: [UInt8], source: String = "calibration text") throws {
         var entries: [(Key, KernelFamily)] = []
-        for (i, line) in text.split(separator: "\n").enumerated() where !line.hasPrefix("#") {
-            let f = line.split(separator: " ")
-            let numbers = f.prefix(6).compactMap { Int($0) }
-            guard f.count == 7, numbers.count == 6, let family = try? KernelFamily(name: String(f[6])),
-                  family != .auto, numbers.allSatisfy({ $0 > 0 }) else {
-                throw LowBitError(.badFormat, "calibration file '\(path)' line \(i + 1) is malformed: '\(line)'")
+        let limits = [1 << 40, 1 << 40, 1 << 20, Int(Int32.max), 1 << 20, 1 << 20]
+        for (i, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).enumerated()
+        where line.first != UInt8(ascii: "#") {
+            let f = line.split(separator: UInt8(ascii: " "))
+            let numbers = f.prefix(6).compactMap { Int(String(decoding: $0, as: UTF8.self)) }
+            guard f.count == 7, numbers.count == 6, zip(numbers, limits).allSatisfy({ $0 > 0 && $0 <= $1 }),
+                  let family = try? KernelFamily(name: String(decoding: f[6], as: UTF8.self)), family != .auto else {
+                let shown = String(decoding: line.prefix(80), as: UTF8.self)
+                throw LowBitError(.badFormat, "calibration file \(source) line \(i + 1) is malformed: '\(shown)'")
             }
             entries.append((Key(rows: numbers[0], cols: numbers[1], groupSize: numbers[2], typeCode: Int32(numbers[3]),
                                 nBucket: numbers[4], threads: numbers[5]), family))

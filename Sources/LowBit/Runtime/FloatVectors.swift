@@ -56,6 +56,16 @@ enum FloatVectors {
         return r
     }
 
+    /// The index of the first value of magnitude 2^exponent or more (NaN and infinities
+    /// included), or nil. Like `firstNonFinite`, a vectorizing maximum first.
+    static func firstAtLeast(_ a: UnsafePointer<Float>, count: Int, exponent: Int) -> Int? {
+        let limit = UInt32(127 + exponent) << 23
+        var worst: UInt32 = 0
+        for i in 0..<count { worst = max(worst, a[i].bitPattern & 0x7fff_ffff) }
+        guard worst >= limit else { return nil }
+        return (0..<count).first { a[$0].bitPattern & 0x7fff_ffff >= limit }
+    }
+
     /// The index of the first value that is NaN or infinite, or nil. The scan is a maximum over
     /// exponent bits, which vectorizes; only an array that fails it is searched again.
     static func firstNonFinite(_ a: UnsafePointer<Float>, count: Int) -> Int? {

@@ -66,9 +66,7 @@ public enum Decomposer {
             throw LowBitError(.invalidArgument, "scaling must hold \(cols) positive finite values")
         }
         let count = rows * cols
-        if let i = FloatVectors.firstNonFinite(w, count: count) {
-            throw LowBitError(.invalidArgument, "weight [\(i / cols), \(i % cols)] of '\(name)' is not finite")
-        }
+        try Quantizer.checkWeights(w, rows: rows, cols: cols, name: name)
         var r = [Float](repeating: 0, count: count)
         var total: Double = 0
         for i in 0..<count {

@@ -74,21 +74,16 @@ public final class Stack: @unchecked Sendable {
     }
 
     static func openIndex(_ path: String) throws -> (Int32, StackFile.Index) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw LowBitError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        let (fd, size) = try FileIO.openRegular(path)
         do {
-            var st = stat()
-            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-                throw LowBitError(.io, "'\(path)' is not a readable regular file")
-            }
-            let size = Int(st.st_size)
-            var head = [UInt8](repeating: 0, count: min(size, 64))
+            var head = [UInt8](repeating: 0, count: min(size, StackFile.headerSize))
             try Stack.readFully(fd, into: &head, at: 0, path: path)
-            // The header says how long the index is; read exactly that much more.
-            var indexEnd = 64
-            if head.count == 64 {
+            // The header says how long the index is; read exactly that much more, never more than
+            // the file holds (decodeIndex checks the header's fields against the file's size).
+            var indexEnd = StackFile.headerSize
+            if head.count == StackFile.headerSize {
                 let indexBytes = head.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 24, as: UInt64.self)) }
-                if indexBytes < UInt64(size) { indexEnd = StackFile.padded(64 + Int(indexBytes)) }
+                if indexBytes < UInt64(size) { indexEnd = StackFile.padded(StackFile.headerSize + Int(indexBytes)) }
             }
             var headAndIndex = [UInt8](repeating: 0, count: min(indexEnd, size))
             try Stack.readFully(fd, into: &headAndIndex, at: 0, path: path)
@@ -102,13 +97,7 @@ public final class Stack: @unchecked Sendable {
     deinit { close(fd) }
 
     static func readFully(_ fd: Int32, into buffer: inout [UInt8], at offset: Int, path: String) throws {
-        var done = 0
-        while done < buffer.count {
-            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
-            if got < 0, errno == EINTR { continue }
-            guard got > 0 else { throw LowBitError(.io, "cannot read '\(path)' at \(offset + done): \(got < 0 ? String(cString: strerror(errno)) : "unexpected end of file")") }
-            done += got
-        }
+        try buffer.withUnsafeMutableBytes { try FileIO.readFully(fd, into: $0, at: offset, path: path) }
     }
 
     /// Resident bytes with the first `count` blocks of the stack.
