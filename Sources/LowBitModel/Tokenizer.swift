@@ -217,6 +217,10 @@ public final class Tokenizer: @unchecked Sendable {
         return t.compactMap { charToByte[$0] }
     }
 
+    /// Whether the vocabulary has a token for this byte alone; bytes without one are dropped
+    /// when encoding, as llama.cpp drops them.
+    public func hasToken(forByte b: UInt8) -> Bool { ids[String(byteToChar[Int(b)])] != nil }
+
     public func decode(_ ids: [Int]) -> String {
         String(decoding: ids.flatMap { bytes(of: $0) }, as: UTF8.self)
     }

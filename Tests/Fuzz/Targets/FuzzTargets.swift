@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LowBit
+import LowBitModel
+
+/// One entry point per parser, each taking arbitrary bytes. A target returns normally for every
+/// input, valid or not: a crash, a trap, a hang or a huge allocation in one is a bug in lowbit.
+/// The same functions serve libFuzzer (`lowbit-fuzz`) and the test suite's corpus replay.
+public enum FuzzTargets {
+    public struct Target: Sendable {
+        public let name: String
+        public let run: @Sendable ([UInt8]) -> Void
+    }
+
+    public static let all: [Target] = [
+        Target(name: "gguf", run: gguf),
+        Target(name: "matrix", run: matrix),
+        Target(name: "stack", run: stack),
+        Target(name: "calibration", run: calibration),
+        Target(name: "npy", run: npy),
+        Target(name: "tokenizer", run: tokenizer),
+    ]
+
+    public static func named(_ name: String) -> Target? { all.first { $0.name == name } }
+
+    /// A GGUF file: the reader, then what a model makes of its metadata (configuration and
+    /// tokenizer) when they parse.
+    @Sendable static func gguf(_ bytes: [UInt8]) {
+        guard let file = try? GGUFFile(bytes: bytes) else { return }
+        for t in file.tensors.prefix(4) where t.elementCount <= 1 << 16 { _ = file.dequantized(t) }
+        guard let tokenizer = try? Tokenizer(gguf: file) else { return }
+        let ids = tokenizer.encode("Hello, world! 12 <|im_start|>", parseSpecial: true)
+        _ = tokenizer.decode(ids)
+    }
+
+    /// A matrix file as given, and with its checksums made right, so that mutations reach the
+    /// checks behind them; a matrix that loads is multiplied by the reference kernel.
+    @Sendable static func matrix(_ bytes: [UInt8]) {
+        for candidate in [bytes, withMatrixChecksums(bytes)] {
+            guard let m = try? candidate.withUnsafeBytes({ try MatrixFile.decode($0) }),
+                  m.rows * m.cols <= 1 << 16 else { continue }
+            let x = [Float](repeating: 0.5, count: m.cols)
+            var y = [Float](repeating: 0, count: m.rows)
+            _ = try? x.withUnsafeBufferPointer { xp in
+                try y.withUnsafeMutableBufferPointer { try m.multiply(xp.baseAddress!, n: 1, into: $0.baseAddress!, kernel: .reference) }
+            }
+        }
+    }
+
+    /// A stack file's index as given and with its checksums made right; an index that parses is
+    /// written to a temporary file and opened, which reads and checks every block.
+    @Sendable static func stack(_ bytes: [UInt8]) {
+        for candidate in [bytes, withStackChecksums(bytes)] {
+            guard let index = try? candidate.withUnsafeBytes({ try StackFile.decodeIndex($0, fileSize: candidate.count) }),
+                  index.tensors.allSatisfy({ $0.rows * $0.cols <= 1 << 16 }) else { continue }
+            let path = temporaryPath()
+            defer { unlink(path) }
+            guard (try? FileIO.writeAtomically(candidate, to: path)) != nil,
+                  let opened = try? Stack(path: path, budget: Int.max) else { continue }
+            let t = opened.index.tensors[0]
+            let x = [Float](repeating: 0.25, count: t.cols)
+            var y = [Float](repeating: 0, count: t.rows)
+            _ = try? x.withUnsafeBufferPointer { xp in
+                try y.withUnsafeMutableBufferPointer { try opened.multiply(t.name, xp.baseAddress!, n: 1, into: $0.baseAddress!) }
+            }
+        }
+    }
+
+    /// An auto-kernel calibration file; the table is left as it was found.
+    @Sendable static func calibration(_ bytes: [UInt8]) {
+        _ = try? AutoKernel.add(calibrationText: bytes)
+        AutoKernel.reset()
+    }
+
+    @Sendable static func npy(_ bytes: [UInt8]) {
+        _ = try? NPYFile.decode(bytes)
+    }
+
+    /// Arbitrary text through the model's own tokenizer (`LOWBIT_MODEL`): encoding must end,
+    /// and decoding gives the text back, less the bytes the vocabulary has no token for
+    /// (byte-level BPE loses nothing else; llama.cpp drops such bytes too).
+    @Sendable static func tokenizer(_ bytes: [UInt8]) {
+        guard let tokenizer = vocabulary else { return }
+        let text = String(decoding: bytes, as: UTF8.self)
+        let plain = tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+        let decoded = plain.flatMap { tokenizer.bytes(of: $0) }
+        let expected = text.utf8.filter { tokenizer.hasToken(forByte: $0) }
+        guard decoded == expected else {
+            fatalError("tokenizer round trip: \(Array(text.utf8)) became \(decoded) through \(plain)")
+        }
+        _ = tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+    }
+
+    /// The tokenizer of the model named by `LOWBIT_MODEL`, loaded once.
+    public static let vocabulary: Tokenizer? = {
+        guard let path = FileIO.environment("LOWBIT_MODEL"), let file = try? GGUFFile(path: path) else { return nil }
+        return try? Tokenizer(gguf: file)
+    }()
+
+    static func temporaryPath() -> String {
+        let directory = FileIO.environment("TMPDIR") ?? "/tmp"
+        return "\(directory)/lowbit-fuzz-\(getpid())-\(pthread_self()).lbs"
+    }
+
+    /// Matrix file bytes with the header's and each section's CRC-32 recomputed.
+    static func withMatrixChecksums(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.count >= 128 else { return bytes }
+        var out = bytes
+        out.withUnsafeMutableBytes { raw in
+            for i in 0..<3 {
+                let offset = raw.loadUnaligned(fromByteOffset: 48 + 24 * i, as: UInt64.self)
+                let length = raw.loadUnaligned(fromByteOffset: 56 + 24 * i, as: UInt64.self)
+                guard offset <= UInt64(raw.count), length <= UInt64(raw.count) - offset else { continue }
+                let section = UnsafeRawBufferPointer(rebasing: raw[Int(offset)..<Int(offset + length)])
+                raw.storeBytes(of: CRC32.checksum(section).littleEndian, toByteOffset: 64 + 24 * i, as: UInt32.self)
+            }
+            let header = UnsafeRawBufferPointer(rebasing: raw[0..<120])
+            raw.storeBytes(of: CRC32.checksum(header).littleEndian, toByteOffset: 120, as: UInt32.self)
+        }
+        return out
+    }
+
+    /// Stack file bytes with the index's and the header's CRC-32 recomputed (block checksums
+    /// stay as they are: a mutated block is caught by them, which is what the reader must do).
+    static func withStackChecksums(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.count >= 64 else { return bytes }
+        var out = bytes
+        out.withUnsafeMutableBytes { raw in
+            let indexBytes = raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+            if indexBytes <= UInt64(raw.count - 64) {
+                let index = UnsafeRawBufferPointer(rebasing: raw[64..<(64 + Int(indexBytes))])
+                raw.storeBytes(of: CRC32.checksum(index).littleEndian, toByteOffset: 48, as: UInt32.self)
+            }
+            let header = UnsafeRawBufferPointer(rebasing: raw[0..<56])
+            raw.storeBytes(of: CRC32.checksum(header).littleEndian, toByteOffset: 56, as: UInt32.self)
+        }
+        return out
+    }
+}
