@@ -104,7 +104,7 @@ public enum FuzzTargets {
     }
 
     /// Matrix file bytes with the header's and each section's CRC-32 recomputed.
-    static func withMatrixChecksums(_ bytes: [UInt8]) -> [UInt8] {
+    public static func withMatrixChecksums(_ bytes: [UInt8]) -> [UInt8] {
         guard bytes.count >= 128 else { return bytes }
         var out = bytes
         out.withUnsafeMutableBytes { raw in
@@ -123,7 +123,7 @@ public enum FuzzTargets {
 
     /// Stack file bytes with the index's and the header's CRC-32 recomputed (block checksums
     /// stay as they are: a mutated block is caught by them, which is what the reader must do).
-    static func withStackChecksums(_ bytes: [UInt8]) -> [UInt8] {
+    public static func withStackChecksums(_ bytes: [UInt8]) -> [UInt8] {
         guard bytes.count >= 64 else { return bytes }
         var out = bytes
         out.withUnsafeMutableBytes { raw in
