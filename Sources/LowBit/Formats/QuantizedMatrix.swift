@@ -1,5 +1,3 @@
-import Synchronization
-
 /// A low-bit weight matrix W (rows × cols, y = W·x), quantized in groups along the columns.
 ///
 /// Canonical layout ("row planes"), b = `bits` planes per weight, G = `groupSize`:
@@ -34,10 +32,10 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// Mixed matrices only: the `MixedDataType` of each group, rows · groups bytes.
     public let groupTypes: AlignedBuffer?
 
-    private let lutLayoutCache = Mutex<LUTLayout?>(nil)
-    private let dequantLayoutCache = Mutex<DequantLayout?>(nil)
-    private let bitSerialLayoutCache = Mutex<BitSerialLayout?>(nil)
-    private let valueCodesCache = Mutex<QuantizedMatrix?>(nil)
+    private let lutLayoutCache = Locked<LUTLayout?>(nil)
+    private let dequantLayoutCache = Locked<DequantLayout?>(nil)
+    private let bitSerialLayoutCache = Locked<BitSerialLayout?>(nil)
+    private let valueCodesCache = Locked<QuantizedMatrix?>(nil)
 
     /// Creates an all-zero matrix of the given shape, for quantizers and readers to fill.
     /// `allowWideCodes`: 5-bit integer codes, for the kernels' view of a 4-bit mixed matrix only.
@@ -171,7 +169,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
     // MARK: kernel layouts
 
     /// The value in `cache`, made by `make` on first use (once, under the cache's lock).
-    private func once<T>(_ cache: borrowing Mutex<T?>, _ make: () throws -> T) throws -> T {
+    private func once<T>(_ cache: Locked<T?>, _ make: () throws -> T) throws -> T {
         try cache.withLock { cached in
             if let value = cached { return value }
             let value = try make()

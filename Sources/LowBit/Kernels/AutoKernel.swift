@@ -1,5 +1,3 @@
-import Synchronization
-
 /// What `auto` runs: the family measured fastest on this machine for the matrix's shape, type,
 /// batch-size bucket and thread count. The first auto product (or query) of a new key times LUT
 /// and dequant on synthetic activations of the bucket's size (a few products, once, with the
@@ -26,7 +24,7 @@ public enum AutoKernel {
         return b
     }
 
-    static let table = Mutex<[Key: KernelFamily]>([:])
+    static let table = Locked<[Key: KernelFamily]>([:])
     /// LUT and dequant (bit-serial, the other family that runs every code width, was 4–10× slower
     /// than the faster of them in every bench case).
     static let candidates: [KernelFamily] = [.lut, .dequant]

@@ -44,8 +44,8 @@ public final class Stack: @unchecked Sendable {
         }
     }
 
-    private let residency: Mutex<Residency>
-    private let budgetLock = Mutex<Void>(())
+    private let residency: Locked<Residency>
+    private let budgetLock = Locked<Void>(())
     private let readCounter = Atomic<Int>(0)
 
     /// Memory a block takes once loaded: sign bits in the LUT layout (rows padded to 16) plus
@@ -62,7 +62,7 @@ public final class Stack: @unchecked Sendable {
         var numbers: [String: Int] = [:]
         for (i, t) in index.tensors.enumerated() { numbers[t.name] = i }
         tensorNumbers = numbers
-        residency = Mutex(Residency([], index: index))
+        residency = Locked(Residency([], index: index))
         try setBudget(budget)  // on failure deinit closes fd
     }
 
