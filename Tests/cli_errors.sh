@@ -23,27 +23,26 @@ expect_status() {
 }
 expect_usage() { expect_status 2 "$@"; }
 expect_failure() { expect_status 1 "$@"; }
-expect_error() { expect_usage "$@"; }
-expect_error "unknown command" frobnicate
-expect_error "unknown option" info --frobnicate 1
-expect_error "bench: act-bits 3" bench --act-bits 3
-expect_error "bench: 5-bit weights" bench --bits 5
-expect_error "bench: bad shape" bench --shapes 12x
+expect_usage "unknown command" frobnicate
+expect_usage "unknown option" info --frobnicate 1
+expect_usage "bench: act-bits 3" bench --act-bits 3
+expect_usage "bench: 5-bit weights" bench --bits 5
+expect_usage "bench: bad shape" bench --shapes 12x
 expect_failure "gguf: missing file" gguf /nonexistent.gguf
 expect_failure "gguf: not a GGUF file" gguf /usr/share/common-licenses/GPL-3
 expect_failure "stack inspect: not a stack" stack inspect /usr/share/common-licenses/GPL-3
-expect_error "run: no model" run --prompt hi
-expect_error "run: calibration without bits" run --model "$model" --prompt hi --calibration-text /usr/share/common-licenses/Apache-2.0
-expect_error "perplexity: bad bits" perplexity --model "$model" --text /usr/share/common-licenses/GPL-3 --bits 7
-expect_error "perplexity: mixed 2-bit" perplexity --model "$model" --text /usr/share/common-licenses/GPL-3 --bits mixed2
+expect_usage "run: no model" run --prompt hi
+expect_usage "run: calibration without bits" run --model "$model" --prompt hi --calibration-text /usr/share/common-licenses/Apache-2.0
+expect_usage "perplexity: bad bits" perplexity --model "$model" --text /usr/share/common-licenses/GPL-3 --bits 7
+expect_usage "perplexity: mixed 2-bit" perplexity --model "$model" --text /usr/share/common-licenses/GPL-3 --bits mixed2
 expect_failure "stack run: missing file" stack run /nonexistent.lbs --budget 1MB
 tiny=$scratch/tiny.lbs
 "$lowbit" stack build "$tiny" --random 64x64 --blocks 2 >/dev/null 2>&1
-expect_error "stack run: budget too small" stack run "$tiny" --budget 1
-expect_error "stack build: no tensors" stack build "$tiny.out"
-expect_error "stack build: max lead 0" stack build "$tiny.out" --random 64x64 --max-lead 0
-expect_error "stack build: bad sensitivity cache" stack build "$tiny.out" --random 64x64 --sensitivity-cache /usr/share/common-licenses/GPL-3
-expect_error "run: act-bits on requantized" run --model "$model" --prompt hi --bits 4 --act-bits 16
+expect_usage "stack run: budget too small" stack run "$tiny" --budget 1
+expect_usage "stack build: no tensors" stack build "$tiny.out"
+expect_usage "stack build: max lead 0" stack build "$tiny.out" --random 64x64 --max-lead 0
+expect_usage "stack build: bad sensitivity cache" stack build "$tiny.out" --random 64x64 --sensitivity-cache /usr/share/common-licenses/GPL-3
+expect_usage "run: act-bits on requantized" run --model "$model" --prompt hi --bits 4 --act-bits 16
 
 # Files of the wrong kind and malformed content.
 mkfifo "$scratch/fifo"

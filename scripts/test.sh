@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: Swift unit tests (AVX2 and portable builds), the release build, ABI checks,
-# the C examples and the Python tests (against the installed package). Installs what it needs first.
+# Runs every test: Swift unit tests (AVX2 and portable builds, and under Address- and
+# ThreadSanitizer), the release build, ABI checks, the C examples and a bad-input test of the C
+# API under ASan, each parser's fuzz target briefly, the Python tests (against the installed
+# package), the README examples and CLI error cases. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,6 +38,24 @@ LOWBIT_PORTABLE=1 swift test -c release -Xswiftc -enable-testing --build-path .b
     | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed|skipped)' | tee "$logs/swift-portable-tests.log"
 portable_count=$(passed_tests "$logs/swift-portable-tests.log")
 
+section "Swift tests under AddressSanitizer (debug build; all but the real model's, which take minutes there)"
+SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 swift build --build-tests --build-path .build-asan \
+    -Xswiftc -sanitize=address 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|Cannot export local symbol'
+SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 swift test --skip-build --build-path .build-asan \
+    --skip SmolLM2Tests 2>&1 | grep -vE '^Test Case .* (started|passed|skipped)' | tee "$logs/swift-asan-tests.log"
+if grep -q "ERROR: AddressSanitizer" "$logs/swift-asan-tests.log"; then echo "AddressSanitizer reported an error"; exit 1; fi
+asan_count=$(passed_tests "$logs/swift-asan-tests.log")
+
+section "Swift tests under ThreadSanitizer (everything that runs threads)"
+# Release with testing enabled: the kernels' thread-pool paths at their real speed.
+swift build -c release -Xswiftc -enable-testing -Xswiftc -sanitize=thread --build-tests --build-path .build-tsan 2>&1 \
+    | grep -vE '^\[[0-9]+/[0-9]+\]|Cannot export local symbol'
+SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1 swift test --skip-build -c release --build-path .build-tsan \
+    --filter "ConcurrencyTests|KernelTests|StackTests|AutoKernelTests|PackedMatrixTests|LUTTableTests" 2>&1 \
+    | grep -vE '^Test Case .* (started|passed|skipped)' | tee "$logs/swift-tsan-tests.log"
+if grep -q "WARNING: ThreadSanitizer" "$logs/swift-tsan-tests.log"; then echo "ThreadSanitizer reported a race"; exit 1; fi
+tsan_count=$(passed_tests "$logs/swift-tsan-tests.log")
+
 section "release build"
 scripts/build.sh
 
@@ -48,6 +68,14 @@ make -s -C Bindings/c/examples check | tee "$logs/c-examples.log"
 grep -q "all errors reported as expected" "$logs/c-examples.log"
 grep -q "stack budget example ok" "$logs/c-examples.log"
 [ "$(grep -cE '^(auto|lut|bitserial|dequant|reference) +error .* ok$' "$logs/c-examples.log")" -eq 5 ]
+
+section "C: every exported function against bad input, and the examples, under AddressSanitizer"
+make -s -C Tests/c clean
+make -s -C Tests/c check MODEL="$LOWBIT_MODEL" | tee "$logs/c-asan.log"
+grep -qE '^[0-9]+ bad-input checks, 0 failed$' "$logs/c-asan.log"
+
+section "fuzzing: each parser's target for ${FUZZ_SECONDS:=30} s (libFuzzer + AddressSanitizer)"
+scripts/fuzz.sh "$FUZZ_SECONDS"
 
 section "Python tests"
 scripts/install-python.sh
@@ -63,8 +91,10 @@ section "CLI error cases"
 section "bench"
 "$root/Tests/cli_bench.sh"
 
-# Swift tests (AVX2 and portable builds; skipped ones not counted), Python tests, the 3 C
-# examples, the 3 ABI checks, the README examples, the CLI error cases and the bench check
-# (set -e stops at the first failure, so reaching here means every one passed).
+# Swift tests (AVX2, portable, ASan and TSan builds; skipped ones not counted), Python tests, the 3
+# C examples, the 3 ABI checks, the C bad-input test, the README examples, the CLI error cases,
+# the bench check and the 6 fuzz targets (set -e stops at the first failure, so reaching here
+# means every one passed).
 echo
-echo "lowbit: $((swift_count + portable_count + python_count + 3 + 3 + 1 + 1 + 1)) passed, 0 failed"
+total=$((swift_count + portable_count + asan_count + tsan_count + python_count + 3 + 3 + 1 + 1 + 1 + 1 + 6))
+echo "lowbit: $total passed, 0 failed"

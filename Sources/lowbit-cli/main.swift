@@ -25,6 +25,9 @@ commands:
                        (calibrated: activation-aware scales and error feedback)], or --stack PATH
                        --budget SIZE
   --version            print the version
+
+exit status: 0 success; 1 failure (a file missing, unreadable or malformed; out of memory);
+2 a wrong request (unknown command or option, a value out of range or not supported)
 """
 
 func printError(_ message: String) {
@@ -61,7 +64,9 @@ do {
     exit(try run(CommandLine.arguments))
 } catch let e as LowBitError {
     printError("\(e.message) [\(e.status.summary)]")
-    exit(1)
+    // 2: the request itself is wrong (a value out of range, an option not supported), as for
+    // usage errors; 1: it could not be carried out (files missing or malformed, memory).
+    exit(e.status == .invalidArgument || e.status == .unsupported ? 2 : 1)
 } catch {
     printError("\(error)")
     exit(2)

@@ -352,3 +352,41 @@ def test_mixed_data_types(bits, tmp_path):
     assert back.mixed and np.array_equal(back.dequantize(), m.dequantize())
     with pytest.raises(lowbit.ArgumentError):
         lowbit.quantize(w, bits=2, mixed=True)
+
+
+def test_files_of_the_wrong_kind_are_refused_without_blocking(tmp_path):
+    """A FIFO would block a plain open forever; a directory or device is no file either."""
+    import os
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in [fifo, tmp_path, "/dev/zero"]:
+        for load in [lowbit.load, lowbit.calibration_load, lambda p: lowbit.stack.Stack.open(p, "1GB")]:
+            with pytest.raises(lowbit.LowbitError) as error:
+                load(str(path))
+            assert error.value.status_name == "IO"
+
+
+def test_malformed_numbers_in_files_are_format_errors(tmp_path):
+    calibration = tmp_path / "calibration.txt"
+    calibration.write_text("1 1 32 99999999999 1 1 lut\n")
+    with pytest.raises(lowbit.LowbitError) as error:
+        lowbit.calibration_load(str(calibration))
+    assert error.value.status_name == "BAD_FORMAT"
+    # A 128-byte matrix header announcing 65536 x 65536: refused on its length, at once.
+    w = lowbit.quantize(np.ones((1, 128), np.float32), bits=4)
+    path = tmp_path / "m.lbm"
+    w.save(str(path))
+    header = bytearray(path.read_bytes()[:128])
+    header[16:32] = (65536).to_bytes(8, "little") * 2
+    path.write_bytes(bytes(header))
+    with pytest.raises(lowbit.LowbitError) as error:
+        lowbit.load(str(path))
+    assert error.value.status_name == "BAD_FORMAT"
+
+
+def test_weights_that_overflow_quantization_are_refused():
+    w = np.full((2, 64), 0.5, np.float32)
+    w[0, 5] = 3e38
+    with pytest.raises(lowbit.LowbitError) as error:
+        lowbit.quantize(w, bits=2, group_size=32)
+    assert error.value.status_name == "INVALID_ARGUMENT" and "2^60" in error.value.message

@@ -1,4 +1,5 @@
 """The runner through Python, on SmolLM2-135M (fetched by scripts/fetch-model.sh)."""
+import ctypes
 import os
 from pathlib import Path
 
@@ -67,3 +68,24 @@ def test_reference_runner_matches_an_independent_numpy_forward_pass_layer_by_lay
         ref.trace([])
     with lowbit.Model.open(MODEL, weights="reference") as ref, pytest.raises(lowbit.LowbitError):
         ref.trace([1, 10 ** 6])                           # outside the vocabulary
+
+
+def test_a_stack_of_other_tensors_is_refused(tmp_path):
+    """A stack must hold the model's own linear layers at the model's shapes: anything else is
+    an error when the model opens, never a product written out of bounds."""
+    path = str(tmp_path / "foreign.lbs")
+    lowbit.stack.build({"blk.0.attn_q.weight": np.ones((16, 64), np.float32)}, path, blocks=2, rank=2)
+    with pytest.raises(lowbit.LowbitError) as error:
+        lowbit.Model.open(MODEL, stack=path, budget="1GB")
+    assert error.value.status_name == "BAD_FORMAT" and "blk.0.attn_k.weight" in error.value.message
+
+
+def test_generate_asks_for_the_size_it_needs():
+    with lowbit.Model.open(MODEL, weights="q4_1") as m:
+        lib = lowbit._lib
+        written = ctypes.c_int64(-1)
+        status = lib.lowbit_model_generate(m._live(), b"Hello", 0, 3, 0.0, 1.0, 1, None, 0, ctypes.byref(written))
+        assert status == 4 and written.value >= 1
+        buf = ctypes.create_string_buffer(written.value)
+        assert lib.lowbit_model_generate(m._live(), b"Hello", 0, 3, 0.0, 1.0, 1, buf, written.value, ctypes.byref(written)) == 0
+        assert len(buf.value) == written.value
