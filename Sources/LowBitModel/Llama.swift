@@ -141,6 +141,12 @@ public final class LlamaModel: @unchecked Sendable {
                 throw LowBitError(.badFormat, "GGUF model: tensor '\(t.name)' is outside llama.block_count = \(c.layers)")
             }
         }
+        // The embedding's shape bounds the vocabulary x width scratch below by the file's size.
+        let embd = try g.tensor("token_embd.weight")
+        guard embd.rows == c.vocabulary, embd.cols == c.embedding else {
+            throw LowBitError(.badFormat, "GGUF model: token_embd.weight is \(embd.rows) x \(embd.cols), the metadata says "
+                                          + "\(c.vocabulary) tokens of width \(c.embedding)")
+        }
         var stack: Stack? = nil
         if case .stack(let path, let budget) = weights {
             let opened = try Stack(path: path, budget: budget)
@@ -235,8 +241,6 @@ public final class LlamaModel: @unchecked Sendable {
         }
         self.layers = layers
         outputNorm = try f32("output_norm.weight", count: e)
-        let embd = try g.tensor("token_embd.weight")
-        guard embd.rows == c.vocabulary, embd.cols == e else { throw LowBitError(.badFormat, "GGUF model: token_embd.weight has the wrong shape") }
         let embeddingTable = g.withTensorBytes(embd) { Array($0) }
         embeddingType = embd.type
         // Tied embeddings: the output projection is token_embd unless the file has output.weight.
@@ -497,14 +501,21 @@ public final class KVCache {
     var keys: [[Float]], values: [[Float]]
     let kvDim: Int
 
+    /// The cache grows with the tokens stored, not to `capacity` at once: a context length from
+    /// a file (or a caller's token count) then never reserves more memory than the text uses.
     init(config: LlamaConfig, capacity: Int) {
         self.capacity = capacity
         kvDim = config.kvHeads * config.headDim
-        keys = Array(repeating: [Float](repeating: 0, count: capacity * kvDim), count: config.layers)
+        keys = Array(repeating: [], count: config.layers)
         values = keys
     }
 
     func store(layer: Int, start: Int, keys k: [Float], values v: [Float], rows: Int) {
+        let end = (start + rows) * kvDim
+        if keys[layer].count < end {
+            keys[layer].append(contentsOf: repeatElement(0, count: end - keys[layer].count))
+            values[layer].append(contentsOf: repeatElement(0, count: end - values[layer].count))
+        }
         for i in 0..<(rows * kvDim) {
             keys[layer][start * kvDim + i] = k[i]
             values[layer][start * kvDim + i] = v[i]
