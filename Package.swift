@@ -44,8 +44,8 @@ let package = Package(
         .target(name: "LowBitModel", dependencies: ["LowBit"], path: "Sources/LowBitModel", swiftSettings: simdSettings),
         .executableTarget(name: "lowbit-cli", dependencies: ["LowBit", "LowBitModel"], path: "Sources/lowbit-cli",
                           swiftSettings: simdSettings),
-        .testTarget(name: "LowBitTests", dependencies: ["LowBit", "LowBitModel", "LowBitFuzzTargets"], path: "Tests/LowBitTests",
-                    swiftSettings: simdSettings),
+        .testTarget(name: "LowBitTests", dependencies: ["LowBit", "LowBitModel", "LowBitFuzzTargets"],
+                    path: "Tests/LowBitTests", swiftSettings: simdSettings),
         // A parser entry point per file format, for libFuzzer and for the tests' corpus replay.
         .target(name: "LowBitFuzzTargets", dependencies: ["LowBit", "LowBitModel"], path: "Tests/Fuzz/Targets"),
         // scripts/fuzz.sh builds it with -sanitize=fuzzer,address and LOWBIT_FUZZ defined.

@@ -32,7 +32,8 @@ expect_failure "gguf: missing file" gguf /nonexistent.gguf
 expect_failure "gguf: not a GGUF file" gguf /usr/share/common-licenses/GPL-3
 expect_failure "stack inspect: not a stack" stack inspect /usr/share/common-licenses/GPL-3
 expect_usage "run: no model" run --prompt hi
-expect_usage "run: calibration without bits" run --model "$model" --prompt hi --calibration-text /usr/share/common-licenses/Apache-2.0
+expect_usage "run: calibration without bits" run --model "$model" --prompt hi \
+    --calibration-text /usr/share/common-licenses/Apache-2.0
 expect_usage "perplexity: bad bits" perplexity --model "$model" --text /usr/share/common-licenses/GPL-3 --bits 7
 expect_usage "perplexity: mixed 2-bit" perplexity --model "$model" --text /usr/share/common-licenses/GPL-3 --bits mixed2
 expect_failure "stack run: missing file" stack run /nonexistent.lbs --budget 1MB
@@ -41,7 +42,8 @@ tiny=$scratch/tiny.lbs
 expect_usage "stack run: budget too small" stack run "$tiny" --budget 1
 expect_usage "stack build: no tensors" stack build "$tiny.out"
 expect_usage "stack build: max lead 0" stack build "$tiny.out" --random 64x64 --max-lead 0
-expect_usage "stack build: bad sensitivity cache" stack build "$tiny.out" --random 64x64 --sensitivity-cache /usr/share/common-licenses/GPL-3
+expect_usage "stack build: bad sensitivity cache" stack build "$tiny.out" --random 64x64 \
+    --sensitivity-cache /usr/share/common-licenses/GPL-3
 expect_usage "run: act-bits on requantized" run --model "$model" --prompt hi --bits 4 --act-bits 16
 
 # Files of the wrong kind and malformed content.
@@ -57,9 +59,12 @@ expect_failure "run: a stack of other tensors" run --model "$model" --stack "$ti
 printf '\x93NUMPY\x01\x00\x46\x00{"descr": "<f4", "fortran_order": False, "shape": (99999999999, 99999999999), }' \
     > "$scratch/huge.npy"
 expect_failure "stack build: .npy announcing a huge shape" stack build "$scratch/out.lbs" "w=$scratch/huge.npy"
-python3 -c "import numpy; numpy.save('$scratch/w.npy', numpy.ones((8, 64), 'f4')); numpy.save('$scratch/c.npy', numpy.ones((4, 32), 'f4'))"
-expect_usage "stack build: calibration of other width" stack build "$scratch/out.lbs" "w=$scratch/w.npy" --calibration "w=$scratch/c.npy"
-expect_usage "stack build: calibration of no tensor" stack build "$scratch/out.lbs" "w=$scratch/w.npy" --calibration "v=$scratch/c.npy"
+python3 -c "import numpy; numpy.save('$scratch/w.npy', numpy.ones((8, 64), 'f4'))"
+python3 -c "import numpy; numpy.save('$scratch/c.npy', numpy.ones((4, 32), 'f4'))"
+expect_usage "stack build: calibration of other width" stack build "$scratch/out.lbs" "w=$scratch/w.npy" \
+    --calibration "w=$scratch/c.npy"
+expect_usage "stack build: calibration of no tensor" stack build "$scratch/out.lbs" "w=$scratch/w.npy" \
+    --calibration "v=$scratch/c.npy"
 
 # Arguments out of range.
 expect_usage "gguf: group size 0" gguf "$model" --type-errors --group-size 0

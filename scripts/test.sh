@@ -43,7 +43,9 @@ SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 swift build --build-tests 
     -Xswiftc -sanitize=address 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|Cannot export local symbol'
 SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 swift test --skip-build --build-path .build-asan \
     --skip SmolLM2Tests 2>&1 | grep -vE '^Test Case .* (started|passed|skipped)' | tee "$logs/swift-asan-tests.log"
-if grep -q "ERROR: AddressSanitizer" "$logs/swift-asan-tests.log"; then echo "AddressSanitizer reported an error"; exit 1; fi
+if grep -q "ERROR: AddressSanitizer" "$logs/swift-asan-tests.log"; then
+    echo "AddressSanitizer reported an error"; exit 1
+fi
 asan_count=$(passed_tests "$logs/swift-asan-tests.log")
 
 section "Swift tests under ThreadSanitizer (everything that runs threads)"
@@ -53,7 +55,9 @@ swift build -c release -Xswiftc -enable-testing -Xswiftc -sanitize=thread --buil
 SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1 swift test --skip-build -c release --build-path .build-tsan \
     --filter "ConcurrencyTests|KernelTests|StackTests|AutoKernelTests|PackedMatrixTests|LUTTableTests" 2>&1 \
     | grep -vE '^Test Case .* (started|passed|skipped)' | tee "$logs/swift-tsan-tests.log"
-if grep -q "WARNING: ThreadSanitizer" "$logs/swift-tsan-tests.log"; then echo "ThreadSanitizer reported a race"; exit 1; fi
+if grep -q "WARNING: ThreadSanitizer" "$logs/swift-tsan-tests.log"; then
+    echo "ThreadSanitizer reported a race"; exit 1
+fi
 tsan_count=$(passed_tests "$logs/swift-tsan-tests.log")
 
 section "release build"

@@ -138,20 +138,21 @@ public final class LlamaModel: @unchecked Sendable {
         for t in g.tensors where t.name.hasPrefix("blk.") {
             let layer = t.name.split(separator: ".", maxSplits: 2).dropFirst().first.flatMap { Int($0) }
             guard let layer, layer < c.layers else {
-                throw LowBitError(.badFormat, "GGUF model: tensor '\(t.name)' is outside llama.block_count = \(c.layers)")
+                throw LowBitError(.badFormat,
+                                  "GGUF model: tensor '\(t.name)' is outside llama.block_count = \(c.layers)")
             }
         }
         // The embedding's shape bounds the vocabulary x width scratch below by the file's size.
         let embd = try g.tensor("token_embd.weight")
         guard embd.rows == c.vocabulary, embd.cols == c.embedding else {
-            throw LowBitError(.badFormat, "GGUF model: token_embd.weight is \(embd.rows) x \(embd.cols), the metadata says "
-                                          + "\(c.vocabulary) tokens of width \(c.embedding)")
+            throw LowBitError(.badFormat, "GGUF model: token_embd.weight is \(embd.rows) x \(embd.cols), "
+                                          + "the metadata says \(c.vocabulary) tokens of width \(c.embedding)")
         }
         var stack: Stack? = nil
         if case .stack(let path, let budget) = weights {
             let opened = try Stack(path: path, budget: budget)
-            try LlamaModel.checkStackTensors(opened, layers: c.layers, outputName: g.tensorNames.contains("output.weight")
-                                                ? "output.weight" : "token_embd.weight")
+            let output = g.tensorNames.contains("output.weight") ? "output.weight" : "token_embd.weight"
+            try LlamaModel.checkStackTensors(opened, layers: c.layers, outputName: output)
             stack = opened
         }
         var calibration: [String: (rows: [Float], samples: Int)] = [:]

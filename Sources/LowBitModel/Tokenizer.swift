@@ -30,7 +30,9 @@ public final class Tokenizer: @unchecked Sendable {
         self.ids = ids
         var ranks: [String: Int] = [:]
         let merges = gguf.metadata["tokenizer.ggml.merges"]
-        guard let mergeList = merges == nil ? [] : merges?.arrayValue?.stringValues else { throw bad("merges are not strings") }
+        guard let mergeList = merges == nil ? [] : merges?.arrayValue?.stringValues else {
+            throw bad("merges are not strings")
+        }
         for (i, s) in mergeList.enumerated() where ranks[s] == nil { ranks[s] = i }
         mergeRanks = ranks
         let typeList = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue
@@ -200,7 +202,8 @@ public final class Tokenizer: @unchecked Sendable {
             if let id = ids[symbols[i]] {
                 out.append(id)
             } else {
-                for ch in symbols[i] { if let id = ids[String(ch)] { out.append(id) } }  // GPT-2 vocabularies hold every byte
+                // A byte the vocabulary has no token for is dropped, as llama.cpp drops it.
+                for ch in symbols[i] { if let id = ids[String(ch)] { out.append(id) } }
             }
             i = next[i]
         }

@@ -21,23 +21,26 @@ enum TinyLlama {
     static func gguf() -> [UInt8] {
         var b = GGUFBuilder()
         b.addString("general.architecture", "llama")
-        for (key, value) in [("llama.block_count", 1), ("llama.embedding_length", width), ("llama.feed_forward_length", feedForward),
-                             ("llama.attention.head_count", 2), ("llama.context_length", 256)] {
+        for (key, value) in [("llama.block_count", 1), ("llama.embedding_length", width),
+                             ("llama.feed_forward_length", feedForward), ("llama.attention.head_count", 2),
+                             ("llama.context_length", 256)] {
             b.addU32(key, UInt32(value))
         }
         b.addString("tokenizer.ggml.model", "gpt2")
         b.addStringArray("tokenizer.ggml.tokens", byteTokens())
         var rng = TestRandom(seed: 77)
         let shapes: [(String, [UInt64])] = [
-            ("token_embd.weight", [32, 256]), ("blk.0.attn_norm.weight", [32]), ("blk.0.attn_q.weight", [32, 32]),
-            ("blk.0.attn_k.weight", [32, 32]), ("blk.0.attn_v.weight", [32, 32]), ("blk.0.attn_output.weight", [32, 32]),
-            ("blk.0.ffn_norm.weight", [32]), ("blk.0.ffn_gate.weight", [32, 64]), ("blk.0.ffn_up.weight", [32, 64]),
-            ("blk.0.ffn_down.weight", [64, 32]), ("output_norm.weight", [32]),
+            ("token_embd.weight", [32, 256]), ("blk.0.attn_norm.weight", [32]),
+            ("blk.0.attn_q.weight", [32, 32]), ("blk.0.attn_k.weight", [32, 32]), ("blk.0.attn_v.weight", [32, 32]),
+            ("blk.0.attn_output.weight", [32, 32]), ("blk.0.ffn_norm.weight", [32]),
+            ("blk.0.ffn_gate.weight", [32, 64]), ("blk.0.ffn_up.weight", [32, 64]), ("blk.0.ffn_down.weight", [64, 32]),
+            ("output_norm.weight", [32]),
         ]
         for (name, dims) in shapes {
             b.tensors.append((name, dims, 0, nil))
             let count = Int(dims.reduce(1, *))
-            let values = name.hasSuffix("norm.weight") ? [Float](repeating: 1, count: count) : rng.normals(count, scale: 0.3)
+            let values = name.hasSuffix("norm.weight") ? [Float](repeating: 1, count: count)
+                                                       : rng.normals(count, scale: 0.3)
             b.tensorBytes += values.flatMap { GGUFBuilder.le($0.bitPattern) }
             while b.tensorBytes.count % 32 != 0 { b.tensorBytes.append(0) }
         }
@@ -58,10 +61,13 @@ final class ConcurrencyTests: XCTestCase {
             XCTAssertTrue(serial.allSatisfy { !$0.isEmpty }, "\(weights): \(serial)")
             let results = Locked<[Int: String]>([:])
             DispatchQueue.concurrentPerform(iterations: 2 * prompts.count) { i in
-                let text = (try? model.generate(prompts[i % prompts.count], maxTokens: 6, temperature: 0.8, seed: 5).0) ?? "failed"
+                let prompt = prompts[i % prompts.count]
+                let text = (try? model.generate(prompt, maxTokens: 6, temperature: 0.8, seed: 5).0) ?? "failed"
                 results.withLock { $0[i] = text }
             }
-            for i in 0..<(2 * prompts.count) { XCTAssertEqual(results.withLock { $0[i] }, serial[i % prompts.count], "\(weights)") }
+            for i in 0..<(2 * prompts.count) {
+                XCTAssertEqual(results.withLock { $0[i] }, serial[i % prompts.count], "\(weights)")
+            }
         }
     }
 }

@@ -10,8 +10,9 @@ final class FuzzCorpusTests: XCTestCase {
         .deletingLastPathComponent().appendingPathComponent("Fuzz/Corpus")
 
     static func files(_ target: String) throws -> [URL] {
-        try FileManager.default.contentsOfDirectory(at: corpus.appendingPathComponent(target), includingPropertiesForKeys: nil)
-            .sorted { $0.path < $1.path }
+        let folder = corpus.appendingPathComponent(target)
+        let files = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+        return files.sorted { $0.path < $1.path }
     }
 
     func testEveryCorpusFileRunsThroughItsTarget() throws {
@@ -70,7 +71,8 @@ final class MalformedInputTests: XCTestCase {
     func testStackFieldsBeyondIntAreFormatErrors() throws {
         var bytes = try stackSeed()
         XCTAssertNoThrow(try decodeStack(bytes))
-        bytes.withUnsafeMutableBytes { $0.storeBytes(of: (UInt64(1) << 63).littleEndian, toByteOffset: 32, as: UInt64.self) }
+        let bit63 = UInt64(1) << 63
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: bit63.littleEndian, toByteOffset: 32, as: UInt64.self) }
         XCTAssertThrowsStatus(.badFormat, try self.decodeStack(bytes))
         bytes.withUnsafeMutableBytes { $0.storeBytes(of: UInt64.max.littleEndian, toByteOffset: 32, as: UInt64.self) }
         XCTAssertThrowsStatus(.badFormat, try self.decodeStack(bytes))
@@ -123,7 +125,8 @@ final class MalformedInputTests: XCTestCase {
     func testGGUFArraysStayInTheFileBytes() throws {
         var b = GGUFBuilder.valid()
         let count = 1 << 20
-        b.kv.append(("big", 9, GGUFBuilder.le(UInt32(0)) + GGUFBuilder.le(UInt64(count)) + (0..<count).map { UInt8($0 & 0xFF) }))
+        let elements = (0..<count).map { UInt8($0 & 0xFF) }
+        b.kv.append(("big", 9, GGUFBuilder.le(UInt32(0)) + GGUFBuilder.le(UInt64(count)) + elements))
         let file = try GGUFFile(bytes: b.bytes())
         let array = try XCTUnwrap(file.metadata["big"]?.arrayValue)
         XCTAssertEqual(array.count, count)
@@ -189,7 +192,8 @@ final class TokenizerInputTests: XCTestCase {
     /// The tiny vocabulary of the GGUF seed: bytes 33-126, Ġ, Ċ, merges up to "Hello", and
     /// control tokens <|im_start|>, <|im_end|> and an empty one.
     func tinyTokenizer() throws -> Tokenizer {
-        try Tokenizer(gguf: try GGUFFile(path: FuzzCorpusTests.corpus.appendingPathComponent("gguf/tokenizer-only.gguf").path))
+        let path = FuzzCorpusTests.corpus.appendingPathComponent("gguf/tokenizer-only.gguf").path
+        return try Tokenizer(gguf: try GGUFFile(path: path))
     }
 
     func testEmptyControlTokenNeverMatches() throws {
@@ -207,7 +211,8 @@ final class TokenizerInputTests: XCTestCase {
             while symbols.count > 1 {
                 var best: (rank: Int, at: Int)? = nil
                 for i in 0..<(symbols.count - 1) {
-                    if let r = t.mergeRanks[symbols[i] + " " + symbols[i + 1]], best == nil || r < best!.rank { best = (r, i) }
+                    let rank = t.mergeRanks[symbols[i] + " " + symbols[i + 1]]
+                    if let rank, best == nil || rank < best!.rank { best = (rank, i) }
                 }
                 guard let b = best else { break }
                 symbols[b.at] += symbols[b.at + 1]
@@ -229,7 +234,8 @@ final class TokenizerInputTests: XCTestCase {
     func testLongWordTokenizesCompletely() throws {
         let t = try tinyTokenizer()
         let word = String(repeating: "Hello", count: 2000)
-        XCTAssertEqual(t.encode(word, addSpecial: false), [Int](repeating: t.tokens.firstIndex(of: "Hello")!, count: 2000))
+        let hello = try XCTUnwrap(t.tokens.firstIndex(of: "Hello"))
+        XCTAssertEqual(t.encode(word, addSpecial: false), [Int](repeating: hello, count: 2000))
     }
 }
 
@@ -238,8 +244,8 @@ final class ModelContractTests: XCTestCase {
     func testTensorsBeyondBlockCountAreRejected() throws {
         var b = GGUFBuilder()
         b.addString("general.architecture", "llama")
-        for key in ["llama.block_count", "llama.embedding_length", "llama.feed_forward_length", "llama.attention.head_count",
-                    "llama.context_length"] {
+        for key in ["llama.block_count", "llama.embedding_length", "llama.feed_forward_length",
+                    "llama.attention.head_count", "llama.context_length"] {
             b.addU32(key, key == "llama.block_count" ? 1 : 32)
         }
         b.addString("tokenizer.ggml.model", "gpt2")
@@ -281,15 +287,19 @@ final class ModelContractTests: XCTestCase {
     func testStackTensorSetMustMatchTheModel() throws {
         let names = LlamaModel.linearNames.map { "blk.0.\($0).weight" }
         let complete = try sampleStack(names.map { ($0, 8, 32) })
-        XCTAssertNoThrow(try LlamaModel.checkStackTensors(complete, layers: 1, outputName: "output.weight"))
-        XCTAssertThrowsStatus(.badFormat, try LlamaModel.checkStackTensors(complete, layers: 2, outputName: "output.weight"))
+        func check(_ stack: Stack, layers: Int) throws {
+            try LlamaModel.checkStackTensors(stack, layers: layers, outputName: "output.weight")
+        }
+        XCTAssertNoThrow(try check(complete, layers: 1))
+        XCTAssertThrowsStatus(.badFormat, try check(complete, layers: 2))
         let missing = try sampleStack(names.dropLast().map { ($0, 8, 32) })
-        XCTAssertThrowsStatus(.badFormat, try LlamaModel.checkStackTensors(missing, layers: 1, outputName: "output.weight"))
+        XCTAssertThrowsStatus(.badFormat, try check(missing, layers: 1))
         let extra = try sampleStack((names + ["blk.7.attn_q.weight"]).map { ($0, 8, 32) })
-        XCTAssertThrowsStatus(.badFormat, try LlamaModel.checkStackTensors(extra, layers: 1, outputName: "output.weight"))
+        XCTAssertThrowsStatus(.badFormat, try check(extra, layers: 1))
     }
 }
 
+/// Pointers to each array's elements, valid inside `body`.
 func withPointers<R>(_ arrays: [[Float]], _ body: ([UnsafePointer<Float>]) throws -> R) rethrows -> R {
     func step(_ i: Int, _ acc: [UnsafePointer<Float>]) throws -> R {
         if i == arrays.count { return try body(acc) }

@@ -22,7 +22,8 @@ static void expect(const char *what, lowbit_status got, lowbit_status want) {
     const char *message = lowbit_last_error();
     if (got != want || (want != LOWBIT_OK && message[0] == '\0')) {
         failures++;
-        printf("FAIL %-44s got %s, want %s: %s\n", what, lowbit_status_string(got), lowbit_status_string(want), message);
+        printf("FAIL %-44s got %s, want %s: %s\n", what, lowbit_status_string(got), lowbit_status_string(want),
+               message);
     }
 }
 
@@ -45,7 +46,10 @@ static const char *temp_file(const char *name, const void *bytes, size_t count) 
     snprintf(p, 256, "%s/%s", temp_dir, name);
     if (bytes != NULL) {
         FILE *f = fopen(p, "wb");
-        if (f == NULL || fwrite(bytes, 1, count, f) != count) { perror(p); exit(2); }
+        if (f == NULL || fwrite(bytes, 1, count, f) != count) {
+            perror(p);
+            exit(2);
+        }
         fclose(f);
     }
     return p;
@@ -57,9 +61,15 @@ static const char *temp_file(const char *name, const void *bytes, size_t count) 
 static void wrong_files(const char *kind, lowbit_status (*load)(const char *), lowbit_status empty) {
     const char *fifo = temp_file("fifo", NULL, 0);
     unlink(fifo);
-    if (mkfifo(fifo, 0600) != 0) { perror("mkfifo"); exit(2); }
+    if (mkfifo(fifo, 0600) != 0) {
+        perror("mkfifo");
+        exit(2);
+    }
     const char *text = "not a lowbit file\n";
-    struct { const char *what, *path; lowbit_status want; } cases[] = {
+    struct {
+        const char *what, *path;
+        lowbit_status want;
+    } cases[] = {
         {"missing", "/nonexistent/lowbit-file", LOWBIT_ERROR_IO},
         {"directory", temp_dir, LOWBIT_ERROR_IO},
         {"FIFO", fifo, LOWBIT_ERROR_IO},
@@ -87,7 +97,8 @@ static lowbit_status open_model(const char *path) {
 static void runtime_calls(void) {
     expect_true("version number", lowbit_version_number() == LOWBIT_VERSION_NUMBER);
     expect_true("version string", strlen(lowbit_version_string()) >= 5);
-    expect_true("status strings for unknown codes", lowbit_status_string(-1) != NULL && lowbit_status_string(1000) != NULL);
+    expect_true("status strings for unknown codes",
+                lowbit_status_string(-1) != NULL && lowbit_status_string(1000) != NULL);
     int32_t threads = lowbit_get_threads();
     expect("threads -1", lowbit_set_threads(-1), LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("threads 1025", lowbit_set_threads(1025), LOWBIT_ERROR_INVALID_ARGUMENT);
@@ -95,7 +106,8 @@ static void runtime_calls(void) {
     expect_true("failed set_threads changes nothing", lowbit_get_threads() == threads);
     expect_true("tier", lowbit_simd_tier() != NULL);
     expect("calibration_save NULL", lowbit_calibration_save(NULL), LOWBIT_ERROR_NULL_POINTER);
-    expect("calibration_save into a missing folder", lowbit_calibration_save("/nonexistent/dir/c.txt"), LOWBIT_ERROR_IO);
+    expect("calibration_save into a missing folder", lowbit_calibration_save("/nonexistent/dir/c.txt"),
+           LOWBIT_ERROR_IO);
     expect("calibration_load NULL", lowbit_calibration_load(NULL), LOWBIT_ERROR_NULL_POINTER);
     const char *huge = "1 1 32 99999999999 1 1 lut\n";
     expect("calibration_load number beyond int32",
@@ -106,30 +118,48 @@ static void runtime_calls(void) {
 static void matrix_calls(void) {
     enum { ROWS = 4, COLS = 128 };
     static float w[ROWS * COLS], x[2 * COLS], y[2 * ROWS];
-    for (int i = 0; i < ROWS * COLS; i++) w[i] = (float)((i * 7) % 13) - 6.0f;
-    for (int i = 0; i < 2 * COLS; i++) x[i] = 0.5f;
+    for (int i = 0; i < ROWS * COLS; i++)
+        w[i] = (float)((i * 7) % 13) - 6.0f;
+    for (int i = 0; i < 2 * COLS; i++)
+        x[i] = 0.5f;
     lowbit_matrix *m = SENTINEL;
-    expect("quantize NULL weights", lowbit_matrix_quantize(NULL, ROWS * COLS, ROWS, COLS, 4, 64, 0, &m), LOWBIT_ERROR_NULL_POINTER);
-    expect("quantize NULL out", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 64, 0, NULL), LOWBIT_ERROR_NULL_POINTER);
-    expect("quantize zero rows", lowbit_matrix_quantize(w, ROWS * COLS, 0, COLS, 4, 64, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("quantize negative cols", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, -COLS, 4, 64, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("quantize negative length", lowbit_matrix_quantize(w, -1, ROWS, COLS, 4, 64, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("quantize huge shape", lowbit_matrix_quantize(w, INT64_MAX, INT64_MAX, INT64_MAX, 4, 64, 0, &m), LOWBIT_ERROR_OVERFLOW);
-    expect("quantize short weights", lowbit_matrix_quantize(w, ROWS * COLS - 1, ROWS, COLS, 4, 64, 0, &m), LOWBIT_ERROR_SIZE_MISMATCH);
-    expect("quantize 0 bits", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 0, 64, 0, &m), LOWBIT_ERROR_UNSUPPORTED);
-    expect("quantize group 0", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 0, 0, &m), LOWBIT_ERROR_UNSUPPORTED);
-    expect("quantize unknown flags", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 64, 0x80, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("quantize NULL weights", lowbit_matrix_quantize(NULL, ROWS * COLS, ROWS, COLS, 4, 64, 0, &m),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("quantize NULL out", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 64, 0, NULL),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("quantize zero rows", lowbit_matrix_quantize(w, ROWS * COLS, 0, COLS, 4, 64, 0, &m),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("quantize negative cols", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, -COLS, 4, 64, 0, &m),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("quantize negative length", lowbit_matrix_quantize(w, -1, ROWS, COLS, 4, 64, 0, &m),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("quantize huge shape", lowbit_matrix_quantize(w, INT64_MAX, INT64_MAX, INT64_MAX, 4, 64, 0, &m),
+           LOWBIT_ERROR_OVERFLOW);
+    expect("quantize short weights", lowbit_matrix_quantize(w, ROWS * COLS - 1, ROWS, COLS, 4, 64, 0, &m),
+           LOWBIT_ERROR_SIZE_MISMATCH);
+    expect("quantize 0 bits", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 0, 64, 0, &m),
+           LOWBIT_ERROR_UNSUPPORTED);
+    expect("quantize group 0", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 0, 0, &m),
+           LOWBIT_ERROR_UNSUPPORTED);
+    expect("quantize unknown flags", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 64, 0x80, &m),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     w[17] = NAN;
-    expect("quantize NaN weight", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 64, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("quantize NaN weight", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 64, 0, &m),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     w[17] = INFINITY;
-    expect("quantize infinite weight", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 64, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("quantize infinite weight", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 4, 64, 0, &m),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     w[17] = 3e38f;
-    expect("quantize weight near FLT_MAX", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 2, 32, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("quantize weight near FLT_MAX", lowbit_matrix_quantize(w, ROWS * COLS, ROWS, COLS, 2, 32, 0, &m),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     w[17] = 1.0f;
-    expect("gptq NULL", lowbit_matrix_from_gptq(NULL, 0, NULL, 0, NULL, 0, 32, 32, 4, 32, 0, &m), LOWBIT_ERROR_NULL_POINTER);
+    expect("gptq NULL", lowbit_matrix_from_gptq(NULL, 0, NULL, 0, NULL, 0, 32, 32, 4, 32, 0, &m),
+           LOWBIT_ERROR_NULL_POINTER);
     int32_t q[64] = {0};
-    expect("gptq short qweight", lowbit_matrix_from_gptq(q, 1, q, 64, w, 64, 32, 32, 4, 32, 0, &m), LOWBIT_ERROR_SIZE_MISMATCH);
-    expect("gptq huge shape", lowbit_matrix_from_gptq(q, 64, q, 64, w, 64, INT64_MAX, INT64_MAX, 4, 32, 0, &m), LOWBIT_ERROR_OVERFLOW);
+    expect("gptq short qweight", lowbit_matrix_from_gptq(q, 1, q, 64, w, 64, 32, 32, 4, 32, 0, &m),
+           LOWBIT_ERROR_SIZE_MISMATCH);
+    expect("gptq huge shape", lowbit_matrix_from_gptq(q, 64, q, 64, w, 64, INT64_MAX, INT64_MAX, 4, 32, 0, &m),
+           LOWBIT_ERROR_OVERFLOW);
     int8_t t[64] = {0};
     expect("ternary NULL", lowbit_matrix_from_ternary(NULL, 0, NULL, 0, 1, 32, 32, &m), LOWBIT_ERROR_NULL_POINTER);
     t[3] = 2;
@@ -143,24 +173,37 @@ static void matrix_calls(void) {
     uint64_t bytes = 7;
     expect("nbytes NULL matrix", lowbit_matrix_nbytes(NULL, &bytes), LOWBIT_ERROR_NULL_POINTER);
     expect("nbytes NULL out", lowbit_matrix_nbytes(m, NULL), LOWBIT_ERROR_NULL_POINTER);
-    for (int i = 0; i < 2 * ROWS; i++) y[i] = 42.0f;
-    expect("matmul NULL matrix", lowbit_matrix_matmul(NULL, x, COLS, 1, y, ROWS, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_NULL_POINTER);
-    expect("matmul NULL x", lowbit_matrix_matmul(m, NULL, COLS, 1, y, ROWS, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_NULL_POINTER);
-    expect("matmul NULL y", lowbit_matrix_matmul(m, x, COLS, 1, NULL, ROWS, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_NULL_POINTER);
-    expect("matmul n 0", lowbit_matrix_matmul(m, x, COLS, 0, y, ROWS, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("matmul n -1", lowbit_matrix_matmul(m, x, COLS, -1, y, ROWS, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("matmul n huge", lowbit_matrix_matmul(m, x, INT64_MAX, INT64_MAX, y, INT64_MAX, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_OVERFLOW);
-    expect("matmul short x", lowbit_matrix_matmul(m, x, 2 * COLS - 1, 2, y, 2 * ROWS, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_SIZE_MISMATCH);
-    expect("matmul short y", lowbit_matrix_matmul(m, x, 2 * COLS, 2, y, 2 * ROWS - 1, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_SIZE_MISMATCH);
-    expect("matmul negative y_len", lowbit_matrix_matmul(m, x, COLS, 1, y, -5, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_INVALID_ARGUMENT);
+    for (int i = 0; i < 2 * ROWS; i++)
+        y[i] = 42.0f;
+    expect("matmul NULL matrix", lowbit_matrix_matmul(NULL, x, COLS, 1, y, ROWS, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("matmul NULL x", lowbit_matrix_matmul(m, NULL, COLS, 1, y, ROWS, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("matmul NULL y", lowbit_matrix_matmul(m, x, COLS, 1, NULL, ROWS, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("matmul n 0", lowbit_matrix_matmul(m, x, COLS, 0, y, ROWS, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("matmul n -1", lowbit_matrix_matmul(m, x, COLS, -1, y, ROWS, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("matmul n huge", lowbit_matrix_matmul(m, x, INT64_MAX, INT64_MAX, y, INT64_MAX, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_OVERFLOW);
+    expect("matmul short x", lowbit_matrix_matmul(m, x, 2 * COLS - 1, 2, y, 2 * ROWS, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_SIZE_MISMATCH);
+    expect("matmul short y", lowbit_matrix_matmul(m, x, 2 * COLS, 2, y, 2 * ROWS - 1, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_SIZE_MISMATCH);
+    expect("matmul negative y_len", lowbit_matrix_matmul(m, x, COLS, 1, y, -5, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("matmul kernel 99", lowbit_matrix_matmul(m, x, COLS, 1, y, ROWS, 99, 0), LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("matmul kernel -1", lowbit_matrix_matmul(m, x, COLS, 1, y, ROWS, -1, 0), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("matmul act_bits 3", lowbit_matrix_matmul(m, x, COLS, 1, y, ROWS, LOWBIT_KERNEL_DEQUANT, 3), LOWBIT_ERROR_UNSUPPORTED);
+    expect("matmul act_bits 3", lowbit_matrix_matmul(m, x, COLS, 1, y, ROWS, LOWBIT_KERNEL_DEQUANT, 3),
+           LOWBIT_ERROR_UNSUPPORTED);
     x[5] = NAN;
-    expect("matmul NaN activation", lowbit_matrix_matmul(m, x, COLS, 1, y, ROWS, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("matmul NaN activation", lowbit_matrix_matmul(m, x, COLS, 1, y, ROWS, LOWBIT_KERNEL_LUT, 0),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     x[5] = 0.5f;
     int unchanged = 1;
-    for (int i = 0; i < 2 * ROWS; i++) unchanged &= y[i] == 42.0f;
+    for (int i = 0; i < 2 * ROWS; i++)
+        unchanged &= y[i] == 42.0f;
     expect_true("failed products leave y", unchanged);
     expect("prepare NULL", lowbit_matrix_prepare(NULL, LOWBIT_KERNEL_LUT), LOWBIT_ERROR_NULL_POINTER);
     expect("prepare kernel 7", lowbit_matrix_prepare(m, 7), LOWBIT_ERROR_INVALID_ARGUMENT);
@@ -198,33 +241,43 @@ static void matrix_calls(void) {
 static void stack_calls(void) {
     enum { ROWS = 16, COLS = 64 };
     static float w[ROWS * COLS], x[COLS], y[ROWS];
-    for (int i = 0; i < ROWS * COLS; i++) w[i] = sinf((float)i);
+    for (int i = 0; i < ROWS * COLS; i++)
+        w[i] = sinf((float)i);
     const char *names[] = {"a"};
     const float *weights[] = {w};
     int64_t rows[] = {ROWS}, cols[] = {COLS}, bad_cols[] = {COLS + 1}, zero[] = {0};
     const char *path = temp_file("s.lbs", NULL, 0);
-    expect("stack_build NULL path", lowbit_stack_build(NULL, 1, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
+    expect("stack_build NULL path",
+           lowbit_stack_build(NULL, 1, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
            LOWBIT_ERROR_NULL_POINTER);
-    expect("stack_build count 0", lowbit_stack_build(path, 0, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
+    expect("stack_build count 0",
+           lowbit_stack_build(path, 0, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
            LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("stack_build NULL names", lowbit_stack_build(path, 1, NULL, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
+    expect("stack_build NULL names",
+           lowbit_stack_build(path, 1, NULL, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
            LOWBIT_ERROR_NULL_POINTER);
-    expect("stack_build zero rows", lowbit_stack_build(path, 1, names, weights, zero, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
+    expect("stack_build zero rows",
+           lowbit_stack_build(path, 1, names, weights, zero, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
            LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("stack_build cols not x32", lowbit_stack_build(path, 1, names, weights, rows, bad_cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
+    expect("stack_build cols not x32",
+           lowbit_stack_build(path, 1, names, weights, rows, bad_cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
            LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("stack_build blocks 0", lowbit_stack_build(path, 1, names, weights, rows, cols, NULL, NULL, NULL, 0, 2, 0, NULL, NULL),
+    expect("stack_build blocks 0",
+           lowbit_stack_build(path, 1, names, weights, rows, cols, NULL, NULL, NULL, 0, 2, 0, NULL, NULL),
            LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("stack_build NaN share", lowbit_stack_build(path, 1, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, NAN, NULL, NULL),
+    expect("stack_build NaN share",
+           lowbit_stack_build(path, 1, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, NAN, NULL, NULL),
            LOWBIT_ERROR_INVALID_ARGUMENT);
     w[3] = INFINITY;
-    expect("stack_build infinite weight", lowbit_stack_build(path, 1, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
+    expect("stack_build infinite weight",
+           lowbit_stack_build(path, 1, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL),
            LOWBIT_ERROR_INVALID_ARGUMENT);
     w[3] = 0.5f;
     expect_true("failed builds write no file", access(path, F_OK) != 0);
     expect("stack_open NULL out", lowbit_stack_open("/tmp/x.lbs", 1, NULL), LOWBIT_ERROR_NULL_POINTER);
     wrong_files("stack_open", open_stack, LOWBIT_ERROR_BAD_FORMAT);
-    expect("stack_build valid", lowbit_stack_build(path, 1, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL), LOWBIT_OK);
+    expect("stack_build valid",
+           lowbit_stack_build(path, 1, names, weights, rows, cols, NULL, NULL, NULL, 2, 2, 0, NULL, NULL), LOWBIT_OK);
     lowbit_stack *s = SENTINEL;
     expect("stack_open budget 1", lowbit_stack_open(path, 1, &s), LOWBIT_ERROR_INVALID_ARGUMENT);
     expect_true("failed open leaves *out", s == SENTINEL);
@@ -237,21 +290,28 @@ static void stack_calls(void) {
     expect_true("failed budget changes leave the resident blocks", after == resident);
     expect("stack_info NULL", lowbit_stack_info(NULL, NULL, NULL, NULL, NULL), LOWBIT_ERROR_NULL_POINTER);
     int64_t r = -1;
-    expect("stack_tensor unknown", lowbit_stack_tensor(s, "nope", &r, NULL, NULL, NULL, NULL), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("stack_tensor NULL name", lowbit_stack_tensor(s, NULL, &r, NULL, NULL, NULL, NULL), LOWBIT_ERROR_NULL_POINTER);
+    expect("stack_tensor unknown", lowbit_stack_tensor(s, "nope", &r, NULL, NULL, NULL, NULL),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("stack_tensor NULL name", lowbit_stack_tensor(s, NULL, &r, NULL, NULL, NULL, NULL),
+           LOWBIT_ERROR_NULL_POINTER);
     expect_true("failed stack_tensor leaves rows", r == -1);
-    for (int i = 0; i < COLS; i++) x[i] = 1.0f;
-    for (int i = 0; i < ROWS; i++) y[i] = 42.0f;
+    for (int i = 0; i < COLS; i++)
+        x[i] = 1.0f;
+    for (int i = 0; i < ROWS; i++)
+        y[i] = 42.0f;
     expect("stack_matmul n 0", lowbit_stack_matmul(s, "a", x, COLS, 0, y, ROWS), LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("stack_matmul n 2^31", lowbit_stack_matmul(s, "a", x, INT64_MAX, (int64_t)1 << 31, y, INT64_MAX),
            LOWBIT_ERROR_OVERFLOW);
     expect("stack_matmul short x", lowbit_stack_matmul(s, "a", x, COLS - 1, 1, y, ROWS), LOWBIT_ERROR_SIZE_MISMATCH);
     expect("stack_matmul short y", lowbit_stack_matmul(s, "a", x, COLS, 1, y, ROWS - 1), LOWBIT_ERROR_SIZE_MISMATCH);
-    expect("stack_matmul unknown tensor", lowbit_stack_matmul(s, "b", x, COLS, 1, y, ROWS), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("stack_matmul unknown tensor", lowbit_stack_matmul(s, "b", x, COLS, 1, y, ROWS),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     x[1] = NAN;
-    expect("stack_matmul NaN activation", lowbit_stack_matmul(s, "a", x, COLS, 1, y, ROWS), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("stack_matmul NaN activation", lowbit_stack_matmul(s, "a", x, COLS, 1, y, ROWS),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     int unchanged = 1;
-    for (int i = 0; i < ROWS; i++) unchanged &= y[i] == 42.0f;
+    for (int i = 0; i < ROWS; i++)
+        unchanged &= y[i] == 42.0f;
     expect_true("failed stack products leave y", unchanged);
     lowbit_stack_close(s);
     lowbit_stack_close(NULL);
@@ -260,14 +320,17 @@ static void stack_calls(void) {
 static void model_calls(const char *model_path) {
     lowbit_model *m = SENTINEL;
     expect("model_open NULL path", lowbit_model_open(NULL, 0, 0, 0, 0, NULL, 0, &m), LOWBIT_ERROR_NULL_POINTER);
-    expect("model_open NULL out", lowbit_model_open("/tmp/x.gguf", 0, 0, 0, 0, NULL, 0, NULL), LOWBIT_ERROR_NULL_POINTER);
-    expect("model_open weights 9", lowbit_model_open("/tmp/x.gguf", 9, 0, 0, 0, NULL, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("model_open stack without path", lowbit_model_open("/tmp/x.gguf", LOWBIT_WEIGHTS_STACK, 0, 0, 0, NULL, 0, &m),
+    expect("model_open NULL out", lowbit_model_open("/tmp/x.gguf", 0, 0, 0, 0, NULL, 0, NULL),
            LOWBIT_ERROR_NULL_POINTER);
+    expect("model_open weights 9", lowbit_model_open("/tmp/x.gguf", 9, 0, 0, 0, NULL, 0, &m),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("model_open stack without path",
+           lowbit_model_open("/tmp/x.gguf", LOWBIT_WEIGHTS_STACK, 0, 0, 0, NULL, 0, &m), LOWBIT_ERROR_NULL_POINTER);
     expect("model_open_calibrated NULL text", lowbit_model_open_calibrated("/tmp/x.gguf", 4, 64, 0, NULL, &m),
            LOWBIT_ERROR_NULL_POINTER);
     wrong_files("model_open", open_model, LOWBIT_ERROR_BAD_FORMAT);
-    expect("generate NULL model", lowbit_model_generate(NULL, "hi", 0, 4, 0, 1, 0, NULL, 0, NULL), LOWBIT_ERROR_NULL_POINTER);
+    expect("generate NULL model", lowbit_model_generate(NULL, "hi", 0, 4, 0, 1, 0, NULL, 0, NULL),
+           LOWBIT_ERROR_NULL_POINTER);
     expect("perplexity NULL model", lowbit_model_perplexity(NULL, "hi", 64, 1, NULL), LOWBIT_ERROR_NULL_POINTER);
     expect("set_budget NULL model", lowbit_model_set_budget(NULL, 1), LOWBIT_ERROR_NULL_POINTER);
     expect("weight_bytes NULL model", lowbit_model_weight_bytes(NULL, NULL), LOWBIT_ERROR_NULL_POINTER);
@@ -278,26 +341,33 @@ static void model_calls(const char *model_path) {
     }
     /* A stack whose tensors are not the model's: refused when the model opens. */
     const char *foreign = temp_file("s.lbs", NULL, 0);
-    expect("model_open with a foreign stack", lowbit_model_open(model_path, LOWBIT_WEIGHTS_STACK, 0, 0, 0, foreign, UINT64_MAX, &m),
+    expect("model_open with a foreign stack",
+           lowbit_model_open(model_path, LOWBIT_WEIGHTS_STACK, 0, 0, 0, foreign, UINT64_MAX, &m),
            LOWBIT_ERROR_BAD_FORMAT);
-    expect("model_open q4_1", lowbit_model_open(model_path, LOWBIT_WEIGHTS_Q4_1, 0, 0, LOWBIT_KERNEL_AUTO, NULL, 0, &m), LOWBIT_OK);
+    expect("model_open q4_1", lowbit_model_open(model_path, LOWBIT_WEIGHTS_Q4_1, 0, 0, LOWBIT_KERNEL_AUTO, NULL, 0, &m),
+           LOWBIT_OK);
     char out[8] = "XXXXXXX";
     int64_t written = -1;
-    expect("generate out_len -1", lowbit_model_generate(m, "Hi", 0, 4, 0, 1, 0, out, -1, &written), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("generate out_len -1", lowbit_model_generate(m, "Hi", 0, 4, 0, 1, 0, out, -1, &written),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     expect_true("negative out_len leaves written", written == -1);
-    expect("generate size query", lowbit_model_generate(m, "Hi", 0, 4, 0, 1, 0, NULL, 0, &written), LOWBIT_ERROR_SIZE_MISMATCH);
+    expect("generate size query", lowbit_model_generate(m, "Hi", 0, 4, 0, 1, 0, NULL, 0, &written),
+           LOWBIT_ERROR_SIZE_MISMATCH);
     expect_true("size query gives the bytes needed", written >= 1);
     int64_t needed = written;
-    expect("generate out_len 1", lowbit_model_generate(m, "Hi", 0, 4, 0, 1, 0, out, 1, &written), LOWBIT_ERROR_SIZE_MISMATCH);
+    expect("generate out_len 1", lowbit_model_generate(m, "Hi", 0, 4, 0, 1, 0, out, 1, &written),
+           LOWBIT_ERROR_SIZE_MISMATCH);
     expect_true("short out is not written", strcmp(out, "XXXXXXX") == 0 && written == needed);
-    expect("generate NULL prompt", lowbit_model_generate(m, NULL, 0, 4, 0, 1, 0, out, 8, &written), LOWBIT_ERROR_NULL_POINTER);
+    expect("generate NULL prompt", lowbit_model_generate(m, NULL, 0, 4, 0, 1, 0, out, 8, &written),
+           LOWBIT_ERROR_NULL_POINTER);
     expect("generate NaN temperature", lowbit_model_generate(m, "Hi", 0, 4, NAN, 1, 0, out, 8, &written),
            LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("generate negative max_tokens", lowbit_model_generate(m, "Hi", 0, -4, 0, 1, 0, out, 8, &written),
            LOWBIT_ERROR_INVALID_ARGUMENT);
     double ppl = -1;
     expect("perplexity ctx 0", lowbit_model_perplexity(m, "Hello there", 0, 1, &ppl), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("perplexity chunks -1", lowbit_model_perplexity(m, "Hello there", 64, -1, &ppl), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("perplexity chunks -1", lowbit_model_perplexity(m, "Hello there", 64, -1, &ppl),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     expect_true("failed perplexity leaves out", ppl == -1);
     expect("set_budget on a static model", lowbit_model_set_budget(m, 1 << 30), LOWBIT_ERROR_INVALID_ARGUMENT);
     int32_t tokens[2] = {1, 2}, layers = -1;
@@ -309,7 +379,10 @@ static void model_calls(const char *model_path) {
 }
 
 int main(int argc, char **argv) {
-    if (mkdtemp(temp_dir) == NULL) { perror("mkdtemp"); return 2; }
+    if (mkdtemp(temp_dir) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
     runtime_calls();
     matrix_calls();
     stack_calls();

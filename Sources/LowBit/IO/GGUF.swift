@@ -311,7 +311,9 @@ struct GGUFReader {
         if elementType == 8 {
             // Each string takes at least its 8-byte length from the file, so the count is
             // checked against the bytes left before anything is reserved for it.
-            guard count <= (bytes.count - offset) / 8 else { throw bad("an array of \(count) strings past the end of the file") }
+            guard count <= (bytes.count - offset) / 8 else {
+                throw bad("an array of \(count) strings past the end of the file")
+            }
             var strings: [String] = []
             strings.reserveCapacity(count)
             for _ in 0..<count { strings.append(try string()) }
@@ -321,7 +323,9 @@ struct GGUFReader {
             throw bad(elementType == 9 ? "nested arrays" : "unknown array element type \(elementType)")
         }
         let start = try take(count * size)
-        if elementType == 7, let b = bytes[start..<(start + count)].first(where: { $0 > 1 }) { throw bad("bool value \(b)") }
+        if elementType == 7, let b = bytes[start..<(start + count)].first(where: { $0 > 1 }) {
+            throw bad("bool value \(b)")
+        }
         return .array(GGUFArray(elementType: elementType, count: count, file: bytes, start: start, strings: []))
     }
 }

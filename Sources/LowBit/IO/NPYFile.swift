@@ -4,7 +4,9 @@
 public enum NPYFile {
     public static func decode(_ bytes: [UInt8]) throws -> (values: [Float], rows: Int, cols: Int) {
         func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a 2-D float32 .npy file: \(why)") }
-        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else { throw bad("bad magic") }
+        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
+            throw bad("bad magic")
+        }
         let major = bytes[6]
         let headerLength: Int, headerStart: Int
         if major == 1 {
@@ -36,7 +38,9 @@ public enum NPYFile {
             throw bad("data is \(bytes.count - dataStart) bytes, shape \(rows) x \(cols) needs \(needed)")
         }
         let values = bytes[dataStart...].withUnsafeBytes { raw in
-            (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+            (0..<count).map { i in
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+            }
         }
         return (values, rows, cols)
     }

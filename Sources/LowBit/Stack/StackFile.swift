@@ -126,7 +126,9 @@ public enum StackFile {
         // Every 64-bit field is compared in UInt64 before it becomes an Int.
         guard indexBytes < 1 << 40, dataBytes64 < 1 << 50 else { throw bad("index or data size out of range") }
         let indexEnd = headerSize + Int(indexBytes)
-        guard dataOffset64 == UInt64(padded(indexEnd)) else { throw bad("data offset \(dataOffset64), expected \(padded(indexEnd))") }
+        guard dataOffset64 == UInt64(padded(indexEnd)) else {
+            throw bad("data offset \(dataOffset64), expected \(padded(indexEnd))")
+        }
         let dataOffset = padded(indexEnd), dataBytes = Int(dataBytes64)
         guard fileSize == dataOffset + dataBytes else {
             throw bad(fileSize < dataOffset + dataBytes ? "truncated: the file has \(fileSize) bytes, the header promises \(dataOffset + dataBytes)"
@@ -167,8 +169,9 @@ public enum StackFile {
             }
             // The scaling is read from the index: its length is checked before it is allocated.
             let scalingBytes = try r.take(4 * Int(cols))
-            let scaling = (0..<Int(cols)).map {
-                Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: scalingBytes + 4 * $0, as: UInt32.self)))
+            let scaling = (0..<Int(cols)).map { c in
+                Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: scalingBytes + 4 * c,
+                                                                           as: UInt32.self)))
             }
             guard scaling.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw bad("tensor '\(name)' has a non-positive or non-finite scaling value") }
             tensors.append(Tensor(name: name, rows: Int(rows), cols: Int(cols), rank: rank, blocks: blocks, scaling: scaling))

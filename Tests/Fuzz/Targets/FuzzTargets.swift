@@ -43,7 +43,9 @@ public enum FuzzTargets {
             let x = [Float](repeating: 0.5, count: m.cols)
             var y = [Float](repeating: 0, count: m.rows)
             _ = try? x.withUnsafeBufferPointer { xp in
-                try y.withUnsafeMutableBufferPointer { try m.multiply(xp.baseAddress!, n: 1, into: $0.baseAddress!, kernel: .reference) }
+                try y.withUnsafeMutableBufferPointer {
+                    try m.multiply(xp.baseAddress!, n: 1, into: $0.baseAddress!, kernel: .reference)
+                }
             }
         }
     }
@@ -52,8 +54,8 @@ public enum FuzzTargets {
     /// written to a temporary file and opened, which reads and checks every block.
     @Sendable static func stack(_ bytes: [UInt8]) {
         for candidate in [bytes, withStackChecksums(bytes)] {
-            guard let index = try? candidate.withUnsafeBytes({ try StackFile.decodeIndex($0, fileSize: candidate.count) }),
-                  index.tensors.allSatisfy({ $0.rows * $0.cols <= 1 << 16 }) else { continue }
+            let index = try? candidate.withUnsafeBytes { try StackFile.decodeIndex($0, fileSize: candidate.count) }
+            guard let index, index.tensors.allSatisfy({ $0.rows * $0.cols <= 1 << 16 }) else { continue }
             let path = temporaryPath()
             defer { unlink(path) }
             guard (try? FileIO.writeAtomically(candidate, to: path)) != nil,
@@ -62,7 +64,9 @@ public enum FuzzTargets {
             let x = [Float](repeating: 0.25, count: t.cols)
             var y = [Float](repeating: 0, count: t.rows)
             _ = try? x.withUnsafeBufferPointer { xp in
-                try y.withUnsafeMutableBufferPointer { try opened.multiply(t.name, xp.baseAddress!, n: 1, into: $0.baseAddress!) }
+                try y.withUnsafeMutableBufferPointer {
+                    try opened.multiply(t.name, xp.baseAddress!, n: 1, into: $0.baseAddress!)
+                }
             }
         }
     }
