@@ -186,8 +186,8 @@ func readSensitivityCache(_ path: String) throws -> [(name: String, level: Int, 
     guard access(path, F_OK) == 0 else { return [] }
     return try String(decoding: try FileIO.read(path), as: UTF8.self).split(separator: "\n").map { line in
         let f = line.split(separator: " ")
-        guard f.count == 3, let level = Int(f[1]), let v = Double(f[2]) else {
-            throw CLIError("bad sensitivity cache line '\(line)' in \(path)")
+        guard f.count == 3, let level = Int(f[1]), (1...64).contains(level), let v = Double(f[2]), v.isFinite else {
+            throw CLIError("bad sensitivity cache line '\(line.prefix(80))' in \(path)")
         }
         return (String(f[0]), level, v)
     }

@@ -91,6 +91,25 @@ def gguf_seeds():
                ("blk.0.attn_k.weight", [32, 2], 1, f16[:128]), ("blk.0.ffn_up.weight", [32, 2], 2, q4_0),
                ("blk.0.ffn_down.weight", [32, 2], 3, q4_1), ("token_embd.weight", [32, 2], 8, q8_0)]
     write("gguf", "llama-tiny.gguf", gguf(metadata, tensors))
+    # A whole one-layer model (width 32, feed-forward 64) in the block types the reader takes.
+    def q8_0(rows, cols):
+        return b"".join(struct.pack("<e", 0.01) + bytes(rng.integers(0, 256, 32, dtype=np.uint8))
+                        for _ in range(rows * cols // 32))
+
+    def q4_0(rows, cols):
+        return b"".join(struct.pack("<e", 0.02) + bytes(rng.integers(0, 256, 16, dtype=np.uint8))
+                        for _ in range(rows * cols // 32))
+
+    ones = np.ones(32, dtype="<f4").tobytes()
+    model = [("token_embd.weight", [32, len(tokens)], 8, q8_0(len(tokens), 32)),
+             ("blk.0.attn_norm.weight", [32], 0, ones), ("blk.0.ffn_norm.weight", [32], 0, ones),
+             ("output_norm.weight", [32], 0, ones)]
+    for name in ["attn_q", "attn_k", "attn_v", "attn_output"]:
+        model.append((f"blk.0.{name}.weight", [32, 32], 2, q4_0(32, 32)))
+    model += [("blk.0.ffn_gate.weight", [32, 64], 2, q4_0(64, 32)),
+              ("blk.0.ffn_up.weight", [32, 64], 1, rng.standard_normal(64 * 32).astype("<f2").tobytes()),
+              ("blk.0.ffn_down.weight", [64, 32], 8, q8_0(32, 64))]
+    write("gguf", "llama-complete.gguf", gguf(metadata, model))
     write("gguf", "no-tensors.gguf", gguf({"general.alignment": ("u32", 64)}, []))
     write("gguf", "tokenizer-only.gguf", gguf(metadata, []))
 

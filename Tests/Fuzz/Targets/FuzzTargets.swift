@@ -24,11 +24,12 @@ public enum FuzzTargets {
 
     public static func named(_ name: String) -> Target? { all.first { $0.name == name } }
 
-    /// A GGUF file: the reader, then what a model makes of its metadata (configuration and
-    /// tokenizer) when they parse.
+    /// A GGUF file: the reader, then what a model makes of it (configuration, tokenizer, and
+    /// the agreement of metadata and tensors) when it parses.
     @Sendable static func gguf(_ bytes: [UInt8]) {
         guard let file = try? GGUFFile(bytes: bytes) else { return }
         for t in file.tensors.prefix(4) where t.elementCount <= 1 << 16 { _ = file.dequantized(t) }
+        _ = try? LlamaModel(gguf: file, weights: .reference)
         guard let tokenizer = try? Tokenizer(gguf: file) else { return }
         let ids = tokenizer.encode("Hello, world! 12 <|im_start|>", parseSpecial: true)
         _ = tokenizer.decode(ids)
