@@ -37,7 +37,8 @@ public final class Tokenizer: @unchecked Sendable {
         mergeRanks = ranks
         let typeList = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue
         let types = typeList.map { a in (0..<a.count).map { a[$0].intValue ?? 1 } } ?? []
-        // An empty control token would match everywhere without consuming text: never matched.
+        // Control and user-defined tokens; the trie leaves out an empty one, which would match
+        // everywhere without consuming text.
         let specialIDs = names.indices.filter { $0 < types.count && (types[$0] == 3 || types[$0] == 4) }
         self.specialIDs = Set(specialIDs)
         specialTrie = SpecialTokenTrie(specialIDs.map { (Array(names[$0].utf8), $0) })

@@ -34,7 +34,7 @@ public enum FileIO {
         return (fd, Int(st.st_size))
     }
 
-    /// Reads exactly `count` bytes at `offset`; a short file is an I/O error.
+    /// Fills `buffer` from the file at `offset`; a file that ends first is an I/O error.
     public static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int,
                                  path: String) throws {
         var done = 0
