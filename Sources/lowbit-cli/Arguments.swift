@@ -7,7 +7,8 @@ struct Arguments {
     var flags: Set<String> = []
 
     /// Options that take no value.
-    static let booleanFlags: Set<String> = ["json", "help", "version", "symmetric", "full", "verify", "chat", "with-output", "type-errors", "raw-sensitivity"]
+    static let booleanFlags: Set<String> = ["json", "help", "version", "symmetric", "full", "verify", "chat",
+                                            "with-output", "type-errors", "raw-sensitivity", "contention"]
 
     init(_ args: ArraySlice<String>) throws {
         var i = args.startIndex

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LowBit
+import Synchronization
 
 let benchUsage = """
 usage: lowbit bench [options]
@@ -34,6 +35,8 @@ memory-read baseline's speed-up on the same bytes.
   --max-call S      skip cases whose single call takes longer than S seconds (default 0.25)
   --full            DESIGN §9's full grid: 5 shapes x hot and dram x N 1,8,32,256
   --json            print JSON instead of the table
+  --contention      run every case beside a thread that keeps one core busy (another program's
+                    load), to see what more threads gain or lose when a core is not free
   --calibrate PATH  also write an auto-kernel calibration file (load it with
                     lowbit_calibration_load): per shape, type, N bucket and thread count the
                     fastest of lut and dequant, or, for a shape run both hot and from DRAM,
@@ -111,7 +114,11 @@ func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
 
 func runBench(_ args: Arguments) throws {
     if args.flags.contains("help") { print(benchUsage); return }
-    try args.allow(["cases", "shapes", "memory", "families", "bits", "n", "threads", "group-size", "max-call", "full", "json", "calibrate", "act-bits"])
+    try args.allow(["cases", "shapes", "memory", "families", "bits", "n", "threads", "group-size", "max-call", "full",
+                    "json", "calibrate", "act-bits", "contention"])
+    // A thread that keeps one core busy for the whole run, as another program would.
+    let competitor = args.flags.contains("contention") ? BusyLoop() : nil
+    defer { competitor?.stop() }
     let full = args.flags.contains("full")
     var cases: [((Int, Int), MemoryMode)] = []
     if let list = args.options["cases"] {
@@ -424,4 +431,24 @@ func printJSON(_ results: [BenchCase]) {
         lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"speed_up_over_1_thread\": \(c.speedUp.map(jsonNumber) ?? "null"), \"read_speed_up_over_1_thread\": \(c.readSpeedUp.map(jsonNumber) ?? "null"), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
     }
     print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(jsonString(Runtime.tier)),\n  \"cases\": [\n\(lines.joined(separator: ",\n"))\n  ]\n}")
+}
+
+/// A thread spinning until stopped: the competing load of `--contention`.
+final class BusyLoop: @unchecked Sendable {
+    private let running = Atomic<Bool>(true)
+    private var thread = pthread_t()
+
+    init() {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        _ = pthread_create(&thread, nil, { raw in
+            let loop = Unmanaged<BusyLoop>.fromOpaque(raw!).takeRetainedValue()
+            while loop.running.load(ordering: .relaxed) {}
+            return nil
+        }, context)
+    }
+
+    func stop() {
+        running.store(false, ordering: .relaxed)
+        pthread_join(thread, nil)
+    }
 }

@@ -5,89 +5,127 @@ import Synchronization
 
 /// A persistent pool of worker threads for products (no thread creation per call).
 ///
-/// `run(parts:)` hands part 0 to the caller and part i to worker i − 1. Workers spin for about a
-/// millisecond after each job before sleeping on a condition variable, so the back-to-back
-/// products of a decode loop are dispatched without a system call (on the 2-core VM of the
-/// README the second part of a job started 0.4–0.5 µs after the call, and an empty 2-part job
-/// took 0.8–0.9 µs in all; `lowbit bench` prints both), and an idle pool costs nothing. One job
-/// runs at a time: a caller that finds the pool busy (another thread's product, or a product
-/// started from inside a job) runs all its parts itself. Parts never depend on which thread runs
-/// them, so results are the same either way.
+/// `run(parts:)` publishes a job of numbered parts; the caller and the workers claim parts one at
+/// a time from a shared counter until none is left, so a worker that the system has not
+/// scheduled yet leaves its part to whoever is running (the caller never waits for a thread that
+/// has not started), and the caller waits only for parts already under way. Workers spin a while
+/// after each job before sleeping on a condition variable, so the back-to-back products of a
+/// decode loop are dispatched without a system call; a worker that keeps waking too late to
+/// claim anything (its core is busy with other work) spins less, so it stops taking time from
+/// the thread that does the work. One job runs at a time: a caller that finds the pool busy
+/// (another thread's product, or a product started from inside a job) runs all its parts
+/// itself. Parts never depend on which thread runs them, so results are the same either way.
 final class ThreadPool: @unchecked Sendable {
     static let shared = ThreadPool()
 
-    private let generation = Atomic<Int>(0)
-    private let unfinished = Atomic<Int>(0)
+    /// The job being run: generation (high 32 bits), part count (bits 16-31) and the next part
+    /// to claim (bits 0-15). One word, so a claim can never take a part of a newer job.
+    private let state = Atomic<UInt64>(0)
+    private let completed = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
     private let sleepers = Atomic<Int>(0)
     private var job: ((Int) -> Void)? = nil
-    private var parts = 0
     private var workerCount = 0
-    private var mutex = pthread_mutex_t()
-    private var wake = pthread_cond_t()
-    /// Spin iterations before a worker sleeps (about a millisecond of atomic loads).
-    private let spinLimit = 300_000
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let wake: UnsafeMutablePointer<pthread_cond_t>
+    /// Spin iterations before a worker sleeps: about a millisecond of atomic loads at most, and
+    /// down to `minimumSpin` for a worker whose wake-ups find nothing left to claim.
+    private static let maximumSpin = 300_000, minimumSpin = 1_000
+    /// Parts of one job: more than any thread count (`Runtime.setThreads` takes up to 1024).
+    static let maximumParts = 0xFFFF
 
     private init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&wake, nil)
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        wake = .allocate(capacity: 1)
+        wake.initialize(to: pthread_cond_t())
+        pthread_cond_init(wake, nil)
     }
 
     /// One spin step. (`_mm_pause` is not callable from Swift: clang declares it as an external
     /// function. A plain atomic re-load is the spin.)
     @inline(__always) private static func relax() {}
 
+    private static func generation(_ word: UInt64) -> UInt64 { word >> 32 }
+
     /// Starts workers until there are `count` (called with `busy` held, so never concurrently).
     private func ensureWorkers(_ count: Int) {
         while workerCount < count {
-            let index = workerCount
-            // The worker starts from the current generation, so it takes the job about to be published
-            // even if the thread is scheduled only after that.
-            let context = Unmanaged.passRetained(WorkerContext(pool: self, index: index,
-                                                               generation: generation.load(ordering: .acquiring))).toOpaque()
+            // The worker starts from the current generation, so it joins the job about to be
+            // published even if the thread is scheduled only after that.
+            let seen = ThreadPool.generation(state.load(ordering: .acquiring))
+            let context = Unmanaged.passRetained(WorkerContext(pool: self, generation: seen)).toOpaque()
             var thread = pthread_t()
             let started = pthread_create(&thread, nil, { raw in
                 let ctx = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
-                ctx.pool.workerLoop(index: ctx.index, seen: ctx.generation)
+                ctx.pool.workerLoop(seen: ctx.generation)
                 return nil
             }, context)
             if started != 0 {
                 Unmanaged<WorkerContext>.fromOpaque(context).release()
-                return  // fewer workers than asked: the caller runs the remaining parts itself
+                return  // fewer workers than asked: the caller claims the remaining parts itself
             }
             pthread_detach(thread)
             workerCount += 1
         }
     }
 
-    private func workerLoop(index: Int, seen initial: Int) {
+    /// The next unclaimed part of job `generation`, or nil when it has none left (or a newer job
+    /// has replaced it).
+    private func claim(_ generation: UInt64) -> Int? {
+        var word = state.load(ordering: .acquiring)
+        while ThreadPool.generation(word) == generation, word & 0xFFFF < (word >> 16) & 0xFFFF {
+            let (exchanged, original) = state.compareExchange(expected: word, desired: word + 1,
+                                                              ordering: .acquiringAndReleasing)
+            if exchanged { return Int(word & 0xFFFF) }
+            word = original
+        }
+        return nil
+    }
+
+    /// Runs every part of job `generation` it can claim; returns how many.
+    private func runParts(_ generation: UInt64) -> Int {
+        var ran = 0
+        while let part = claim(generation) {
+            job!(part)
+            completed.add(1, ordering: .releasing)
+            ran += 1
+        }
+        return ran
+    }
+
+    private func workerLoop(seen initial: UInt64) {
         var seen = initial
+        var spinLimit = ThreadPool.maximumSpin
         while true {
             var spins = 0
-            while generation.load(ordering: .acquiring) == seen {
+            while ThreadPool.generation(state.load(ordering: .acquiring)) == seen {
                 if spins < spinLimit {
                     spins += 1
                     ThreadPool.relax()
                 } else {
-                    pthread_mutex_lock(&mutex)
+                    pthread_mutex_lock(mutex)
                     sleepers.add(1, ordering: .sequentiallyConsistent)
-                    while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(&wake, &mutex) }
+                    while ThreadPool.generation(state.load(ordering: .sequentiallyConsistent)) == seen {
+                        pthread_cond_wait(wake, mutex)
+                    }
                     sleepers.subtract(1, ordering: .sequentiallyConsistent)
-                    pthread_mutex_unlock(&mutex)
+                    pthread_mutex_unlock(mutex)
                 }
             }
-            seen = generation.load(ordering: .acquiring)
-            let part = index + 1
-            if part < parts, let body = job { body(part) }
-            unfinished.subtract(1, ordering: .releasing)
+            seen = ThreadPool.generation(state.load(ordering: .acquiring))
+            // Late for a whole job: the caller ran our parts, so our spinning only slowed it down.
+            spinLimit = runParts(seen) > 0 ? min(2 * spinLimit, ThreadPool.maximumSpin)
+                                           : max(spinLimit / 2, ThreadPool.minimumSpin)
         }
     }
 
     /// Runs body(0..<parts), spread over the caller and up to parts − 1 workers; returns when all
     /// parts are done.
     func run(parts count: Int, _ body: (Int) -> Void) {
-        if count <= 1 {
-            if count == 1 { body(0) }
+        if count <= 1 || count > ThreadPool.maximumParts {
+            for p in 0..<max(count, 0) { body(p) }
             return
         }
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
@@ -97,18 +135,22 @@ final class ThreadPool: @unchecked Sendable {
         ensureWorkers(count - 1)
         withoutActuallyEscaping(body) { body in
             job = body
-            parts = count
-            unfinished.store(workerCount, ordering: .relaxed)
-            generation.add(1, ordering: .sequentiallyConsistent)
+            completed.store(0, ordering: .relaxed)
+            let generation = ThreadPool.generation(state.load(ordering: .relaxed)) &+ 1 & 0xFFFF_FFFF
+            state.store(generation << 32 | UInt64(count) << 16, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                pthread_mutex_lock(&mutex)
-                pthread_cond_broadcast(&wake)
-                pthread_mutex_unlock(&mutex)
+                pthread_mutex_lock(mutex)
+                pthread_cond_broadcast(wake)
+                pthread_mutex_unlock(mutex)
             }
-            body(0)
-            // Parts the workers could not take (thread creation failed) run here.
-            for p in (workerCount + 1)..<max(count, workerCount + 1) { body(p) }
-            while unfinished.load(ordering: .acquiring) > 0 { ThreadPool.relax() }
+            _ = runParts(generation)
+            // Only parts a worker has started remain; yield now and then, in case that worker
+            // shares this core.
+            var spins = 0
+            while completed.load(ordering: .acquiring) < count {
+                spins += 1
+                if spins % 4096 == 0 { sched_yield() } else { ThreadPool.relax() }
+            }
             job = nil
         }
         busy.store(false, ordering: .releasing)
@@ -117,11 +159,9 @@ final class ThreadPool: @unchecked Sendable {
 
 private final class WorkerContext {
     let pool: ThreadPool
-    let index: Int
-    let generation: Int
-    init(pool: ThreadPool, index: Int, generation: Int) {
+    let generation: UInt64
+    init(pool: ThreadPool, generation: UInt64) {
         self.pool = pool
-        self.index = index
         self.generation = generation
     }
 }
