@@ -9,7 +9,14 @@ root=$(pwd)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
-section() { printf '\n== %s\n' "$*"; }
+# Each section's title, after the time the previous one took (CI's budget is shared by them all).
+last_section=""
+section() {
+    [ -z "$last_section" ] || printf '(%s: %d s)\n' "$last_section" $((SECONDS - section_start))
+    last_section=$1
+    section_start=$SECONDS
+    printf '\n== %s\n' "$*"
+}
 # Tests that ran and passed in a swift test log (its last "Executed" line, less the skipped).
 passed_tests() {
     local line executed skipped
@@ -101,4 +108,5 @@ section "bench"
 # means every one passed).
 echo
 total=$((swift_count + portable_count + asan_count + tsan_count + python_count + 3 + 3 + 1 + 1 + 1 + 1 + 6))
-echo "lowbit: $total passed, 0 failed"
+section "done"
+echo "lowbit: $total passed, 0 failed in $((SECONDS / 60)) min $((SECONDS % 60)) s"
