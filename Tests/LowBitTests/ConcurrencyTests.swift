@@ -71,3 +71,35 @@ final class ConcurrencyTests: XCTestCase {
         }
     }
 }
+
+/// The pool hands out every part exactly once, whoever claims it, and steps aside under contention.
+final class ThreadPoolTests: XCTestCase {
+    func testEveryPartRunsExactlyOnce() {
+        for parts in [2, 3] {  // more would leave idle workers in the pool for the other tests
+            for _ in 0..<200 {
+                let counts = Locked([Int](repeating: 0, count: parts))
+                ThreadPool.shared.run(parts: parts) { p in counts.withLock { $0[p] += 1 } }
+                XCTAssertEqual(counts.withLock { $0 }, [Int](repeating: 1, count: parts), "\(parts) parts")
+            }
+        }
+    }
+
+    func testContentionGuardRunsAloneAfterStallsAndTriesAgain() {
+        var guardState = ContentionGuard()
+        let window = ContentionGuard.window
+        // Waits within what unequal parts explain: never alone.
+        for i in 0..<(3 * window) { guardState.record(own: 20e-6, wait: 5e-6, now: Double(i) * 1e-4) }
+        XCTAssertFalse(guardState.runsAlone(now: 0.01))
+        // Two stalls in a window: alone for the first back-off, then workers again.
+        for i in 0..<window { guardState.record(own: 20e-6, wait: i < 2 ? 3e-3 : 0, now: 1.0) }
+        XCTAssertTrue(guardState.runsAlone(now: 1.0 + ContentionGuard.firstBackOff / 2))
+        XCTAssertFalse(guardState.runsAlone(now: 1.0 + ContentionGuard.firstBackOff * 1.01))
+        // Stalls again right away: the back-off doubles; a clean window brings it back.
+        for _ in 0..<window { guardState.record(own: 20e-6, wait: 3e-3, now: 2.0) }
+        XCTAssertTrue(guardState.runsAlone(now: 2.0 + ContentionGuard.firstBackOff * 1.5))
+        XCTAssertFalse(guardState.runsAlone(now: 2.0 + ContentionGuard.firstBackOff * 2.01))
+        for _ in 0..<window { guardState.record(own: 20e-6, wait: 0, now: 3.0) }
+        for _ in 0..<window { guardState.record(own: 20e-6, wait: 3e-3, now: 4.0) }
+        XCTAssertFalse(guardState.runsAlone(now: 4.0 + ContentionGuard.firstBackOff * 1.01))
+    }
+}

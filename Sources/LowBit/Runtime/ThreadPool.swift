@@ -12,7 +12,10 @@ import Synchronization
 /// after each job before sleeping on a condition variable, so the back-to-back products of a
 /// decode loop are dispatched without a system call; a worker that keeps waking too late to
 /// claim anything (its core is busy with other work) spins less, so it stops taking time from
-/// the thread that does the work. One job runs at a time: a caller that finds the pool busy
+/// the thread that does the work. When the caller keeps waiting for parts whose worker the system
+/// has paused (another program holds the core), the pool runs jobs on the caller alone for a
+/// while, then tries its workers again (`ContentionGuard`): more threads never make a product
+/// much slower than one. One job runs at a time: a caller that finds the pool busy
 /// (another thread's product, or a product started from inside a job) runs all its parts
 /// itself. Parts never depend on which thread runs them, so results are the same either way.
 final class ThreadPool: @unchecked Sendable {
@@ -26,6 +29,8 @@ final class ThreadPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     private var job: ((Int) -> Void)? = nil
     private var workerCount = 0
+    /// Read and written only by the caller that holds `busy`.
+    private var contention = ContentionGuard()
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wake: UnsafeMutablePointer<pthread_cond_t>
     /// Spin iterations before a worker sleeps: about a millisecond of atomic loads at most, and
@@ -132,6 +137,12 @@ final class ThreadPool: @unchecked Sendable {
             for p in 0..<count { body(p) }
             return
         }
+        let start = monotonicSeconds()
+        if contention.runsAlone(now: start) {
+            for p in 0..<count { body(p) }
+            busy.store(false, ordering: .releasing)
+            return
+        }
         ensureWorkers(count - 1)
         withoutActuallyEscaping(body) { body in
             job = body
@@ -146,14 +157,46 @@ final class ThreadPool: @unchecked Sendable {
             _ = runParts(generation)
             // Only parts a worker has started remain; yield now and then, in case that worker
             // shares this core.
+            let ownEnd = monotonicSeconds()
             var spins = 0
             while completed.load(ordering: .acquiring) < count {
                 spins += 1
                 if spins % 4096 == 0 { sched_yield() } else { ThreadPool.relax() }
             }
             job = nil
+            let end = spins < 64 ? ownEnd : monotonicSeconds()
+            contention.record(own: ownEnd - start, wait: end - ownEnd, now: end)
         }
         busy.store(false, ordering: .releasing)
+    }
+}
+
+/// Decides when the caller should run jobs alone: after a window of jobs in which it waited
+/// more than once for a paused worker (a wait well beyond what unequal parts explain), for a
+/// time that doubles while the stalls go on and returns to its start once a window is clean.
+struct ContentionGuard {
+    static let window = 32, stallsToBackOff = 2
+    static let firstBackOff = 0.1, longestBackOff = 1.6
+    /// A wait this much longer than half of the caller's own part is a worker not running.
+    static let stallSeconds = 50e-6
+
+    private var jobs = 0, stalls = 0
+    private var aloneUntil = 0.0
+    private var backOff = firstBackOff
+
+    func runsAlone(now: Double) -> Bool { now < aloneUntil }
+
+    mutating func record(own: Double, wait: Double, now: Double) {
+        jobs += 1
+        if wait > ContentionGuard.stallSeconds + own / 2 { stalls += 1 }
+        guard jobs == ContentionGuard.window else { return }
+        if stalls >= ContentionGuard.stallsToBackOff {
+            aloneUntil = now + backOff
+            backOff = min(2 * backOff, ContentionGuard.longestBackOff)
+        } else {
+            backOff = ContentionGuard.firstBackOff
+        }
+        (jobs, stalls) = (0, 0)
     }
 }
 
