@@ -457,13 +457,15 @@ final class KernelTests: XCTestCase {
             parallelChunks(300, chunk: 4, threads: 2) { range in for i in range { visits[i] += 1 } }
             XCTAssertEqual(Array(visits), [Int](repeating: 1, count: 300), "inside a job")
         }
-        // 2 shares of 16 chunks; the first share's chunks take 2 ms each, the second's nothing.
+        // 2 shares of 16 chunks; the first share's chunks take 5 ms each, the second's nothing.
+        // Stalls in earlier tests may have set the pool to run jobs alone for a while: not here.
+        ThreadPool.shared.contention = ContentionGuard()
         let owner = UnsafeMutableBufferPointer<pthread_t>.allocate(capacity: 64)
         owner.initialize(repeating: pthread_t())
         defer { owner.deallocate() }
         parallelChunks(64, chunk: 2, threads: 2) { range in
             for i in range { owner[i] = pthread_self() }
-            if range.lowerBound < 32 { usleep(2000) }
+            if range.lowerBound < 32 { usleep(5000) }
         }
         let stolen = (0..<32).filter { pthread_equal(owner[$0], owner[0]) == 0 }
         XCTAssertFalse(stolen.isEmpty, "the idle thread took none of the slow share's chunks")

@@ -29,8 +29,8 @@ final class ThreadPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     private var job: ((Int) -> Void)? = nil
     private var workerCount = 0
-    /// Read and written only by the caller that holds `busy`.
-    private var contention = ContentionGuard()
+    /// Read and written only by the caller that holds `busy` (and by tests between jobs).
+    var contention = ContentionGuard()
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wake: UnsafeMutablePointer<pthread_cond_t>
     /// Spin iterations before a worker sleeps: about a millisecond of atomic loads at most, and
