@@ -375,9 +375,9 @@ static void model_calls(const char *model_path) {
     expect("trace n 0", lowbit_model_trace(m, tokens, 0, state, 4, &layers, NULL), LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("trace short out", lowbit_model_trace(m, tokens, 2, state, 4, &layers, NULL), LOWBIT_ERROR_SIZE_MISMATCH);
     static float states[31 * 2 * 576];
-    int32_t foreign[2] = {1, 1 << 30};
+    int32_t outside[2] = {1, 1 << 30};
     expect("trace token outside the vocabulary",
-           lowbit_model_trace(m, foreign, 2, states, sizeof states / sizeof states[0], NULL, NULL),
+           lowbit_model_trace(m, outside, 2, states, sizeof states / sizeof states[0], NULL, NULL),
            LOWBIT_ERROR_INVALID_ARGUMENT);
     lowbit_model_close(m);
     lowbit_model_close(NULL);
