@@ -204,8 +204,8 @@ public final class GGUFFile: @unchecked Sendable {
     }
 }
 
-/// A metadata array. Numbers stay in the file's bytes and are decoded when read, so an array
-/// costs its own size in memory whatever its element count; strings are decoded once.
+/// A metadata array. Numbers stay in the file's bytes and are decoded when read, so an array of
+/// any length takes no memory beyond the file's own; strings are decoded once.
 public struct GGUFArray: Equatable, Sendable {
     /// The GGUF value type of every element.
     public let elementType: UInt32
