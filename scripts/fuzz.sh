@@ -14,7 +14,8 @@ targets=("$@")
 
 # libFuzzer's own main would clash with the driver's, which chooses the target and then calls
 # LLVMFuzzerRunDriver: so coverage flags as -sanitize=fuzzer sets them, and the no-main runtime.
-runtime=$(swiftc -print-target-info | python3 -c 'import json, sys; print(json.load(sys.stdin)["paths"]["runtimeResourcePath"])')
+runtime=$(swiftc -print-target-info \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["paths"]["runtimeResourcePath"])')
 runtime=$(dirname "$runtime")
 fuzzer_lib=$(find "$runtime" -name 'libclang_rt.fuzzer_no_main-x86_64.a' | head -1)
 [ -n "$fuzzer_lib" ] || { echo "fuzz.sh: libclang_rt.fuzzer_no_main not found under $runtime"; exit 1; }

@@ -34,7 +34,8 @@ final class FuzzCorpusTests: XCTestCase {
         for file in try FuzzCorpusTests.files("gguf") where file.pathExtension == "gguf" {
             XCTAssertNoThrow(try GGUFFile(path: file.path), file.lastPathComponent)
         }
-        let complete = try GGUFFile(path: FuzzCorpusTests.corpus.appendingPathComponent("gguf/llama-complete.gguf").path)
+        let completePath = FuzzCorpusTests.corpus.appendingPathComponent("gguf/llama-complete.gguf").path
+        let complete = try GGUFFile(path: completePath)
         XCTAssertFalse(try LlamaModel(gguf: complete, weights: .reference).generate("He", maxTokens: 2).0.isEmpty)
         for file in try FuzzCorpusTests.files("npy") where file.pathExtension == "npy" {
             XCTAssertNoThrow(try NPYFile.load(file.path), file.lastPathComponent)

@@ -87,6 +87,7 @@ def test_generate_asks_for_the_size_it_needs():
         status = lib.lowbit_model_generate(m._live(), b"Hello", 0, 3, 0.0, 1.0, 1, None, 0, ctypes.byref(written))
         assert status == 4 and written.value >= 1
         buf = ctypes.create_string_buffer(written.value)
-        status = lib.lowbit_model_generate(m._live(), b"Hello", 0, 3, 0.0, 1.0, 1, buf, written.value, ctypes.byref(written))
+        status = lib.lowbit_model_generate(m._live(), b"Hello", 0, 3, 0.0, 1.0, 1, buf, written.value,
+                                           ctypes.byref(written))
         assert status == 0
         assert len(buf.value) == written.value
