@@ -2,25 +2,20 @@
 import Foundation
 import PackageDescription
 
-// AVX2 kernels are compiled only where the build machine has AVX2+FMA+F16C, or never when
-// LOWBIT_PORTABLE=1. The intrinsics crash the compiler without these flags, so the flags and the
-// LOWBIT_AVX2 define travel together (DESIGN §5). The portable kernels are always compiled.
-func hostFlags() -> Set<String> {
-    if ProcessInfo.processInfo.environment["LOWBIT_PORTABLE"] == "1" { return [] }
-    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
-    guard let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
-    return Set(flagsLine.split(separator: " ").map(String.init))
+// Every target compiles for its architecture's baseline (x86-64: SSE2) except the instruction-set
+// tiers, each compiled with exactly its own flags: the library picks the best tier the running CPU
+// supports at load (`Tiers`), so one build runs on any x86-64 CPU. Code outside a tier target
+// never contains an instruction the baseline lacks (`scripts/check-baseline.sh` checks the objects).
+let avx2Flags = ["-mavx2", "-mfma", "-mf16c", "-mbmi2", "-mpopcnt"]
+let avx512Flags = avx2Flags + ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx512vbmi",
+                               "-mavx512vpopcntdq"]
+// No cross-module optimization out of a tier: a tier function inlined into its caller would be
+// compiled with the caller's (baseline) flags.
+func tierSettings(_ clangFlags: [String]) -> [SwiftSetting] {
+    [.unsafeFlags(clangFlags.flatMap { ["-Xcc", $0] } + ["-disable-cmo"])]
 }
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
-let flags = hostFlags()
-let simdSettings: [SwiftSetting] = ["avx2", "fma", "f16c", "popcnt"].allSatisfy(flags.contains)
-    ? [.define("LOWBIT_AVX2"),
-       .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-Xcc", "-mpopcnt", "-Xcc", "-mbmi2"])]
-      // `auto` times each family with its weights flushed from the cache (the one cache-flush
-      // intrinsic Swift can call is CLFLUSHOPT's; without it that timing is cache-hot too).
-      + (flags.contains("clflushopt") ? [.define("LOWBIT_CLFLUSHOPT"), .unsafeFlags(["-Xcc", "-mclflushopt"])] : [])
-    : []
 
 let package = Package(
     name: "lowbit",
@@ -32,20 +27,28 @@ let package = Package(
         .executable(name: "lowbit-cli", targets: ["lowbit-cli"]),
     ],
     targets: [
-        .target(name: "LowBitPrefetch", path: "Sources/LowBitPrefetch"),
-        .target(name: "LowBit", dependencies: ["LowBitPrefetch"], path: "Sources/LowBit", swiftSettings: simdSettings),
+        // cpuid, xgetbv, prefetch and cache flush: what Swift cannot execute itself.
+        .target(name: "LowBitCPU", path: "Sources/LowBitCPU"),
+        // What every tier's kernels share: layouts, tables, activations, workspaces, threads, errors.
+        .target(name: "LowBitCore", dependencies: ["LowBitCPU"], path: "Sources/LowBitCore"),
+        // The tiers (`Tiers` in LowBit lists them): portable, the reference, needs no flags.
+        .target(name: "LowBitPortable", dependencies: ["LowBitCore"], path: "Sources/LowBitPortable"),
+        .target(name: "LowBitAVX2", dependencies: ["LowBitCore", "LowBitCPU", "LowBitPortable"], path: "Sources/LowBitAVX2",
+                swiftSettings: tierSettings(avx2Flags)),
+        .target(name: "LowBitAVX512", dependencies: ["LowBitCore", "LowBitAVX2"], path: "Sources/LowBitAVX512",
+                swiftSettings: tierSettings(avx512Flags)),
+        .target(name: "LowBit", dependencies: ["LowBitCore", "LowBitPortable", "LowBitAVX2", "LowBitAVX512"],
+                path: "Sources/LowBit"),
         .target(
             name: "LowBitC", dependencies: ["LowBit", "LowBitModel"], path: "Sources/LowBitC", exclude: ["lowbit.map"],
-            swiftSettings: simdSettings,
             // Export the lowbit_* symbols only (the version script hides everything else).
             linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(root)/Sources/LowBitC/lowbit.map",
                                            "-Xlinker", "-soname=liblowbit.so"])]),
         // The Llama runner: tokenizer, forward pass, sampling, perplexity, on lowbit matrices.
-        .target(name: "LowBitModel", dependencies: ["LowBit"], path: "Sources/LowBitModel", swiftSettings: simdSettings),
-        .executableTarget(name: "lowbit-cli", dependencies: ["LowBit", "LowBitModel"], path: "Sources/lowbit-cli",
-                          swiftSettings: simdSettings),
+        .target(name: "LowBitModel", dependencies: ["LowBit"], path: "Sources/LowBitModel"),
+        .executableTarget(name: "lowbit-cli", dependencies: ["LowBit", "LowBitModel"], path: "Sources/lowbit-cli"),
         .testTarget(name: "LowBitTests", dependencies: ["LowBit", "LowBitModel", "LowBitFuzzTargets"],
-                    path: "Tests/LowBitTests", swiftSettings: simdSettings),
+                    path: "Tests/LowBitTests"),
         // A parser entry point per file format, for libFuzzer and for the tests' corpus replay.
         .target(name: "LowBitFuzzTargets", dependencies: ["LowBit", "LowBitModel"], path: "Tests/Fuzz/Targets"),
         // scripts/fuzz.sh builds it with -sanitize=fuzzer,address and LOWBIT_FUZZ defined.

@@ -78,7 +78,8 @@ LOWBIT_API const char *lowbit_last_error(void);
 LOWBIT_API lowbit_status lowbit_set_threads(int32_t threads);
 /* The number of threads products will use now. */
 LOWBIT_API int32_t lowbit_get_threads(void);
-/* The SIMD tier the kernels run at: "avx2" or "portable"; static storage. */
+/* The SIMD tier the kernels run at: "portable", "avx2" or "avx512" (the best this CPU runs, or
+ * the lower one LOWBIT_SIMD names); static storage. */
 LOWBIT_API const char *lowbit_simd_tier(void);
 
 /* ---- low-bit matrices ---------------------------------------------------------------------- */

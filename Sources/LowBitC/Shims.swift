@@ -12,7 +12,7 @@ nonisolated(unsafe) let statusCStrings: [UnsafeMutablePointer<CChar>] = (0...9).
     strdup(LowBitStatus(rawValue: Int32($0))!.summary)!
 }
 nonisolated(unsafe) let unknownStatusCString = strdup("unknown status code")!
-nonisolated(unsafe) let tierCStrings = (avx2: strdup("avx2")!, portable: strdup("portable")!)
+nonisolated(unsafe) let tierCStrings = Dictionary(uniqueKeysWithValues: SIMDTier.allCases.map { ($0, strdup($0.rawValue)!) })
 
 // MARK: thread-local last error
 
@@ -105,7 +105,7 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
 @c public func lowbit_get_threads() -> Int32 { Int32(Runtime.threads) }
 
 @c public func lowbit_simd_tier() -> UnsafePointer<CChar> {
-    UnsafePointer(Runtime.useAVX2 ? tierCStrings.avx2 : tierCStrings.portable)
+    UnsafePointer(tierCStrings[Runtime.simdTier]!)
 }
 
 // MARK: matrices

@@ -1,9 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-#if LOWBIT_AVX2
-import _Builtin_intrinsics.intel
-#endif
 import LowBit
 
 /// How the runner holds the linear layers (every q, k, v, o, gate, up, down and the output).
@@ -414,25 +411,13 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// gate ← silu(gate) · up, over the thread pool (n × feedForward exponentials per layer:
-    /// serial, they held back 2-thread prompt processing), 8 at a time on AVX2 (`Exponential`).
+    /// serial, they held back 2-thread prompt processing), through the SIMD tier's `swiGLU`.
     func swiGLU(_ gate: inout [Float], _ up: [Float]) {
         gate.withUnsafeMutableBufferPointer { gp in
             up.withUnsafeBufferPointer { upp in
                 let g = gp.baseAddress!, u = upp.baseAddress!
                 parallelRanges(gp.count) { range in
-                    var i = range.lowerBound
-                    #if LOWBIT_AVX2
-                    if Runtime.useAVX2 {
-                        let one = _mm256_set1_ps(1)
-                        while i + 8 <= range.upperBound {
-                            let gv = _mm256_loadu_ps(g + i)
-                            let e = Exponential.exp8(_mm256_sub_ps(_mm256_setzero_ps(), gv))
-                            _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)))
-                            i += 8
-                        }
-                    }
-                    #endif
-                    for i in i..<range.upperBound { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+                    Tiers.active.swiGLU(g + range.lowerBound, u + range.lowerBound, count: range.count)
                 }
             }
         }

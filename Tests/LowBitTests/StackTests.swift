@@ -307,7 +307,7 @@ final class SignMatrixTests: XCTestCase {
             var pieces = [Float](repeating: .nan, count: rows)
             pieces.withUnsafeMutableBufferPointer { y in
                 for range in [0..<min(3, fast.rowBlocks), min(3, fast.rowBlocks)..<min(6, fast.rowBlocks), min(6, fast.rowBlocks)..<fast.rowBlocks] {
-                    fast.multiply(tables: tables, n: 1, rowBlocks: range, into: y.baseAddress!, avx2: Runtime.useAVX2)
+                    fast.multiply(tables: tables, n: 1, rowBlocks: range, into: y.baseAddress!)
                 }
             }
             XCTAssertEqual(pieces, one, "\(rows)x\(cols): row blocks in pieces")

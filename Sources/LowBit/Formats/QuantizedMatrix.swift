@@ -114,22 +114,16 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
     }
 
-    /// Byte b → the 8 bytes (bit j of b) for j = 0 ..< 8, as one little-endian word.
-    static let spreadBits: [UInt64] = (0..<256).map { (b: Int) -> UInt64 in
-        var word: UInt64 = 0
-        for j in 0..<8 where (b >> j) & 1 == 1 { word |= UInt64(1) << UInt64(8 * j) }
-        return word
-    }
-
     /// Reads the codes of one group into q[0 ..< groupSize] (the inverse of `setGroupCodes`).
     func groupCodes(row r: Int, group g: Int, into q: UnsafeMutablePointer<UInt8>) {
-        let base = codes.bytes() + (r * groupsPerRow + g) * bits * planeBytes
-        QuantizedMatrix.spreadBits.withUnsafeBufferPointer { spread in
-            for byte in 0..<planeBytes {
-                var word: UInt64 = 0
-                for p in 0..<bits { word |= spread[Int(base[p * planeBytes + byte])] << UInt64(p) }
-                UnsafeMutableRawPointer(q + 8 * byte).storeBytes(of: word.littleEndian, as: UInt64.self)
-            }
+        withCanonicalCodes { $0.groupCodes(row: r, group: g, into: q) }
+    }
+
+    /// The view of this matrix's buffers that layouts pack from, valid within `body`.
+    func withCanonicalCodes<T>(_ body: (CanonicalCodes) throws -> T) rethrows -> T {
+        try withExtendedLifetime(self) {
+            try body(CanonicalCodes(rows: rows, cols: cols, bits: bits, groupSize: groupSize, codes: codes.bytes(),
+                                    scales: scales.floats(), offsets: offsets.floats()))
         }
     }
 
@@ -179,13 +173,19 @@ public final class QuantizedMatrix: @unchecked Sendable {
     }
 
     /// The LUT kernel's permuted copy of the codes, packed on first use.
-    public func lutLayout() throws -> LUTLayout { try once(lutLayoutCache) { try LUTLayout(packing: self) } }
+    public func lutLayout() throws -> LUTLayout {
+        try once(lutLayoutCache) { try withCanonicalCodes { try LUTLayout(packing: $0) } }
+    }
 
     /// The dequant kernel's row-interleaved copy of the codes, packed on first use.
-    public func dequantLayout() throws -> DequantLayout { try once(dequantLayoutCache) { try DequantLayout(packing: self) } }
+    public func dequantLayout() throws -> DequantLayout {
+        try once(dequantLayoutCache) { try withCanonicalCodes { try DequantLayout(packing: $0) } }
+    }
 
-    /// The AVX2 bit-serial kernel's row-wide planes, packed on first use.
-    public func bitSerialLayout() throws -> BitSerialLayout { try once(bitSerialLayoutCache) { try BitSerialLayout(packing: self) } }
+    /// The SIMD bit-serial kernels' row-wide planes, packed on first use.
+    public func bitSerialLayout() throws -> BitSerialLayout {
+        try once(bitSerialLayoutCache) { try withCanonicalCodes { try BitSerialLayout(packing: $0) } }
+    }
 
     /// For a mixed matrix, the integer matrix of value codes its products run on (built on first
     /// use, once); for any other matrix, the matrix itself.
@@ -239,10 +239,10 @@ public final class QuantizedMatrix: @unchecked Sendable {
         if type.isMixed { if kernel != .reference { try valueCodes().prepare(kernel) }; return }
         switch kernel {
         case .lut: _ = try lutLayout()
-        case .dequant: if Runtime.useAVX2 { _ = try dequantLayout() }
+        case .dequant: if Tiers.packed != nil { _ = try dequantLayout() }
         case .auto:
             for family in AutoKernel.candidates { try prepare(family) }
-        case .bitSerial: if Runtime.useAVX2 { _ = try bitSerialLayout() }
+        case .bitSerial: if Tiers.packed != nil { _ = try bitSerialLayout() }
         case .reference: break
         }
     }

@@ -68,12 +68,10 @@ extension QuantizedMatrix {
         case .reference:
             ReferenceKernel.multiply(self, x: x, n: n, y: y)
         case .dequant where activationBits == 32:
-            #if LOWBIT_AVX2
-            if Runtime.useAVX2 {
-                return try DequantFloatKernelAVX2.multiply(try dequantLayout(), rows: rows, cols: cols, groupSize: groupSize,
-                                                           x: x, n: n, y: y)
+            if let tier = Tiers.packed {
+                return try tier.dequantMultiply(try dequantLayout(), rows: rows, cols: cols, groupSize: groupSize, x: x, n: n,
+                                                y: y, floatActivations: true)
             }
-            #endif
             let ws = try Workspace.current.reserve(DequantKernel.workspaceBytes(self, n: n))
             DequantKernel.multiplyFloat(self, x: x, n: n, y: y, workspace: ws)
         case .dequant where activationBits == 16:
@@ -92,17 +90,16 @@ extension QuantizedMatrix {
     }
 
     private func multiplyLUT(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
-        try LUTKernel.multiply(self, x: x, n: n, y: y, layout: Runtime.useAVX2 ? try lutLayout() : nil)
+        try LUTKernel.multiply(self, x: x, n: n, y: y)
     }
 }
 
 extension QuantizedMatrix {
     func multiplyDequantInt8(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
-        #if LOWBIT_AVX2
-        if Runtime.useAVX2 {
-            return try DequantKernelAVX2.multiply(try dequantLayout(), rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+        if let tier = Tiers.packed {
+            return try tier.dequantMultiply(try dequantLayout(), rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y,
+                                            floatActivations: false)
         }
-        #endif
         let acts = Int8Activations(cols: cols, groupSize: groupSize)
         let stride = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))

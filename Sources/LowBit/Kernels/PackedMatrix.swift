@@ -1,6 +1,6 @@
 /// One kernel family's packed weights and nothing else: what a program that only multiplies
 /// needs to hold. Made from a `QuantizedMatrix`, which can then be released (its canonical
-/// codes, and any other family's layout, go with it). Runs the AVX2 LUT or dequant kernel on the
+/// codes, and any other family's layout, go with it). Runs the SIMD tier's LUT or dequant kernel on the
 /// same layout the matrix would use, so products are the matrix's, bit for bit. No saving and
 /// no other family: keep the `QuantizedMatrix` for those.
 public final class PackedMatrix: @unchecked Sendable {
@@ -16,8 +16,7 @@ public final class PackedMatrix: @unchecked Sendable {
 
     /// Whether `init(matrix, family:)` can pack it here.
     public static func canPack(_ matrix: QuantizedMatrix, family: KernelFamily) -> Bool {
-        guard Runtime.useAVX2 else { return false }
-        return family == .dequant || family == .lut
+        Tiers.packed != nil && (family == .dequant || family == .lut)
     }
 
     /// Packs `matrix` (its value codes, for a mixed matrix) for `family`, lut or dequant. Throws
@@ -27,14 +26,13 @@ public final class PackedMatrix: @unchecked Sendable {
         let m = try matrix.valueCodes()
         (rows, cols, groupSize, self.family) = (m.rows, m.cols, m.groupSize, family)
         var lut: LUTLayout? = nil, dequant: DequantLayout? = nil
-        #if LOWBIT_AVX2
-        if Runtime.useAVX2 {
+        if Tiers.packed != nil {
             if family == .lut { lut = try m.lutLayout() }
             if family == .dequant { dequant = try m.dequantLayout() }
         }
-        #endif
         guard lut != nil || dequant != nil else {
-            throw LowBitError(.unsupported, "no packed \(family) layout for \(matrix.type) here: packed matrices run the AVX2 lut or dequant kernels")
+            throw LowBitError(.unsupported, "no packed \(family) layout for \(matrix.type) at SIMD tier \(Runtime.simdTier): "
+                              + "packed matrices run the lut or dequant kernels of the avx2 and avx512 tiers")
         }
         (self.lut, self.dequant) = (lut, dequant)
     }
@@ -46,22 +44,24 @@ public final class PackedMatrix: @unchecked Sendable {
             throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for a packed dequant matrix: use 8, 16 or 32")
         }
         try checkActivations(x, n: n, rows: rows, cols: cols)
-        #if LOWBIT_AVX2
+        // Packed at a SIMD tier, it runs at the best one while the portable tier is forced.
+        guard let tier = Tiers.packed ?? Tiers.bestPacked else {
+            throw LowBitError(.unsupported, "no SIMD tier runs on this CPU for a packed matrix")
+        }
         let (rows, cols, groupSize) = (self.rows, self.cols, self.groupSize)
-        if let lut { return try LUTKernelAVX2.multiply(lut, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) }
+        if let lut { return try tier.lutMultiply(lut, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) }
         if let dequant {
             switch activationBits {
             case 16:
                 return try DequantKernel.multiplySplit(rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) {
-                    try DequantKernelAVX2.multiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: $0, n: $1, y: $2)
+                    try tier.dequantMultiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: $0, n: $1, y: $2,
+                                             floatActivations: false)
                 }
-            case 32:
-                return try DequantFloatKernelAVX2.multiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
             default:
-                return try DequantKernelAVX2.multiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+                return try tier.dequantMultiply(dequant, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y,
+                                                floatActivations: activationBits == 32)
             }
         }
-        #endif
     }
 
     /// Row r of the weights the codes stand for, read back from the layout (cols floats; for

@@ -1,6 +1,4 @@
-#if LOWBIT_AVX2
-import _Builtin_intrinsics.intel
-#endif
+import LowBitCPU
 import Synchronization
 
 /// The memory-read baseline of `lowbit bench`: the time to stream the same bytes a kernel reads,
@@ -16,34 +14,7 @@ public enum MemoryBaseline {
         return sink.load(ordering: .relaxed) ^ readRange(base + blocks * 1024, bytes: bytes - blocks * 1024)
     }
 
-    @inline(__always)
-    static func readRange(_ p: UnsafeRawPointer, bytes: Int) -> UInt64 {
-        #if LOWBIT_AVX2
-        var a = _mm256_setzero_si256(), b = a, c = a, d = a
-        var i = 0
-        while i + 128 <= bytes {
-            a = _mm256_xor_si256(a, p.loadUnaligned(fromByteOffset: i, as: __m256i.self))
-            b = _mm256_xor_si256(b, p.loadUnaligned(fromByteOffset: i + 32, as: __m256i.self))
-            c = _mm256_xor_si256(c, p.loadUnaligned(fromByteOffset: i + 64, as: __m256i.self))
-            d = _mm256_xor_si256(d, p.loadUnaligned(fromByteOffset: i + 96, as: __m256i.self))
-            i += 128
-        }
-        while i + 32 <= bytes { a = _mm256_xor_si256(a, p.loadUnaligned(fromByteOffset: i, as: __m256i.self)); i += 32 }
-        let v = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d))
-        return UInt64(bitPattern: v[0] ^ v[1] ^ v[2] ^ v[3])
-        #else
-        var a = SIMD4<UInt64>(), b = a
-        var i = 0
-        while i + 64 <= bytes {
-            a ^= p.loadUnaligned(fromByteOffset: i, as: SIMD4<UInt64>.self)
-            b ^= p.loadUnaligned(fromByteOffset: i + 32, as: SIMD4<UInt64>.self)
-            i += 64
-        }
-        while i + 32 <= bytes { a ^= p.loadUnaligned(fromByteOffset: i, as: SIMD4<UInt64>.self); i += 32 }
-        let v = a ^ b
-        return v[0] ^ v[1] ^ v[2] ^ v[3]
-        #endif
-    }
+    static func readRange(_ p: UnsafeRawPointer, bytes: Int) -> UInt64 { Tiers.active.readBytes(p, bytes: bytes) }
 }
 
 extension QuantizedMatrix {
@@ -66,29 +37,20 @@ extension QuantizedMatrix {
         if type.isMixed { return try valueCodes().kernelByteCount(family) }
         switch family {
         case .lut, .auto: return try lutLayout().byteCount
-        case .dequant where Runtime.useAVX2: return try dequantLayout().byteCount
-        case .bitSerial where Runtime.useAVX2: return try bitSerialLayout().byteCount
+        case .dequant where Tiers.packed != nil: return try dequantLayout().byteCount
+        case .bitSerial where Tiers.packed != nil: return try bitSerialLayout().byteCount
         default: return codes.byteCount + scales.byteCount + offsets.byteCount
         }
     }
 }
 
 extension AlignedBuffer {
-    /// Whether `evictFromCache` flushes: a build with CLFLUSHOPT, on a CPU that has it.
-    public static let canEvictFromCache: Bool = {
-        #if LOWBIT_CLFLUSHOPT
-        return Runtime.cpuFeatures.contains("clflushopt")
-        #else
-        return false
-        #endif
-    }()
+    /// Whether `evictFromCache` flushes: a CPU with CLFLUSHOPT.
+    public static let canEvictFromCache = CPUFeatures.current.contains(.clflushopt)
 
     /// Flushes every cache line of the buffer (where `canEvictFromCache`; elsewhere nothing).
     public func evictFromCache() {
-        #if LOWBIT_CLFLUSHOPT
         guard AlignedBuffer.canEvictFromCache else { return }
-        for offset in stride(from: 0, to: max(byteCount, 1), by: 64) { _mm_clflushopt(pointer + offset) }
-        atomicMemoryFence(ordering: .sequentiallyConsistent)  // the flushes complete before what follows
-        #endif
+        lowbit_cpu_flush(pointer, max(byteCount, 1))
     }
 }

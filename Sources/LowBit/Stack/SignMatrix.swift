@@ -42,15 +42,6 @@ public final class SignMatrix: @unchecked Sendable {
 
     public func isPositive(row: Int, col: Int) -> Bool { layout.bit(row: row, col: col, plane: 0) == 1 }
 
-    /// The signs of row `row`, columns 8·octet ..< 8·octet + 8: bit j set where S is +1 at
-    /// column 8·octet + j. The inverse of the nibble interleave of `LUTLayout(signBits:…)`.
-    @inline(__always)
-    func signOctet(row: Int, octet: Int) -> UInt8 {
-        let unit = layout.data.bytes() + layout.unitOffset(block: row / LUTLayout.rowsPerBlock, chunk: octet / 2)
-        let i = row % LUTLayout.rowsPerBlock, low = unit[i], high = unit[16 + i]
-        return octet % 2 == 0 ? (low & 0x0F) | (high << 4) : (low >> 4) | (high & 0xF0)
-    }
-
     /// Row blocks of `LUTLayout.rowsPerBlock` rows: the units `multiply(tables:…)` splits rows by.
     public var rowBlocks: Int { layout.rowBlocks }
 
@@ -62,14 +53,14 @@ public final class SignMatrix: @unchecked Sendable {
     /// Y = X·Sᵀ for n activation rows (x: n × cols, y: n × rows): `buildTables` per activation
     /// row, then `multiply(tables:…)` over ranges of row blocks, both on the thread pool.
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
-        let avx2 = Runtime.useAVX2, stride = tableBytes
+        let stride = tableBytes
         let ws = try Workspace.current.reserve(try checkedProduct(n, stride, what: "workspace"))
         parallelFor(n) { i in buildTables(x + i * cols, into: ws + i * stride) }
-        parallelRanges(rowBlocks) { blocks in multiply(tables: ws, n: n, rowBlocks: blocks, into: y, avx2: avx2) }
+        parallelRanges(rowBlocks) { blocks in multiply(tables: ws, n: n, rowBlocks: blocks, into: y) }
     }
 
     /// The tables of one activation row x (cols values) at `base`, for either path of
-    /// `multiply(tables:…)` (AVX2 and portable read the same tables).
+    /// `multiply(tables:…)` (every tier reads the same tables).
     public func buildTables(_ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
         tables.build(x, into: base)
     }
@@ -77,17 +68,13 @@ public final class SignMatrix: @unchecked Sendable {
     /// y[a·rows + r] = Σ_c S[r, c]·x_a[c] for the rows of `rowBlocks` and the n activation rows whose
     /// tables are at `tables + a·tableBytes`. Disjoint row-block ranges may run concurrently.
     public func multiply(tables base: UnsafeMutableRawPointer, n: Int, rowBlocks blocks: Range<Int>,
-                         into y: UnsafeMutablePointer<Float>, avx2: Bool) {
+                         into y: UnsafeMutablePointer<Float>) {
         let tables = self.tables, stride = tableBytes
-        #if LOWBIT_AVX2
-        if avx2 {
-            let tiles = LUTKernelAVX2.tiles(n: n)
-            LUTKernelAVX2.run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: base, tableStride: stride,
-                              y: y, items: (blocks.lowerBound * tiles)..<(blocks.upperBound * tiles))
-            return
+        if let tier = Tiers.packed {
+            return tier.signProduct(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: base,
+                                    tableStride: stride, y: y, rowBlocks: blocks)
         }
-        #endif
-        // Portable: the same table sums, Σ over k-groups of T[sign nibble] · ts.
+        // The portable tier: the same table sums, Σ over k-groups of T[sign nibble] · ts.
         let kgroupsPerGroup = groupSize / 4
         // (An empty range may start past the last row: clamp both ends.)
         let rowRange = min(rows, blocks.lowerBound * LUTLayout.rowsPerBlock)..<min(rows, blocks.upperBound * LUTLayout.rowsPerBlock)

@@ -2,9 +2,6 @@
 import Glibc
 #endif
 import Synchronization
-#if LOWBIT_AVX2
-import _Builtin_intrinsics.intel
-#endif
 
 /// A BitStack file opened under a memory budget (DESIGN §6).
 ///
@@ -223,7 +220,6 @@ public final class Stack: @unchecked Sendable {
         for i in 0..<(n * rows) { y[i] = 0 }
         guard let firstBlock = blocks.first else { return }
         if n >= Stack.rebuildMinimumRows { return try multiplyRebuilt(info, blocks, x, n: n, into: y, sliceBytes: sliceBytes) }
-        let avx2 = Runtime.useAVX2
         let activationRows = try checkedProduct(n, k, what: "workspace")
         let tableBytes = firstBlock.signs.tableBytes, rowBlocks = firstBlock.signs.rowBlocks
         let blockBytes = try checkedProduct(activationRows, cols * 4 + tableBytes, what: "workspace")
@@ -260,7 +256,7 @@ public final class Stack: @unchecked Sendable {
                 let lo = range.lowerBound * LUTLayout.rowsPerBlock, count = min(rows, range.upperBound * LUTLayout.rowsPerBlock) - lo
                 for (b, block) in group.enumerated() {
                     block.signs.multiply(tables: tables + b * activationRows * tableBytes, n: activationRows, rowBlocks: range,
-                                         into: partial, avx2: avx2)
+                                         into: partial)
                     block.uT.withUnsafeBufferPointer { u in
                         for a in 0..<activationRows {
                             let i = a / k, j = a % k
@@ -328,69 +324,16 @@ public final class Stack: @unchecked Sendable {
     /// w[r − first][c] += S[r, c]·Σ_j u[j·rows + r]·v[j·cols + c] for r in rowRange.
     static func addSignedProduct(_ signs: SignMatrix, u: UnsafePointer<Float16>, rows: Int, v: UnsafePointer<Float>, k: Int,
                                  rowRange: Range<Int>, into w: UnsafeMutablePointer<Float>) {
-        let cols = signs.cols
+        let cols = signs.cols, tier = Tiers.active
         withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { ur in
             let ur = ur.baseAddress!
             for r in rowRange {
                 for j in 0..<k { ur[j] = Float(u[j * rows + r]) }
                 let wr = w + (r - rowRange.lowerBound) * cols
-                #if LOWBIT_AVX2
-                if Runtime.useAVX2 {
-                    addSignedRowAVX2(signs, row: r, u: ur, v: v, k: k, into: wr)
-                    continue
-                }
-                #endif
-                for c in 0..<cols {
-                    var uv: Float = 0
-                    for j in 0..<k { uv += ur[j] * v[j * cols + c] }
-                    wr[c] += signs.signOctet(row: r, octet: c / 8) >> (c % 8) & 1 == 1 ? uv : -uv
-                }
+                tier.addSignedRow(signs.layout, row: r, u: ur, v: v, k: k, cols: cols, into: wr)
             }
         }
     }
-
-    #if LOWBIT_AVX2
-    /// One row of `addSignedProduct`: 64 columns (then 32) at a time, so that 8 (then 4)
-    /// independent FMA chains run over j; the signs flip the float sign bit where S is −1.
-    @inline(__always)
-    static func addSignedRowAVX2(_ signs: SignMatrix, row: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, k: Int,
-                                 into w: UnsafeMutablePointer<Float>) {
-        let cols = signs.cols
-        let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), signBit = _mm256_set1_epi32(Int32(bitPattern: 0x8000_0000))
-        @inline(__always) func add(_ d: __m256, _ c: Int) {
-            let octet = _mm256_set1_epi32(Int32(signs.signOctet(row: row, octet: c / 8)))
-            let negative = _mm256_cmpeq_epi32(_mm256_and_si256(octet, bits), _mm256_setzero_si256())
-            let signed = _mm256_xor_ps(d, _mm256_castsi256_ps(_mm256_and_si256(negative, signBit)))
-            _mm256_storeu_ps(w + c, _mm256_add_ps(_mm256_loadu_ps(w + c), signed))
-        }
-        // `Vectors` (8, or 4 for the last 32 columns) × 8 columns from c on.
-        @inline(__always) func columns<Vectors: StaticInt>(_: Vectors.Type, _ c: Int) {
-            let wide = Vectors.value == 8
-            var d0 = _mm256_setzero_ps(), d1 = d0, d2 = d0, d3 = d0, d4 = d0, d5 = d0, d6 = d0, d7 = d0
-            for j in 0..<k {
-                let uj = _mm256_set1_ps(u[j]), vj = v + j * cols + c
-                d0 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj), d0)
-                d1 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 8), d1)
-                d2 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 16), d2)
-                d3 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 24), d3)
-                if wide {
-                    d4 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 32), d4)
-                    d5 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 40), d5)
-                    d6 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 48), d6)
-                    d7 = _mm256_fmadd_ps(uj, _mm256_loadu_ps(vj + 56), d7)
-                }
-            }
-            add(d0, c); add(d1, c + 8); add(d2, c + 16); add(d3, c + 24)
-            if wide { add(d4, c + 32); add(d5, c + 40); add(d6, c + 48); add(d7, c + 56) }
-        }
-        var c = 0
-        while c + 64 <= cols {
-            columns(Static8.self, c)
-            c += 64
-        }
-        if c < cols { columns(Static4.self, c) }  // cols is a multiple of 32
-    }
-    #endif
 
     /// The dense weights the first `blocks` resident blocks (default all) stand for, row-major.
     /// For tests, references and build-time tools (stack sensitivity), never for products.

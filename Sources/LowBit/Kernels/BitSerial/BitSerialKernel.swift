@@ -66,17 +66,10 @@ enum BitSerialKernel {
                          activationBits a: Int, workspace: UnsafeMutableRawPointer, reference: Bool = false) throws {
         let acts = BitSerialActivations(cols: m.cols, groupSize: m.groupSize, bits: a)
         let rowBytes = activationBytes(m, activationBits: a)
-        #if LOWBIT_AVX2
-        if Runtime.useAVX2, !reference {
-            let layout = try m.bitSerialLayout()
-            for i in 0..<n { BitSerialKernelAVX2.prepare(acts, x + i * m.cols, into: workspace + i * rowBytes) }
-            parallelRanges(m.rows) { range in
-                BitSerialKernelAVX2.run(layout, groupSize: m.groupSize, acts: acts, n: n, rows: m.rows,
-                                        actBase: workspace, actStride: rowBytes, y: y, rowRange: range)
-            }
-            return
+        if let tier = Tiers.packed, !reference {
+            return tier.bitSerialMultiply(try m.bitSerialLayout(), groupSize: m.groupSize, acts: acts, x: x, n: n, rows: m.rows,
+                                          workspace: workspace, rowBytes: rowBytes, y: y)
         }
-        #endif
         for i in 0..<n { acts.prepare(x + i * m.cols, into: workspace + i * rowBytes) }
         let groups = m.groupsPerRow, bits = m.bits, planeBytes = m.planeBytes, stride = acts.planeStride
         let codes = m.codes.bytes(), scales = m.scales.floats(), offsets = m.offsets.floats()

@@ -53,23 +53,12 @@ enum DequantKernel {
     /// Scratch per activation row: Σx per group.
     static func workspaceBytes(_ m: QuantizedMatrix, n: Int) -> Int { n * m.groupsPerRow * 4 + 64 }
 
-    /// Σx per activation row and group, at sums[i·groups + g]: the float paths' offset terms.
-    static func groupSums(_ x: UnsafePointer<Float>, n: Int, cols: Int, groupSize: Int, into sums: UnsafeMutablePointer<Float>) {
-        let groups = cols / groupSize
-        for i in 0..<n {
-            for g in 0..<groups {
-                var s: Float = 0
-                for k in 0..<groupSize { s += x[i * cols + g * groupSize + k] }
-                sums[i * groups + g] = s
-            }
-        }
-    }
 
     static func multiplyFloat(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
                               workspace: UnsafeMutableRawPointer) {
         let groups = m.groupsPerRow, gs = m.groupSize, cols = m.cols
         let sums = workspace.assumingMemoryBound(to: Float.self)
-        groupSums(x, n: n, cols: cols, groupSize: gs, into: sums)
+        DequantLayout.groupSums(x, n: n, cols: cols, groupSize: gs, into: sums)
         let scales = m.scales.floats(), offsets = m.offsets.floats()
         parallelRanges(m.rows) { rows in
             // 128 codes and 128 floats of them: the largest group, on this thread's stack.

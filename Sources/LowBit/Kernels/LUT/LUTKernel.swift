@@ -2,7 +2,7 @@
 /// per bit plane, one table lookup per k-group (see `LUTTables` for the identity), planes
 /// recombined with 2ᵖ, then
 ///   y += (d/2)·ts·Σₚ 2ᵖ·Lₚ + (m + d·(2ᵇ − 1)/2)·Σx.
-/// The AVX2 path (`LUTKernelAVX2`) does the same integer sums on a permuted layout.
+/// The SIMD tiers (`LUTKernelAVX2`) do the same integer sums on a permuted layout.
 enum LUTKernel {
     /// y[r] for r in `rows`, for one activation row whose tables are at `tableBase`.
     static func portable(_ m: QuantizedMatrix, tables: LUTTables, tableBase: UnsafeMutableRawPointer,
@@ -31,14 +31,14 @@ enum LUTKernel {
         }
     }
 
-    /// Y = X·Wᵀ through tables: the AVX2 kernel on `layout` when one is given, else one table
-    /// set per activation row in this thread's workspace and `portable` per activation row.
-    static func multiply(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
-                         layout: LUTLayout?) throws {
+    /// Y = X·Wᵀ through tables: the SIMD tier's kernel on the matrix's `LUTLayout`, or on the
+    /// portable tier one table set per activation row in this thread's workspace and `portable`
+    /// per activation row.
+    static func multiply(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
         let rows = m.rows, cols = m.cols, groupSize = m.groupSize
-        #if LOWBIT_AVX2
-        if let layout { return try LUTKernelAVX2.multiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y) }
-        #endif
+        if let tier = Tiers.packed {
+            return try tier.lutMultiply(try m.lutLayout(), rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+        }
         let tables = LUTTables(cols: cols, groupSize: groupSize)
         let tableBytes = LUTTables.stride(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))

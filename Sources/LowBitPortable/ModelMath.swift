@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LowBitCore
+
+/// The model layer's math as written: attention, SwiGLU and Q8_0 rows.
+extension PortableKernels {
+    package static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                       stride: Int, length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
+                       into out: UnsafeMutablePointer<Float>) {
+        for j in 0..<queries {
+            attendOne(q + j * dim, keys: keys, values: values, stride: stride, length: length, dim: dim, scale: scale,
+                      scores: scores + j * length, into: out + j * dim)
+        }
+    }
+
+    /// The formula as written for one query, 8 lanes at a time where `dim` allows.
+    package static func attendOne(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
+                               length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        // A scalar sum is a serial chain the compiler may not reorder: 8 lanes where dim allows
+        // (multiply, then add: a fused `addProduct` is a libm `fmaf` call per lane without FMA).
+        let wide = dim % 8 == 0
+        var maxScore = -Float.infinity
+        for t in 0..<length {
+            let k = keys + t * stride
+            var s: Float = 0
+            if wide {
+                var acc = SIMD8<Float>()
+                for i in Swift.stride(from: 0, to: dim, by: 8) {
+                    acc += UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self)
+                         * UnsafeRawPointer(k + i).loadUnaligned(as: SIMD8<Float>.self)
+                }
+                s = acc.sum()
+            } else {
+                for i in 0..<dim { s += q[i] * k[i] }
+            }
+            scores[t] = s * scale
+            maxScore = max(maxScore, scores[t])
+        }
+        var total: Float = 0
+        for t in 0..<length { scores[t] = exp(scores[t] - maxScore); total += scores[t] }
+        for i in 0..<dim { out[i] = 0 }
+        for t in 0..<length {
+            let w = scores[t] / total, v = values + t * stride
+            if wide {
+                for i in Swift.stride(from: 0, to: dim, by: 8) {
+                    var o = UnsafeRawPointer(out + i).loadUnaligned(as: SIMD8<Float>.self)
+                    o += SIMD8(repeating: w) * UnsafeRawPointer(v + i).loadUnaligned(as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(out + i).storeBytes(of: o, as: SIMD8<Float>.self)
+                }
+            } else {
+                for i in 0..<dim { out[i] += w * v[i] }
+            }
+        }
+    }
+
+    package static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] }
+    }
+
+    /// The formula above, one block and one activation row at a time (`Q8_0Linear` in module LowBitModel).
+    package static func q8_0Rows(_ base: UnsafeRawPointer, cols: Int, rows: Int, x: UnsafePointer<Float>, n: Int,
+                             y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        let blocksPerRow = cols / 32
+        for r in range {
+            for i in 0..<n {
+                var total: Float = 0
+                for b in 0..<blocksPerRow {
+                    let block = base + (r * blocksPerRow + b) * 34, xb = x + i * cols + 32 * b
+                    var dot: Float = 0
+                    for j in 0..<32 { dot += Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) * xb[j] }
+                    total += Float(Float16(bitPattern: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))) * dot
+                }
+                y[i * rows + r] = total
+            }
+        }
+    }
+}
