@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import LowBit
+@testable import LowBitCore
 @testable import LowBitModel
 
 /// A whole Llama model small enough for sanitizer builds: one layer, width 32, the 256 byte

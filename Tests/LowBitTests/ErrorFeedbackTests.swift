@@ -1,5 +1,6 @@
 import XCTest
 @testable import LowBit
+@testable import LowBitCore
 
 /// GPTQ's update as its paper writes it (optimal brain surgeon form), in Double: after column j
 /// is rounded, every later weight of the row moves by −δⱼ·[H⁻¹]_jk / [H⁻¹]_jj, and column j then

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import LowBit
+@testable import LowBitCore
 
 final class FormatTests: XCTestCase {
     /// Round-trip error ‖w − ŵ‖²/‖w‖² of Gaussian weights, per type, bounded by what unclipped

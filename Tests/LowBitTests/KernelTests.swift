@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import LowBit
+@testable import LowBitCore
+@testable import LowBitAVX2
 
 /// Every family against the Float64 product of the dequantized weights.
 final class KernelTests: XCTestCase {
@@ -60,7 +62,7 @@ final class KernelTests: XCTestCase {
 
     /// The AVX2 LUT kernel does the portable path's integer sums: results agree to float rounding.
     func testLUTAVX2MatchesPortable() throws {
-        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        try requireSIMDTier()
         var rng = TestRandom(seed: 6)
         defer { try? Runtime.setThreads(0) }
         for (rows, cols, g) in [(17, 96, 32), (50, 256, 64), (33, 640, 128), (149, 128, 64), (97, 96, 32)] {
@@ -105,7 +107,7 @@ final class KernelTests: XCTestCase {
     /// be off by 2^16 in some row. N = 1 (quads), N = 5 (tiles of 4, then a lone row through the
     /// quad kernel) and N = 7 (tiles of 4, a pair and a single row).
     func testLUTExtremeSumsStayExact() throws {
-        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        try requireSIMDTier()
         let rows = 70, cols = 256, g = 128
         for type in allTypes + [.mixed(bits: 3), .mixed(bits: 4)] {
             var w = [Float](repeating: 1, count: rows * cols)
@@ -125,8 +127,7 @@ final class KernelTests: XCTestCase {
     /// The AVX2 activation quantizer writes the scalar one's bytes, scales and sums: random
     /// groups, a zero group, halves that round to even, NaNs, 2-, 4- and 8-bit activations.
     func testInt8ActivationsAVX2MatchesScalar() throws {
-        #if LOWBIT_AVX2
-        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        try requireSIMDTier()
         var rng = TestRandom(seed: 14)
         for (cols, g) in [(96, 32), (576, 64), (384, 128)] {
             var x = rng.normals(cols).map { $0 * 3 }
@@ -139,7 +140,7 @@ final class KernelTests: XCTestCase {
                 let n = Int8Activations.byteCount(cols: cols, groupSize: g)
                 var fast = [UInt8](repeating: 0xAA, count: n), slow = [UInt8](repeating: 0x55, count: n)
                 x.withUnsafeBufferPointer { xp in
-                    fast.withUnsafeMutableBytes { acts.quantizeAVX2(xp.baseAddress!, into: $0.baseAddress!) }
+                    fast.withUnsafeMutableBytes { acts.quantize(xp.baseAddress!, into: $0.baseAddress!) }
                     slow.withUnsafeMutableBytes { acts.quantizeScalar(xp.baseAddress!, into: $0.baseAddress!) }
                 }
                 let used = cols + 8 * (cols / g)
@@ -151,17 +152,13 @@ final class KernelTests: XCTestCase {
                 }
             }
         }
-        #else
-        throw XCTSkip("AVX2 kernels not in this build")
-        #endif
     }
 
     /// N > 1 runs the activation tiles (at 3 bits) or rows one by one (at 1 bit) in chunks of
     /// `tableChunkBytes` of tables: a product spanning three chunks and a partial one gives the
     /// portable sums, for 1 and 2 threads.
     func testLUTAVX2AcrossTableChunks() throws {
-        #if LOWBIT_AVX2
-        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        try requireSIMDTier()
         var rng = TestRandom(seed: 12)
         defer { try? Runtime.setThreads(0) }
         let rows = 37, cols = 96, g = 32
@@ -178,14 +175,11 @@ final class KernelTests: XCTestCase {
             try Runtime.setThreads(2)
             XCTAssertEqual(try m.product(x, n: n, kernel: .lut), one, "\(type) n=\(n): 2 threads")
         }
-        #else
-        throw XCTSkip("AVX2 kernels not in this build")
-        #endif
     }
 
     /// The AVX2 dequant kernel does the portable int8 path's integer sums, for every tile size.
     func testDequantAVX2MatchesPortable() throws {
-        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        try requireSIMDTier()
         var rng = TestRandom(seed: 11)
         // N = 1 takes a thread's row blocks by fours, then a pair, then one: 13, 50 and 30 rows
         // at 1 thread (the last block partial in a pair, alone and in a four) cover each.
@@ -256,7 +250,7 @@ final class KernelTests: XCTestCase {
     /// value codes of mixed 4-bit types), tiles of 4, 2 and 1 activation rows (N = 7 takes all
     /// three), partial last row blocks, and 1 or 2 threads.
     func testDequantFloatAVX2MatchesPortable() throws {
-        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        try requireSIMDTier()
         var rng = TestRandom(seed: 14)
         defer { try? Runtime.setThreads(0) }
         for (rows, cols, g) in [(13, 96, 32), (50, 256, 64), (9, 640, 128)] {
@@ -304,7 +298,7 @@ final class KernelTests: XCTestCase {
                     let portable = try portableOnly { try m.product(x, n: 3, kernel: .bitSerial, activationBits: a) }
                     XCTAssertEqual(portable, slow, "portable \(type) \(rows)x\(cols) g\(g) A=\(a)")
                     let fast = try m.product(x, n: 3, kernel: .bitSerial, activationBits: a)
-                    XCTAssertLessThan(normalizedError(fast, slow), 1e-6, "\(Runtime.tier) \(type) \(rows)x\(cols) g\(g) A=\(a)")
+                    XCTAssertLessThan(normalizedError(fast, slow), 1e-6, "\(Runtime.simdTier) \(type) \(rows)x\(cols) g\(g) A=\(a)")
                 }
             }
         }
@@ -341,8 +335,7 @@ final class KernelTests: XCTestCase {
     /// The AVX2 planes (`vpmovmskb`, A = 2 and 4) are the bit-by-bit ones, and at A = 8 each
     /// column's integer sits where the masked sums look for it.
     func testBitSerialAVX2ActivationInput() throws {
-        #if LOWBIT_AVX2
-        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        try requireSIMDTier()
         var rng = TestRandom(seed: 12)
         for (cols, g) in [(96, 32), (576, 64)] {
             var x = rng.normals(cols)
@@ -370,9 +363,6 @@ final class KernelTests: XCTestCase {
                 }
             }
         }
-        #else
-        throw XCTSkip("AVX2 kernels not in this build")
-        #endif
     }
 
     /// With the activations it rounded, bit-serial is exact up to float rounding (≤ 1e-6).
@@ -417,12 +407,9 @@ final class KernelTests: XCTestCase {
         // (130 rows with 2 MiB of L2: 1 MiB of tables).
         let (tallRows, tallCols) = (1100, 2048)
         let tall = try quantized(rng.normals(tallRows * tallCols), rows: tallRows, cols: tallCols, type: .integer(bits: 2), groupSize: 128)
-        #if LOWBIT_AVX2
         let tableTiles = LUTKernelAVX2.tilesPerChunk(tableStride: LUTTables.stride(cols: tallCols, groupSize: 128))
-        let many = (tableTiles + 1) * LUTKernelAVX2.tileRows + 2
-        #else
-        let many = 7  // the portable paths have no table chunks: rows split alone
-        #endif
+        // The portable tier has no table chunks: its rows split alone.
+        let many = Tiers.packed == nil ? 7 : (tableTiles + 1) * LUTKernelAVX2.tileRows + 2
         let xs = rng.normals(many * tallCols)
         for (k, n) in [(KernelFamily.lut, 1), (.lut, 3), (.lut, many), (.dequant, 1), (.dequant, 3)] {
             try Runtime.setThreads(1)
@@ -503,7 +490,7 @@ final class KernelTests: XCTestCase {
 final class LUTTableTests: XCTestCase {
     /// The AVX2 table builder writes the same bytes as the readable scalar one.
     func testAVX2TablesEqualScalarTables() throws {
-        guard Runtime.useAVX2 else { throw XCTSkip("AVX2 kernels not in this build or CPU") }
+        try requireSIMDTier()
         var rng = TestRandom(seed: 31)
         for (cols, g) in [(32, 32), (192, 64), (512, 128)] {
             var x = rng.normals(cols)
@@ -598,7 +585,7 @@ final class AutoKernelTests: XCTestCase {
 /// bit and reads its weights back.
 final class PackedMatrixTests: XCTestCase {
     func testProductsAndWeightsMatchTheMatrix() throws {
-        guard Runtime.useAVX2 else {
+        guard Tiers.packed != nil else {
             var rng = TestRandom(seed: 31)
             let m = try quantized(rng.normals(8 * 64), rows: 8, cols: 64, type: .integer(bits: 2), groupSize: 32)
             XCTAssertFalse(PackedMatrix.canPack(m, family: .lut))
@@ -634,14 +621,14 @@ final class PackedMatrixTests: XCTestCase {
         // The quantizer's (d, m) are exact Float16s, so layouts hold them in 2 bytes each.
         for type in allTypes {
             let q = try quantized(rng.normals(40 * 256, scale: 0.05), rows: 40, cols: 256, type: type, groupSize: 64)
-            XCTAssertTrue(GroupParameters.halfExact(q), "\(type)")
+            XCTAssertTrue(q.withCanonicalCodes { GroupParameters.halfExact($0) }, "\(type)")
             XCTAssertTrue(try q.lutLayout().halfParams)
             XCTAssertEqual(try q.dequantLayout().params.byteCount, 5 * 4 * 16 * 2)
             XCTAssertEqual(try q.lutLayout().paramByteCount, 3 * 4 * 32 * 2)
         }
         // Tiny scales stay Float32 rather than lose precision as Float16 subnormals.
         let tiny = try quantized(rng.normals(16 * 64, scale: 1e-7), rows: 16, cols: 64, type: .integer(bits: 4), groupSize: 64)
-        XCTAssertFalse(GroupParameters.halfExact(tiny))
+        XCTAssertFalse(tiny.withCanonicalCodes { GroupParameters.halfExact($0) })
         XCTAssertFalse(try tiny.lutLayout().halfParams)
         let m = try quantized(rng.normals(8 * 64), rows: 8, cols: 64, type: .mixed(bits: 4), groupSize: 32)
         XCTAssertTrue(PackedMatrix.canPack(m, family: .lut))
@@ -655,44 +642,58 @@ final class PackedMatrixTests: XCTestCase {
     }
 }
 
-/// The quantizers' vector helpers against plain loops, AVX2 and portable, on odd lengths.
+/// The quantizers' vector helpers against plain loops, at every tier, on odd lengths.
 final class FloatVectorsTests: XCTestCase {
-    func testHelpersMatchPlainLoops() {
+    func testHelpersMatchPlainLoops() throws {
         var rng = TestRandom(seed: 81)
         for count in [1, 7, 8, 9, 16, 31, 100] {
             let a = rng.normals(count), b = rng.normals(4 * count + 3)
-            for portable in [false, true] {
-                Runtime.setPortableOnly(portable)
-                defer { Runtime.setPortableOnly(false) }
-                a.withUnsafeBufferPointer { ap in
-                    b.withUnsafeBufferPointer { bp in
-                        let a = ap.baseAddress!, b = bp.baseAddress!
-                        func plainDot(_ p: UnsafePointer<Float>) -> Double { (0..<count).reduce(0.0) { $0 + Double(a[$1]) * Double(p[$1]) } }
-                        XCTAssertEqual(Double(FloatVectors.dot(a, b, count: count)), plainDot(b), accuracy: 1e-4 * Double(count))
-                        let four = FloatVectors.dot4(a, b, stride: count + 1, count: count)
-                        for (j, v) in [four.0, four.1, four.2, four.3].enumerated() {
-                            XCTAssertEqual(Double(v), plainDot(b + j * (count + 1)), accuracy: 1e-4 * Double(count), "dot4 \(j) of \(count)")
-                        }
-                        for d in [Float(0.3), 0.9, 2.5, 0] {
-                            var codes = [UInt8](repeating: 0, count: count)
-                            codes.withUnsafeMutableBufferPointer { Quantizer.assign(ap, d: d, m: -d, levels: 2, codes: $0) }
-                            let t = codes.map { Double($0) - 1 }
-                            let (wt, tt) = FloatVectors.ternarySums(a, count: count, d: d)
-                            XCTAssertEqual(Double(wt), zip(ap, t).reduce(0.0) { $0 + Double($1.0) * $1.1 }, accuracy: 1e-4 * Double(count), "d \(d)")
-                            XCTAssertEqual(Double(tt), t.reduce(0.0) { $0 + $1 * $1 }, "d \(d)")
-                        }
-                        let (lo, hi) = FloatVectors.range(a, count: count)
-                        XCTAssertEqual(lo, ap.min()!)
-                        XCTAssertEqual(hi, ap.max()!)
-                        XCTAssertNil(FloatVectors.firstNonFinite(a, count: count))
-                    }
+            for tier in tiersUnderTest {
+                try atTier(tier) { checkHelpers(a, b, count: count, tier: tier) }
+            }
+            for bad in [Float.nan, .infinity, -.infinity] {
+                var c = a
+                c[count - 1] = bad
+                if count > 2 { c[count / 2] = bad }
+                XCTAssertEqual(c.withUnsafeBufferPointer { FloatVectors.firstNonFinite($0.baseAddress!, count: count) },
+                               count > 2 ? count / 2 : count - 1)
+            }
+        }
+    }
+
+    func checkHelpers(_ a: [Float], _ b: [Float], count: Int, tier: SIMDTier) {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                let a = ap.baseAddress!, b = bp.baseAddress!
+                func plainDot(_ p: UnsafePointer<Float>) -> Double {
+                    (0..<count).reduce(0.0) { $0 + Double(a[$1]) * Double(p[$1]) }
                 }
-                for bad in [Float.nan, .infinity, -.infinity] {
-                    var c = a
-                    c[count - 1] = bad
-                    if count > 2 { c[count / 2] = bad }
-                    XCTAssertEqual(c.withUnsafeBufferPointer { FloatVectors.firstNonFinite($0.baseAddress!, count: count) },
-                                   count > 2 ? count / 2 : count - 1)
+                let tolerance = 1e-4 * Double(count)
+                XCTAssertEqual(Double(FloatVectors.dot(a, b, count: count)), plainDot(b), accuracy: tolerance, "\(tier)")
+                let four = FloatVectors.dot4(a, b, stride: count + 1, count: count)
+                for (j, v) in [four.0, four.1, four.2, four.3].enumerated() {
+                    XCTAssertEqual(Double(v), plainDot(b + j * (count + 1)), accuracy: tolerance, "\(tier) dot4 \(j) of \(count)")
+                }
+                for d in [Float(0.3), 0.9, 2.5, 0] {
+                    var codes = [UInt8](repeating: 0, count: count)
+                    codes.withUnsafeMutableBufferPointer { Quantizer.assign(ap, d: d, m: -d, levels: 2, codes: $0) }
+                    let t = codes.map { Double($0) - 1 }
+                    let (wt, tt) = FloatVectors.ternarySums(a, count: count, d: d)
+                    XCTAssertEqual(Double(wt), zip(ap, t).reduce(0.0) { $0 + Double($1.0) * $1.1 }, accuracy: tolerance,
+                                   "\(tier) d \(d)")
+                    XCTAssertEqual(Double(tt), t.reduce(0.0) { $0 + $1 * $1 }, "\(tier) d \(d)")
+                }
+                let (lo, hi) = FloatVectors.range(a, count: count)
+                XCTAssertEqual(lo, ap.min()!, "\(tier)")
+                XCTAssertEqual(hi, ap.max()!, "\(tier)")
+                XCTAssertNil(FloatVectors.firstNonFinite(a, count: count))
+                var half = [Float16](repeating: 0, count: count), product = [Float](repeating: 0, count: count)
+                for i in 0..<count { half[i] = Float16(b[i]) }
+                HalfVectors.multiply(half, a, into: &product, count: count)
+                for i in 0..<count { XCTAssertEqual(product[i], Float(half[i]) * a[i], "\(tier) half product \(i)") }
+                HalfVectors.multiplyAdd(half, a, into: &product, count: count)
+                for i in 0..<count {
+                    XCTAssertEqual(product[i], Float(half[i]) * a[i] * 2, accuracy: 1e-6 * abs(product[i]), "\(tier) \(i)")
                 }
             }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import LowBit
+@testable import LowBitCore
 @testable import LowBitModel
 import LowBitFuzzTargets
 

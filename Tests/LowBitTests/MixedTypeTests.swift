@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import LowBit
+@testable import LowBitCore
 
 /// BitMoD mixed data types: value tables, the per-group choice, products through every family
 /// that runs them, files, and errors.

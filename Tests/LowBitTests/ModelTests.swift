@@ -1,10 +1,9 @@
 import Foundation
 import XCTest
-#if LOWBIT_AVX2
-import _Builtin_intrinsics.intel
-#endif
 @testable import LowBit
+@testable import LowBitCore
 @testable import LowBitModel
+@testable import LowBitAVX2
 
 /// Writes small GGUF files for the validation tests.
 struct GGUFBuilder {
@@ -289,11 +288,11 @@ final class Q8_0LinearTests: XCTestCase {
     }
 }
 
-/// The attention kernel (AVX2 and portable) against the formula in Float64, on head sizes that
+/// The attention kernel at every tier against the formula in Float64, on head sizes that
 /// take every path, lengths around the 8-key step and the 64-key value block, one query or a
 /// group of three sharing the keys, with a cache stride wider than a head.
 final class AttentionTests: XCTestCase {
-    func testAttendMatchesTheFormula() {
+    func testAttendMatchesTheFormula() throws {
         var rng = TestRandom(seed: 101)
         for dim in [64, 128, 24, 20] {
             for length in [1, 7, 8, 9, 33, 100, 129] {
@@ -311,15 +310,15 @@ final class AttentionTests: XCTestCase {
                         let total = logits.reduce(0, +)
                         expected += (0..<dim).map { i in (0..<length).reduce(0.0) { $0 + logits[$1] / total * Double(values[$1 * stride + i]) } }
                     }
-                    for portable in [false, true] {
+                    for tier in tiersUnderTest {
                         var out = [Float](repeating: .nan, count: queries * dim), scores = [Float](repeating: 0, count: queries * length)
-                        Runtime.setPortableOnly(portable)
-                        Attention.attend(q, queries: queries, keys: keys, values: values, stride: stride, length: length, dim: dim,
-                                         scale: scale, scores: &scores, into: &out)
-                        Runtime.setPortableOnly(false)
+                        try atTier(tier) {
+                            Attention.attend(q, queries: queries, keys: keys, values: values, stride: stride, length: length,
+                                             dim: dim, scale: scale, scores: &scores, into: &out)
+                        }
                         for i in 0..<queries * dim {
                             XCTAssertEqual(Double(out[i]), expected[i], accuracy: 1e-5,
-                                           "dim \(dim) length \(length) queries \(queries) portable \(portable) [\(i)]")
+                                           "dim \(dim) length \(length) queries \(queries) \(tier) [\(i)]")
                         }
                     }
                 }
@@ -327,38 +326,34 @@ final class AttentionTests: XCTestCase {
         }
     }
 
-    #if LOWBIT_AVX2
-    /// `Exponential.exp8` within 1.2e-7 relative of exp in Float64 over its range of normal results
+    /// `ExponentialAVX2.exp8` within 1.2e-7 relative of exp in Float64 over its range of normal results
     /// (a sweep and the points where n changes), 0 below -87.68, and NaN through.
-    func testExp8MatchesExp() {
+    func testExp8MatchesExp() throws {
+        guard SIMDTier.supported.contains(.avx2) else { throw XCTSkip("this CPU has no AVX2") }
         var xs: [Float] = stride(from: Float(-87.3), through: 88.3, by: 0.0137).map { $0 }
         xs += (-126...127).flatMap { n -> [Float] in
             let x = Float(n) * Float(M_LN2)
             return [x.nextDown, x, x.nextUp, x + 0.3465, x - 0.3465]
-        }.filter { $0 >= Exponential.lowest && $0 <= Exponential.highest }
-        xs += [0, -0.0, 1e-8, -1e-8, 1, -1, Exponential.lowest, Exponential.highest]
+        }.filter { $0 >= ExponentialAVX2.lowest && $0 <= ExponentialAVX2.highest }
+        xs += [0, -0.0, 1e-8, -1e-8, 1, -1, ExponentialAVX2.lowest, ExponentialAVX2.highest]
         var worst = 0.0
         for start in stride(from: 0, to: xs.count, by: 8) {
             var lanes = [Float](repeating: 0, count: 8)
             for i in 0..<8 { lanes[i] = xs[min(start + i, xs.count - 1)] }
-            var out = [Float](repeating: 0, count: 8)
-            _mm256_storeu_ps(&out, Exponential.exp8(_mm256_loadu_ps(lanes)))
+            let out = ExponentialAVX2.exp8(lanes)
             for i in 0..<8 {
                 let exact = Foundation.exp(Double(lanes[i]))
                 worst = max(worst, abs(Double(out[i]) - exact) / exact)
             }
         }
         XCTAssertLessThan(worst, 1.2e-7)
-        var edge = [Float](repeating: 0, count: 8)
-        let inputs: [Float] = [-87.7, -100, -.infinity, .nan, -.nan, 100, .infinity, 0]
-        _mm256_storeu_ps(&edge, Exponential.exp8(_mm256_loadu_ps(inputs)))
+        let edge = ExponentialAVX2.exp8([-87.7, -100, -.infinity, .nan, -.nan, 100, .infinity, 0])
         XCTAssertEqual(Array(edge[0..<3]), [0, 0, 0])
         XCTAssertTrue(edge[3].isNaN && edge[4].isNaN)
-        XCTAssertEqual(edge[5], Float(Foundation.exp(Double(Exponential.highest))), accuracy: 1e32)
+        XCTAssertEqual(edge[5], Float(Foundation.exp(Double(ExponentialAVX2.highest))), accuracy: 1e32)
         XCTAssertEqual(edge[6], edge[5])
         XCTAssertEqual(edge[7], 1)
     }
-    #endif
 }
 
 /// The reference model's float layer (`FloatTile` panels), AVX2 tile and portable path, against

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import XCTest
 @testable import LowBit
+@testable import LowBitCore
 
 final class StackTests: XCTestCase {
     func tempPath(_ name: String) -> String { FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-\(name)-\(getpid())").path }

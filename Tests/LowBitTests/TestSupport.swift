@@ -1,5 +1,6 @@
 import XCTest
 @testable import LowBit
+@testable import LowBitCore
 
 /// Deterministic data for every test (the library's SplitMix64).
 typealias TestRandom = SplitMix64
@@ -37,9 +38,23 @@ func XCTAssertThrowsStatus(_ status: LowBitStatus, _ body: @autoclosure () throw
     }
 }
 
-/// Runs body with the portable kernels forced; the AVX2 ones are back afterwards, also on a throw.
-func portableOnly<T>(_ body: () throws -> T) rethrows -> T {
-    Runtime.setPortableOnly(true)
-    defer { Runtime.setPortableOnly(false) }
+/// Runs body at `tier`; the tier the suite runs at (`LOWBIT_SIMD`, else the best) is back
+/// afterwards, also on a throw.
+func atTier<T>(_ tier: SIMDTier, _ body: () throws -> T) throws -> T {
+    let previous = Runtime.simdTier
+    try Runtime.setSIMDTier(tier)
+    defer { try? Runtime.setSIMDTier(previous) }
     return try body()
+}
+
+/// The tiers this CPU runs, up to the one the suite runs at: tests of one kernel at every tier.
+let tiersUnderTest = SIMDTier.supported.prefix { $0 != Runtime.simdTier } + [Runtime.simdTier]
+
+/// Runs body with the portable kernels: the reference the suite's tier is compared with.
+func portableOnly<T>(_ body: () throws -> T) throws -> T { try atTier(.portable, body) }
+
+/// Skips a test that compares a SIMD tier with the portable one where the suite runs portable
+/// (`LOWBIT_SIMD=portable`, or a CPU without AVX2): `scripts/test.sh` runs the suite once per tier.
+func requireSIMDTier() throws {
+    guard Runtime.simdTier != .portable else { throw XCTSkip("the suite runs at the portable tier") }
 }
