@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: Swift unit tests (AVX2 and portable builds, and under Address- and
-# ThreadSanitizer), the release build, ABI checks, the C examples and a bad-input test of the C
-# API under ASan, each parser's fuzz target briefly, the Python tests (against the installed
-# package), the README examples and CLI error cases. Installs what it needs first.
+# Runs every test: the Swift unit tests of one build at every SIMD tier this CPU runs (and under
+# Address- and ThreadSanitizer), the release build and its baseline-instruction check, ABI
+# checks, the C examples at every tier and under qemu on a CPU without AVX, a bad-input test of
+# the C API under ASan, each parser's fuzz target briefly, the Python tests at every tier
+# (against the installed package), the README examples and CLI error cases. Installs what it
+# needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -34,16 +36,21 @@ LOWBIT_MODEL="$root/$(scripts/fetch-model.sh)"
 export LOWBIT_MODEL
 echo "$LOWBIT_MODEL"
 
-section "Swift tests"
-# Release mode with testing enabled: the model tests run the real forward pass.
-swift test -c release -Xswiftc -enable-testing 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' | tee "$logs/swift-tests.log"
-swift_count=$(passed_tests "$logs/swift-tests.log")
-
-section "Swift tests, portable build (no AVX2 kernels)"
-# The kernels that run where AVX2 is absent, the real model's tests included.
-LOWBIT_PORTABLE=1 swift test -c release -Xswiftc -enable-testing --build-path .build-portable 2>&1 \
-    | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed|skipped)' | tee "$logs/swift-portable-tests.log"
-portable_count=$(passed_tests "$logs/swift-portable-tests.log")
+section "Swift tests at every SIMD tier this CPU runs (one build)"
+# Release mode with testing enabled: the model tests run the real forward pass. Each tier's run
+# compares its kernels with the portable tier's; the portable run is what a CPU without AVX2 runs.
+swift build -c release -Xswiftc -enable-testing --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'
+tiers=$(.build/release/lowbit-cli info | sed -n 's/^simd tiers this cpu runs: //p' | tr -d ,)
+echo "tiers: $tiers"
+swift_count=0
+for tier in $tiers; do
+    echo "-- tier $tier"
+    tier_start=$SECONDS
+    LOWBIT_SIMD=$tier swift test --skip-build -c release 2>&1 \
+        | grep -vE '^Test Case .* (started|passed|skipped)' | tee "$logs/swift-tests-$tier.log"
+    swift_count=$((swift_count + $(passed_tests "$logs/swift-tests-$tier.log")))
+    echo "(tier $tier: $((SECONDS - tier_start)) s)"
+done
 
 section "Swift tests under AddressSanitizer (debug build; all but the real model's, which take minutes there)"
 SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 swift build --build-tests --build-path .build-asan \
@@ -67,18 +74,30 @@ if grep -q "WARNING: ThreadSanitizer" "$logs/swift-tsan-tests.log"; then
 fi
 tsan_count=$(passed_tests "$logs/swift-tsan-tests.log")
 
-section "release build"
+section "release build, and no instruction beyond the x86-64 baseline outside the tier targets"
 scripts/build.sh
+scripts/check-baseline.sh
 
 section "ABI checks"
 Tests/abi/check.sh
 
-section "C examples"
+section "C examples at every tier, and under qemu as a CPU without AVX (Westmere)"
 make -s -C Bindings/c/examples clean
-make -s -C Bindings/c/examples check | tee "$logs/c-examples.log"
-grep -q "all errors reported as expected" "$logs/c-examples.log"
-grep -q "stack budget example ok" "$logs/c-examples.log"
-[ "$(grep -cE '^(auto|lut|bitserial|dequant|reference) +error .* ok$' "$logs/c-examples.log")" -eq 5 ]
+check_c_examples() {  # $1: the tier the examples must report; the rest: make arguments
+    local expected=$1 log="$logs/c-examples-$1.log"
+    shift
+    make -s -C Bindings/c/examples check "$@" 2>&1 | grep -v "TCG doesn't support" | tee "$log"
+    grep -q "all errors reported as expected" "$log"
+    grep -q "stack budget example ok" "$log"
+    [ "$(grep -cE '^(auto|lut|bitserial|dequant|reference) +error .* ok$' "$log")" -eq 5 ]
+    grep -q "($expected)" "$log"
+}
+for tier in $tiers; do
+    echo "-- tier $tier"
+    LOWBIT_SIMD=$tier check_c_examples "$tier"
+done
+echo "-- qemu-x86_64 -cpu Westmere"
+check_c_examples portable RUN="qemu-x86_64 -cpu Westmere"
 
 section "C: every exported function against bad input, and the examples, under AddressSanitizer"
 make -s -C Tests/c clean
@@ -88,10 +107,14 @@ grep -qE '^[0-9]+ bad-input checks, 0 failed$' "$logs/c-asan.log"
 section "fuzzing: each parser's target for ${FUZZ_SECONDS:=30} s (libFuzzer + AddressSanitizer)"
 scripts/fuzz.sh "$FUZZ_SECONDS"
 
-section "Python tests"
+section "Python tests at every tier"
 scripts/install-python.sh
-(cd /tmp && python3 -m pytest -q "$root/Bindings/python/tests") | tee "$logs/python-tests.log"
-python_count=$(grep -oE '^[0-9]+ passed' "$logs/python-tests.log" | grep -oE '[0-9]+')
+python_count=0
+for tier in $tiers; do
+    echo "-- tier $tier"
+    (cd /tmp && LOWBIT_SIMD=$tier python3 -m pytest -q "$root/Bindings/python/tests") | tee "$logs/python-tests-$tier.log"
+    python_count=$((python_count + $(grep -oE '^[0-9]+ passed' "$logs/python-tests-$tier.log" | grep -oE '[0-9]+')))
+done
 
 section "README examples"
 "$root/Tests/readme_examples.sh"
@@ -102,11 +125,12 @@ section "CLI error cases"
 section "bench"
 "$root/Tests/cli_bench.sh"
 
-# Swift tests (AVX2, portable, ASan and TSan builds; skipped ones not counted), Python tests, the 3
-# C examples, the 3 ABI checks, the C bad-input test, the README examples, the CLI error cases,
-# the bench check and the 6 fuzz targets (set -e stops at the first failure, so reaching here
-# means every one passed).
+# Swift tests (each tier, ASan and TSan builds; skipped ones not counted), Python tests (each
+# tier), the 3 C examples (each tier and under qemu), the baseline check, the 3 ABI checks, the C
+# bad-input test, the README examples, the CLI error cases, the bench check and the 6 fuzz targets
+# (set -e stops at the first failure, so reaching here means every one passed).
 echo
-total=$((swift_count + portable_count + asan_count + tsan_count + python_count + 3 + 3 + 1 + 1 + 1 + 1 + 6))
+tier_count=$(wc -w <<<"$tiers")
+total=$((swift_count + asan_count + tsan_count + python_count + 3 * (tier_count + 1) + 1 + 3 + 1 + 1 + 1 + 1 + 6))
 section "done"
 echo "lowbit: $total passed, 0 failed in $((SECONDS / 60)) min $((SECONDS % 60)) s"

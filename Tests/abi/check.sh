@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "abi check FAILED: $*"; exit 1; }
 
-swiftc -typecheck Sources/LowBitC/*.swift -I .build/release/Modules -I Sources/LowBitPrefetch/include -module-name LowBitC \
+swiftc -typecheck Sources/LowBitC/*.swift -I .build/release/Modules -I Sources/LowBitCPU/include -module-name LowBitC \
     -emit-clang-header-path "$work/LowBitC-Swift.h" -Xcc -mavx2 -Xcc -mfma -Xcc -mf16c
 for f in $(grep -o 'lowbit_[a-z_0-9]*(' Include/lowbit.h | tr -d '(' | sort -u); do
     grep -q "SWIFT_EXTERN .* $f(" "$work/LowBitC-Swift.h" || fail "$f is declared in lowbit.h but has no @c shim"

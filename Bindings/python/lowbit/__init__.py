@@ -99,7 +99,7 @@ def get_threads():
 
 
 def simd_tier():
-    """'avx2' or 'portable': the tier the kernels run at."""
+    """'portable', 'avx2' or 'avx512': the SIMD tier the kernels run at (LOWBIT_SIMD picks a lower one)."""
     return _lib.lowbit_simd_tier().decode()
 
 

@@ -20,7 +20,7 @@ public final class PackedMatrix: @unchecked Sendable {
     }
 
     /// Packs `matrix` (its value codes, for a mixed matrix) for `family`, lut or dequant. Throws
-    /// `.unsupported` where that family has no packed layout running here: portable builds, other
+    /// `.unsupported` where that family has no packed layout running here: the portable tier, other
     /// families.
     public init(_ matrix: QuantizedMatrix, family: KernelFamily) throws {
         let m = try matrix.valueCodes()

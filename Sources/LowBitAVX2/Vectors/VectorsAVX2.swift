@@ -8,19 +8,17 @@ enum VectorsAVX2 {
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
         var i = 0, sum: Float = 0
-        do {
-            var s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps()
-            while i + 16 <= count {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0)
-                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1)
-                i += 16
-            }
-            if i + 8 <= count {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0)
-                i += 8
-            }
-            sum = horizontalSum(_mm256_add_ps(s0, s1))
+        var s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps()
+        while i + 16 <= count {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0)
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1)
+            i += 16
         }
+        if i + 8 <= count {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0)
+            i += 8
+        }
+        sum = horizontalSum(_mm256_add_ps(s0, s1))
         while i < count { sum += a[i] * b[i]; i += 1 }
         return sum
     }
@@ -31,18 +29,16 @@ enum VectorsAVX2 {
     static func dot4(_ c: UnsafePointer<Float>, _ b: UnsafePointer<Float>, stride: Int, count: Int) -> (Float, Float, Float, Float) {
         var i = 0
         var r: (Float, Float, Float, Float) = (0, 0, 0, 0)
-        do {
-            var s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps()
-            while i + 8 <= count {
-                let cv = _mm256_loadu_ps(c + i)
-                s0 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + i), s0)
-                s1 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + stride + i), s1)
-                s2 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + 2 * stride + i), s2)
-                s3 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + 3 * stride + i), s3)
-                i += 8
-            }
-            r = (horizontalSum(s0), horizontalSum(s1), horizontalSum(s2), horizontalSum(s3))
+        var s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps()
+        while i + 8 <= count {
+            let cv = _mm256_loadu_ps(c + i)
+            s0 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + i), s0)
+            s1 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + stride + i), s1)
+            s2 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + 2 * stride + i), s2)
+            s3 = _mm256_fmadd_ps(cv, _mm256_loadu_ps(b + 3 * stride + i), s3)
+            i += 8
         }
+        r = (horizontalSum(s0), horizontalSum(s1), horizontalSum(s2), horizontalSum(s3))
         while i < count {
             let v = c[i]
             r.0 += v * b[i]; r.1 += v * b[stride + i]; r.2 += v * b[2 * stride + i]; r.3 += v * b[3 * stride + i]
@@ -56,20 +52,18 @@ enum VectorsAVX2 {
     static func ternarySums(_ w: UnsafePointer<Float>, count: Int, d: Float) -> (wt: Float, tt: Float) {
         let inverse: Float = d != 0 ? 1 / d : 0
         var i = 0, wt: Float = 0, tt: Float = 0
-        do {
-            let dv = _mm256_set1_ps(d), iv = _mm256_set1_ps(inverse), two = _mm256_set1_ps(2), one = _mm256_set1_ps(1)
-            let zero = _mm256_setzero_ps(), magic = _mm256_set1_ps(0x1p23)
-            var swt = zero, stt = zero
-            while i + 8 <= count {
-                let x = _mm256_loadu_ps(w + i)
-                let scaled = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_add_ps(x, dv), iv), zero), two)
-                let t = _mm256_sub_ps(_mm256_sub_ps(_mm256_add_ps(scaled, magic), magic), one)  // round half to even, − 1
-                swt = _mm256_fmadd_ps(x, t, swt)
-                stt = _mm256_fmadd_ps(t, t, stt)
-                i += 8
-            }
-            (wt, tt) = (horizontalSum(swt), horizontalSum(stt))
+        let dv = _mm256_set1_ps(d), iv = _mm256_set1_ps(inverse), two = _mm256_set1_ps(2), one = _mm256_set1_ps(1)
+        let zero = _mm256_setzero_ps(), magic = _mm256_set1_ps(0x1p23)
+        var swt = zero, stt = zero
+        while i + 8 <= count {
+            let x = _mm256_loadu_ps(w + i)
+            let scaled = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_add_ps(x, dv), iv), zero), two)
+            let t = _mm256_sub_ps(_mm256_sub_ps(_mm256_add_ps(scaled, magic), magic), one)  // round half to even, − 1
+            swt = _mm256_fmadd_ps(x, t, swt)
+            stt = _mm256_fmadd_ps(t, t, stt)
+            i += 8
         }
+        (wt, tt) = (horizontalSum(swt), horizontalSum(stt))
         while i < count {
             let t = PortableKernels.ternaryValue(w[i], d: d, inverse: inverse)
             wt += w[i] * t; tt += t * t
@@ -124,12 +118,10 @@ enum VectorsAVX2 {
     @inline(__always)
     static func multiplyHalf(_ h: UnsafePointer<Float16>, _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
-        do {
-            while i + 8 <= count {
-                let hv = _mm256_cvtph_ps(UnsafeRawPointer(h + i).loadUnaligned(as: __m128i.self))
-                _mm256_storeu_ps(out + i, _mm256_mul_ps(hv, _mm256_loadu_ps(x + i)))
-                i += 8
-            }
+        while i + 8 <= count {
+            let hv = _mm256_cvtph_ps(UnsafeRawPointer(h + i).loadUnaligned(as: __m128i.self))
+            _mm256_storeu_ps(out + i, _mm256_mul_ps(hv, _mm256_loadu_ps(x + i)))
+            i += 8
         }
         while i < count { out[i] = Float(h[i]) * x[i]; i += 1 }
     }
@@ -138,12 +130,10 @@ enum VectorsAVX2 {
     @inline(__always)
     static func multiplyAddHalf(_ h: UnsafePointer<Float16>, _ p: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
-        do {
-            while i + 8 <= count {
-                let hv = _mm256_cvtph_ps(UnsafeRawPointer(h + i).loadUnaligned(as: __m128i.self))
-                _mm256_storeu_ps(y + i, _mm256_fmadd_ps(hv, _mm256_loadu_ps(p + i), _mm256_loadu_ps(y + i)))
-                i += 8
-            }
+        while i + 8 <= count {
+            let hv = _mm256_cvtph_ps(UnsafeRawPointer(h + i).loadUnaligned(as: __m128i.self))
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(hv, _mm256_loadu_ps(p + i), _mm256_loadu_ps(y + i)))
+            i += 8
         }
         while i < count { y[i] += Float(h[i]) * p[i]; i += 1 }
     }

@@ -21,11 +21,11 @@ enum DequantKernel {
         }
     }
 
-    /// The int8 path where AVX2 is absent: `portableInt8`'s sums for n activation rows (row i's
+    /// The int8 path of the portable tier: `portableInt8`'s sums for n activation rows (row i's
     /// codes at `actBase + i·actStride`), each group's codes unpacked to bytes once for all n
     /// rows, and each dot product a plain byte loop that the compiler vectorizes (SSE2, NEON).
     /// `portableInt8` reads every code through `code(row:col:)`: 0.6 GFLOP/s on 2 threads for a
-    /// 2-bit 4096×4096 product, too slow for the real-model tests of a portable build.
+    /// 2-bit 4096×4096 product, too slow for the real-model tests at the portable tier.
     static func unpackedInt8(_ m: QuantizedMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int,
                              n: Int, y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         let groups = m.groupsPerRow, gs = m.groupSize, outStride = m.rows
