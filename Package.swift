@@ -30,7 +30,11 @@ let package = Package(
         // cpuid, xgetbv, prefetch and cache flush: what Swift cannot execute itself.
         .target(name: "LowBitCPU", path: "Sources/LowBitCPU"),
         // What every tier's kernels share: layouts, tables, activations, workspaces, threads, errors.
-        .target(name: "LowBitCore", dependencies: ["LowBitCPU"], path: "Sources/LowBitCore"),
+        // Its bodies are serialized for inlining into other modules, the tiers' inner loops above
+        // all (layout offsets, prefetch distances): called across the module boundary instead,
+        // LUT and dequant products took up to 3 times as long.
+        .target(name: "LowBitCore", dependencies: ["LowBitCPU"], path: "Sources/LowBitCore",
+                swiftSettings: [.unsafeFlags(["-enable-cmo-everything"])]),
         // The tiers (`Tiers` in LowBit lists them): portable, the reference, needs no flags.
         .target(name: "LowBitPortable", dependencies: ["LowBitCore"], path: "Sources/LowBitPortable"),
         .target(name: "LowBitAVX2", dependencies: ["LowBitCore", "LowBitCPU", "LowBitPortable"], path: "Sources/LowBitAVX2",
