@@ -116,6 +116,9 @@ enum {
     LOWBIT_KERNEL_DEQUANT = 3,    /* unpack codes to int8 (x int8 activations) or float */
     LOWBIT_KERNEL_REFERENCE = 4   /* plain Float64 sums; slow, the spec */
 };
+/* The name of a lowbit_kernel value ("auto", "lut", ...), or NULL for a value no family has:
+ * the values are small and dense, so trying 0 to 63 finds every family. Static storage. */
+LOWBIT_API const char *lowbit_kernel_name(lowbit_kernel kernel);
 
 /* Quantizes row-major float32 weights (rows x cols, weights_len >= rows*cols, all finite).
  * bits: 1..4, LOWBIT_BITS_TERNARY or LOWBIT_BITS_MIXED3/4; flags: 0 or LOWBIT_QUANT_SYMMETRIC

@@ -13,6 +13,9 @@ nonisolated(unsafe) let statusCStrings: [UnsafeMutablePointer<CChar>] = (0...9).
 }
 nonisolated(unsafe) let unknownStatusCString = strdup("unknown status code")!
 nonisolated(unsafe) let tierCStrings = Dictionary(uniqueKeysWithValues: SIMDTier.allCases.map { ($0, strdup($0.rawValue)!) })
+nonisolated(unsafe) let kernelCStrings = Dictionary(uniqueKeysWithValues: KernelFamily.allCases.map {
+    ($0.code, UnsafePointer(strdup($0.description)!))
+})
 
 // MARK: thread-local last error
 
@@ -103,6 +106,8 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
 }
 
 @c public func lowbit_get_threads() -> Int32 { Int32(Runtime.threads) }
+
+@c public func lowbit_kernel_name(_ kernel: Int32) -> UnsafePointer<CChar>? { kernelCStrings[kernel] }
 
 @c public func lowbit_simd_tier() -> UnsafePointer<CChar> {
     UnsafePointer(tierCStrings[Runtime.simdTier]!)
@@ -211,7 +216,7 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
     guarded {
         let mat = try matrix(m), out = try required(out, "out")
         guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
-        out.pointee = try mat.autoKernel(n: Int(min(n, Int64(Int32.max)))).rawValue
+        out.pointee = try mat.autoKernel(n: Int(min(n, Int64(Int32.max)))).code
     }
 }
 

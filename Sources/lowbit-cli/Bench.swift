@@ -137,15 +137,24 @@ func runBench(_ args: Arguments) throws {
     } else {
         cases = [((4096, 4096), .hot), ((11008, 4096), .dram)]
     }
-    let families = try args.strings("families", default: ["lut", "bitserial", "dequant", "auto"]).map { try KernelFamily(name: $0) }
-    guard !families.contains(.reference) else { throw CLIError("bench families are lut, bitserial, dequant and auto") }
+    // Every family but the reference (the spec, slow by design), then auto.
+    let benchFamilies = KernelFamily.families.filter { $0 != .reference } + [.auto]
+    let families = try args.strings("families", default: benchFamilies.map(\.description)).map { try KernelFamily(name: $0) }
+    guard families.allSatisfy(benchFamilies.contains) else {
+        throw CLIError("bench families are " + benchFamilies.map(\.description).joined(separator: ", "))
+    }
     let types = try args.strings("bits", default: ["1", "2", "3", "4", "ternary"]).map(parseWeightType)
     let ns = try args.ints("n", default: full ? [1, 8, 32, 256] : [1, 32])
     let threadCounts = try args.ints("threads", default: [1, 2])
     let actBitsList = try args.ints("act-bits", default: [8])
-    guard actBitsList.allSatisfy({ [2, 4, 8, 16, 32].contains($0) }) else { throw CLIError("--act-bits takes 2, 4, 8 (bitserial), 8, 16, 32 (dequant)") }
+    let knownActBits = Set(KernelFamily.families.flatMap { $0.activationBits ?? [] } + [8])
+    guard actBitsList.allSatisfy(knownActBits.contains) else {
+        throw CLIError("--act-bits takes " + KernelFamily.families.compactMap { f in
+            f.activationBits.map { "\($0.sorted().map(String.init).joined(separator: ", ")) (\(f))" }
+        }.joined(separator: ", "))
+    }
     func precisions(_ family: KernelFamily) -> [Int] {
-        let own = family == .bitSerial ? [2, 4, 8] : family == .dequant ? [8, 16, 32] : [8]
+        let own = family.activationBits ?? [8]
         let chosen = actBitsList.filter(own.contains)
         return chosen.isEmpty ? [8] : chosen
     }
@@ -258,12 +267,12 @@ func runBench(_ args: Arguments) throws {
         // where both cache-hot and streamed times exist, the winner is chosen as `auto` itself
         // chooses (`AutoKernel.pick`), else it is the fastest.
         var byKey: [AutoKernel.Key: [BenchCase]] = [:]
-        for c in results where c.measured && c.actBits == 8 && (c.family == .lut || c.family == .dequant) {
+        for c in results where c.measured && c.actBits == 8 && AutoKernel.candidates.contains(c.family) {
             if let key = c.autoKey { byKey[key, default: []].append(c) }
         }
         for (key, cases) in byKey {
             let n = cases.map(\.n).max()!
-            let families = [KernelFamily.lut, .dequant].filter { f in cases.contains { $0.family == f } }
+            let families = AutoKernel.candidates.filter { f in cases.contains { $0.family == f } }
             func times(_ memory: MemoryMode) -> [Double]? {
                 let t = families.compactMap { f in cases.first { $0.family == f && $0.n == n && $0.memory == memory }?.seconds }
                 return t.count == families.count ? t : nil

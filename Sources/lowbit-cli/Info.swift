@@ -17,9 +17,6 @@ func printInfo() {
 
 /// How a family runs at the tier in use, said plainly (no silent slow paths).
 func kernelTierNote(_ k: KernelFamily) -> String {
-    switch k {
-    case .auto: return "the fastest of lut and dequant, measured here per shape, type, n bucket and threads"
-    case .reference: return "scalar Float64 (the spec; slow by design)"
-    default: return Tiers.active.note(family: k.description)
-    }
+    k.note ?? "the fastest of \(AutoKernel.candidates.map(\.description).joined(separator: " and ")), "
+        + "measured here per shape, type, n bucket and threads"
 }

@@ -47,16 +47,16 @@ final class KernelTests: XCTestCase {
 
     func testAllFamiliesSmallShapes() throws {
         try checkFamilies(rows: 7, cols: 96, groupSize: 32, ns: [1, 5, 64],
-                          families: [.lut, .bitSerial, .dequant, .reference, .auto], seed: 1)
-        try checkFamilies(rows: 1, cols: 64, groupSize: 64, ns: [1, 5], families: [.lut, .bitSerial, .dequant, .reference],
+                          families: KernelFamily.allCases, seed: 1)
+        try checkFamilies(rows: 1, cols: 64, groupSize: 64, ns: [1, 5], families: KernelFamily.families,
                           mean: 0.5, seed: 2)
-        try checkFamilies(rows: 33, cols: 384, groupSize: 128, ns: [1, 5, 64], families: [.lut, .bitSerial, .dequant], seed: 3)
+        try checkFamilies(rows: 33, cols: 384, groupSize: 128, ns: [1, 5, 64], families: fastFamilies, seed: 3)
     }
 
     func testFastFamiliesTallMatrix() throws {
-        try checkFamilies(rows: 4097, cols: 128, groupSize: 64, ns: [1, 5], families: [.lut, .bitSerial, .dequant],
+        try checkFamilies(rows: 4097, cols: 128, groupSize: 64, ns: [1, 5], families: fastFamilies,
                           types: [.integer(bits: 1), .integer(bits: 3), .ternary], seed: 4)
-        try checkFamilies(rows: 4097, cols: 256, groupSize: 128, ns: [1], families: [.lut, .bitSerial, .dequant],
+        try checkFamilies(rows: 4097, cols: 256, groupSize: 128, ns: [1], families: fastFamilies,
                           types: [.integer(bits: 2), .integer(bits: 4)], seed: 5)
     }
 

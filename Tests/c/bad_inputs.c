@@ -105,6 +105,11 @@ static void runtime_calls(void) {
     expect("threads INT32_MIN", lowbit_set_threads(INT32_MIN), LOWBIT_ERROR_INVALID_ARGUMENT);
     expect_true("failed set_threads changes nothing", lowbit_get_threads() == threads);
     expect_true("tier", lowbit_simd_tier() != NULL);
+    expect_true("kernel names", lowbit_kernel_name(LOWBIT_KERNEL_LUT) != NULL
+                && strcmp(lowbit_kernel_name(LOWBIT_KERNEL_LUT), "lut") == 0
+                && strcmp(lowbit_kernel_name(LOWBIT_KERNEL_AUTO), "auto") == 0);
+    expect_true("no name for unknown kernels", lowbit_kernel_name(-1) == NULL && lowbit_kernel_name(INT32_MIN) == NULL
+                && lowbit_kernel_name(1000) == NULL);
     expect("calibration_save NULL", lowbit_calibration_save(NULL), LOWBIT_ERROR_NULL_POINTER);
     expect("calibration_save into a missing folder", lowbit_calibration_save("/nonexistent/dir/c.txt"),
            LOWBIT_ERROR_IO);

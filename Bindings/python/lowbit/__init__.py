@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 TERNARY = "ternary"
 _TERNARY_CODE = 158
 _MIXED_CODE_BASE = 200
-KERNELS = {"auto": 0, "lut": 1, "bitserial": 2, "dequant": 3, "reference": 4}
+# The library's kernel families by name: "auto", "lut", "bitserial", "dequant", "reference", ...
+KERNELS = {name.decode(): code for code in range(64) if (name := _lib.lowbit_kernel_name(code)) is not None}
 _KERNEL_NAMES = {v: k for k, v in KERNELS.items()}
 
 STATUS_NAMES = {0: "OK", 1: "NULL_POINTER", 2: "INVALID_ARGUMENT", 3: "UNSUPPORTED", 4: "SIZE_MISMATCH",

@@ -50,6 +50,7 @@ _SIGNATURES = {
     "lowbit_set_threads": (_i32, [_i32]),
     "lowbit_get_threads": (_i32, []),
     "lowbit_simd_tier": (_c.c_char_p, []),
+    "lowbit_kernel_name": (_c.c_char_p, [_i32]),
     "lowbit_matrix_quantize": (_i32, [_fp, _i64, _i64, _i64, _i32, _i32, _u32, _c.POINTER(_p)]),
     "lowbit_matrix_from_gptq": (_i32, [_c.POINTER(_c.c_int32), _i64, _c.POINTER(_c.c_int32), _i64, _fp, _i64,
                                        _i64, _i64, _i32, _i32, _u32, _c.POINTER(_p)]),

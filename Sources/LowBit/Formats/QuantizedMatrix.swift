@@ -32,9 +32,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// Mixed matrices only: the `MixedDataType` of each group, rows · groups bytes.
     public let groupTypes: AlignedBuffer?
 
-    private let lutLayoutCache = Locked<LUTLayout?>(nil)
-    private let dequantLayoutCache = Locked<DequantLayout?>(nil)
-    private let bitSerialLayoutCache = Locked<BitSerialLayout?>(nil)
+    /// Kernel families' packed layouts, by `lowbit_kernel` value.
+    private let layouts = Locked<[Int32: any KernelLayout]>([:])
     private let valueCodesCache = Locked<QuantizedMatrix?>(nil)
 
     /// Creates an all-zero matrix of the given shape, for quantizers and readers to fill.
@@ -60,9 +59,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
 
     /// Bytes held: canonical codes and group parameters, plus any kernel layout packed so far.
     public var byteCount: Int {
-        return canonicalByteCount + (lutLayoutCache.withLock { $0?.byteCount } ?? 0)
-            + (dequantLayoutCache.withLock { $0?.byteCount } ?? 0)
-            + (bitSerialLayoutCache.withLock { $0?.byteCount } ?? 0)
+        canonicalByteCount + layouts.withLock { $0.values.reduce(0) { $0 + $1.byteCount } }
             + (valueCodesCache.withLock { $0?.byteCount } ?? 0)
     }
 
@@ -173,18 +170,22 @@ public final class QuantizedMatrix: @unchecked Sendable {
     }
 
     /// The LUT kernel's permuted copy of the codes, packed on first use.
-    public func lutLayout() throws -> LUTLayout {
-        try once(lutLayoutCache) { try withCanonicalCodes { try LUTLayout(packing: $0) } }
-    }
+    public func lutLayout() throws -> LUTLayout { try layout(.lut) { try LUTLayout(packing: $0) } }
 
     /// The dequant kernel's row-interleaved copy of the codes, packed on first use.
-    public func dequantLayout() throws -> DequantLayout {
-        try once(dequantLayoutCache) { try withCanonicalCodes { try DequantLayout(packing: $0) } }
-    }
+    public func dequantLayout() throws -> DequantLayout { try layout(.dequant) { try DequantLayout(packing: $0) } }
 
     /// The SIMD bit-serial kernels' row-wide planes, packed on first use.
-    public func bitSerialLayout() throws -> BitSerialLayout {
-        try once(bitSerialLayoutCache) { try withCanonicalCodes { try BitSerialLayout(packing: $0) } }
+    public func bitSerialLayout() throws -> BitSerialLayout { try layout(.bitSerial) { try BitSerialLayout(packing: $0) } }
+
+    /// `family`'s layout, made by `make` on first use (once, under the cache's lock).
+    private func layout<L: KernelLayout>(_ family: KernelFamily, _ make: (CanonicalCodes) throws -> L) throws -> L {
+        try layouts.withLock { cache in
+            if let cached = cache[family.code] as? L { return cached }
+            let value = try withCanonicalCodes(make)
+            cache[family.code] = value
+            return value
+        }
     }
 
     /// For a mixed matrix, the integer matrix of value codes its products run on (built on first
@@ -197,53 +198,31 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// Families whose kernel layout is packed now.
     public var packedLayouts: Set<KernelFamily> {
         if type.isMixed { return valueCodesCache.withLock { $0?.packedLayouts } ?? [] }
-        var s = Set<KernelFamily>()
-        if hasLUTLayout { s.insert(.lut) }
-        if hasDequantLayout { s.insert(.dequant) }
-        if bitSerialLayoutCache.withLock({ $0 != nil }) { s.insert(.bitSerial) }
-        return s
+        let codes = layouts.withLock { Set($0.keys) }
+        return Set(KernelFamilies.all.map { $0.family }.filter { codes.contains($0.code) })
     }
 
     /// Frees a family's packed layout (it is packed again if that family runs later). Products
     /// running on it keep it alive until they end.
     public func releaseLayout(_ family: KernelFamily) {
         if type.isMixed { valueCodesCache.withLock { $0?.releaseLayout(family) }; return }
-        switch family {
-        case .lut: lutLayoutCache.withLock { $0 = nil }
-        case .dequant: dequantLayoutCache.withLock { $0 = nil }
-        case .bitSerial: bitSerialLayoutCache.withLock { $0 = nil }
-        default: break
-        }
+        _ = layouts.withLock { $0.removeValue(forKey: family.code) }
     }
 
-    /// Flushes a family's packed layout from every cache level (where
-    /// `AlignedBuffer.canEvictFromCache`; elsewhere nothing), so the next product reads it from
-    /// memory. The contents are unchanged.
+    /// Flushes from every cache level what a family's next product reads (where
+    /// `AlignedBuffer.canEvictFromCache`; elsewhere nothing): its packed layout, or the canonical
+    /// codes where it has none. `auto`: every candidate's. The contents are unchanged.
     public func evictLayoutFromCache(_ family: KernelFamily) {
         if type.isMixed { valueCodesCache.withLock { $0 }?.evictLayoutFromCache(family); return }
-        switch family {
-        case .lut: if let l = lutLayoutCache.withLock({ $0 }) { l.data.evictFromCache() }
-        case .dequant: if let l = dequantLayoutCache.withLock({ $0 }) { l.codes.evictFromCache(); l.params.buffer.evictFromCache() }
-        case .bitSerial:
-            if let l = bitSerialLayoutCache.withLock({ $0 }) { for b in [l.codes, l.scales, l.offsets] { b.evictFromCache() } }
-        case .auto: for f in AutoKernel.candidates { evictLayoutFromCache(f) }
-        case .reference: for b in [codes, scales, offsets] { b.evictFromCache() }
-        }
+        if family == .auto { return KernelFamilies.autoCandidates.forEach { evictLayoutFromCache($0) } }
+        if let layout = layouts.withLock({ $0[family.code] }) { return layout.evictFromCache() }
+        for b in [codes, scales, offsets] { b.evictFromCache() }
     }
-
-    var hasLUTLayout: Bool { lutLayoutCache.withLock { $0 != nil } }
-    var hasDequantLayout: Bool { dequantLayoutCache.withLock { $0 != nil } }
 
     /// Packs the layout a kernel family needs now rather than on its first product.
     public func prepare(_ kernel: KernelFamily) throws {
         if type.isMixed { if kernel != .reference { try valueCodes().prepare(kernel) }; return }
-        switch kernel {
-        case .lut: _ = try lutLayout()
-        case .dequant: if Tiers.packed != nil { _ = try dequantLayout() }
-        case .auto:
-            for family in AutoKernel.candidates { try prepare(family) }
-        case .bitSerial: if Tiers.packed != nil { _ = try bitSerialLayout() }
-        case .reference: break
-        }
+        if kernel == .auto { return try KernelFamilies.autoCandidates.forEach { try prepare($0) } }
+        _ = try kernel.kernels?.pack(self)
     }
 }

@@ -25,9 +25,9 @@ public enum AutoKernel {
     }
 
     static let table = Locked<[Key: KernelFamily]>([:])
-    /// LUT and dequant (bit-serial, the other family that runs every code width, was 4–10× slower
-    /// than the faster of them in every bench case).
-    static let candidates: [KernelFamily] = [.lut, .dequant]
+    /// The families marked `autoCandidate` (LUT and dequant; bit-serial, the other family that runs
+    /// every code width, was 4–10× slower than the faster of them in every bench case).
+    public static var candidates: [KernelFamily] { KernelFamilies.autoCandidates }
 
     /// A mixed matrix's key is that of its value codes, which its products run on.
     public static func key(_ m: QuantizedMatrix, n: Int) -> Key {

@@ -31,16 +31,13 @@ extension QuantizedMatrix {
         return m
     }
 
-    /// The weight bytes a family's kernel streams per product: its own layout where it has one,
-    /// else the canonical codes and group parameters.
+    /// The weight bytes a family's kernel streams per product: its own layout where it has one
+    /// at this tier (LUT's for `auto`), else the canonical codes and group parameters.
     public func kernelByteCount(_ family: KernelFamily) throws -> Int {
         if type.isMixed { return try valueCodes().kernelByteCount(family) }
-        switch family {
-        case .lut, .auto: return try lutLayout().byteCount
-        case .dequant where Tiers.packed != nil: return try dequantLayout().byteCount
-        case .bitSerial where Tiers.packed != nil: return try bitSerialLayout().byteCount
-        default: return codes.byteCount + scales.byteCount + offsets.byteCount
-        }
+        let kernels = (family == .auto ? KernelFamily.lut : family).kernels
+        if let layout = try kernels?.pack(self) { return layout.byteCount }
+        return codes.byteCount + scales.byteCount + offsets.byteCount
     }
 }
 
