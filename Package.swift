@@ -37,7 +37,8 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enable-cmo-everything"])]),
         // The tiers (`Tiers` in LowBit lists them): portable, the reference, needs no flags.
         .target(name: "LowBitPortable", dependencies: ["LowBitCore"], path: "Sources/LowBitPortable"),
-        .target(name: "LowBitAVX2", dependencies: ["LowBitCore", "LowBitCPU", "LowBitPortable"], path: "Sources/LowBitAVX2",
+        .target(name: "LowBitAVX2", dependencies: ["LowBitCore", "LowBitCPU", "LowBitPortable"],
+                path: "Sources/LowBitAVX2",
                 swiftSettings: tierSettings(avx2Flags)),
         .target(name: "LowBitAVX512", dependencies: ["LowBitCore", "LowBitAVX2"], path: "Sources/LowBitAVX512",
                 swiftSettings: tierSettings(avx512Flags)),

@@ -112,7 +112,8 @@ scripts/install-python.sh
 python_count=0
 for tier in $tiers; do
     echo "-- tier $tier"
-    (cd /tmp && LOWBIT_SIMD=$tier python3 -m pytest -q "$root/Bindings/python/tests") | tee "$logs/python-tests-$tier.log"
+    (cd /tmp && LOWBIT_SIMD=$tier python3 -m pytest -q "$root/Bindings/python/tests") \
+        | tee "$logs/python-tests-$tier.log"
     python_count=$((python_count + $(grep -oE '^[0-9]+ passed' "$logs/python-tests-$tier.log" | grep -oE '[0-9]+')))
 done
 

@@ -50,19 +50,23 @@ extension AVX2Capable {
         VectorsAVX2.multiplyAddHalf(h, p, into: y, count: count)
     }
 
-    package static func readBytes(_ p: UnsafeRawPointer, bytes: Int) -> UInt64 { VectorsAVX2.readBytes(p, bytes: bytes) }
+    package static func readBytes(_ p: UnsafeRawPointer, bytes: Int) -> UInt64 { VectorsAVX2.readBytes(p,
+        bytes: bytes) }
 
     /// 32 activations per step; group sizes that are not a multiple of 32 go one at a time.
-    package static func quantize(_ acts: Int8Activations, _ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
+    package static func quantize(_ acts: Int8Activations, _ x: UnsafePointer<Float>,
+                                 into base: UnsafeMutableRawPointer) {
         if acts.groupSize % 32 == 0 { acts.quantizeAVX2(x, into: base) } else { acts.quantizeScalar(x, into: base) }
     }
 
     /// 8 k-groups per step; group sizes that are not a multiple of 32 go one entry at a time.
-    package static func buildTables(_ tables: LUTTables, _ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
+    package static func buildTables(_ tables: LUTTables, _ x: UnsafePointer<Float>,
+                                    into base: UnsafeMutableRawPointer) {
         if tables.groupSize % 32 == 0 { tables.buildAVX2(x, into: base) } else { tables.buildScalar(x, into: base) }
     }
 
-    package static func packPanels(_ w: UnsafePointer<Float>, rows: Int, cols: Int, into p: UnsafeMutablePointer<Float>) {
+    package static func packPanels(_ w: UnsafePointer<Float>, rows: Int, cols: Int,
+                                   into p: UnsafeMutablePointer<Float>) {
         FloatPanelsAVX2.packPanels(w, rows: rows, cols: cols, into: p)
     }
 
@@ -81,7 +85,8 @@ extension AVX2Capable {
                                values: UnsafePointer<Float>, stride: Int, length: Int, dim: Int, scale: Float,
                                scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         guard dim % 8 == 0 else {
-            return PortableKernels.attend(q, queries: queries, keys: keys, values: values, stride: stride, length: length,
+            return PortableKernels.attend(q, queries: queries, keys: keys, values: values, stride: stride,
+                                          length: length,
                                           dim: dim, scale: scale, scores: scores, into: out)
         }
         AttentionAVX2.attend(q, queries: queries, keys: keys, values: values, stride: stride, length: length, dim: dim,
@@ -112,11 +117,12 @@ extension AVX2Capable {
     }
 
     package static func signProduct(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
-                                    tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>,
-                                    rowBlocks: Range<Int>) {
+                                    tableBase: UnsafeMutableRawPointer, tableStride: Int,
+                                    y: UnsafeMutablePointer<Float>, rowBlocks: Range<Int>) {
         let tiles = LUTKernelAVX2.tiles(n: n)
+        let items = (rowBlocks.lowerBound * tiles)..<(rowBlocks.upperBound * tiles)
         LUTKernelAVX2.run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: tableBase,
-                          tableStride: tableStride, y: y, items: (rowBlocks.lowerBound * tiles)..<(rowBlocks.upperBound * tiles))
+                          tableStride: tableStride, y: y, items: items)
     }
 
     package static func dequantMultiply(_ layout: DequantLayout, rows: Int, cols: Int, groupSize: Int,
@@ -130,8 +136,9 @@ extension AVX2Capable {
     }
 
     package static func bitSerialMultiply(_ layout: BitSerialLayout, groupSize: Int, acts: BitSerialActivations,
-                                          x: UnsafePointer<Float>, n: Int, rows: Int, workspace: UnsafeMutableRawPointer,
-                                          rowBytes: Int, y: UnsafeMutablePointer<Float>) {
+                                          x: UnsafePointer<Float>, n: Int, rows: Int,
+                                          workspace: UnsafeMutableRawPointer, rowBytes: Int,
+                                          y: UnsafeMutablePointer<Float>) {
         for i in 0..<n { BitSerialKernelAVX2.prepare(acts, x + i * acts.cols, into: workspace + i * rowBytes) }
         parallelRanges(rows) { range in
             BitSerialKernelAVX2.run(layout, groupSize: groupSize, acts: acts, n: n, rows: rows, actBase: workspace,

@@ -12,7 +12,8 @@ nonisolated(unsafe) let statusCStrings: [UnsafeMutablePointer<CChar>] = (0...9).
     strdup(LowBitStatus(rawValue: Int32($0))!.summary)!
 }
 nonisolated(unsafe) let unknownStatusCString = strdup("unknown status code")!
-nonisolated(unsafe) let tierCStrings = Dictionary(uniqueKeysWithValues: SIMDTier.allCases.map { ($0, strdup($0.rawValue)!) })
+nonisolated(unsafe) let tierCStrings = Dictionary(uniqueKeysWithValues: SIMDTier.allCases.map { ($0,
+    strdup($0.rawValue)!) })
 nonisolated(unsafe) let kernelCStrings = Dictionary(uniqueKeysWithValues: KernelFamily.allCases.map {
     ($0.code, UnsafePointer(strdup($0.description)!))
 })

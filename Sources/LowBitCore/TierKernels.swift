@@ -20,10 +20,12 @@ package protocol TierKernels {
     /// Σw·t and Σt² over the ternary values t = q − 1 the quantizer gives w for (d, m = −d).
     static func ternarySums(_ w: UnsafePointer<Float>, count: Int, d: Float) -> (wt: Float, tt: Float)
     /// out[i] = h[i] · x[i]
-    static func multiplyHalf(_ h: UnsafePointer<Float16>, _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+    static func multiplyHalf(_ h: UnsafePointer<Float16>, _ x: UnsafePointer<Float>,
+                             into out: UnsafeMutablePointer<Float>,
                              count: Int)
     /// y[i] += h[i] · p[i]
-    static func multiplyAddHalf(_ h: UnsafePointer<Float16>, _ p: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+    static func multiplyAddHalf(_ h: UnsafePointer<Float16>, _ p: UnsafePointer<Float>,
+                                into y: UnsafeMutablePointer<Float>,
                                 count: Int)
     /// A fold (xor) of `bytes` bytes at p, read as widely as the tier reads: the memory-read baseline.
     static func readBytes(_ p: UnsafeRawPointer, bytes: Int) -> UInt64
@@ -45,7 +47,8 @@ package protocol TierKernels {
     // The model's layers.
 
     /// Causal attention of `queries` query heads sharing one key/value head (`Attention.attend`).
-    static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+    static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
+                       values: UnsafePointer<Float>,
                        stride: Int, length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
                        into out: UnsafeMutablePointer<Float>)
     /// gate[i] ← silu(gate[i])·up[i] for i < count.

@@ -2,7 +2,8 @@ import LowBitCore
 
 extension PortableKernels {
     /// `FloatTile.pack`, one value at a time.
-    package static func packPanels(_ w: UnsafePointer<Float>, rows: Int, cols: Int, into p: UnsafeMutablePointer<Float>) {
+    package static func packPanels(_ w: UnsafePointer<Float>, rows: Int, cols: Int,
+                                   into p: UnsafeMutablePointer<Float>) {
         for panel in 0..<((rows + FloatTile.panelRows - 1) / FloatTile.panelRows) {
             let out = p + panel * FloatTile.panelRows * cols, first = panel * FloatTile.panelRows
             for r in 0..<FloatTile.panelRows {
@@ -21,19 +22,21 @@ extension PortableKernels {
         for start in stride(from: 0, to: n, by: block) {
             let end = min(n, start + block)
             for panel in 0..<panels {
-                let pp = p + panel * FloatTile.panelRows * cols, first = panel * FloatTile.panelRows, valid = min(FloatTile.panelRows, rows - first)
+                let first = panel * FloatTile.panelRows, valid = min(FloatTile.panelRows, rows - first)
+                let pp = p + first * cols
                 for t in start..<end {
-                        var acc = SIMD16<Float>()
-                        let xt = x + t * cols
-                        // Multiply, then add: where the compiler targets no FMA (this tier), a fused `addProduct` is 16 libm `fmaf` calls per column (the real
-                        // model's portable tests ran for over 10 minutes on them).
-                        for c in 0..<cols {
-                            acc += UnsafeRawPointer(pp + c * FloatTile.panelRows).loadUnaligned(as: SIMD16<Float>.self) * SIMD16(repeating: xt[c])
-                        }
-                        for r in 0..<valid { y[t * yStride + first + r] = acc[r] }
+                    var acc = SIMD16<Float>()
+                    let xt = x + t * cols
+                    // Multiply, then add: where the compiler targets no FMA (this tier), a fused
+                    // `addProduct` is 16 libm `fmaf` calls per column.
+                    for c in 0..<cols {
+                        let column = UnsafeRawPointer(pp + c * FloatTile.panelRows)
+                            .loadUnaligned(as: SIMD16<Float>.self)
+                        acc += column * SIMD16(repeating: xt[c])
+                    }
+                    for r in 0..<valid { y[t * yStride + first + r] = acc[r] }
                 }
             }
         }
     }
-
 }

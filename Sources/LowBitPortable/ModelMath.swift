@@ -5,7 +5,8 @@ import LowBitCore
 
 /// The model layer's math as written: attention, SwiGLU and Q8_0 rows.
 extension PortableKernels {
-    package static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+    package static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
+                               values: UnsafePointer<Float>,
                        stride: Int, length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
                        into out: UnsafeMutablePointer<Float>) {
         for j in 0..<queries {
@@ -15,8 +16,9 @@ extension PortableKernels {
     }
 
     /// The formula as written for one query, 8 lanes at a time where `dim` allows.
-    package static func attendOne(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
-                               length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    package static func attendOne(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                  stride: Int, length: Int, dim: Int, scale: Float,
+                                  scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         // A scalar sum is a serial chain the compiler may not reorder: 8 lanes where dim allows
         // (multiply, then add: a fused `addProduct` is a libm `fmaf` call per lane without FMA).
         let wide = dim % 8 == 0
@@ -69,7 +71,8 @@ extension PortableKernels {
                     let block = base + (r * blocksPerRow + b) * 34, xb = x + i * cols + 32 * b
                     var dot: Float = 0
                     for j in 0..<32 { dot += Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) * xb[j] }
-                    total += Float(Float16(bitPattern: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))) * dot
+                    let d = Float(Float16(bitPattern: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))))
+                    total += d * dot
                 }
                 y[i * rows + r] = total
             }

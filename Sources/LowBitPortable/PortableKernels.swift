@@ -23,7 +23,8 @@ package enum PortableKernels: TierKernels {
 
     /// The four sums Σ c[i]·bⱼ[i] (j = 0…3) for i < count, where bⱼ = b + j·stride: c is read
     /// once for all four.
-    package static func dot4(_ c: UnsafePointer<Float>, _ b: UnsafePointer<Float>, stride: Int, count: Int) -> (Float, Float, Float, Float) {
+    package static func dot4(_ c: UnsafePointer<Float>, _ b: UnsafePointer<Float>, stride: Int, count: Int) -> (Float,
+        Float, Float, Float) {
         var i = 0
         var r: (Float, Float, Float, Float) = (0, 0, 0, 0)
         while i < count {
@@ -55,13 +56,15 @@ package enum PortableKernels: TierKernels {
     }
 
     /// out[i] = h[i] · x[i]
-    package static func multiplyHalf(_ h: UnsafePointer<Float16>, _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+    package static func multiplyHalf(_ h: UnsafePointer<Float16>, _ x: UnsafePointer<Float>,
+                                     into out: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i < count { out[i] = Float(h[i]) * x[i]; i += 1 }
     }
 
     /// y[i] += h[i] · p[i]
-    package static func multiplyAddHalf(_ h: UnsafePointer<Float16>, _ p: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    package static func multiplyAddHalf(_ h: UnsafePointer<Float16>, _ p: UnsafePointer<Float>,
+                                        into y: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i < count { y[i] += Float(h[i]) * p[i]; i += 1 }
     }
@@ -87,11 +90,13 @@ package enum PortableKernels: TierKernels {
         return Float(UInt8(truncatingIfNeeded: (v + 0x1p23).bitPattern)) - 1
     }
 
-    package static func quantize(_ acts: Int8Activations, _ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
+    package static func quantize(_ acts: Int8Activations, _ x: UnsafePointer<Float>,
+                                 into base: UnsafeMutableRawPointer) {
         acts.quantizeScalar(x, into: base)
     }
 
-    package static func buildTables(_ tables: LUTTables, _ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
+    package static func buildTables(_ tables: LUTTables, _ x: UnsafePointer<Float>,
+                                    into base: UnsafeMutableRawPointer) {
         tables.buildScalar(x, into: base)
     }
 

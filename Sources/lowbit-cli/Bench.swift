@@ -139,7 +139,8 @@ func runBench(_ args: Arguments) throws {
     }
     // Every family but the reference (the spec, slow by design), then auto.
     let benchFamilies = KernelFamily.families.filter { $0 != .reference } + [.auto]
-    let families = try args.strings("families", default: benchFamilies.map(\.description)).map { try KernelFamily(name: $0) }
+    let families = try args.strings("families",
+                                    default: benchFamilies.map(\.description)).map { try KernelFamily(name: $0) }
     guard families.allSatisfy(benchFamilies.contains) else {
         throw CLIError("bench families are " + benchFamilies.map(\.description).joined(separator: ", "))
     }
@@ -171,7 +172,8 @@ func runBench(_ args: Arguments) throws {
 
     var results: [BenchCase] = []
     if !json {
-        print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.simdTier), group size \(requestedGroupSize); ratio = memory-read time of the same bytes / kernel time")
+        print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.simdTier), group size \(requestedGroupSize); "
+              + "ratio = memory-read time of the same bytes / kernel time")
         print("caches: \(Runtime.cacheSummary) (hot weights larger than a core's L2 are read from L3)")
         print("shape        mem   type     family       n    thr  time         GFLOP/s  GB/s    read-ratio  error")
         if let most = threadCounts.max(), most > 1 {
@@ -439,7 +441,9 @@ func printJSON(_ results: [BenchCase]) {
     for c in results {
         lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"speed_up_over_1_thread\": \(c.speedUp.map(jsonNumber) ?? "null"), \"read_speed_up_over_1_thread\": \(c.readSpeedUp.map(jsonNumber) ?? "null"), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
     }
-    print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(jsonString(Runtime.simdTier.description)),\n  \"cases\": [\n\(lines.joined(separator: ",\n"))\n  ]\n}")
+    let tier = jsonString(Runtime.simdTier.description)
+    print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(tier),\n  \"cases\": [\n"
+          + "\(lines.joined(separator: ",\n"))\n  ]\n}")
 }
 
 /// A thread spinning until stopped: the competing load of `--contention`.

@@ -14,7 +14,8 @@ func runDemo(_ args: Arguments) throws {
     var rng = SplitMix64(seed: 42)
     let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.02 }
     let x = (0..<(n * cols)).map { _ in rng.normal() }
-    print("lowbit \(LowBitVersion.string) demo: W \(rows) x \(cols) (Gaussian), group size \(groupSize), n = \(n), \(Runtime.threads) thread(s), tier \(Runtime.simdTier)")
+    print("lowbit \(LowBitVersion.string) demo: W \(rows) x \(cols) (Gaussian), group size \(groupSize), n = \(n), "
+          + "\(Runtime.threads) thread(s), tier \(Runtime.simdTier)")
     print("float32 weights: \(formatBytes(rows * cols * 4))")
     print("")
     print("type     bytes      bits/w  weight err  family     product err  time")

@@ -35,7 +35,8 @@ final class KernelFamiliesTests: XCTestCase {
             for bits in [2, 4, 8, 16, 32] {
                 let accepted = family.activationBits?.contains(bits) ?? true
                 if accepted {
-                    XCTAssertEqual(try m.product(x, n: 1, kernel: family, activationBits: bits).count, 16, "\(family) A=\(bits)")
+                    XCTAssertEqual(try m.product(x, n: 1, kernel: family, activationBits: bits).count, 16,
+                                   "\(family) A=\(bits)")
                 } else {
                     XCTAssertThrowsStatus(.unsupported, try m.product(x, n: 1, kernel: family, activationBits: bits))
                 }

@@ -298,7 +298,8 @@ final class KernelTests: XCTestCase {
                     let portable = try portableOnly { try m.product(x, n: 3, kernel: .bitSerial, activationBits: a) }
                     XCTAssertEqual(portable, slow, "portable \(type) \(rows)x\(cols) g\(g) A=\(a)")
                     let fast = try m.product(x, n: 3, kernel: .bitSerial, activationBits: a)
-                    XCTAssertLessThan(normalizedError(fast, slow), 1e-6, "\(Runtime.simdTier) \(type) \(rows)x\(cols) g\(g) A=\(a)")
+                    XCTAssertLessThan(normalizedError(fast, slow), 1e-6,
+                                      "\(Runtime.simdTier) \(type) \(rows)x\(cols) g\(g) A=\(a)")
                 }
             }
         }
@@ -669,10 +670,12 @@ final class FloatVectorsTests: XCTestCase {
                     (0..<count).reduce(0.0) { $0 + Double(a[$1]) * Double(p[$1]) }
                 }
                 let tolerance = 1e-4 * Double(count)
-                XCTAssertEqual(Double(FloatVectors.dot(a, b, count: count)), plainDot(b), accuracy: tolerance, "\(tier)")
+                XCTAssertEqual(Double(FloatVectors.dot(a, b, count: count)), plainDot(b), accuracy: tolerance,
+                               "\(tier)")
                 let four = FloatVectors.dot4(a, b, stride: count + 1, count: count)
                 for (j, v) in [four.0, four.1, four.2, four.3].enumerated() {
-                    XCTAssertEqual(Double(v), plainDot(b + j * (count + 1)), accuracy: tolerance, "\(tier) dot4 \(j) of \(count)")
+                    XCTAssertEqual(Double(v), plainDot(b + j * (count + 1)), accuracy: tolerance,
+                                   "\(tier) dot4 \(j) of \(count)")
                 }
                 for d in [Float(0.3), 0.9, 2.5, 0] {
                     var codes = [UInt8](repeating: 0, count: count)
@@ -693,7 +696,8 @@ final class FloatVectorsTests: XCTestCase {
                 for i in 0..<count { XCTAssertEqual(product[i], Float(half[i]) * a[i], "\(tier) half product \(i)") }
                 HalfVectors.multiplyAdd(half, a, into: &product, count: count)
                 for i in 0..<count {
-                    XCTAssertEqual(product[i], Float(half[i]) * a[i] * 2, accuracy: 1e-6 * abs(product[i]), "\(tier) \(i)")
+                    XCTAssertEqual(product[i], Float(half[i]) * a[i] * 2, accuracy: 1e-6 * abs(product[i]),
+                                   "\(tier) \(i)")
                 }
             }
         }

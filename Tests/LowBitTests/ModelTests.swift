@@ -313,7 +313,8 @@ final class AttentionTests: XCTestCase {
                     for tier in tiersUnderTest {
                         var out = [Float](repeating: .nan, count: queries * dim), scores = [Float](repeating: 0, count: queries * length)
                         try atTier(tier) {
-                            Attention.attend(q, queries: queries, keys: keys, values: values, stride: stride, length: length,
+                            Attention.attend(q, queries: queries, keys: keys, values: values, stride: stride,
+                                             length: length,
                                              dim: dim, scale: scale, scores: &scores, into: &out)
                         }
                         for i in 0..<queries * dim {

@@ -176,7 +176,9 @@ public final class QuantizedMatrix: @unchecked Sendable {
     public func dequantLayout() throws -> DequantLayout { try layout(.dequant) { try DequantLayout(packing: $0) } }
 
     /// The SIMD bit-serial kernels' row-wide planes, packed on first use.
-    public func bitSerialLayout() throws -> BitSerialLayout { try layout(.bitSerial) { try BitSerialLayout(packing: $0) } }
+    public func bitSerialLayout() throws -> BitSerialLayout {
+        try layout(.bitSerial) { try BitSerialLayout(packing: $0) }
+    }
 
     /// `family`'s layout, made by `make` on first use (once, under the cache's lock).
     private func layout<L: KernelLayout>(_ family: KernelFamily, _ make: (CanonicalCodes) throws -> L) throws -> L {

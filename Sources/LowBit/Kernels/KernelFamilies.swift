@@ -83,7 +83,8 @@ protocol KernelLayout: AnyObject, Sendable {
 
 /// The kernel families, in the order of their `lowbit_kernel` values.
 enum KernelFamilies {
-    static let all: [any FamilyKernels.Type] = [LUTFamily.self, BitSerialFamily.self, DequantFamily.self, ReferenceFamily.self]
+    static let all: [any FamilyKernels.Type] = [LUTFamily.self, BitSerialFamily.self, DequantFamily.self,
+                                                ReferenceFamily.self]
 
     /// The families `auto` chooses between.
     static var autoCandidates: [KernelFamily] { all.filter { $0.autoCandidate }.map { $0.family } }
@@ -95,7 +96,9 @@ enum KernelFamilies {
 
     /// "2, 4 or 8 (bitserial), 8, 16 or 32 (dequant)": what each family takes, for messages.
     static var activationBitsSummary: String {
-        all.compactMap { f in f.activationBits.map { "\($0.sorted().map(String.init).joined(separator: ", ")) (\(f.family))" } }
+        all.compactMap { f in
+            f.activationBits.map { "\($0.sorted().map(String.init).joined(separator: ", ")) (\(f.family))" }
+        }
             .joined(separator: "; ")
     }
 }

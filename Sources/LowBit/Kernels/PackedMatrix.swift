@@ -27,7 +27,8 @@ public final class PackedMatrix: @unchecked Sendable {
         let m = try matrix.valueCodes()
         (rows, cols, groupSize, self.family) = (m.rows, m.cols, m.groupSize, family)
         guard let kernels = family.kernels as? any PackedFamilyKernels.Type, let layout = try kernels.pack(m) else {
-            throw LowBitError(.unsupported, "no packed \(family) layout for \(matrix.type) at SIMD tier \(Runtime.simdTier): "
+            throw LowBitError(.unsupported,
+                              "no packed \(family) layout for \(matrix.type) at SIMD tier \(Runtime.simdTier): "
                               + "packed matrices run the lut or dequant kernels of the avx2 and avx512 tiers")
         }
         (self.kernels, self.layout) = (kernels, layout)
@@ -37,7 +38,8 @@ public final class PackedMatrix: @unchecked Sendable {
     /// `activationBits`: dequant takes 8, 16 (two int8 passes) or 32 (float); lut ignores it.
     public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, activationBits: Int = 8) throws {
         if let accepted = kernels.activationBits, !accepted.contains(activationBits) {
-            throw LowBitError(.unsupported, "unsupported activation bits \(activationBits) for a packed \(family) matrix: use "
+            throw LowBitError(.unsupported,
+                              "unsupported activation bits \(activationBits) for a packed \(family) matrix: use "
                               + accepted.sorted().map(String.init).joined(separator: ", "))
         }
         try checkActivations(x, n: n, rows: rows, cols: cols)

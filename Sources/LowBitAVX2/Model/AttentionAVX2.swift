@@ -14,8 +14,9 @@ enum AttentionAVX2 {
     /// horizontal adds, every query of the group in turn on the same 8 keys (in L1 after the
     /// first); softmax with `ExponentialAVX2.exp8`; then the weighted sum of values in blocks of
     /// keys, 64 output floats of one query in 8 registers per pass over a block.
-    static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
-                           length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
+                       values: UnsafePointer<Float>, stride: Int, length: Int, dim: Int, scale: Float,
+                       scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         let scaled = _mm256_set1_ps(scale)
         var t = 0
         while t + 8 <= length {
@@ -38,7 +39,8 @@ enum AttentionAVX2 {
                 // sums in its low half and their other partial sums in its high half (g1: keys 4-7).
                 let g0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3))
                 let g1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7))
-                let s = _mm256_mul_ps(__m256(lowHalf: _mm_add_ps(g0.lowHalf, g0.highHalf), highHalf: _mm_add_ps(g1.lowHalf, g1.highHalf)), scaled)
+                let s = _mm256_mul_ps(__m256(lowHalf: _mm_add_ps(g0.lowHalf, g0.highHalf),
+                                             highHalf: _mm_add_ps(g1.lowHalf, g1.highHalf)), scaled)
                 _mm256_storeu_ps(scores + j * length + t, s)
             }
             t += 8
@@ -48,7 +50,8 @@ enum AttentionAVX2 {
             for u in t..<length {
                 let k = keys + u * stride
                 var acc = _mm256_setzero_ps()
-                for i in Swift.stride(from: 0, to: dim, by: 8) { acc = _mm256_fmadd_ps(_mm256_loadu_ps(qj + i), _mm256_loadu_ps(k + i), acc) }
+                for i in Swift.stride(from: 0, to: dim, by: 8) { acc = _mm256_fmadd_ps(_mm256_loadu_ps(qj + i),
+                    _mm256_loadu_ps(k + i), acc) }
                 let s4 = _mm_add_ps(acc.lowHalf, acc.highHalf)
                 sj[u] = ((s4[0] + s4[2]) + (s4[1] + s4[3])) * scale
             }
@@ -64,8 +67,10 @@ enum AttentionAVX2 {
                     let width = min(64, dim - start)
                     let v = values + start, o = out + j * dim + start
                     if width == 64 {
-                        var o0 = _mm256_loadu_ps(o), o1 = _mm256_loadu_ps(o + 8), o2 = _mm256_loadu_ps(o + 16), o3 = _mm256_loadu_ps(o + 24)
-                        var o4 = _mm256_loadu_ps(o + 32), o5 = _mm256_loadu_ps(o + 40), o6 = _mm256_loadu_ps(o + 48), o7 = _mm256_loadu_ps(o + 56)
+                        var o0 = _mm256_loadu_ps(o), o1 = _mm256_loadu_ps(o + 8)
+                        var o2 = _mm256_loadu_ps(o + 16), o3 = _mm256_loadu_ps(o + 24)
+                        var o4 = _mm256_loadu_ps(o + 32), o5 = _mm256_loadu_ps(o + 40)
+                        var o6 = _mm256_loadu_ps(o + 48), o7 = _mm256_loadu_ps(o + 56)
                         for u in first..<end {
                             let w = _mm256_set1_ps(sj[u]), vu = v + u * stride
                             o0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vu), o0)
@@ -77,13 +82,16 @@ enum AttentionAVX2 {
                             o6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vu + 48), o6)
                             o7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vu + 56), o7)
                         }
-                        _mm256_storeu_ps(o, o0); _mm256_storeu_ps(o + 8, o1); _mm256_storeu_ps(o + 16, o2); _mm256_storeu_ps(o + 24, o3)
-                        _mm256_storeu_ps(o + 32, o4); _mm256_storeu_ps(o + 40, o5); _mm256_storeu_ps(o + 48, o6); _mm256_storeu_ps(o + 56, o7)
+                        _mm256_storeu_ps(o, o0); _mm256_storeu_ps(o + 8, o1); _mm256_storeu_ps(o + 16,
+                            o2); _mm256_storeu_ps(o + 24, o3)
+                        _mm256_storeu_ps(o + 32, o4); _mm256_storeu_ps(o + 40, o5); _mm256_storeu_ps(o + 48,
+                            o6); _mm256_storeu_ps(o + 56, o7)
                     } else {
                         for u in first..<end {
                             let w = _mm256_set1_ps(sj[u]), vu = v + u * stride
                             for i in Swift.stride(from: 0, to: width, by: 8) {
-                                _mm256_storeu_ps(o + i, _mm256_fmadd_ps(w, _mm256_loadu_ps(vu + i), _mm256_loadu_ps(o + i)))
+                                _mm256_storeu_ps(o + i, _mm256_fmadd_ps(w, _mm256_loadu_ps(vu + i),
+                                                                        _mm256_loadu_ps(o + i)))
                             }
                         }
                     }

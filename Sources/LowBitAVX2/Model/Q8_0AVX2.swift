@@ -21,10 +21,12 @@ enum Q8_0AVX2 {
                 for b in 0..<blocksPerRow {
                     let block = base + (r * blocksPerRow + b) * 34
                     @inline(__always) func eight(_ k: Int) -> __m256 {
-                        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((block + 2 + 8 * k).assumingMemoryBound(to: __m128i.self))))
+                        let bytes = (block + 2 + 8 * k).assumingMemoryBound(to: __m128i.self)
+                        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(bytes)))
                     }
                     let w = (eight(0), eight(1), eight(2), eight(3))
-                    let d = _mm256_set1_ps(Float(Float16(bitPattern: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))))), k = 32 * b
+                    let scale = Float(Float16(bitPattern: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))))
+                    let d = _mm256_set1_ps(scale), k = 32 * b
                     a0 = _mm256_fmadd_ps(d, dot(w, x0 + k), a0)
                     if t > 1 { a1 = _mm256_fmadd_ps(d, dot(w, x0 + cols + k), a1) }
                     if t > 2 { a2 = _mm256_fmadd_ps(d, dot(w, x0 + 2 * cols + k), a2) }

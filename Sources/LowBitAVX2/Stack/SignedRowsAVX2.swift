@@ -7,7 +7,8 @@ enum SignedRowsAVX2 {
     @inline(__always)
     static func addSignedRow(_ signs: LUTLayout, row: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, k: Int,
                              cols: Int, into w: UnsafeMutablePointer<Float>) {
-        let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), signBit = _mm256_set1_epi32(Int32(bitPattern: 0x8000_0000))
+        let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64,
+                                     128), signBit = _mm256_set1_epi32(Int32(bitPattern: 0x8000_0000))
         @inline(__always) func add(_ d: __m256, _ c: Int) {
             let octet = _mm256_set1_epi32(Int32(signs.signOctet(row: row, octet: c / 8)))
             let negative = _mm256_cmpeq_epi32(_mm256_and_si256(octet, bits), _mm256_setzero_si256())

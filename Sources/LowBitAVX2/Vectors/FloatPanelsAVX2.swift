@@ -11,7 +11,8 @@ enum FloatPanelsAVX2 {
             if first + FloatTile.panelRows <= rows, cols % 8 == 0 {
                 for half in 0..<2 {
                     for c in stride(from: 0, to: cols, by: 8) {
-                        transpose8x8(w + (first + 8 * half) * cols + c, stride: cols, into: out + c * FloatTile.panelRows + 8 * half, outStride: FloatTile.panelRows)
+                        transpose8x8(w + (first + 8 * half) * cols + c, stride: cols,
+                                     into: out + c * FloatTile.panelRows + 8 * half, outStride: FloatTile.panelRows)
                     }
                 }
                 continue
@@ -36,7 +37,8 @@ enum FloatPanelsAVX2 {
         for start in stride(from: 0, to: n, by: block) {
             let end = min(n, start + block)
             for panel in 0..<panels {
-                let pp = p + panel * FloatTile.panelRows * cols, first = panel * FloatTile.panelRows, valid = min(FloatTile.panelRows, rows - first)
+                let first = panel * FloatTile.panelRows, valid = min(FloatTile.panelRows, rows - first)
+                let pp = p + first * cols
                 var i = start
                 while i < end {
                     let count = min(6, end - i)
@@ -57,7 +59,8 @@ enum FloatPanelsAVX2 {
 
     /// out[j·outStride + i] = a[i·stride + j] for i, j < 8.
     @inline(__always)
-    static func transpose8x8(_ a: UnsafePointer<Float>, stride: Int, into out: UnsafeMutablePointer<Float>, outStride: Int) {
+    static func transpose8x8(_ a: UnsafePointer<Float>, stride: Int, into out: UnsafeMutablePointer<Float>,
+                             outStride: Int) {
         let r0 = _mm256_loadu_ps(a), r1 = _mm256_loadu_ps(a + stride), r2 = _mm256_loadu_ps(a + 2 * stride), r3 = _mm256_loadu_ps(a + 3 * stride)
         let r4 = _mm256_loadu_ps(a + 4 * stride), r5 = _mm256_loadu_ps(a + 5 * stride), r6 = _mm256_loadu_ps(a + 6 * stride), r7 = _mm256_loadu_ps(a + 7 * stride)
         // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves swapped across.
@@ -84,7 +87,8 @@ enum FloatPanelsAVX2 {
     /// `Count` activation rows (x, row stride cols) against one panel; y + t·yStride gets the
     /// panel's `valid` rows of activation row t.
     @inline(__always)
-    static func panelTile<Count: StaticInt>(_: Count.Type, _ p: UnsafePointer<Float>, _ cols: Int, _ x: UnsafePointer<Float>,
+    static func panelTile<Count: StaticInt>(_: Count.Type, _ p: UnsafePointer<Float>, _ cols: Int,
+                                            _ x: UnsafePointer<Float>,
                                                 _ y: UnsafeMutablePointer<Float>, _ yStride: Int, _ valid: Int) {
         let count = Count.value
         var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0

@@ -26,7 +26,8 @@ enum VectorsAVX2 {
     /// The four sums Σ c[i]·bⱼ[i] (j = 0…3) for i < count, where bⱼ = b + j·stride: c is read
     /// once for all four.
     @inline(__always)
-    static func dot4(_ c: UnsafePointer<Float>, _ b: UnsafePointer<Float>, stride: Int, count: Int) -> (Float, Float, Float, Float) {
+    static func dot4(_ c: UnsafePointer<Float>, _ b: UnsafePointer<Float>, stride: Int, count: Int) -> (Float, Float,
+        Float, Float) {
         var i = 0
         var r: (Float, Float, Float, Float) = (0, 0, 0, 0)
         var s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps()
@@ -116,7 +117,8 @@ enum VectorsAVX2 {
 
     /// out[i] = h[i] · x[i]
     @inline(__always)
-    static func multiplyHalf(_ h: UnsafePointer<Float16>, _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+    static func multiplyHalf(_ h: UnsafePointer<Float16>, _ x: UnsafePointer<Float>,
+                             into out: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i + 8 <= count {
             let hv = _mm256_cvtph_ps(UnsafeRawPointer(h + i).loadUnaligned(as: __m128i.self))
@@ -128,7 +130,8 @@ enum VectorsAVX2 {
 
     /// y[i] += h[i] · p[i]
     @inline(__always)
-    static func multiplyAddHalf(_ h: UnsafePointer<Float16>, _ p: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    static func multiplyAddHalf(_ h: UnsafePointer<Float16>, _ p: UnsafePointer<Float>,
+                                into y: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i + 8 <= count {
             let hv = _mm256_cvtph_ps(UnsafeRawPointer(h + i).loadUnaligned(as: __m128i.self))
@@ -157,6 +160,7 @@ enum VectorsAVX2 {
     /// Eight group parameters (`GroupParameters`) at p as Floats (F16C converts Float16 ones).
     @inline(__always)
     static func load8(_ p: UnsafeRawPointer, half: Bool) -> __m256 {
-        half ? _mm256_cvtph_ps(p.loadUnaligned(as: __m128i.self)) : _mm256_loadu_ps(p.assumingMemoryBound(to: Float.self))
+        half ? _mm256_cvtph_ps(p.loadUnaligned(as: __m128i.self))
+             : _mm256_loadu_ps(p.assumingMemoryBound(to: Float.self))
     }
 }

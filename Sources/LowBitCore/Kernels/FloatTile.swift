@@ -10,5 +10,6 @@ public enum FloatTile {
     public static let panelRows = 16
 
     /// Floats `pack` writes for a rows × cols matrix (rows rounded up to whole panels).
-    public static func packedCount(rows: Int, cols: Int) -> Int { (rows + panelRows - 1) / panelRows * panelRows * cols }
+    public static func packedCount(rows: Int,
+                                   cols: Int) -> Int { (rows + panelRows - 1) / panelRows * panelRows * cols }
 }

@@ -141,7 +141,8 @@ public func parallelFor(_ count: Int, threads: Int = Runtime.threads, _ body: (I
 /// chunk costs a call into the kernel, which showed on small products (1536×576 at N = 1,
 /// chunks of 4 row blocks: 5–10% slower).
 /// For kernels whose result per index does not depend on which call it arrives in.
-package func parallelChunks(_ count: Int, chunk smallest: Int, threads: Int = Runtime.threads, _ body: (Range<Int>) -> Void) {
+package func parallelChunks(_ count: Int, chunk smallest: Int, threads: Int = Runtime.threads,
+                            _ body: (Range<Int>) -> Void) {
     let smallest = max(1, smallest)
     let parts = min(threads, (count + smallest - 1) / smallest)
     // (Chunk counts are kept in 32-bit halves of a word: a share of 2³² chunks runs whole.)

@@ -19,7 +19,8 @@ enum BitSerialFamily: FamilyKernels {
 
     static func multiply(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
                          activationBits: Int) throws {
-        let bytes = try checkedProduct(n, BitSerialKernel.activationBytes(m, activationBits: activationBits), what: "workspace")
+        let bytes = try checkedProduct(n, BitSerialKernel.activationBytes(m, activationBits: activationBits),
+                                       what: "workspace")
         let ws = try Workspace.current.reserve(bytes)
         try BitSerialKernel.multiply(m, x: x, n: n, y: y, activationBits: activationBits, workspace: ws)
     }

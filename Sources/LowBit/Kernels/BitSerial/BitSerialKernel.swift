@@ -67,7 +67,8 @@ enum BitSerialKernel {
         let acts = BitSerialActivations(cols: m.cols, groupSize: m.groupSize, bits: a)
         let rowBytes = activationBytes(m, activationBits: a)
         if let tier = Tiers.packed, !reference {
-            return tier.bitSerialMultiply(try m.bitSerialLayout(), groupSize: m.groupSize, acts: acts, x: x, n: n, rows: m.rows,
+            return tier.bitSerialMultiply(try m.bitSerialLayout(), groupSize: m.groupSize, acts: acts, x: x, n: n,
+                                          rows: m.rows,
                                           workspace: workspace, rowBytes: rowBytes, y: y)
         }
         for i in 0..<n { acts.prepare(x + i * m.cols, into: workspace + i * rowBytes) }

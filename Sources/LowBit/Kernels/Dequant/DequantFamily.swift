@@ -22,7 +22,8 @@ enum DequantFamily: PackedFamilyKernels {
         switch activationBits {
         case 32:
             if let tier = Tiers.packed {
-                return try tier.dequantMultiply(try m.dequantLayout(), rows: m.rows, cols: m.cols, groupSize: m.groupSize,
+                return try tier.dequantMultiply(try m.dequantLayout(), rows: m.rows, cols: m.cols,
+                                                groupSize: m.groupSize,
                                                 x: x, n: n, y: y, floatActivations: true)
             }
             let ws = try Workspace.current.reserve(DequantKernel.workspaceBytes(m, n: n))
@@ -67,7 +68,8 @@ extension DequantLayout: KernelLayout {
 extension QuantizedMatrix {
     func multiplyDequantInt8(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
         if let tier = Tiers.packed {
-            return try tier.dequantMultiply(try dequantLayout(), rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y,
+            return try tier.dequantMultiply(try dequantLayout(), rows: rows, cols: cols, groupSize: groupSize, x: x,
+                                            n: n, y: y,
                                             floatActivations: false)
         }
         let acts = Int8Activations(cols: cols, groupSize: groupSize)

@@ -93,7 +93,8 @@ extension DequantKernel {
     /// scale; y = W·x' + W·r'. The two rows run in one tile of the int8 kernel, sharing each
     /// weight unpack, and the result is as close to float activations as the weights' own
     /// rounding makes worthwhile (error ~1e-7 where int8 gives ~4e-5).
-    static func multiplySplit(rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
+    static func multiplySplit(rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
+                              y: UnsafeMutablePointer<Float>,
                               int8: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) throws -> Void) throws {
         let acts = Int8Activations(cols: cols, groupSize: groupSize)
         let rowBytes = Int8Activations.byteCount(cols: cols, groupSize: groupSize)

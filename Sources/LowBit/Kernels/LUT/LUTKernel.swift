@@ -37,7 +37,8 @@ enum LUTKernel {
     static func multiply(_ m: QuantizedMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) throws {
         let rows = m.rows, cols = m.cols, groupSize = m.groupSize
         if let tier = Tiers.packed {
-            return try tier.lutMultiply(try m.lutLayout(), rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+            return try tier.lutMultiply(try m.lutLayout(), rows: rows, cols: cols, groupSize: groupSize, x: x, n: n,
+                                        y: y)
         }
         let tables = LUTTables(cols: cols, groupSize: groupSize)
         let tableBytes = LUTTables.stride(cols: cols, groupSize: groupSize)

@@ -12,7 +12,8 @@ package struct BitSerialActivations {
     let groupSize: Int
     package let bits: Int
 
-    package init(cols: Int, groupSize: Int, bits: Int) { (self.cols, self.groupSize, self.bits) = (cols, groupSize, bits) }
+    package init(cols: Int, groupSize: Int, bits: Int) { (self.cols, self.groupSize, self.bits) = (cols, groupSize,
+        bits) }
     package var ints: Int8Activations { Int8Activations(cols: cols, groupSize: groupSize, bits: bits) }
     /// Bytes per row-wide plane: a whole number of 32-byte (256-column) chunks.
     package var planeStride: Int { (cols / 8 + 31) / 32 * 32 }

@@ -81,7 +81,8 @@ public final class DequantLayout: @unchecked Sendable {
 
 extension DequantLayout {
     /// Σx per activation row and group, at sums[i·groups + g]: the float paths' offset terms.
-    package static func groupSums(_ x: UnsafePointer<Float>, n: Int, cols: Int, groupSize: Int, into sums: UnsafeMutablePointer<Float>) {
+    package static func groupSums(_ x: UnsafePointer<Float>, n: Int, cols: Int, groupSize: Int,
+                                  into sums: UnsafeMutablePointer<Float>) {
         let groups = cols / groupSize
         for i in 0..<n {
             for g in 0..<groups {

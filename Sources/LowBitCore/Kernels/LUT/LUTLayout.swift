@@ -72,7 +72,8 @@ public final class LUTLayout: @unchecked Sendable {
 
     /// Blocks in the quad of `block`: `blocksPerQuad`, or fewer in a matrix's last quad.
     @inline(__always)
-    package func quadSize(ofBlock block: Int) -> Int { min(blocksPerQuad, rowBlocks - block / blocksPerQuad * blocksPerQuad) }
+    package func quadSize(ofBlock block: Int) -> Int { min(blocksPerQuad,
+                                                           rowBlocks - block / blocksPerQuad * blocksPerQuad) }
 
     /// Byte offset of the quad that starts at block `first`.
     @inline(__always)
