@@ -662,6 +662,21 @@ final class FloatVectorsTests: XCTestCase {
         }
     }
 
+    /// The memory-read baseline folds every 8-byte word once at every tier, whatever its loads.
+    func testReadBytesFoldsAlikeAtEveryTier() throws {
+        var rng = TestRandom(seed: 82)
+        let buffer = try AlignedBuffer(byteCount: 8192)
+        let words = buffer.pointer.assumingMemoryBound(to: UInt64.self)
+        for i in 0..<1024 { words[i] = UInt64(bitPattern: Int64(rng.normals(1)[0] * 1e15)) }
+        for bytes in [0, 32, 96, 256, 1056, 4320, 8192] {
+            let expected = (0..<(bytes / 8)).reduce(UInt64(0)) { $0 ^ words[$1] }
+            for tier in tiersUnderTest {
+                let fold = try atTier(tier) { Tiers.active.readBytes(buffer.pointer, bytes: bytes) }
+                XCTAssertEqual(fold, expected, "\(tier) \(bytes) bytes")
+            }
+        }
+    }
+
     func checkHelpers(_ a: [Float], _ b: [Float], count: Int, tier: SIMDTier) {
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
