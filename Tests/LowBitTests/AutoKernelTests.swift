@@ -1,0 +1,68 @@
+import Foundation
+import XCTest
+@testable import LowBit
+@testable import LowBitCore
+@testable import LowBitAVX2
+
+final class AutoKernelTests: XCTestCase {
+    func testAutoPicksAMeasuredFamilyAndKeepsIt() throws {
+        AutoKernel.reset()
+        var rng = TestRandom(seed: 41)
+        let m = try quantized(rng.normals(64 * 256), rows: 64, cols: 256, type: .integer(bits: 2), groupSize: 64)
+        let one = try m.autoKernel(n: 1), many = try m.autoKernel(n: 40)
+        XCTAssertTrue([KernelFamily.lut, .dequant].contains(one))
+        XCTAssertTrue([KernelFamily.lut, .dequant].contains(many))
+        XCTAssertEqual(try m.autoKernel(n: 1), one, "a measured choice is kept")
+        XCTAssertEqual(try m.autoKernel(n: 33), many, "33 and 40 share a bucket")
+        // The auto product is the chosen family's product.
+        let x = rng.normals(256)
+        XCTAssertEqual(try m.product(x, n: 1, kernel: .auto), try m.product(x, n: 1, kernel: one))
+        // Other precisions run the one family that has them, whatever was measured.
+        for (bits, family) in [(2, KernelFamily.bitSerial), (4, .bitSerial), (16, .dequant), (32, .dequant)] {
+            XCTAssertEqual(try m.product(x, n: 1, kernel: .auto, activationBits: bits),
+                           try m.product(x, n: 1, kernel: family, activationBits: bits), "act bits \(bits)")
+        }
+        XCTAssertThrowsStatus(.unsupported, try m.product(x, n: 1, kernel: .auto, activationBits: 5))
+    }
+
+    func testBatchBucketsArePowersOfTwoUpTo256() {
+        XCTAssertEqual([1, 2, 3, 4, 5, 31, 32, 33, 128, 129, 256, 5000].map(AutoKernel.bucket),
+                       [1, 2, 4, 4, 8, 32, 32, 64, 128, 256, 256, 256])
+    }
+
+    func testPickMinimizesTheWorseRatioOverStreamedAndCacheHotTimes() {
+        // Slightly faster cache-hot, much slower streamed: the other family.
+        XCTAssertEqual(AutoKernel.pick(cold: [1.0, 1.3], hot: [1.0, 0.98]), 0)
+        XCTAssertEqual(AutoKernel.pick(cold: [1.2, 1.0], hot: [1.0, 1.1]), 1)
+        XCTAssertEqual(AutoKernel.pick(cold: [2, 1], hot: [2, 1]), 1)
+        XCTAssertEqual(AutoKernel.pick(cold: [1, 1], hot: [1, 1]), 0, "ties go to the earlier family")
+    }
+
+    func testEvictingLayoutsFromTheCacheKeepsTheirContents() throws {
+        var rng = TestRandom(seed: 43)
+        for type in [WeightType.integer(bits: 3), .mixed(bits: 4)] {
+            let m = try quantized(rng.normals(40 * 256), rows: 40, cols: 256, type: type, groupSize: 64)
+            let x = rng.normals(2 * 256)
+            for family in [KernelFamily.lut, .dequant, .bitSerial, .auto, .reference] {
+                let before = try m.product(x, n: 2, kernel: family)
+                m.evictLayoutFromCache(family)
+                XCTAssertEqual(try m.product(x, n: 2, kernel: family), before, "\(type) \(family)")
+            }
+        }
+    }
+
+    func testCalibrationFileRoundTripAndErrors() throws {
+        AutoKernel.reset()
+        let key = AutoKernel.Key(rows: 10, cols: 64, groupSize: 32, typeCode: 3, nBucket: 1, threads: 1)
+        AutoKernel.record(key, .dequant)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-calibration.txt").path
+        try AutoKernel.save(to: path)
+        AutoKernel.reset()
+        try AutoKernel.load(from: path)
+        XCTAssertEqual(AutoKernel.table.withLock { $0[key] }, .dequant)
+        try "10 64 32 3 1 1 fastest\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsStatus(.badFormat, try AutoKernel.load(from: path))
+        XCTAssertEqual(AutoKernel.table.withLock { $0[key] }, .dequant, "a bad file changes nothing")
+        XCTAssertThrowsStatus(.io, try AutoKernel.load(from: "/nonexistent/calibration.txt"))
+    }
+}
