@@ -103,4 +103,28 @@ final class ThreadPoolTests: XCTestCase {
         for _ in 0..<window { guardState.record(own: 20e-6, wait: 3e-3, now: 4.0) }
         XCTAssertFalse(guardState.runsAlone(now: 4.0 + ContentionGuard.firstBackOff * 1.01))
     }
+
+    /// A caller on its CPU for half of its own parts' time shares its core: alone for a while,
+    /// though no wait shows it; on its CPU throughout, or sampled too briefly to tell, it is not.
+    func testContentionGuardRunsAloneWhenTheCallerSharesItsCore() {
+        let window = ContentionGuard.window
+        var shared = ContentionGuard(), own = ContentionGuard(), brief = ContentionGuard()
+        for i in 0..<window {
+            let sampled = i % ContentionGuard.cpuSampleEvery == 0
+            shared.record(own: 100e-6, wait: 0, now: 1.0, ownCPU: sampled ? 50e-6 : nil)
+            own.record(own: 100e-6, wait: 0, now: 1.0, ownCPU: sampled ? 98e-6 : nil)
+            brief.record(own: 5e-6, wait: 0, now: 1.0, ownCPU: sampled ? 2e-6 : nil)
+        }
+        XCTAssertTrue(shared.runsAlone(now: 1.0 + ContentionGuard.firstBackOff / 2))
+        XCTAssertFalse(own.runsAlone(now: 1.0 + ContentionGuard.firstBackOff / 2))
+        XCTAssertFalse(brief.runsAlone(now: 1.0 + ContentionGuard.firstBackOff / 2))
+    }
+
+    func testThreadCPUTimeAdvancesWithWork() {
+        let start = threadCPUSeconds()
+        var x: UInt64 = 1
+        for i in 0..<2_000_000 { x = x &* 6364136223846793005 &+ UInt64(i) }
+        XCTAssertNotEqual(x, 0)
+        XCTAssertGreaterThan(threadCPUSeconds(), start)
+    }
 }

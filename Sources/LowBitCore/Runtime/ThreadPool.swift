@@ -144,6 +144,8 @@ final class ThreadPool: @unchecked Sendable {
             return
         }
         ensureWorkers(count - 1)
+        let sampled = contention.samplesCPUTime
+        let cpuStart = sampled ? threadCPUSeconds() : 0
         withoutActuallyEscaping(body) { body in
             job = body
             completed.store(0, ordering: .relaxed)
@@ -157,7 +159,7 @@ final class ThreadPool: @unchecked Sendable {
             _ = runParts(generation)
             // Only parts a worker has started remain; yield now and then, in case that worker
             // shares this core.
-            let ownEnd = monotonicSeconds()
+            let ownEnd = monotonicSeconds(), ownCPU = sampled ? threadCPUSeconds() - cpuStart : nil
             var spins = 0
             while completed.load(ordering: .acquiring) < count {
                 spins += 1
@@ -165,39 +167,64 @@ final class ThreadPool: @unchecked Sendable {
             }
             job = nil
             let end = spins < 64 ? ownEnd : monotonicSeconds()
-            contention.record(own: ownEnd - start, wait: end - ownEnd, now: end)
+            contention.record(own: ownEnd - start, wait: end - ownEnd, now: end, ownCPU: ownCPU)
         }
         busy.store(false, ordering: .releasing)
     }
 }
 
 /// Decides when the caller should run jobs alone: after a window of jobs in which it waited
-/// more than once for a paused worker (a wait well beyond what unequal parts explain), for a
-/// time that doubles while the stalls go on and returns to its start once a window is clean.
+/// more than once for a paused worker (a wait well beyond what unequal parts explain), or in
+/// which the caller itself was off its CPU for much of its own parts (its threads outnumber the
+/// free cores, so one shares the caller's: no wait shows it, but every part takes longer), for a
+/// time that doubles while this goes on and returns to its start once a window is clean.
 struct ContentionGuard {
     static let window = 32, stallsToBackOff = 2
     static let firstBackOff = 0.1, longestBackOff = 1.6
     /// A wait this much longer than half of the caller's own part is a worker not running.
     static let stallSeconds = 50e-6
+    /// One job in this many has the caller's CPU time read around its own parts (a system call
+    /// each way, so not every job).
+    static let cpuSampleEvery = 4
+    /// Below this share of its sampled parts' time on a CPU, the caller is sharing its core.
+    static let starvedCPUShare = 0.75
+    /// Sampled time a window needs before its CPU share counts (timer and accounting resolution).
+    static let minimumSampledSeconds = 200e-6
 
     private var jobs = 0, stalls = 0
+    private var sampledWall = 0.0, sampledCPU = 0.0
     private var aloneUntil = 0.0
     private var backOff = firstBackOff
 
     func runsAlone(now: Double) -> Bool { now < aloneUntil }
 
-    mutating func record(own: Double, wait: Double, now: Double) {
+    /// Whether the next job's caller should read its CPU time around its own parts.
+    var samplesCPUTime: Bool { jobs % ContentionGuard.cpuSampleEvery == 0 }
+
+    /// One job: the caller's own parts took `own` seconds (`ownCPU` of them on a CPU, where
+    /// sampled), then it waited `wait` for the workers' parts.
+    mutating func record(own: Double, wait: Double, now: Double, ownCPU: Double? = nil) {
         jobs += 1
         if wait > ContentionGuard.stallSeconds + own / 2 { stalls += 1 }
+        if let ownCPU { (sampledWall, sampledCPU) = (sampledWall + own, sampledCPU + ownCPU) }
         guard jobs == ContentionGuard.window else { return }
-        if stalls >= ContentionGuard.stallsToBackOff {
+        let starved = sampledWall >= ContentionGuard.minimumSampledSeconds
+            && sampledCPU < ContentionGuard.starvedCPUShare * sampledWall
+        if stalls >= ContentionGuard.stallsToBackOff || starved {
             aloneUntil = now + backOff
             backOff = min(2 * backOff, ContentionGuard.longestBackOff)
         } else {
             backOff = ContentionGuard.firstBackOff
         }
-        (jobs, stalls) = (0, 0)
+        (jobs, stalls, sampledWall, sampledCPU) = (0, 0, 0, 0)
     }
+}
+
+/// CPU time the calling thread has used, in seconds.
+func threadCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
 private final class WorkerContext {
