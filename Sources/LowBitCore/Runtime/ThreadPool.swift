@@ -187,7 +187,7 @@ struct ContentionGuard {
     /// each way, so not every job).
     static let cpuSampleEvery = 4
     /// Below this share of its sampled parts' time on a CPU, the caller is sharing its core.
-    static let starvedCPUShare = 0.75
+    static let starvedCPUShare = 0.6
     /// Sampled time a window needs before its CPU share counts (timer and accounting resolution).
     static let minimumSampledSeconds = 200e-6
 
