@@ -39,7 +39,7 @@ __attribute__((target("clflushopt")))
 void lowbit_cpu_flush(const void *address, size_t bytes) {
     const char *p = (const char *)address;
     for (size_t offset = 0; offset < bytes; offset += 64) _mm_clflushopt((void *)(p + offset));
-    _mm_sfence();
+    _mm_mfence();  /* orders later loads too: none may read a line the flush has yet to drop */
 }
 
 #else
