@@ -237,6 +237,19 @@ final class FloatVectorsTests: XCTestCase {
 
 /// The cache sizes `lowbit info` and `lowbit bench` print, read from a sysfs-like tree.
 final class CacheInfoTests: XCTestCase {
+    /// The running machine's own sysfs files, which report a page as their size and hold a few
+    /// bytes: read to their end, they give at least one data cache with its size.
+    func testDataCachesOfThisMachine() throws {
+        let dir = "/sys/devices/system/cpu/cpu0/cache"
+        guard FileManager.default.fileExists(atPath: "\(dir)/index0/level") else {
+            throw XCTSkip("no sysfs cache description here")
+        }
+        let caches = Runtime.dataCaches(sysfs: dir)
+        XCTAssertFalse(caches.isEmpty)
+        XCTAssertTrue(caches.allSatisfy { $0.bytes > 0 && $0.level >= 1 })
+        XCTAssertNotEqual(Runtime.cacheSummary, "unknown")
+    }
+
     func testDataCachesFromSysfs() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-cache-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
