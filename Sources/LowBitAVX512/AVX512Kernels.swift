@@ -30,5 +30,6 @@ extension AVX512Kernels {
         VectorsAVX512.multiplyAddHalf(h, p, into: y, count: count)
     }
 
-    package static func readBytes(_ p: UnsafeRawPointer, bytes: Int) -> UInt64 { VectorsAVX512.readBytes(p, bytes: bytes) }
+    package static func readBytes(_ p: UnsafeRawPointer, bytes: Int) -> UInt64 { VectorsAVX512.readBytes(p,
+        bytes: bytes) }
 }

@@ -43,7 +43,8 @@ enum VectorsAVX512 {
     }
 
     /// out[i] = h[i]·x[i]: 16 Float16 converted per step.
-    static func multiplyHalf(_ h: UnsafePointer<Float16>, _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+    static func multiplyHalf(_ h: UnsafePointer<Float16>, _ x: UnsafePointer<Float>,
+                             into out: UnsafeMutablePointer<Float>,
                              count: Int) {
         var i = 0
         while i < count {
@@ -55,7 +56,8 @@ enum VectorsAVX512 {
     }
 
     /// y[i] += h[i]·p[i].
-    static func multiplyAddHalf(_ h: UnsafePointer<Float16>, _ p: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+    static func multiplyAddHalf(_ h: UnsafePointer<Float16>, _ p: UnsafePointer<Float>,
+                                into y: UnsafeMutablePointer<Float>,
                                 count: Int) {
         var i = 0
         while i < count {

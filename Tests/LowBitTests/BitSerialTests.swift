@@ -25,7 +25,8 @@ final class BitSerialTests: XCTestCase {
                     defer { ws.deallocate() }
                     try x.withUnsafeBufferPointer { xp in
                         try slow.withUnsafeMutableBufferPointer { yp in
-                            try BitSerialKernel.multiply(m, x: xp.baseAddress!, n: 3, y: yp.baseAddress!, activationBits: a,
+                            try BitSerialKernel.multiply(m, x: xp.baseAddress!, n: 3, y: yp.baseAddress!,
+                                                         activationBits: a,
                                                          workspace: ws, reference: true)
                         }
                     }
@@ -52,11 +53,13 @@ final class BitSerialTests: XCTestCase {
                 for a in [2, 4, 8] {
                     let x = [Float](repeating: value, count: cols)
                     var slow = [Float](repeating: 0, count: rows)
-                    let ws = UnsafeMutableRawPointer.allocate(byteCount: BitSerialKernel.activationBytes(m, activationBits: a), alignment: 64)
+                    let ws = UnsafeMutableRawPointer.allocate(byteCount: BitSerialKernel.activationBytes(m,
+                        activationBits: a), alignment: 64)
                     defer { ws.deallocate() }
                     try x.withUnsafeBufferPointer { xp in
                         try slow.withUnsafeMutableBufferPointer { yp in
-                            try BitSerialKernel.multiply(m, x: xp.baseAddress!, n: 1, y: yp.baseAddress!, activationBits: a,
+                            try BitSerialKernel.multiply(m, x: xp.baseAddress!, n: 1, y: yp.baseAddress!,
+                                                         activationBits: a,
                                                          workspace: ws, reference: true)
                         }
                     }
@@ -77,15 +80,19 @@ final class BitSerialTests: XCTestCase {
             x[1] = 0; x[2] = -x[3]
             for a in [2, 4, 8] {
                 let acts = BitSerialActivations(cols: cols, groupSize: g, bits: a)
-                var fast = [UInt8](repeating: 0xAA, count: acts.byteCount), slow = [UInt8](repeating: 0x55, count: acts.byteCount)
+                var fast = [UInt8](repeating: 0xAA, count: acts.byteCount), slow = [UInt8](repeating: 0x55,
+                    count: acts.byteCount)
                 x.withUnsafeBufferPointer { xp in
-                    fast.withUnsafeMutableBytes { BitSerialKernelAVX2.prepare(acts, xp.baseAddress!, into: $0.baseAddress!) }
+                    fast.withUnsafeMutableBytes { BitSerialKernelAVX2.prepare(acts, xp.baseAddress!,
+                                                                              into: $0.baseAddress!) }
                     slow.withUnsafeMutableBytes { acts.prepare(xp.baseAddress!, into: $0.baseAddress!) }
                 }
                 let intBytes = Int8Activations.byteCount(cols: cols, groupSize: g)
                 if a == 8 {
                     // Column k: chunk k / 256, byte (k % 256) / 8 of vector k % 8 (nibble h, bit j).
-                    let order = fast.withUnsafeMutableBytes { Array(UnsafeBufferPointer(start: acts.maskedSumOrder($0.baseAddress!), count: 8 * acts.planeStride)) }
+                    let order = fast.withUnsafeMutableBytes {
+                        Array(UnsafeBufferPointer(start: acts.maskedSumOrder($0.baseAddress!), count: 8 * acts.planeStride))
+                    }
                     var expected = [Int8](repeating: 0, count: 8 * acts.planeStride)
                     fast.withUnsafeMutableBytes { f in
                         let codes = acts.ints.codes(f.baseAddress!)
@@ -114,7 +121,10 @@ final class BitSerialTests: XCTestCase {
                 for gi in 0..<(cols / g) {
                     let part = x[(gi * g)..<((gi + 1) * g)]
                     let scale = part.map(abs).max()! / limit
-                    for k in 0..<g { xq[gi * g + k] = scale * min(max((x[gi * g + k] * (1 / scale)).rounded(.toNearestOrEven), -limit), limit) }
+                    for k in 0..<g {
+                        let q = (x[gi * g + k] * (1 / scale)).rounded(.toNearestOrEven)
+                        xq[gi * g + k] = scale * min(max(q, -limit), limit)
+                    }
                 }
                 let ref = float64Product(m.dequantized(), rows: rows, cols: cols, xq, n: 1)
                 let y = try m.product(x, n: 1, kernel: .bitSerial, activationBits: a)

@@ -29,7 +29,9 @@ final class DequantTests: XCTestCase {
                 let used = cols + 8 * (cols / g)
                 XCTAssertEqual(Array(fast[0..<used]), Array(slow[0..<used]), "cols \(cols) g\(g) A=\(bits)")
                 if bits == 8 {
-                    let codes = slow.withUnsafeMutableBytes { Array(UnsafeBufferPointer(start: acts.codes($0.baseAddress!), count: cols)) }
+                    let codes = slow.withUnsafeMutableBytes {
+                        Array(UnsafeBufferPointer(start: acts.codes($0.baseAddress!), count: cols))
+                    }
                     XCTAssertEqual(Array(codes[(g + 1)..<(g + 8)]), [2, 2, 4, 4, 6, 6, 8], "halves round to even")
                     XCTAssertEqual(Array(codes[(g + 8)..<(g + 10)]), [-2, -4])
                 }
@@ -84,17 +86,20 @@ final class DequantTests: XCTestCase {
                     var reference = [Float](repeating: .nan, count: n * rows), unpacked = reference
                     reference.withUnsafeMutableBufferPointer { y in
                         for i in 0..<n {
-                            DequantKernel.portableInt8(m, acts: acts, actBase: buffer.pointer + i * stride, y: y.baseAddress! + i * rows, rows: range)
+                            DequantKernel.portableInt8(m, acts: acts, actBase: buffer.pointer + i * stride,
+                                                       y: y.baseAddress! + i * rows, rows: range)
                         }
                     }
                     unpacked.withUnsafeMutableBufferPointer { y in
-                        DequantKernel.unpackedInt8(m, acts: acts, actBase: buffer.pointer, actStride: stride, n: n, y: y.baseAddress!, rows: range)
+                        DequantKernel.unpackedInt8(m, acts: acts, actBase: buffer.pointer, actStride: stride, n: n,
+                                                   y: y.baseAddress!, rows: range)
                     }
                     for i in 0..<n {
                         for r in 0..<rows {
                             let k = i * rows + r
                             if range.contains(r) {
-                                XCTAssertEqual(unpacked[k], reference[k], "\(type) \(rows)x\(cols) g\(g) n=\(n) [\(i), \(r)]")
+                                XCTAssertEqual(unpacked[k], reference[k],
+                                               "\(type) \(rows)x\(cols) g\(g) n=\(n) [\(i), \(r)]")
                             } else {
                                 XCTAssertTrue(unpacked[k].isNaN, "row \(r) outside the range was written")
                             }
@@ -125,8 +130,10 @@ final class DequantTests: XCTestCase {
                     for threads in [1, 2] {
                         try Runtime.setThreads(threads)
                         let fast = try m.product(xs, n: n, kernel: .dequant, activationBits: 32)
-                        XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n) threads=\(threads)")
-                        XCTAssertLessThan(normalizedError(fast, ref), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n) threads=\(threads)")
+                        XCTAssertLessThan(normalizedError(fast, portable), 1e-10,
+                                          "\(type) \(rows)x\(cols) g\(g) n=\(n) threads=\(threads)")
+                        XCTAssertLessThan(normalizedError(fast, ref), 1e-10,
+                                          "\(type) \(rows)x\(cols) g\(g) n=\(n) threads=\(threads)")
                     }
                 }
             }

@@ -29,7 +29,8 @@ final class LUTTests: XCTestCase {
                     for threads in [1, 2] {
                         try Runtime.setThreads(threads)
                         let fast = try m.product(xs, n: n, kernel: .lut)
-                        XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n) threads=\(threads)")
+                        XCTAssertLessThan(normalizedError(fast, portable), 1e-10,
+                                          "\(type) \(rows)x\(cols) g\(g) n=\(n) threads=\(threads)")
                     }
                 }
             }
@@ -43,7 +44,8 @@ final class LUTTests: XCTestCase {
             for n in [1, 5] {
                 let xs = Array(x[0..<(n * 128)])
                 let portable = try portableOnly { try m.product(xs, n: n, kernel: .lut) }
-                XCTAssertLessThan(normalizedError(try m.product(xs, n: n, kernel: .lut), portable), 1e-10, "Float32 parameters \(type) n=\(n)")
+                XCTAssertLessThan(normalizedError(try m.product(xs, n: n, kernel: .lut), portable), 1e-10,
+                                  "Float32 parameters \(type) n=\(n)")
             }
         }
     }
@@ -113,7 +115,8 @@ final class LUTTableTests: XCTestCase {
             let groups = cols / g
             fast.withUnsafeBytes { f in slow.withUnsafeBytes { s in
                 for i in 0..<groups {
-                    XCTAssertEqual(f.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self), s.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self))
+                    XCTAssertEqual(f.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self),
+                                   s.load(fromByteOffset: cols * 4 + 4 * i, as: Float.self))
                     XCTAssertEqual(f.load(fromByteOffset: cols * 4 + 4 * (groups + i), as: Float.self),
                                    s.load(fromByteOffset: cols * 4 + 4 * (groups + i), as: Float.self), accuracy: 1e-4)
                 }

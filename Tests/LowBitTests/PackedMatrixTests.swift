@@ -27,15 +27,21 @@ final class PackedMatrixTests: XCTestCase {
                         let x = rng.normals(n * cols)
                         for bits in family == .dequant ? [8, 16, 32] : [8] {
                             var y = [Float](repeating: .nan, count: n * rows)
-                            try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try p.multiply(xp.baseAddress!, n: n, into: $0.baseAddress!, activationBits: bits) } }
-                            XCTAssertEqual(y, try m.product(x, n: n, kernel: family, activationBits: bits), "\(type) \(family) A\(bits) \(rows)x\(cols)")
+                            try x.withUnsafeBufferPointer { xp in
+                                try y.withUnsafeMutableBufferPointer {
+                                    try p.multiply(xp.baseAddress!, n: n, into: $0.baseAddress!, activationBits: bits)
+                                }
+                            }
+                            XCTAssertEqual(y, try m.product(x, n: n, kernel: family, activationBits: bits),
+                                           "\(type) \(family) A\(bits) \(rows)x\(cols)")
                         }
                     }
                     var row = [Float](repeating: .nan, count: cols)
                     for r in [0, rows / 2, rows - 1] {
                         row.withUnsafeMutableBufferPointer { p.weights(row: r, into: $0.baseAddress!) }
                         for c in 0..<cols {
-                            XCTAssertEqual(row[c], m.weight(row: r, col: c), accuracy: 1e-6 * max(1, abs(m.weight(row: r, col: c))), "\(type) \(family) [\(r), \(c)]")
+                            XCTAssertEqual(row[c], m.weight(row: r, col: c), accuracy: 1e-6 * max(1,
+                                abs(m.weight(row: r, col: c))), "\(type) \(family) [\(r), \(c)]")
                         }
                     }
                 }
@@ -50,7 +56,8 @@ final class PackedMatrixTests: XCTestCase {
             XCTAssertEqual(try q.lutLayout().paramByteCount, 3 * 4 * 32 * 2)
         }
         // Tiny scales stay Float32 rather than lose precision as Float16 subnormals.
-        let tiny = try quantized(rng.normals(16 * 64, scale: 1e-7), rows: 16, cols: 64, type: .integer(bits: 4), groupSize: 64)
+        let tiny = try quantized(rng.normals(16 * 64, scale: 1e-7), rows: 16, cols: 64, type: .integer(bits: 4),
+                                 groupSize: 64)
         XCTAssertFalse(tiny.withCanonicalCodes { GroupParameters.halfExact($0) })
         XCTAssertFalse(try tiny.lutLayout().halfParams)
         let m = try quantized(rng.normals(8 * 64), rows: 8, cols: 64, type: .mixed(bits: 4), groupSize: 32)
