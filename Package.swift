@@ -16,6 +16,9 @@ func tierSettings(_ clangFlags: [String]) -> [SwiftSetting] {
 }
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+/// The library's soname is liblowbit.so.MAJOR, MAJOR being LOWBIT_VERSION_MAJOR of Include/lowbit.h (the ABI
+/// check compares them): programs linked against one major version never load another.
+let abiMajor = 0
 
 let package = Package(
     name: "lowbit",
@@ -48,7 +51,7 @@ let package = Package(
             name: "LowBitC", dependencies: ["LowBit", "LowBitModel"], path: "Sources/LowBitC", exclude: ["lowbit.map"],
             // Export the lowbit_* symbols only (the version script hides everything else).
             linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(root)/Sources/LowBitC/lowbit.map",
-                                           "-Xlinker", "-soname=liblowbit.so"])]),
+                                           "-Xlinker", "-soname=liblowbit.so.\(abiMajor)"])]),
         // The Llama runner: tokenizer, forward pass, sampling, perplexity, on lowbit matrices.
         .target(name: "LowBitModel", dependencies: ["LowBit"], path: "Sources/LowBitModel"),
         .executableTarget(name: "lowbit-cli", dependencies: ["LowBit", "LowBitModel"], path: "Sources/lowbit-cli"),

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# ABI discipline (DESIGN §3), on the release build in dist/:
+# ABI discipline (docs/DESIGN.md), on the release build in dist/:
 #  1. Include/lowbit.h agrees with the prototypes Swift emits for the shims;
 #  2. the .so exports exactly the LOWBIT_API functions of the header, and nothing else of ours;
 #  3. the .so loads without a Swift toolchain (no Swift runtime libraries in ldd);
-#  4. the library's version equals the header's.
+#  4. the library's version equals the header's, and its soname is liblowbit.so.MAJOR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
@@ -18,6 +18,8 @@ done
 clang -std=c11 -Wall -Werror -IInclude -I"$work" Tests/abi/header_sync.c -Ldist/lib -llowbit -o "$work/header_sync" \
     || fail "lowbit.h and the Swift shims disagree (see the compiler errors above)"
 LD_LIBRARY_PATH=dist/lib "$work/header_sync" || fail "library version differs from LOWBIT_VERSION_NUMBER"
+soname=$(readelf -d dist/lib/liblowbit.so | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+[ "$soname" = "liblowbit.so.$(scripts/version.sh | cut -d. -f1)" ] || fail "soname $soname does not follow the header's major"
 echo "ok: header and shims agree ($(grep -c 'SWIFT_EXTERN .* lowbit_' "$work/LowBitC-Swift.h") functions)"
 
 declared=$(grep -E '^LOWBIT_API' Include/lowbit.h | grep -o 'lowbit_[a-z_0-9]*(' | tr -d '(' | sort -u)
