@@ -35,7 +35,7 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------------------------ */
 
 #define LOWBIT_VERSION_MAJOR 0
-#define LOWBIT_VERSION_MINOR 1
+#define LOWBIT_VERSION_MINOR 2
 #define LOWBIT_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH: compare with lowbit_version_number() to check that the
  * library loaded at run time is the one this header describes. */
@@ -260,7 +260,8 @@ typedef void lowbit_model;
 typedef struct lowbit_model lowbit_model;
 #endif
 
-/* How the linear layers are held (lowbit_model_open's `weights`). */
+/* How the linear layers are held. */
+typedef int32_t lowbit_weights;
 enum {
     LOWBIT_WEIGHTS_REFERENCE = 0,   /* the file's weights dequantized to float32 */
     LOWBIT_WEIGHTS_Q4_1 = 1,        /* the file's own Q4_1 blocks, not requantized */
@@ -268,18 +269,40 @@ enum {
     LOWBIT_WEIGHTS_STACK = 3        /* a BitStack file (`stack_path`) under `budget` bytes */
 };
 
-/* Loads a GGUF model. bits and group_size matter for LOWBIT_WEIGHTS_REQUANTIZED (group_size 0 =
- * 64), kernel for the lowbit modes, stack_path and budget for LOWBIT_WEIGHTS_STACK.
- * LOWBIT_WEIGHTS_Q4_1 with kernel auto or dequant runs 16-bit activations (act_bits 16 of
- * lowbit_matrix_matmul), so it agrees with the reference model token by token; with lut or
- * bitserial, int8 activations as llama.cpp rounds them. */
-LOWBIT_API lowbit_status lowbit_model_open(const char *path, int32_t weights, int32_t bits, int32_t group_size,
+/* Options of lowbit_model_load. `size` is sizeof(lowbit_model_params) as the caller's header
+ * declares it: fields a later version appends are then left at their defaults for older callers.
+ * Fill with lowbit_model_default_params, then change what you need. Since 0.2. */
+#ifdef LOWBIT_ABI_CHECK
+typedef void lowbit_model_params;
+#else
+typedef struct lowbit_model_params {
+    size_t size;
+    lowbit_weights weights;       /* default LOWBIT_WEIGHTS_Q4_1: the file's own blocks */
+    int32_t bits;                 /* REQUANTIZED: 1..4, LOWBIT_BITS_TERNARY (default 4) */
+    int32_t group_size;           /* REQUANTIZED: 32, 64 or 128 (default 64) */
+    lowbit_kernel kernel;         /* Q4_1 and REQUANTIZED (default LOWBIT_KERNEL_AUTO) */
+    const char *stack_path;       /* STACK: the BitStack file */
+    uint64_t budget;              /* STACK: bytes of weights to hold */
+    const char *calibration_text; /* REQUANTIZED: NULL, or UTF-8 text to calibrate on (see below) */
+    int32_t act_bits;             /* Q4_1: 8, 16 or 32; 0 = the kernel's default (see below) */
+} lowbit_model_params;
+#endif
+
+/* Writes the defaults (and out->size) to *out. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_model_default_params(lowbit_model_params *out);
+/* Loads a GGUF model as `params` says (NULL: the defaults). Q4_1 with kernel auto or dequant runs
+ * 16-bit activations (act_bits 16 of lowbit_matrix_matmul), so it agrees with the reference model
+ * token by token; with lut or bitserial, int8 activations as llama.cpp rounds them. A calibration
+ * text (at least 16 tokens, the first 1024 used; not the text you evaluate on) requantizes on the
+ * activations each layer sees there: input-channel scales searched per layer, then rounding with
+ * error feedback; it takes seconds to tens of seconds. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_model_load(const char *path, const lowbit_model_params *params, lowbit_model **out);
+
+/* lowbit_model_load with the fields as arguments (group_size 0 = 64), from 0.1. */
+LOWBIT_API lowbit_status lowbit_model_open(const char *path, lowbit_weights weights, int32_t bits, int32_t group_size,
                                            lowbit_kernel kernel, const char *stack_path, uint64_t budget,
                                            lowbit_model **out);
-/* Loads a GGUF model requantized to `bits` / `group_size`, calibrated on the activations each
- * linear layer sees on `calibration_text` (UTF-8, at least 16 tokens, the first 1024 used; use
- * text other than what you evaluate on): input-channel scales searched per layer (AWQ style),
- * then rounding with error feedback (GPTQ style). Takes seconds to tens of seconds. */
+/* lowbit_model_load of a calibrated requantization with the fields as arguments, from 0.1. */
 LOWBIT_API lowbit_status lowbit_model_open_calibrated(const char *path, int32_t bits, int32_t group_size,
                                                       lowbit_kernel kernel, const char *calibration_text,
                                                       lowbit_model **out);
@@ -297,6 +320,131 @@ LOWBIT_API lowbit_status lowbit_model_generate(const lowbit_model *m, const char
  * each scored on its second half. */
 LOWBIT_API lowbit_status lowbit_model_perplexity(const lowbit_model *m, const char *text, int32_t ctx, int32_t chunks,
                                                  double *out);
+/* Changes the budget of a BitStack model (see lowbit_stack_set_budget); other models: an error. */
+LOWBIT_API lowbit_status lowbit_model_set_budget(lowbit_model *m, uint64_t budget);
+/* Bytes of weights the model holds now. */
+LOWBIT_API lowbit_status lowbit_model_weight_bytes(const lowbit_model *m, uint64_t *out);
+
+/* ---- tokens, chat templates, contexts -------------------------------------------------------- */
+
+/* The model's vocabulary size and the longest context it was trained for. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_model_vocab_size(const lowbit_model *m, int32_t *out);
+LOWBIT_API lowbit_status lowbit_model_context_length(const lowbit_model *m, int32_t *out);
+
+typedef int32_t lowbit_special_token;
+enum {
+    LOWBIT_TOKEN_BOS = 0,         /* beginning of sequence */
+    LOWBIT_TOKEN_EOS = 1,         /* end of sequence */
+    LOWBIT_TOKEN_END_OF_TURN = 2  /* ChatML's <|im_end|> */
+};
+/* The id of a special token, or -1 when the model has none. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_model_special_token(const lowbit_model *m, lowbit_special_token which, int32_t *out);
+
+/* Token ids of UTF-8 `text`. add_special != 0: BOS first where the model asks for it;
+ * parse_special != 0: control-token text such as <|im_start|> becomes those tokens. *n_tokens
+ * receives the count; if tokens_len is smaller (0 included, where tokens may be NULL) the call
+ * fails with LOWBIT_ERROR_SIZE_MISMATCH and writes no token. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_tokenize(const lowbit_model *m, const char *text, int32_t add_special,
+                                         int32_t parse_special, int32_t *tokens, int64_t tokens_len,
+                                         int64_t *n_tokens);
+/* The text of tokens[0..n), NUL-terminated, with lowbit_model_generate's out/out_len/written rules
+ * (bytes that are not valid UTF-8 become U+FFFD). Since 0.2. */
+LOWBIT_API lowbit_status lowbit_detokenize(const lowbit_model *m, const int32_t *tokens, int64_t n,
+                                           char *out, int64_t out_len, int64_t *written);
+
+/* One message of a conversation; role is a word such as "system", "user" or "assistant". */
+#ifdef LOWBIT_ABI_CHECK
+typedef void lowbit_chat_message;
+#else
+typedef struct lowbit_chat_message {
+    const char *role;
+    const char *content;
+} lowbit_chat_message;
+#endif
+/* messages[0..n) in the model's chat template (ChatML; others are LOWBIT_ERROR_UNSUPPORTED),
+ * with the template's default system message when the first message is not one, and the
+ * assistant's turn opened when add_generation_prompt != 0. Output rules as lowbit_detokenize.
+ * Since 0.2. */
+LOWBIT_API lowbit_status lowbit_chat_template(const lowbit_model *m, const lowbit_chat_message *messages, int64_t n,
+                                              int32_t add_generation_prompt, char *out, int64_t out_len,
+                                              int64_t *written);
+
+/* How tokens are drawn from logits: greedy at temperature 0; otherwise from the softmax at that
+ * temperature over the top_k likeliest tokens (0: all) and the smallest set of them whose
+ * probability reaches top_p. Tokens among the last repetition_window of the context have their
+ * logit divided by repetition_penalty (multiplied, where negative; 1: off). The same seed, params
+ * and context give the same tokens. `size` as in lowbit_model_params. Since 0.2. */
+#ifdef LOWBIT_ABI_CHECK
+typedef void lowbit_sampler_params;
+#else
+typedef struct lowbit_sampler_params {
+    size_t size;
+    float temperature;          /* 0..100, default 0 */
+    int32_t top_k;              /* default 0 */
+    float top_p;                /* (0, 1], default 1 */
+    float repetition_penalty;   /* (0, 100], default 1 */
+    int32_t repetition_window;  /* default 64 */
+    uint64_t seed;              /* default 1 */
+} lowbit_sampler_params;
+#endif
+/* Writes the defaults (and out->size) to *out. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_sampler_default_params(lowbit_sampler_params *out);
+
+/* A context: a model with a KV cache of its own, holding the tokens of one conversation or
+ * document. Every call on a context changes it only on success. Thread rules: one thread at a
+ * time per context; contexts of one model may run on different threads at once; the model
+ * must outlive its contexts. */
+#ifdef LOWBIT_ABI_CHECK
+typedef void lowbit_context;
+#else
+typedef struct lowbit_context lowbit_context;
+#endif
+
+/* A context of up to n_ctx tokens (0: the model's context length). Its cache grows with the
+ * tokens it holds. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_context_new(const lowbit_model *m, int32_t n_ctx, lowbit_context **out);
+/* Releases a context; NULL is accepted. Since 0.2. */
+LOWBIT_API void lowbit_context_free(lowbit_context *c);
+/* Runs tokens[0..n) after the tokens the context holds. logits (may be NULL with logits_len 0)
+ * receives the vocabulary's logits after the last token, or after each of them (all_logits != 0:
+ * n x vocab floats, row-major); a short logits buffer fails before anything runs. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_context_eval(lowbit_context *c, const int32_t *tokens, int64_t n, int32_t all_logits,
+                                             float *logits, int64_t logits_len);
+/* The tokens the context holds: *n receives their count, tokens[0..count) the ids (the
+ * lowbit_tokenize rules for a short buffer). Since 0.2. */
+LOWBIT_API lowbit_status lowbit_context_tokens(const lowbit_context *c, int32_t *tokens, int64_t tokens_len,
+                                               int64_t *n);
+/* Keeps the first n tokens the context holds (0: empty, as new). Since 0.2. */
+LOWBIT_API lowbit_status lowbit_context_truncate(lowbit_context *c, int64_t n);
+/* A token drawn from the logits after the context's last token, by `params` (NULL: greedy). The
+ * random state lives in the context: it goes on from call to call while the params stay the same,
+ * and restarts from params->seed when they change. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_context_sample(lowbit_context *c, const lowbit_sampler_params *params, int32_t *token);
+
+/* Called with each generated token and the text it completes (UTF-8, piece_len bytes and a NUL;
+ * empty while a character is split across tokens), on the calling thread. Return nonzero to go on,
+ * 0 to stop. */
+typedef int32_t (*lowbit_token_fn)(void *user, int32_t token, const char *piece, int64_t piece_len);
+/* Makes the context hold prompt[0..n) (running only what follows the longest prefix it already
+ * holds), then generates up to max_tokens tokens by `params` (NULL: greedy), each passed to
+ * on_token (may be NULL) and run into the context before the next is drawn. Stops at an
+ * end-of-sequence or end-of-turn token (not passed on), when on_token returns 0, or when the
+ * context is full. *generated (may be NULL) receives the count passed to on_token. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_context_generate(lowbit_context *c, const int32_t *prompt, int64_t n, int32_t max_tokens,
+                                                 const lowbit_sampler_params *params, lowbit_token_fn on_token,
+                                                 void *user, int64_t *generated);
+/* One chat turn: messages[0..n) in the chat template with the assistant's turn opened, then
+ * lowbit_context_generate. Passing the reply back as the last assistant message of the next turn
+ * (followed by the new user message) reuses the context up to it. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_context_chat(lowbit_context *c, const lowbit_chat_message *messages, int64_t n,
+                                             int32_t max_tokens, const lowbit_sampler_params *params,
+                                             lowbit_token_fn on_token, void *user, int64_t *generated);
+
+/* ---- experimental ---------------------------------------------------------------------------- */
+
+/* Calls that may change or go in any version: define LOWBIT_EXPERIMENTAL before including this
+ * header to use them, and build against the exact version you run. */
+#if defined(LOWBIT_EXPERIMENTAL) || defined(LOWBIT_ABI_CHECK)
 /* Runs token ids tokens[0..n) from an empty context and writes the hidden states after the
  * embedding and after each layer: (layers + 1) x n x hidden floats, row-major (out_len at least
  * that; *layers and *hidden, if not NULL, receive the sizes, also when out_len is too small and
@@ -304,10 +452,7 @@ LOWBIT_API lowbit_status lowbit_model_perplexity(const lowbit_model *m, const ch
  * independent implementation layer by layer. */
 LOWBIT_API lowbit_status lowbit_model_trace(const lowbit_model *m, const int32_t *tokens, int64_t n,
                                             float *out, int64_t out_len, int32_t *layers, int32_t *hidden);
-/* Changes the budget of a BitStack model (see lowbit_stack_set_budget); other models: an error. */
-LOWBIT_API lowbit_status lowbit_model_set_budget(lowbit_model *m, uint64_t budget);
-/* Bytes of weights the model holds now. */
-LOWBIT_API lowbit_status lowbit_model_weight_bytes(const lowbit_model *m, uint64_t *out);
+#endif
 
 #ifdef __cplusplus
 }

@@ -7,19 +7,31 @@ extension LlamaModel {
     /// The prompt in the model's chat format. ChatML templates (SmolLM2's) are applied as the
     /// template says, including its default system message; other templates are not supported.
     public func chatPrompt(_ user: String) throws -> String {
+        try chatPrompt([ChatMessage(role: "user", content: user)], addGenerationPrompt: true)
+    }
+
+    /// `messages` in the model's ChatML template: its default system message first when the
+    /// conversation has none, then each message, then (`addGenerationPrompt`) the opening of the
+    /// assistant's turn. Roles are plain words (system, user, assistant, ...).
+    public func chatPrompt(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
         guard let template = chatTemplate, template.contains("<|im_start|>") else {
             throw LowBitError(.unsupported, "this model's chat template is not ChatML; use a plain prompt")
         }
+        for m in messages where m.role.isEmpty || !m.role.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic }) {
+            throw LowBitError(.invalidArgument, "chat role '\(m.role)' must be a word (system, user, assistant)")
+        }
         var text = ""
         let marker = "'<|im_start|>system\n"
-        if let at = template.indices.first(where: { template[$0...].hasPrefix(marker) }) {
+        if messages.first?.role != "system",
+           let at = template.indices.first(where: { template[$0...].hasPrefix(marker) }) {
             // The template's default system message, used when the conversation has none.
             let rest = template[template.index(at, offsetBy: marker.count)...]
             if let end = rest.indices.first(where: { rest[$0...].hasPrefix("<|im_end|>") }) {
                 text += "<|im_start|>system\n\(rest[..<end])<|im_end|>\n"
             }
         }
-        return text + "<|im_start|>user\n\(user)<|im_end|>\n<|im_start|>assistant\n"
+        for m in messages { text += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
+        return addGenerationPrompt ? text + "<|im_start|>assistant\n" : text
     }
 
     public struct GenerationStats: Sendable {
@@ -37,9 +49,7 @@ extension LlamaModel {
     public func generate(_ prompt: String, chat: Bool = false, maxTokens: Int = 64, temperature: Float = 0,
                          topP: Float = 1, seed: UInt64 = 1, onText: (String) -> Void = { _ in }) throws -> (String, GenerationStats) {
         guard maxTokens >= 0 else { throw LowBitError(.invalidArgument, "max tokens must be >= 0") }
-        guard temperature >= 0, temperature.isFinite, topP > 0, topP <= 1 else {
-            throw LowBitError(.invalidArgument, "temperature must be >= 0 and top-p in (0, 1]")
-        }
+        var sampler = try Sampler(temperature: temperature, topP: topP, seed: seed)
         let text = chat ? try chatPrompt(prompt) : prompt
         let tokens = tokenizer.encode(text, addSpecial: true, parseSpecial: chat)
         guard !tokens.isEmpty else { throw LowBitError(.invalidArgument, "the prompt is empty") }
@@ -49,14 +59,13 @@ extension LlamaModel {
         var logits = try forward(tokens, cache: cache)
         stats.promptSeconds = monotonicSeconds() - t0
         stats.promptTokens = tokens.count
-        var rng = seed | 1
         var generated: [Int] = []
         var pending: [UInt8] = []
         var output = ""
         let stop = Set([tokenizer.eosID, tokenizer.ids["<|im_end|>"]].compactMap { $0 })
         t0 = monotonicSeconds()
         while generated.count < maxTokens, cache.count < cache.capacity {
-            let next = sample(logits, temperature: temperature, topP: topP, rng: &rng)
+            let next = sampler.sample(logits)
             if stop.contains(next) { break }
             generated.append(next)
             // Emit whole UTF-8 characters only.
@@ -74,28 +83,6 @@ extension LlamaModel {
         stats.generationSeconds = monotonicSeconds() - t0
         stats.generatedTokens = generated.count
         return (output, stats)
-    }
-
-    func sample(_ logits: [Float], temperature: Float, topP: Float, rng: inout UInt64) -> Int {
-        if temperature == 0 { return logits.indices.max { logits[$0] < logits[$1] }! }
-        let maxLogit = logits.max()!
-        var probs = logits.map { exp(($0 - maxLogit) / temperature) }
-        let total = probs.reduce(0, +)
-        for i in probs.indices { probs[i] /= total }
-        var order = probs.indices.sorted { probs[$0] > probs[$1] }
-        var kept: Float = 0, cut = order.count
-        for (i, id) in order.enumerated() {
-            kept += probs[id]
-            if kept >= topP { cut = i + 1; break }
-        }
-        order = Array(order[0..<cut])
-        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
-        var r = Float(Double(rng >> 11) / Double(1 << 53)) * kept
-        for id in order {
-            r -= probs[id]
-            if r <= 0 { return id }
-        }
-        return order.last!
     }
 
     /// Perplexity by llama-perplexity's protocol: the text's tokens (BOS only if the model asks)

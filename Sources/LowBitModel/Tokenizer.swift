@@ -70,6 +70,8 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     public var vocabularySize: Int { tokens.count }
+    /// ChatML's end of a turn, <|im_end|>, where the vocabulary has it.
+    public var endOfTurnID: Int? { ids["<|im_end|>"] }
 
     // MARK: encoding
 

@@ -22,6 +22,20 @@ soname=$(readelf -d dist/lib/liblowbit.so | sed -n 's/.*Library soname: \[\(.*\)
 [ "$soname" = "liblowbit.so.$(scripts/version.sh | cut -d. -f1)" ] || fail "soname $soname does not follow the header's major"
 echo "ok: header and shims agree ($(grep -c 'SWIFT_EXTERN .* lowbit_' "$work/LowBitC-Swift.h") functions)"
 
+# The option structs: the offsets the shims read them at are the C compiler's.
+clang -std=c11 -Wall -Werror -IInclude Tests/abi/struct_layout.c -o "$work/struct_layout"
+swift_layout() {  # the "static let name = offset" constants of one enum in ContextShims.swift, in order
+    sed -n "/^enum $1 {/,/^}/p" Sources/LowBitC/ContextShims.swift | grep -E '^ +static let [a-zA-Z]+ = [0-9]' \
+        | sed -E 's/ +static let //; s/, / /g; s/ = / /g' | tr '\n' ' ' | sed 's/ *$//'
+}
+c_layout=$("$work/struct_layout")
+for table in ModelParams SamplerParams; do
+    expected=$(grep "^$table " <<<"$c_layout" | cut -d' ' -f2-)
+    [ "$(swift_layout "$table")" = "$expected" ] || fail "$table in ContextShims.swift is not the C layout: $expected"
+done
+grep -q "^ChatMessage size 16 role 0 content 8$" <<<"$c_layout" || fail "lowbit_chat_message is not two pointers"
+echo "ok: the option structs' offsets agree with the C compiler's"
+
 declared=$(grep -E '^LOWBIT_API' Include/lowbit.h | grep -o 'lowbit_[a-z_0-9]*(' | tr -d '(' | sort -u)
 exported=$(nm -D --defined-only dist/lib/liblowbit.so | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sort -u)
 [ "$declared" = "$exported" ] || fail "exports differ from the header:

@@ -13,7 +13,7 @@ import numpy as np
 from ._handle import Handle
 from ._library import lib as _lib, path as library_path
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 TERNARY = "ternary"
 _TERNARY_CODE = 158
