@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs what building and testing need, if missing: make, a C compiler and (on x86-64) qemu's
-# user-mode emulator, which runs the C examples as a CPU without AVX (Debian packages); numpy and
-# pytest (PyPI). The Swift toolchain (with clang) is expected on PATH.
+# Installs what building and testing need, if missing: make, C and C++ compilers, CMake and
+# pkg-config (the install check builds the examples with them) and (on x86-64) qemu's user-mode
+# emulator, which runs the C examples as a CPU without AVX (Debian packages); numpy and pytest
+# (PyPI). The Swift toolchain (with clang) is expected on PATH.
 set -euo pipefail
 command -v swift >/dev/null || { echo "swift is not on PATH: install Swift 6.x first"; exit 1; }
 missing=()
 command -v make >/dev/null || missing+=(make)
 command -v cc >/dev/null || missing+=(gcc)
+command -v c++ >/dev/null || missing+=(g++)
+command -v cmake >/dev/null || missing+=(cmake)
+command -v pkg-config >/dev/null || missing+=(pkgconf)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 [ "$(uname -m)" != x86_64 ] || command -v qemu-x86_64 >/dev/null || missing+=(qemu-user)
 if [ ${#missing[@]} -gt 0 ]; then

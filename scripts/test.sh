@@ -82,7 +82,7 @@ scripts/check-baseline.sh
 section "ABI checks"
 Tests/abi/check.sh
 
-section "C examples at every tier, and under qemu as a CPU without AVX (Westmere)"
+section "C examples at every tier (the chat one on the model), and under qemu as a CPU without AVX (Westmere)"
 make -s -C Bindings/c/examples clean
 check_c_examples() {  # $1: the tier the examples must report; the rest: make arguments
     local expected=$1 log="$logs/c-examples-$1.log"
@@ -95,10 +95,14 @@ check_c_examples() {  # $1: the tier the examples must report; the rest: make ar
 }
 for tier in $tiers; do
     echo "-- tier $tier"
-    LOWBIT_SIMD=$tier check_c_examples "$tier"
+    LOWBIT_SIMD=$tier check_c_examples "$tier" MODEL="$LOWBIT_MODEL"
+    grep -q "chat context example ok" "$logs/c-examples-$tier.log"
 done
 echo "-- qemu-x86_64 -cpu Westmere"
 check_c_examples portable RUN="qemu-x86_64 -cpu Westmere"
+
+section "install: a prefix, C through pkg-config, C++ through CMake's find_package, the chat examples"
+Tests/install_check.sh
 
 section "C: every exported function against bad input, and the examples, under AddressSanitizer"
 make -s -C Tests/c clean
@@ -128,11 +132,12 @@ section "bench"
 "$root/Tests/cli_bench.sh"
 
 # Swift tests (each tier, ASan and TSan builds; skipped ones not counted), Python tests (each
-# tier), the 3 C examples (each tier and under qemu), the baseline check, the 3 ABI checks, the C
-# bad-input test, the README examples, the CLI error cases, the bench check and the 6 fuzz targets
+# tier), the 4 C examples at each tier and 3 under qemu, the baseline check, the 4 ABI checks, the
+# install check, the C bad-input test, the README examples, the CLI error cases, the bench check
+# and the 6 fuzz targets
 # (set -e stops at the first failure, so reaching here means every one passed).
 echo
 tier_count=$(wc -w <<<"$tiers")
-total=$((swift_count + asan_count + tsan_count + python_count + 3 * (tier_count + 1) + 1 + 3 + 1 + 1 + 1 + 1 + 6))
+total=$((swift_count + asan_count + tsan_count + python_count + 4 * tier_count + 3 + 1 + 4 + 1 + 1 + 1 + 1 + 1 + 6))
 section "done"
 echo "lowbit: $total passed, 0 failed in $((SECONDS / 60)) min $((SECONDS % 60)) s"

@@ -4,6 +4,7 @@
  * (the model calls are skipped without it) and built with -fsanitize=address.
  */
 #define _DEFAULT_SOURCE
+#define LOWBIT_EXPERIMENTAL /* lowbit_model_trace */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -322,6 +323,136 @@ static void stack_calls(void) {
     lowbit_stack_close(NULL);
 }
 
+static int32_t count_tokens(void *user, int32_t token, const char *piece, int64_t piece_len) {
+    (void)token;
+    (void)piece;
+    (void)piece_len;
+    return ++*(int *)user < 3;
+}
+
+/* The embedding calls: option structs, tokens, chat templates and contexts. */
+static void context_calls(lowbit_model *m) {
+    lowbit_model_params params;
+    expect("model_default_params NULL", lowbit_model_default_params(NULL), LOWBIT_ERROR_NULL_POINTER);
+    expect("model_default_params", lowbit_model_default_params(&params), LOWBIT_OK);
+    expect_true("model params size", params.size == sizeof params && params.weights == LOWBIT_WEIGHTS_Q4_1);
+    lowbit_model *loaded = SENTINEL;
+    params.size = 3;
+    expect("model_load size 3", lowbit_model_load("/tmp/x.gguf", &params, &loaded), LOWBIT_ERROR_INVALID_ARGUMENT);
+    params.size = 1 << 20;
+    expect("model_load size 1 MiB", lowbit_model_load("/tmp/x.gguf", &params, &loaded), LOWBIT_ERROR_INVALID_ARGUMENT);
+    lowbit_model_default_params(&params);
+    params.weights = 7;
+    expect("model_load weights 7", lowbit_model_load("/tmp/x.gguf", &params, &loaded), LOWBIT_ERROR_INVALID_ARGUMENT);
+    params.weights = LOWBIT_WEIGHTS_REQUANTIZED;
+    params.group_size = 48;
+    expect("model_load group 48", lowbit_model_load("/tmp/x.gguf", &params, &loaded), LOWBIT_ERROR_UNSUPPORTED);
+    params.weights = LOWBIT_WEIGHTS_Q4_1;
+    params.kernel = LOWBIT_KERNEL_LUT;
+    params.act_bits = 16;
+    expect("model_load lut at 16 bits", lowbit_model_load("/tmp/x.gguf", &params, &loaded), LOWBIT_ERROR_UNSUPPORTED);
+    params.weights = LOWBIT_WEIGHTS_STACK;
+    expect("model_load stack without path", lowbit_model_load("/tmp/x.gguf", &params, &loaded),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("model_load NULL path", lowbit_model_load(NULL, NULL, &loaded), LOWBIT_ERROR_NULL_POINTER);
+    expect("model_load NULL out", lowbit_model_load("/tmp/x.gguf", NULL, NULL), LOWBIT_ERROR_NULL_POINTER);
+    expect("model_load missing file", lowbit_model_load("/tmp/lowbit-no-such.gguf", NULL, &loaded), LOWBIT_ERROR_IO);
+    expect_true("failed loads leave *out", loaded == SENTINEL);
+
+    int32_t value = -7;
+    expect("vocab_size NULL model", lowbit_model_vocab_size(NULL, &value), LOWBIT_ERROR_NULL_POINTER);
+    expect("context_length NULL out", lowbit_model_context_length(m, NULL), LOWBIT_ERROR_NULL_POINTER);
+    expect("special_token 9", lowbit_model_special_token(m, 9, &value), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect_true("failed calls leave the value", value == -7);
+
+    int32_t tokens[4] = {-9, -9, -9, -9};
+    int64_t n = -1;
+    expect("tokenize NULL text", lowbit_tokenize(m, NULL, 1, 0, tokens, 4, &n), LOWBIT_ERROR_NULL_POINTER);
+    expect("tokenize NULL n", lowbit_tokenize(m, "Hi", 1, 0, tokens, 4, NULL), LOWBIT_ERROR_NULL_POINTER);
+    expect("tokenize tokens_len -1", lowbit_tokenize(m, "Hi", 1, 0, tokens, -1, &n), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("tokenize short buffer", lowbit_tokenize(m, "one two three four five", 1, 0, tokens, 4, &n),
+           LOWBIT_ERROR_SIZE_MISMATCH);
+    expect_true("short buffer gives the count, writes no token", n > 4 && tokens[0] == -9);
+    char text[8] = "XXXXXXX";
+    int64_t written = -1;
+    int32_t outside[1] = {1 << 30};
+    expect("detokenize token outside", lowbit_detokenize(m, outside, 1, text, 8, &written),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("detokenize n -1", lowbit_detokenize(m, outside, -1, text, 8, &written), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect_true("failed detokenize leaves out", strcmp(text, "XXXXXXX") == 0 && written == -1);
+    lowbit_chat_message messages[2] = {{"user", "Hi"}, {NULL, "x"}};
+    expect("chat_template NULL role", lowbit_chat_template(m, messages, 2, 1, text, 8, &written),
+           LOWBIT_ERROR_NULL_POINTER);
+    messages[1].role = "not a word";
+    expect("chat_template bad role", lowbit_chat_template(m, messages, 2, 1, text, 8, &written),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("chat_template n 0", lowbit_chat_template(m, messages, 0, 1, text, 8, &written),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("chat_template short out", lowbit_chat_template(m, messages, 1, 1, text, 8, &written),
+           LOWBIT_ERROR_SIZE_MISMATCH);
+    expect_true("short out is not written", strcmp(text, "XXXXXXX") == 0 && written > 8);
+
+    lowbit_context *c = SENTINEL;
+    expect("context_new NULL model", lowbit_context_new(NULL, 0, &c), LOWBIT_ERROR_NULL_POINTER);
+    expect("context_new n_ctx -1", lowbit_context_new(m, -1, &c), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("context_new n_ctx too long", lowbit_context_new(m, INT32_MAX, &c), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect_true("failed context_new leaves *out", c == SENTINEL);
+    expect("context_new", lowbit_context_new(m, 8, &c), LOWBIT_OK);
+    int32_t vocab = 0;
+    lowbit_model_vocab_size(m, &vocab);
+    float *logits = malloc(sizeof(float) * (size_t)vocab);
+    logits[0] = 42;
+    int32_t good[3] = {1, 2, 3};
+    expect("context_eval NULL tokens", lowbit_context_eval(c, NULL, 3, 0, logits, vocab), LOWBIT_ERROR_NULL_POINTER);
+    expect("context_eval n 0", lowbit_context_eval(c, good, 0, 0, logits, vocab), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("context_eval short logits", lowbit_context_eval(c, good, 3, 0, logits, vocab - 1),
+           LOWBIT_ERROR_SIZE_MISMATCH);
+    expect("context_eval all_logits short", lowbit_context_eval(c, good, 3, 1, logits, vocab),
+           LOWBIT_ERROR_SIZE_MISMATCH);
+    expect("context_eval token outside", lowbit_context_eval(c, outside, 1, 0, logits, vocab),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    int32_t nine[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    expect("context_eval past n_ctx", lowbit_context_eval(c, nine, 9, 0, logits, vocab), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect_true("failed evals leave logits", logits[0] == 42);
+    int32_t token = -7;
+    expect("context_sample before eval", lowbit_context_sample(c, NULL, &token), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("context_truncate 1 of 0", lowbit_context_truncate(c, 1), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("context_eval", lowbit_context_eval(c, good, 3, 0, NULL, 0), LOWBIT_OK);
+    lowbit_sampler_params sampling;
+    expect("sampler_default_params", lowbit_sampler_default_params(&sampling), LOWBIT_OK);
+    sampling.temperature = NAN;
+    expect("context_sample NaN temperature", lowbit_context_sample(c, &sampling, &token), LOWBIT_ERROR_INVALID_ARGUMENT);
+    lowbit_sampler_default_params(&sampling);
+    sampling.top_p = 0;
+    expect("context_sample top_p 0", lowbit_context_sample(c, &sampling, &token), LOWBIT_ERROR_INVALID_ARGUMENT);
+    lowbit_sampler_default_params(&sampling);
+    sampling.size = 0;
+    expect("context_sample size 0", lowbit_context_sample(c, &sampling, &token), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect_true("failed samples leave token", token == -7);
+    expect("context_truncate -1", lowbit_context_truncate(c, -1), LOWBIT_ERROR_INVALID_ARGUMENT);
+    int64_t held = -1;
+    expect("context_tokens short", lowbit_context_tokens(c, tokens, 2, &held), LOWBIT_ERROR_SIZE_MISMATCH);
+    expect_true("failed calls leave the context", held == 3 && tokens[0] == -9);
+    expect("context_generate NULL prompt", lowbit_context_generate(c, NULL, 1, 4, NULL, NULL, NULL, NULL),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("context_generate max -1", lowbit_context_generate(c, good, 3, -1, NULL, NULL, NULL, NULL),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("context_generate past n_ctx", lowbit_context_generate(c, nine, 9, 1, NULL, NULL, NULL, NULL),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("context_chat bad role", lowbit_context_chat(c, messages, 2, 4, NULL, NULL, NULL, NULL),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("context_tokens", lowbit_context_tokens(c, tokens, 4, &held), LOWBIT_OK);
+    expect_true("failed generations leave the context", held == 3 && tokens[0] == 1 && tokens[2] == 3);
+    int calls = 0;
+    int64_t generated = -1;
+    expect("context_generate stops when asked",
+           lowbit_context_generate(c, good, 3, 8, NULL, count_tokens, &calls, &generated), LOWBIT_OK);
+    expect_true("the callback stopped it at 3", calls == 3 && generated == 3);
+    free(logits);
+    lowbit_context_free(c);
+    lowbit_context_free(NULL);
+}
+
 static void model_calls(const char *model_path) {
     lowbit_model *m = SENTINEL;
     expect("model_open NULL path", lowbit_model_open(NULL, 0, 0, 0, 0, NULL, 0, &m), LOWBIT_ERROR_NULL_POINTER);
@@ -384,6 +515,7 @@ static void model_calls(const char *model_path) {
     expect("trace token outside the vocabulary",
            lowbit_model_trace(m, outside, 2, states, sizeof states / sizeof states[0], NULL, NULL),
            LOWBIT_ERROR_INVALID_ARGUMENT);
+    context_calls(m);
     lowbit_model_close(m);
     lowbit_model_close(NULL);
 }

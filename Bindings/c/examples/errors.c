@@ -34,7 +34,7 @@ int main(void) {
     expect("mixed 2-bit types", lowbit_matrix_quantize(w, 512, 4, 128, 202, 64, 0, &m), LOWBIT_ERROR_UNSUPPORTED);
     lowbit_model *model = NULL;
     expect("NULL calibration text", lowbit_model_open_calibrated("m.gguf", 4, 64, LOWBIT_KERNEL_AUTO, NULL, &model), LOWBIT_ERROR_NULL_POINTER);
-    expect("NULL model trace", lowbit_model_trace(NULL, NULL, 1, NULL, 0, NULL, NULL), LOWBIT_ERROR_NULL_POINTER);
+    expect("NULL model vocab_size", lowbit_model_vocab_size(NULL, NULL), LOWBIT_ERROR_NULL_POINTER);
     expect("missing model file", lowbit_model_open_calibrated("/nonexistent.gguf", 4, 64, LOWBIT_KERNEL_AUTO, "text", &model), LOWBIT_ERROR_IO);
     expect("valid mixed 4-bit", lowbit_matrix_quantize(w, 512, 4, 128, LOWBIT_BITS_MIXED4, 64, 0, &m), LOWBIT_OK);
     lowbit_matrix_free(m);
