@@ -41,6 +41,26 @@ _i32, _u32, _i64, _u64 = _c.c_int32, _c.c_uint32, _c.c_int64, _c.c_uint64
 _fp = _c.POINTER(_c.c_float)
 
 PROGRESS_FN = _c.CFUNCTYPE(None, _p, _i64, _i64)
+TOKEN_FN = _c.CFUNCTYPE(_i32, _p, _i32, _c.POINTER(_c.c_char), _i64)
+
+
+class ModelParams(_c.Structure):
+    """lowbit_model_params."""
+    _fields_ = [("size", _c.c_size_t), ("weights", _i32), ("bits", _i32), ("group_size", _i32), ("kernel", _i32),
+                ("stack_path", _c.c_char_p), ("budget", _u64), ("calibration_text", _c.c_char_p),
+                ("act_bits", _i32)]
+
+
+class SamplerParams(_c.Structure):
+    """lowbit_sampler_params."""
+    _fields_ = [("size", _c.c_size_t), ("temperature", _c.c_float), ("top_k", _i32), ("top_p", _c.c_float),
+                ("repetition_penalty", _c.c_float), ("repetition_window", _i32), ("seed", _u64)]
+
+
+class ChatMessage(_c.Structure):
+    """lowbit_chat_message."""
+    _fields_ = [("role", _c.c_char_p), ("content", _c.c_char_p)]
+
 
 _SIGNATURES = {
     "lowbit_version_number": (_u32, []),
@@ -87,6 +107,25 @@ _SIGNATURES = {
                                    _c.POINTER(_i32), _c.POINTER(_i32)]),
     "lowbit_stack_matmul": (_i32, [_p, _c.c_char_p, _fp, _i64, _i64, _fp, _i64]),
     "lowbit_calibration_load": (_i32, [_c.c_char_p]),
+    "lowbit_model_default_params": (_i32, [_c.POINTER(ModelParams)]),
+    "lowbit_model_load": (_i32, [_c.c_char_p, _c.POINTER(ModelParams), _c.POINTER(_p)]),
+    "lowbit_model_vocab_size": (_i32, [_p, _c.POINTER(_i32)]),
+    "lowbit_model_context_length": (_i32, [_p, _c.POINTER(_i32)]),
+    "lowbit_model_special_token": (_i32, [_p, _i32, _c.POINTER(_i32)]),
+    "lowbit_tokenize": (_i32, [_p, _c.c_char_p, _i32, _i32, _c.POINTER(_i32), _i64, _c.POINTER(_i64)]),
+    "lowbit_detokenize": (_i32, [_p, _c.POINTER(_i32), _i64, _c.c_char_p, _i64, _c.POINTER(_i64)]),
+    "lowbit_chat_template": (_i32, [_p, _c.POINTER(ChatMessage), _i64, _i32, _c.c_char_p, _i64, _c.POINTER(_i64)]),
+    "lowbit_sampler_default_params": (_i32, [_c.POINTER(SamplerParams)]),
+    "lowbit_context_new": (_i32, [_p, _i32, _c.POINTER(_p)]),
+    "lowbit_context_free": (None, [_p]),
+    "lowbit_context_eval": (_i32, [_p, _c.POINTER(_i32), _i64, _i32, _fp, _i64]),
+    "lowbit_context_tokens": (_i32, [_p, _c.POINTER(_i32), _i64, _c.POINTER(_i64)]),
+    "lowbit_context_truncate": (_i32, [_p, _i64]),
+    "lowbit_context_sample": (_i32, [_p, _c.POINTER(SamplerParams), _c.POINTER(_i32)]),
+    "lowbit_context_generate": (_i32, [_p, _c.POINTER(_i32), _i64, _i32, _c.POINTER(SamplerParams), TOKEN_FN, _p,
+                                       _c.POINTER(_i64)]),
+    "lowbit_context_chat": (_i32, [_p, _c.POINTER(ChatMessage), _i64, _i32, _c.POINTER(SamplerParams), TOKEN_FN, _p,
+                                   _c.POINTER(_i64)]),
 }
 
 for _name, (_res, _args) in _SIGNATURES.items():

@@ -3,6 +3,7 @@ import ctypes
 import os
 
 from ._handle import Handle
+from ._library import TOKEN_FN, ChatMessage, ModelParams, SamplerParams
 from ._library import lib as _lib
 from .stack import parse_size
 
@@ -10,46 +11,107 @@ _WEIGHTS = {"reference": 0, "q4_1": 1}
 
 
 class Model(Handle):
-    """Model.open(path, weights="reference" | "q4_1", bits=None, group_size=64, kernel="auto",
-    stack=None, budget=None): `bits` (1-4 or "ternary") requantizes the reference weights;
-    `stack` (a file from `lowbit stack build --model`) with `budget` holds a BitStack.
-    "q4_1" with kernel "auto" or "dequant" rounds activations to 16 bits (two int8 passes) and
-    agrees with "reference" token by token; "lut" or "bitserial" round them to int8."""
+    """A GGUF model (Llama architecture) whose linear layers are lowbit matrices.
+
+    Model.open(path, weights="q4_1" | "reference", bits=None, group_size=64, kernel="auto",
+    stack=None, budget=None, calibration=None, act_bits=None): `bits` (1-4 or "ternary")
+    requantizes the reference weights (calibrated on `calibration` text if given); `stack` (a
+    file from `lowbit stack build --model`) with `budget` holds a BitStack. "q4_1" with kernel
+    "auto" or "dequant" rounds activations to 16 bits (two int8 passes) and agrees with
+    "reference" token by token; "lut" or "bitserial" round them to int8 (act_bits=8 asks for
+    int8 on dequant too). Methods may be called from several threads at once; each Context is
+    for one thread at a time."""
 
     _free = staticmethod(_lib.lowbit_model_close)
     _kind = "model"
 
     @classmethod
     def open(cls, path, weights="q4_1", bits=None, group_size=64, kernel="auto", stack=None, budget=None,
-             calibration=None):
-        """calibration: text (str) for calibrated requantization (activation-aware scales and
-        error feedback from the inputs each layer sees on it); needs bits=."""
+             calibration=None, act_bits=None) -> "Model":
         from . import ArgumentError, _bits_code, _check, _int, _kernel_code
+        params = ModelParams()
+        _check(_lib.lowbit_model_default_params(ctypes.byref(params)))
+        params.kernel = _kernel_code(kernel)
+        params.group_size = _int(group_size, "group_size")
         if calibration is not None:
             if bits is None or stack is not None:
                 raise ArgumentError("calibration= applies to requantized weights: give bits= (and no stack=)")
             if not isinstance(calibration, str):
                 raise ArgumentError("calibration must be text (str)")
-            handle = ctypes.c_void_p()
-            _check(_lib.lowbit_model_open_calibrated(os.fsencode(path), _bits_code(bits), _int(group_size, "group_size"),
-                                                     _kernel_code(kernel), calibration.encode(), ctypes.byref(handle)))
-            return cls(handle.value, path)
-        stack_path = None
+            params.calibration_text = calibration.encode()
         if stack is not None:
             if budget is None:
                 raise ArgumentError("a stack needs a budget (bytes or e.g. '64MB')")
-            mode, bits_code, stack_path = 3, 0, os.fsencode(stack)
+            params.weights, params.stack_path, params.budget = 3, os.fsencode(stack), parse_size(budget)
         elif bits is not None:
-            mode, bits_code = 2, _bits_code(bits)
+            params.weights, params.bits = 2, _bits_code(bits)
         elif weights in _WEIGHTS:
-            mode, bits_code = _WEIGHTS[weights], 0
+            params.weights = _WEIGHTS[weights]
         else:
             raise ArgumentError(f"weights must be 'reference' or 'q4_1' (or give bits= or stack=), not {weights!r}")
+        if act_bits is not None:
+            params.act_bits = _int(act_bits, "act_bits")
         handle = ctypes.c_void_p()
-        _check(_lib.lowbit_model_open(os.fsencode(path), mode, bits_code, _int(group_size, "group_size"),
-                                      _kernel_code(kernel), stack_path, parse_size(budget) if stack is not None else 0,
-                                      ctypes.byref(handle)))
+        _check(_lib.lowbit_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle)))
         return cls(handle.value, path)
+
+    # -- tokens and chat templates
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list:
+        """Token ids of `text`: BOS first where the model asks for it (add_special), control-token
+        text such as <|im_start|> as those tokens (parse_special)."""
+        from . import _check
+        n = ctypes.c_int64()
+        encoded = text.encode()
+        _lib.lowbit_tokenize(self._live(), encoded, add_special, parse_special, None, 0, ctypes.byref(n))
+        out = (ctypes.c_int32 * max(n.value, 1))()
+        _check(_lib.lowbit_tokenize(self._live(), encoded, add_special, parse_special, out, n.value, ctypes.byref(n)))
+        return list(out[:n.value])
+
+    def detokenize(self, tokens) -> str:
+        """The text of token ids `tokens`."""
+        ids, n = _token_array(tokens, allow_empty=True)
+        return _text_of(lambda out, size, written: _lib.lowbit_detokenize(self._live(), ids, n, out, size, written))
+
+    def chat_template(self, messages, add_generation_prompt: bool = True) -> str:
+        """`messages` (dicts with "role" and "content") in the model's chat template, with its
+        default system message when the first is not one, and the assistant's turn opened."""
+        c_messages, keep = _chat_messages(messages)
+        return _text_of(lambda out, size, written: _lib.lowbit_chat_template(
+            self._live(), c_messages, len(keep), add_generation_prompt, out, size, written))
+
+    @property
+    def vocab_size(self) -> int:
+        return self._int_property(_lib.lowbit_model_vocab_size)
+
+    @property
+    def context_length(self) -> int:
+        """The longest context the model was trained for."""
+        return self._int_property(_lib.lowbit_model_context_length)
+
+    def special_token(self, which: str):
+        """The id of "bos", "eos" or "end_of_turn" (ChatML's <|im_end|>), or None."""
+        from . import ArgumentError
+        codes = {"bos": 0, "eos": 1, "end_of_turn": 2}
+        if which not in codes:
+            raise ArgumentError(f"special token must be one of {sorted(codes)}, not {which!r}")
+        value = self._int_property(lambda h, out: _lib.lowbit_model_special_token(h, codes[which], out))
+        return None if value < 0 else value
+
+    def context(self, n_ctx: int = 0) -> "Context":
+        """A context (KV cache) of up to n_ctx tokens (0: the model's context length)."""
+        from . import _check, _int
+        handle = ctypes.c_void_p()
+        _check(_lib.lowbit_context_new(self._live(), _int(n_ctx, "n_ctx"), ctypes.byref(handle)))
+        return Context(handle.value, model=self)
+
+    def _int_property(self, call):
+        from . import _check
+        out = ctypes.c_int32()
+        _check(call(self._live(), ctypes.byref(out)))
+        return out.value
+
+    # -- whole jobs
 
     def generate(self, prompt, max_tokens=64, temperature=0.0, top_p=1.0, chat=False, seed=1):
         """The prompt followed by up to max_tokens generated tokens (greedy at temperature 0)."""
@@ -106,3 +168,154 @@ class Model(Handle):
         out = ctypes.c_uint64()
         _check(_lib.lowbit_model_weight_bytes(self._live(), ctypes.byref(out)))
         return out.value
+
+
+class Context(Handle):
+    """A model with a KV cache of its own: the tokens of one conversation or document. Calls
+    change it only when they succeed. One thread at a time; keep the model open while it lives.
+
+        ctx = model.context(2048)
+        reply = ctx.chat([{"role": "user", "content": "Hi!"}], on_text=lambda piece: print(piece, end=""))
+
+    Sampling options (every generating call): temperature (0: greedy), top_k (0: off), top_p,
+    repetition_penalty (1: off), repetition_window, seed. The random state goes on from call to
+    call while the options stay the same."""
+
+    _free = staticmethod(_lib.lowbit_context_free)
+    _kind = "context"
+
+    def __init__(self, handle, model):
+        super().__init__(handle)
+        self.model = model   # keeps the model alive as long as the context
+
+    def eval(self, tokens, all_logits: bool = False):
+        """Runs `tokens` after those held; returns the logits after the last one (float32,
+        vocabulary), or after each ((len(tokens), vocabulary)) with all_logits."""
+        import numpy as np
+        from . import _check
+        ids, n = _token_array(tokens)
+        vocabulary = self.model.vocab_size
+        out = np.empty((n, vocabulary) if all_logits else (vocabulary,), dtype=np.float32)
+        _check(_lib.lowbit_context_eval(self._live(), ids, n, all_logits,
+                                        out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), out.size))
+        return out
+
+    @property
+    def tokens(self) -> list:
+        """The token ids the context holds."""
+        from . import _check
+        n = ctypes.c_int64()
+        _lib.lowbit_context_tokens(self._live(), None, 0, ctypes.byref(n))
+        out = (ctypes.c_int32 * max(n.value, 1))()
+        _check(_lib.lowbit_context_tokens(self._live(), out, n.value, ctypes.byref(n)))
+        return list(out[:n.value])
+
+    def truncate(self, n: int) -> None:
+        """Keeps the first n tokens held."""
+        from . import _check, _int
+        _check(_lib.lowbit_context_truncate(self._live(), _int(n, "n")))
+
+    def reset(self) -> None:
+        self.truncate(0)
+
+    def sample(self, **sampling) -> int:
+        """A token drawn from the logits after the last token held."""
+        from . import _check
+        token = ctypes.c_int32()
+        _check(_lib.lowbit_context_sample(self._live(), ctypes.byref(_sampler(sampling)), ctypes.byref(token)))
+        return token.value
+
+    def generate(self, prompt, max_tokens: int = 64, on_text=None, **sampling) -> str:
+        """Holds `prompt` (text, or token ids; the longest prefix already held is not run again),
+        then generates up to max_tokens tokens; returns their text. on_text(piece) gets the text
+        of each token as it comes and may return False to stop. Stops at end of sequence or of
+        turn, too, and when the context is full."""
+        if isinstance(prompt, str):
+            prompt = self.model.tokenize(prompt)
+        ids, n = _token_array(prompt)
+        return self._stream(lambda params, callback, generated: _lib.lowbit_context_generate(
+            self._live(), ids, n, max_tokens, params, callback, None, generated), max_tokens, on_text, sampling)
+
+    def chat(self, messages, max_tokens: int = 256, on_text=None, **sampling) -> str:
+        """One chat turn: `messages` (dicts with "role" and "content") in the chat template, then
+        `generate`. Append the reply as {"role": "assistant", ...} and the next user message to
+        reuse the context for the next turn."""
+        c_messages, keep = _chat_messages(messages)
+        return self._stream(lambda params, callback, generated: _lib.lowbit_context_chat(
+            self._live(), c_messages, len(keep), max_tokens, params, callback, None, generated),
+            max_tokens, on_text, sampling)
+
+    def _stream(self, call, max_tokens, on_text, sampling):
+        from . import _check, _int
+        _int(max_tokens, "max_tokens")
+        params = _sampler(sampling)
+        pieces, failure = [], []
+
+        def forward(user, token, piece, length):
+            text = ctypes.string_at(piece, length).decode("utf-8", "replace")
+            pieces.append(text)
+            try:
+                return 0 if on_text is not None and on_text(text) is False else 1
+            except BaseException as e:   # carried past the C frames, raised once the call returns
+                failure.append(e)
+                return 0
+
+        callback = TOKEN_FN(forward)
+        generated = ctypes.c_int64()
+        status = call(ctypes.byref(params), callback, ctypes.byref(generated))
+        if failure:
+            raise failure[0]
+        _check(status)
+        return "".join(pieces)
+
+
+def _sampler(options):
+    from . import ArgumentError, _check, _int
+    params = SamplerParams()
+    _check(_lib.lowbit_sampler_default_params(ctypes.byref(params)))
+    known = {"temperature", "top_k", "top_p", "repetition_penalty", "repetition_window", "seed"}
+    for name, value in options.items():
+        if name not in known:
+            raise ArgumentError(f"unknown sampling option {name!r}: use {', '.join(sorted(known))}")
+        if name in ("top_k", "repetition_window", "seed"):
+            value = _int(value, name)
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ArgumentError(f"{name} must be a number, not {value!r}")
+        setattr(params, name, value)
+    return params
+
+
+def _token_array(tokens, allow_empty=False):
+    from . import ArgumentError
+    try:
+        ids = [int(t) for t in tokens]
+    except (TypeError, ValueError):
+        raise ArgumentError("tokens must be a sequence of token ids (ints)") from None
+    if not ids and not allow_empty:
+        raise ArgumentError("tokens must not be empty")
+    if any(not -2**31 <= t < 2**31 for t in ids):
+        raise ArgumentError("token ids must fit in 32 bits")
+    return (ctypes.c_int32 * max(len(ids), 1))(*ids), len(ids)
+
+
+def _chat_messages(messages):
+    """The C array of messages, and the encoded strings it points into (kept alive by the caller)."""
+    from . import ArgumentError
+    keep = []
+    for m in messages:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise ArgumentError("each message must be a dict with str 'role' and 'content'")
+        keep.append((m["role"].encode(), m["content"].encode()))
+    array = (ChatMessage * max(len(keep), 1))(*[ChatMessage(r, c) for r, c in keep])
+    return array, keep
+
+
+def _text_of(call):
+    """Text from a call with the out / out_len / written convention: size first, then the text."""
+    from . import _check
+    written = ctypes.c_int64()
+    call(None, 0, ctypes.byref(written))
+    size = max(written.value, 1)
+    buf = ctypes.create_string_buffer(size)
+    _check(call(buf, size, ctypes.byref(written)))
+    return buf.raw[:written.value].decode("utf-8", "replace")

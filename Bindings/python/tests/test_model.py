@@ -91,3 +91,89 @@ def test_generate_asks_for_the_size_it_needs():
                                            ctypes.byref(written))
         assert status == 0
         assert len(buf.value) == written.value
+
+
+@pytest.fixture(scope="module")
+def model():
+    with lowbit.Model.open(MODEL) as m:
+        yield m
+
+
+def test_tokenizer_round_trips_and_special_tokens(model):
+    text = "Low-bit weights, naïve café — 日本語 🙂 12345"
+    ids = model.tokenize(text, add_special=False)
+    assert model.detokenize(ids) == text
+    assert model.detokenize([]) == ""
+    end = model.special_token("end_of_turn")
+    assert model.tokenize("<|im_end|>", add_special=False, parse_special=True) == [end]
+    assert model.tokenize("<|im_end|>", add_special=False) != [end]
+    assert model.special_token("eos") is not None and 0 < model.vocab_size and model.context_length >= 2048
+    with pytest.raises(lowbit.ArgumentError):
+        model.special_token("pad")
+    with pytest.raises(lowbit.LowbitError):
+        model.detokenize([model.vocab_size])
+
+
+def test_chat_template(model):
+    text = model.chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    with pytest.raises(lowbit.LowbitError):
+        model.chat_template([{"role": "two words", "content": "x"}])
+    with pytest.raises(lowbit.ArgumentError):
+        model.chat_template([("user", "Hi")])
+
+
+def test_reused_context_gives_the_logits_of_a_fresh_one(model):
+    """A second chat turn on the same context, against the whole conversation run at once on a
+    fresh context: the same logits, bit for bit (each row is computed on its own)."""
+    ctx = model.context(1024)
+    conversation = [{"role": "user", "content": "What is the capital of France?"}]
+    reply = ctx.chat(conversation, max_tokens=16)
+    assert "Paris" in reply
+    held_after_first = ctx.tokens
+    conversation += [{"role": "assistant", "content": reply}, {"role": "user", "content": "And of Italy?"}]
+    prompt = model.tokenize(model.chat_template(conversation), parse_special=True)
+    shared = next(i for i, (a, b) in enumerate(zip(held_after_first + [-1], prompt)) if a != b)
+    assert shared >= len(model.tokenize(model.chat_template(conversation[:1]), parse_special=True))
+    ctx.truncate(shared)
+    reused = ctx.eval(prompt[shared:])
+    fresh = model.context(1024).eval(prompt)
+    assert np.array_equal(reused, fresh)
+    assert ctx.tokens == prompt
+    every = model.context(1024).eval(prompt, all_logits=True)
+    assert every.shape == (len(prompt), model.vocab_size) and np.array_equal(every[-1], fresh)
+
+
+def test_streaming_stops_when_asked_and_sampling_is_seeded(model):
+    pieces = []
+    ctx = model.context(256)
+    text = ctx.generate("The history of Paris", max_tokens=40, on_text=lambda p: pieces.append(p) or len(pieces) < 5,
+                        temperature=0.8, seed=11)
+    assert len(pieces) == 5 and text == "".join(pieces)
+    again = model.context(256).generate("The history of Paris", max_tokens=5, temperature=0.8, seed=11)
+    assert again == text
+    # A failing callback stops the generation and its exception comes out of the call.
+    with pytest.raises(ZeroDivisionError):
+        model.context(256).generate("Hello", max_tokens=8, on_text=lambda p: 1 / 0)
+    with pytest.raises(lowbit.ArgumentError):
+        ctx.generate("Hello", temprature=1.0)
+    with pytest.raises(lowbit.LowbitError):
+        ctx.generate("Hello", top_p=0.0)
+
+
+def test_context_errors_change_nothing(model):
+    ctx = model.context(8)
+    ctx.eval([1, 2, 3])
+    for bad in ([model.vocab_size], [], list(range(1, 7))):
+        with pytest.raises(lowbit.LowbitError):
+            ctx.eval(bad)
+    with pytest.raises(lowbit.LowbitError):
+        ctx.truncate(4)
+    assert ctx.tokens == [1, 2, 3]
+    assert isinstance(ctx.sample(temperature=0.5, top_k=3), int)
+    ctx.reset()
+    assert ctx.tokens == []
+    with pytest.raises(lowbit.LowbitError):
+        ctx.sample()
+    with pytest.raises(lowbit.LowbitError):
+        model.context(-1)
