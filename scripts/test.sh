@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: the Swift unit tests of one build at every SIMD tier this CPU runs (and under
 # Address- and ThreadSanitizer), the release build and its baseline-instruction check, ABI
-# checks, the C examples at every tier and under qemu on a CPU without AVX, a bad-input test of
-# the C API under ASan, each parser's fuzz target briefly, the Python tests at every tier
-# (against the installed package), the README examples and CLI error cases. Installs what it
-# needs first.
+# checks, the install check (pkg-config and CMake consumers), the C examples at every tier and
+# under qemu on a CPU without AVX, a bad-input test of the C API under ASan, each parser's fuzz
+# target briefly, the wheel installed in a fresh virtual environment with the Python tests at
+# every tier, the README examples and CLI error cases. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -112,18 +112,28 @@ grep -qE '^[0-9]+ bad-input checks, 0 failed$' "$logs/c-asan.log"
 section "fuzzing: each parser's target for ${FUZZ_SECONDS:=30} s (libFuzzer + AddressSanitizer)"
 scripts/fuzz.sh "$FUZZ_SECONDS"
 
-section "Python tests at every tier"
-scripts/install-python.sh
+section "Python: the wheel in a fresh virtual environment without Swift on PATH, tests at every tier"
+scripts/build-wheel.sh
+venv=$logs/venv
+python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet dist/wheels/lowbit-*.whl pytest
+# The environment a Python user has: the venv first, no Swift toolchain, the package from the wheel.
+user_path=$venv/bin:$(tr ':' '\n' <<<"$PATH" | grep -v -i swift | paste -sd: -)
+as_user() { (cd /tmp && env PATH="$user_path" "$@"); }
+! as_user sh -c 'command -v swift' >/dev/null || { echo "swift is still on the venv's PATH"; exit 1; }
+as_user python -c "import lowbit; assert lowbit.library_path.startswith('$venv'), lowbit.library_path"
+as_user lowbit --version
+as_user python -m lowbit info | grep -q "simd tier in use"
 python_count=0
 for tier in $tiers; do
     echo "-- tier $tier"
-    (cd /tmp && LOWBIT_SIMD=$tier python3 -m pytest -q "$root/Bindings/python/tests") \
+    as_user env LOWBIT_SIMD="$tier" python -m pytest -q -p no:cacheprovider "$root/Bindings/python/tests" \
         | tee "$logs/python-tests-$tier.log"
     python_count=$((python_count + $(grep -oE '^[0-9]+ passed' "$logs/python-tests-$tier.log" | grep -oE '[0-9]+')))
 done
 
-section "README examples"
-"$root/Tests/readme_examples.sh"
+section "README examples (Python in the venv)"
+PYTHON="$venv/bin/python" "$root/Tests/readme_examples.sh"
 
 section "CLI error cases"
 "$root/Tests/cli_errors.sh"
