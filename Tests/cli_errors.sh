@@ -79,5 +79,41 @@ expect_usage "demo: group size 0" demo --group-size 0
 expect_usage "run: option without a value" run --model
 expect_failure "run: missing model file" run --model /nonexistent.gguf --prompt hi
 
+
+# Options as people type them: refused with the nearest known option, all before anything loads
+# (a missing model file would be exit 1: these are 2, so the model was never opened).
+missing=/nonexistent.gguf
+expect_usage "single-dash option" run --model "$missing" --prompt hi -t 1
+expect_usage "misspelt option" run --model "$missing" --prompt hi --bugdet 5MB
+expect_usage "run: -n not a number" run --model "$missing" --prompt hi -n abc
+expect_usage "run: temperature not a number" run --model "$missing" --prompt hi --temp warm
+expect_usage "run: top-p 0" run --model "$missing" --prompt hi --top-p 0
+expect_usage "run: budget without a stack" run --model "$missing" --prompt hi --budget 64MB
+expect_usage "run: bits with weights" run --model "$missing" --prompt hi --bits 4 --weights reference
+expect_usage "run: group size without bits" run --model "$missing" --prompt hi --group-size 32
+expect_usage "run: kernel with reference weights" run --model "$missing" --prompt hi --weights reference --kernel lut
+expect_usage "perplexity: ctx 4" perplexity --model "$missing" --text /usr/share/common-licenses/GPL-3 --ctx 4
+expect_usage "stack: kernel with a stack" run --model "$missing" --prompt hi --stack "$tiny" --budget 1MB --kernel lut
+for command in info demo bench stack gguf run perplexity report; do
+    for help in --help -h; do
+        out=$(timeout 60 "$lowbit" $command $help 2>&1)
+        status=$?
+        if [[ $status -ne 0 ]] || [[ $out != *usage* ]]; then
+            echo "FAIL $command $help: exit $status, output: ${out:0:200}"
+            failures=$((failures + 1))
+        fi
+    done
+done
+echo "ok   --help and -h on every command"
+# Progress into a file: plain lines, no carriage returns redrawing a bar.
+"$lowbit" perplexity --model "$model" --text /usr/share/common-licenses/GPL-3 --ctx 64 --chunks 3 \
+    2>"$scratch/progress.log" >/dev/null
+if grep -q $'\r' "$scratch/progress.log" || ! grep -q "3/3" "$scratch/progress.log"; then
+    echo "FAIL progress into a file: $(head -c 300 "$scratch/progress.log")"
+    failures=$((failures + 1))
+else
+    echo "ok   progress into a file is plain lines"
+fi
+
 if [[ $failures -ne 0 ]]; then echo "$failures CLI error case(s) failed"; exit 1; fi
 echo "ok: every CLI error case reported cleanly"

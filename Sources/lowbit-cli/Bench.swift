@@ -113,7 +113,6 @@ func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
 }
 
 func runBench(_ args: Arguments) throws {
-    if args.flags.contains("help") { print(benchUsage); return }
     try args.allow(["cases", "shapes", "memory", "families", "bits", "n", "threads", "group-size", "max-call", "full",
                     "json", "calibrate", "act-bits", "contention"])
     // A thread that keeps one core busy for the whole run, as another program would.

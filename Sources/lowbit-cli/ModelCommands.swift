@@ -7,7 +7,20 @@ import LowBitModel
 let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kernel", "stack", "budget", "threads", "calibration-text", "act-bits"]
 
 /// --weights reference|q4_1, or --bits B [--group-size G] [--kernel K], or --stack PATH --budget SIZE.
+/// Options of one way that make no sense with another are refused, not ignored.
 func weightChoice(_ args: Arguments) throws -> WeightChoice {
+    let given = Set(args.options.keys)
+    func refuse(_ options: Set<String>, with what: String) throws {
+        if let extra = options.intersection(given).sorted().first { throw CLIError("--\(extra) does not apply to \(what)") }
+    }
+    if given.contains("stack") {
+        try refuse(["weights", "bits", "group-size", "kernel", "act-bits", "calibration-text"], with: "--stack")
+    } else {
+        if given.contains("budget") { throw CLIError("--budget applies to --stack FILE.lbs") }
+        if given.contains("bits") { try refuse(["weights"], with: "--bits (requantized weights)") }
+        if !given.contains("bits") { try refuse(["group-size"], with: "--weights (give --bits to requantize)") }
+        if args.options["weights"] == "reference" { try refuse(["kernel"], with: "--weights reference") }
+    }
     let kernel = try KernelFamily(name: args.options["kernel"] ?? "auto")
     let activationBits = try args.options["act-bits"].map { _ in try args.int("act-bits", default: 8) }
     if activationBits != nil, args.options["bits"] != nil || args.options["stack"] != nil || args.options["weights"] == "reference" {
@@ -34,10 +47,15 @@ func weightChoice(_ args: Arguments) throws -> WeightChoice {
     }
 }
 
-func loadModel(_ args: Arguments) throws -> LlamaModel {
+/// The model of --model as `choice` says (from `weightChoice`, checked before anything loads).
+func loadModel(_ args: Arguments, _ choice: WeightChoice) throws -> LlamaModel {
     guard let path = args.options["model"] else { throw CLIError("give --model PATH.gguf (scripts/fetch-model.sh fetches SmolLM2-135M)") }
     let t0 = monotonicSeconds()
-    let model = try LlamaModel.load(path: path, weights: try weightChoice(args))
+    if case .requantized(_, _, _, let calibration?) = choice, !calibration.isEmpty {
+        status("calibrating on the first \(LlamaModel.calibrationTokens) tokens of the calibration text "
+               + "(tens of seconds)")
+    }
+    let model = try LlamaModel.load(path: path, weights: choice)
     fputs("loaded \(path) as \(model.choice) in \(formatTime(monotonicSeconds() - t0)); weights \(formatBytes(model.weightBytes))\n", stderr)
     return model
 }
@@ -45,12 +63,17 @@ func loadModel(_ args: Arguments) throws -> LlamaModel {
 func runGenerate(_ args: Arguments) throws {
     try args.allow(modelOptions.union(["prompt", "chat", "n", "temp", "top-p", "seed"]))
     guard let prompt = args.options["prompt"] else { throw CLIError("give --prompt TEXT") }
-    let model = try loadModel(args)
-    let temp = Float(args.options["temp"] ?? "0") ?? -1, topP = Float(args.options["top-p"] ?? "1") ?? -1
+    // Every value is checked before the model loads.
+    let temp = try args.float("temp", default: 0, in: 0...100), topP = try args.float("top-p", default: 1, in: 0...1)
+    guard topP > 0 else { throw CLIError("--top-p must be above 0") }
+    let maxTokens = try args.int("n", default: 64), seed = try args.int("seed", default: 1)
+    guard maxTokens >= 0 else { throw CLIError("-n must be >= 0, got \(maxTokens)") }
+    guard seed >= 0 else { throw CLIError("--seed must be >= 0, got \(seed)") }
+    let model = try loadModel(args, try weightChoice(args))
     let chat = args.flags.contains("chat")
     if !chat { print(prompt, terminator: "") }
-    let (_, stats) = try model.generate(prompt, chat: chat, maxTokens: try args.int("n", default: 64), temperature: temp, topP: topP,
-                                        seed: UInt64(try args.int("seed", default: 1))) { piece in
+    let (_, stats) = try model.generate(prompt, chat: chat, maxTokens: maxTokens, temperature: temp, topP: topP,
+                                        seed: UInt64(seed)) { piece in
         print(piece, terminator: "")
         fflush(stdout)
     }
@@ -62,13 +85,15 @@ func runGenerate(_ args: Arguments) throws {
 func runPerplexity(_ args: Arguments) throws {
     try args.allow(modelOptions.union(["text", "ctx", "chunks"]))
     guard let textPath = args.options["text"] else { throw CLIError("give --text FILE") }
-    let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
-    let model = try loadModel(args)
-    let chunks = args.options["chunks"].map { Int($0) ?? -1 }
+    let chunks = args.options["chunks"].map { Int($0) ?? -1 }, ctx = try args.int("ctx", default: 512)
     if let c = chunks, c < 1 { throw CLIError("--chunks must be a positive integer") }
+    guard ctx >= 16 else { throw CLIError("--ctx must be at least 16, got \(ctx)") }
+    let choice = try weightChoice(args)
+    let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
+    let model = try loadModel(args, choice)
     let t0 = monotonicSeconds()
-    let (ppl, scored) = try model.perplexity(text, context: try args.int("ctx", default: 512), chunks: chunks) { done, total, running in
+    let (ppl, scored) = try model.perplexity(text, context: ctx, chunks: chunks) { done, total, running in
         progressBar(done, total, "perplexity \(fmt(running, 3))")
     }
-    print("perplexity \(fmt(ppl, 4)) over \(scored) scored tokens (ctx \(try args.int("ctx", default: 512))) in \(fmt(monotonicSeconds() - t0, 1)) s; weights \(formatBytes(model.weightBytes)); \(model.choice)")
+    print("perplexity \(fmt(ppl, 4)) over \(scored) scored tokens (ctx \(ctx)) in \(fmt(monotonicSeconds() - t0, 1)) s; weights \(formatBytes(model.weightBytes)); \(model.choice)")
 }

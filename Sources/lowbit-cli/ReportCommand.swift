@@ -40,11 +40,15 @@ func runReport(_ args: Arguments) throws {
     print("prefill: one forward pass over the text's first \(ctx) tokens, logits of the last one only")
     print("weights              perplexity  decode tok/s  prefill tok/s  weight memory  load")
     var prefillTokens: [Int]? = nil  // every configuration shares the file's tokenizer
-    for (name, choice) in configs {
+    for (index, (name, choice)) in configs.enumerated() {
+        status("report: row \(index + 1) of \(configs.count), \(name): loading"
+               + (name.hasSuffix("calibrated") ? " and calibrating (tens of seconds)" : ""))
         let t0 = monotonicSeconds()
         let model = try LlamaModel(gguf: try GGUFFile(path: path), weights: choice)
         let load = monotonicSeconds() - t0
-        let (ppl, _) = try model.perplexity(text, context: ctx, chunks: chunks)
+        let (ppl, _) = try model.perplexity(text, context: ctx, chunks: chunks) { done, total, _ in
+            progressBar(done, total, "report: \(name): perplexity chunks")
+        }
         let (_, stats) = try model.generate("The GNU General Public License is", maxTokens: decode)
         let tokens = prefillTokens ?? Array(model.tokenizer.encode(text, addSpecial: true).prefix(ctx))
         prefillTokens = tokens

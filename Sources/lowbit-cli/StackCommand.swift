@@ -53,11 +53,22 @@ func runStack(_ args: Arguments) throws {
     }
 }
 
-/// A one-line progress bar on stderr.
+/// Progress on stderr: a bar redrawn in place on a terminal; into a file or pipe, a plain line at
+/// the start, at each tenth of the work and at the end, so logs stay readable.
 func progressBar(_ done: Int, _ total: Int, _ label: String) {
-    let width = 30, filled = total > 0 ? done * width / total : width
-    fputs("\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total)", stderr)
-    if done == total { fputs("\n", stderr) }
+    if isatty(2) != 0 {
+        let width = 30, filled = total > 0 ? min(done, total) * width / total : width
+        fputs("\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] "
+              + "\(done)/\(total)", stderr)
+        if done == total { fputs("\n", stderr) }
+    } else if done <= 1 || done == total || (total >= 10 && done * 10 / total != (done - 1) * 10 / total) {
+        fputs("\(label): \(done)/\(total)\n", stderr)
+    }
+}
+
+/// A line saying what a long step is doing, on stderr.
+func status(_ message: String) {
+    fputs("\(message)\n", stderr)
 }
 
 func stackBuild(_ args: Arguments) throws {

@@ -30,6 +30,50 @@ exit status: 0 success; 1 failure (a file missing, unreadable or malformed; out 
 2 a wrong request (unknown command or option, a value out of range or not supported)
 """
 
+let weightOptionsHelp = """
+weights (run, perplexity; one of):
+  --weights q4_1       the file's own Q4_1 blocks (the default) [--kernel auto|lut|bitserial|dequant]
+                       [--act-bits 8|16|32: activation precision; default 16 on dequant and auto, so
+                       the model agrees with the reference; 8 = int8, as llama.cpp]
+  --weights reference  the file's weights in float32
+  --bits 1|2|3|4|ternary|mixed3|mixed4 [--group-size 64] [--kernel K] [--calibration-text FILE]
+                       requantized (calibrated: activation-aware scales and error feedback)
+  --stack FILE.lbs --budget SIZE
+                       a BitStack of the model (`lowbit stack build --model`) under a memory budget
+--threads T            threads for the products (default: one per CPU)
+"""
+
+/// What `lowbit COMMAND --help` prints.
+let commandHelp: [String: String] = [
+    "info": "usage: lowbit info\nversion, CPU features, the SIMD tiers this CPU runs, and how each kernel family runs",
+    "demo": """
+        usage: lowbit demo [--rows 4096] [--cols 4096] [--group-size 128] [--n 1] [--threads T]
+        quantizes a random matrix at every bit width; error, size and time of each kernel family
+        """,
+    "gguf": """
+        usage: lowbit gguf FILE.gguf [--type-errors [--group-size 128]]
+        validates a GGUF file and lists its metadata and tensors; --type-errors adds each tensor's
+        error when requantized to every lowbit type
+        """,
+    "run": """
+        usage: lowbit run --model FILE.gguf --prompt TEXT [--chat] [-n 64] [--temp 0] [--top-p 1] [--seed 1]
+        generates text after the prompt (--chat: in the model's chat template), printed as it comes,
+        then the prompt and decode speeds. --temp 0 is greedy.
+        """ + "\n" + weightOptionsHelp,
+    "perplexity": """
+        usage: lowbit perplexity --model FILE.gguf --text FILE [--ctx 512] [--chunks C]
+        perplexity by llama-perplexity's protocol: chunks of ctx tokens, second halves scored
+        """ + "\n" + weightOptionsHelp,
+    "report": """
+        usage: lowbit report --model FILE.gguf --text FILE [--chunks 2] [--ctx 512] [--decode 32]
+                             [--calibration-text FILE] [--stack FILE.lbs --budgets 60MB,75MB,90MB] [--threads T]
+        the table of perplexity, decode and prefill speed and weight memory for every way of holding
+        the weights, one row at a time (calibrated and stack rows when their options are given)
+        """,
+    "bench": benchUsage,
+    "stack": stackUsage,
+]
+
 func printError(_ message: String) {
     fputs("lowbit: \(message)\n", stderr)
 }
@@ -38,8 +82,14 @@ func run(_ argv: [String]) throws -> Int32 {
     let args = try Arguments(argv.dropFirst())
     if args.flags.contains("version") { print("lowbit \(LowBitVersion.string)"); return 0 }
     guard let command = args.words.first else {
+        try args.allow(["help", "version"])
         print(usage)
         return args.flags.contains("help") ? 0 : 2
+    }
+    if args.flags.contains("help") {
+        guard let help = commandHelp[command] else { throw CLIError("unknown command '\(command)'\n\(usage)") }
+        print(help)
+        return 0
     }
     // bench takes a list of thread counts of its own.
     if command != "bench", let t = args.options["threads"] {
