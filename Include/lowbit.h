@@ -14,6 +14,8 @@
  *    it is the caller's error and is undefined.
  *  - Nothing here aborts or throws: NULL pointers, non-positive sizes, overflowing sizes, short
  *    buffers, unsupported options and malformed files all come back as a status.
+ *  - Versions: a function without a "Since" note appeared in 0.1. Calls that may change between
+ *    versions are declared only when LOWBIT_EXPERIMENTAL is defined (the section at the end).
  */
 #ifndef LOWBIT_H
 #define LOWBIT_H

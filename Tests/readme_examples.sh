@@ -9,9 +9,12 @@ trap 'rm -rf "$work"' EXIT
 awk -v dir="$work" '/^```python$/{on=1; n++; next} /^```$/{on=0} on {print > (dir "/example" n ".py")}' README.md
 awk '/^```c$/{on=1; next} /^```$/{on=0} on' README.md > "$work/example.c"
 compile=$(grep -E '^cc -IInclude example.c' README.md)
-(cd /tmp && "${PYTHON:-python3}" "$work/example1.py") | tee "$work/py.out"
+# The chat runs from the repository's root, where the README says (the model's path is relative).
+"${PYTHON:-python3}" "$work/example1.py" | tee "$work/chat.out"
+grep -q "Paris" "$work/chat.out" && grep -q "Rome" "$work/chat.out"
+(cd /tmp && "${PYTHON:-python3}" "$work/example2.py") | tee "$work/py.out"
 grep -q "error: INVALID_ARGUMENT" "$work/py.out"
-(cd /tmp && "${PYTHON:-python3}" "$work/example2.py") | tee "$work/py2.out"
+(cd /tmp && "${PYTHON:-python3}" "$work/example3.py") | tee "$work/py2.out"
 grep -q "^blocks of q: 8 " "$work/py2.out"
 cp "$work/example.c" example.c
 trap 'rm -rf "$work" example.c example' EXIT
