@@ -90,16 +90,16 @@ def _int(value, name):
     return int(value)
 
 
-def set_threads(n):
+def set_threads(n: int) -> None:
     """Threads for products and quantization, process-wide (0 = one per CPU)."""
     _check(_lib.lowbit_set_threads(_int(n, "n")))
 
 
-def get_threads():
+def get_threads() -> int:
     return _lib.lowbit_get_threads()
 
 
-def simd_tier():
+def simd_tier() -> str:
     """'portable', 'avx2' or 'avx512': the SIMD tier the kernels run at (LOWBIT_SIMD picks a lower one)."""
     return _lib.lowbit_simd_tier().decode()
 
@@ -129,13 +129,14 @@ class Matrix(Handle):
         return f"lowbit.Matrix(shape={self.shape}, bits={self.bits!r}{mixed}, group_size={self.group_size}, nbytes={self.nbytes})"
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes held now: codes, group parameters and kernel layouts packed so far."""
         out = ctypes.c_uint64()
         _check(_lib.lowbit_matrix_nbytes(self._live(), ctypes.byref(out)))
         return out.value
 
-    def matmul(self, x, kernel="auto", act_bits=8, out=None):
+    def matmul(self, x: np.ndarray, kernel: str = "auto", act_bits: int = 8,
+               out: "np.ndarray | None" = None) -> np.ndarray:
         """y = W·x for x of shape (cols,) -> (rows,), or X·Wᵀ for (n, cols) -> (n, rows).
         x must be float32 and C-contiguous (it is read in place). `act_bits` sets the activation
         precision: 2, 4 or 8 for "bitserial"; 8 (int8), 16 (two int8 passes: x, then its
@@ -163,24 +164,24 @@ class Matrix(Handle):
 
     __matmul__ = matmul
 
-    def prepare(self, kernel):
+    def prepare(self, kernel: str) -> None:
         """Packs a kernel family's weight layout now rather than on its first product."""
         _check(_lib.lowbit_matrix_prepare(self._live(), _kernel_code(kernel)))
 
-    def auto_kernel(self, n=1):
+    def auto_kernel(self, n: int = 1) -> str:
         """The family kernel='auto' runs for n activation rows: the fastest measured on this
         machine for this shape, type, n bucket and thread count (measured once, on first use)."""
         out = ctypes.c_int32()
         _check(_lib.lowbit_matrix_auto_kernel(self._live(), _int(n, "n"), ctypes.byref(out)))
         return _KERNEL_NAMES[out.value]
 
-    def dequantize(self):
+    def dequantize(self) -> np.ndarray:
         """The float32 weights (rows x cols) the codes stand for."""
         out = np.empty(self.shape, dtype=np.float32)
         _check(_lib.lowbit_matrix_dequantize(self._live(), _ptr(out, ctypes.c_float), out.size))
         return out
 
-    def save(self, path):
+    def save(self, path: "str | os.PathLike") -> None:
         _check(_lib.lowbit_matrix_save(self._live(), os.fsencode(path)))
 
 
@@ -190,7 +191,8 @@ def _new(call, *args):
     return Matrix(handle.value)
 
 
-def quantize(w, bits=4, group_size=128, symmetric=False, mixed=False):
+def quantize(w: np.ndarray, bits: "int | str" = 4, group_size: int = 128, symmetric: bool = False,
+             mixed: bool = False) -> "Matrix":
     """Quantizes float32 weights w (rows x cols, y = W·x) to 1, 2, 3, 4 bits or 'ternary',
     in groups of `group_size` (32, 64 or 128) columns. mixed=True (3 or 4 bits): BitMoD's
     mixture of data types, each group picking the integer grid or a float grid with one extra
@@ -206,7 +208,8 @@ def quantize(w, bits=4, group_size=128, symmetric=False, mixed=False):
                 code, _int(group_size, "group_size"), flags)
 
 
-def from_gptq(qweight, qzeros, scales, bits=4, group_size=128, zeros="v1"):
+def from_gptq(qweight: np.ndarray, qzeros: np.ndarray, scales: np.ndarray, bits: int = 4, group_size: int = 128,
+              zeros: str = "v1") -> "Matrix":
     """Imports GPTQ-packed weights without requantizing: qweight int32 (cols/pack, rows),
     qzeros int32 (cols/group_size, rows/pack), scales float16/float32 (cols/group_size, rows),
     pack = 32 / bits. zeros='v1' (stored z - 1, AutoGPTQ's format) or 'v2' (stored z)."""
@@ -227,7 +230,7 @@ def from_gptq(qweight, qzeros, scales, bits=4, group_size=128, zeros="v1"):
                 rows, cols, bits_code, _int(group_size, "group_size"), 1 if zeros == "v2" else 0)
 
 
-def from_ternary(values, scales, group_size=128):
+def from_ternary(values: np.ndarray, scales: np.ndarray, group_size: int = 128) -> "Matrix":
     """Imports ternary weights: values int8 in {-1, 0, +1} (rows x cols) and scales float32 of
     size 1 (per tensor), rows (per row) or rows*cols/group_size (per group)."""
     values = _array(values, "values", np.int8, (2,))
@@ -239,17 +242,17 @@ def from_ternary(values, scales, group_size=128):
                 _int(group_size, "group_size"))
 
 
-def calibration_save(path):
+def calibration_save(path: "str | os.PathLike") -> None:
     """Writes the auto-kernel measurements made so far (see Matrix.auto_kernel) to a file."""
     _check(_lib.lowbit_calibration_save(os.fsencode(path)))
 
 
-def calibration_load(path):
+def calibration_load(path: "str | os.PathLike") -> None:
     """Adds auto-kernel measurements from a file (calibration_save, `lowbit bench --calibrate`)."""
     _check(_lib.lowbit_calibration_load(os.fsencode(path)))
 
 
-def load(path):
+def load(path: "str | os.PathLike") -> "Matrix":
     """Loads a matrix saved by Matrix.save (every field and checksum is validated)."""
     return _new(_lib.lowbit_matrix_load, os.fsencode(path))
 

@@ -113,7 +113,8 @@ class Model(Handle):
 
     # -- whole jobs
 
-    def generate(self, prompt, max_tokens=64, temperature=0.0, top_p=1.0, chat=False, seed=1):
+    def generate(self, prompt: str, max_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
+                 chat: bool = False, seed: int = 1) -> str:
         """The prompt followed by up to max_tokens generated tokens (greedy at temperature 0)."""
         from . import LowbitError, _check, _int
         size = 4096
@@ -149,7 +150,7 @@ class Model(Handle):
                                        out.size, None, None))
         return out
 
-    def perplexity(self, text, ctx=512, chunks=None):
+    def perplexity(self, text: str, ctx: int = 512, chunks: "int | None" = None) -> float:
         """Perplexity by llama-perplexity's protocol (chunks of ctx tokens, second halves scored)."""
         from . import _check, _int
         out = ctypes.c_double()
@@ -157,13 +158,13 @@ class Model(Handle):
                                             0 if chunks is None else _int(chunks, "chunks"), ctypes.byref(out)))
         return out.value
 
-    def set_budget(self, budget):
+    def set_budget(self, budget: "int | str") -> None:
         """Changes a BitStack model's budget (bytes or e.g. '64MB')."""
         from . import _check
         _check(_lib.lowbit_model_set_budget(self._live(), parse_size(budget)))
 
     @property
-    def weight_bytes(self):
+    def weight_bytes(self) -> int:
         from . import _check
         out = ctypes.c_uint64()
         _check(_lib.lowbit_model_weight_bytes(self._live(), ctypes.byref(out)))

@@ -13,7 +13,7 @@ _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10 ** 6, "mb": 10 ** 6, "g"
           "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
 
 
-def parse_size(size):
+def parse_size(size: "int | str") -> int:
     """Bytes from an int or a string such as "64MB", "1.5GiB", "512k" (KB/MB/GB decimal,
     KiB/MiB/GiB binary)."""
     from . import ArgumentError
@@ -78,7 +78,7 @@ class Stack(Handle):
     _kind = "stack"
 
     @classmethod
-    def open(cls, path, budget):
+    def open(cls, path: "str | os.PathLike", budget: "int | str") -> "Stack":
         """Opens `path` holding the longest prefix of the stack that fits `budget` (bytes or a
         string such as "64MB")."""
         from . import _check
@@ -86,7 +86,7 @@ class Stack(Handle):
         _check(_lib.lowbit_stack_open(os.fsencode(path), parse_size(budget), ctypes.byref(handle)))
         return cls(handle.value, path)
 
-    def set_budget(self, budget):
+    def set_budget(self, budget: "int | str") -> None:
         """Grows (reading only the new blocks) or shrinks (releasing only the tail) the resident
         part; safe while other threads run products."""
         from . import _check
@@ -99,19 +99,19 @@ class Stack(Handle):
         return [v.value for v in vals]
 
     @property
-    def resident_bytes(self):
+    def resident_bytes(self) -> int:
         return self._info()[0]
 
     @property
-    def minimum_bytes(self):
+    def minimum_bytes(self) -> int:
         return self._info()[1]
 
     @property
-    def total_bytes(self):
+    def total_bytes(self) -> int:
         return self._info()[2]
 
     @property
-    def bytes_read(self):
+    def bytes_read(self) -> int:
         return self._info()[3]
 
     def tensor(self, name):
@@ -123,11 +123,11 @@ class Stack(Handle):
                                         ctypes.byref(res), ctypes.byref(tot)))
         return r.value, c.value, k.value, res.value, tot.value
 
-    def blocks(self, name):
+    def blocks(self, name: str) -> int:
         """Blocks of `name` resident now."""
         return self.tensor(name)[3]
 
-    def matmul(self, name, x):
+    def matmul(self, name: str, x: "np.ndarray") -> "np.ndarray":
         """y = W·x for tensor `name` with its resident blocks; x (cols,) or (n, cols) float32."""
         from . import ArgumentError, _array, _check
         rows, cols = self.tensor(name)[:2]
