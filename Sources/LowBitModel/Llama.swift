@@ -331,31 +331,10 @@ public final class LlamaModel: @unchecked Sendable {
     func embed(_ token: Int, into out: UnsafeMutablePointer<Float>) {
         if let table = embeddingFromOutput { return table.weights(row: token, into: out) }
         let e = config.embedding
-        let (be, bb) = embeddingType.block
-        let rowBytes = e / be * bb
+        let (elements, bytes) = embeddingType.block
+        let rowBytes = e / elements * bytes
         embeddingBytes.withUnsafeBytes { raw in
-            let row = raw.baseAddress! + token * rowBytes
-            func half(_ p: UnsafeRawPointer) -> Float { Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))) }
-            switch embeddingType {
-            case .f32: for i in 0..<e { out[i] = Float(bitPattern: UInt32(littleEndian: row.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-            case .f16: for i in 0..<e { out[i] = half(row + 2 * i) }
-            case .q8_0:
-                for b in 0..<(e / 32) {
-                    let d = half(row + 34 * b)
-                    for j in 0..<32 { out[32 * b + j] = d * Float(row.load(fromByteOffset: 34 * b + 2 + j, as: Int8.self)) }
-                }
-            case .q4_0, .q4_1:
-                let header = embeddingType == .q4_0 ? 2 : 4
-                for b in 0..<(e / 32) {
-                    let block = row + bb * b
-                    let d = half(block), m = embeddingType == .q4_1 ? half(block + 2) : -8 * d
-                    for j in 0..<16 {
-                        let byte = block.load(fromByteOffset: header + j, as: UInt8.self)
-                        out[32 * b + j] = d * Float(byte & 0x0F) + m
-                        out[32 * b + j + 16] = d * Float(byte >> 4) + m
-                    }
-                }
-            }
+            GGMLBlocks.decode(embeddingType, raw.baseAddress! + token * rowBytes, blocks: e / elements, into: out)
         }
     }
 

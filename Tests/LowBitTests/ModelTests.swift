@@ -70,6 +70,35 @@ final class GGUFTests: XCTestCase {
         XCTAssertEqual(values[32 + 5], 0.25 * Float(5 - 16 + 1))
     }
 
+    /// Every tensor type decodes to the values llama.cpp's own `gguf` package gives, bit for bit
+    /// (Tests/Fixtures/make_ggml_blocks.py wrote random blocks of each and gguf's decoding beside).
+    func testEveryTensorTypeDecodesAsGGUFDoes() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/ggml_blocks.gguf").path
+        let f = try GGUFFile(path: fixture)
+        var decoded: Set<GGUFFile.TensorType> = [.f32]
+        for t in f.tensors where !t.name.hasSuffix(".expected") {
+            let got = f.dequantized(t), expected = f.dequantized(try f.tensor(t.name + ".expected"))
+            XCTAssertEqual(t.name, t.type.name)
+            XCTAssertEqual(got.count, expected.count, t.name)
+            let differing = zip(got, expected).filter { $0.bitPattern != $1.bitPattern }.count
+            XCTAssertEqual(differing, 0, "\(t.name): \(differing) of \(got.count) values differ from gguf's")
+            XCTAssertTrue(got.allSatisfy(\.isFinite), t.name)
+            decoded.insert(t.type)
+        }
+        XCTAssertEqual(decoded, Set(GGUFFile.TensorType.allCases))
+    }
+
+    /// A type this reader does not decode is unsupported, named, not a malformed file.
+    func testUnknownTensorTypeIsUnsupportedByName() {
+        var iq2 = GGUFBuilder.valid(); iq2.tensors[1].2 = 16
+        XCTAssertThrowsError(try GGUFFile(bytes: iq2.bytes())) { error in
+            let e = error as? LowBitError
+            XCTAssertEqual(e?.status, .unsupported)
+            XCTAssertTrue(e?.message.contains("IQ2_XXS") ?? false, e?.message ?? "")
+        }
+    }
+
     /// One handcrafted file per failure class: each is a clear format error, never a crash.
     func testEveryMalformedClassIsRejected() {
         var cases: [(String, [UInt8])] = []

@@ -33,20 +33,45 @@ public final class GGUFFile: @unchecked Sendable {
         public var arrayValue: GGUFArray? { if case .array(let a) = self { return a } else { return nil } }
     }
 
-    /// ggml tensor types this reader can dequantize.
-    public enum TensorType: UInt32, Sendable {
-        case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 8
+    /// ggml tensor types this reader can dequantize (`GGMLBlocks` decodes them).
+    public enum TensorType: UInt32, Sendable, CaseIterable {
+        case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8
+        case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14
+        case iq4_nl = 20, iq4_xs = 23, bf16 = 30, tq1_0 = 34, tq2_0 = 35
 
         /// (elements, bytes) per block.
         public var block: (elements: Int, bytes: Int) {
             switch self {
             case .f32: return (1, 4)
-            case .f16: return (1, 2)
-            case .q4_0: return (32, 18)
+            case .f16, .bf16: return (1, 2)
+            case .q4_0, .iq4_nl: return (32, 18)
             case .q4_1: return (32, 20)
+            case .q5_0: return (32, 22)
+            case .q5_1: return (32, 24)
             case .q8_0: return (32, 34)
+            case .q2_K: return (256, 84)
+            case .q3_K: return (256, 110)
+            case .q4_K: return (256, 144)
+            case .q5_K: return (256, 176)
+            case .q6_K: return (256, 210)
+            case .iq4_xs: return (256, 136)
+            case .tq1_0: return (256, 54)
+            case .tq2_0: return (256, 66)
             }
         }
+
+        public var name: String { GGUFFile.typeName(rawValue) }
+    }
+
+    /// ggml's name of a tensor type code, for messages (the types this reader does not know too).
+    public static func typeName(_ code: UInt32) -> String {
+        let names: [UInt32: String] = [
+            0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K",
+            11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS",
+            19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32",
+            27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+        ]
+        return names[code] ?? "type \(code)"
     }
 
     public struct Tensor: Sendable {
@@ -120,7 +145,12 @@ public final class GGUFFile: @unchecked Sendable {
                 dims.append(Int(d))
             }
             let rawType = try r.u32()
-            guard let type = TensorType(rawValue: rawType) else { throw bad("tensor '\(name)' has ggml type \(rawType), which this reader does not support") }
+            // A type this reader does not decode is a valid file it cannot run, not a corrupt one.
+            guard let type = TensorType(rawValue: rawType) else {
+                throw LowBitError(.unsupported, "GGUF tensor '\(name)' is of ggml type \(GGUFFile.typeName(rawType)) "
+                                  + "(\(rawType)), which lowbit does not read; supported: "
+                                  + TensorType.allCases.map(\.name).joined(separator: ", "))
+            }
             guard dims[0] % type.block.elements == 0 else {
                 throw bad("tensor '\(name)' rows of \(dims[0]) are not a whole number of \(type.block.elements)-element blocks")
             }
@@ -164,35 +194,9 @@ public final class GGUFFile: @unchecked Sendable {
     /// block size) into `out`.
     public func dequantize(_ t: Tensor, start: Int = 0, count: Int? = nil, into out: UnsafeMutablePointer<Float>) {
         let n = count ?? t.elementCount
-        let (be, bb) = t.type.block
+        let (elements, bytes) = t.type.block
         withTensorBytes(t) { raw in
-            let base = raw.baseAddress! + start / be * bb
-            func half(_ p: UnsafeRawPointer) -> Float { Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))) }
-            switch t.type {
-            case .f32:
-                for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-            case .f16:
-                for i in 0..<n { out[i] = half(base + 2 * i) }
-            case .q8_0:
-                for b in 0..<(n / 32) {
-                    let block = base + b * bb
-                    let d = half(block)
-                    for j in 0..<32 { out[32 * b + j] = d * Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) }
-                }
-            case .q4_0, .q4_1:
-                // 16 bytes of nibbles: element j in the low nibble of byte j, element j + 16 in the high one.
-                let header = t.type == .q4_0 ? 2 : 4
-                for b in 0..<(n / 32) {
-                    let block = base + b * bb
-                    let d = half(block)
-                    let m = t.type == .q4_1 ? half(block + 2) : -8 * d
-                    for j in 0..<16 {
-                        let byte = block.load(fromByteOffset: header + j, as: UInt8.self)
-                        out[32 * b + j] = d * Float(byte & 0x0F) + m
-                        out[32 * b + j + 16] = d * Float(byte >> 4) + m
-                    }
-                }
-            }
+            GGMLBlocks.decode(t.type, raw.baseAddress! + start / elements * bytes, blocks: n / elements, into: out)
         }
     }
 

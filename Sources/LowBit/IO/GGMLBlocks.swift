@@ -1,0 +1,189 @@
+/// ggml's tensor block formats, decoded to Float32 exactly as ggml's own reference does (and the
+/// `gguf` Python package, which the tests compare against bit for bit): the same products in the
+/// same order, each rounded to Float32, so a dequantized model is the file's model.
+///
+/// Block layouts (little-endian; `half` is an IEEE binary16 scale):
+/// - Q4_0 {d, 16 nibble bytes}: element j in byte j's low nibble, j + 16 in its high one; d·(q − 8).
+/// - Q4_1 {d, m, 16 nibble bytes}: d·q + m.  Q5_0 / Q5_1 add 4 bytes holding each element's 5th bit.
+/// - Q8_0 {d, 32 int8}: d·q.
+/// - K-quants: super-blocks of 256 with 6-bit (Q4_K, Q5_K), 4-bit (Q2_K), packed 6-bit (Q3_K) or
+///   int8 (Q6_K) scales of 16- or 32-element sub-blocks, and for Q2_K / Q4_K / Q5_K minimums.
+/// - IQ4_NL / IQ4_XS: 4-bit indices into a fixed table of 16 non-uniform values.
+/// - TQ1_0 / TQ2_0: ternary, 5 trits per byte (base 3) or 2 bits per element; d·(t − 1).
+public enum GGMLBlocks {
+    static let superBlock = 256
+
+    /// IQ4_NL's and IQ4_XS's 16 values.
+    static let iq4Values: [Float] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
+    @inline(__always) static func half(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
+        Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
+    }
+
+    @inline(__always) static func byte(_ p: UnsafeRawPointer, _ offset: Int) -> Int {
+        Int(p.load(fromByteOffset: offset, as: UInt8.self))
+    }
+
+    /// Decodes `blocks` blocks of `type` from `src` into `out` (type.block.elements each).
+    public static func decode(_ type: GGUFFile.TensorType, _ src: UnsafeRawPointer, blocks: Int,
+                       into out: UnsafeMutablePointer<Float>) {
+        let (elements, bytes) = type.block
+        for b in 0..<blocks {
+            let block = src + b * bytes, y = out + b * elements
+            switch type {
+            case .f32: y[0] = Float(bitPattern: UInt32(littleEndian: block.loadUnaligned(as: UInt32.self)))
+            case .f16: y[0] = half(block)
+            case .bf16: y[0] = Float(bitPattern: UInt32(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))) << 16)
+            case .q4_0: q4_0(block, y)
+            case .q4_1: q4_1(block, y)
+            case .q5_0: q5(block, y, hasMinimum: false)
+            case .q5_1: q5(block, y, hasMinimum: true)
+            case .q8_0: for j in 0..<32 { y[j] = half(block) * Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) }
+            case .q2_K: q2_K(block, y)
+            case .q3_K: q3_K(block, y)
+            case .q4_K: q45_K(block, y, fifthBits: false)
+            case .q5_K: q45_K(block, y, fifthBits: true)
+            case .q6_K: q6_K(block, y)
+            case .iq4_nl: iq4_nl(block, y)
+            case .iq4_xs: iq4_xs(block, y)
+            case .tq1_0: tq1_0(block, y)
+            case .tq2_0: tq2_0(block, y)
+            }
+        }
+    }
+
+    static func q4_0(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = half(p)
+        for j in 0..<16 {
+            y[j] = d * Float(byte(p, 2 + j) & 0x0F - 8)
+            y[j + 16] = d * Float(byte(p, 2 + j) >> 4 - 8)
+        }
+    }
+
+    static func q4_1(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = half(p), m = half(p, 2)
+        for j in 0..<16 {
+            y[j] = d * Float(byte(p, 4 + j) & 0x0F) + m
+            y[j + 16] = d * Float(byte(p, 4 + j) >> 4) + m
+        }
+    }
+
+    /// Q5_0 {d, high bits, nibbles}: d·(q − 16); Q5_1 {d, m, high bits, nibbles}: d·q + m.
+    static func q5(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>, hasMinimum: Bool) {
+        let d = half(p), m = hasMinimum ? half(p, 2) : 0
+        let bitsAt = hasMinimum ? 4 : 2, nibblesAt = bitsAt + 4
+        let high = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: bitsAt, as: UInt32.self))
+        for j in 0..<32 {
+            let nibble = byte(p, nibblesAt + j % 16) >> (4 * (j / 16)) & 0x0F
+            let q = nibble | Int(high >> UInt32(j) & 1) << 4
+            y[j] = hasMinimum ? d * Float(q) + m : d * Float(q - 16)
+        }
+    }
+
+    /// Q2_K {16 scale bytes (low nibble: scale, high: minimum), 64 bytes of 2-bit codes, d, dmin}:
+    /// element v of 16-element sub-block v/16 is (d·scale)·q − dmin·minimum.
+    static func q2_K(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = half(p, 80), dmin = half(p, 82)
+        for v in 0..<superBlock {
+            let scale = byte(p, v / 16)
+            let w = v % 128, q = byte(p, 16 + v / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3
+            y[v] = d * Float(scale & 0x0F) * Float(q) - dmin * Float(scale >> 4)
+        }
+    }
+
+    /// Q3_K {32 bytes: each element's high bit, 64 bytes of low 2 bits, 12 bytes of 6-bit scales,
+    /// d}: (d·(scale − 32))·(low − 4 where the high bit is clear).
+    static func q3_K(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = half(p, 108)
+        var scales = [Float](repeating: 0, count: 16)
+        for i in 0..<16 {
+            let low = (i < 8 ? byte(p, 96 + i) : byte(p, 96 + i - 8) >> 4) & 0x0F
+            let high = byte(p, 104 + i % 4) >> (2 * (i / 4)) & 3
+            scales[i] = d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32)
+        }
+        for v in 0..<superBlock {
+            let w = v % 128, low = byte(p, 32 + v / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3
+            let highBit = byte(p, v % 32) >> (v / 32) & 1
+            y[v] = scales[v / 16] * Float(low - (highBit ^ 1) << 2)
+        }
+    }
+
+    /// Q4_K and Q5_K's eight 6-bit scales and minimums in 12 bytes: the first four of each in the
+    /// low 6 bits of bytes 0–3 and 4–7, the last four from the nibbles of bytes 8–11 with the top
+    /// two bits of bytes 0–7.
+    static func scaleAndMinimum(_ s: UnsafeRawPointer, _ j: Int) -> (Float, Float) {
+        if j < 4 { return (Float(byte(s, j) & 63), Float(byte(s, j + 4) & 63)) }
+        let scale = byte(s, j + 4) & 0x0F | (byte(s, j - 4) >> 6) << 4
+        let minimum = byte(s, j + 4) >> 4 | (byte(s, j) >> 6) << 4
+        return (Float(scale), Float(minimum))
+    }
+
+    /// Q4_K {d, dmin, 12 scale bytes, 128 nibble bytes}; Q5_K puts 32 bytes of fifth bits before
+    /// the nibbles. Element v of 32-element sub-block v/32 is (d·scale)·q − dmin·minimum.
+    static func q45_K(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>, fifthBits: Bool) {
+        let d = half(p), dmin = half(p, 2), nibblesAt = fifthBits ? 48 : 16
+        for g in 0..<8 {
+            let (scale, minimum) = scaleAndMinimum(p + 4, g)
+            let dl = d * scale, ml = dmin * minimum
+            for l in 0..<32 {
+                var q = byte(p, nibblesAt + g / 2 * 32 + l) >> (4 * (g % 2)) & 0x0F
+                if fifthBits { q |= (byte(p, 16 + l) >> g & 1) << 4 }
+                y[32 * g + l] = dl * Float(q) - ml
+            }
+        }
+    }
+
+    /// Q6_K {128 bytes of low nibbles, 64 bytes of high 2 bits, 16 int8 scales, d}:
+    /// (d·scale)·(q − 32) per 16-element sub-block.
+    static func q6_K(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = half(p, 208)
+        for v in 0..<superBlock {
+            let h = v / 128, w = v % 128
+            let low = byte(p, h * 64 + w % 64) >> (4 * (w / 64)) & 0x0F
+            let high = byte(p, 128 + h * 32 + w % 32) >> (2 * (w / 32)) & 3
+            let scale = Float(p.load(fromByteOffset: 192 + v / 16, as: Int8.self))
+            y[v] = d * scale * Float(low | high << 4 - 32)
+        }
+    }
+
+    static func iq4_nl(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = half(p)
+        for j in 0..<16 {
+            y[j] = d * iq4Values[byte(p, 2 + j) & 0x0F]
+            y[j + 16] = d * iq4Values[byte(p, 2 + j) >> 4]
+        }
+    }
+
+    /// IQ4_XS {d, 2 bytes of high scale bits, 4 bytes of low scale nibbles, 128 index bytes}:
+    /// (d·(scale − 32))·value per 32-element sub-block.
+    static func iq4_xs(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = half(p), highBits = Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        for g in 0..<8 {
+            let low = byte(p, 4 + g / 2) >> (4 * (g % 2)) & 0x0F, high = highBits >> (2 * g) & 3
+            let dl = d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32)
+            for w in 0..<32 {
+                y[32 * g + w] = dl * iq4Values[byte(p, 8 + 16 * g + w % 16) >> (4 * (w / 16)) & 0x0F]
+            }
+        }
+    }
+
+    /// TQ1_0 {48 bytes of 5 trits each, 4 bytes of 4, d}: a byte b holds trit n as
+    /// ((b·3ⁿ mod 256)·3) >> 8; element d·(t − 1). Elements 0–159 from bytes 0–31 (trit n of byte
+    /// l is element 32n + l), 160–239 from bytes 32–47, 240–255 from the last 4 bytes.
+    static func tq1_0(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = half(p, 52), powers = [1, 3, 9, 27, 81]
+        func trit(_ b: Int, _ n: Int) -> Float { Float((((b * powers[n]) & 0xFF) * 3) >> 8 - 1) }
+        for v in 0..<160 { y[v] = d * trit(byte(p, v % 32), v / 32) }
+        for w in 0..<80 { y[160 + w] = d * trit(byte(p, 32 + w % 16), w / 16) }
+        for w in 0..<16 { y[240 + w] = d * trit(byte(p, 48 + w % 4), w / 4) }
+    }
+
+    /// TQ2_0 {64 bytes of 2-bit codes, d}: d·(q − 1).
+    static func tq2_0(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = half(p, 64)
+        for v in 0..<superBlock {
+            let w = v % 128, q = byte(p, v / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3
+            y[v] = d * Float(q - 1)
+        }
+    }
+}
