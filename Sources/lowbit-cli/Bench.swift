@@ -33,7 +33,7 @@ memory-read baseline's speed-up on the same bytes.
   --group-size G    32, 64 or 128 (default 128); a shape whose columns it does not divide
                     (3200x8640 at 128) uses the largest one that does, and says so
   --max-call S      skip cases whose single call takes longer than S seconds (default 0.25)
-  --full            DESIGN §9's full grid: 5 shapes x hot and dram x N 1,8,32,256
+  --full            the full grid: 5 shapes x hot and dram x N 1,8,32,256
   --json            print JSON instead of the table
   --contention      run every case beside a thread that keeps one core busy (another program's
                     load), to see what more threads gain or lose when a core is not free

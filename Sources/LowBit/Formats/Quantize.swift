@@ -1,4 +1,4 @@
-/// Round-to-nearest group quantization of float weights (DESIGN §4).
+/// Round-to-nearest group quantization of float weights.
 ///
 /// Each group of G weights gets its own (d, m) from its full range (min-max, or abs-max when
 /// symmetric): ranges are never clipped. Clipping to the range of least squared error looks

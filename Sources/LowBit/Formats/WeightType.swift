@@ -1,4 +1,4 @@
-/// The value sets a weight can take. Every type is stored the same way (DESIGN §4):
+/// The value sets a weight can take. Every type is stored the same way:
 /// per group of `groupSize` consecutive columns of a row, a scale d and an offset m, and per
 /// weight an unsigned code q of `storageBits` bits, so that w = d·q + m.
 ///

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// BitStack decomposition (DESIGN §6) of one float matrix W (rows × cols, y = W·x).
+/// BitStack decomposition of one float matrix W (rows × cols, y = W·x).
 ///
 /// Optional activation-aware scaling W' = W·diag(s), s_c the root-mean-square of input channel c
 /// over calibration activations (identity without them). Then, from R₀ = W', for each block i:

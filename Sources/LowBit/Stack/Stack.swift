@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Synchronization
 
-/// A BitStack file opened under a memory budget (DESIGN §6).
+/// A BitStack file opened under a memory budget.
 ///
 /// The longest prefix of the stack that fits the budget is resident (every tensor at least its
 /// first block). `setBudget` reads only the blocks a larger budget adds, or drops only the tail

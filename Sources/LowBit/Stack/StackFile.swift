@@ -1,4 +1,4 @@
-/// The BitStack file (`.lbs`), little-endian (DESIGN §8).
+/// The BitStack file (`.lbs`), little-endian (docs/FORMATS.md lists what a reader checks).
 ///
 ///   0   magic "LOWBITSK"                 8 bytes
 ///   8   format version (1)               u32

@@ -11,7 +11,7 @@ import LowBitCore
 /// (2ᵇ − 1)·127·G/8 = 30480 at 4 bits (14224 at 3; the fifth plane of mixed value codes adds
 /// into accumulators of its own), and a sign matrix's blocks of up to 256 columns 4064. The
 /// two lanes are added in int16 only below 4 bits. (Tables biased to UInt8 as the unsigned
-/// operand, as before session 12, needed the bias subtracted at every flush: 1–3% more time.)
+/// operand would need the bias subtracted at every flush.)
 ///
 /// For N > 1 activation rows, each chunk's weight indices are decoded once and looked up in
 /// the tables of a tile of activation rows.

@@ -1,5 +1,5 @@
 /// The dequant family's weight layout: 8 rows interleaved so that one 32-bit lane of a vector
-/// holds one row (no horizontal sums; DESIGN §5 measured 0.85–0.9 of read bandwidth with it).
+/// holds one row: no horizontal sums at the end of a row, which would cost as much as a group.
 ///
 /// Codes are stored w = 4 bits wide for 3- and 4-bit weights, w = 2 bits wide for 1-, 2-bit
 /// and ternary (so 3-bit costs 4 bits and 1-bit 2 bits here: the price of byte-aligned unpacking)

@@ -15,10 +15,8 @@
 /// of a matrix may hold fewer; a sign matrix's quads are single blocks): within a quad, chunk c
 /// of each of its blocks in turn, then chunk c + 1 (at 1 bit, chunks 2c and 2c + 1 of each block
 /// in turn, so that a block's units fill whole cache lines), so the N = 1 kernel, which runs a
-/// quad's blocks together, reads one sequential stream. With each block's codes whole (the
-/// layout before session 12), its four streams 16 KiB apart ran from DRAM at 0.43–0.59 of the
-/// read baseline on a Zen 4 VM, software prefetching or not (plain reads of four such streams:
-/// 0.6–0.7 of one stream's speed).
+/// quad's blocks together, reads one sequential stream. Four streams 16 KiB apart (each block's
+/// codes whole) read from DRAM at well under one stream's speed, software prefetching or not.
 ///
 /// A quantized matrix's group parameters sit in the same stream: after each group's chunks of a
 /// quad, the quad's blocks' parameters for that group in turn, per block 16 d then 16 m
