@@ -266,7 +266,9 @@ typedef struct lowbit_model lowbit_model;
 typedef int32_t lowbit_weights;
 enum {
     LOWBIT_WEIGHTS_REFERENCE = 0,   /* the file's weights dequantized to float32 */
-    LOWBIT_WEIGHTS_Q4_1 = 1,        /* the file's own Q4_1 blocks, not requantized */
+    LOWBIT_WEIGHTS_FILE = 1,        /* the file's own blocks, not requantized: Q4_0 and Q4_1 on lowbit's
+                                       kernels, Q8_0 on its own, other types as float32 (since 0.2) */
+    LOWBIT_WEIGHTS_Q4_1 = 1,        /* LOWBIT_WEIGHTS_FILE's name in 0.1 */
     LOWBIT_WEIGHTS_REQUANTIZED = 2, /* requantized to `bits` (1..4, LOWBIT_BITS_TERNARY), `group_size` */
     LOWBIT_WEIGHTS_STACK = 3        /* a BitStack file (`stack_path`) under `budget` bytes */
 };
@@ -279,20 +281,20 @@ typedef void lowbit_model_params;
 #else
 typedef struct lowbit_model_params {
     size_t size;
-    lowbit_weights weights;       /* default LOWBIT_WEIGHTS_Q4_1: the file's own blocks */
+    lowbit_weights weights;       /* default LOWBIT_WEIGHTS_FILE */
     int32_t bits;                 /* REQUANTIZED: 1..4, LOWBIT_BITS_TERNARY (default 4) */
     int32_t group_size;           /* REQUANTIZED: 32, 64 or 128 (default 64) */
-    lowbit_kernel kernel;         /* Q4_1 and REQUANTIZED (default LOWBIT_KERNEL_AUTO) */
+    lowbit_kernel kernel;         /* FILE and REQUANTIZED (default LOWBIT_KERNEL_AUTO) */
     const char *stack_path;       /* STACK: the BitStack file */
     uint64_t budget;              /* STACK: bytes of weights to hold */
     const char *calibration_text; /* REQUANTIZED: NULL, or UTF-8 text to calibrate on (see below) */
-    int32_t act_bits;             /* Q4_1: 8, 16 or 32; 0 = the kernel's default (see below) */
+    int32_t act_bits;             /* FILE: 8, 16 or 32; 0 = the kernel's default (see below) */
 } lowbit_model_params;
 #endif
 
 /* Writes the defaults (and out->size) to *out. Since 0.2. */
 LOWBIT_API lowbit_status lowbit_model_default_params(lowbit_model_params *out);
-/* Loads a GGUF model as `params` says (NULL: the defaults). Q4_1 with kernel auto or dequant runs
+/* Loads a GGUF model as `params` says (NULL: the defaults). FILE with kernel auto or dequant runs
  * 16-bit activations (act_bits 16 of lowbit_matrix_matmul), so it agrees with the reference model
  * token by token; with lut or bitserial, int8 activations as llama.cpp rounds them. A calibration
  * text (at least 16 tokens, the first 1024 used; not the text you evaluate on) requantizes on the

@@ -13,7 +13,7 @@ stack=.cache/models/smollm2-135m-calibrated.lbs
 calibration=/usr/share/common-licenses/Apache-2.0
 dist/bin/lowbit info
 echo
-echo "== chat (q4_1 weights)"
+echo "== chat (the file's own weights)"
 dist/bin/lowbit run --model "$model" --chat --prompt "What is the capital of France? Answer in one sentence." -n 48
 echo
 if [ ! -s "$stack" ]; then

@@ -71,7 +71,7 @@ enum ModelParams {
             return .stack(path: path, budget: Int(min(budget, UInt64(Int.max))))
         case let w:
             throw LowBitError(.invalidArgument,
-                              "unknown weights \(w): use 0 (reference), 1 (q4_1), 2 (requantized) or 3 (stack)")
+                              "unknown weights \(w): use 0 (reference), 1 (file), 2 (requantized) or 3 (stack)")
         }
     }
 }

@@ -7,8 +7,8 @@ import LowBit
 public enum WeightChoice: Sendable, CustomStringConvertible {
     /// The file's own weights dequantized to Float32: the reference model.
     case reference
-    /// The file's own Q4_1 blocks, imported without requantization (tensors in other types,
-    /// such as a Q8_0 output, run as their exact Float32 values). `auto` is the dequant family
+    /// The file's own blocks, imported without requantization: Q4_0 and Q4_1 as lowbit 4-bit
+    /// matrices, Q8_0 on its own blocks, other types as their exact Float32 values. `auto` is the dequant family
     /// here, at every activation precision (LUT tables would round otherwise than the precision
     /// asked for). `activationBits` nil: 16 where the kernel takes it (dequant, with two int8
     /// passes, so the model agrees with the reference token by token), else the kernel's int8;
@@ -39,7 +39,7 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
         case .reference: return "reference"
         case .q4_1(let k, let a):
             let (kernel, bits) = (try? WeightChoice.q4_1Kernel(k, activationBits: a)) ?? (k, a ?? 8)
-            return "q4_1 (\(kernel), \(bits)-bit activations)"
+            return "the file's own blocks (\(kernel), \(bits)-bit activations)"
         case .requantized(let t, let g, let k, let c): return "\(t) g\(g)\(c == nil ? "" : " calibrated") (\(k))"
         case .stack(let p, let b): return "stack \(p) @ \(b) B"
         }
@@ -182,14 +182,16 @@ public final class LlamaModel: @unchecked Sendable {
             case .reference:
                 return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
             case .q4_1(let kernel, let activationBits):
-                if t.type == .q4_1 {
+                if t.type == .q4_1 || t.type == .q4_0 {
                     let (family, bits) = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
-                    return try QuantizedLinear(try g.withTensorBytes(t) { try Importer.ggmlQ4_1($0, rows: rows, cols: cols) },
-                                               kernel: family, activationBits: bits)
+                    let m = try g.withTensorBytes(t) {
+                        try Importer.ggml4Bit($0, rows: rows, cols: cols, hasMinimum: t.type == .q4_1)
+                    }
+                    return try QuantizedLinear(m, kernel: family, activationBits: bits)
                 }
-                // Tensors stored otherwise cannot be imported into lowbit's 1-4 bit formats
-                // without requantizing, which this mode promises not to do: Q8_0 (SmolLM2's tied
-                // output) runs on its own blocks, other types as their exact Float32 values.
+                // Tensors stored otherwise are not yet imported into lowbit's formats, and this
+                // mode promises not to requantize: Q8_0 (SmolLM2's tied output) runs on its own
+                // blocks, other types as their exact Float32 values.
                 if t.type == .q8_0 { return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols) }
                 return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
             case .requantized(let type, let groupSize, let kernel, _):

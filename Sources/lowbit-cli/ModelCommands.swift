@@ -24,7 +24,7 @@ func weightChoice(_ args: Arguments) throws -> WeightChoice {
     let kernel = try KernelFamily(name: args.options["kernel"] ?? "auto")
     let activationBits = try args.options["act-bits"].map { _ in try args.int("act-bits", default: 8) }
     if activationBits != nil, args.options["bits"] != nil || args.options["stack"] != nil || args.options["weights"] == "reference" {
-        throw CLIError("--act-bits applies to --weights q4_1")
+        throw CLIError("--act-bits applies to --weights file")
     }
     if args.options["calibration-text"] != nil, args.options["bits"] == nil || args.options["stack"] != nil {
         throw CLIError("--calibration-text applies to requantized weights: give --bits (and no --stack)")
@@ -38,12 +38,12 @@ func weightChoice(_ args: Arguments) throws -> WeightChoice {
         return .requantized(type: try parseWeightType(bits), groupSize: try args.int("group-size", default: 64), kernel: kernel,
                             calibration: calibration)
     }
-    switch args.options["weights"] ?? "q4_1" {
+    switch args.options["weights"] ?? "file" {
     case "reference": return .reference
-    case "q4_1":
+    case "file", "q4_1":  // q4_1: the name from before other types ran as their own blocks
         _ = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
         return .q4_1(kernel: kernel, activationBits: activationBits)
-    case let w: throw CLIError("--weights must be reference or q4_1 (or use --bits / --stack), not '\(w)'")
+    case let w: throw CLIError("--weights must be file or reference (or use --bits / --stack), not '\(w)'")
     }
 }
 

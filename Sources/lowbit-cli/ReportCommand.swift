@@ -15,8 +15,8 @@ func runReport(_ args: Arguments) throws {
     let chunks = try args.int("chunks", default: 2), ctx = try args.int("ctx", default: 512), decode = try args.int("decode", default: 32)
     var configs: [(String, WeightChoice)] = [
         ("reference (f32)", .reference),
-        ("q4_1 (file's own)", .q4_1(kernel: .auto)),
-        ("q4_1 int8 acts", .q4_1(kernel: .auto, activationBits: 8)),
+        ("file's own blocks", .q4_1(kernel: .auto)),
+        ("file's, int8 acts", .q4_1(kernel: .auto, activationBits: 8)),
         ("4-bit g64", .requantized(type: .integer(bits: 4), groupSize: 64, kernel: .auto)),
         ("3-bit g64", .requantized(type: .integer(bits: 3), groupSize: 64, kernel: .auto)),
         ("2-bit g64", .requantized(type: .integer(bits: 2), groupSize: 64, kernel: .auto)),

@@ -18,7 +18,7 @@ commands:
   report               --model PATH --text FILE [--chunks 2] [--calibration-text FILE]
                        [--stack FILE.lbs --budgets A,B,C]: the table of perplexity, decode speed and
                        weight memory for every way of holding the weights
-                       run and perplexity take --weights reference|q4_1 [--act-bits 8|16|32: q4_1's
+                       run and perplexity take --weights file|reference [--act-bits 8|16|32: file's
                        activation precision; default 16 on dequant/auto, so it agrees with the
                        reference; 8 = int8 as llama.cpp], or --bits 1|2|3|4|ternary|mixed3|mixed4
                        [--group-size 64] [--kernel lut|bitserial|dequant|auto] [--calibration-text FILE
@@ -32,7 +32,8 @@ exit status: 0 success; 1 failure (a file missing, unreadable or malformed; out 
 
 let weightOptionsHelp = """
 weights (run, perplexity; one of):
-  --weights q4_1       the file's own Q4_1 blocks (the default) [--kernel auto|lut|bitserial|dequant]
+  --weights file       the file's own blocks (the default; Q4_0 and Q4_1 on lowbit's kernels, Q8_0 on
+                       its own, other types as float32) [--kernel auto|lut|bitserial|dequant]
                        [--act-bits 8|16|32: activation precision; default 16 on dequant and auto, so
                        the model agrees with the reference; 8 = int8, as llama.cpp]
   --weights reference  the file's weights in float32

@@ -7,16 +7,17 @@ from ._library import TOKEN_FN, ChatMessage, ModelParams, SamplerParams
 from ._library import lib as _lib
 from .stack import parse_size
 
-_WEIGHTS = {"reference": 0, "q4_1": 1}
+_WEIGHTS = {"reference": 0, "file": 1, "q4_1": 1}   # q4_1: the older name of "file"
 
 
 class Model(Handle):
     """A GGUF model (Llama architecture) whose linear layers are lowbit matrices.
 
-    Model.open(path, weights="q4_1" | "reference", bits=None, group_size=64, kernel="auto",
+    Model.open(path, weights="file" | "reference", bits=None, group_size=64, kernel="auto",
     stack=None, budget=None, calibration=None, act_bits=None): `bits` (1-4 or "ternary")
     requantizes the reference weights (calibrated on `calibration` text if given); `stack` (a
-    file from `lowbit stack build --model`) with `budget` holds a BitStack. "q4_1" with kernel
+    file from `lowbit stack build --model`) with `budget` holds a BitStack. "file" runs the file's
+    own blocks (Q4_0 and Q4_1 on lowbit's kernels, Q8_0 on its own, others as float32); with kernel
     "auto" or "dequant" rounds activations to 16 bits (two int8 passes) and agrees with
     "reference" token by token; "lut" or "bitserial" round them to int8 (act_bits=8 asks for
     int8 on dequant too). Methods may be called from several threads at once; each Context is
@@ -26,7 +27,7 @@ class Model(Handle):
     _kind = "model"
 
     @classmethod
-    def open(cls, path, weights="q4_1", bits=None, group_size=64, kernel="auto", stack=None, budget=None,
+    def open(cls, path, weights="file", bits=None, group_size=64, kernel="auto", stack=None, budget=None,
              calibration=None, act_bits=None) -> "Model":
         from . import ArgumentError, _bits_code, _check, _int, _kernel_code
         params = ModelParams()
@@ -48,7 +49,7 @@ class Model(Handle):
         elif weights in _WEIGHTS:
             params.weights = _WEIGHTS[weights]
         else:
-            raise ArgumentError(f"weights must be 'reference' or 'q4_1' (or give bits= or stack=), not {weights!r}")
+            raise ArgumentError(f"weights must be 'file' or 'reference' (or give bits= or stack=), not {weights!r}")
         if act_bits is not None:
             params.act_bits = _int(act_bits, "act_bits")
         handle = ctypes.c_void_p()

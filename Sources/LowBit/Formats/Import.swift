@@ -75,28 +75,36 @@ public enum Importer {
         return m
     }
 
-    /// ggml Q4_1 blocks of a rows × cols tensor, imported as 4-bit codes with group size 32:
-    /// each 20-byte block holds d (f16), m (f16) and 32 codes (element j in the low nibble of
-    /// byte j, element j + 16 in the high one), w = d·q + m — exactly lowbit's (d, m) form.
-    public static func ggmlQ4_1(_ raw: UnsafeRawBufferPointer, rows: Int, cols: Int) throws -> QuantizedMatrix {
+    /// ggml Q4_0 or Q4_1 blocks of a rows × cols tensor, imported as 4-bit codes with group size
+    /// 32, without requantizing. A Q4_1 block (20 bytes) holds d (f16), m (f16) and 32 codes
+    /// (element j in the low nibble of byte j, element j + 16 in the high one): w = d·q + m,
+    /// exactly lowbit's (d, m) form. A Q4_0 block (18 bytes) has no m: w = d·(q − 8), which is
+    /// m = −8d (exact in Float16 as in Float32: a power-of-two multiple).
+    public static func ggml4Bit(_ raw: UnsafeRawBufferPointer, rows: Int, cols: Int, hasMinimum: Bool) throws -> QuantizedMatrix {
         try validateShape(rows: rows, cols: cols, groupSize: 32)
-        let groups = cols / 32
-        guard raw.count == rows * groups * 20 else {
-            throw LowBitError(.sizeMismatch, "Q4_1 data is \(raw.count) bytes, \(rows) x \(cols) needs \(rows * groups * 20)")
+        let groups = cols / 32, blockBytes = hasMinimum ? 20 : 18, codesAt = hasMinimum ? 4 : 2
+        let typeName = hasMinimum ? "Q4_1" : "Q4_0"
+        guard raw.count == rows * groups * blockBytes else {
+            throw LowBitError(.sizeMismatch, "\(typeName) data is \(raw.count) bytes, \(rows) x \(cols) needs "
+                              + "\(rows * groups * blockBytes)")
         }
         let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: 32, type: .integer(bits: 4), symmetric: false)
         func half(_ o: Int) -> Float { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self)))) }
-        for i in 0..<(rows * groups) where !half(20 * i).isFinite || !half(20 * i + 2).isFinite {
-            throw LowBitError(.badFormat, "Q4_1 block \(i) has a non-finite scale or minimum")
+        func minimum(_ block: Int) -> Float { hasMinimum ? half(block + 2) : -8 * half(block) }
+        for i in 0..<(rows * groups) {
+            let block = blockBytes * i
+            guard half(block).isFinite, Float(Float16(minimum(block))).isFinite else {
+                throw LowBitError(.badFormat, "\(typeName) block \(i) has a non-finite scale or minimum")
+            }
         }
         parallelFor(rows) { r in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { q in
                 for g in 0..<groups {
-                    let block = 20 * (r * groups + g)
+                    let block = blockBytes * (r * groups + g)
                     m.scales.floats()[r * groups + g] = half(block)
-                    m.offsets.floats()[r * groups + g] = half(block + 2)
+                    m.offsets.floats()[r * groups + g] = minimum(block)
                     for j in 0..<16 {
-                        let byte = raw[block + 4 + j]
+                        let byte = raw[block + codesAt + j]
                         q[j] = byte & 0x0F
                         q[j + 16] = byte >> 4
                     }
