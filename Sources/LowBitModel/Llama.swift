@@ -108,12 +108,11 @@ public final class LlamaModel: @unchecked Sendable {
         return "blk.\(parts[1]).\(source).weight"
     }
 
-    /// Calibrated requantization records this many tokens of the calibration text (SmolLM2 4-bit
-    /// g64 on 8 chunks of GPL-3, columns in input order: 256 tokens 21.2, 1024 tokens 20.1).
+    /// Calibrated requantization records this many tokens of the calibration text: 1024 gave
+    /// clearly lower perplexity than 256 on SmolLM2, and costs seconds.
     public static let calibrationTokens = 1024
     /// Error feedback's dampening: with ~1000 calibration rows for up to 1536 inputs, GPTQ's 1%
-    /// fits the calibration text too closely (4-bit g64 in input order: 0.01 → 20.9, 0.1 → 20.3,
-    /// 0.3 → 20.1, 1.0 → 20.2; in energy order: 0.1 → 20.6, 0.3 → 19.6, 1.0 → 20.5).
+    /// fits the calibration text too closely; 0.3 gave the lowest perplexity of 0.01 to 1.0.
     static let calibrationDampening: Float = 0.3
 
     public static func load(path: String, weights: WeightChoice) throws -> LlamaModel {

@@ -6,12 +6,9 @@ public final class SignMatrix: @unchecked Sendable {
     public let cols: Int
     /// Table-scale block along cols: the largest multiple of 32 up to 256 dividing cols. A sign
     /// matrix has no group parameters, so this block only sets how often the kernel flushes its
-    /// int16 sums (once per block and activation row); SmolLM2's stack at 55 MB, every tensor
-    /// once at n = 1 (`lowbit stack run`, 1 thread, alternated): 18.1–19.3 ms with blocks of
-    /// 64 and 128 (576 and 1536 columns), 14.7–15.7 ms with 192 and 256. Perplexity through
-    /// the sign products (ctx 128, 6 chunks) did not suffer: 83.54 → 83.35 at 45 MB, 30.09 →
-    /// 29.88 at 75 MB (Float32 weights: 82.47, 29.85); up to 1024 (576 and 768) it rose to 84.63
-    /// at 45 MB.
+    /// int16 sums (once per block and activation row): fewer flushes make the products faster,
+    /// and up to 256 columns the int16 sums keep perplexity where Float32 weights put it; at
+    /// 1024 it rose.
     public let groupSize: Int
     let layout: LUTLayout
 

@@ -270,9 +270,8 @@ public final class Stack: @unchecked Sendable {
     }
 
     /// From this many activation rows on, a product rebuilds its weights in Float32, a slice of
-    /// rows at a time, instead of running k sign products per block (`multiplyRebuilt`).
-    /// SmolLM2's stack at 55 MB, every tensor once, 1 thread (`lowbit stack run --n`): rebuilt
-    /// 1.3–1.4× the time of the sign products at n = 8, 0.7–0.96× at n = 16.
+    /// rows at a time, instead of running k sign products per block (`multiplyRebuilt`): on
+    /// SmolLM2's stack (`lowbit stack run --n`) rebuilding is slower at 8 rows, faster at 16.
     static let rebuildMinimumRows = 16
 
     /// Y = X·Wᵀ for n ≥ `rebuildMinimumRows` activation rows. Through the sign matrices each

@@ -16,8 +16,9 @@ import LowBitCore
 /// For N > 1 activation rows, each chunk's weight indices are decoded once and looked up in
 /// the tables of a tile of activation rows.
 enum LUTKernelAVX2 {
-    /// Activation rows sharing one decode of the weight indices (4 measured 1.1–1.25× faster
-    /// than 2 at N = 8 and 32, for every width). A tile's last 1–3 rows go by pairs, then alone.
+    /// Activation rows sharing one decode of the weight indices: 4 is faster than 2 at every
+    /// width, and more would not fit the accumulators in 16 registers. A tile's last 1–3 rows go
+    /// by pairs, then alone.
     static let tileRows = 4
 
     /// y[i·rows + r] for the row blocks and activation tiles of `items` (item = block·tiles + tile),
@@ -41,22 +42,15 @@ enum LUTKernelAVX2 {
 
     /// Below this many activation rows, `multiply` runs each quad once per row in the one-row
     /// kernel rather than in tiles: below a tile at every width, and at any N at 1 bit, where a
-    /// tile's shared decode saves less than the one-row kernel's sharing of table loads across a
-    /// quad (1 thread, 1-bit, tiles → one row at a time: 4096×4096 cache-hot N = 4 344 → 315 µs,
-    /// N = 7 619 → 550 µs, N = 32 2.65–2.72 → 2.53–2.55 ms, N = 256 23.5 → 21.2 ms, N = 1024
-    /// 94–100 → 85–86 ms; 11008×4096 from DRAM N = 4 974 → 899 µs, N = 32 7.6–7.7 → 6.8 ms,
-    /// N = 256 63 → 56 ms, N = 1024 252–259 → 224 ms; per-row passes in table chunks, as
-    /// `multiply` runs them). At 2 bits neither wins clearly (cache-hot N = 4 433 → 453 µs,
-    /// N = 5 595 → 573 µs; from DRAM 1–8% less time). (Sign matrices do not come here:
-    /// `SignMatrix` calls `run`, in tiles.)
+    /// tile's shared decode of one plane saves less than the one-row kernel's sharing of table
+    /// loads across a quad (measured faster at every N from 4 to 1024; at 2 bits neither wins
+    /// clearly). (Sign matrices do not come here: `SignMatrix` calls `run`, in tiles.)
     static func rowsPassedOneByOne(_ layout: LUTLayout) -> Int { layout.bits == 1 ? Int.max : tileRows }
 
     /// N > 1 runs the activation tiles in chunks whose tables take at most this many bytes (half
     /// of a core's share of L2; 256 KiB where the size is unknown), each chunk over every row
-    /// block. In block order alone, every row block read all N rows' tables, from L3 once they
-    /// outgrew L2: a BitStack's 512-token prefill (512 × 16 rows per block product) took
-    /// 11.3–12.8 s per chunk of perplexity, 7.2–9.4 s in chunks of 256 KiB to 1 MiB (this VM's
-    /// L2 is 2 MiB); 4096×4096 2-bit at N = 256 3–7% less time.
+    /// block. In block order alone, every row block would read all N rows' tables, from L3 once
+    /// they outgrow L2 (a BitStack's prefill runs 16 table rows per token and block).
     static var tableChunkBytes: Int { Runtime.halfL2Bytes }
 
     /// Activation rows whose tables fit `tableChunkBytes`.
@@ -91,17 +85,11 @@ enum LUTKernelAVX2 {
         }
         if n < rowsPassedOneByOne(layout) {
             // Few activation rows (at 1 bit, any number): each quad once per row in the one-row
-            // kernel, back to back, so the quad comes from DRAM once and from L1/L2 for the next rows
-            // (11008×4096 from DRAM, 1 thread, N = 2, against 4-row tiles' pair path: 1-bit
-            // 1.09 → 0.62 ms, 2-bit 1.08 → 0.94 ms, 4-bit 1.95 → 1.51 ms; cache-hot 4096×4096
-            // 1-bit 181 → 155 µs, 2-bit 250 → 222 µs, 4-bit the same). The second row's pass,
-            // whose own bytes are in cache, prefetches the next quad: before the parameters
-            // joined the code stream, against no prefetching, 2-bit 0.92–0.96 → 0.71–0.84 ms,
-            // 4-bit 1.41–1.53 → 1.30–1.33 ms; with them in it, 1-bit 0.60 → 0.46–0.49 ms and
-            // 2-bit 0.75 → 0.65–0.66 ms. The rows go in chunks whose tables fit
+            // kernel, back to back, so the quad comes from DRAM once and from L1/L2 for the next
+            // rows. The second row's pass, whose own bytes are in cache, prefetches the next quad,
+            // so the first row's pass finds it in L2. The rows go in chunks whose tables fit
             // `tableChunkBytes`, each chunk over every quad, as each quad reads all its chunk's
-            // tables (1-bit 4096×4096, N = 1024, 1 thread, against one chunk of all rows:
-            // cache-hot 184 → 86 ms, from DRAM 0.51 → 0.22 s; at N ≤ 256 the same time).
+            // tables: with all rows at once, N = 1024's tables would stream from L3.
             let perChunk = rowsPerChunk(tableStride: tableBytes)
             for first in stride(from: 0, to: n, by: perChunk) {
                 let last = min(n, first + perChunk)
@@ -121,9 +109,7 @@ enum LUTKernelAVX2 {
         if n % tileRows == 1, tiles(n: n - 1) <= perTableChunk {
             // A lone last activation row (N = 5, 9, …) runs in the one-row kernel on each quad
             // right after the quad's tiles, while the quad is in cache, rather than in the
-            // tiles' single-row path, which shares no table loads across a quad (1 thread, N = 5,
-            // 4096×4096 cache-hot: 2-bit 578 → 553 µs, 3-bit 875 → 817 µs, 4-bit 1.05 → 1.00 ms;
-            // 11008×4096 from DRAM 2–7% less time; N = 9 1–3%).
+            // tiles' single-row path, which shares no table loads across a quad.
             let tiled = n - 1, tiledCount = tiles(n: tiled)
             parallelChunks(layout.quads, chunk: 1) { quads in
                 for quad in quads {
@@ -345,7 +331,7 @@ enum LUTKernelAVX2 {
 
     /// Rows of one row block for the activation rows tileFirst ..< tileFirst + tileRows;
     /// `PrefetchNextQuad` 1 or 0 (a static choice: a branch in the chunk loops, even never taken,
-    /// made BitStack's sign products 6% slower).
+    /// slows BitStack's sign products measurably).
     @inline(__always)
     static func tile<Bits: StaticInt, PrefetchNextQuad: StaticInt>(_: Bits.Type, _: PrefetchNextQuad.Type, _ layout: LUTLayout, _ groupSize: Int,
                      _ rows: Int, _ n: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int,
@@ -455,21 +441,15 @@ enum LUTKernelAVX2 {
         }
     }
 
-    /// Bytes ahead that `blocksOfOneRow` prefetches into L2. With a quantized matrix's group
-    /// parameters in the code stream (`LUTLayout`), 11008×4096 from DRAM, 1 thread, Zen 4 VM,
-    /// read-speed ratios against the layout with the parameters apart (no prefetching at 1 and
-    /// 2 bits, 8 KiB into L1 at 3 and 4): 1-bit 0.66–0.73 → 0.84–0.86, 2-bit 0.74–0.78 →
-    /// 0.80–0.81, 3-bit 0.60–0.63 → 0.64–0.65, 4-bit 0.87–0.89 → 0.85–0.87; 16 and 64 KiB within
-    /// noise of 32. Cache-hot 4096×4096 within 2%. Without prefetching the one stream ran slower
-    /// than codes and parameters apart (1-bit 0.54–0.57, 4-bit 0.68–0.70), and with the
-    /// parameters apart, prefetching either stream gained little (2-bit 0.73–0.78).
+    /// Bytes ahead that `blocksOfOneRow` prefetches into L2. The hardware prefetchers alone leave
+    /// a DRAM-streamed product well below read speed on the machines measured (docs/BENCHMARKS.md);
+    /// 16 to 64 KiB ahead did the same, and the one stream of codes and parameters needs it more
+    /// than two streams did.
     static let quadPrefetchDistance = 32 * 1024
 
     /// Bytes ahead that `blocksOfOneRow` also prefetches into L1 at 1 to 3 bits, from what the
-    /// L2 prefetch brought. Same runs as above, against the L2 prefetch alone: 2-bit 0.73–0.75 →
-    /// 0.83–0.86, 3-bit 0.65–0.67 → 0.76–0.80, ternary 0.72–0.75 → 0.85–0.86, 1-bit 0.79–0.82 →
-    /// 0.83; at 4 bits it cost (0.83–0.86 → 0.69–0.72), and 1 KiB ahead was too little (2-bit
-    /// 0.74–0.76). Cache-hot within 2%.
+    /// L2 prefetch brought: it gains there, costs at 4 bits (where the loop is slower per byte
+    /// and the hardware keeps up), and 1 KiB ahead is too little.
     static let quadL1PrefetchDistance = 4 * 1024
 
     /// N = 1 on the quad of `Count` (2 or 4) row blocks from `block` on: chunk by chunk, the

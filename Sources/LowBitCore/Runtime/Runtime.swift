@@ -134,12 +134,11 @@ public func parallelFor(_ count: Int, threads: Int = Runtime.threads, _ body: (I
 /// its share takes the chunks another has not started yet, from the back. A thread that the
 /// system stalls, or that runs on a slower or busier core, then holds up only the chunk it is
 /// in, not the rest of its share; without a stall, every thread runs its own share, so each
-/// keeps the same rows (and their cache lines) from call to call. On this project's shared
-/// 2-core VM, static halves left 2-thread LUT products at N = 1 (4096×4096) waiting for the
-/// slower thread in 16–22% of their samples, chunks in 8–10%. Shares of fewer than
-/// `minimumChunksPerShare` times `chunk` indices are run whole, as by `parallelRanges`: each
-/// chunk costs a call into the kernel, which showed on small products (1536×576 at N = 1,
-/// chunks of 4 row blocks: 5–10% slower).
+/// keeps the same rows (and their cache lines) from call to call. On a shared VM, whose other
+/// vCPU is often held up, static halves leave a 2-thread product waiting for the slower thread
+/// far more often than chunks do. Shares of fewer than `minimumChunksPerShare` times `chunk`
+/// indices are run whole, as by `parallelRanges`: each chunk costs a call into the kernel, which
+/// shows on small products (a model's 1536×576 matrices at N = 1).
 /// For kernels whose result per index does not depend on which call it arrives in.
 package func parallelChunks(_ count: Int, chunk smallest: Int, threads: Int = Runtime.threads,
                             _ body: (Range<Int>) -> Void) {
@@ -153,8 +152,8 @@ package func parallelChunks(_ count: Int, chunk smallest: Int, threads: Int = Ru
     // About `chunksPerShare` chunks per share, each a multiple of the smallest.
     let chunk = max(smallest, count / parts / chunksPerShare / smallest * smallest)
     // Per share, the chunks not yet claimed: [front, back) as the low and high halves of a word,
-    // each word on cache lines of its own (sharing one, every claim was a transfer between
-    // cores: 4–5% of a 2-thread product's time).
+    // each word on cache lines of its own (sharing one, every claim would move the line between
+    // cores).
     let spacing = 128 / MemoryLayout<Atomic<UInt64>>.stride
     withUnsafeTemporaryAllocation(of: Atomic<UInt64>.self, capacity: parts * spacing) { words in
         let claims = { (share: Int) in words.baseAddress! + share * spacing }
@@ -196,8 +195,8 @@ private func claimChunk(_ claims: UnsafeMutablePointer<Atomic<UInt64>>, fromFron
 /// See `parallelChunks`.
 let minimumChunksPerShare = 8
 /// Chunks per share that `parallelChunks` aims at: enough to even out a stall, few enough that
-/// the calls into the kernel cost nothing (49152×576 at N = 1 in chunks of 8 row blocks, 192
-/// per share: 2-thread products 8–15% slower in two of three alternations).
+/// the calls into the kernel cost nothing (the smallest chunks, hundreds per share on a model's
+/// output matrix, made 2-thread products slower).
 let chunksPerShare = 16
 
 /// A `parallelChunks` chunk of row blocks for the N = 1 kernels, which take row blocks by
