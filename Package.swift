@@ -16,6 +16,44 @@ func tierSettings(_ clangFlags: [String]) -> [SwiftSetting] {
 }
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+
+// A kernel family's folder, Sources/LowBit/Kernels/<Family>/, holds all of it: its reference and
+// portable kernel, its registry entry, its layout and its kernels for each tier. A file's name
+// says which target compiles it: ending in AVX2 or AVX512, that tier; in Layout, Tables or
+// Activations, LowBitCore (what every tier reads); anything else, LowBit.
+let familyRoot = "Sources/LowBit/Kernels"
+let familyFiles: [String] = {
+    let folders = (try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(familyRoot)")) ?? []
+    return folders.sorted().flatMap { folder in
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(familyRoot)/\(folder)")) ?? [])
+            .filter { $0.hasSuffix(".swift") }.sorted().map { "\(folder)/\($0)" }
+    }
+}()
+func familyFiles(endingIn endings: [String]) -> [String] {
+    familyFiles.filter { file in endings.contains { file.hasSuffix("\($0).swift") } }
+}
+let familyTierFiles = ["AVX2": familyFiles(endingIn: ["AVX2"]), "AVX512": familyFiles(endingIn: ["AVX512"])]
+let familyCoreFiles = familyFiles(endingIn: ["Layout", "Tables", "Activations"])
+    .filter { file in !familyTierFiles.values.joined().contains(file) }
+/// A family file's path from Sources/, for a target rooted there.
+func fromSources(_ files: [String]) -> [String] { files.map { "LowBit/Kernels/\($0)" } }
+/// For a target rooted at Sources/ that compiles `sources` (folders or files): every other file
+/// under Sources/, which it must exclude (SwiftPM warns of files a target neither compiles nor
+/// excludes).
+func sourcesExcept(_ sources: [String]) -> [String] {
+    let base = "\(root)/Sources"
+    let all = (FileManager.default.subpaths(atPath: base) ?? []).filter { path in
+        var isFolder: ObjCBool = false
+        return FileManager.default.fileExists(atPath: "\(base)/\(path)", isDirectory: &isFolder) && !isFolder.boolValue
+    }
+    return all.filter { file in !sources.contains { file == $0 || file.hasPrefix($0 + "/") } }.sorted()
+}
+func rootedAtSources(_ sources: [String]) -> (sources: [String], exclude: [String]) {
+    (sources, sourcesExcept(sources))
+}
+let coreSources = rootedAtSources(["LowBitCore"] + fromSources(familyCoreFiles))
+let avx2Sources = rootedAtSources(["LowBitAVX2"] + fromSources(familyTierFiles["AVX2"]!))
+let avx512Sources = rootedAtSources(["LowBitAVX512"] + fromSources(familyTierFiles["AVX512"]!))
 /// The library's soname is liblowbit.so.MAJOR, MAJOR being LOWBIT_VERSION_MAJOR of Include/lowbit.h (the ABI
 /// check compares them): programs linked against one major version never load another.
 let abiMajor = 0
@@ -36,17 +74,20 @@ let package = Package(
         // Its bodies are serialized for inlining into other modules, the tiers' inner loops above
         // all (layout offsets, prefetch distances): called across the module boundary instead,
         // LUT and dequant products took up to 3 times as long.
-        .target(name: "LowBitCore", dependencies: ["LowBitCPU"], path: "Sources/LowBitCore",
+        .target(name: "LowBitCore", dependencies: ["LowBitCPU"], path: "Sources",
+                exclude: coreSources.exclude, sources: coreSources.sources,
                 swiftSettings: [.unsafeFlags(["-enable-cmo-everything"])]),
         // The tiers (`Tiers` in LowBit lists them): portable, the reference, needs no flags.
         .target(name: "LowBitPortable", dependencies: ["LowBitCore"], path: "Sources/LowBitPortable"),
         .target(name: "LowBitAVX2", dependencies: ["LowBitCore", "LowBitCPU", "LowBitPortable"],
-                path: "Sources/LowBitAVX2",
+                path: "Sources", exclude: avx2Sources.exclude, sources: avx2Sources.sources,
                 swiftSettings: tierSettings(avx2Flags)),
-        .target(name: "LowBitAVX512", dependencies: ["LowBitCore", "LowBitAVX2"], path: "Sources/LowBitAVX512",
+        .target(name: "LowBitAVX512", dependencies: ["LowBitCore", "LowBitAVX2"],
+                path: "Sources", exclude: avx512Sources.exclude, sources: avx512Sources.sources,
                 swiftSettings: tierSettings(avx512Flags)),
         .target(name: "LowBit", dependencies: ["LowBitCore", "LowBitPortable", "LowBitAVX2", "LowBitAVX512"],
-                path: "Sources/LowBit"),
+                path: "Sources/LowBit",
+                exclude: (familyCoreFiles + familyTierFiles.values.joined()).map { "Kernels/\($0)" }),
         .target(
             name: "LowBitC", dependencies: ["LowBit", "LowBitModel"], path: "Sources/LowBitC", exclude: ["lowbit.map"],
             // Export the lowbit_* symbols only (the version script hides everything else).
