@@ -45,7 +45,8 @@ extension LlamaModel {
     }
 
     /// Generates up to `maxTokens` tokens after `prompt` (greedy when temperature is 0), calling
-    /// `onText` with each new piece of text. Stops at the end-of-sequence or <|im_end|> token.
+    /// `onText` with each new piece of text (whole UTF-8 characters), on a session of its own
+    /// (see `Session.generate`), and times the prompt and the decode steps apart.
     public func generate(_ prompt: String, chat: Bool = false, maxTokens: Int = 64, temperature: Float = 0,
                          topP: Float = 1, seed: UInt64 = 1, onText: (String) -> Void = { _ in }) throws -> (String, GenerationStats) {
         guard maxTokens >= 0 else { throw LowBitError(.invalidArgument, "max tokens must be >= 0") }
@@ -53,36 +54,22 @@ extension LlamaModel {
         let text = chat ? try chatPrompt(prompt) : prompt
         let tokens = tokenizer.encode(text, addSpecial: true, parseSpecial: chat)
         guard !tokens.isEmpty else { throw LowBitError(.invalidArgument, "the prompt is empty") }
-        let cache = makeCache(capacity: min(config.contextLength, tokens.count + maxTokens + 1))
+        let session = try Session(model: self, capacity: min(config.contextLength, tokens.count + maxTokens + 1))
         var stats = GenerationStats()
         var t0 = monotonicSeconds()
-        var logits = try forward(tokens, cache: cache)
+        _ = try session.prefill(tokens)
         stats.promptSeconds = monotonicSeconds() - t0
         stats.promptTokens = tokens.count
-        var generated: [Int] = []
-        var pending: [UInt8] = []
-        var output = ""
-        let stop = Set([tokenizer.eosID, tokenizer.ids["<|im_end|>"]].compactMap { $0 })
         t0 = monotonicSeconds()
-        while generated.count < maxTokens, cache.count < cache.capacity {
-            let next = sampler.sample(logits)
-            if stop.contains(next) { break }
-            generated.append(next)
-            // Emit whole UTF-8 characters only.
-            pending += tokenizer.bytes(of: next)
-            if let s = String(validating: pending, as: UTF8.self) {
-                onText(s)
-                output += s
-                pending.removeAll()
-            }
-            if generated.count == maxTokens { break }
-            logits = try forward([next], cache: cache)
-            stats.decodeSteps += 1
+        // The session holds the prompt now, so `generate` starts from its logits.
+        let generated = try session.generate(prompt: tokens, maxTokens: maxTokens, sampler: &sampler) { _, piece in
+            if !piece.isEmpty { onText(piece) }
+            return true
         }
-        if !pending.isEmpty { let s = String(decoding: pending, as: UTF8.self); onText(s); output += s }
         stats.generationSeconds = monotonicSeconds() - t0
         stats.generatedTokens = generated.count
-        return (output, stats)
+        stats.decodeSteps = session.tokens.count - tokens.count
+        return (tokenizer.decode(generated), stats)
     }
 
     /// Perplexity by llama-perplexity's protocol: the text's tokens (BOS only if the model asks)
