@@ -434,9 +434,9 @@ typedef int32_t (*lowbit_token_fn)(void *user, int32_t token, const char *piece,
  * on_token (may be NULL) and run into the context before the next is drawn. Stops at an
  * end-of-sequence or end-of-turn token (not passed on), when on_token returns 0, or when the
  * context is full. *generated (may be NULL) receives the count passed to on_token. Since 0.2. */
-LOWBIT_API lowbit_status lowbit_context_generate(lowbit_context *c, const int32_t *prompt, int64_t n, int32_t max_tokens,
-                                                 const lowbit_sampler_params *params, lowbit_token_fn on_token,
-                                                 void *user, int64_t *generated);
+LOWBIT_API lowbit_status lowbit_context_generate(lowbit_context *c, const int32_t *prompt, int64_t n,
+                                                 int32_t max_tokens, const lowbit_sampler_params *params,
+                                                 lowbit_token_fn on_token, void *user, int64_t *generated);
 /* One chat turn: messages[0..n) in the chat template with the assistant's turn opened, then
  * lowbit_context_generate. Passing the reply back as the last assistant message of the next turn
  * (followed by the new user message) reuses the context up to it. Since 0.2. */

@@ -32,7 +32,8 @@ echo "ok: prefix install ($(du -sh "$lib" | cut -f1) stripped library, soname li
 
 DESTDIR=$work/stage scripts/install.sh --prefix /opt/lowbit >/dev/null
 [ -f "$work/stage/opt/lowbit/lib/liblowbit.so.$version" ] || fail "DESTDIR staging"
-grep -q '^prefix=/opt/lowbit$' "$work/stage/opt/lowbit/lib/pkgconfig/lowbit.pc" || fail "pkg-config prefix under DESTDIR"
+grep -q '^prefix=/opt/lowbit$' "$work/stage/opt/lowbit/lib/pkgconfig/lowbit.pc" \
+    || fail "pkg-config prefix under DESTDIR"
 echo "ok: DESTDIR staging keeps the final prefix in lowbit.pc"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig

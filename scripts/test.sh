@@ -56,7 +56,8 @@ section "Swift tests under AddressSanitizer (debug build; all but the real model
 SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 swift build --build-tests --build-path .build-asan \
     -Xswiftc -sanitize=address 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|Cannot export local symbol'
 SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 swift test --skip-build --build-path .build-asan \
-    --skip "SmolLM2Tests|SessionTests" 2>&1 | grep -vE '^Test Case .* (started|passed|skipped)' | tee "$logs/swift-asan-tests.log"
+    --skip "SmolLM2Tests|SessionTests" 2>&1 | grep -vE '^Test Case .* (started|passed|skipped)' \
+    | tee "$logs/swift-asan-tests.log"
 if grep -q "ERROR: AddressSanitizer" "$logs/swift-asan-tests.log"; then
     echo "AddressSanitizer reported an error"; exit 1
 fi

@@ -157,7 +157,9 @@ func writeTokens(_ ids: [Int], _ out: UnsafeMutablePointer<Int32>?, _ outLen: In
 
 /// Token ids from a caller's array of n, checked against the model's vocabulary.
 func tokenArray(_ p: UnsafePointer<Int32>?, _ n: Int64, _ name: String, vocabulary: Int) throws -> [Int] {
-    guard n > 0, n <= Int64(Int32.max) else { throw LowBitError(.invalidArgument, "\(name) count \(n) must be positive") }
+    guard n > 0, n <= Int64(Int32.max) else {
+        throw LowBitError(.invalidArgument, "\(name) count \(n) must be positive")
+    }
     let p = try required(p, name)
     return try (0..<Int(n)).map { i in
         let t = Int(p[i])
@@ -218,7 +220,8 @@ func chatMessages(_ p: UnsafeRawPointer?, _ n: Int64) throws -> [ChatMessage] {
         case 0: id = t.bosID
         case 1: id = t.eosID
         case 2: id = t.endOfTurnID
-        default: throw LowBitError(.invalidArgument, "unknown special token \(which): use 0 (bos), 1 (eos), 2 (end of turn)")
+        default:
+            throw LowBitError(.invalidArgument, "unknown special token \(which): use 0 (bos), 1 (eos), 2 (end of turn)")
         }
         out.pointee = Int32(id ?? -1)
     }
@@ -326,7 +329,8 @@ func chatMessages(_ p: UnsafeRawPointer?, _ n: Int64) throws -> [ChatMessage] {
 }
 
 /// lowbit_token_fn: (user, token, piece, piece_len) -> nonzero to go on.
-public typealias lowbit_token_fn_t = @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, Int64) -> Int32
+public typealias lowbit_token_fn_t =
+    @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, Int64) -> Int32
 
 /// Runs a generation with the C callback, keeping the sampler's state in the context.
 func generate(_ handle: ContextHandle, _ params: UnsafeRawPointer?, _ onToken: lowbit_token_fn_t?,

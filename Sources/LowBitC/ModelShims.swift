@@ -21,7 +21,9 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
         case 1: choice = .q4_1(kernel: family)
         case 2: choice = .requantized(type: try WeightType(code: bits), groupSize: groupSize == 0 ? 64 : Int(groupSize), kernel: family)
         case 3: choice = .stack(path: try cString(stackPath, "stack_path"), budget: Int(min(budget, UInt64(Int.max))))
-        default: throw LowBitError(.invalidArgument, "unknown weights \(weights): use 0 (reference), 1 (file), 2 (requantized) or 3 (stack)")
+        default:
+            throw LowBitError(.invalidArgument,
+                              "unknown weights \(weights): use 0 (reference), 1 (file), 2 (requantized) or 3 (stack)")
         }
         if case .requantized(_, let g, _, _) = choice, !supportedGroupSizes.contains(g) {
             throw LowBitError(.unsupported, "unsupported group size \(g): use 32, 64 or 128")

@@ -190,8 +190,8 @@ public final class Session {
     func check(_ newTokens: [Int], after count: Int) throws {
         guard !newTokens.isEmpty else { throw LowBitError(.invalidArgument, "no tokens to evaluate") }
         guard newTokens.count <= capacity - count else {
-            throw LowBitError(.invalidArgument,
-                              "context full: \(count) + \(newTokens.count) tokens exceed the context length \(capacity)")
+            throw LowBitError(.invalidArgument, "context full: \(count) + \(newTokens.count) tokens exceed "
+                              + "the context length \(capacity)")
         }
         let v = model.config.vocabulary
         if let bad = newTokens.first(where: { $0 < 0 || $0 >= v }) {

@@ -11,7 +11,9 @@ let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kern
 func weightChoice(_ args: Arguments) throws -> WeightChoice {
     let given = Set(args.options.keys)
     func refuse(_ options: Set<String>, with what: String) throws {
-        if let extra = options.intersection(given).sorted().first { throw CLIError("--\(extra) does not apply to \(what)") }
+        if let extra = options.intersection(given).sorted().first {
+            throw CLIError("--\(extra) does not apply to \(what)")
+        }
     }
     if given.contains("stack") {
         try refuse(["weights", "bits", "group-size", "kernel", "act-bits", "calibration-text"], with: "--stack")
@@ -95,5 +97,6 @@ func runPerplexity(_ args: Arguments) throws {
     let (ppl, scored) = try model.perplexity(text, context: ctx, chunks: chunks) { done, total, running in
         progressBar(done, total, "perplexity \(fmt(running, 3))")
     }
-    print("perplexity \(fmt(ppl, 4)) over \(scored) scored tokens (ctx \(ctx)) in \(fmt(monotonicSeconds() - t0, 1)) s; weights \(formatBytes(model.weightBytes)); \(model.choice)")
+    print("perplexity \(fmt(ppl, 4)) over \(scored) scored tokens (ctx \(ctx)) in \(fmt(monotonicSeconds() - t0, 1)) s; "
+          + "weights \(formatBytes(model.weightBytes)); \(model.choice)")
 }

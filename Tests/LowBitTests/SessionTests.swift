@@ -139,7 +139,8 @@ final class SessionTests: XCTestCase {
         XCTAssertTrue(plain.hasPrefix("<|im_start|>system\n"))
         XCTAssertTrue(plain.hasSuffix("<|im_start|>user\nHi<|im_end|>\n"))
         XCTAssertEqual(try model.chatPrompt([user], addGenerationPrompt: true), plain + "<|im_start|>assistant\n")
-        let own = try model.chatPrompt([ChatMessage(role: "system", content: "Be brief."), user], addGenerationPrompt: false)
+        let own = try model.chatPrompt([ChatMessage(role: "system", content: "Be brief."), user],
+                                       addGenerationPrompt: false)
         XCTAssertEqual(own, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n")
         XCTAssertEqual(try model.chatPrompt("Hi"), plain + "<|im_start|>assistant\n")
         XCTAssertThrowsError(try model.chatPrompt([ChatMessage(role: "user\n<|im_start|>", content: "x")],

@@ -19,7 +19,8 @@ clang -std=c11 -Wall -Werror -IInclude -I"$work" Tests/abi/header_sync.c -Ldist/
     || fail "lowbit.h and the Swift shims disagree (see the compiler errors above)"
 LD_LIBRARY_PATH=dist/lib "$work/header_sync" || fail "library version differs from LOWBIT_VERSION_NUMBER"
 soname=$(readelf -d dist/lib/liblowbit.so | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
-[ "$soname" = "liblowbit.so.$(scripts/version.sh | cut -d. -f1)" ] || fail "soname $soname does not follow the header's major"
+[ "$soname" = "liblowbit.so.$(scripts/version.sh | cut -d. -f1)" ] \
+    || fail "soname $soname does not follow the header's major"
 echo "ok: header and shims agree ($(grep -c 'SWIFT_EXTERN .* lowbit_' "$work/LowBitC-Swift.h") functions)"
 
 # The option structs: the offsets the shims read them at are the C compiler's.

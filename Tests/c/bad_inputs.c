@@ -421,7 +421,8 @@ static void context_calls(lowbit_model *m) {
     lowbit_sampler_params sampling;
     expect("sampler_default_params", lowbit_sampler_default_params(&sampling), LOWBIT_OK);
     sampling.temperature = NAN;
-    expect("context_sample NaN temperature", lowbit_context_sample(c, &sampling, &token), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("context_sample NaN temperature", lowbit_context_sample(c, &sampling, &token),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     lowbit_sampler_default_params(&sampling);
     sampling.top_p = 0;
     expect("context_sample top_p 0", lowbit_context_sample(c, &sampling, &token), LOWBIT_ERROR_INVALID_ARGUMENT);

@@ -261,5 +261,8 @@ from . import stack  # noqa: E402  (after the helpers it uses)
 from .stack import Stack, parse_size  # noqa: E402
 from .model import Context, Model  # noqa: E402
 
-__all__ = ["stack", "Stack", "parse_size", "Model", "Context", "Matrix", "LowbitError", "ArgumentError", "quantize", "from_gptq", "from_ternary", "load",
-           "set_threads", "get_threads", "simd_tier", "calibration_save", "calibration_load", "KERNELS", "TERNARY", "__version__", "library_path"]
+__all__ = [
+    "stack", "Stack", "parse_size", "Model", "Context", "Matrix", "LowbitError", "ArgumentError", "quantize",
+    "from_gptq", "from_ternary", "load", "set_threads", "get_threads", "simd_tier", "calibration_save",
+    "calibration_load", "KERNELS", "TERNARY", "__version__", "library_path"
+]

@@ -80,7 +80,8 @@ public enum Importer {
     /// (element j in the low nibble of byte j, element j + 16 in the high one): w = d·q + m,
     /// exactly lowbit's (d, m) form. A Q4_0 block (18 bytes) has no m: w = d·(q − 8), which is
     /// m = −8d (exact in Float16 as in Float32: a power-of-two multiple).
-    public static func ggml4Bit(_ raw: UnsafeRawBufferPointer, rows: Int, cols: Int, hasMinimum: Bool) throws -> QuantizedMatrix {
+    public static func ggml4Bit(_ raw: UnsafeRawBufferPointer, rows: Int, cols: Int,
+                                hasMinimum: Bool) throws -> QuantizedMatrix {
         try validateShape(rows: rows, cols: cols, groupSize: 32)
         let groups = cols / 32, blockBytes = hasMinimum ? 20 : 18, codesAt = hasMinimum ? 4 : 2
         let typeName = hasMinimum ? "Q4_1" : "Q4_0"
@@ -89,7 +90,9 @@ public enum Importer {
                               + "\(rows * groups * blockBytes)")
         }
         let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: 32, type: .integer(bits: 4), symmetric: false)
-        func half(_ o: Int) -> Float { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self)))) }
+        func half(_ o: Int) -> Float {
+            Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))))
+        }
         func minimum(_ block: Int) -> Float { hasMinimum ? half(block + 2) : -8 * half(block) }
         for i in 0..<(rows * groups) {
             let block = blockBytes * i

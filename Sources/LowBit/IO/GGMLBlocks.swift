@@ -33,7 +33,8 @@ public enum GGMLBlocks {
             switch type {
             case .f32: y[0] = Float(bitPattern: UInt32(littleEndian: block.loadUnaligned(as: UInt32.self)))
             case .f16: y[0] = half(block)
-            case .bf16: y[0] = Float(bitPattern: UInt32(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))) << 16)
+            case .bf16:
+                y[0] = Float(bitPattern: UInt32(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))) << 16)
             case .q4_0: q4_0(block, y)
             case .q4_1: q4_1(block, y)
             case .q5_0: q5(block, y, hasMinimum: false)
