@@ -120,13 +120,19 @@ public final class Session {
         guard count >= 0, count <= tokens.count else {
             throw LowBitError(.invalidArgument, "cannot keep \(count) tokens of \(tokens.count)")
         }
+        keep(count)
+    }
+
+    /// Forgets every token held (the cache keeps its memory for the next ones).
+    public func reset() { keep(0) }
+
+    /// `truncate` once `count` is known to be within the tokens held.
+    private func keep(_ count: Int) {
         if count == tokens.count { return }
         tokens.removeLast(tokens.count - count)
         cache.count = count
         lastLogits = []
     }
-
-    public func reset() { try! truncate(to: 0) }
 
     /// Makes the session hold exactly `prompt` and returns the logits after it, running only the
     /// tokens past the longest prefix it already holds.

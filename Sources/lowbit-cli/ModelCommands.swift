@@ -97,6 +97,7 @@ func runPerplexity(_ args: Arguments) throws {
     let (ppl, scored) = try model.perplexity(text, context: ctx, chunks: chunks) { done, total, running in
         progressBar(done, total, "perplexity \(fmt(running, 3))")
     }
-    print("perplexity \(fmt(ppl, 4)) over \(scored) scored tokens (ctx \(ctx)) in \(fmt(monotonicSeconds() - t0, 1)) s; "
+    let seconds = fmt(monotonicSeconds() - t0, 1)
+    print("perplexity \(fmt(ppl, 4)) over \(scored) scored tokens (ctx \(ctx)) in \(seconds) s; "
           + "weights \(formatBytes(model.weightBytes)); \(model.choice)")
 }

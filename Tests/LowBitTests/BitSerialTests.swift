@@ -91,7 +91,8 @@ final class BitSerialTests: XCTestCase {
                 if a == 8 {
                     // Column k: chunk k / 256, byte (k % 256) / 8 of vector k % 8 (nibble h, bit j).
                     let order = fast.withUnsafeMutableBytes {
-                        Array(UnsafeBufferPointer(start: acts.maskedSumOrder($0.baseAddress!), count: 8 * acts.planeStride))
+                        Array(UnsafeBufferPointer(start: acts.maskedSumOrder($0.baseAddress!),
+                                                  count: 8 * acts.planeStride))
                     }
                     var expected = [Int8](repeating: 0, count: 8 * acts.planeStride)
                     fast.withUnsafeMutableBytes { f in
