@@ -178,8 +178,8 @@ LOWBIT_API lowbit_status lowbit_matrix_matmul(const lowbit_matrix *m, const floa
 LOWBIT_API lowbit_status lowbit_matrix_prepare(const lowbit_matrix *m, lowbit_kernel kernel);
 
 /* The family LOWBIT_KERNEL_AUTO runs for n activation rows: the one measured fastest on this
- * machine for the matrix's shape and type, n's bucket (1, 2, <=4, <=8, ... <=128, more) and the
- * thread count. The first query or auto product of a new combination measures (a few products on
+ * machine for the matrix's shape and type, n's bucket (1, 2, <=4, <=8, ... <=128, more), the
+ * thread count and the SIMD tier. The first query or auto product of a new combination measures (a few products on
  * synthetic activations, once per process unless a calibration file is loaded). */
 LOWBIT_API lowbit_status lowbit_matrix_auto_kernel(const lowbit_matrix *m, int64_t n, lowbit_kernel *out);
 

@@ -40,6 +40,41 @@ for c in cases:
     assert 0 <= c["error"] <= (1e-10 if c["act_bits"] == 32 else 5e-4), c
 print(f"ok: dequant with int8 and float activations, {len(cases)} cases")
 PY
+# --tiers runs every case at each tier this CPU has, in the same rounds: rows name their tier,
+# and a "tiers" line gives each tier's speed over the first.
+tiers=$("$lowbit" info | sed -n 's/^simd tiers this cpu runs: //p' | tr -d ' ')
+count=$(echo "$tiers" | tr ',' '\n' | wc -l)
+"$lowbit" bench --cases 48x256:hot --bits 2,4 --n 1,5 --threads 1 --group-size 64 --families dequant,lut \
+    --tiers "$tiers" --json > "$work/tiers.json"
+python3 - "$work/tiers.json" "$tiers" <<'PY'
+import json, sys
+cases, tiers = json.load(open(sys.argv[1]))["cases"], sys.argv[2].split(",")
+assert sorted({c["tier"] for c in cases}) == sorted(tiers), (tiers, cases)
+assert len(cases) == 2 * 2 * 2 * len(tiers), len(cases)
+for c in cases:
+    assert c["seconds"] > 0 and 0 <= c["error"] <= 5e-4, c
+print(f"ok: bench at tiers {tiers}, {len(cases)} cases")
+PY
+if [ "$count" -gt 1 ]; then
+    "$lowbit" bench --cases 48x256:hot --bits 4 --n 5 --threads 1 --group-size 64 --families dequant \
+        --tiers "$tiers" > "$work/tiers.txt"
+    lines=$(grep -cE '^  tiers 48x256 hot 4-bit n=5 t=1 dequant: speed over portable: ([a-z0-9]+ [0-9.]+x(, )?)+$' \
+        "$work/tiers.txt")
+    [ "$lines" -eq 1 ] || { echo "FAIL: no tiers line"; cat "$work/tiers.txt"; exit 1; }
+fi
+if "$lowbit" bench --cases 48x256:hot --tiers sse9 > "$work/bad.txt" 2>&1 \
+    || ! grep -q "^lowbit: --tiers takes" "$work/bad.txt"; then
+    echo "FAIL: an unknown tier should be refused"; cat "$work/bad.txt"; exit 1
+fi
+# A model timed as llama-bench times it: a prompt test and a generation test per thread count,
+# each tok/s a mean ± sd, generation with its fraction of the memory roofline.
+model=${LOWBIT_MODEL:-.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}
+"$lowbit" bench --model "$model" --bits 4 --prompt-tokens 16 --gen-tokens 4 --repetitions 2 --threads 1,2 \
+    > "$work/model.txt" 2>/dev/null
+pp=$(grep -cE '^[12] +[a-z0-9]+ +pp16 +[0-9.]+ ± [0-9.]+ +-$' "$work/model.txt")
+tg=$(grep -cE '^[12] +[a-z0-9]+ +tg4 +[0-9.]+ ± [0-9.]+ +[0-9]+\.[0-9]+$' "$work/model.txt")
+[ "$pp" -eq 2 ] && [ "$tg" -eq 2 ] || { echo "FAIL: model bench lines"; cat "$work/model.txt"; exit 1; }
+echo "ok: model bench times prompt and generation at 1 and 2 threads"
 # A shape whose columns the group size does not divide runs with the largest one that does,
 # and says so (as DESIGN's 3200x8640 at the default 128); a shape no group size fits is refused
 # before anything runs.
@@ -65,6 +100,7 @@ grep -qE '^thread pool: an empty job in 2 parts takes [0-9.]+ (ms|us) per call; 
 verdicts=$(grep -c '^  verdict .*fastest .*; auto [0-9.]*x the fastest$' "$work/bench.txt")
 [ "$verdicts" -eq 40 ] || { echo "FAIL: $verdicts verdict lines with auto, expected 40"; cat "$work/bench.txt"; exit 1; }
 r='[0-9.]+x on 2 \(read [0-9.]+x\)'
-threads=$(grep -cE "^  threads [0-9]+x[0-9]+ (hot|dram) [^ ]+ n=[0-9]+: over 1 thread, side by side \(memory read of the same bytes\): lut $r, bitserial $r, dequant $r, auto $r\$" "$work/bench.txt")
+head='^  threads [0-9]+x[0-9]+ (hot|dram) [^ ]+ n=[0-9]+ [a-z0-9]+: over 1 thread, side by side'
+threads=$(grep -cE "$head \(memory read of the same bytes\): lut $r, bitserial $r, dequant $r, auto $r\$" "$work/bench.txt")
 [ "$threads" -eq 20 ] || { echo "FAIL: $threads thread speed-up lines, expected 20"; cat "$work/bench.txt"; exit 1; }
 echo "ok: bench table has a verdict with auto for each of the 40 cases and a thread speed-up line for each of the 20; hot and streamed times share calibration entries"

@@ -28,6 +28,11 @@ expect_usage "unknown option" info --frobnicate 1
 expect_usage "bench: act-bits 3" bench --act-bits 3
 expect_usage "bench: 5-bit weights" bench --bits 5
 expect_usage "bench: bad shape" bench --shapes 12x
+expect_usage "bench --model: 0 repetitions" bench --model "$model" --bits 4 --repetitions 0
+expect_usage "bench --model: nothing to time" bench --model "$model" --bits 4 --prompt-tokens 0 --gen-tokens 0
+expect_usage "bench --model: unknown tier" bench --model "$model" --bits 4 --tiers sse9
+expect_usage "bench --model: kernel-bench option" bench --model "$model" --bits 4 --shapes 64x64
+expect_usage "bench --model: prompt past the context" bench --model "$model" --bits 4 --prompt-tokens 100000
 expect_failure "gguf: missing file" gguf /nonexistent.gguf
 expect_failure "gguf: not a GGUF file" gguf /usr/share/common-licenses/GPL-3
 expect_failure "stack inspect: not a stack" stack inspect /usr/share/common-licenses/GPL-3

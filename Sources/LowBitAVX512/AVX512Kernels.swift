@@ -3,11 +3,30 @@ import LowBitAVX2
 import LowBitCore
 
 /// The AVX-512 tier (F, DQ, BW, VL, VNNI, VBMI, VPOPCNTDQ: Intel Ice Lake, AMD Zen 4 and later).
-/// Its own so far: the float vector loops and the memory-read baseline, 16 lanes with masked tails.
-/// Kernels it does not declare (the three families' products above all) are the AVX2 tier's
+/// Its own: the float vector loops and the memory-read baseline (16 lanes with masked tails) and
+/// the dequant family's batched product (VNNI). Kernels it does not declare are the AVX2 tier's
 /// (`AVX2Capable`).
 package enum AVX512Kernels: AVX2Capable {
     package static var tier: SIMDTier { .avx512 }
+
+    package static func note(family: String) -> String {
+        switch family {
+        case "dequant": return "avx512 vnni (vpdpbusd on 16 rows per register; n = 1: 64 rows at once, "
+                               + "n >= \(DequantKernelAVX512.smallestN): 32x4 register tile); "
+                               + "n = 2, 3 and float activations: avx2"
+        default: return AVX2Kernels.note(family: family)
+        }
+    }
+
+    package static func dequantMultiply(_ layout: DequantLayout, rows: Int, cols: Int, groupSize: Int,
+                                        x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
+                                        floatActivations: Bool) throws {
+        guard !floatActivations, n == 1 || n >= DequantKernelAVX512.smallestN else {
+            return try AVX2Kernels.dequantMultiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n,
+                                                   y: y, floatActivations: floatActivations)
+        }
+        try DequantKernelAVX512.multiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+    }
 }
 
 extension AVX512Kernels {

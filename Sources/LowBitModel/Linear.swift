@@ -37,7 +37,9 @@ public final class FloatLinear: Linear, @unchecked Sendable {
 }
 
 /// A lowbit matrix with one kernel family for every batch size. `auto` is resolved once, at
-/// load, to the family measured fastest for one token (decode dominates generation). Where that
+/// load, to the family measured fastest for one token (decode dominates generation), or to the
+/// one fastest for a prompt's batch where it is within a few percent of that for one token
+/// (`AutoKernel.choice(_:oneRowAndBatch:)`). Where that
 /// family has a packed layout (AVX2 lut or dequant), only the layout is held: the canonical
 /// codes are released, so the layer holds about one copy of its weights.
 public final class QuantizedLinear: Linear, @unchecked Sendable {
@@ -64,6 +66,10 @@ public final class QuantizedLinear: Linear, @unchecked Sendable {
         return held + 4 * (inputScales?.count ?? 0)
     }
 
+    /// The batch `auto` weighs beside one token: big enough for the batched kernels to run as they
+    /// do on a prompt, small enough to measure in a few milliseconds per shape at load.
+    static let promptBatch = 16
+
     public init(_ matrix: QuantizedMatrix, kernel: KernelFamily, inputScales: [Float]? = nil, activationBits: Int = 8) throws {
         guard inputScales == nil || inputScales!.count == matrix.cols else {
             throw LowBitError(.invalidArgument, "input scales have \(inputScales!.count) values, the matrix \(matrix.cols) columns")
@@ -71,7 +77,8 @@ public final class QuantizedLinear: Linear, @unchecked Sendable {
         (rows, cols) = (matrix.rows, matrix.cols)
         self.inputScales = inputScales
         self.activationBits = activationBits
-        let family = kernel == .auto ? try AutoKernel.choice(matrix, n: 1, keepLayouts: false) : kernel
+        let family = kernel == .auto
+            ? try AutoKernel.choice(matrix, oneRowAndBatch: QuantizedLinear.promptBatch, keepLayouts: false) : kernel
         self.kernel = family
         if PackedMatrix.canPack(matrix, family: family) {
             weights = .packed(try PackedMatrix(matrix, family: family))

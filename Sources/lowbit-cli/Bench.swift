@@ -26,6 +26,8 @@ memory-read baseline's speed-up on the same bytes.
                     per-group data types, on the bench's Gaussian weights)
   --n LIST          activation rows per product (default 1,32)
   --threads LIST    thread counts (default 1,2)
+  --tiers LIST      SIMD tiers to run every case at, side by side in the same rounds (default
+                    the tier in use; `lowbit info` lists this CPU's), e.g. avx2,avx512
   --act-bits LIST   activation precision, each a case of its own (default 8): bit-serial A = 2,
                     4, 8; dequant 8, 16 (two int8 passes) or 32 (float); a family runs at 8
                     where the list has none of its own. Error is against float activations, so
@@ -37,6 +39,7 @@ memory-read baseline's speed-up on the same bytes.
   --json            print JSON instead of the table
   --contention      run every case beside a thread that keeps one core busy (another program's
                     load), to see what more threads gain or lose when a core is not free
+  --model FILE      time a model instead (prompt and generation, as llama-bench): see below
   --calibrate PATH  also write an auto-kernel calibration file (load it with
                     lowbit_calibration_load): per shape, type, N bucket and thread count the
                     fastest of lut and dequant, or, for a shape run both hot and from DRAM,
@@ -50,6 +53,8 @@ struct BenchCase {
     let memory: MemoryMode
     let type: WeightType
     let family: KernelFamily
+    /// The SIMD tier the case runs at.
+    var tier = Runtime.simdTier
     /// Activation bits (bit-serial's A, dequant's 8, 16 or 32; 8 for the other families).
     var actBits = 8
     var groupSize = 128
@@ -64,9 +69,9 @@ struct BenchCase {
     var weightGBs: Double { Double(bytes) / seconds / 1e9 }
     var readRatio: Double { readSeconds / seconds }
     var measured: Bool { !seconds.isNaN }
-    var groupKey: String { "\(rows)x\(cols) \(memory.rawValue) \(type) n=\(n) t=\(threads)" }
+    var groupKey: String { "\(rows)x\(cols) \(memory.rawValue) \(type) n=\(n) t=\(threads) \(tier)" }
     var label: String { family.description + (actBits == 8 ? "" : "/a\(actBits)") }
-    var threadLabel: String { "\(label) t\(threads)" }
+    var threadLabel: String { "\(label) t\(threads) \(tier)" }
     /// Time on 1 thread / time on `threads`, both from the same rounds (nil for 1 thread, or
     /// when 1 thread was not measured).
     var speedUp: Double? = nil
@@ -78,7 +83,9 @@ struct BenchCase {
 /// Each multi-thread case's speed-up over the same family on 1 thread, within one group.
 func setSpeedUps(_ group: inout [BenchCase]) {
     for i in group.indices where group[i].threads > 1 && group[i].measured {
-        if let one = group.first(where: { $0.threads == 1 && $0.label == group[i].label && $0.measured }) {
+        if let one = group.first(where: {
+            $0.threads == 1 && $0.label == group[i].label && $0.tier == group[i].tier && $0.measured
+        }) {
             group[i].speedUp = one.seconds / group[i].seconds
             group[i].readSpeedUp = one.readSeconds / group[i].readSeconds
         }
@@ -91,7 +98,7 @@ func printSpeedUps(_ cases: [BenchCase]) {
     var lines: [String: [String]] = [:]
     for c in cases {
         guard let s = c.speedUp else { continue }
-        let key = "\(c.rows)x\(c.cols) \(c.memory.rawValue) \(c.type) n=\(c.n)"
+        let key = "\(c.rows)x\(c.cols) \(c.memory.rawValue) \(c.type) n=\(c.n) \(c.tier)"
         if lines[key] == nil { order.append(key) }
         lines[key, default: []].append("\(c.label) \(fmt(s, 2))x on \(c.threads) (read \(fmt(c.readSpeedUp ?? .nan, 2))x)")
     }
@@ -113,8 +120,9 @@ func parseShapes(_ list: [String]) throws -> [(Int, Int)] {
 }
 
 func runBench(_ args: Arguments) throws {
+    if args.options["model"] != nil { return try runModelBench(args) }
     try args.allow(["cases", "shapes", "memory", "families", "bits", "n", "threads", "group-size", "max-call", "full",
-                    "json", "calibrate", "act-bits", "contention"])
+                    "json", "calibrate", "act-bits", "contention", "tiers"])
     // A thread that keeps one core busy for the whole run, as another program would.
     let competitor = args.flags.contains("contention") ? BusyLoop() : nil
     defer { competitor?.stop() }
@@ -146,6 +154,9 @@ func runBench(_ args: Arguments) throws {
     let types = try args.strings("bits", default: ["1", "2", "3", "4", "ternary"]).map(parseWeightType)
     let ns = try args.ints("n", default: full ? [1, 8, 32, 256] : [1, 32])
     let threadCounts = try args.ints("threads", default: [1, 2])
+    let startTier = Runtime.simdTier
+    defer { try? Runtime.setSIMDTier(startTier) }
+    let tiers = try parseTiers(args)
     let actBitsList = try args.ints("act-bits", default: [8])
     let knownActBits = Set(KernelFamily.families.flatMap { $0.activationBits ?? [] } + [8])
     guard actBitsList.allSatisfy(knownActBits.contains) else {
@@ -171,10 +182,11 @@ func runBench(_ args: Arguments) throws {
 
     var results: [BenchCase] = []
     if !json {
-        print("lowbit \(LowBitVersion.string) bench, tier \(Runtime.simdTier), group size \(requestedGroupSize); "
+        print("lowbit \(LowBitVersion.string) bench, tier\(tiers.count > 1 ? "s" : "") "
+              + "\(tiers.map(\.description).joined(separator: ", ")), group size \(requestedGroupSize); "
               + "ratio = memory-read time of the same bytes / kernel time")
         print("caches: \(Runtime.cacheSummary) (hot weights larger than a core's L2 are read from L3)")
-        print("shape        mem   type     family       n    thr  time         GFLOP/s  GB/s    read-ratio  error")
+        print("shape        mem   type     family       tier      n    thr  time         GFLOP/s  GB/s    read-ratio  error")
         if let most = threadCounts.max(), most > 1 {
             // What splitting a product over the pool costs per call: publish, run, join.
             let t = timeAdaptive { for _ in 0..<1000 { parallelRanges(most, threads: most) { _ in } } } / 1000
@@ -232,17 +244,23 @@ func runBench(_ args: Arguments) throws {
             var skipped: [String: String] = [:]  // label and threads → why (a call took over --max-call)
             for n in ns.sorted() {
                 var group: [BenchCase] = []
-                for threads in threadCounts {
-                    try Runtime.setThreads(threads)  // auto's choice is keyed by the thread count
-                    for family in runnable {
-                        for actBits in precisions(family) {
-                            var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family, n: n, threads: threads)
-                            c.groupSize = groupSize
-                            c.actBits = actBits
-                            c.autoKey = AutoKernel.key(m, n: n)
-                            c.bytes = family == .auto ? bytesOf[try AutoKernel.choice(m, n: n)] ?? bytesOf[family]! : bytesOf[family]!
-                            if let why = skipped[c.threadLabel] { c.note = why }
-                            group.append(c)
+                for tier in tiers {
+                    try Runtime.setSIMDTier(tier)  // auto's choice is keyed by the tier and thread count
+                    for threads in threadCounts {
+                        try Runtime.setThreads(threads)
+                        for family in runnable {
+                            for actBits in precisions(family) {
+                                var c = BenchCase(rows: rows, cols: cols, memory: memory, type: type, family: family,
+                                                  n: n, threads: threads)
+                                c.tier = tier
+                                c.groupSize = groupSize
+                                c.actBits = actBits
+                                c.autoKey = AutoKernel.key(m, n: n)
+                                c.bytes = family == .auto ? bytesOf[try AutoKernel.choice(m, n: n)] ?? bytesOf[family]!
+                                    : bytesOf[family]!
+                                if let why = skipped[c.threadLabel] { c.note = why }
+                                group.append(c)
+                            }
                         }
                     }
                 }
@@ -251,6 +269,7 @@ func runBench(_ args: Arguments) throws {
                 for c in group where !c.measured && skipped[c.threadLabel] == nil { skipped[c.threadLabel] = "skipped: a call would take over \(maxCall) s" }
                 setSpeedUps(&group)
                 if !json { group.forEach(printCase) }
+                if !json, tiers.count > 1 { printTierRatios(group, tiers: tiers) }
                 results.append(contentsOf: group)
             }
             mats.removeAll()
@@ -332,8 +351,9 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
     let flush = memory == .dram && AlignedBuffer.canEvictFromCache
     for (index, c) in cases.enumerated() where c.note.isEmpty {
         var next = 0
-        let family = c.family, actBits = c.actBits, threads = c.threads
+        let family = c.family, actBits = c.actBits, threads = c.threads, tier = c.tier
         let call = {
+            try Runtime.setSIMDTier(tier)
             try Runtime.setThreads(threads)
             try x.withUnsafeBufferPointer { xp in
                 try y.withUnsafeMutableBufferPointer { yp in
@@ -358,15 +378,16 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
     }
     // One read baseline per distinct byte count and thread count, over as many buffers as the
     // kernels rotate over.
-    struct Reader: Hashable { let bytes: Int, threads: Int }
+    struct Reader: Hashable { let bytes: Int, threads: Int, tier: SIMDTier }
     var readers: [Reader: Int] = [:]  // → index in calls
     for index in owners {
-        let reader = Reader(bytes: cases[index].bytes, threads: cases[index].threads)
+        let reader = Reader(bytes: cases[index].bytes, threads: cases[index].threads, tier: cases[index].tier)
         if readers[reader] != nil { continue }
-        let bytes = reader.bytes, threads = reader.threads
+        let bytes = reader.bytes, threads = reader.threads, tier = reader.tier
         let set = try (0..<copies).map { _ in try AlignedBuffer(byteCount: bytes) }
         var next = 0
         let read = {
+            try Runtime.setSIMDTier(tier)
             try Runtime.setThreads(threads)
             readSink ^= MemoryBaseline.read(set[next % copies].pointer, bytes: bytes / 32 * 32)
             next += 1
@@ -396,18 +417,31 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
     func median(_ t: [Double]) -> Double { let s = t.sorted(); return s[s.count / 2] }
     for (k, index) in owners.enumerated() where index >= 0 {
         cases[index].seconds = median(times[k])
-        cases[index].readSeconds = median(times[readers[Reader(bytes: cases[index].bytes, threads: cases[index].threads)]!])
+        let reader = Reader(bytes: cases[index].bytes, threads: cases[index].threads, tier: cases[index].tier)
+        cases[index].readSeconds = median(times[readers[reader]!])
         cases[index].runs = runs[k]
     }
 }
 
 func printCase(_ c: BenchCase) {
-    let head = "\("\(c.rows)x\(c.cols)".padded(12)) \(c.memory.rawValue.padded(5)) \(c.type.description.padded(8)) \(c.label.padded(12)) \(String(c.n).padded(4)) \(String(c.threads).padded(4))"
+    let head = "\("\(c.rows)x\(c.cols)".padded(12)) \(c.memory.rawValue.padded(5)) \(c.type.description.padded(8)) "
+        + "\(c.label.padded(12)) \(c.tier.description.padded(9)) \(String(c.n).padded(4)) \(String(c.threads).padded(4))"
     if !c.measured {
         print("\(head) \(c.note)\(c.error.isNaN ? "" : " (error \(sci(c.error)))")")
         return
     }
     print("\(head) \(formatTime(c.seconds).padded(12)) \(fmt(c.gflops, 1).padded(8)) \(fmt(c.weightGBs, 1).padded(7)) \(fmt(c.readRatio, 2).padded(11)) \(sci(c.error))\(c.actBits < 8 ? " (\(c.actBits)-bit activations)" : c.error > 5e-4 ? "  ERROR ABOVE 5e-4" : c.actBits == 32 ? " (float activations)" : "")")
+}
+
+/// One line per family, N and thread count: each tier's time against the first tier's, from the same rounds.
+func printTierRatios(_ group: [BenchCase], tiers: [SIMDTier]) {
+    for c in group where c.tier == tiers[0] && c.measured {
+        let others = group.filter { $0.label == c.label && $0.threads == c.threads && $0.tier != c.tier && $0.measured }
+        guard !others.isEmpty else { continue }
+        let ratios = others.map { "\($0.tier) \(fmt(c.seconds / $0.seconds, 2))x" }.joined(separator: ", ")
+        print("  tiers \(c.rows)x\(c.cols) \(c.memory.rawValue) \(c.type) n=\(c.n) t=\(c.threads) \(c.label): "
+              + "speed over \(c.tier): \(ratios)")
+    }
 }
 
 func printVerdicts(_ cases: [BenchCase]) {
@@ -438,7 +472,7 @@ extension String {
 func printJSON(_ results: [BenchCase]) {
     var lines: [String] = []
     for c in results {
-        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"speed_up_over_1_thread\": \(c.speedUp.map(jsonNumber) ?? "null"), \"read_speed_up_over_1_thread\": \(c.readSpeedUp.map(jsonNumber) ?? "null"), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
+        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"tier\": \(jsonString(c.tier.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"speed_up_over_1_thread\": \(c.speedUp.map(jsonNumber) ?? "null"), \"read_speed_up_over_1_thread\": \(c.readSpeedUp.map(jsonNumber) ?? "null"), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
     }
     let tier = jsonString(Runtime.simdTier.description)
     print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(tier),\n  \"cases\": [\n"

@@ -18,5 +18,5 @@ func printInfo() {
 /// How a family runs at the tier in use, said plainly (no silent slow paths).
 func kernelTierNote(_ k: KernelFamily) -> String {
     k.note ?? "the fastest of \(AutoKernel.candidates.map(\.description).joined(separator: " and ")), "
-        + "measured here per shape, type, n bucket and threads"
+        + "measured here per shape, type, n bucket, threads and tier"
 }

@@ -71,7 +71,7 @@ let commandHelp: [String: String] = [
         the table of perplexity, decode and prefill speed and weight memory for every way of holding
         the weights, one row at a time (calibrated and stack rows when their options are given)
         """,
-    "bench": benchUsage,
+    "bench": benchUsage + "\n" + modelBenchUsage,
     "stack": stackUsage,
 ]
 

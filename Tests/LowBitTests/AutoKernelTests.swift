@@ -60,6 +60,19 @@ final class AutoKernelTests: XCTestCase {
         AutoKernel.reset()
         try AutoKernel.load(from: path)
         XCTAssertEqual(AutoKernel.table.withLock { $0[key] }, .dequant)
+        // A line names its tier, or stands for the tier in use.
+        try "10 64 32 3 1 1 lut portable\n10 64 32 3 1 2 lut\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try AutoKernel.load(from: path)
+        let portableKey = AutoKernel.Key(rows: 10, cols: 64, groupSize: 32, typeCode: 3, nBucket: 1, threads: 1,
+                                         tier: .portable)
+        XCTAssertEqual(AutoKernel.table.withLock { $0[portableKey] }, .lut)
+        let twoThreads = AutoKernel.Key(rows: 10, cols: 64, groupSize: 32, typeCode: 3, nBucket: 1, threads: 2)
+        XCTAssertEqual(AutoKernel.table.withLock { $0[twoThreads] }, .lut)
+        if Runtime.simdTier != .portable { XCTAssertEqual(AutoKernel.table.withLock { $0[key] }, .dequant) }
+        for bad in ["10 64 32 3 1 1 fastest\n", "10 64 32 3 1 1 lut sse9\n", "10 64 32 3 1 1 lut avx2 x\n"] {
+            try bad.write(toFile: path, atomically: true, encoding: .utf8)
+            XCTAssertThrowsStatus(.badFormat, try AutoKernel.load(from: path))
+        }
         try "10 64 32 3 1 1 fastest\n".write(toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsStatus(.badFormat, try AutoKernel.load(from: path))
         XCTAssertEqual(AutoKernel.table.withLock { $0[key] }, .dequant, "a bad file changes nothing")

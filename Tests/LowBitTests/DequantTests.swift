@@ -39,26 +39,34 @@ final class DequantTests: XCTestCase {
         }
     }
 
-    /// The AVX2 dequant kernel does the portable int8 path's integer sums, for every tile size.
+    /// The active tier's dequant kernels (AVX2; AVX-512 VNNI from 4 activation rows on) do the
+    /// portable int8 path's integer sums: every code width (2, 4 and the 8-bit value codes of a
+    /// mixed type), every tile size, partial row blocks and register tiles, 1 and 2 threads.
     func testTierMatchesPortable() throws {
         try requireSIMDTier()
         var rng = TestRandom(seed: 11)
-        // N = 1 takes a thread's row blocks by fours, then a pair, then one: 13, 50 and 30 rows
-        // at 1 thread (the last block partial in a pair, alone and in a four) cover each.
-        try Runtime.setThreads(1)
         defer { try? Runtime.setThreads(0) }
-        for (rows, cols, g) in [(13, 96, 32), (50, 256, 64), (9, 640, 128), (30, 128, 32)] {
-            let w = rng.normals(rows * cols), x = rng.normals(7 * cols)
-            for type in allTypes {
-                let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
-                for n in [1, 2, 3, 4, 7] {
-                    let xs = Array(x[0..<(n * cols)])
-                    let fast = try m.product(xs, n: n, kernel: .dequant)
-                    let portable = try portableOnly { try m.product(xs, n: n, kernel: .dequant) }
-                    XCTAssertLessThan(normalizedError(fast, portable), 1e-10, "\(type) \(rows)x\(cols) g\(g) n=\(n)")
-                    // Same int8 activations and integer sums as bit-serial with A = 8 (which adds them
-                    // in another order: float rounding only).
-                    XCTAssertLessThan(normalizedError(fast, try m.product(xs, n: n, kernel: .bitSerial)), 1e-6)
+        // N = 1 takes a thread's row blocks by fours, then a pair, then one: 13, 50 and 30 rows
+        // at 1 thread (the last block partial in a pair, alone and in a four) cover each. At
+        // AVX-512 a tile is 4 row blocks × 4 activation rows: 50 and 70 rows end in a tile of 3
+        // and of 1 block, N = 5, 7 and 9 in a tile of 1, 3 and 1 activation rows.
+        for threads in [1, 2] {
+            try Runtime.setThreads(threads)
+            for (rows, cols, g) in [(13, 96, 32), (50, 256, 64), (9, 640, 128), (30, 128, 32), (70, 192, 64)] {
+                let w = rng.normals(rows * cols), x = rng.normals(9 * cols)
+                for type in allTypes + [.mixed(bits: 4)] {
+                    let m = try quantized(w, rows: rows, cols: cols, type: type, groupSize: g)
+                    for n in [1, 2, 3, 4, 5, 7, 9] {
+                        let xs = Array(x[0..<(n * cols)])
+                        let fast = try m.product(xs, n: n, kernel: .dequant)
+                        let portable = try portableOnly { try m.product(xs, n: n, kernel: .dequant) }
+                        let what = "\(type) \(rows)x\(cols) g\(g) n=\(n) threads \(threads)"
+                        XCTAssertLessThan(normalizedError(fast, portable), 1e-10, what)
+                        // Same int8 activations and integer sums as bit-serial with A = 8 (which adds
+                        // them in another order: float rounding only).
+                        guard !type.isMixed else { continue }
+                        XCTAssertLessThan(normalizedError(fast, try m.product(xs, n: n, kernel: .bitSerial)), 1e-6, what)
+                    }
                 }
             }
         }

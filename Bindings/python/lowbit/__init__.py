@@ -170,7 +170,7 @@ class Matrix(Handle):
 
     def auto_kernel(self, n: int = 1) -> str:
         """The family kernel='auto' runs for n activation rows: the fastest measured on this
-        machine for this shape, type, n bucket and thread count (measured once, on first use)."""
+        machine for this shape, type, n bucket, thread count and SIMD tier (measured once, on first use)."""
         out = ctypes.c_int32()
         _check(_lib.lowbit_matrix_auto_kernel(self._live(), _int(n, "n"), ctypes.byref(out)))
         return _KERNEL_NAMES[out.value]

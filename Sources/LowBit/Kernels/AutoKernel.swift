@@ -9,9 +9,14 @@
 public enum AutoKernel {
     public struct Key: Hashable, Sendable {
         public let rows: Int, cols: Int, groupSize: Int, typeCode: Int32, nBucket: Int, threads: Int
+        /// The tier the winner was measured at: a family's standing changes with the tier (the
+        /// AVX-512 dequant kernel is twice the AVX2 one's speed for batched products).
+        public let tier: SIMDTier
 
-        public init(rows: Int, cols: Int, groupSize: Int, typeCode: Int32, nBucket: Int, threads: Int) {
-            (self.rows, self.cols, self.groupSize, self.typeCode, self.nBucket, self.threads) = (rows, cols, groupSize, typeCode, nBucket, threads)
+        public init(rows: Int, cols: Int, groupSize: Int, typeCode: Int32, nBucket: Int, threads: Int,
+                    tier: SIMDTier = Runtime.simdTier) {
+            (self.rows, self.cols, self.groupSize, self.typeCode) = (rows, cols, groupSize, typeCode)
+            (self.nBucket, self.threads, self.tier) = (nBucket, threads, tier)
         }
     }
 
@@ -25,6 +30,9 @@ public enum AutoKernel {
     }
 
     static let table = Locked<[Key: KernelFamily]>([:])
+    /// Per key measured here, each candidate's standing: its worse ratio to the fastest, over
+    /// streamed and cache-hot weights (`pick`). Entries loaded from a file have none.
+    static let standing = Locked<[Key: [KernelFamily: Double]]>([:])
     /// The families marked `autoCandidate` (LUT and dequant; bit-serial, the other family that runs
     /// every code width, was 4–10× slower than the faster of them in every bench case).
     public static var candidates: [KernelFamily] { KernelFamilies.autoCandidates }
@@ -32,7 +40,8 @@ public enum AutoKernel {
     /// A mixed matrix's key is that of its value codes, which its products run on.
     public static func key(_ m: QuantizedMatrix, n: Int) -> Key {
         if m.type.isMixed, let codes = try? m.valueCodes() { return key(codes, n: n) }
-        return Key(rows: m.rows, cols: m.cols, groupSize: m.groupSize, typeCode: m.type.code, nBucket: bucket(n), threads: Runtime.threads)
+        return Key(rows: m.rows, cols: m.cols, groupSize: m.groupSize, typeCode: m.type.code, nBucket: bucket(n),
+                   threads: Runtime.threads)
     }
 
     /// `keepLayouts` false: layouts that measuring packed and the winner does not use are
@@ -42,18 +51,37 @@ public enum AutoKernel {
         let k = key(m, n: n)
         if let known = table.withLock({ $0[k] }) { return known }
         let before = m.packedLayouts
-        let winner = try measure(m, n: k.nBucket)
+        let ratios = try measure(m, n: k.nBucket)
+        let winner = candidates[ratios.indices.min { ratios[$0] < ratios[$1] }!]
         table.withLock { $0[k] = winner }
+        standing.withLock { $0[k] = Dictionary(uniqueKeysWithValues: zip(candidates, ratios)) }
         if !keepLayouts {
             for family in m.packedLayouts.subtracting(before) where family != winner { m.releaseLayout(family) }
         }
         return winner
     }
 
+    /// For a matrix whose products come both one activation row at a time and in batches of
+    /// about `batch` rows, from one layout (a model's layer holds one copy of its weights): the
+    /// one-row winner, unless the batch winner runs one row within `oneRowTolerance` of it. Both
+    /// are near the memory's speed for one row, and the batch winner can be several times
+    /// faster for many (dequant at the AVX-512 tier against LUT at 4 bits).
+    public static func choice(_ m: QuantizedMatrix, oneRowAndBatch batch: Int,
+                              keepLayouts: Bool = true) throws -> KernelFamily {
+        let single = try choice(m, n: 1, keepLayouts: keepLayouts)
+        let batched = try choice(m, n: batch, keepLayouts: keepLayouts)
+        guard batched != single, let ratio = standing.withLock({ $0[key(m, n: 1)]?[batched] }) else { return single }
+        return ratio <= oneRowTolerance ? batched : single
+    }
+
+    /// How much slower than the fastest a family may run one row and still be chosen for its batches.
+    public static let oneRowTolerance = 1.10
+
     /// Records a measured winner (used by `lowbit bench --calibrate`).
     public static func record(_ key: Key, _ family: KernelFamily) { table.withLock { $0[key] = family } }
 
-    static func measure(_ m: QuantizedMatrix, n: Int) throws -> KernelFamily {
+    /// Each candidate's standing for n activation rows (`pick`'s ratios; the winner's is 1).
+    static func measure(_ m: QuantizedMatrix, n: Int) throws -> [Double] {
         var state: UInt64 = 0x2545_F491_4F6C_DD1D
         let x = (0..<(n * m.cols)).map { _ -> Float in
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -87,7 +115,7 @@ public enum AutoKernel {
             }
         }
         // Without cache flushes there is no streamed timing: the cache-hot one stands for both.
-        return candidates[pick(cold: AlignedBuffer.canEvictFromCache ? cold : hot, hot: hot)]
+        return ratios(cold: AlignedBuffer.canEvictFromCache ? cold : hot, hot: hot)
     }
 
     /// The family whose worse ratio to the fastest, over streamed and cache-hot weights, is the
@@ -95,18 +123,25 @@ public enum AutoKernel {
     /// (a family can lead cache-hot by a little and trail by a lot when streamed). Ties go to
     /// the earlier family.
     public static func pick(cold: [Double], hot: [Double]) -> Int {
-        let bestCold = cold.min()!, bestHot = hot.min()!
-        let worst = cold.indices.map { max(cold[$0] / bestCold, hot[$0] / bestHot) }
+        let worst = ratios(cold: cold, hot: hot)
         return worst.indices.min { worst[$0] < worst[$1] }!
     }
 
-    /// One line per key: rows cols group_size type n_bucket threads family.
+    /// Each family's worse ratio to the fastest, over streamed and cache-hot weights.
+    static func ratios(cold: [Double], hot: [Double]) -> [Double] {
+        let bestCold = cold.min()!, bestHot = hot.min()!
+        return cold.indices.map { max(cold[$0] / bestCold, hot[$0] / bestHot) }
+    }
+
+    /// One line per key: rows cols group_size type n_bucket threads family tier.
     public static func save(to path: String) throws {
         let lines = table.withLock { t in
-            t.map { "\($0.rows) \($0.cols) \($0.groupSize) \($0.typeCode) \($0.nBucket) \($0.threads) \($1)" }.sorted()
+            t.map { k, family in
+                "\(k.rows) \(k.cols) \(k.groupSize) \(k.typeCode) \(k.nBucket) \(k.threads) \(family) \(k.tier)"
+            }.sorted()
         }
-        try FileIO.writeAtomically(Array(("# lowbit auto-kernel calibration: rows cols group_size type n_bucket threads family\n"
-                                          + lines.joined(separator: "\n") + "\n").utf8), to: path)
+        let head = "# lowbit auto-kernel calibration: rows cols group_size type n_bucket threads family tier\n"
+        try FileIO.writeAtomically(Array((head + lines.joined(separator: "\n") + "\n").utf8), to: path)
     }
 
     /// Adds the entries of a file written by `save`; a malformed file changes nothing.
@@ -119,7 +154,8 @@ public enum AutoKernel {
 
     /// Adds the entries of a calibration file's text; a malformed text changes nothing. Every
     /// number must be positive and within the range its field can take (`Key` values that
-    /// products can meet), so no conversion can trap.
+    /// products can meet), so no conversion can trap. A line without a tier (as files written
+    /// before keys had one) stands for the tier in use.
     public static func add(calibrationText bytes: [UInt8], source: String = "calibration text") throws {
         var entries: [(Key, KernelFamily)] = []
         let limits = [1 << 40, 1 << 40, 1 << 20, Int(Int32.max), 1 << 20, 1 << 20]
@@ -127,17 +163,22 @@ public enum AutoKernel {
         where line.first != UInt8(ascii: "#") {
             let f = line.split(separator: UInt8(ascii: " "))
             let numbers = f.prefix(6).compactMap { Int(String(decoding: $0, as: UTF8.self)) }
-            guard f.count == 7, numbers.count == 6, zip(numbers, limits).allSatisfy({ $0 > 0 && $0 <= $1 }),
+            let tier = f.count == 8 ? SIMDTier(rawValue: String(decoding: f[7], as: UTF8.self)) : Runtime.simdTier
+            guard f.count == 7 || f.count == 8, let tier, numbers.count == 6,
+                  zip(numbers, limits).allSatisfy({ $0 > 0 && $0 <= $1 }),
                   let family = try? KernelFamily(name: String(decoding: f[6], as: UTF8.self)), family != .auto else {
                 let shown = String(decoding: line.prefix(80), as: UTF8.self)
                 throw LowBitError(.badFormat, "calibration file \(source) line \(i + 1) is malformed: '\(shown)'")
             }
             entries.append((Key(rows: numbers[0], cols: numbers[1], groupSize: numbers[2], typeCode: Int32(numbers[3]),
-                                nBucket: numbers[4], threads: numbers[5]), family))
+                                nBucket: numbers[4], threads: numbers[5], tier: tier), family))
         }
         table.withLock { t in for (k, f) in entries { t[k] = f } }
     }
 
     /// Forgets every measurement (tests; a machine that changed).
-    public static func reset() { table.withLock { $0.removeAll() } }
+    public static func reset() {
+        table.withLock { $0.removeAll() }
+        standing.withLock { $0.removeAll() }
+    }
 }
