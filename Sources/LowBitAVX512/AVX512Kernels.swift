@@ -12,8 +12,7 @@ package enum AVX512Kernels: AVX2Capable {
     package static func note(family: String) -> String {
         switch family {
         case "dequant": return "avx512 vnni (vpdpbusd on 16 rows per register; n = 1: 64 rows at once, "
-                               + "n >= \(DequantKernelAVX512.smallestN): 32x4 register tile); "
-                               + "n = 2, 3 and float activations: avx2"
+                               + "n > 1: 32x4 register tile); float activations: avx2"
         default: return AVX2Kernels.note(family: family)
         }
     }
@@ -21,7 +20,7 @@ package enum AVX512Kernels: AVX2Capable {
     package static func dequantMultiply(_ layout: DequantLayout, rows: Int, cols: Int, groupSize: Int,
                                         x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
                                         floatActivations: Bool) throws {
-        guard !floatActivations, n == 1 || n >= DequantKernelAVX512.smallestN else {
+        guard !floatActivations else {
             return try AVX2Kernels.dequantMultiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n,
                                                    y: y, floatActivations: floatActivations)
         }

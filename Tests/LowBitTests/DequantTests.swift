@@ -39,17 +39,18 @@ final class DequantTests: XCTestCase {
         }
     }
 
-    /// The active tier's dequant kernels (AVX2; AVX-512 VNNI from 4 activation rows on) do the
+    /// The active tier's dequant kernels (AVX2; AVX-512 VNNI) do the
     /// portable int8 path's integer sums: every code width (2, 4 and the 8-bit value codes of a
     /// mixed type), every tile size, partial row blocks and register tiles, 1 and 2 threads.
     func testTierMatchesPortable() throws {
         try requireSIMDTier()
         var rng = TestRandom(seed: 11)
         defer { try? Runtime.setThreads(0) }
-        // N = 1 takes a thread's row blocks by fours, then a pair, then one: 13, 50 and 30 rows
-        // at 1 thread (the last block partial in a pair, alone and in a four) cover each. At
-        // AVX-512 a tile is 4 row blocks × 4 activation rows: 50 and 70 rows end in a tile of 3
-        // and of 1 block, N = 5, 7 and 9 in a tile of 1, 3 and 1 activation rows.
+        // AVX2 at N = 1 takes a thread's row blocks by fours, then a pair, then one: 13, 50 and
+        // 30 rows at 1 thread (the last block partial in a pair, alone and in a four) cover each.
+        // AVX-512 at N = 1 takes 8 row blocks at a time (70 rows: 8, then 1); for N > 1 a tile
+        // is 4 row blocks × 4 activation rows: 50 and 70 rows end in a tile of 3 and of 1 block,
+        // N = 2, 3, 5, 7 and 9 in a tile of 2, 3, 1, 3 and 1 activation rows.
         for threads in [1, 2] {
             try Runtime.setThreads(threads)
             for (rows, cols, g) in [(13, 96, 32), (50, 256, 64), (9, 640, 128), (30, 128, 32), (70, 192, 64)] {
