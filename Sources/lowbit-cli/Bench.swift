@@ -100,10 +100,12 @@ func printSpeedUps(_ cases: [BenchCase]) {
         guard let s = c.speedUp else { continue }
         let key = "\(c.rows)x\(c.cols) \(c.memory.rawValue) \(c.type) n=\(c.n) \(c.tier)"
         if lines[key] == nil { order.append(key) }
-        lines[key, default: []].append("\(c.label) \(fmt(s, 2))x on \(c.threads) (read \(fmt(c.readSpeedUp ?? .nan, 2))x)")
+        let read = fmt(c.readSpeedUp ?? .nan, 2)
+        lines[key, default: []].append("\(c.label) \(fmt(s, 2))x on \(c.threads) (read \(read)x)")
     }
     for key in order {
-        print("  threads \(key): over 1 thread, side by side (memory read of the same bytes): \(lines[key]!.joined(separator: ", "))")
+        print("  threads \(key): over 1 thread, side by side (memory read of the same bytes): "
+              + lines[key]!.joined(separator: ", "))
     }
 }
 
@@ -131,11 +133,14 @@ func runBench(_ args: Arguments) throws {
     if let list = args.options["cases"] {
         for item in list.split(separator: ",") {
             let p = item.split(separator: ":")
-            guard p.count == 2, let mem = MemoryMode(rawValue: String(p[1])) else { throw CLIError("bad case '\(item)': use ROWSxCOLS:hot|dram") }
+            guard p.count == 2, let mem = MemoryMode(rawValue: String(p[1])) else {
+                throw CLIError("bad case '\(item)': use ROWSxCOLS:hot|dram")
+            }
             cases.append((try parseShapes([String(p[0])])[0], mem))
         }
     } else if args.options["shapes"] != nil || full {
-        let shapes = try parseShapes(args.strings("shapes", default: ["4096x4096", "11008x4096", "4096x11008", "3200x8640", "8640x3200"]))
+        let defaults = ["4096x4096", "11008x4096", "4096x11008", "3200x8640", "8640x3200"]
+        let shapes = try parseShapes(args.strings("shapes", default: defaults))
         let mems = try args.strings("memory", default: full ? ["hot", "dram"] : ["hot"]).map {
             guard let m = MemoryMode(rawValue: $0) else { throw CLIError("bad memory '\($0)': use hot or dram") }
             return m
@@ -177,7 +182,9 @@ func runBench(_ args: Arguments) throws {
     }
     for ((rows, cols), _) in cases { try validateShape(rows: rows, cols: cols, groupSize: groupSizeFor(cols: cols)) }
     let maxCall = Double(args.options["max-call"] ?? "0.25") ?? 0.25
-    guard ns.allSatisfy({ $0 > 0 }), threadCounts.allSatisfy({ $0 > 0 }) else { throw CLIError("--n and --threads must be positive") }
+    guard ns.allSatisfy({ $0 > 0 }), threadCounts.allSatisfy({ $0 > 0 }) else {
+        throw CLIError("--n and --threads must be positive")
+    }
     let json = args.flags.contains("json")
 
     var results: [BenchCase] = []
@@ -186,7 +193,8 @@ func runBench(_ args: Arguments) throws {
               + "\(tiers.map(\.description).joined(separator: ", ")), group size \(requestedGroupSize); "
               + "ratio = memory-read time of the same bytes / kernel time")
         print("caches: \(Runtime.cacheSummary) (hot weights larger than a core's L2 are read from L3)")
-        print("shape        mem   type     family       tier      n    thr  time         GFLOP/s  GB/s    read-ratio  error")
+        print("shape        mem   type     family       tier      n    thr  time         GFLOP/s  GB/s    "
+              + "read-ratio  error")
         if let most = threadCounts.max(), most > 1 {
             // What splitting a product over the pool costs per call: publish, run, join.
             let t = timeAdaptive { for _ in 0..<1000 { parallelRanges(most, threads: most) { _ in } } } / 1000
@@ -200,13 +208,15 @@ func runBench(_ args: Arguments) throws {
                 delays.append((0..<most).map { started[$0] }.max()! - start)
             }
             delays.sort()
-            print("thread pool: an empty job in \(most) parts takes \(formatTime(t)) per call; the last part starts \(formatTime(delays[delays.count / 2])) after the call (median)")
+            print("thread pool: an empty job in \(most) parts takes \(formatTime(t)) per call; the last part starts "
+                  + "\(formatTime(delays[delays.count / 2])) after the call (median)")
         }
     }
     for ((rows, cols), memory) in cases {
         let groupSize = groupSizeFor(cols: cols)
         if !json, groupSize != requestedGroupSize {
-            print("\(rows)x\(cols): group size \(groupSize) (\(cols) columns are not a multiple of \(requestedGroupSize))")
+            print("\(rows)x\(cols): group size \(groupSize) "
+                  + "(\(cols) columns are not a multiple of \(requestedGroupSize))")
         }
         var rng = SplitMix64(seed: UInt64(rows * 31 + cols))
         let w = (0..<(rows * cols)).map { _ in rng.normal() * 0.02 }
@@ -215,11 +225,13 @@ func runBench(_ args: Arguments) throws {
         try Runtime.setThreads(0)
         for type in types {
             let m = try w.withUnsafeBufferPointer {
-                try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: false)
+                try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize,
+                                       symmetric: false)
             }
             // Error is checked on the first two activation rows of each case.
             let sampleRows = min(2, maxN)
-            let reference = float64Product(m.dequantized(), rows: rows, cols: cols, Array(x[0..<(sampleRows * cols)]), n: sampleRows)
+            let reference = float64Product(m.dequantized(), rows: rows, cols: cols, Array(x[0..<(sampleRows * cols)]),
+                                           n: sampleRows)
             if families.contains(.lut), type == types.first {
                 let tables = LUTTables(cols: cols, groupSize: groupSize)
                 let buffer = try AlignedBuffer(byteCount: LUTTables.byteCount(cols: cols, groupSize: groupSize))
@@ -236,7 +248,8 @@ func runBench(_ args: Arguments) throws {
                 runnable.append(family)
             }
             let bytesOf = try Dictionary(uniqueKeysWithValues: runnable.map { ($0, try m.kernelByteCount($0)) })
-            let copies = memory == .hot || AlignedBuffer.canEvictFromCache ? 1 : max(2, (96 << 20) / max(1, bytesOf.values.min() ?? 1) + 1)
+            let smallest = max(1, bytesOf.values.min() ?? 1)
+            let copies = memory == .hot || AlignedBuffer.canEvictFromCache ? 1 : max(2, (96 << 20) / smallest + 1)
             var mats = [m]
             while mats.count < copies { mats.append(try m.clone()) }
             // Per N, every family at every thread count in one set of rounds, so that both the
@@ -266,7 +279,9 @@ func runBench(_ args: Arguments) throws {
                 }
                 try measureSideBySide(&group, mats: mats, x: x, reference: reference, sampleRows: sampleRows,
                                       maxCall: maxCall, copies: copies, memory: memory)
-                for c in group where !c.measured && skipped[c.threadLabel] == nil { skipped[c.threadLabel] = "skipped: a call would take over \(maxCall) s" }
+                for c in group where !c.measured && skipped[c.threadLabel] == nil {
+                    skipped[c.threadLabel] = "skipped: a call would take over \(maxCall) s"
+                }
                 setSpeedUps(&group)
                 if !json { group.forEach(printCase) }
                 if !json, tiers.count > 1 { printTierRatios(group, tiers: tiers) }
@@ -274,7 +289,9 @@ func runBench(_ args: Arguments) throws {
             }
             mats.removeAll()
             if !json {
-                let these = results.filter { $0.rows == rows && $0.cols == cols && $0.memory == memory && $0.type == type }
+                let these = results.filter {
+                    $0.rows == rows && $0.cols == cols && $0.memory == memory && $0.type == type
+                }
                 printVerdicts(these)
                 printSpeedUps(these)
             }
@@ -294,7 +311,9 @@ func runBench(_ args: Arguments) throws {
             let n = cases.map(\.n).max()!
             let families = AutoKernel.candidates.filter { f in cases.contains { $0.family == f } }
             func times(_ memory: MemoryMode) -> [Double]? {
-                let t = families.compactMap { f in cases.first { $0.family == f && $0.n == n && $0.memory == memory }?.seconds }
+                let t = families.compactMap { f in
+                    cases.first { $0.family == f && $0.n == n && $0.memory == memory }?.seconds
+                }
                 return t.count == families.count ? t : nil
             }
             let hot = times(.hot), cold = times(.dram)
@@ -357,7 +376,8 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
             try Runtime.setThreads(threads)
             try x.withUnsafeBufferPointer { xp in
                 try y.withUnsafeMutableBufferPointer { yp in
-                    try mats[next % mats.count].multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family, activationBits: actBits)
+                    try mats[next % mats.count].multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: family,
+                                                         activationBits: actBits)
                 }
             }
             next += 1
@@ -425,12 +445,16 @@ func measureSideBySide(_ cases: inout [BenchCase], mats: [QuantizedMatrix], x: [
 
 func printCase(_ c: BenchCase) {
     let head = "\("\(c.rows)x\(c.cols)".padded(12)) \(c.memory.rawValue.padded(5)) \(c.type.description.padded(8)) "
-        + "\(c.label.padded(12)) \(c.tier.description.padded(9)) \(String(c.n).padded(4)) \(String(c.threads).padded(4))"
+        + "\(c.label.padded(12)) \(c.tier.description.padded(9)) \(String(c.n).padded(4)) "
+        + String(c.threads).padded(4)
     if !c.measured {
         print("\(head) \(c.note)\(c.error.isNaN ? "" : " (error \(sci(c.error)))")")
         return
     }
-    print("\(head) \(formatTime(c.seconds).padded(12)) \(fmt(c.gflops, 1).padded(8)) \(fmt(c.weightGBs, 1).padded(7)) \(fmt(c.readRatio, 2).padded(11)) \(sci(c.error))\(c.actBits < 8 ? " (\(c.actBits)-bit activations)" : c.error > 5e-4 ? "  ERROR ABOVE 5e-4" : c.actBits == 32 ? " (float activations)" : "")")
+    let remark = c.actBits < 8 ? " (\(c.actBits)-bit activations)" : c.error > 5e-4 ? "  ERROR ABOVE 5e-4"
+        : c.actBits == 32 ? " (float activations)" : ""
+    print("\(head) \(formatTime(c.seconds).padded(12)) \(fmt(c.gflops, 1).padded(8)) \(fmt(c.weightGBs, 1).padded(7)) "
+          + "\(fmt(c.readRatio, 2).padded(11)) \(sci(c.error))\(remark)")
 }
 
 /// One line per family, N and thread count: each tier's time against the first tier's, from the same rounds.
@@ -456,7 +480,9 @@ func printVerdicts(_ cases: [BenchCase]) {
         let others = g.dropFirst().map { "\($0.label) \(fmt($0.seconds / g[0].seconds, 1))x slower" }
         let auto = cases.first { $0.groupKey == key && $0.family == .auto && $0.measured }
         let autoNote = auto.map { "; auto \(fmt($0.seconds / g[0].seconds, 2))x the fastest" } ?? ""
-        print("  verdict \(key): fastest \(g[0].label) (\(formatTime(g[0].seconds)), \(fmt(g[0].readRatio, 2)) of read speed)\(others.isEmpty ? "" : "; " + others.joined(separator: ", "))\(autoNote)")
+        let rest = others.isEmpty ? "" : "; " + others.joined(separator: ", ")
+        print("  verdict \(key): fastest \(g[0].label) (\(formatTime(g[0].seconds)), "
+              + "\(fmt(g[0].readRatio, 2)) of read speed)\(rest)\(autoNote)")
     }
 }
 
@@ -472,7 +498,18 @@ extension String {
 func printJSON(_ results: [BenchCase]) {
     var lines: [String] = []
     for c in results {
-        lines.append("    {\"rows\": \(c.rows), \"cols\": \(c.cols), \"memory\": \(jsonString(c.memory.rawValue)), \"type\": \(jsonString(c.type.description)), \"family\": \(jsonString(c.family.description)), \"tier\": \(jsonString(c.tier.description)), \"group_size\": \(c.groupSize), \"act_bits\": \(c.actBits), \"n\": \(c.n), \"threads\": \(c.threads), \"seconds\": \(jsonNumber(c.seconds)), \"runs\": \(c.runs), \"gflops\": \(jsonNumber(c.gflops)), \"weight_bytes\": \(c.bytes), \"weight_gbs\": \(jsonNumber(c.weightGBs)), \"read_seconds\": \(jsonNumber(c.readSeconds)), \"read_ratio\": \(jsonNumber(c.readRatio)), \"speed_up_over_1_thread\": \(c.speedUp.map(jsonNumber) ?? "null"), \"read_speed_up_over_1_thread\": \(c.readSpeedUp.map(jsonNumber) ?? "null"), \"error\": \(jsonNumber(c.error)), \"note\": \(jsonString(c.note))}")
+        let fields: [(String, String)] = [
+            ("rows", "\(c.rows)"), ("cols", "\(c.cols)"), ("memory", jsonString(c.memory.rawValue)),
+            ("type", jsonString(c.type.description)), ("family", jsonString(c.family.description)),
+            ("tier", jsonString(c.tier.description)), ("group_size", "\(c.groupSize)"), ("act_bits", "\(c.actBits)"),
+            ("n", "\(c.n)"), ("threads", "\(c.threads)"), ("seconds", jsonNumber(c.seconds)), ("runs", "\(c.runs)"),
+            ("gflops", jsonNumber(c.gflops)), ("weight_bytes", "\(c.bytes)"), ("weight_gbs", jsonNumber(c.weightGBs)),
+            ("read_seconds", jsonNumber(c.readSeconds)), ("read_ratio", jsonNumber(c.readRatio)),
+            ("speed_up_over_1_thread", c.speedUp.map(jsonNumber) ?? "null"),
+            ("read_speed_up_over_1_thread", c.readSpeedUp.map(jsonNumber) ?? "null"),
+            ("error", jsonNumber(c.error)), ("note", jsonString(c.note)),
+        ]
+        lines.append("    {" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
     }
     let tier = jsonString(Runtime.simdTier.description)
     print("{\n  \"version\": \(jsonString(LowBitVersion.string)),\n  \"tier\": \(tier),\n  \"cases\": [\n"
