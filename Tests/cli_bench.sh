@@ -75,6 +75,10 @@ pp=$(grep -cE '^[12] +[a-z0-9]+ +pp16 +[0-9.]+ ± [0-9.]+ +-$' "$work/model.txt"
 tg=$(grep -cE '^[12] +[a-z0-9]+ +tg4 +[0-9.]+ ± [0-9.]+ +[0-9]+\.[0-9]+$' "$work/model.txt")
 [ "$pp" -eq 2 ] && [ "$tg" -eq 2 ] || { echo "FAIL: model bench lines"; cat "$work/model.txt"; exit 1; }
 echo "ok: model bench times prompt and generation at 1 and 2 threads"
+"$lowbit" run --model "$model" --bits 4 -n 8 --prompt "The capital of France is" > "$work/run.txt" 2>/dev/null
+grep -qE 'generation: [0-9]+ tokens, [0-9.]+ tok/s \([0-9.]+ of the memory roofline\)' "$work/run.txt" \
+    || { echo "FAIL: run prints no roofline"; cat "$work/run.txt"; exit 1; }
+echo "ok: run prints generation's fraction of the memory roofline"
 # A shape whose columns the group size does not divide runs with the largest one that does,
 # and says so (as DESIGN's 3200x8640 at the default 128); a shape no group size fits is refused
 # before anything runs.

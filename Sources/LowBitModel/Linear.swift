@@ -8,6 +8,9 @@ public protocol Linear: AnyObject, Sendable {
     var byteCount: Int { get }
     /// Y = X·Wᵀ for n activation rows.
     func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws
+    /// Reads once every byte of weights a product streams (nil where no fixed set of bytes is:
+    /// a stack's resident blocks change with its budget), for the model's memory roofline.
+    func readWeights() throws -> UInt64?
 }
 
 /// Float32 weights (the reference model), held in `FloatTile` panels of 16 rows.
@@ -15,6 +18,7 @@ public final class FloatLinear: Linear, @unchecked Sendable {
     public let rows: Int, cols: Int
     let panels: AlignedBuffer
     public var byteCount: Int { rows * cols * 4 }
+    public func readWeights() -> UInt64? { MemoryBaseline.read(panels) }
 
     public init(_ w: [Float], rows: Int, cols: Int) throws {
         guard w.count == rows * cols, cols % 8 == 0 else {
@@ -88,6 +92,13 @@ public final class QuantizedLinear: Linear, @unchecked Sendable {
         }
     }
 
+    public func readWeights() throws -> UInt64? {
+        switch weights {
+        case .packed(let p): return p.readWeights()
+        case .matrix(let m): return try m.readLayout(kernel)
+        }
+    }
+
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
         var input = x
         if let s = inputScales {
@@ -136,4 +147,6 @@ public final class StackLinear: Linear, @unchecked Sendable {
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
         try stack.multiply(name, x, n: n, into: y)
     }
+
+    public func readWeights() -> UInt64? { nil }
 }

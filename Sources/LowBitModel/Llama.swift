@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LowBit
+import Synchronization
 
 /// How the runner holds the linear layers (every q, k, v, o, gate, up, down and the output).
 public enum WeightChoice: Sendable, CustomStringConvertible {
@@ -323,6 +324,29 @@ public final class LlamaModel: @unchecked Sendable {
         for l in layers { n += [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount } }
         return n + (stack?.residentBytes ?? 0)
     }
+
+    /// Seconds to read once every byte of weights a token's products stream (each linear layer's
+    /// and the output's, `Linear.readWeights`), the median of `runs` reads after a warm-up one,
+    /// on the current threads and tier; nil for a stack, whose resident blocks change with its
+    /// budget. Generation's tok/s times this is its fraction of the memory roofline: 1 when a
+    /// token costs no more than reading its weights.
+    public func weightReadSeconds(runs: Int = 5) throws -> Double? {
+        let linears = layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] } + [output]
+        var fold: UInt64 = 0, times: [Double] = []
+        for _ in 0...max(1, runs) {
+            let t0 = monotonicSeconds()
+            for linear in linears {
+                guard let v = try linear.readWeights() else { return nil }
+                fold ^= v
+            }
+            times.append(monotonicSeconds() - t0)
+        }
+        LlamaModel.readFold.store(fold, ordering: .relaxed)  // the reads' result is used
+        let timed = times.dropFirst().sorted()
+        return timed[timed.count / 2]
+    }
+
+    private static let readFold = Atomic<UInt64>(0)
 
     public func setBudget(_ bytes: Int) throws {
         guard let stack else { throw LowBitError(.invalidArgument, "this model is not a BitStack: there is no budget to set") }

@@ -14,6 +14,10 @@ public final class Q8_0Linear: Linear, @unchecked Sendable {
     let blocks: [UInt8]
     public var byteCount: Int { blocks.count }
 
+    public func readWeights() -> UInt64? {
+        blocks.withUnsafeBytes { MemoryBaseline.read($0.baseAddress!, bytes: $0.count / 32 * 32) }
+    }
+
     public init(blocks: [UInt8], rows: Int, cols: Int) throws {
         guard rows > 0, cols > 0, cols % 32 == 0, blocks.count == rows * (cols / 32) * Q8_0Linear.blockBytes else {
             throw LowBitError(.badFormat, "Q8_0 tensor of \(rows) x \(cols) with \(blocks.count) bytes: cols must be a multiple of 32 and bytes rows·cols/32·34")

@@ -110,6 +110,7 @@ public enum CalibrationActivations {
         var rows: Int { inner.rows }
         var cols: Int { inner.cols }
         var byteCount: Int { inner.byteCount }
+        func readWeights() throws -> UInt64? { try inner.readWeights() }
         var inputs: [Float] { sharesInputsOf?.rowsSeen ?? rowsSeen }
         init(_ inner: Linear, computes: Bool = true, sharesInputsOf: Recorder? = nil, expectedRows: Int = 0) {
             (self.inner, self.computes, self.sharesInputsOf) = (inner, computes, sharesInputsOf)

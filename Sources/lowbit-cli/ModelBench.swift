@@ -7,9 +7,9 @@ usage: lowbit bench --model FILE.gguf [weights options] [options]
 Times a model as llama-bench does: prompt processing (ppP: one forward pass over P tokens, the
 logits of the last only) and generation (tgG: G tokens one at a time from an empty context),
 each after a warm-up run, as the mean and standard deviation of several runs. Generation's
-roofline is the fraction of the memory's speed it reaches: the weights' bytes (each read once
-per token) times tok/s, over the speed at which a plain read of as many bytes runs, timed after
-each generation run on the same threads and tier.
+roofline is the fraction of the memory's speed it reaches: its tok/s times the time a plain
+read of the weights a token streams takes (the model's own bytes, read after each generation
+run on the same threads and tier); "-" for a stack, whose resident blocks change with its budget.
 
   --prompt-tokens P  tokens of the prompt test (default 128; 0 skips it)
   --gen-tokens G     tokens of the generation test (default 64; 0 skips it)
@@ -47,10 +47,6 @@ func runModelBench(_ args: Arguments) throws {
     var rng = SplitMix64(seed: 1)
     let prompt = (0..<promptTokens).map { _ in Int(rng.next() % UInt64(model.config.vocabulary)) }
     let token = model.tokenizer.bosID ?? 0
-    let bytes = model.weightBytes / 32 * 32
-    let readBuffer = try AlignedBuffer(byteCount: max(bytes, 32))
-    // Written once, so that its pages are its own and not the kernel's shared page of zeros.
-    readBuffer.pointer.initializeMemory(as: UInt8.self, repeating: 0x5A, count: readBuffer.byteCount)
     print("model \(model.choice), weights \(formatBytes(model.weightBytes)); mean ± sd of \(repetitions) runs")
     print("threads  tier      test     tok/s              roofline")
     for tier in tiers {
@@ -75,13 +71,13 @@ func runModelBench(_ args: Arguments) throws {
                     let t0 = monotonicSeconds()
                     for _ in 0..<genTokens { _ = try session.eval([token]) }
                     let rate = Double(genTokens) / max(monotonicSeconds() - t0, 1e-9)
-                    let read = timeAdaptive { readSink ^= MemoryBaseline.read(readBuffer.pointer, bytes: bytes) }
+                    let read = try model.weightReadSeconds(runs: 3)
                     guard run > 0 else { continue }
                     rates.append(rate)
-                    fractions.append(rate * read)  // (bytes · tok/s) / (bytes / read seconds)
+                    if let read { fractions.append(rate * read) }  // (bytes · tok/s) / (bytes / read seconds)
                 }
-                print("\(head) \("tg\(genTokens)".padded(8)) \(meanAndDeviation(rates).padded(18)) "
-                      + fmt(fractions.reduce(0, +) / Double(fractions.count), 2))
+                let roofline = fractions.isEmpty ? "-" : fmt(fractions.reduce(0, +) / Double(fractions.count), 2)
+                print("\(head) \("tg\(genTokens)".padded(8)) \(meanAndDeviation(rates).padded(18)) \(roofline)")
             }
         }
     }

@@ -80,8 +80,16 @@ func runGenerate(_ args: Arguments) throws {
         fflush(stdout)
     }
     print("")
-    let decode = stats.decodeSteps == 0 ? "no decode step to time" : "\(fmt(stats.generationTokensPerSecond, 1)) tok/s"
-    print("prompt: \(stats.promptTokens) tokens at \(fmt(stats.promptTokensPerSecond, 1)) tok/s; generation: \(stats.generatedTokens) tokens, \(decode); weights \(formatBytes(model.weightBytes)); \(Runtime.threads) thread(s)")
+    var decode = "no decode step to time"
+    if stats.decodeSteps > 0 {
+        decode = "\(fmt(stats.generationTokensPerSecond, 1)) tok/s"
+        if let read = try model.weightReadSeconds() {
+            decode += " (\(fmt(stats.generationTokensPerSecond * read, 2)) of the memory roofline)"
+        }
+    }
+    print("prompt: \(stats.promptTokens) tokens at \(fmt(stats.promptTokensPerSecond, 1)) tok/s; generation: "
+          + "\(stats.generatedTokens) tokens, \(decode); weights \(formatBytes(model.weightBytes)); "
+          + "\(Runtime.threads) thread(s)")
 }
 
 func runPerplexity(_ args: Arguments) throws {

@@ -38,7 +38,8 @@ func runReport(_ args: Arguments) throws {
     }
     print("model \(path); perplexity on the first \(chunks * ctx) tokens of \(textPath) (ctx \(ctx), second halves scored); decode: \(decode) greedy tokens; \(Runtime.threads) thread(s)")
     print("prefill: one forward pass over the text's first \(ctx) tokens, logits of the last one only")
-    print("weights              perplexity  decode tok/s  prefill tok/s  weight memory  load")
+    print("decode's roofline: its tok/s times the time a plain read of the weights it streams takes")
+    print("weights              perplexity  decode tok/s  roofline  prefill tok/s  weight memory  load")
     var prefillTokens: [Int]? = nil  // every configuration shares the file's tokenizer
     for (index, (name, choice)) in configs.enumerated() {
         status("report: row \(index + 1) of \(configs.count), \(name): loading"
@@ -54,7 +55,10 @@ func runReport(_ args: Arguments) throws {
         prefillTokens = tokens
         let prefill = try prefillTokensPerSecond(model, tokens)
         defer { fflush(stdout) }  // one row at a time, also into a pipe
-        print("\(name.padded(20)) \(fmt(ppl, 3).padded(11)) \(fmt(stats.generationTokensPerSecond, 1).padded(13)) \(fmt(prefill, 1).padded(14)) \(formatBytes(model.weightBytes).padded(14)) \(fmt(load, 1)) s")
+        let roofline = try model.weightReadSeconds().map { fmt(stats.generationTokensPerSecond * $0, 2) } ?? "-"
+        print("\(name.padded(20)) \(fmt(ppl, 3).padded(11)) \(fmt(stats.generationTokensPerSecond, 1).padded(13)) "
+              + "\(roofline.padded(9)) \(fmt(prefill, 1).padded(14)) \(formatBytes(model.weightBytes).padded(14)) "
+              + "\(fmt(load, 1)) s")
     }
 }
 

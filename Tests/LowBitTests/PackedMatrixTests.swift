@@ -70,4 +70,35 @@ final class PackedMatrixTests: XCTestCase {
         XCTAssertThrowsStatus(.invalidArgument, try p.multiply(bad, n: 1, into: &y))
         XCTAssertThrowsStatus(.invalidArgument, try p.multiply(x, n: 0, into: &y))
     }
+
+    /// The memory roofline's read (`readOnce`, `readLayout`, `PackedMatrix.readWeights`) folds
+    /// every 8-byte word of the buffers a product streams: each family's layout at a SIMD tier,
+    /// the canonical codes and parameters where the portable tier has none.
+    func testReadsFoldEveryByteAProductStreams() throws {
+        var rng = TestRandom(seed: 32)
+        func fold(_ buffers: [AlignedBuffer]) -> UInt64 {
+            var x: UInt64 = 0
+            for b in buffers {
+                for i in 0..<(b.byteCount / 32 * 4) { x ^= b.pointer.load(fromByteOffset: 8 * i, as: UInt64.self) }
+            }
+            return x
+        }
+        for type in [WeightType.integer(bits: 2), .integer(bits: 4), .ternary] {
+            let m = try quantized(rng.normals(40 * 256), rows: 40, cols: 256, type: type, groupSize: 64)
+            for family in [KernelFamily.lut, .dequant, .bitSerial] {
+                let expected: UInt64
+                if let layout = try family.kernels?.pack(m) {
+                    expected = fold(layout.buffers)
+                    XCTAssertEqual(layout.readOnce(), expected, "\(type) \(family)")
+                    if PackedMatrix.canPack(m, family: family) {
+                        XCTAssertEqual(try PackedMatrix(m, family: family).readWeights(), expected)
+                    }
+                } else {
+                    expected = fold([m.codes, m.scales, m.offsets])
+                }
+                XCTAssertNotEqual(expected, 0, "\(type) \(family): random codes fold to a nonzero word")
+                XCTAssertEqual(try m.readLayout(family), expected, "\(type) \(family)")
+            }
+        }
+    }
 }

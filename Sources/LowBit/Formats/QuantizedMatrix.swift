@@ -221,6 +221,15 @@ public final class QuantizedMatrix: @unchecked Sendable {
         for b in [codes, scales, offsets] { b.evictFromCache() }
     }
 
+    /// Reads once every byte a product of `family` streams (its layout, or the canonical codes
+    /// and parameters where it has none): the memory-read baseline of the same bytes.
+    public func readLayout(_ family: KernelFamily) throws -> UInt64 {
+        if type.isMixed { return try valueCodes().readLayout(family) }
+        let resolved = family == .auto ? try AutoKernel.choice(self, n: 1) : family
+        if let layout = layouts.withLock({ $0[resolved.code] }) { return layout.readOnce() }
+        return [codes, scales, offsets].reduce(0) { $0 ^ MemoryBaseline.read($1) }
+    }
+
     /// Packs the layout a kernel family needs now rather than on its first product.
     public func prepare(_ kernel: KernelFamily) throws {
         if type.isMixed { if kernel != .reference { try valueCodes().prepare(kernel) }; return }

@@ -77,8 +77,16 @@ protocol PackedFamilyKernels: FamilyKernels {
 protocol KernelLayout: AnyObject, Sendable {
     /// The bytes a product streams.
     var byteCount: Int { get }
+    /// The buffers a product streams: codes and parameters.
+    var buffers: [AlignedBuffer] { get }
+}
+
+extension KernelLayout {
     /// Flushes the layout from every cache level (where `AlignedBuffer.canEvictFromCache`).
-    func evictFromCache()
+    func evictFromCache() { buffers.forEach { $0.evictFromCache() } }
+
+    /// Reads every byte a product streams, once: the memory-read baseline of the same bytes.
+    func readOnce() -> UInt64 { buffers.reduce(0) { $0 ^ MemoryBaseline.read($1) } }
 }
 
 /// The kernel families, in the order of their `lowbit_kernel` values.

@@ -14,6 +14,9 @@ public final class PackedMatrix: @unchecked Sendable {
     /// Bytes held: the layout's codes and group parameters.
     public var byteCount: Int { layout.byteCount }
 
+    /// Reads every byte a product streams, once (the memory-read baseline of the same bytes).
+    public func readWeights() -> UInt64 { layout.readOnce() }
+
     /// Whether `init(matrix, family:)` can pack it here: a family whose layout runs alone (LUT,
     /// dequant), at a SIMD tier.
     public static func canPack(_ matrix: QuantizedMatrix, family: KernelFamily) -> Bool {

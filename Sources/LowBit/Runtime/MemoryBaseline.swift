@@ -15,6 +15,12 @@ public enum MemoryBaseline {
     }
 
     static func readRange(_ p: UnsafeRawPointer, bytes: Int) -> UInt64 { Tiers.active.readBytes(p, bytes: bytes) }
+
+    /// Reads a buffer's whole 32-byte units (a layout's buffers are sized in them; a tail of a few
+    /// bytes is not worth a second pass).
+    public static func read(_ buffer: AlignedBuffer) -> UInt64 {
+        read(UnsafeRawPointer(buffer.pointer), bytes: buffer.byteCount / 32 * 32)
+    }
 }
 
 extension QuantizedMatrix {

@@ -27,5 +27,5 @@ enum BitSerialFamily: FamilyKernels {
 }
 
 extension BitSerialLayout: KernelLayout {
-    public func evictFromCache() { for b in [codes, scales, offsets] { b.evictFromCache() } }
+    var buffers: [AlignedBuffer] { [codes, scales, offsets] }
 }

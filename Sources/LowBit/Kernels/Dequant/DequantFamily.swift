@@ -59,10 +59,7 @@ enum DequantFamily: PackedFamilyKernels {
 }
 
 extension DequantLayout: KernelLayout {
-    public func evictFromCache() {
-        codes.evictFromCache()
-        params.buffer.evictFromCache()
-    }
+    var buffers: [AlignedBuffer] { [codes, params.buffer] }
 }
 
 extension QuantizedMatrix {

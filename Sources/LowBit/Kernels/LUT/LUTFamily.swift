@@ -36,5 +36,5 @@ enum LUTFamily: PackedFamilyKernels {
 }
 
 extension LUTLayout: KernelLayout {
-    public func evictFromCache() { data.evictFromCache() }
+    var buffers: [AlignedBuffer] { [data] }
 }
