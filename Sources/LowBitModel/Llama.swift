@@ -47,6 +47,36 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
     }
 }
 
+/// How `--weights file` (`WeightChoice.q4_1`) holds a linear layer's tensor of each ggml type:
+/// the loader's rule, which `lowbit gguf` reports per type.
+public enum FileTensorHolding: Sendable, Equatable {
+    /// Q4_0 and Q4_1: lowbit 4-bit codes, group size 32, with the blocks' own d and m.
+    case lowbit4Bit
+    /// Q8_0: the file's blocks, on a kernel of their own.
+    case q8_0Blocks
+    /// Every other type: its exact Float32 values (no requantization).
+    case float32
+
+    public init(_ type: GGUFFile.TensorType) {
+        switch type {
+        case .q4_0, .q4_1: self = .lowbit4Bit
+        case .q8_0: self = .q8_0Blocks
+        default: self = .float32
+        }
+    }
+
+    /// What the holding is and which kernels run it, said plainly.
+    public var description: String {
+        switch self {
+        case .lowbit4Bit:
+            return "lowbit 4-bit codes, group size 32, as stored (kernel families lut, bitserial, dequant; "
+                + "auto: dequant with 16-bit activations)"
+        case .q8_0Blocks: return "its own Q8_0 blocks (int8 x float kernel)"
+        case .float32: return "exact Float32 values (float kernel)"
+        }
+    }
+}
+
 public struct LlamaConfig: Sendable {
     public let layers, embedding, feedForward, heads, kvHeads, headDim, vocabulary, contextLength: Int
     public let ropeBase: Float, normEpsilon: Float
@@ -182,18 +212,20 @@ public final class LlamaModel: @unchecked Sendable {
             case .reference:
                 return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
             case .q4_1(let kernel, let activationBits):
-                if t.type == .q4_1 || t.type == .q4_0 {
+                // Types not yet imported into lowbit's formats keep their blocks or their exact
+                // values: this mode promises not to requantize.
+                switch FileTensorHolding(t.type) {
+                case .lowbit4Bit:
                     let (family, bits) = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
                     let m = try g.withTensorBytes(t) {
                         try Importer.ggml4Bit($0, rows: rows, cols: cols, hasMinimum: t.type == .q4_1)
                     }
                     return try QuantizedLinear(m, kernel: family, activationBits: bits)
+                case .q8_0Blocks:
+                    return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols)
+                case .float32:
+                    return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
                 }
-                // Tensors stored otherwise are not yet imported into lowbit's formats, and this
-                // mode promises not to requantize: Q8_0 (SmolLM2's tied output) runs on its own
-                // blocks, other types as their exact Float32 values.
-                if t.type == .q8_0 { return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols) }
-                return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
             case .requantized(let type, let groupSize, let kernel, _):
                 return try requantize(t, rows, cols, type, groupSize, kernel, calibration: calibration[name].map { (name, $0) })
             case .stack:

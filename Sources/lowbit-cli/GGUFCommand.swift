@@ -1,4 +1,5 @@
 import LowBit
+import LowBitModel
 
 /// `lowbit gguf FILE`: metadata and tensors of a GGUF file (after full validation).
 /// `--type-errors`: the round-trip error of integer and BitMoD mixed data types on its 2-D weights.
@@ -26,7 +27,15 @@ func runGGUF(_ args: Arguments) throws {
         let k = "\(t.type)"
         byType[k] = ((byType[k]?.0 ?? 0) + 1, (byType[k]?.1 ?? 0) + t.byteCount)
     }
-    print("tensors by type: " + byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.0) (\(formatBytes($0.value.1)))" }.joined(separator: ", "))
+    let counts = byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.0) (\(formatBytes($0.value.1)))" }
+    print("tensors by type: " + counts.joined(separator: ", "))
+    // How each type of 2-D tensor runs: the loader's rule for --weights file, then the others.
+    let matrixTypes = Set(file.tensors.filter { $0.dims.count == 2 }.map(\.type)).sorted { "\($0)" < "\($1)" }
+    print("matrices with --weights file (the default), by type:")
+    for type in matrixTypes { print("  \("\(type)".padded(8)) \(FileTensorHolding(type).description)") }
+    print("matrices of every type, held otherwise:")
+    print("  --bits B              dequantized, then requantized to B bits (kernel families lut, bitserial, dequant)")
+    print("  --weights reference   exact Float32 values (float kernel)")
     for t in file.tensors.prefix(12) { print("  \(t.name.padded(28)) \(t.type) \(t.dims)") }
     if file.tensors.count > 12 { print("  ... \(file.tensors.count - 12) more") }
 }

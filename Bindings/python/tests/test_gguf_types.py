@@ -2,6 +2,8 @@
 own `gguf` package with its layers in Q4_0, Q5_0, Q5_1, Q8_0 and BF16 (a mixed file, as
 llama.cpp's "M" quantizations are) loads and runs, as its own blocks and requantized."""
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +63,26 @@ def test_a_mixed_file_runs_as_its_own_blocks_and_requantized(mixed_model):
         assert requantized.weight_bytes < own_bytes   # the BF16 and Q8_0 layers shrink to 4 bits
         assert requantized.generate("The capital of France is", max_tokens=2).startswith(
             "The capital of France is Paris")
+
+
+def lowbit_tool():
+    """The wheel's own tool (`python -m lowbit`), or a source build's dist/bin/lowbit."""
+    if (Path(lowbit.__file__).resolve().parent / "bin" / "lowbit").exists():
+        return [sys.executable, "-m", "lowbit"]
+    built = Path(__file__).resolve().parents[3] / "dist/bin/lowbit"
+    if not built.exists():
+        pytest.skip("no lowbit tool: build the wheel (scripts/build-wheel.sh) or scripts/build.sh")
+    return [str(built)]
+
+
+def test_the_gguf_command_says_how_each_type_runs(mixed_model):
+    out = subprocess.run(lowbit_tool() + ["gguf", str(mixed_model)], check=True,
+                         capture_output=True, text=True).stdout
+    section = out.split("matrices with --weights file (the default), by type:\n")[1]
+    section = section.split("matrices of every type, held otherwise:\n")[0]
+    holding = dict(line.split(maxsplit=1) for line in section.splitlines())
+    assert holding["q4_0"].startswith("lowbit 4-bit codes")
+    assert holding["q8_0"].startswith("its own Q8_0 blocks")
+    for float_held in ("q5_0", "q5_1", "bf16"):
+        assert holding[float_held].startswith("exact Float32 values"), (float_held, out)
+    assert "  --bits B              dequantized, then requantized to B bits" in out
