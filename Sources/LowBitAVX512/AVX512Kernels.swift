@@ -3,24 +3,31 @@ import LowBitAVX2
 import LowBitCore
 
 /// The AVX-512 tier (F, DQ, BW, VL, VNNI, VBMI, VPOPCNTDQ: Intel Ice Lake, AMD Zen 4 and later).
-/// Its own: the float vector loops and the memory-read baseline (16 lanes with masked tails) and
-/// the dequant family's batched product (VNNI). Kernels it does not declare are the AVX2 tier's
-/// (`AVX2Capable`).
+/// Its own: the float vector loops and the memory-read baseline (16 lanes with masked tails), the
+/// dequant family's int8 products (VNNI) and Q8_0 blocks' products. Kernels it does not declare
+/// are the AVX2 tier's (`AVX2Capable`).
 package enum AVX512Kernels: AVX2Capable {
     package static var tier: SIMDTier { .avx512 }
 
     package static func note(family: String) -> String {
         switch family {
         case "dequant": return "avx512 vnni (vpdpbusd on 16 rows per register; n = 1: 64 rows at once, "
-                               + "n > 1: 32x4 register tile); float activations: avx2"
+                               + "n > 2: 32x4 register tile); n = 2 and float activations: avx2"
         default: return AVX2Kernels.note(family: family)
         }
+    }
+
+    package static func q8_0Rows(_ blocks: UnsafeRawPointer, cols: Int, rows: Int, x: UnsafePointer<Float>, n: Int,
+                                 y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        Q8_0AVX512.rows(blocks, cols: cols, rows: rows, x: x, n: n, y: y, range: range)
     }
 
     package static func dequantMultiply(_ layout: DequantLayout, rows: Int, cols: Int, groupSize: Int,
                                         x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
                                         floatActivations: Bool) throws {
-        guard !floatActivations else {
+        // Two rows (the file's Q4_1 decoding one token with 16-bit activations) stream weights
+        // faster on the AVX2 kernel's prefetched 2-row tile than on the padded 4-row one here.
+        guard !floatActivations, n != 2 else {
             return try AVX2Kernels.dequantMultiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n,
                                                    y: y, floatActivations: floatActivations)
         }

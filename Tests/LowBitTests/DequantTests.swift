@@ -48,9 +48,9 @@ final class DequantTests: XCTestCase {
         defer { try? Runtime.setThreads(0) }
         // AVX2 at N = 1 takes a thread's row blocks by fours, then a pair, then one: 13, 50 and
         // 30 rows at 1 thread (the last block partial in a pair, alone and in a four) cover each.
-        // AVX-512 at N = 1 takes 8 row blocks at a time (70 rows: 8, then 1); for N > 1 a tile
+        // AVX-512 at N = 1 takes 8 row blocks at a time (70 rows: 8, then 1); for N > 2 a tile
         // is 4 row blocks × 4 activation rows: 50 and 70 rows end in a tile of 3 and of 1 block,
-        // N = 2, 3, 5, 7 and 9 in a tile of 2, 3, 1, 3 and 1 activation rows.
+        // N = 3, 5, 7 and 9 in a tile of 3, 1, 3 and 1 activation rows.
         for threads in [1, 2] {
             try Runtime.setThreads(threads)
             for (rows, cols, g) in [(13, 96, 32), (50, 256, 64), (9, 640, 128), (30, 128, 32), (70, 192, 64)] {
