@@ -64,6 +64,21 @@ enum DequantKernelAVX512 {
     @inline(__always)
     static func mask(_ count: Int) -> __mmask16 { __mmask16(truncatingIfNeeded: (1 << min(count, 16)) - 1) }
 
+    /// Where the row blocks from `first` on keep their codes and parameters; blocks past the
+    /// matrix's last are the last again (a kernel computes them and does not store them).
+    struct Blocks {
+        let layout: DequantLayout, first: Int, groups: Int
+
+        @inline(__always)
+        func index(_ i: Int) -> Int { min(first + i, layout.rowBlocks - 1) }
+        @inline(__always)
+        func codes(_ i: Int) -> UnsafeRawPointer {
+            UnsafeRawPointer(layout.codes.pointer) + index(i) * layout.blockCodeBytes
+        }
+        @inline(__always)
+        func params(_ i: Int) -> UnsafeRawPointer { layout.params.address(index(i) * groups * 16) }
+    }
+
     /// One step of two row blocks' codes: block a's 32 bytes in the low half, block b's in the high.
     @inline(__always)
     static func pair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> __m512i {
@@ -101,14 +116,10 @@ enum DequantKernelAVX512 {
         let width = Width.value
         let groups = acts.groups, columnsPerStep = 32 / width, stepsPerGroup = groupSize / columnsPerStep
         let low = _mm512_set1_epi8(width == 4 ? 0x0F : 0x03)
-        let firstBlock = stripe * tileBlocks, lastBlock = layout.rowBlocks - 1
-        let bytes = layout.blockCodeBytes, codes = UnsafeRawPointer(layout.codes.pointer)
+        let firstBlock = stripe * tileBlocks, blocks = Blocks(layout: layout, first: firstBlock, groups: groups)
         let half = layout.params.half, e = layout.params.elementBytes, groupBytes = 16 * e
-        @inline(__always) func block(_ i: Int) -> Int { min(firstBlock + i, lastBlock) }
-        let w0 = codes + block(0) * bytes, w1 = codes + block(1) * bytes
-        let w2 = codes + block(2) * bytes, w3 = codes + block(3) * bytes
-        let p0 = layout.params.address(block(0) * groups * 16), p1 = layout.params.address(block(1) * groups * 16)
-        let p2 = layout.params.address(block(2) * groups * 16), p3 = layout.params.address(block(3) * groups * 16)
+        let w0 = blocks.codes(0), w1 = blocks.codes(1), w2 = blocks.codes(2), w3 = blocks.codes(3)
+        let p0 = blocks.params(0), p1 = blocks.params(1), p2 = blocks.params(2), p3 = blocks.params(3)
         @inline(__always) func row(_ t: Int) -> UnsafeMutableRawPointer { actBase + min(first + t, n - 1) * actStride }
         let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3)
         let a0 = UnsafeRawPointer(acts.codes(r0)), a1 = UnsafeRawPointer(acts.codes(r1))
@@ -177,18 +188,12 @@ enum DequantKernelAVX512 {
         let width = Width.value
         let groups = acts.groups, columnsPerStep = 32 / width, stepsPerGroup = groupSize / columnsPerStep
         let low = _mm512_set1_epi8(width == 4 ? 0x0F : 0x03)
-        let firstBlock = stripe * oneRowBlocks, lastBlock = layout.rowBlocks - 1
-        let bytes = layout.blockCodeBytes, codes = UnsafeRawPointer(layout.codes.pointer)
+        let firstBlock = stripe * oneRowBlocks, blocks = Blocks(layout: layout, first: firstBlock, groups: groups)
         let half = layout.params.half, e = layout.params.elementBytes, groupBytes = 16 * e
-        @inline(__always) func block(_ i: Int) -> Int { min(firstBlock + i, lastBlock) }
-        @inline(__always) func blockCodes(_ i: Int) -> UnsafeRawPointer { codes + block(i) * bytes }
-        @inline(__always) func blockParams(_ i: Int) -> UnsafeRawPointer {
-            layout.params.address(block(i) * groups * 16)
-        }
-        let w0 = blockCodes(0), w1 = blockCodes(1), w2 = blockCodes(2), w3 = blockCodes(3)
-        let w4 = blockCodes(4), w5 = blockCodes(5), w6 = blockCodes(6), w7 = blockCodes(7)
-        let p0 = blockParams(0), p1 = blockParams(1), p2 = blockParams(2), p3 = blockParams(3)
-        let p4 = blockParams(4), p5 = blockParams(5), p6 = blockParams(6), p7 = blockParams(7)
+        let w0 = blocks.codes(0), w1 = blocks.codes(1), w2 = blocks.codes(2), w3 = blocks.codes(3)
+        let w4 = blocks.codes(4), w5 = blocks.codes(5), w6 = blocks.codes(6), w7 = blocks.codes(7)
+        let p0 = blocks.params(0), p1 = blocks.params(1), p2 = blocks.params(2), p3 = blocks.params(3)
+        let p4 = blocks.params(4), p5 = blocks.params(5), p6 = blocks.params(6), p7 = blocks.params(7)
         let a = UnsafeRawPointer(acts.codes(actBase)), scales = acts.scales(actBase), sums = acts.sums(actBase)
         let distance = CodePrefetch.distance(streams: oneRowBlocks)
         var y0 = _mm512_setzero_ps(), y1 = y0, y2 = y0, y3 = y0
