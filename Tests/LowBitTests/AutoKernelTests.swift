@@ -80,4 +80,32 @@ final class AutoKernelTests: XCTestCase {
         XCTAssertEqual(AutoKernel.table.withLock { $0[key] }, .dequant, "a bad file changes nothing")
         XCTAssertThrowsStatus(.io, try AutoKernel.load(from: "/nonexistent/calibration.txt"))
     }
+
+    /// A model layer's choice (`choice(_:oneRowAndBatch:)`): the batch winner where it is within
+    /// the tolerance for one row and its layout is no larger, else the one-row winner. The
+    /// measurements are set here, so the rule is tested rather than this machine's timings.
+    func testOneLayoutForOneRowAndBatches() throws {
+        guard Tiers.packed != nil else { throw XCTSkip("no packed layouts at the portable tier") }
+        AutoKernel.reset()
+        defer { AutoKernel.reset() }
+        var rng = TestRandom(seed: 44)
+        for bits in [3, 4] {
+            let m = try quantized(rng.normals(32 * 256), rows: 32, cols: 256, type: .integer(bits: bits), groupSize: 64)
+            func measured(lutRatioForOneRow: Double, dequantRatioForOneRow: Double) {
+                let one = AutoKernel.key(m, n: 1), batch = AutoKernel.key(m, n: 16)
+                AutoKernel.table.withLock { $0[one] = lutRatioForOneRow <= dequantRatioForOneRow ? .lut : .dequant }
+                AutoKernel.table.withLock { $0[batch] = .dequant }
+                AutoKernel.standing.withLock { $0[one] = [.lut: lutRatioForOneRow, .dequant: dequantRatioForOneRow] }
+            }
+            // Dequant 5% slower for one row: chosen where its layout is no larger (4 bits: both
+            // store 4-bit codes), not at 3 bits (dequant stores them in 4).
+            measured(lutRatioForOneRow: 1, dequantRatioForOneRow: 1.05)
+            let expected: KernelFamily = bits == 4 ? .dequant : .lut
+            XCTAssertEqual(try AutoKernel.choice(m, oneRowAndBatch: 16), expected, "\(bits)-bit")
+            // 30% slower for one row: the one-row winner, whatever the bytes.
+            measured(lutRatioForOneRow: 1, dequantRatioForOneRow: 1.3)
+            XCTAssertEqual(try AutoKernel.choice(m, oneRowAndBatch: 16), .lut, "\(bits)-bit")
+            XCTAssertEqual(try m.kernelByteCount(.dequant) <= m.kernelByteCount(.lut), bits == 4)
+        }
+    }
 }

@@ -63,15 +63,17 @@ public enum AutoKernel {
 
     /// For a matrix whose products come both one activation row at a time and in batches of
     /// about `batch` rows, from one layout (a model's layer holds one copy of its weights): the
-    /// one-row winner, unless the batch winner runs one row within `oneRowTolerance` of it. Both
-    /// are near the memory's speed for one row, and the batch winner can be several times
-    /// faster for many (dequant at the AVX-512 tier against LUT at 4 bits).
+    /// one-row winner, unless the batch winner runs one row within `oneRowTolerance` of it and
+    /// its layout is no larger (dequant stores 3-bit codes in 4 bits: memory is what a low-bit
+    /// model is for). Both are near the memory's speed for one row, and the batch winner can be
+    /// several times faster for many (dequant at the AVX-512 tier against LUT at 4 bits).
     public static func choice(_ m: QuantizedMatrix, oneRowAndBatch batch: Int,
                               keepLayouts: Bool = true) throws -> KernelFamily {
         let single = try choice(m, n: 1, keepLayouts: keepLayouts)
         let batched = try choice(m, n: batch, keepLayouts: keepLayouts)
         guard batched != single, let ratio = standing.withLock({ $0[key(m, n: 1)]?[batched] }) else { return single }
-        return ratio <= oneRowTolerance ? batched : single
+        let noLarger = try m.kernelByteCount(batched) <= m.kernelByteCount(single)
+        return ratio <= oneRowTolerance && noLarger ? batched : single
     }
 
     /// How much slower than the fastest a family may run one row and still be chosen for its batches.
