@@ -81,9 +81,10 @@ final class AutoKernelTests: XCTestCase {
         XCTAssertThrowsStatus(.io, try AutoKernel.load(from: "/nonexistent/calibration.txt"))
     }
 
-    /// A model layer's choice (`choice(_:oneRowAndBatch:)`): the batch winner where it is within
-    /// the tolerance for one row and its layout is no larger, else the one-row winner. The
-    /// measurements are set here, so the rule is tested rather than this machine's timings.
+    /// A model layer's choice (`choice(_:oneRowAndBatch:)`): the smallest layout, and among
+    /// layouts of that size the batch winner where it is within the tolerance for one row, else
+    /// the one-row winner. The measurements are set here, so the rule is tested rather than this
+    /// machine's timings.
     func testOneLayoutForOneRowAndBatches() throws {
         guard Tiers.packed != nil else { throw XCTSkip("no packed layouts at the portable tier") }
         AutoKernel.reset()
@@ -100,11 +101,13 @@ final class AutoKernelTests: XCTestCase {
             // Dequant 5% slower for one row: chosen where its layout is no larger (4 bits: both
             // store 4-bit codes), not at 3 bits (dequant stores them in 4).
             measured(lutRatioForOneRow: 1, dequantRatioForOneRow: 1.05)
-            let expected: KernelFamily = bits == 4 ? .dequant : .lut
-            XCTAssertEqual(try AutoKernel.choice(m, oneRowAndBatch: 16), expected, "\(bits)-bit")
+            XCTAssertEqual(try AutoKernel.choice(m, oneRowAndBatch: 16), bits == 4 ? .dequant : .lut, "\(bits)-bit")
             // 30% slower for one row: the one-row winner, whatever the bytes.
             measured(lutRatioForOneRow: 1, dequantRatioForOneRow: 1.3)
             XCTAssertEqual(try AutoKernel.choice(m, oneRowAndBatch: 16), .lut, "\(bits)-bit")
+            // Dequant the fastest for one row and batches: held where its layout is the smallest.
+            measured(lutRatioForOneRow: 1.5, dequantRatioForOneRow: 1)
+            XCTAssertEqual(try AutoKernel.choice(m, oneRowAndBatch: 16), bits == 4 ? .dequant : .lut, "\(bits)-bit")
             XCTAssertEqual(try m.kernelByteCount(.dequant) <= m.kernelByteCount(.lut), bits == 4)
         }
     }

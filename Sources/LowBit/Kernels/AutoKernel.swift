@@ -62,18 +62,30 @@ public enum AutoKernel {
     }
 
     /// For a matrix whose products come both one activation row at a time and in batches of
-    /// about `batch` rows, from one layout (a model's layer holds one copy of its weights): the
-    /// one-row winner, unless the batch winner runs one row within `oneRowTolerance` of it and
-    /// its layout is no larger (dequant stores 3-bit codes in 4 bits: memory is what a low-bit
-    /// model is for). Both are near the memory's speed for one row, and the batch winner can be
-    /// several times faster for many (dequant at the AVX-512 tier against LUT at 4 bits).
+    /// about `batch` rows, from one layout (a model's layer holds one copy of its weights). The
+    /// layer holds the smallest layout the candidates offer (dequant stores 3-bit codes in 4 bits,
+    /// and memory is what a low-bit model is for); among layouts of that size, the one-row winner,
+    /// unless the batch winner runs one row within `oneRowTolerance` of it. Both run one row near
+    /// the memory's speed, and the batch winner can be several times faster for many rows
+    /// (dequant at the AVX-512 tier against LUT at 4 bits).
     public static func choice(_ m: QuantizedMatrix, oneRowAndBatch batch: Int,
                               keepLayouts: Bool = true) throws -> KernelFamily {
-        let single = try choice(m, n: 1, keepLayouts: keepLayouts)
-        let batched = try choice(m, n: batch, keepLayouts: keepLayouts)
-        guard batched != single, let ratio = standing.withLock({ $0[key(m, n: 1)]?[batched] }) else { return single }
-        let noLarger = try m.kernelByteCount(batched) <= m.kernelByteCount(single)
-        return ratio <= oneRowTolerance && noLarger ? batched : single
+        let before = m.packedLayouts
+        let single = try choice(m, n: 1), batched = try choice(m, n: batch)
+        let sizes = try candidates.map { try m.kernelByteCount($0) }
+        let smallest = candidates.indices.filter { sizes[$0] == sizes.min()! }.map { candidates[$0] }
+        // Entries loaded from a calibration file have no standing: their winner, where it is small.
+        let oneRow = standing.withLock { $0[key(m, n: 1)] } ?? [single: 1]
+        let best = smallest.min { oneRow[$0] ?? .infinity < oneRow[$1] ?? .infinity }!
+        var chosen = best
+        if batched != best, smallest.contains(batched), let b = oneRow[batched], let s = oneRow[best],
+           b <= s * oneRowTolerance {
+            chosen = batched
+        }
+        if !keepLayouts {
+            for family in m.packedLayouts.subtracting(before) where family != chosen { m.releaseLayout(family) }
+        }
+        return chosen
     }
 
     /// How much slower than the fastest a family may run one row and still be chosen for its batches.
