@@ -77,33 +77,8 @@ public enum FileTensorHolding: Sendable, Equatable {
     }
 }
 
-public struct LlamaConfig: Sendable {
-    public let layers, embedding, feedForward, heads, kvHeads, headDim, vocabulary, contextLength: Int
-    public let ropeBase: Float, normEpsilon: Float
-
-    init(_ g: GGUFFile) throws {
-        func int(_ k: String) throws -> Int {
-            guard let v = g.metadata[k]?.intValue, v > 0, v < 1 << 24 else { throw LowBitError(.badFormat, "GGUF model: missing or bad '\(k)'") }
-            return v
-        }
-        guard g.metadata["general.architecture"]?.stringValue == "llama" else {
-            throw LowBitError(.unsupported, "only the llama architecture is supported (this file is '\(g.metadata["general.architecture"]?.stringValue ?? "?")')")
-        }
-        layers = try int("llama.block_count")
-        embedding = try int("llama.embedding_length")
-        feedForward = try int("llama.feed_forward_length")
-        heads = try int("llama.attention.head_count")
-        kvHeads = g.metadata["llama.attention.head_count_kv"]?.intValue ?? heads
-        contextLength = try int("llama.context_length")
-        guard embedding % heads == 0, kvHeads > 0, heads % kvHeads == 0 else { throw LowBitError(.badFormat, "GGUF model: inconsistent head counts") }
-        headDim = embedding / heads
-        vocabulary = g.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count ?? 0
-        ropeBase = Float(g.metadata["llama.rope.freq_base"]?.floatValue ?? 10000)
-        normEpsilon = Float(g.metadata["llama.attention.layer_norm_rms_epsilon"]?.floatValue ?? 1e-5)
-    }
-}
-
-/// A Llama-architecture model (SmolLM2 and kin) whose linear layers are lowbit matrices.
+/// A Llama-family model (`Architecture`: SmolLM2, Llama 2 and 3, Mistral, Qwen2, Qwen3) whose
+/// linear layers are lowbit matrices.
 public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
     public let tokenizer: Tokenizer
@@ -112,6 +87,10 @@ public final class LlamaModel: @unchecked Sendable {
     struct Layer {
         let attnNorm: [Float], ffnNorm: [Float]
         var q: Linear, k: Linear, v: Linear, o: Linear, gate: Linear, up: Linear, down: Linear
+        /// Biases added to q, k and v (empty where the file has none).
+        let qBias: [Float], kBias: [Float], vBias: [Float]
+        /// Per-head RMSNorm weights of queries and keys (qwen3; empty elsewhere).
+        let qNorm: [Float], kNorm: [Float]
     }
     /// Mutable only through `replaceLinear`, which stack sensitivity uses before any forward runs.
     private(set) var layers: [Layer]
@@ -127,6 +106,9 @@ public final class LlamaModel: @unchecked Sendable {
     /// Tied requantized output: the embedding table is this layer's codes (`embeddingBytes` empty).
     let embeddingFromOutput: QuantizedLinear?
     public let stack: Stack?
+    /// Rotary embedding's angle per position for each pair i < headDim / 2: base^(-2i/d), divided
+    /// by Llama 3's per-pair factors (`rope_freqs`) and by the linear scaling factor.
+    let ropeFrequencies: [Float]
 
     /// Linear-layer names of a layer, as in the GGUF file.
     static let linearNames = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
@@ -165,8 +147,8 @@ public final class LlamaModel: @unchecked Sendable {
         for t in g.tensors where t.name.hasPrefix("blk.") {
             let layer = t.name.split(separator: ".", maxSplits: 2).dropFirst().first.flatMap { Int($0) }
             guard let layer, layer < c.layers else {
-                throw LowBitError(.badFormat,
-                                  "GGUF model: tensor '\(t.name)' is outside llama.block_count = \(c.layers)")
+                throw LowBitError(.badFormat, "GGUF model: tensor '\(t.name)' is outside "
+                                              + "\(c.architecture).block_count = \(c.layers)")
             }
         }
         // The embedding's shape bounds the vocabulary x width scratch below by the file's size.
@@ -258,18 +240,38 @@ public final class LlamaModel: @unchecked Sendable {
                                                coefficients: try coefficients.rescaled(by: scales))
             return try QuantizedLinear(m, kernel: kernel, inputScales: scales)
         }
+        // Vectors an architecture needs, or that a file may hold (biases): empty when absent.
+        func vector(_ name: String, count: Int, required: Bool) throws -> [Float] {
+            required || g.tensorNames.contains(name) ? try f32(name, count: count) : []
+        }
         var layers: [Layer] = []
-        let e = c.embedding, kv = c.kvHeads * c.headDim
+        let e = c.embedding, qw = c.queryWidth, kw = c.keyWidth, arch = c.architecture
         for i in 0..<c.layers {
             let p = "blk.\(i)."
             layers.append(Layer(attnNorm: try f32(p + "attn_norm.weight", count: e), ffnNorm: try f32(p + "ffn_norm.weight", count: e),
-                                q: try linear(p + "attn_q.weight", rows: e, cols: e),
-                                k: try linear(p + "attn_k.weight", rows: kv, cols: e),
-                                v: try linear(p + "attn_v.weight", rows: kv, cols: e),
-                                o: try linear(p + "attn_output.weight", rows: e, cols: e),
+                                q: try linear(p + "attn_q.weight", rows: qw, cols: e),
+                                k: try linear(p + "attn_k.weight", rows: kw, cols: e),
+                                v: try linear(p + "attn_v.weight", rows: kw, cols: e),
+                                o: try linear(p + "attn_output.weight", rows: e, cols: qw),
                                 gate: try linear(p + "ffn_gate.weight", rows: c.feedForward, cols: e),
                                 up: try linear(p + "ffn_up.weight", rows: c.feedForward, cols: e),
-                                down: try linear(p + "ffn_down.weight", rows: e, cols: c.feedForward)))
+                                down: try linear(p + "ffn_down.weight", rows: e, cols: c.feedForward),
+                                qBias: try vector(p + "attn_q.bias", count: qw, required: arch.requiresQKVBiases),
+                                kBias: try vector(p + "attn_k.bias", count: kw, required: arch.requiresQKVBiases),
+                                vBias: try vector(p + "attn_v.bias", count: kw, required: arch.requiresQKVBiases),
+                                qNorm: try vector(p + "attn_q_norm.weight", count: c.headDim,
+                                                  required: arch.normsQueryAndKeyHeads),
+                                kNorm: try vector(p + "attn_k_norm.weight", count: c.headDim,
+                                                  required: arch.normsQueryAndKeyHeads)))
+        }
+        // Llama 3 stores a factor per rotated pair; each must be a positive finite number.
+        let factors = try vector("rope_freqs.weight", count: c.headDim / 2, required: false)
+        guard factors.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw LowBitError(.badFormat, "GGUF model: rope_freqs.weight holds a factor that is not a positive number")
+        }
+        ropeFrequencies = (0..<(c.headDim / 2)).map { i in
+            let angle = pow(Double(c.ropeBase), -Double(2 * i) / Double(c.headDim)) / Double(c.ropeLinearScale)
+            return Float(angle / Double(factors.isEmpty ? 1 : factors[i]))
         }
         self.layers = layers
         outputNorm = try f32("output_norm.weight", count: e)
@@ -353,7 +355,10 @@ public final class LlamaModel: @unchecked Sendable {
     public var weightBytes: Int {
         var n = embeddingBytes.count + 4 * (outputNorm.count + layers.count * 2 * config.embedding)
             + (outputSharesEmbedding ? 0 : output.byteCount)
-        for l in layers { n += [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount } }
+        for l in layers {
+            n += [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount }
+            n += 4 * [l.qBias, l.kBias, l.vBias, l.qNorm, l.kNorm].reduce(0) { $0 + $1.count }
+        }
         return n + (stack?.residentBytes ?? 0)
     }
 
@@ -403,7 +408,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// layer (1 ... layers): how independent implementations check this one layer by layer.
     public func forward(_ tokens: [Int], cache: KVCache, logitRows: Range<Int>? = nil,
                         trace: ((Int, [Float]) -> Void)? = nil) throws -> [Float] {
-        let c = config, n = tokens.count, e = c.embedding, kvDim = c.kvHeads * c.headDim
+        let c = config, n = tokens.count, e = c.embedding, qw = c.queryWidth, kw = c.keyWidth
         guard n > 0 else { return [] }
         guard cache.count + n <= cache.capacity else {
             throw LowBitError(.invalidArgument, "context full: \(cache.count) + \(n) tokens exceed the cache of \(cache.capacity)")
@@ -413,15 +418,20 @@ public final class LlamaModel: @unchecked Sendable {
         var x = [Float](repeating: 0, count: n * e)
         x.withUnsafeMutableBufferPointer { xp in for (i, t) in tokens.enumerated() { embed(t, into: xp.baseAddress! + i * e) } }
         trace?(0, x)
-        var h = [Float](repeating: 0, count: n * e), q = [Float](repeating: 0, count: n * e)
-        var k = [Float](repeating: 0, count: n * kvDim), v = [Float](repeating: 0, count: n * kvDim)
-        var attn = [Float](repeating: 0, count: n * e), o = [Float](repeating: 0, count: n * e)
+        var h = [Float](repeating: 0, count: n * e), q = [Float](repeating: 0, count: n * qw)
+        var k = [Float](repeating: 0, count: n * kw), v = [Float](repeating: 0, count: n * kw)
+        var attn = [Float](repeating: 0, count: n * qw), o = [Float](repeating: 0, count: n * e)
         var gate = [Float](repeating: 0, count: n * c.feedForward), up = [Float](repeating: 0, count: n * c.feedForward)
         for (li, layer) in layers.enumerated() {
             rmsNorm(x, layer.attnNorm, into: &h, rows: n)
             try layer.q.forward(h, n: n, into: &q)
             try layer.k.forward(h, n: n, into: &k)
             try layer.v.forward(h, n: n, into: &v)
+            addBias(layer.qBias, to: &q)
+            addBias(layer.kBias, to: &k)
+            addBias(layer.vBias, to: &v)
+            normHeads(&q, layer.qNorm)
+            normHeads(&k, layer.kNorm)
             rope(&q, heads: c.heads, rows: n, start: start)
             rope(&k, heads: c.kvHeads, rows: n, start: start)
             cache.store(layer: li, start: start, keys: k, values: v, rows: n)
@@ -469,19 +479,39 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Rotary embedding on adjacent pairs (GGUF llama weights are permuted for this form).
+    /// x[r, j] += bias[j] for every row r; nothing for an empty bias.
+    func addBias(_ bias: [Float], to x: inout [Float]) {
+        guard !bias.isEmpty else { return }
+        for i in x.indices { x[i] += bias[i % bias.count] }
+    }
+
+    /// RMSNorm of every head (headDim values) of x with the weights w; nothing for empty w.
+    func normHeads(_ x: inout [Float], _ w: [Float]) {
+        guard !w.isEmpty else { return }
+        let d = w.count
+        for start in stride(from: 0, to: x.count, by: d) {
+            var ss: Float = 0
+            for i in start..<(start + d) { ss += x[i] * x[i] }
+            let scale = 1 / (ss / Float(d) + config.normEpsilon).squareRoot()
+            for i in 0..<d { x[start + i] *= scale * w[i] }
+        }
+    }
+
+    /// Rotary embedding: pair i of each head turns by position × ropeFrequencies[i]. The pairs
+    /// are adjacent values or values half a head apart (`Architecture.ropePairsAdjacent`).
     func rope(_ x: inout [Float], heads: Int, rows: Int, start: Int) {
         let d = config.headDim
+        let (step, partner) = config.architecture.ropePairsAdjacent ? (2, 1) : (1, d / 2)
         for r in 0..<rows {
             let pos = Float(start + r)
             for i in 0..<(d / 2) {
-                let theta = pos * pow(config.ropeBase, -Float(2 * i) / Float(d))
+                let theta = pos * ropeFrequencies[i]
                 let cs = cos(theta), sn = sin(theta)
                 for h in 0..<heads {
-                    let base = (r * heads + h) * d + 2 * i
-                    let a = x[base], b = x[base + 1]
+                    let base = (r * heads + h) * d + step * i
+                    let a = x[base], b = x[base + partner]
                     x[base] = a * cs - b * sn
-                    x[base + 1] = a * sn + b * cs
+                    x[base + partner] = a * sn + b * cs
                 }
             }
         }

@@ -29,6 +29,15 @@ func runGGUF(_ args: Arguments) throws {
     }
     let counts = byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.0) (\(formatBytes($0.value.1)))" }
     print("tensors by type: " + counts.joined(separator: ", "))
+    // Whether the runner takes this file's architecture and shape (its tensors are checked at load).
+    do {
+        let c = try LlamaConfig(file)
+        print("model: \(c.architecture), \(c.layers) layers of width \(c.embedding), \(c.heads) query heads and "
+              + "\(c.kvHeads) key/value heads of \(c.headDim), feed-forward \(c.feedForward), "
+              + "vocabulary \(c.vocabulary)")
+    } catch {
+        print("model: the runner cannot run it: \(error)")
+    }
     // How each type of 2-D tensor runs: the loader's rule for --weights file, then the others.
     let matrixTypes = Set(file.tensors.filter { $0.dims.count == 2 }.map(\.type)).sorted { "\($0)" < "\($1)" }
     print("matrices with --weights file (the default), by type:")

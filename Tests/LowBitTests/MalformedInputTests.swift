@@ -250,7 +250,7 @@ final class ModelContractTests: XCTestCase {
         b.addString("general.architecture", "llama")
         for key in ["llama.block_count", "llama.embedding_length", "llama.feed_forward_length",
                     "llama.attention.head_count", "llama.context_length"] {
-            b.addU32(key, key == "llama.block_count" ? 1 : 32)
+            b.addU32(key, key == "llama.block_count" ? 1 : key == "llama.attention.head_count" ? 4 : 32)
         }
         b.addString("tokenizer.ggml.model", "gpt2")
         b.addStringArray("tokenizer.ggml.tokens", ["a", "b"])
@@ -262,6 +262,53 @@ final class ModelContractTests: XCTestCase {
         } catch let e as LowBitError {
             XCTAssertEqual(e.status, .badFormat)
             XCTAssertTrue(e.message.contains("block_count"), e.message)
+        }
+    }
+
+    /// Each architecture's hyperparameters are checked before anything is sized from them; what
+    /// the runner cannot run (another architecture, other RoPE scaling, narrower values than
+    /// keys) is unsupported, named in the message.
+    func testHyperparametersAreCheckedPerArchitecture() throws {
+        func config(_ arch: String, _ extra: (inout GGUFBuilder) -> Void = { _ in }) throws -> LlamaConfig {
+            var b = GGUFBuilder()
+            b.addString("general.architecture", arch)
+            for key in ["block_count", "embedding_length", "feed_forward_length", "attention.head_count",
+                        "context_length"] {
+                b.addU32("\(arch).\(key)", key == "attention.head_count" ? 4 : 64)
+            }
+            extra(&b)
+            return try LlamaConfig(try GGUFFile(bytes: b.bytes()))
+        }
+        for arch in ["llama", "qwen2", "qwen3"] { XCTAssertEqual(try config(arch).architecture.rawValue, arch) }
+        let wide = try config("qwen3") { $0.addU32("qwen3.attention.key_length", 32) }
+        XCTAssertEqual([wide.headDim, wide.queryWidth, wide.embedding], [32, 128, 64])
+        let scaled = try config("llama") {
+            $0.addF32("llama.rope.scaling.factor", 4)
+            $0.addString("llama.rope.scaling.type", "linear")
+        }
+        XCTAssertEqual(scaled.ropeLinearScale, 4)
+        let cases: [(String, LowBitStatus, String, (inout GGUFBuilder) -> Void)] = [
+            ("phi3", .unsupported, "architecture 'phi3'", { _ in }),
+            ("llama", .unsupported, "RoPE scaling 'yarn'", { $0.addString("llama.rope.scaling.type", "yarn") }),
+            ("qwen2", .badFormat, "rope.freq_base", { $0.addF32("qwen2.rope.freq_base", .nan) }),
+            ("qwen2", .badFormat, "rope.freq_base", { $0.addF32("qwen2.rope.freq_base", -1) }),
+            ("llama", .badFormat, "layer_norm_rms_epsilon", {
+                $0.addF32("llama.attention.layer_norm_rms_epsilon", .infinity) }),
+            ("llama", .badFormat, "rope.scale_linear", { $0.addF32("llama.rope.scale_linear", 0) }),
+            ("qwen3", .unsupported, "differ in width", {
+                $0.addU32("qwen3.attention.key_length", 32); $0.addU32("qwen3.attention.value_length", 16) }),
+            ("qwen3", .badFormat, "key_length", { $0.addU32("qwen3.attention.key_length", 0) }),
+            ("llama", .badFormat, "head_count_kv", { $0.addU32("llama.attention.head_count_kv", 3) }),
+            ("llama", .badFormat, "odd width", { $0.addU32("llama.attention.key_length", 7) }),
+        ]
+        for (arch, status, words, extra) in cases {
+            do {
+                _ = try config(arch, extra)
+                XCTFail("\(words): accepted")
+            } catch let e as LowBitError {
+                XCTAssertEqual(e.status, status, e.message)
+                XCTAssertTrue(e.message.contains(words), e.message)
+            }
         }
     }
 

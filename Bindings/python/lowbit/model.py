@@ -11,7 +11,7 @@ _WEIGHTS = {"reference": 0, "file": 1, "q4_1": 1}   # q4_1: the older name of "f
 
 
 class Model(Handle):
-    """A GGUF model (Llama architecture) whose linear layers are lowbit matrices.
+    """A GGUF model (architecture llama, qwen2 or qwen3) whose linear layers are lowbit matrices.
 
     Model.open(path, weights="file" | "reference", bits=None, group_size=64, kernel="auto",
     stack=None, budget=None, calibration=None, act_bits=None): `bits` (1-4 or "ternary")

@@ -1,7 +1,8 @@
-"""An independent float64 Llama forward pass in numpy, reading the GGUF file itself: the check
-the runner is held to, layer by layer (test_model.py). Only what SmolLM2 needs: F32, Q8_0 and
-Q4_1 tensors, RMSNorm, RoPE on adjacent pairs (llama.cpp's mode 0), grouped-query attention,
-SiLU-gated feed-forward."""
+"""An independent float64 forward pass of the Llama family in numpy, reading the GGUF file
+itself: the check the runner is held to, layer by layer (test_model.py, test_architectures.py).
+F32, F16, Q8_0, Q4_0 and Q4_1 tensors; RMSNorm; grouped-query attention; SiLU-gated feed-forward; RoPE
+on adjacent pairs (llama) or on pairs half a head apart (qwen2, qwen3), with Llama 3's per-pair
+factors and linear scaling; qwen2's q/k/v biases; qwen3's per-head q/k norms and head width."""
 import struct
 
 import numpy as np
@@ -55,10 +56,17 @@ class GGUF:
         base = self.start + offset
         if kind == 0:
             values = np.frombuffer(self.data, dtype="<f4", count=count, offset=base).astype(np.float64)
+        elif kind == 1:
+            values = np.frombuffer(self.data, dtype="<f2", count=count, offset=base).astype(np.float64)
         elif kind == 8:   # Q8_0: f16 d, 32 int8
             blocks = np.frombuffer(self.data, dtype=np.uint8, count=count // 32 * 34, offset=base).reshape(-1, 34)
             d = blocks[:, :2].copy().view("<f2").astype(np.float64)
             values = (d * blocks[:, 2:].view(np.int8).astype(np.float64)).reshape(-1)
+        elif kind == 2:   # Q4_0: f16 d, 16 bytes of nibbles q, weights d * (q - 8)
+            blocks = np.frombuffer(self.data, dtype=np.uint8, count=count // 32 * 18, offset=base).reshape(-1, 18)
+            d = blocks[:, 0:2].copy().view("<f2").astype(np.float64)
+            q = np.concatenate([blocks[:, 2:] & 15, blocks[:, 2:] >> 4], axis=1).astype(np.float64)
+            values = (d * (q - 8)).reshape(-1)
         elif kind == 3:   # Q4_1: f16 d, f16 m, 16 bytes of nibbles (low: weights 0-15, high: 16-31)
             blocks = np.frombuffer(self.data, dtype=np.uint8, count=count // 32 * 20, offset=base).reshape(-1, 20)
             d = blocks[:, 0:2].copy().view("<f2").astype(np.float64)
@@ -73,35 +81,51 @@ class GGUF:
 def hidden_states(path, tokens):
     """Hidden states (layers + 1, n, hidden): after the embedding, then after each layer."""
     g = GGUF(path)
-    meta = g.meta
-    layers, heads = meta["llama.block_count"], meta["llama.attention.head_count"]
-    kv_heads = meta.get("llama.attention.head_count_kv", heads)
-    eps = meta.get("llama.attention.layer_norm_rms_epsilon", 1e-5)
-    base = meta.get("llama.rope.freq_base", 10000.0)
+    arch = g.meta["general.architecture"]
+    meta = {key[len(arch) + 1:]: value for key, value in g.meta.items() if key.startswith(arch + ".")}
+    layers, heads = meta["block_count"], meta["attention.head_count"]
+    kv_heads = meta.get("attention.head_count_kv", heads)
+    eps = meta.get("attention.layer_norm_rms_epsilon", 1e-5)
+    base = meta.get("rope.freq_base", 10000.0)
+    scale = meta.get("rope.scaling.factor", 1.0) if meta.get("rope.scaling.type") == "linear" else 1.0
     x = g.array("token_embd.weight")[np.asarray(tokens)]
     n, e = x.shape
-    d = e // heads
+    d = meta.get("attention.key_length", e // heads)
+    factors = g.array("rope_freqs.weight") if "rope_freqs.weight" in g.tensors else np.ones(d // 2)
+    frequencies = base ** (-2.0 * np.arange(d // 2) / d) / factors / scale
 
     def norm(v, w):
-        return v / np.sqrt(np.mean(v * v, axis=1, keepdims=True) + eps) * w
+        return v / np.sqrt(np.mean(v * v, axis=-1, keepdims=True) + eps) * w
 
     def rope(v, count):
-        v = v.reshape(n, count, d // 2, 2).copy()
-        angle = np.arange(n)[:, None] * base ** (-2.0 * np.arange(d // 2) / d)
+        # llama: pairs (2i, 2i + 1); qwen: pairs (i, i + d/2).
+        v = v.reshape(n, count, d // 2, 2) if arch == "llama" else v.reshape(n, count, 2, d // 2).swapaxes(2, 3)
+        v = v.copy()
+        angle = np.arange(n)[:, None] * frequencies
         cos, sin = np.cos(angle)[:, None, :], np.sin(angle)[:, None, :]
         a, b = v[..., 0].copy(), v[..., 1].copy()
         v[..., 0], v[..., 1] = a * cos - b * sin, a * sin + b * cos
+        v = v if arch == "llama" else v.swapaxes(2, 3)
         return v.reshape(n, count * d)
+
+    def project(h, name):
+        out = h @ g.array(name + ".weight").T
+        return out + g.array(name + ".bias") if name + ".bias" in g.tensors else out
+
+    def head_norm(v, count, name):
+        if name not in g.tensors:
+            return v
+        return norm(v.reshape(n, count, d), g.array(name)).reshape(n, count * d)
 
     states = [x.copy()]
     causal = np.triu(np.full((n, n), -np.inf), k=1)
     for i in range(layers):
         p = f"blk.{i}."
         h = norm(x, g.array(p + "attn_norm.weight"))
-        q = rope(h @ g.array(p + "attn_q.weight").T, heads)
-        k = rope(h @ g.array(p + "attn_k.weight").T, kv_heads)
-        v = h @ g.array(p + "attn_v.weight").T
-        out = np.zeros((n, e))
+        q = rope(head_norm(project(h, p + "attn_q"), heads, p + "attn_q_norm.weight"), heads)
+        k = rope(head_norm(project(h, p + "attn_k"), kv_heads, p + "attn_k_norm.weight"), kv_heads)
+        v = project(h, p + "attn_v")
+        out = np.zeros((n, heads * d))
         for head in range(heads):
             kvh = head // (heads // kv_heads)
             qh, kh, vh = q[:, head * d:(head + 1) * d], k[:, kvh * d:(kvh + 1) * d], v[:, kvh * d:(kvh + 1) * d]

@@ -1,0 +1,164 @@
+"""The Llama-family architectures the runner knows (llama with Llama 3's RoPE factors and linear
+scaling, qwen2, qwen3), each as a tiny synthetic model written with llama.cpp's `gguf` package:
+random weights, the test model's tokenizer. Each is held to the independent numpy forward pass
+(numpy_llama.py) layer by layer: in Float32, and as Q4_0 / Q8_0 blocks on lowbit's kernels."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lowbit
+from numpy_llama import hidden_states
+
+gguf = pytest.importorskip("gguf")   # scripts/test.sh installs it beside the wheel
+MODEL = os.environ.get("LOWBIT_MODEL") or str(
+    Path(__file__).resolve().parents[3] / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+pytestmark = pytest.mark.skipif(not Path(MODEL).exists(), reason="model not fetched (scripts/fetch-model.sh)")
+TOKENS = [1, 504, 3458, 314, 1915, 28, 216, 2000, 17, 5, 4923, 30]
+
+
+def write_model(path, arch, *, head_dim=None, biases=False, head_norms=False, rope_factors=False,
+                linear_scale=None, tied=True, blocks=False, seed=0):
+    """A 2-layer model of width 64 (4 query heads, 2 key/value heads) with the test model's
+    tokenizer: what sets `arch` apart and nothing else. `blocks`: matrices in Q4_0 and the
+    embedding in Q8_0, as llama.cpp quantizes; else Float32 matrices and a Float16 embedding."""
+    rng = np.random.default_rng(seed)
+    reader = gguf.GGUFReader(MODEL)
+    writer = gguf.GGUFWriter(str(path), arch=arch)
+    for field in reader.fields.values():
+        if field.name.startswith("tokenizer."):
+            kind = field.types[0]
+            sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
+    vocabulary = len(reader.fields["tokenizer.ggml.tokens"].data)
+    embedding, heads, kv_heads, feed_forward, layers = 64, 4, 2, 96, 2
+    d = head_dim or embedding // heads
+    writer.add_block_count(layers)
+    writer.add_context_length(256)
+    writer.add_embedding_length(embedding)
+    writer.add_feed_forward_length(feed_forward)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_freq_base(1e6 if arch != "llama" else 5e5)
+    if head_dim:
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+    if linear_scale:
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(linear_scale)
+
+    def matrix(name, rows, cols, kind=gguf.GGMLQuantizationType.Q4_0):
+        values = (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
+        if blocks:
+            writer.add_tensor(name, gguf.quants.quantize(values, kind), raw_dtype=kind)
+        else:
+            writer.add_tensor(name, values)
+
+    def vector(name, count, around=1.0, spread=0.1):
+        writer.add_tensor(name, (around + spread * rng.standard_normal(count)).astype(np.float32))
+
+    if blocks:
+        matrix("token_embd.weight", vocabulary, embedding, gguf.GGMLQuantizationType.Q8_0)
+    else:
+        writer.add_tensor("token_embd.weight", rng.standard_normal((vocabulary, embedding)).astype(np.float16))
+    if rope_factors:   # Llama 3's: long wavelengths slowed down, as its scaling does
+        writer.add_tensor("rope_freqs.weight", np.geomspace(1, 8, d // 2).astype(np.float32))
+    for i in range(layers):
+        p = f"blk.{i}."
+        vector(p + "attn_norm.weight", embedding)
+        vector(p + "ffn_norm.weight", embedding)
+        matrix(p + "attn_q.weight", heads * d, embedding)
+        matrix(p + "attn_k.weight", kv_heads * d, embedding)
+        matrix(p + "attn_v.weight", kv_heads * d, embedding)
+        matrix(p + "attn_output.weight", embedding, heads * d)
+        matrix(p + "ffn_gate.weight", feed_forward, embedding)
+        matrix(p + "ffn_up.weight", feed_forward, embedding)
+        matrix(p + "ffn_down.weight", embedding, feed_forward)
+        if biases:
+            vector(p + "attn_q.bias", heads * d, around=0, spread=0.5)
+            vector(p + "attn_k.bias", kv_heads * d, around=0, spread=0.5)
+            vector(p + "attn_v.bias", kv_heads * d, around=0, spread=0.5)
+        if head_norms:
+            vector(p + "attn_q_norm.weight", d)
+            vector(p + "attn_k_norm.weight", d)
+    vector("output_norm.weight", embedding)
+    if not tied:
+        matrix("output.weight", vocabulary, embedding)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+ARCHITECTURES = {
+    "llama3": dict(arch="llama", rope_factors=True, tied=False),
+    "llama-linear-rope": dict(arch="llama", linear_scale=4.0),
+    "qwen2": dict(arch="qwen2", biases=True),
+    "qwen3": dict(arch="qwen3", head_dim=32, head_norms=True),   # heads wider than 64 / 4
+}
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHITECTURES))
+def architecture(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def model(architecture, tmp_path_factory):
+    return write_model(tmp_path_factory.mktemp("arch") / f"{architecture}.gguf", **ARCHITECTURES[architecture])
+
+
+@pytest.fixture(scope="module")
+def model_in_blocks(architecture, tmp_path_factory):
+    return write_model(tmp_path_factory.mktemp("arch") / f"{architecture}-blocks.gguf", blocks=True,
+                       **ARCHITECTURES[architecture])
+
+
+def relative_errors(got, expected):
+    return [np.linalg.norm(got[i] - expected[i]) / np.linalg.norm(expected[i]) for i in range(expected.shape[0])]
+
+
+def test_every_layer_agrees_with_numpy(model):
+    expected = hidden_states(model, TOKENS)
+    with lowbit.Model.open(str(model), weights="reference") as m:
+        got = m.trace(TOKENS)
+    assert got.shape == expected.shape == (3, len(TOKENS), 64)
+    errors = relative_errors(got, expected)
+    assert max(errors) <= 1e-5, errors
+
+
+def test_each_architecture_runs_on_lowbit_kernels(model_in_blocks):
+    """The file's Q4_0 blocks on lowbit's 4-bit kernels (16-bit activations) and its Q8_0
+    embedding: the same weights as numpy reads, so only the activations' rounding differs."""
+    expected = hidden_states(model_in_blocks, TOKENS)
+    with lowbit.Model.open(str(model_in_blocks), weights="file") as m:
+        got = m.trace(TOKENS)
+        assert len(m.generate("The capital of France is", max_tokens=4)) > len("The capital of France is")
+    errors = relative_errors(got, expected)
+    assert max(errors) <= 3e-4, errors
+    with lowbit.Model.open(str(model_in_blocks), bits=2, group_size=32) as m:   # requantized: runs
+        assert m.trace(TOKENS).shape == expected.shape
+
+
+def test_the_rotation_and_its_factors_matter(tmp_path):
+    """The numpy pass itself tells the variants apart: the same weights with llama's rotation,
+    with Llama 3's factors and with qwen's pairs give different states after the first layer."""
+    plain = hidden_states(write_model(tmp_path / "plain.gguf", "llama"), TOKENS)
+    factors = hidden_states(write_model(tmp_path / "factors.gguf", "llama", rope_factors=True), TOKENS)
+    halves = hidden_states(write_model(tmp_path / "halves.gguf", "qwen2"), TOKENS)
+    for other in (factors, halves):
+        assert min(relative_errors(other[1:], plain[1:])) > 1e-3
+
+
+def test_other_architectures_and_malformed_hyperparameters_are_refused(tmp_path):
+    path = write_model(tmp_path / "phi3.gguf", "phi3")
+    with pytest.raises(lowbit.LowbitError) as e:
+        lowbit.Model.open(str(path))
+    assert e.value.status_name == "UNSUPPORTED" and "architecture 'phi3'" in e.value.message
+    path = write_model(tmp_path / "qwen2-no-bias.gguf", "qwen2")
+    with pytest.raises(lowbit.LowbitError) as e:
+        lowbit.Model.open(str(path))
+    assert "attn_q.bias" in e.value.message
