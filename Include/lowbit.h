@@ -341,7 +341,7 @@ typedef int32_t lowbit_special_token;
 enum {
     LOWBIT_TOKEN_BOS = 0,         /* beginning of sequence */
     LOWBIT_TOKEN_EOS = 1,         /* end of sequence */
-    LOWBIT_TOKEN_END_OF_TURN = 2  /* ChatML's <|im_end|> */
+    LOWBIT_TOKEN_END_OF_TURN = 2  /* the file's eot token, ChatML's <|im_end|> or Llama 3's <|eot_id|> */
 };
 /* The id of a special token, or -1 when the model has none. Since 0.2. */
 LOWBIT_API lowbit_status lowbit_model_special_token(const lowbit_model *m, lowbit_special_token which, int32_t *out);
@@ -367,8 +367,9 @@ typedef struct lowbit_chat_message {
     const char *content;
 } lowbit_chat_message;
 #endif
-/* messages[0..n) in the model's chat template (ChatML; others are LOWBIT_ERROR_UNSUPPORTED),
- * with the template's default system message when the first message is not one, and the
+/* messages[0..n) in the model's chat template (ChatML, with the template's default system message
+ * when the first message is not one, or Llama 3's role headers; others are
+ * LOWBIT_ERROR_UNSUPPORTED), and the
  * assistant's turn opened when add_generation_prompt != 0. Output rules as lowbit_detokenize.
  * Since 0.2. */
 LOWBIT_API lowbit_status lowbit_chat_template(const lowbit_model *m, const lowbit_chat_message *messages, int64_t n,

@@ -4,21 +4,32 @@ import Glibc
 import LowBit
 
 extension LlamaModel {
-    /// The prompt in the model's chat format. ChatML templates (SmolLM2's) are applied as the
-    /// template says, including its default system message; other templates are not supported.
+    /// The prompt in the model's chat format (see `chatPrompt(_:addGenerationPrompt:)`).
     public func chatPrompt(_ user: String) throws -> String {
         try chatPrompt([ChatMessage(role: "user", content: user)], addGenerationPrompt: true)
     }
 
-    /// `messages` in the model's ChatML template: its default system message first when the
-    /// conversation has none, then each message, then (`addGenerationPrompt`) the opening of the
-    /// assistant's turn. Roles are plain words (system, user, assistant, ...).
+    /// `messages` in the model's chat format, then (`addGenerationPrompt`) the opening of the
+    /// assistant's turn. Two formats cover the files this runner takes, recognized by their
+    /// template's control tokens (a general template language is beyond a chat format):
+    /// ChatML (SmolLM2, Qwen), with the template's default system message first when the
+    /// conversation has none; and Llama 3's role headers, whose BOS the tokenizer adds. Roles are
+    /// plain words (system, user, assistant, ...).
     public func chatPrompt(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
-        guard let template = chatTemplate, template.contains("<|im_start|>") else {
-            throw LowBitError(.unsupported, "this model's chat template is not ChatML; use a plain prompt")
-        }
         for m in messages where m.role.isEmpty || !m.role.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic }) {
             throw LowBitError(.invalidArgument, "chat role '\(m.role)' must be a word (system, user, assistant)")
+        }
+        guard let template = chatTemplate else {
+            throw LowBitError(.unsupported, "this model has no chat template; use a plain prompt")
+        }
+        if template.contains("<|start_header_id|>") {
+            var text = ""
+            for m in messages { text += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(m.content)<|eot_id|>" }
+            return addGenerationPrompt ? text + "<|start_header_id|>assistant<|end_header_id|>\n\n" : text
+        }
+        guard template.contains("<|im_start|>") else {
+            throw LowBitError(.unsupported, "this model's chat template is neither ChatML nor Llama 3's; "
+                                            + "use a plain prompt")
         }
         var text = ""
         let marker = "'<|im_start|>system\n"

@@ -1,14 +1,16 @@
 import LowBit
 
-/// GPT-2 byte-level BPE, as a GGUF file describes it (`tokenizer.ggml.*`), with the "smollm"
-/// pre-tokenizer: digits split one by one, then GPT-2's word pattern
-///   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)
-/// with text the pattern does not match kept as pieces of its own (llama.cpp's rule).
-/// Control tokens (<|im_start|> …) are recognised in text only when asked (`parseSpecial`).
+/// GPT-2 byte-level BPE, as a GGUF file describes it (`tokenizer.ggml.*`), with the pre-tokenizer
+/// the file names (`PreTokenizer`). Control tokens (<|im_start|> …) are recognised in text only
+/// when asked (`parseSpecial`).
 public final class Tokenizer: @unchecked Sendable {
     public let tokens: [String]
     public let bosID: Int?, eosID: Int?
     public let addBOS: Bool
+    public let preTokenizer: PreTokenizer
+    /// The end of a chat turn: the file's `tokenizer.ggml.eot_token_id`, else ChatML's <|im_end|>
+    /// or Llama 3's <|eot_id|> where the vocabulary has it.
+    public let endOfTurnID: Int?
     let ids: [String: Int]
     let mergeRanks: [String: Int]   // "left right" → rank
     let specialIDs: Set<Int>        // control and user-defined tokens
@@ -20,7 +22,11 @@ public final class Tokenizer: @unchecked Sendable {
         func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "GGUF tokenizer: \(why)") }
         guard gguf.metadata["tokenizer.ggml.model"]?.stringValue == "gpt2" else { throw bad("only the gpt2 (byte-level BPE) model is supported") }
         let pre = gguf.metadata["tokenizer.ggml.pre"]?.stringValue ?? "default"
-        guard ["smollm", "gpt2", "default"].contains(pre) else { throw bad("pre-tokenizer '\(pre)' is not supported (smollm, gpt2)") }
+        guard let preTokenizer = PreTokenizer(fileName: pre) else {
+            throw LowBitError(.unsupported, "GGUF tokenizer: pre-tokenizer '\(pre)' is not supported "
+                                            + "(smollm, gpt2, llama-bpe, qwen2)")
+        }
+        self.preTokenizer = preTokenizer
         guard let names = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue?.stringValues, !names.isEmpty else {
             throw bad("no token list of strings")
         }
@@ -48,6 +54,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
         bosID = tokenID("tokenizer.ggml.bos_token_id")
         eosID = tokenID("tokenizer.ggml.eos_token_id")
+        endOfTurnID = tokenID("tokenizer.ggml.eot_token_id") ?? ids["<|im_end|>"] ?? ids["<|eot_id|>"]
         addBOS = (gguf.metadata["tokenizer.ggml.add_bos_token"].map { $0 == .bool(true) } ?? false) && bosID != nil
         // GPT-2's reversible byte → printable character map.
         var chars = [Character](repeating: " ", count: 256)
@@ -70,8 +77,6 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     public var vocabularySize: Int { tokens.count }
-    /// ChatML's end of a turn, <|im_end|>, where the vocabulary has it.
-    public var endOfTurnID: Int? { ids["<|im_end|>"] }
 
     // MARK: encoding
 
@@ -82,7 +87,7 @@ public final class Tokenizer: @unchecked Sendable {
         if addSpecial, addBOS, let bos = bosID { out.append(bos) }
         for (segment, special) in splitSpecial(text, parse: parseSpecial) {
             if let id = special { out.append(id); continue }
-            for piece in Tokenizer.preTokenize(segment) { out.append(contentsOf: bpe(piece)) }
+            for piece in preTokenizer.split(segment) { out.append(contentsOf: bpe(piece)) }
         }
         return out
     }
@@ -104,70 +109,6 @@ public final class Tokenizer: @unchecked Sendable {
         }
         if plainStart < bytes.count { result.append((String(decoding: bytes[plainStart...], as: UTF8.self), nil)) }
         return result
-    }
-
-    static func isLetter(_ s: Unicode.Scalar) -> Bool {
-        switch s.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
-        default: return false
-        }
-    }
-    static func isNumber(_ s: Unicode.Scalar) -> Bool {
-        switch s.properties.generalCategory {
-        case .decimalNumber, .letterNumber, .otherNumber: return true
-        default: return false
-        }
-    }
-    static func isSpace(_ s: Unicode.Scalar) -> Bool { s.properties.isWhitespace }
-
-    /// The smollm pre-tokenizer: every \p{N} alone, then GPT-2's pattern on the rest.
-    public static func preTokenize(_ text: String) -> [String] {
-        let scalars = Array(text.unicodeScalars)
-        var pieces: [String] = []
-        var start = 0
-        for (i, s) in scalars.enumerated() where isNumber(s) {
-            if start < i { pieces.append(contentsOf: gpt2Split(Array(scalars[start..<i]))) }
-            pieces.append(String(s))
-            start = i + 1
-        }
-        if start < scalars.count { pieces.append(contentsOf: gpt2Split(Array(scalars[start...]))) }
-        return pieces
-    }
-
-    static func gpt2Split(_ s: [Unicode.Scalar]) -> [String] {
-        var out: [String] = []
-        var i = 0
-        let n = s.count
-        func run(from j: Int, _ pred: (Unicode.Scalar) -> Bool) -> Int {
-            var k = j
-            while k < n, pred(s[k]) { k += 1 }
-            return k
-        }
-        let other: (Unicode.Scalar) -> Bool = { !isSpace($0) && !isLetter($0) && !isNumber($0) }
-        while i < n {
-            var end = i
-            let c = s[i]
-            if c == "'" , i + 1 < n {
-                let rest = String(String.UnicodeScalarView(s[(i + 1)..<min(n, i + 3)]))
-                if rest.hasPrefix("re") || rest.hasPrefix("ve") || rest.hasPrefix("ll") { end = i + 3 }
-                else if let f = rest.first, "stmd".contains(f) { end = i + 2 }
-            }
-            if end == i {
-                let j = (c == " " && i + 1 < n && !isSpace(s[i + 1])) ? i + 1 : i
-                if isLetter(s[j]) { end = run(from: j, isLetter) }
-                else if isNumber(s[j]) { end = run(from: j, isNumber) }
-                else if other(s[j]) { end = run(from: j, other) }
-                else {
-                    // Whitespace: all of it at the end of text; otherwise all but the last
-                    // character, which may start the next piece (" word"); a single one stays alone.
-                    let k = run(from: i, isSpace)
-                    end = k == n || k - i == 1 ? k : k - 1
-                }
-            }
-            out.append(String(String.UnicodeScalarView(s[i..<end])))
-            i = end
-        }
-        return out
     }
 
     /// Byte-level BPE of one piece: bytes → printable characters, then repeatedly the

@@ -75,8 +75,9 @@ class Model(Handle):
         return _text_of(lambda out, size, written: _lib.lowbit_detokenize(self._live(), ids, n, out, size, written))
 
     def chat_template(self, messages, add_generation_prompt: bool = True) -> str:
-        """`messages` (dicts with "role" and "content") in the model's chat template, with its
-        default system message when the first is not one, and the assistant's turn opened."""
+        """`messages` (dicts with "role" and "content") in the model's chat template (ChatML, with
+        its default system message when the first is not one, or Llama 3's role headers), and the
+        assistant's turn opened."""
         c_messages, keep = _chat_messages(messages)
         return _text_of(lambda out, size, written: _lib.lowbit_chat_template(
             self._live(), c_messages, len(keep), add_generation_prompt, out, size, written))
@@ -91,7 +92,8 @@ class Model(Handle):
         return self._int_property(_lib.lowbit_model_context_length)
 
     def special_token(self, which: str):
-        """The id of "bos", "eos" or "end_of_turn" (ChatML's <|im_end|>), or None."""
+        """The id of "bos", "eos" or "end_of_turn" (the file's end-of-turn token, ChatML's <|im_end|>
+        or Llama 3's <|eot_id|>), or None."""
         from . import ArgumentError
         codes = {"bos": 0, "eos": 1, "end_of_turn": 2}
         if which not in codes:

@@ -19,18 +19,22 @@ TOKENS = [1, 504, 3458, 314, 1915, 28, 216, 2000, 17, 5, 4923, 30]
 
 
 def write_model(path, arch, *, head_dim=None, biases=False, head_norms=False, rope_factors=False,
-                linear_scale=None, tied=True, blocks=False, seed=0):
+                linear_scale=None, tied=True, blocks=False, tokenizer=None, seed=0):
     """A 2-layer model of width 64 (4 query heads, 2 key/value heads) with the test model's
     tokenizer: what sets `arch` apart and nothing else. `blocks`: matrices in Q4_0 and the
-    embedding in Q8_0, as llama.cpp quantizes; else Float32 matrices and a Float16 embedding."""
+    embedding in Q8_0, as llama.cpp quantizes; else Float32 matrices and a Float16 embedding.
+    `tokenizer`: string fields that replace the test model's (pre-tokenizer, chat template)."""
+    tokenizer = tokenizer or {}
     rng = np.random.default_rng(seed)
     reader = gguf.GGUFReader(MODEL)
     writer = gguf.GGUFWriter(str(path), arch=arch)
     for field in reader.fields.values():
-        if field.name.startswith("tokenizer."):
+        if field.name.startswith("tokenizer.") and field.name not in tokenizer:
             kind = field.types[0]
             sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
             writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
+    for key, value in tokenizer.items():
+        writer.add_string(key, value)
     vocabulary = len(reader.fields["tokenizer.ggml.tokens"].data)
     embedding, heads, kv_heads, feed_forward, layers = 64, 4, 2, 96, 2
     d = head_dim or embedding // heads
@@ -162,3 +166,36 @@ def test_other_architectures_and_malformed_hyperparameters_are_refused(tmp_path)
     with pytest.raises(lowbit.LowbitError) as e:
         lowbit.Model.open(str(path))
     assert "attn_q.bias" in e.value.message
+
+
+LLAMA3_TEMPLATE = ("{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}"
+                   "<|end_header_id|>\n\n{{ message['content'] | trim }}<|eot_id|>{% endfor %}"
+                   "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
+
+
+def test_llama3_chat_format_and_pre_tokenizer(tmp_path):
+    path = write_model(tmp_path / "llama3-chat.gguf", "llama", rope_factors=True, tokenizer={
+        "tokenizer.chat_template": LLAMA3_TEMPLATE, "tokenizer.ggml.pre": "llama-bpe"})
+    with lowbit.Model.open(str(path), weights="reference") as m:
+        text = m.chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+        assert text == ("<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                        "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+                        "<|start_header_id|>assistant<|end_header_id|>\n\n")
+        # Llama 3's pattern keeps a run of line breaks in one piece, which BPE then merges;
+        # SmolLM2's pattern leaves the last break a piece of its own.
+        assert [m.detokenize([t]) for t in m.tokenize("end.\n\nNext", add_special=False)] == [
+            "end", ".", "\n\n", "Next"]
+    with lowbit.Model.open(MODEL, weights="reference") as smollm:
+        assert [smollm.detokenize([t]) for t in smollm.tokenize("end.\n\nNext", add_special=False)] == [
+            "end", ".", "\n", "\n", "Next"]
+
+
+def test_unknown_pre_tokenizers_and_chat_formats_are_unsupported(tmp_path):
+    path = write_model(tmp_path / "falcon-pre.gguf", "llama", tokenizer={"tokenizer.ggml.pre": "falcon"})
+    with pytest.raises(lowbit.LowbitError) as e:
+        lowbit.Model.open(str(path))
+    assert e.value.status_name == "UNSUPPORTED" and "'falcon'" in e.value.message
+    path = write_model(tmp_path / "inst.gguf", "llama", tokenizer={"tokenizer.chat_template": "[INST] {{ x }} [/INST]"})
+    with lowbit.Model.open(str(path), weights="reference") as m, pytest.raises(lowbit.LowbitError) as e:
+        m.chat_template([{"role": "user", "content": "Hi"}])
+    assert e.value.status_name == "UNSUPPORTED"

@@ -95,6 +95,13 @@ public enum FuzzTargets {
             fatalError("tokenizer round trip: \(Array(text.utf8)) became \(decoded) through \(plain)")
         }
         _ = tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+        // Every pre-tokenizer ends and cuts the text into non-empty pieces that join back to it.
+        for pre in [PreTokenizer.smollm, .llama3(maxDigits: 3), .llama3(maxDigits: 1)] {
+            let pieces = pre.split(text)
+            guard !pieces.contains(""), pieces.joined() == text else {
+                fatalError("pre-tokenizer \(pre) on \(Array(text.utf8)) gave \(pieces)")
+            }
+        }
     }
 
     /// The tokenizer of the model named by `LOWBIT_MODEL`, loaded once.
