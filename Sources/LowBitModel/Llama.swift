@@ -8,8 +8,9 @@ import Synchronization
 public enum WeightChoice: Sendable, CustomStringConvertible {
     /// The file's own weights dequantized to Float32: the reference model.
     case reference
-    /// The file's own blocks, imported without requantization: Q4_0 and Q4_1 as lowbit 4-bit
-    /// matrices, Q8_0 on its own blocks, other types as their exact Float32 values. `auto` is the dequant family
+    /// The file's own blocks, imported without requantization (`FileTensorHolding`): Q4_0, Q4_1,
+    /// Q4_K, Q5_0, Q5_1, Q5_K, TQ1_0 and TQ2_0 as lowbit matrices of their codes, Q8_0 on its own
+    /// blocks, other types as their exact Float32 values. `auto` is the dequant family
     /// here, at every activation precision (LUT tables would round otherwise than the precision
     /// asked for). `activationBits` nil: 16 where the kernel takes it (dequant, with two int8
     /// passes, so the model agrees with the reference token by token), else the kernel's int8;
@@ -50,26 +51,28 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
 /// How `--weights file` (`WeightChoice.q4_1`) holds a linear layer's tensor of each ggml type:
 /// the loader's rule, which `lowbit gguf` reports per type.
 public enum FileTensorHolding: Sendable, Equatable {
-    /// Q4_0 and Q4_1: lowbit 4-bit codes, group size 32, with the blocks' own d and m.
-    case lowbit4Bit
+    /// Types whose groups of 32 are scale·q + offset (`GGMLBlocks.integerGroupBits`: Q4_0, Q4_1,
+    /// Q4_K at 4 bits, Q5_0, Q5_1, Q5_K at 5, TQ1_0 and TQ2_0 at 2): lowbit codes of that width,
+    /// group size 32, with the blocks' own scales and minimums.
+    case lowbitCodes(bits: Int)
     /// Q8_0: the file's blocks, on a kernel of their own.
     case q8_0Blocks
     /// Every other type: its exact Float32 values (no requantization).
     case float32
 
     public init(_ type: GGUFFile.TensorType) {
-        switch type {
-        case .q4_0, .q4_1: self = .lowbit4Bit
-        case .q8_0: self = .q8_0Blocks
-        default: self = .float32
+        if let bits = GGMLBlocks.integerGroupBits(type) {
+            self = .lowbitCodes(bits: bits)
+        } else {
+            self = type == .q8_0 ? .q8_0Blocks : .float32
         }
     }
 
     /// What the holding is and which kernels run it, said plainly.
     public var description: String {
         switch self {
-        case .lowbit4Bit:
-            return "lowbit 4-bit codes, group size 32, as stored (kernel families lut, bitserial, dequant; "
+        case .lowbitCodes(let bits):
+            return "lowbit \(bits)-bit codes, group size 32, as stored (kernel families lut, bitserial, dequant; "
                 + "auto: dequant with 16-bit activations)"
         case .q8_0Blocks: return "its own Q8_0 blocks (int8 x float kernel)"
         case .float32: return "exact Float32 values (float kernel)"
@@ -197,11 +200,9 @@ public final class LlamaModel: @unchecked Sendable {
                 // Types not yet imported into lowbit's formats keep their blocks or their exact
                 // values: this mode promises not to requantize.
                 switch FileTensorHolding(t.type) {
-                case .lowbit4Bit:
+                case .lowbitCodes:
                     let (family, bits) = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
-                    let m = try g.withTensorBytes(t) {
-                        try Importer.ggml4Bit($0, rows: rows, cols: cols, hasMinimum: t.type == .q4_1)
-                    }
+                    let m = try g.withTensorBytes(t) { try Importer.ggmlBlocks($0, type: t.type, rows: rows, cols: cols) }
                     return try QuantizedLinear(m, kernel: family, activationBits: bits)
                 case .q8_0Blocks:
                     return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols)

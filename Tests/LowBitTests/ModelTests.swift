@@ -90,6 +90,39 @@ final class GGUFTests: XCTestCase {
         XCTAssertEqual(decoded, Set(GGUFFile.TensorType.allCases))
     }
 
+    /// The types held as lowbit codes (`GGMLBlocks.integerGroupBits`) import to matrices whose
+    /// values are gguf's decoding on the same random blocks, bit for bit but for a zero's sign
+    /// (d·q + m gives +0 where ggml's d·(q − 8) gives −0 for a negative d); the others are refused.
+    func testIntegerGroupTypesImportAsTheirOwnValues() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/ggml_blocks.gguf").path
+        let f = try GGUFFile(path: fixture)
+        var imported: Set<GGUFFile.TensorType> = []
+        for t in f.tensors where !t.name.hasSuffix(".expected") {
+            let expected = f.dequantized(try f.tensor(t.name + ".expected"))
+            let rows = 1, cols = t.elementCount
+            guard let bits = GGMLBlocks.integerGroupBits(t.type) else {
+                XCTAssertThrowsStatus(.unsupported, try f.withTensorBytes(t) {
+                    try Importer.ggmlBlocks($0, type: t.type, rows: rows, cols: cols)
+                })
+                continue
+            }
+            let m = try f.withTensorBytes(t) { try Importer.ggmlBlocks($0, type: t.type, rows: rows, cols: cols) }
+            XCTAssertEqual(m.bits, bits, t.name)
+            let differing = zip(m.dequantized(), expected).filter {
+                $0.bitPattern != $1.bitPattern && !($0 == 0 && $1 == 0)
+            }.count
+            XCTAssertEqual(differing, 0, "\(t.name): \(differing) of \(expected.count) values differ from gguf's")
+            imported.insert(t.type)
+            // One block short is a size mismatch, not a crash.
+            XCTAssertThrowsStatus(.sizeMismatch, try f.withTensorBytes(t) {
+                try Importer.ggmlBlocks(UnsafeRawBufferPointer(rebasing: $0.dropLast(t.type.block.bytes)),
+                                        type: t.type, rows: rows, cols: cols)
+            })
+        }
+        XCTAssertEqual(imported, [.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .tq1_0, .tq2_0])
+    }
+
     /// A type this reader does not decode is unsupported, named, not a malformed file.
     func testUnknownTensorTypeIsUnsupportedByName() {
         var iq2 = GGUFBuilder.valid(); iq2.tensors[1].2 = 16

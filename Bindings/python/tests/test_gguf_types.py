@@ -1,6 +1,8 @@
-"""A model file in other ggml types than the test model's Q4_1: SmolLM2 rewritten by llama.cpp's
+"""Model files in other ggml types than the test model's Q4_1: SmolLM2 rewritten by llama.cpp's
 own `gguf` package with its layers in Q4_0, Q5_0, Q5_1, Q8_0 and BF16 (a mixed file, as
-llama.cpp's "M" quantizations are) loads and runs, as its own blocks and requantized."""
+llama.cpp's "M" quantizations are) loads and runs, as its own blocks and requantized; and a
+synthetic model with a matrix of every type lowbit reads runs as the file's own blocks in
+agreement with its Float32 reference."""
 import os
 import subprocess
 import sys
@@ -82,7 +84,102 @@ def test_the_gguf_command_says_how_each_type_runs(mixed_model):
     section = section.split("matrices of every type, held otherwise:\n")[0]
     holding = dict(line.split(maxsplit=1) for line in section.splitlines())
     assert holding["q4_0"].startswith("lowbit 4-bit codes")
+    for five_bit in ("q5_0", "q5_1"):
+        assert holding[five_bit].startswith("lowbit 5-bit codes"), (five_bit, out)
     assert holding["q8_0"].startswith("its own Q8_0 blocks")
-    for float_held in ("q5_0", "q5_1", "bf16"):
-        assert holding[float_held].startswith("exact Float32 values"), (float_held, out)
+    assert holding["bf16"].startswith("exact Float32 values"), out
     assert "  --bits B              dequantized, then requantized to B bits" in out
+
+
+# Byte offsets of each block type's Float16 scale fields (its values are linear in them).
+SCALE_FIELDS = {T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0], T.Q2_K: [80, 82],
+                T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208], T.IQ4_NL: [0], T.IQ4_XS: [0],
+                T.TQ1_0: [52], T.TQ2_0: [64]}
+EVERY_TYPE = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_NL,
+              T.IQ4_XS, T.TQ1_0, T.TQ2_0, T.F16, T.BF16, T.F32]
+
+
+def random_tensor(rng, qtype, rows, cols):
+    """rows x cols of random blocks of `qtype` (every byte pattern is a valid block once its
+    scales are finite), scaled to an RMS of 1/sqrt(cols) as trained weights are."""
+    if qtype in (T.F16, T.BF16, T.F32):
+        values = (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
+        return values if qtype == T.F32 else gguf.quants.quantize(values, qtype)
+    block_elements, block_bytes = gguf.constants.GGML_QUANT_SIZES[qtype]
+    data = rng.integers(0, 256, size=(rows * cols // block_elements, block_bytes), dtype=np.uint8)
+    fields = SCALE_FIELDS[qtype]
+    scales = rng.uniform(0.5, 1, size=(data.shape[0], len(fields))) * rng.choice([-1, 1], size=(data.shape[0], 1))
+    for attempt in range(2):     # the second pass rescales to the target RMS
+        for i, offset in enumerate(fields):
+            data[:, offset:offset + 2] = scales[:, i].astype(np.float16).view(np.uint8).reshape(-1, 2)
+        rms = np.sqrt(np.mean(gguf.quants.dequantize(data.reshape(rows, -1), qtype).astype(np.float64) ** 2))
+        scales *= 1 / np.sqrt(cols) / rms
+    return data.reshape(rows, -1)
+
+
+@pytest.fixture(scope="module")
+def every_type_model(tmp_path_factory):
+    """A 3-layer llama of width 256 (K-quant rows are whole super-blocks) whose 21 matrices go
+    through EVERY_TYPE in turn, with a Q4_K embedding and a Q6_K output, as Q4_K_M files have."""
+    rng = np.random.default_rng(7)
+    reader = gguf.GGUFReader(MODEL)
+    path = tmp_path_factory.mktemp("gguf") / "every-type.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="llama")
+    for field in reader.fields.values():
+        if field.name.startswith("tokenizer."):
+            kind = field.types[0]
+            sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
+    vocabulary = len(reader.fields["tokenizer.ggml.tokens"].data)
+    width, feed_forward, layers = 256, 512, 3
+    for add, value in ((writer.add_block_count, layers), (writer.add_context_length, 256),
+                       (writer.add_embedding_length, width), (writer.add_feed_forward_length, feed_forward),
+                       (writer.add_head_count, 4), (writer.add_head_count_kv, 2)):
+        add(value)
+    writer.add_layer_norm_rms_eps(1e-5)
+
+    def add(name, qtype, rows, cols):
+        data = random_tensor(rng, qtype, rows, cols)
+        writer.add_tensor(name, data, raw_dtype=None if qtype == T.F32 else qtype)
+
+    add("token_embd.weight", T.Q4_K, vocabulary, width)
+    shapes = {"attn_q": (width, width), "attn_k": (width // 2, width), "attn_v": (width // 2, width),
+              "attn_output": (width, width), "ffn_gate": (feed_forward, width), "ffn_up": (feed_forward, width),
+              "ffn_down": (width, feed_forward)}
+    kinds = iter(EVERY_TYPE * 2)
+    for i in range(layers):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(width, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(width, dtype=np.float32))
+        for name, (rows, cols) in shapes.items():
+            add(f"blk.{i}.{name}.weight", next(kinds), rows, cols)
+    writer.add_tensor("output_norm.weight", np.ones(width, dtype=np.float32))
+    add("output.weight", T.Q6_K, vocabulary, width)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_every_type_runs_as_the_files_own_blocks(every_type_model):
+    tokens = [1, 504, 3458, 314, 1915, 28, 216, 2000, 17, 5]
+    with lowbit.Model.open(str(every_type_model), weights="reference") as reference:
+        expected_states = reference.trace(tokens)
+        expected_logits = reference.context().eval(tokens, all_logits=True)
+        reference_bytes = reference.weight_bytes
+    with lowbit.Model.open(str(every_type_model), weights="file") as own:
+        states = own.trace(tokens)
+        logits = own.context().eval(tokens, all_logits=True)
+        own_bytes = own.weight_bytes
+    # The files' values on 16-bit activations, K-quant scales rounded to Float16 in the layouts.
+    for layer in range(expected_states.shape[0]):
+        error = np.linalg.norm(states[layer] - expected_states[layer]) / np.linalg.norm(expected_states[layer])
+        assert error <= 3e-4, (layer, error)
+    assert np.linalg.norm(logits - expected_logits) / np.linalg.norm(expected_logits) <= 3e-4
+    assert (logits.argmax(axis=-1) == expected_logits.argmax(axis=-1)).all()
+    # The Q6_K output (49152 x 256) is Float32 in both; the layers held as codes are smaller.
+    assert own_bytes < reference_bytes, (own_bytes, reference_bytes)
+    out = subprocess.run(lowbit_tool() + ["gguf", str(every_type_model)], check=True,
+                         capture_output=True, text=True).stdout
+    for name in ("q4_K", "q5_K", "tq1_0", "tq2_0"):
+        assert f"  {name}" in out and "-bit codes" in out.split(f"  {name}")[1].splitlines()[0], out

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Imports of weights that were quantized elsewhere. Nothing is requantized: the codes are kept,
 /// and each group's (d, m) is derived so that d·q + m equals the source's own dequantization.
 public enum Importer {
@@ -75,45 +77,49 @@ public enum Importer {
         return m
     }
 
-    /// ggml Q4_0 or Q4_1 blocks of a rows × cols tensor, imported as 4-bit codes with group size
-    /// 32, without requantizing. A Q4_1 block (20 bytes) holds d (f16), m (f16) and 32 codes
-    /// (element j in the low nibble of byte j, element j + 16 in the high one): w = d·q + m,
-    /// exactly lowbit's (d, m) form. A Q4_0 block (18 bytes) has no m: w = d·(q − 8), which is
-    /// m = −8d (exact in Float16 as in Float32: a power-of-two multiple).
-    public static func ggml4Bit(_ raw: UnsafeRawBufferPointer, rows: Int, cols: Int,
-                                hasMinimum: Bool) throws -> QuantizedMatrix {
+    /// A rows × cols tensor of ggml blocks whose groups of 32 are scale·q + offset with integer
+    /// q (`GGMLBlocks.integerGroupBits`: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, TQ1_0, TQ2_0),
+    /// imported as lowbit codes of that width with group size 32, without requantizing: the
+    /// matrix's values are the file's bit for bit (but for a zero's sign). Kernel layouts keep each group's scale and
+    /// offset as Float16, exact for the 32-element types (Q4_0's offset −8d is a power-of-two
+    /// multiple) and within 2^-11 for the K-quants' products d·scale and dmin·minimum; a tensor
+    /// with a group whose parameters are beyond Float16's range is unsupported.
+    public static func ggmlBlocks(_ raw: UnsafeRawBufferPointer, type: GGUFFile.TensorType, rows: Int,
+                                  cols: Int) throws -> QuantizedMatrix {
+        guard let bits = GGMLBlocks.integerGroupBits(type) else {
+            throw LowBitError(.unsupported, "\(type) blocks are not integer groups of 32")
+        }
         try validateShape(rows: rows, cols: cols, groupSize: 32)
-        let groups = cols / 32, blockBytes = hasMinimum ? 20 : 18, codesAt = hasMinimum ? 4 : 2
-        let typeName = hasMinimum ? "Q4_1" : "Q4_0"
-        guard raw.count == rows * groups * blockBytes else {
-            throw LowBitError(.sizeMismatch, "\(typeName) data is \(raw.count) bytes, \(rows) x \(cols) needs "
-                              + "\(rows * groups * blockBytes)")
+        let (elements, blockBytes) = type.block
+        guard cols % elements == 0, raw.count == rows * (cols / elements) * blockBytes else {
+            throw LowBitError(.sizeMismatch, "\(type) data is \(raw.count) bytes, which \(rows) x \(cols) "
+                              + "elements in blocks of \(elements) do not fill")
         }
-        let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: 32, type: .integer(bits: 4), symmetric: false)
-        func half(_ o: Int) -> Float {
-            Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))))
-        }
-        func minimum(_ block: Int) -> Float { hasMinimum ? half(block + 2) : -8 * half(block) }
-        for i in 0..<(rows * groups) {
-            let block = blockBytes * i
-            guard half(block).isFinite, Float(Float16(minimum(block))).isFinite else {
-                throw LowBitError(.badFormat, "\(typeName) block \(i) has a non-finite scale or minimum")
-            }
-        }
+        let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: 32, type: .integer(bits: bits), symmetric: false,
+                                    allowWideCodes: bits == 5)
+        let blocksPerRow = cols / elements, groupsPerBlock = elements / 32, groups = cols / 32
+        let failed = Atomic<Int>(-1)
         parallelFor(rows) { r in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { q in
-                for g in 0..<groups {
-                    let block = blockBytes * (r * groups + g)
-                    m.scales.floats()[r * groups + g] = half(block)
-                    m.offsets.floats()[r * groups + g] = minimum(block)
-                    for j in 0..<16 {
-                        let byte = raw[block + codesAt + j]
-                        q[j] = byte & 0x0F
-                        q[j + 16] = byte >> 4
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: elements) { q in
+                for b in 0..<blocksPerRow {
+                    let first = r * groups + b * groupsPerBlock
+                    let scales = m.scales.floats() + first, offsets = m.offsets.floats() + first
+                    GGMLBlocks.integerGroups(type, raw.baseAddress! + (r * blocksPerRow + b) * blockBytes,
+                                             codes: q.baseAddress!, scales: scales, offsets: offsets)
+                    for g in 0..<groupsPerBlock {
+                        guard Float(Float16(scales[g])).isFinite, Float(Float16(offsets[g])).isFinite else {
+                            failed.store(first + g, ordering: .relaxed)
+                            return
+                        }
+                        m.setGroupCodes(q.baseAddress! + 32 * g, row: r, group: b * groupsPerBlock + g)
                     }
-                    m.setGroupCodes(q.baseAddress!, row: r, group: g)
                 }
             }
+        }
+        let bad = failed.load(ordering: .relaxed)
+        guard bad < 0 else {
+            throw LowBitError(.unsupported, "\(type) group \(bad) has a scale or minimum beyond Float16, which "
+                              + "lowbit's kernels keep (--weights reference runs it)")
         }
         return m
     }

@@ -179,6 +179,65 @@ public enum GGMLBlocks {
         for w in 0..<16 { y[240 + w] = d * trit(byte(p, 48 + w % 4), w / 4) }
     }
 
+    // MARK: integer groups
+
+    /// The code width of block types whose every 32-element group is scale·q + offset with an
+    /// integer q (lowbit's own form, so a matrix of them is held as its codes): Q4_0, Q4_1, Q4_K
+    /// 4 bits; Q5_0, Q5_1, Q5_K 5; TQ1_0, TQ2_0 2 (q = t + 1). Nil for the others, whose groups
+    /// are 16 elements (Q2_K, Q3_K, Q6_K), 8-bit (Q8_0), a value table (IQ4) or floats.
+    public static func integerGroupBits(_ type: GGUFFile.TensorType) -> Int? {
+        switch type {
+        case .q4_0, .q4_1, .q4_K: return 4
+        case .q5_0, .q5_1, .q5_K: return 5
+        case .tq1_0, .tq2_0: return 2
+        default: return nil
+        }
+    }
+
+    /// One block of an `integerGroupBits` type as groups of 32: codes q (type.block.elements of
+    /// them), and per group its scale and offset, such that scale·q + offset is `decode`'s value
+    /// bit for bit.
+    public static func integerGroups(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer, codes q: UnsafeMutablePointer<UInt8>,
+                                     scales: UnsafeMutablePointer<Float>, offsets: UnsafeMutablePointer<Float>) {
+        switch type {
+        case .q4_0, .q4_1:
+            let hasMinimum = type == .q4_1, d = half(p), nibblesAt = hasMinimum ? 4 : 2
+            (scales[0], offsets[0]) = (d, hasMinimum ? half(p, 2) : -8 * d)
+            for j in 0..<16 {
+                q[j] = UInt8(byte(p, nibblesAt + j) & 0x0F)
+                q[j + 16] = UInt8(byte(p, nibblesAt + j) >> 4)
+            }
+        case .q5_0, .q5_1:
+            let hasMinimum = type == .q5_1, d = half(p), bitsAt = hasMinimum ? 4 : 2
+            (scales[0], offsets[0]) = (d, hasMinimum ? half(p, 2) : -16 * d)
+            let high = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: bitsAt, as: UInt32.self))
+            for j in 0..<32 {
+                let nibble = byte(p, bitsAt + 4 + j % 16) >> (4 * (j / 16)) & 0x0F
+                q[j] = UInt8(nibble | Int(high >> UInt32(j) & 1) << 4)
+            }
+        case .q4_K, .q5_K:
+            let d = half(p), dmin = half(p, 2), fifthBits = type == .q5_K, nibblesAt = fifthBits ? 48 : 16
+            for g in 0..<8 {
+                let (scale, minimum) = scaleAndMinimum(p + 4, g)
+                (scales[g], offsets[g]) = (d * scale, -(dmin * minimum))
+                for l in 0..<32 {
+                    var code = byte(p, nibblesAt + g / 2 * 32 + l) >> (4 * (g % 2)) & 0x0F
+                    if fifthBits { code |= (byte(p, 16 + l) >> g & 1) << 4 }
+                    q[32 * g + l] = UInt8(code)
+                }
+            }
+        case .tq1_0, .tq2_0:
+            var values = [Float](repeating: 0, count: superBlock)
+            values.withUnsafeMutableBufferPointer { decode(type, p, blocks: 1, into: $0.baseAddress!) }
+            let d = half(p, type == .tq1_0 ? 52 : 64)
+            for g in 0..<8 { (scales[g], offsets[g]) = (d, -d) }
+            // d·(t − 1) = d·q − d with q = t, read back from the values (d = 0 leaves all zero).
+            for v in 0..<superBlock { q[v] = d == 0 || !d.isFinite ? 1 : UInt8(values[v] / d + 1) }
+        default:
+            preconditionFailure("integerGroups of \(type), which integerGroupBits excludes")
+        }
+    }
+
     /// TQ2_0 {64 bytes of 2-bit codes, d}: d·(q − 1).
     static func tq2_0(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
         let d = half(p, 64)
