@@ -202,7 +202,9 @@ public final class LlamaModel: @unchecked Sendable {
                 switch FileTensorHolding(t.type) {
                 case .lowbitCodes:
                     let (family, bits) = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
-                    let m = try g.withTensorBytes(t) { try Importer.ggmlBlocks($0, type: t.type, rows: rows, cols: cols) }
+                    let m = try g.withTensorBytes(t) {
+                        try Importer.ggmlBlocks($0, type: t.type, rows: rows, cols: cols)
+                    }
                     return try QuantizedLinear(m, kernel: family, activationBits: bits)
                 case .q8_0Blocks:
                     return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols)

@@ -197,8 +197,9 @@ public enum GGMLBlocks {
     /// One block of an `integerGroupBits` type as groups of 32: codes q (type.block.elements of
     /// them), and per group its scale and offset, such that scale·q + offset is `decode`'s value
     /// bit for bit.
-    public static func integerGroups(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer, codes q: UnsafeMutablePointer<UInt8>,
-                                     scales: UnsafeMutablePointer<Float>, offsets: UnsafeMutablePointer<Float>) {
+    public static func integerGroups(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer,
+                                     codes q: UnsafeMutablePointer<UInt8>, scales: UnsafeMutablePointer<Float>,
+                                     offsets: UnsafeMutablePointer<Float>) {
         switch type {
         case .q4_0, .q4_1:
             let hasMinimum = type == .q4_1, d = half(p), nibblesAt = hasMinimum ? 4 : 2
