@@ -371,19 +371,25 @@ public final class LlamaModel: @unchecked Sendable {
     /// budget. Generation's tok/s times this is its fraction of the memory roofline: 1 when a
     /// token costs no more than reading its weights.
     public func weightReadSeconds(runs: Int = 5) throws -> Double? {
-        let linears = layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] } + [output]
-        var fold: UInt64 = 0, times: [Double] = []
-        for _ in 0...max(1, runs) {
+        let linears = [output] + layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] }
+        let fold = Atomic<UInt64>(0)
+        for linear in linears {  // the warm-up, on this thread: finds a stack's nil and any error
+            guard let v = try linear.readWeights() else { return nil }
+            fold.bitwiseXor(v, ordering: .relaxed)
+        }
+        var times: [Double] = []
+        for _ in 0..<max(1, runs) {
+            // One job over all layers, each read whole by the thread that claims it (a job started
+            // inside a job runs on its caller): the pool is dispatched once, as a plain read of
+            // the bytes would be, not once per buffer. The warm-up threw whatever could throw.
             let t0 = monotonicSeconds()
-            for linear in linears {
-                guard let v = try linear.readWeights() else { return nil }
-                fold ^= v
+            parallelChunks(linears.count, chunk: 1) { range in
+                for i in range { fold.bitwiseXor((try? linears[i].readWeights()) ?? 0, ordering: .relaxed) }
             }
             times.append(monotonicSeconds() - t0)
         }
-        LlamaModel.readFold.store(fold, ordering: .relaxed)  // the reads' result is used
-        let timed = times.dropFirst().sorted()
-        return timed[timed.count / 2]
+        LlamaModel.readFold.store(fold.load(ordering: .relaxed), ordering: .relaxed)  // the reads' result is used
+        return times.sorted()[times.count / 2]
     }
 
     private static let readFold = Atomic<UInt64>(0)

@@ -203,6 +203,9 @@ final class SmolLM2Tests: XCTestCase {
         let g = try modelFile()
         let reference = try LlamaModel(gguf: g, weights: .reference)
         let q41 = try LlamaModel(gguf: g, weights: .q4_1(kernel: .auto))
+        // The roofline's read of every layer's bytes: some time, far below a second for 92 MiB.
+        let readSeconds = try XCTUnwrap(q41.weightReadSeconds(runs: 3))
+        XCTAssertTrue(readSeconds > 0 && readSeconds < 1, "\(readSeconds) s")
         let text = String(decoding: try FileIO.read("/usr/share/common-licenses/GPL-3").prefix(3000), as: UTF8.self)
         let tokens = Array(reference.tokenizer.encode(text).prefix(257))
         XCTAssertEqual(tokens.count, 257)
