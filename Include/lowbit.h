@@ -320,7 +320,8 @@ LOWBIT_API void lowbit_model_close(lowbit_model *m);
  * is too small (0 included, where out may be NULL) the call fails with LOWBIT_ERROR_SIZE_MISMATCH
  * and *written (if not NULL) holds the bytes needed including the NUL; on success *written is the
  * length without the NUL. A negative out_len is LOWBIT_ERROR_INVALID_ARGUMENT. */
-LOWBIT_API lowbit_status lowbit_model_generate(const lowbit_model *m, const char *prompt, int32_t chat, int32_t max_tokens,
+LOWBIT_API lowbit_status lowbit_model_generate(const lowbit_model *m, const char *prompt, int32_t chat,
+                                               int32_t max_tokens,
                                                float temperature, float top_p, uint64_t seed,
                                                char *out, int64_t out_len, int64_t *written);
 /* Perplexity of `text` by llama-perplexity's protocol: chunks of ctx tokens (chunks 0 = all),

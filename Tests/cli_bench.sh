@@ -13,7 +13,8 @@ common=(--cases 48x256:hot,40x384:dram --bits 1,2,3,4,ternary --n 1,3 --threads 
 python3 - "$work/bench.json" "$work/auto.txt" <<'PY'
 import json, sys
 cases = json.load(open(sys.argv[1]))["cases"]
-assert len(cases) == 2 * 5 * 2 * 2 * 5, len(cases)  # shapes x types x n x threads x (lut, bitserial a2/a8, dequant, auto)
+# shapes x types x n x threads x (lut, bitserial a2/a8, dequant, auto)
+assert len(cases) == 2 * 5 * 2 * 2 * 5, len(cases)
 for c in cases:
     assert c["seconds"] and c["seconds"] > 0 and c["read_seconds"] > 0, c
     assert 7 <= c["runs"] <= 200, c
@@ -88,7 +89,8 @@ grep -q '^40x96: group size 32 (96 columns are not a multiple of 64)$' "$work/g.
 "$lowbit" bench --cases 40x96:hot --bits 2 --n 1 --threads 1 --families lut --group-size 64 --json \
     | python3 -c 'import json, sys; assert {c["group_size"] for c in json.load(sys.stdin)["cases"]} == {32}'
 if "$lowbit" bench --cases 48x256:hot,40x100:hot --bits 2 --n 1 --threads 1 > "$work/bad.txt" 2>&1 \
-    || ! grep -q "cols 100 is not a multiple of group size 128" "$work/bad.txt" || grep -q "^48x256 " "$work/bad.txt"; then
+    || ! grep -q "cols 100 is not a multiple of group size 128" "$work/bad.txt" \
+    || grep -q "^48x256 " "$work/bad.txt"; then
     echo "FAIL: a shape no group size fits should be refused before anything runs"; cat "$work/bad.txt"; exit 1
 fi
 echo "ok: group sizes per shape"
@@ -99,13 +101,17 @@ echo "ok: group sizes per shape"
 [ "$(grep -v '^#' "$work/both.txt" | cut -d' ' -f1-6 | tr '\n' ';')" = "48 256 64 2 1 1;48 256 64 4 1 1;" ] \
     || { echo "FAIL: expected one entry each for 2-bit codes and 4-bit value codes"; cat "$work/both.txt"; exit 1; }
 "$lowbit" bench "${common[@]}" > "$work/bench.txt"
-grep -qE '^thread pool: an empty job in 2 parts takes [0-9.]+ (ms|us) per call; the last part starts [0-9.]+ (ms|us) after the call \(median\)$' "$work/bench.txt" \
+pool_line='^thread pool: an empty job in 2 parts takes [0-9.]+ (ms|us) per call; '
+pool_line+='the last part starts [0-9.]+ (ms|us) after the call \(median\)$'
+grep -qE "$pool_line" "$work/bench.txt" \
     || { echo "FAIL: no thread pool line"; head -5 "$work/bench.txt"; exit 1; }
 verdicts=$(grep -c '^  verdict .*fastest .*; auto [0-9.]*x the fastest$' "$work/bench.txt")
-[ "$verdicts" -eq 40 ] || { echo "FAIL: $verdicts verdict lines with auto, expected 40"; cat "$work/bench.txt"; exit 1; }
+[ "$verdicts" -eq 40 ] \
+    || { echo "FAIL: $verdicts verdict lines with auto, expected 40"; cat "$work/bench.txt"; exit 1; }
 r='[0-9.]+x on 2 \(read [0-9.]+x\)'
 head='^  threads [0-9]+x[0-9]+ (hot|dram) [^ ]+ n=[0-9]+ [a-z0-9]+: over 1 thread, side by side'
 tail="\(memory read of the same bytes\): lut $r, bitserial $r, dequant $r, auto $r\$"
 threads=$(grep -cE "$head $tail" "$work/bench.txt")
 [ "$threads" -eq 20 ] || { echo "FAIL: $threads thread speed-up lines, expected 20"; cat "$work/bench.txt"; exit 1; }
-echo "ok: bench table has a verdict with auto for each of the 40 cases and a thread speed-up line for each of the 20; hot and streamed times share calibration entries"
+echo "ok: bench table has a verdict with auto for each of the 40 cases and a thread speed-up line for each" \
+    "of the 20; hot and streamed times share calibration entries"

@@ -20,4 +20,5 @@ fi
 pip_install() { python3 -m pip install --quiet "$@" || python3 -m pip install --quiet --break-system-packages "$@"; }
 python3 -c "import numpy" 2>/dev/null || pip_install numpy
 python3 -c "import pytest" 2>/dev/null || pip_install pytest
-echo "dependencies ok: $(swift --version 2>&1 | head -1); python $(python3 -c 'import sys, numpy; print(sys.version.split()[0], "numpy", numpy.__version__)')"
+python_versions=$(python3 -c 'import sys, numpy; print(sys.version.split()[0], "numpy", numpy.__version__)')
+echo "dependencies ok: $(swift --version 2>&1 | head -1); python $python_versions"

@@ -4,7 +4,8 @@
 # checks, the install check (pkg-config and CMake consumers), the C examples at every tier and
 # under qemu on a CPU without AVX, a bad-input test of the C API under ASan, each parser's fuzz
 # target briefly, the wheel installed in a fresh virtual environment with the Python tests at
-# every tier, the README examples and CLI error cases. Installs what it needs first.
+# every tier, the README examples and CLI error cases; and that no line runs past 120
+# characters. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -27,6 +28,9 @@ passed_tests() {
     skipped=$(grep -oE '[0-9]+ tests? skipped' <<<"$line" | grep -oE '^[0-9]+' || true)
     echo $((executed - ${skipped:-0}))
 }
+
+section "line length"
+scripts/check-lines.sh
 
 section "dependencies"
 scripts/install-deps.sh

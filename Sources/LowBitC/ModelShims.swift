@@ -19,7 +19,8 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
         switch weights {
         case 0: choice = .reference
         case 1: choice = .q4_1(kernel: family)
-        case 2: choice = .requantized(type: try WeightType(code: bits), groupSize: groupSize == 0 ? 64 : Int(groupSize), kernel: family)
+        case 2: choice = .requantized(type: try WeightType(code: bits), groupSize: groupSize == 0 ? 64 : Int(groupSize),
+                                      kernel: family)
         case 3: choice = .stack(path: try cString(stackPath, "stack_path"), budget: Int(min(budget, UInt64(Int.max))))
         default:
             throw LowBitError(.invalidArgument,
@@ -32,14 +33,19 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
     }
 }
 
-@c public func lowbit_model_open_calibrated(_ path: UnsafePointer<CChar>?, _ bits: Int32, _ groupSize: Int32, _ kernel: Int32,
+@c public func lowbit_model_open_calibrated(_ path: UnsafePointer<CChar>?, _ bits: Int32, _ groupSize: Int32,
+                                            _ kernel: Int32,
                                             _ calibrationText: UnsafePointer<CChar>?,
                                             _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     guarded {
-        let path = try cString(path, "path"), text = try cString(calibrationText, "calibration_text"), out = try required(out, "out")
+        let path = try cString(path, "path"), text = try cString(calibrationText, "calibration_text"),
+            out = try required(out, "out")
         let g = groupSize == 0 ? 64 : Int(groupSize)
-        guard supportedGroupSizes.contains(g) else { throw LowBitError(.unsupported, "unsupported group size \(g): use 32, 64 or 128") }
-        let choice = WeightChoice.requantized(type: try WeightType(code: bits), groupSize: g, kernel: try KernelFamily(code: kernel),
+        guard supportedGroupSizes.contains(g) else {
+            throw LowBitError(.unsupported, "unsupported group size \(g): use 32, 64 or 128")
+        }
+        let choice = WeightChoice.requantized(type: try WeightType(code: bits), groupSize: g,
+                                              kernel: try KernelFamily(code: kernel),
                                               calibration: text)
         out.pointee = Unmanaged.passRetained(try LlamaModel.load(path: path, weights: choice)).toOpaque()
     }
@@ -49,7 +55,8 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
     if let m { Unmanaged<LlamaModel>.fromOpaque(m).release() }
 }
 
-@c public func lowbit_model_generate(_ m: UnsafeRawPointer?, _ prompt: UnsafePointer<CChar>?, _ chat: Int32, _ maxTokens: Int32,
+@c public func lowbit_model_generate(_ m: UnsafeRawPointer?, _ prompt: UnsafePointer<CChar>?, _ chat: Int32,
+                                     _ maxTokens: Int32,
                                      _ temperature: Float, _ topP: Float, _ seed: UInt64,
                                      _ out: UnsafeMutablePointer<CChar>?, _ outLen: Int64,
                                      _ written: UnsafeMutablePointer<Int64>?) -> Int32 {
@@ -71,7 +78,8 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
     }
 }
 
-@c public func lowbit_model_perplexity(_ m: UnsafeRawPointer?, _ text: UnsafePointer<CChar>?, _ ctx: Int32, _ chunks: Int32,
+@c public func lowbit_model_perplexity(_ m: UnsafeRawPointer?, _ text: UnsafePointer<CChar>?, _ ctx: Int32,
+                                       _ chunks: Int32,
                                        _ out: UnsafeMutablePointer<Double>?) -> Int32 {
     guarded {
         let mdl = try model(m), text = try cString(text, "text"), out = try required(out, "out")
@@ -93,7 +101,8 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
 
 @c public func lowbit_model_trace(_ m: UnsafeRawPointer?, _ tokens: UnsafePointer<Int32>?, _ n: Int64,
                                   _ out: UnsafeMutablePointer<Float>?, _ outLen: Int64,
-                                  _ layers: UnsafeMutablePointer<Int32>?, _ hidden: UnsafeMutablePointer<Int32>?) -> Int32 {
+                                  _ layers: UnsafeMutablePointer<Int32>?,
+                                  _ hidden: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
         let model = try model(m), tokens = try required(tokens, "tokens"), out = try required(out, "out")
         let c = model.config
@@ -106,7 +115,9 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
         try checkLength(outLen, atLeast: count, "out")
         let ids = (0..<Int(n)).map { Int(tokens[$0]) }
         var states: [[Float]] = []
-        _ = try model.forward(ids, cache: model.makeCache(capacity: ids.count), logitRows: 0..<0) { _, x in states.append(x) }
+        _ = try model.forward(ids, cache: model.makeCache(capacity: ids.count), logitRows: 0..<0) { _, x in
+            states.append(x)
+        }
         for (l, x) in states.enumerated() { for i in 0..<x.count { out[l * x.count + i] = x[i] } }
     }
 }

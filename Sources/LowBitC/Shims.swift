@@ -116,14 +116,17 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
 
 // MARK: matrices
 
-@c public func lowbit_matrix_quantize(_ weights: UnsafePointer<Float>?, _ weightsLen: Int64, _ rows: Int64, _ cols: Int64,
+@c public func lowbit_matrix_quantize(_ weights: UnsafePointer<Float>?, _ weightsLen: Int64, _ rows: Int64,
+                                      _ cols: Int64,
                                       _ bits: Int32, _ groupSize: Int32, _ flags: UInt32,
                                       _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     guarded {
         let w = try required(weights, "weights"), out = try required(out, "out")
         let (r, c) = try shape(rows, cols)
         let type = try WeightType(code: bits)
-        guard flags & ~1 == 0 else { throw LowBitError(.invalidArgument, "unknown quantization flags 0x\(String(flags, radix: 16))") }
+        guard flags & ~1 == 0 else {
+            throw LowBitError(.invalidArgument, "unknown quantization flags 0x\(String(flags, radix: 16))")
+        }
         try checkLength(weightsLen, atLeast: r * c, "weights")
         publish(try Quantizer.quantize(w, rows: r, cols: c, type: type, groupSize: Int(groupSize),
                                        symmetric: flags & 1 != 0), out)
@@ -142,11 +145,15 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
         guard [1, 2, 4].contains(bits) else {
             throw LowBitError(.unsupported, "GPTQ import supports 1, 2 and 4 bits, not \(bits)")
         }
-        guard flags & ~1 == 0 else { throw LowBitError(.invalidArgument, "unknown GPTQ flags 0x\(String(flags, radix: 16))") }
+        guard flags & ~1 == 0 else {
+            throw LowBitError(.invalidArgument, "unknown GPTQ flags 0x\(String(flags, radix: 16))")
+        }
         try validateShape(rows: r, cols: c, groupSize: Int(groupSize))
         let pack = 32 / Int(bits), groups = c / Int(groupSize)
         guard c % pack == 0, r % pack == 0 else {
-            throw LowBitError(.invalidArgument, "GPTQ packs \(pack) codes per int32: rows \(r) and cols \(c) must be multiples of \(pack)")
+            throw LowBitError(.invalidArgument,
+                              "GPTQ packs \(pack) codes per int32: rows \(r) and cols \(c) must be multiples "
+                              + "of \(pack)")
         }
         try checkLength(qweightLen, atLeast: c / pack * r, "qweight")
         try checkLength(qzerosLen, atLeast: groups * (r / pack), "qzeros")
@@ -165,7 +172,9 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
         let (r, c) = try shape(rows, cols)
         try checkLength(valuesLen, atLeast: r * c, "values")
         guard scalesLen > 0, scalesLen <= Int64(r * c) else {
-            throw LowBitError(.sizeMismatch, "ternary import needs 1, \(r) (per row) or rows*cols/group_size (per group) scales, got \(scalesLen)")
+            throw LowBitError(.sizeMismatch,
+                              "ternary import needs 1, \(r) (per row) or rows*cols/group_size (per group) scales, got "
+                              + "\(scalesLen)")
         }
         publish(try Importer.ternary(values: v, scales: sc, scaleCount: Int(scalesLen), rows: r, cols: c,
                                      groupSize: Int(groupSize)), out)
@@ -178,7 +187,8 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
 
 @c public func lowbit_matrix_describe(_ m: UnsafeRawPointer?, _ rows: UnsafeMutablePointer<Int64>?,
                                      _ cols: UnsafeMutablePointer<Int64>?, _ bits: UnsafeMutablePointer<Int32>?,
-                                     _ groupSize: UnsafeMutablePointer<Int32>?, _ flags: UnsafeMutablePointer<UInt32>?) -> Int32 {
+                                     _ groupSize: UnsafeMutablePointer<Int32>?,
+                                     _ flags: UnsafeMutablePointer<UInt32>?) -> Int32 {
     guarded {
         let mat = try matrix(m)
         rows?.pointee = Int64(mat.rows)
@@ -197,7 +207,8 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
 }
 
 @c public func lowbit_matrix_matmul(_ m: UnsafeRawPointer?, _ x: UnsafePointer<Float>?, _ xLen: Int64, _ n: Int64,
-                                   _ y: UnsafeMutablePointer<Float>?, _ yLen: Int64, _ kernel: Int32, _ actBits: Int32) -> Int32 {
+                                   _ y: UnsafeMutablePointer<Float>?, _ yLen: Int64, _ kernel: Int32,
+                                   _ actBits: Int32) -> Int32 {
     guarded {
         let mat = try matrix(m), x = try required(x, "x"), y = try required(y, "y")
         let family = try KernelFamily(code: kernel)
@@ -213,7 +224,8 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
     guarded { try matrix(m).prepare(try KernelFamily(code: kernel)) }
 }
 
-@c public func lowbit_matrix_auto_kernel(_ m: UnsafeRawPointer?, _ n: Int64, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+@c public func lowbit_matrix_auto_kernel(_ m: UnsafeRawPointer?, _ n: Int64,
+                                         _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
         let mat = try matrix(m), out = try required(out, "out")
         guard n > 0 else { throw LowBitError(.invalidArgument, "activation row count n = \(n) must be positive") }
@@ -221,7 +233,8 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
     }
 }
 
-@c public func lowbit_matrix_dequantize(_ m: UnsafeRawPointer?, _ out: UnsafeMutablePointer<Float>?, _ outLen: Int64) -> Int32 {
+@c public func lowbit_matrix_dequantize(_ m: UnsafeRawPointer?, _ out: UnsafeMutablePointer<Float>?,
+                                        _ outLen: Int64) -> Int32 {
     guarded {
         let mat = try matrix(m), out = try required(out, "out")
         try checkLength(outLen, atLeast: mat.rows * mat.cols, "out")
@@ -233,7 +246,8 @@ func publish(_ m: QuantizedMatrix, _ out: UnsafeMutablePointer<UnsafeMutableRawP
     guarded { try MatrixFile.save(try matrix(m), to: String(cString: try required(path, "path"))) }
 }
 
-@c public func lowbit_matrix_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+@c public func lowbit_matrix_load(_ path: UnsafePointer<CChar>?,
+                                  _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     guarded {
         let p = try required(path, "path"), out = try required(out, "out")
         publish(try MatrixFile.load(String(cString: p)), out)

@@ -9,7 +9,8 @@ func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
     String(cString: try required(p, name))
 }
 
-@c public func lowbit_stack_build(_ path: UnsafePointer<CChar>?, _ count: Int32, _ names: UnsafePointer<UnsafePointer<CChar>?>?,
+@c public func lowbit_stack_build(_ path: UnsafePointer<CChar>?, _ count: Int32,
+                                  _ names: UnsafePointer<UnsafePointer<CChar>?>?,
                                   _ weights: UnsafePointer<UnsafePointer<Float>?>?, _ rows: UnsafePointer<Int64>?,
                                   _ cols: UnsafePointer<Int64>?, _ calibration: UnsafePointer<UnsafePointer<Float>?>?,
                                   _ calibrationSamples: UnsafePointer<Int64>?, _ sensitivity: UnsafePointer<Double>?,
@@ -21,7 +22,9 @@ func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
         guard count > 0 else { throw LowBitError(.invalidArgument, "tensor count \(count) must be positive") }
         let names = try required(names, "names"), weights = try required(weights, "weights")
         let rows = try required(rows, "rows"), cols = try required(cols, "cols")
-        if calibration != nil, calibrationSamples == nil { throw LowBitError(.nullPointer, "calibration_samples is NULL") }
+        if calibration != nil, calibrationSamples == nil {
+            throw LowBitError(.nullPointer, "calibration_samples is NULL")
+        }
         var inputs: [StackBuilder.Input] = []
         var sensitivities: [String: Double]? = sensitivity == nil ? nil : [:]
         for i in 0..<Int(count) {
@@ -48,7 +51,9 @@ func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
         var options = StackBuilder.Options()
         options.blocks = Int(blocks)
         options.maxRank = Int(maxRank)
-        guard factorShare.isFinite, factorShare >= 0 else { throw LowBitError(.invalidArgument, "factor_share \(factorShare) must be >= 0") }
+        guard factorShare.isFinite, factorShare >= 0 else {
+            throw LowBitError(.invalidArgument, "factor_share \(factorShare) must be >= 0")
+        }
         if factorShare > 0 { options.factorShare = factorShare }
         options.sensitivity = sensitivities
         try StackBuilder.build(inputs, path: path, options: options) { done, total in
@@ -86,9 +91,11 @@ func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
     }
 }
 
-@c public func lowbit_stack_tensor(_ s: UnsafeRawPointer?, _ name: UnsafePointer<CChar>?, _ rows: UnsafeMutablePointer<Int64>?,
+@c public func lowbit_stack_tensor(_ s: UnsafeRawPointer?, _ name: UnsafePointer<CChar>?,
+                                   _ rows: UnsafeMutablePointer<Int64>?,
                                    _ cols: UnsafeMutablePointer<Int64>?, _ rank: UnsafeMutablePointer<Int32>?,
-                                   _ resident: UnsafeMutablePointer<Int32>?, _ total: UnsafeMutablePointer<Int32>?) -> Int32 {
+                                   _ resident: UnsafeMutablePointer<Int32>?,
+                                   _ total: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
         let st = try stack(s), name = try cString(name, "name")
         let t = st.index.tensors[try st.tensorNumber(name)]
@@ -102,7 +109,8 @@ func cString(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
 }
 
 @c public func lowbit_stack_matmul(_ s: UnsafeRawPointer?, _ name: UnsafePointer<CChar>?, _ x: UnsafePointer<Float>?,
-                                   _ xLen: Int64, _ n: Int64, _ y: UnsafeMutablePointer<Float>?, _ yLen: Int64) -> Int32 {
+                                   _ xLen: Int64, _ n: Int64, _ y: UnsafeMutablePointer<Float>?,
+                                   _ yLen: Int64) -> Int32 {
     guarded {
         let st = try stack(s), name = try cString(name, "name")
         let x = try required(x, "x"), y = try required(y, "y")

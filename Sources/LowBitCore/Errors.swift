@@ -44,7 +44,9 @@ public func checkedProduct(_ values: Int..., what: String) throws -> Int {
     var result = 1
     for v in values {
         let (p, overflow) = result.multipliedReportingOverflow(by: v)
-        if overflow { throw LowBitError(.overflow, "\(what): size \(values.map(String.init).joined(separator: " x ")) overflows") }
+        if overflow {
+            throw LowBitError(.overflow, "\(what): size \(values.map(String.init).joined(separator: " x ")) overflows")
+        }
         result = p
     }
     return result

@@ -6,8 +6,10 @@ import LowBit
 /// each hold `dim` floats, and `scores` has room for queries·length floats. Each SIMD tier has
 /// its own loops (`TierKernels.attend`); the portable tier's read as the formula.
 enum Attention {
-    static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
-                       length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
+                       values: UnsafePointer<Float>, stride: Int,
+                       length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
+                       into out: UnsafeMutablePointer<Float>) {
         Tiers.active.attend(q, queries: queries, keys: keys, values: values, stride: stride, length: length, dim: dim,
                             scale: scale, scores: scores, into: out)
     }

@@ -22,7 +22,9 @@ public final class FloatLinear: Linear, @unchecked Sendable {
 
     public init(_ w: [Float], rows: Int, cols: Int) throws {
         guard w.count == rows * cols, cols % 8 == 0 else {
-            throw LowBitError(.unsupported, "a float layer of \(rows) x \(cols) with \(w.count) weights: cols must be a multiple of 8")
+            throw LowBitError(.unsupported,
+                              "a float layer of \(rows) x \(cols) with \(w.count) weights: cols must be a "
+                              + "multiple of 8")
         }
         (self.rows, self.cols) = (rows, cols)
         panels = try AlignedBuffer(byteCount: FloatTile.packedCount(rows: rows, cols: cols) * 4)
@@ -74,9 +76,11 @@ public final class QuantizedLinear: Linear, @unchecked Sendable {
     /// do on a prompt, small enough to measure in a few milliseconds per shape at load.
     static let promptBatch = 16
 
-    public init(_ matrix: QuantizedMatrix, kernel: KernelFamily, inputScales: [Float]? = nil, activationBits: Int = 8) throws {
+    public init(_ matrix: QuantizedMatrix, kernel: KernelFamily, inputScales: [Float]? = nil,
+                activationBits: Int = 8) throws {
         guard inputScales == nil || inputScales!.count == matrix.cols else {
-            throw LowBitError(.invalidArgument, "input scales have \(inputScales!.count) values, the matrix \(matrix.cols) columns")
+            throw LowBitError(.invalidArgument,
+                              "input scales have \(inputScales!.count) values, the matrix \(matrix.cols) columns")
         }
         (rows, cols) = (matrix.rows, matrix.cols)
         self.inputScales = inputScales

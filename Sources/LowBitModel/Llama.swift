@@ -32,7 +32,9 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
         case 8?: return (family, 8)
         case let a? where (a == 16 || a == 32) && family == .dequant: return (.dequant, a)
         case let a?:
-            throw LowBitError(.unsupported, "activation bits \(a) with the \(kernel) kernel: use 8, or 16 / 32 with the dequant (or auto) kernel")
+            throw LowBitError(.unsupported,
+                              "activation bits \(a) with the \(kernel) kernel: use 8, or 16 / 32 with the dequant (or "
+                              + "auto) kernel")
         }
     }
 
@@ -120,7 +122,10 @@ public final class LlamaModel: @unchecked Sendable {
     /// those of gate (one normed input each); any other tensor sees its own.
     static func inputSource(_ name: String) -> String {
         let parts = name.split(separator: ".")
-        guard parts.count == 4, let source = ["attn_k": "attn_q", "attn_v": "attn_q", "ffn_up": "ffn_gate"][String(parts[2])] else { return name }
+        guard parts.count == 4,
+              let source = ["attn_k": "attn_q", "attn_v": "attn_q", "ffn_up": "ffn_gate"][String(parts[2])] else {
+            return name
+        }
         return "blk.\(parts[1]).\(source).weight"
     }
 
@@ -143,7 +148,9 @@ public final class LlamaModel: @unchecked Sendable {
         let c = config
         func f32(_ name: String, count: Int) throws -> [Float] {
             let t = try g.tensor(name)
-            guard t.elementCount == count else { throw LowBitError(.badFormat, "GGUF model: '\(name)' has \(t.elementCount) elements, expected \(count)") }
+            guard t.elementCount == count else {
+                throw LowBitError(.badFormat, "GGUF model: '\(name)' has \(t.elementCount) elements, expected \(count)")
+            }
             return g.dequantized(t)
         }
         // Metadata must describe the tensors: a layer beyond block_count would be dropped silently.
@@ -173,7 +180,8 @@ public final class LlamaModel: @unchecked Sendable {
         }
         // Tensors that share input rows (`inputSource`) are made one after the other: one set of
         // statistics and error feedback coefficients serves each run of them.
-        var lastInputs: (source: String, statistics: ActivationAwareScaling.Statistics, coefficients: ErrorFeedback.Coefficients)? = nil
+        var lastInputs: (source: String, statistics: ActivationAwareScaling.Statistics,
+                         coefficients: ErrorFeedback.Coefficients)? = nil
         func inputs(_ name: String, _ recorded: (rows: [Float], samples: Int)) throws
             -> (statistics: ActivationAwareScaling.Statistics, coefficients: ErrorFeedback.Coefficients) {
             let source = LlamaModel.inputSource(name)
@@ -191,7 +199,8 @@ public final class LlamaModel: @unchecked Sendable {
         func linear(_ name: String, rows: Int, cols: Int) throws -> Linear {
             let t = try g.tensor(name)
             guard t.rows == rows, t.cols == cols else {
-                throw LowBitError(.badFormat, "GGUF model: '\(name)' is \(t.rows) x \(t.cols), expected \(rows) x \(cols)")
+                throw LowBitError(.badFormat,
+                                  "GGUF model: '\(name)' is \(t.rows) x \(t.cols), expected \(rows) x \(cols)")
             }
             switch weights {
             case .reference:
@@ -212,7 +221,8 @@ public final class LlamaModel: @unchecked Sendable {
                     return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
                 }
             case .requantized(let type, let groupSize, let kernel, _):
-                return try requantize(t, rows, cols, type, groupSize, kernel, calibration: calibration[name].map { (name, $0) })
+                return try requantize(t, rows, cols, type, groupSize, kernel,
+                                      calibration: calibration[name].map { (name, $0) })
             case .stack:
                 return try StackLinear(stack!, name: name, rows: rows, cols: cols)
             }
@@ -220,10 +230,13 @@ public final class LlamaModel: @unchecked Sendable {
         // One scratch for every tensor's Float32 weights: fresh pages per tensor cost the load
         // more time (the kernel zeroing them) than dequantizing does.
         var scratch: AlignedBuffer? = nil
-        func requantize(_ tensor: GGUFFile.Tensor, _ rows: Int, _ cols: Int, _ type: WeightType, _ groupSize: Int, _ kernel: KernelFamily,
+        func requantize(_ tensor: GGUFFile.Tensor, _ rows: Int, _ cols: Int, _ type: WeightType, _ groupSize: Int,
+                        _ kernel: KernelFamily,
                         calibration: (name: String, recorded: (rows: [Float], samples: Int))? = nil) throws -> Linear {
             if (scratch?.byteCount ?? 0) < tensor.elementCount * 4 {
-                scratch = try AlignedBuffer(byteCount: try checkedProduct(max(tensor.elementCount, c.vocabulary * c.embedding), 4, what: "weights"))
+                scratch = try AlignedBuffer(byteCount: try checkedProduct(max(tensor.elementCount,
+                                                                              c.vocabulary * c.embedding), 4,
+                                                                          what: "weights"))
             }
             let w = scratch!.floats()
             g.dequantize(tensor, into: w)
@@ -237,7 +250,8 @@ public final class LlamaModel: @unchecked Sendable {
                 return try QuantizedLinear(m, kernel: kernel)
             }
             let (statistics, coefficients) = try inputs(name, recorded)
-            let (scales, _) = try ActivationAwareScaling.search(w, rows: rows, cols: cols, type: t, groupSize: size, statistics: statistics)
+            let (scales, _) = try ActivationAwareScaling.search(w, rows: rows, cols: cols, type: t, groupSize: size,
+                                                                statistics: statistics)
             for r in 0..<rows { for c in 0..<cols { w[r * cols + c] *= scales[c] } }  // W·diag(s), in place
             let m = try ErrorFeedback.quantize(w, rows: rows, cols: cols, type: t, groupSize: size, symmetric: false,
                                                coefficients: try coefficients.rescaled(by: scales))
@@ -251,7 +265,8 @@ public final class LlamaModel: @unchecked Sendable {
         let e = c.embedding, qw = c.queryWidth, kw = c.keyWidth, arch = c.architecture
         for i in 0..<c.layers {
             let p = "blk.\(i)."
-            layers.append(Layer(attnNorm: try f32(p + "attn_norm.weight", count: e), ffnNorm: try f32(p + "ffn_norm.weight", count: e),
+            layers.append(Layer(attnNorm: try f32(p + "attn_norm.weight", count: e),
+                                ffnNorm: try f32(p + "ffn_norm.weight", count: e),
                                 q: try linear(p + "attn_q.weight", rows: qw, cols: e),
                                 k: try linear(p + "attn_k.weight", rows: kw, cols: e),
                                 v: try linear(p + "attn_v.weight", rows: kw, cols: e),
@@ -329,7 +344,8 @@ public final class LlamaModel: @unchecked Sendable {
     func replaceLinear(_ name: String, with linear: Linear) throws {
         try withLayerSlot(name) { old in
             guard old.rows == linear.rows, old.cols == linear.cols else {
-                throw LowBitError(.invalidArgument, "'\(name)' is \(old.rows) x \(old.cols), not \(linear.rows) x \(linear.cols)")
+                throw LowBitError(.invalidArgument,
+                                  "'\(name)' is \(old.rows) x \(old.cols), not \(linear.rows) x \(linear.cols)")
             }
             old = linear
         }
@@ -338,7 +354,8 @@ public final class LlamaModel: @unchecked Sendable {
     private func withLayerSlot(_ name: String, _ body: (inout Linear) throws -> Void) throws {
         if name == outputName { return try body(&output) }
         let parts = name.split(separator: ".")
-        guard parts.count == 4, parts[0] == "blk", parts[3] == "weight", let i = Int(parts[1]), layers.indices.contains(i) else {
+        guard parts.count == 4, parts[0] == "blk", parts[3] == "weight", let i = Int(parts[1]),
+              layers.indices.contains(i) else {
             throw LowBitError(.invalidArgument, "no transformer linear layer named '\(name)'")
         }
         switch parts[2] {
@@ -395,7 +412,9 @@ public final class LlamaModel: @unchecked Sendable {
     private static let readFold = Atomic<UInt64>(0)
 
     public func setBudget(_ bytes: Int) throws {
-        guard let stack else { throw LowBitError(.invalidArgument, "this model is not a BitStack: there is no budget to set") }
+        guard let stack else {
+            throw LowBitError(.invalidArgument, "this model is not a BitStack: there is no budget to set")
+        }
         try stack.setBudget(bytes)
     }
 
@@ -420,12 +439,17 @@ public final class LlamaModel: @unchecked Sendable {
         let c = config, n = tokens.count, e = c.embedding, qw = c.queryWidth, kw = c.keyWidth
         guard n > 0 else { return [] }
         guard cache.count + n <= cache.capacity else {
-            throw LowBitError(.invalidArgument, "context full: \(cache.count) + \(n) tokens exceed the cache of \(cache.capacity)")
+            throw LowBitError(.invalidArgument,
+                              "context full: \(cache.count) + \(n) tokens exceed the cache of \(cache.capacity)")
         }
-        for t in tokens where t < 0 || t >= c.vocabulary { throw LowBitError(.invalidArgument, "token id \(t) is outside the vocabulary") }
+        for t in tokens where t < 0 || t >= c.vocabulary {
+            throw LowBitError(.invalidArgument, "token id \(t) is outside the vocabulary")
+        }
         let start = cache.count
         var x = [Float](repeating: 0, count: n * e)
-        x.withUnsafeMutableBufferPointer { xp in for (i, t) in tokens.enumerated() { embed(t, into: xp.baseAddress! + i * e) } }
+        x.withUnsafeMutableBufferPointer { xp in
+            for (i, t) in tokens.enumerated() { embed(t, into: xp.baseAddress! + i * e) }
+        }
         trace?(0, x)
         var h = [Float](repeating: 0, count: n * e), q = [Float](repeating: 0, count: n * qw)
         var k = [Float](repeating: 0, count: n * kw), v = [Float](repeating: 0, count: n * kw)
@@ -543,9 +567,12 @@ public final class LlamaModel: @unchecked Sendable {
                             let r = item % rows, h = (item / rows) * perItem, kvh = h / group
                             let length = start + r + 1
                             withUnsafeTemporaryAllocation(of: Float.self, capacity: perItem * length) { scores in
-                                Attention.attend(qp.baseAddress! + (r * c.heads + h) * d, queries: perItem, keys: kp.baseAddress! + kvh * d,
-                                                 values: vp.baseAddress! + kvh * d, stride: kvDim, length: length, dim: d, scale: scale,
-                                                 scores: scores.baseAddress!, into: op.baseAddress! + (r * c.heads + h) * d)
+                                Attention.attend(qp.baseAddress! + (r * c.heads + h) * d, queries: perItem,
+                                                 keys: kp.baseAddress! + kvh * d,
+                                                 values: vp.baseAddress! + kvh * d, stride: kvDim, length: length,
+                                                 dim: d, scale: scale,
+                                                 scores: scores.baseAddress!,
+                                                 into: op.baseAddress! + (r * c.heads + h) * d)
                             }
                         }
                     }

@@ -69,7 +69,8 @@ public struct LlamaConfig: Sendable {
         let keyLength = g.metadata["\(name).attention.key_length"]
         guard embedding % heads == 0 || keyLength != nil else {
             throw LowBitError(.badFormat, "GGUF model: \(name).embedding_length \(embedding) is not a multiple of "
-                                          + "the head count \(heads), and no attention.key_length gives the heads' width")
+                                          + "the head count \(heads), and no attention.key_length gives the "
+                                              + "heads' width")
         }
         headDim = try int("attention.key_length", default: embedding / heads)
         // The runner's heads hold keys and values of one width, all of it rotated.

@@ -20,7 +20,9 @@ public final class Q8_0Linear: Linear, @unchecked Sendable {
 
     public init(blocks: [UInt8], rows: Int, cols: Int) throws {
         guard rows > 0, cols > 0, cols % 32 == 0, blocks.count == rows * (cols / 32) * Q8_0Linear.blockBytes else {
-            throw LowBitError(.badFormat, "Q8_0 tensor of \(rows) x \(cols) with \(blocks.count) bytes: cols must be a multiple of 32 and bytes rows·cols/32·34")
+            throw LowBitError(.badFormat,
+                              "Q8_0 tensor of \(rows) x \(cols) with \(blocks.count) bytes: cols must be a multiple of "
+                              + "32 and bytes rows·cols/32·34")
         }
         (self.blocks, self.rows, self.cols) = (blocks, rows, cols)
     }

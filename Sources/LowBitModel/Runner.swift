@@ -52,14 +52,17 @@ extension LlamaModel {
         public var promptSeconds = 0.0, generationSeconds = 0.0
         public var promptTokensPerSecond: Double { Double(promptTokens) / max(promptSeconds, 1e-9) }
         /// Decode speed: one-token forward passes per second (0 when none ran).
-        public var generationTokensPerSecond: Double { decodeSteps == 0 ? 0 : Double(decodeSteps) / max(generationSeconds, 1e-9) }
+        public var generationTokensPerSecond: Double {
+            decodeSteps == 0 ? 0 : Double(decodeSteps) / max(generationSeconds, 1e-9)
+        }
     }
 
     /// Generates up to `maxTokens` tokens after `prompt` (greedy when temperature is 0), calling
     /// `onText` with each new piece of text (whole UTF-8 characters), on a session of its own
     /// (see `Session.generate`), and times the prompt and the decode steps apart.
     public func generate(_ prompt: String, chat: Bool = false, maxTokens: Int = 64, temperature: Float = 0,
-                         topP: Float = 1, seed: UInt64 = 1, onText: (String) -> Void = { _ in }) throws -> (String, GenerationStats) {
+                         topP: Float = 1, seed: UInt64 = 1,
+                         onText: (String) -> Void = { _ in }) throws -> (String, GenerationStats) {
         guard maxTokens >= 0 else { throw LowBitError(.invalidArgument, "max tokens must be >= 0") }
         var sampler = try Sampler(temperature: temperature, topP: topP, seed: seed)
         let text = chat ? try chatPrompt(prompt) : prompt
@@ -87,7 +90,8 @@ extension LlamaModel {
     /// in consecutive chunks of `context` tokens, each evaluated from an empty cache (with BOS
     /// in its first position if the model uses one) and scored on its second half.
     public func perplexity(_ text: String, context: Int = 512, chunks: Int? = nil,
-                           progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> (perplexity: Double, tokens: Int) {
+                           progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> (perplexity: Double,
+                                                                                             tokens: Int) {
         guard context >= 16, context <= config.contextLength else {
             throw LowBitError(.invalidArgument, "context \(context) must be 16...\(config.contextLength)")
         }
@@ -95,7 +99,8 @@ extension LlamaModel {
         let available = tokens.count / context
         let count = min(chunks ?? available, available)
         guard count >= 1 else {
-            throw LowBitError(.invalidArgument, "the text has \(tokens.count) tokens, fewer than one context of \(context)")
+            throw LowBitError(.invalidArgument,
+                              "the text has \(tokens.count) tokens, fewer than one context of \(context)")
         }
         let first = context / 2
         var nll: Double = 0, scored = 0

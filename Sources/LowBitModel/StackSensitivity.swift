@@ -30,13 +30,16 @@ public enum StackSensitivity {
     }
 
     /// Loss increase per tensor of `stack` (transformer linear layers only; any other stacked
-    /// tensor, such as the output, gets none, and `StackBuilder.sensitivities` gives it the median). `text` is calibration
+    /// tensor, such as the output, gets none, and `StackBuilder.sensitivities` gives it the median). `text` is
+    /// calibration
     /// text, of which the first `tokens` tokens are used.
     public static func lossIncrease(modelPath: String, stack: Stack, level: Int, text: String, tokens count: Int = 128,
                                     progress: (Int, Int) -> Void = { _, _ in }) throws -> [String: Double] {
         let model = try LlamaModel.load(path: modelPath, weights: .reference)
         var tokens = model.tokenizer.encode(text, addSpecial: true)
-        guard tokens.count >= 16 else { throw LowBitError(.invalidArgument, "calibration text has \(tokens.count) tokens; 16 or more needed") }
+        guard tokens.count >= 16 else {
+            throw LowBitError(.invalidArgument, "calibration text has \(tokens.count) tokens; 16 or more needed")
+        }
         tokens = Array(tokens.prefix(min(count, model.config.contextLength)))
         guard level >= 2 else { throw LowBitError(.invalidArgument, "sensitivity level \(level) must be at least 2") }
         let names = stack.index.tensors.map(\.name).filter { $0.hasPrefix("blk.") }
@@ -54,7 +57,9 @@ public enum StackSensitivity {
         var result: [String: Double] = [:]
         for (i, name) in names.enumerated() {
             let info = stack.index.tensors[try stack.tensorNumber(name)]
-            try model.replaceLinear(name, with: try FloatLinear(try stack.denseWeights(name, blocks: level - 1), rows: info.rows, cols: info.cols))
+            try model.replaceLinear(name,
+                                    with: try FloatLinear(try stack.denseWeights(name, blocks: level - 1),
+                                                          rows: info.rows, cols: info.cols))
             result[name] = try meanLoss(model, tokens) - base
             try model.replaceLinear(name, with: atLevel[name]!)
             progress(i + 1, names.count)
@@ -124,20 +129,27 @@ public enum CalibrationActivations {
 
     /// Input rows (tokens × cols) per linear layer name (and the output projection's), from the
     /// reference model run over the first `tokens` tokens of `text`.
-    public static func record(modelPath: String, text: String, tokens count: Int = 256) throws -> [String: (rows: [Float], samples: Int)] {
+    public static func record(modelPath: String, text: String,
+                              tokens count: Int = 256) throws -> [String: (rows: [Float], samples: Int)] {
         try record(gguf: try GGUFFile(path: modelPath), text: text, tokens: count)
     }
 
-    public static func record(gguf: GGUFFile, text: String, tokens count: Int = 256) throws -> [String: (rows: [Float], samples: Int)] {
+    public static func record(gguf: GGUFFile, text: String,
+                              tokens count: Int = 256) throws -> [String: (rows: [Float], samples: Int)] {
         let model = try LlamaModel(gguf: gguf, weights: .reference)
-        let tokens = Array(model.tokenizer.encode(text, addSpecial: true).prefix(min(count, model.config.contextLength)))
-        guard tokens.count >= 16 else { throw LowBitError(.invalidArgument, "calibration text has \(tokens.count) tokens; 16 or more needed") }
+        let tokens = Array(model.tokenizer.encode(text,
+                                                  addSpecial: true).prefix(min(count, model.config.contextLength)))
+        guard tokens.count >= 16 else {
+            throw LowBitError(.invalidArgument, "calibration text has \(tokens.count) tokens; 16 or more needed")
+        }
         var recorders: [String: Recorder] = [:]
         for layer in 0..<model.layers.count {
             for name in LlamaModel.linearNames {
                 let full = "blk.\(layer).\(name).weight"
                 let source = LlamaModel.inputSource(full)
-                let recorder = Recorder(try model.linear(full), sharesInputsOf: source == full ? nil : recorders[source], expectedRows: tokens.count)
+                let recorder = Recorder(try model.linear(full),
+                                        sharesInputsOf: source == full ? nil : recorders[source],
+                                        expectedRows: tokens.count)
                 try model.replaceLinear(full, with: recorder)
                 recorders[full] = recorder
             }

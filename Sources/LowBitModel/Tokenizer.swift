@@ -20,7 +20,9 @@ public final class Tokenizer: @unchecked Sendable {
 
     public init(gguf: GGUFFile) throws {
         func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "GGUF tokenizer: \(why)") }
-        guard gguf.metadata["tokenizer.ggml.model"]?.stringValue == "gpt2" else { throw bad("only the gpt2 (byte-level BPE) model is supported") }
+        guard gguf.metadata["tokenizer.ggml.model"]?.stringValue == "gpt2" else {
+            throw bad("only the gpt2 (byte-level BPE) model is supported")
+        }
         let pre = gguf.metadata["tokenizer.ggml.pre"]?.stringValue ?? "default"
         guard let preTokenizer = PreTokenizer(fileName: pre) else {
             throw LowBitError(.unsupported, "GGUF tokenizer: pre-tokenizer '\(pre)' is not supported "

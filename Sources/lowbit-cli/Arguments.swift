@@ -121,7 +121,9 @@ struct CLIError: Error, CustomStringConvertible {
 func parseWeightType(_ s: String) throws -> WeightType {
     if s == "ternary" || s == "1.58" { return .ternary }
     if s == "mixed3" || s == "mixed4" { return .mixed(bits: s == "mixed3" ? 3 : 4) }
-    guard let b = Int32(s), (1...4).contains(b) else { throw CLIError("unknown bit width '\(s)': use 1, 2, 3, 4, ternary, mixed3 or mixed4") }
+    guard let b = Int32(s), (1...4).contains(b) else {
+        throw CLIError("unknown bit width '\(s)': use 1, 2, 3, 4, ternary, mixed3 or mixed4")
+    }
     return try WeightType(code: b)
 }
 

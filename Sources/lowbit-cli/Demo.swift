@@ -21,7 +21,8 @@ func runDemo(_ args: Arguments) throws {
     print("type     bytes      bits/w  weight err  family     product err  time")
     for type in [WeightType.integer(bits: 4), .integer(bits: 3), .integer(bits: 2), .integer(bits: 1), .ternary] {
         let m = try w.withUnsafeBufferPointer {
-            try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: false)
+            try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize,
+                                   symmetric: false)
         }
         let wq = m.dequantized()
         let weightErr = normalizedError(wq, w)
@@ -38,7 +39,8 @@ func runDemo(_ args: Arguments) throws {
             }
             let err = normalizedError(y, reference)
             let lead = i == 0
-                ? "\(type.description.padded(8)) \(formatBytes(m.byteCount).padded(10)) \(fmt(m.bitsPerWeight, 2).padded(7)) \(sci(weightErr).padded(11))"
+                ? "\(type.description.padded(8)) \(formatBytes(m.byteCount).padded(10)) "
+                    + "\(fmt(m.bitsPerWeight, 2).padded(7)) \(sci(weightErr).padded(11))"
                 : String(repeating: " ", count: 39)
             print("\(lead) \(k.description.padded(10)) \(sci(err).padded(12)) \(formatTime(seconds))")
         }

@@ -5,12 +5,15 @@ import LowBitModel
 /// `--type-errors`: the round-trip error of integer and BitMoD mixed data types on its 2-D weights.
 func runGGUF(_ args: Arguments) throws {
     try args.allow(["type-errors", "group-size"])
-    guard args.words.count >= 2 else { throw CLIError("usage: lowbit gguf FILE.gguf [--type-errors [--group-size 64]]") }
+    guard args.words.count >= 2 else {
+        throw CLIError("usage: lowbit gguf FILE.gguf [--type-errors [--group-size 64]]")
+    }
     let file = try GGUFFile(path: args.words[1])
     let groupSize = try args.int("group-size", default: 64)
     guard supportedGroupSizes.contains(groupSize) else { throw CLIError("--group-size takes 32, 64 or 128") }
     if args.flags.contains("type-errors") { return try printTypeErrors(file, groupSize: groupSize) }
-    print("GGUF v\(file.version): \(file.metadata.count) metadata entries, \(file.tensors.count) tensors, alignment \(file.alignment)")
+    print("GGUF v\(file.version): \(file.metadata.count) metadata entries, \(file.tensors.count) tensors, alignment "
+          + "\(file.alignment)")
     for key in file.metadataOrder {
         let v = file.metadata[key]!
         let shown: String
@@ -55,7 +58,9 @@ func describe(_ v: GGUFFile.Value) -> String {
     case .uint(let x): return "\(x)"
     case .float(let x): return "\(x)"
     case .bool(let x): return "\(x)"
-    case .string(let s): return s.count > 60 ? "\"\(String(s.prefix(60)).replacingAll("\n", "\\n"))...\"" : "\"\(s.replacingAll("\n", "\\n"))\""
+    case .string(let s):
+        let shown = String(s.prefix(60)).replacingAll("\n", "\\n")
+        return s.count > 60 ? "\"\(shown)...\"" : "\"\(shown)\""
     case .array(let a): return "[\(a.count) items]"
     }
 }
@@ -75,12 +80,15 @@ func printTypeErrors(_ file: GGUFFile, groupSize: Int) throws {
         groups += w.count / groupSize
         for (i, type) in types.enumerated() {
             let m = try w.withUnsafeBufferPointer {
-                try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: false)
+                try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize,
+                                       symmetric: false)
             }
             let back = m.dequantized()
             for k in 0..<w.count { squared[i] += Double(w[k] - back[k]) * Double(w[k] - back[k]) }
             bytes[i] += m.canonicalByteCount
-            if let kinds = m.groupTypes { for g in 0..<kinds.byteCount where kinds.bytes()[g] != 0 { mixedGroups[i] += 1 } }
+            if let kinds = m.groupTypes {
+                for g in 0..<kinds.byteCount where kinds.bytes()[g] != 0 { mixedGroups[i] += 1 }
+            }
         }
     }
     guard weights > 0 else { throw CLIError("no 2-D tensor has a width that is a multiple of \(groupSize)") }
@@ -88,6 +96,7 @@ func printTypeErrors(_ file: GGUFFile, groupSize: Int) throws {
     print("type            error       bits/weight  groups on a float grid")
     for (i, type) in types.enumerated() {
         let share = type.isMixed ? "\(fmt(100 * Double(mixedGroups[i]) / Double(groups), 1)) %" : "-"
-        print("\(type.description.padded(15)) \(sci((squared[i] / norm).squareRoot()).padded(11)) \(fmt(Double(bytes[i]) * 8 / Double(weights), 3).padded(12)) \(share)")
+        print("\(type.description.padded(15)) \(sci((squared[i] / norm).squareRoot()).padded(11)) "
+              + "\(fmt(Double(bytes[i]) * 8 / Double(weights), 3).padded(12)) \(share)")
     }
 }

@@ -4,7 +4,8 @@ import Glibc
 import LowBit
 import LowBitModel
 
-let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kernel", "stack", "budget", "threads", "calibration-text", "act-bits"]
+let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kernel", "stack", "budget", "threads",
+                                 "calibration-text", "act-bits"]
 
 /// --weights reference|q4_1, or --bits B [--group-size G] [--kernel K], or --stack PATH --budget SIZE.
 /// Options of one way that make no sense with another are refused, not ignored.
@@ -25,7 +26,8 @@ func weightChoice(_ args: Arguments) throws -> WeightChoice {
     }
     let kernel = try KernelFamily(name: args.options["kernel"] ?? "auto")
     let activationBits = try args.options["act-bits"].map { _ in try args.int("act-bits", default: 8) }
-    if activationBits != nil, args.options["bits"] != nil || args.options["stack"] != nil || args.options["weights"] == "reference" {
+    if activationBits != nil,
+       args.options["bits"] != nil || args.options["stack"] != nil || args.options["weights"] == "reference" {
         throw CLIError("--act-bits applies to --weights file")
     }
     if args.options["calibration-text"] != nil, args.options["bits"] == nil || args.options["stack"] != nil {
@@ -36,8 +38,11 @@ func weightChoice(_ args: Arguments) throws -> WeightChoice {
         return .stack(path: path, budget: try parseSize(budget))
     }
     if let bits = args.options["bits"] {
-        let calibration = try args.options["calibration-text"].map { String(decoding: try FileIO.read($0), as: UTF8.self) }
-        return .requantized(type: try parseWeightType(bits), groupSize: try args.int("group-size", default: 64), kernel: kernel,
+        let calibration = try args.options["calibration-text"].map {
+            String(decoding: try FileIO.read($0), as: UTF8.self)
+        }
+        return .requantized(type: try parseWeightType(bits), groupSize: try args.int("group-size", default: 64),
+                            kernel: kernel,
                             calibration: calibration)
     }
     switch args.options["weights"] ?? "file" {
@@ -51,14 +56,17 @@ func weightChoice(_ args: Arguments) throws -> WeightChoice {
 
 /// The model of --model as `choice` says (from `weightChoice`, checked before anything loads).
 func loadModel(_ args: Arguments, _ choice: WeightChoice) throws -> LlamaModel {
-    guard let path = args.options["model"] else { throw CLIError("give --model PATH.gguf (scripts/fetch-model.sh fetches SmolLM2-135M)") }
+    guard let path = args.options["model"] else {
+        throw CLIError("give --model PATH.gguf (scripts/fetch-model.sh fetches SmolLM2-135M)")
+    }
     let t0 = monotonicSeconds()
     if case .requantized(_, _, _, let calibration?) = choice, !calibration.isEmpty {
         status("calibrating on the first \(LlamaModel.calibrationTokens) tokens of the calibration text "
                + "(tens of seconds)")
     }
     let model = try LlamaModel.load(path: path, weights: choice)
-    fputs("loaded \(path) as \(model.choice) in \(formatTime(monotonicSeconds() - t0)); weights \(formatBytes(model.weightBytes))\n", stderr)
+    fputs("loaded \(path) as \(model.choice) in \(formatTime(monotonicSeconds() - t0)); weights "
+          + "\(formatBytes(model.weightBytes))\n", stderr)
     return model
 }
 

@@ -9,10 +9,12 @@ import LowBitModel
 func runReport(_ args: Arguments) throws {
     try args.allow(["model", "text", "chunks", "ctx", "stack", "budgets", "threads", "decode", "calibration-text"])
     guard let path = args.options["model"], let textPath = args.options["text"] else {
-        throw CLIError("usage: lowbit report --model FILE.gguf --text FILE [--chunks 2] [--calibration-text FILE] [--stack FILE.lbs --budgets 60MB,75MB,90MB]")
+        throw CLIError("usage: lowbit report --model FILE.gguf --text FILE [--chunks 2] [--calibration-text FILE] "
+                       + "[--stack FILE.lbs --budgets 60MB,75MB,90MB]")
     }
     let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
-    let chunks = try args.int("chunks", default: 2), ctx = try args.int("ctx", default: 512), decode = try args.int("decode", default: 32)
+    let chunks = try args.int("chunks", default: 2), ctx = try args.int("ctx", default: 512),
+        decode = try args.int("decode", default: 32)
     var configs: [(String, WeightChoice)] = [
         ("reference (f32)", .reference),
         ("file's own blocks", .q4_1(kernel: .auto)),
@@ -28,7 +30,8 @@ func runReport(_ args: Arguments) throws {
         let calibration = String(decoding: try FileIO.read(calibrationPath), as: UTF8.self)
         for (bits, group) in [(4, 64), (4, 32), (3, 64), (3, 32)] {
             configs.append(("\(bits)-bit g\(group) calibrated",
-                            .requantized(type: .integer(bits: bits), groupSize: group, kernel: .auto, calibration: calibration)))
+                            .requantized(type: .integer(bits: bits), groupSize: group, kernel: .auto,
+                                         calibration: calibration)))
         }
     }
     if let stack = args.options["stack"] {
@@ -36,7 +39,8 @@ func runReport(_ args: Arguments) throws {
             configs.append(("bitstack @ \(b)", .stack(path: stack, budget: try parseSize(b))))
         }
     }
-    print("model \(path); perplexity on the first \(chunks * ctx) tokens of \(textPath) (ctx \(ctx), second halves scored); decode: \(decode) greedy tokens; \(Runtime.threads) thread(s)")
+    print("model \(path); perplexity on the first \(chunks * ctx) tokens of \(textPath) (ctx \(ctx), second halves "
+          + "scored); decode: \(decode) greedy tokens; \(Runtime.threads) thread(s)")
     print("prefill: one forward pass over the text's first \(ctx) tokens, logits of the last one only")
     print("decode's roofline: its tok/s times the time a plain read of the weights it streams takes")
     print("weights              perplexity  decode tok/s  roofline  prefill tok/s  weight memory  load")

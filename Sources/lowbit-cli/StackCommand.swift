@@ -29,7 +29,8 @@ Sizes: bytes, or 64MB, 1.5GiB, 512k (KB/MB/GB decimal, KiB/MiB/GiB binary).
 
 func parseSize(_ s: String) throws -> Int {
     let lower = s.lowercased()
-    let units: [(String, Double)] = [("gib", 1_073_741_824), ("mib", 1_048_576), ("kib", 1024), ("gb", 1e9), ("mb", 1e6),
+    let units: [(String, Double)] = [("gib", 1_073_741_824), ("mib", 1_048_576), ("kib", 1024), ("gb", 1e9),
+                                     ("mb", 1e6),
                                      ("kb", 1e3), ("g", 1e9), ("m", 1e6), ("k", 1e3), ("b", 1)]
     for (suffix, scale) in units where lower.hasSuffix(suffix) {
         guard let v = Double(lower.dropLast(suffix.count).trimmingCharacters()), v >= 0, v * scale < 9e18 else { break }
@@ -73,7 +74,8 @@ func status(_ message: String) {
 
 func stackBuild(_ args: Arguments) throws {
     try args.allow(["blocks", "rank", "factor-share", "calibration", "random", "threads", "model", "with-output",
-                    "sensitivity-text", "sensitivity-level", "sensitivity-tokens", "calibration-text", "sensitivity-cache", "max-lead", "raw-sensitivity"])
+                    "sensitivity-text", "sensitivity-level", "sensitivity-tokens", "calibration-text",
+                    "sensitivity-cache", "max-lead", "raw-sensitivity"])
     guard args.words.count >= 3 else { throw CLIError("stack build: give the output path\n\(stackUsage)") }
     let out = args.words[2]
     // Sensitivity options are checked before the decomposition runs.
@@ -91,7 +93,8 @@ func stackBuild(_ args: Arguments) throws {
     if let model = args.options["model"] {
         let g = try GGUFFile(path: model)
         for t in g.tensors where t.dims.count == 2 && (t.name.hasSuffix("_q.weight") || t.name.hasSuffix("_k.weight")
-                || t.name.hasSuffix("_v.weight") || t.name.hasSuffix("_output.weight") || t.name.hasPrefix("blk.") && t.name.contains(".ffn_")
+                || t.name.hasSuffix("_v.weight") || t.name.hasSuffix("_output.weight") || t.name.hasPrefix("blk.")
+                    && t.name.contains(".ffn_")
                 || args.flags.contains("with-output") && (t.name == "token_embd.weight" || t.name == "output.weight")) {
             tensors.append((t.name, g.dequantized(t), t.rows, t.cols))
         }
@@ -106,10 +109,14 @@ func stackBuild(_ args: Arguments) throws {
     if let textPath = args.options["calibration-text"] {
         guard let model = args.options["model"] else { throw CLIError("--calibration-text needs --model") }
         let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
-        for (name, recorded) in try CalibrationActivations.record(modelPath: model, text: text) { calibration[name] = recorded }
+        for (name, recorded) in try CalibrationActivations.record(modelPath: model, text: text) {
+            calibration[name] = recorded
+        }
     }
     for spec in args.strings("calibration", default: []) {
-        guard let eq = spec.firstIndex(of: "=") else { throw CLIError("expected NAME=FILE.npy in --calibration, got '\(spec)'") }
+        guard let eq = spec.firstIndex(of: "=") else {
+            throw CLIError("expected NAME=FILE.npy in --calibration, got '\(spec)'")
+        }
         let name = String(spec[..<eq]), path = String(spec[spec.index(after: eq)...])
         let (values, samples, cols) = try NPYFile.load(path)
         // Calibration rows are inputs of the tensor: as many columns as its weights.
@@ -135,14 +142,18 @@ func stackBuild(_ args: Arguments) throws {
                 StackBuilder.Input(name: tensors[i].0, weights: weights[i], rows: tensors[i].2, cols: tensors[i].3,
                                    calibration: calibration[tensors[i].0].map { (calib[i], $0.1) })
             }
-            return try StackBuilder.build(inputs, path: out, options: options) { done, total in progressBar(done, total, "decomposing") }
+            return try StackBuilder.build(inputs, path: out, options: options) { done, total in
+                progressBar(done, total, "decomposing")
+            }
         }
     }
     var seconds = monotonicSeconds() - t0
     var orderNote = "naive order"
     if let textPath = args.options["sensitivity-text"] {
         guard let model = args.options["model"] else { throw CLIError("--sensitivity-text needs --model") }
-        guard (2...options.blocks).contains(level) else { throw CLIError("--sensitivity-level must be 2...\(options.blocks)") }
+        guard (2...options.blocks).contains(level) else {
+            throw CLIError("--sensitivity-level must be 2...\(options.blocks)")
+        }
         let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
         let t1 = monotonicSeconds()
         let measured = cachedSensitivity.filter { $0.level == level }
@@ -150,13 +161,18 @@ func stackBuild(_ args: Arguments) throws {
         if !measured.isEmpty {
             increase = Dictionary(measured.map { ($0.name, $0.increase) }, uniquingKeysWith: { _, last in last })
         } else {
-            increase = try StackSensitivity.lossIncrease(modelPath: model, stack: try Stack(path: out, budget: Int.max), level: level,
-                                                         text: text, tokens: try args.int("sensitivity-tokens", default: 128)) { done, total in
+            increase = try StackSensitivity.lossIncrease(modelPath: model, stack: try Stack(path: out, budget: Int.max),
+                                                         level: level,
+                                                         text: text,
+                                                         tokens: try args.int("sensitivity-tokens",
+                                                                              default: 128)) { done, total in
                 progressBar(done, total, "sensitivity")
             }
             if let cache = args.options["sensitivity-cache"] {
                 // Other levels' measurements stay in the file.
-                cachedSensitivity += increase.sorted { $0.key < $1.key }.map { (name: $0.key, level: level, increase: $0.value) }
+                cachedSensitivity += increase.sorted { $0.key < $1.key }.map {
+                    (name: $0.key, level: level, increase: $0.value)
+                }
                 let lines = cachedSensitivity.map { "\($0.name) \($0.level) \($0.increase)" }
                 try FileIO.writeAtomically(Array((lines.joined(separator: "\n") + "\n").utf8), to: cache)
             }
@@ -165,15 +181,20 @@ func stackBuild(_ args: Arguments) throws {
         options.sensitivity = StackBuilder.sensitivities(matrices, lossIncrease: smoothed, level: level)
         options.maxLead = maxLead
         try StackBuilder.write(matrices, path: out, options: options)
-        orderNote = "sensitivity order (\(increase.count) tensors measured at level \(level) in \(fmt(monotonicSeconds() - t1, 1)) s)"
+        orderNote = "sensitivity order (\(increase.count) tensors measured at level \(level) in "
+                    + "\(fmt(monotonicSeconds() - t1, 1)) s)"
         seconds = monotonicSeconds() - t0
     }
-    print("wrote \(out): \(matrices.count) tensors, \(options.blocks) blocks each, \(orderNote), in \(fmt(seconds, 1)) s")
-    print("tensor                          shape          rank  block bytes  bits/w per block  error after 1 / 2 / 4 / all blocks")
+    print("wrote \(out): \(matrices.count) tensors, \(options.blocks) blocks each, \(orderNote), in "
+          + "\(fmt(seconds, 1)) s")
+    print("tensor                          shape          rank  block bytes  bits/w per block  error after 1 / 2 / 4 / "
+          + "all blocks")
     for m in matrices {
         let e = m.errors
         let picks = [0, 1, 3, e.count - 1].filter { $0 < e.count }.map { sci(e[$0]) }.joined(separator: " / ")
-        print("\(m.name.padded(31)) \("\(m.rows)x\(m.cols)".padded(14)) \(String(m.rank).padded(5)) \(String(m.blockBytes).padded(12)) \(fmt(Double(m.blockBytes) * 8 / Double(m.rows * m.cols), 3).padded(17)) \(picks)")
+        print("\(m.name.padded(31)) \("\(m.rows)x\(m.cols)".padded(14)) \(String(m.rank).padded(5)) "
+              + "\(String(m.blockBytes).padded(12)) "
+              + "\(fmt(Double(m.blockBytes) * 8 / Double(m.rows * m.cols), 3).padded(17)) \(picks)")
     }
 }
 
@@ -210,7 +231,8 @@ func stackInspect(_ args: Arguments) throws {
     let path = args.words[2]
     let index = try Stack.readIndex(path)
     let weights = index.tensors.reduce(0) { $0 + $1.rows * $1.cols }
-    print("\(path): \(index.tensors.count) tensors, \(index.blocks.count) blocks, \(formatBytes(index.dataOffset + index.dataBytes)) (\(weights) weights)")
+    print("\(path): \(index.tensors.count) tensors, \(index.blocks.count) blocks, "
+          + "\(formatBytes(index.dataOffset + index.dataBytes)) (\(weights) weights)")
     for (key, value) in index.metadata {
         switch value {
         case .u64(let v): print("  \(key) = \(v)")
@@ -219,19 +241,23 @@ func stackInspect(_ args: Arguments) throws {
     }
     print("tensor                          shape          rank  blocks  bytes/block  bits/w per block")
     for t in index.tensors {
-        print("\(t.name.padded(31)) \("\(t.rows)x\(t.cols)".padded(14)) \(String(t.rank).padded(5)) \(String(t.blocks).padded(7)) \(String(Stack.memoryBytes(t)).padded(12)) \(fmt(Double(Stack.memoryBytes(t)) * 8 / Double(t.rows * t.cols), 3))")
+        print("\(t.name.padded(31)) \("\(t.rows)x\(t.cols)".padded(14)) \(String(t.rank).padded(5)) "
+              + "\(String(t.blocks).padded(7)) \(String(Stack.memoryBytes(t)).padded(12)) "
+              + "\(fmt(Double(Stack.memoryBytes(t)) * 8 / Double(t.rows * t.cols), 3))")
     }
     // The size curve: resident bytes for growing prefixes of the stack.
     print("size curve (resident bytes for the first B blocks of the stack):")
     print("  blocks  resident     bits/weight  blocks per tensor (min-max)")
     var bytes = index.dataOffset
     var perTensor = [Int](repeating: 0, count: index.tensors.count)
-    let marks = Set(stride(from: index.tensors.count, through: index.blocks.count, by: max(1, (index.blocks.count - index.tensors.count) / 16)) + [index.blocks.count])
+    let marks = Set(stride(from: index.tensors.count, through: index.blocks.count,
+                           by: max(1, (index.blocks.count - index.tensors.count) / 16)) + [index.blocks.count])
     for (i, e) in index.blocks.enumerated() {
         bytes += Stack.memoryBytes(index.tensors[e.tensor])
         perTensor[e.tensor] += 1
         if marks.contains(i + 1) {
-            print("  \(String(i + 1).padded(7)) \(formatBytes(bytes).padded(12)) \(fmt(Double(bytes) * 8 / Double(weights), 3).padded(12)) \(perTensor.min()!)-\(perTensor.max()!)")
+            print("  \(String(i + 1).padded(7)) \(formatBytes(bytes).padded(12)) "
+                  + "\(fmt(Double(bytes) * 8 / Double(weights), 3).padded(12)) \(perTensor.min()!)-\(perTensor.max()!)")
         }
     }
     if args.flags.contains("verify") {
@@ -243,14 +269,20 @@ func stackInspect(_ args: Arguments) throws {
 
 func stackRun(_ args: Arguments) throws {
     try args.allow(["budget", "n", "threads"])
-    guard args.words.count >= 3, let budgetText = args.options["budget"] else { throw CLIError("stack run: give FILE.lbs --budget SIZE") }
+    guard args.words.count >= 3, let budgetText = args.options["budget"] else {
+        throw CLIError("stack run: give FILE.lbs --budget SIZE")
+    }
     let path = args.words[2]
     let n = try args.int("n", default: 1)
     guard n > 0 else { throw CLIError("--n must be positive") }
     var t0 = monotonicSeconds()
     let s = try Stack(path: path, budget: try parseSize(budgetText))
-    print("opened \(path) under \(formatBytes(try parseSize(budgetText))) in \(formatTime(monotonicSeconds() - t0)): resident \(formatBytes(s.residentBytes)) (minimum \(formatBytes(s.minimumBytes)), all \(formatBytes(s.totalBytes))), \(s.residentBlockCount)/\(s.index.blocks.count) blocks, \(formatBytes(s.bytesRead)) read")
-    print("tensor                          shape          blocks  product      per block    per block / 1-bit LUT  / 4-bit LUT")
+    print("opened \(path) under \(formatBytes(try parseSize(budgetText))) in \(formatTime(monotonicSeconds() - t0)): "
+          + "resident \(formatBytes(s.residentBytes)) (minimum \(formatBytes(s.minimumBytes)), all "
+          + "\(formatBytes(s.totalBytes))), \(s.residentBlockCount)/\(s.index.blocks.count) blocks, "
+          + "\(formatBytes(s.bytesRead)) read")
+    print("tensor                          shape          blocks  product      per block    per block / 1-bit LUT  "
+          + "/ 4-bit LUT")
     var rng = SplitMix64(seed: 3)
     for t in s.index.tensors {
         let x = (0..<(n * t.cols)).map { _ in rng.normal() }
@@ -265,22 +297,31 @@ func stackRun(_ args: Arguments) throws {
         var lut: [Double] = []
         for bits in [1, 4] {
             let w = (0..<(t.rows * t.cols)).map { _ in rng.normal() }
-            let m = try w.withUnsafeBufferPointer { try Quantizer.quantize($0.baseAddress!, rows: t.rows, cols: t.cols, type: .integer(bits: bits), groupSize: [128, 64, 32].first { t.cols % $0 == 0 }!, symmetric: false) }
+            let m = try w.withUnsafeBufferPointer {
+                try Quantizer.quantize($0.baseAddress!, rows: t.rows, cols: t.cols, type: .integer(bits: bits),
+                                       groupSize: [128, 64, 32].first { t.cols % $0 == 0 }!, symmetric: false)
+            }
             try m.prepare(.lut)
             lut.append(try x.withUnsafeBufferPointer { xp in
                 try y.withUnsafeMutableBufferPointer { yp in
-                    try medianSeconds(repeats: 5) { try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: .lut) }
+                    try medianSeconds(repeats: 5) {
+                        try m.multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: .lut)
+                    }
                 }
             })
         }
         let perBlock = time / Double(blocks)
-        print("\(t.name.padded(31)) \("\(t.rows)x\(t.cols)".padded(14)) \(String(blocks).padded(7)) \(formatTime(time).padded(12)) \(formatTime(perBlock).padded(12)) \(fmt(perBlock / lut[0], 2).padded(22)) \(fmt(perBlock / lut[1], 2))")
+        print("\(t.name.padded(31)) \("\(t.rows)x\(t.cols)".padded(14)) \(String(blocks).padded(7)) "
+              + "\(formatTime(time).padded(12)) \(formatTime(perBlock).padded(12)) "
+              + "\(fmt(perBlock / lut[0], 2).padded(22)) \(fmt(perBlock / lut[1], 2))")
     }
     // Budget changes: up to everything, back down, and up again: only the difference moves.
     for target in [s.totalBytes, s.minimumBytes, s.totalBytes] {
         let before = s.bytesRead, blocksBefore = s.residentBlockCount
         t0 = monotonicSeconds()
         try s.setBudget(target)
-        print("budget -> \(formatBytes(target)): \(blocksBefore) -> \(s.residentBlockCount) blocks in \(formatTime(monotonicSeconds() - t0)), \(formatBytes(s.bytesRead - before)) read, resident \(formatBytes(s.residentBytes))")
+        print("budget -> \(formatBytes(target)): \(blocksBefore) -> \(s.residentBlockCount) blocks in "
+              + "\(formatTime(monotonicSeconds() - t0)), \(formatBytes(s.bytesRead - before)) read, resident "
+              + "\(formatBytes(s.residentBytes))")
     }
 }

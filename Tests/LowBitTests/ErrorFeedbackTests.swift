@@ -10,7 +10,11 @@ func referenceErrorFeedbackCodes(_ w: [Float], rows: Int, cols: Int, inputs x: [
                                  type: WeightType, groupSize: Int, dampening: Double, order: [Int]) -> [UInt8] {
     var h = [[Double]](repeating: [Double](repeating: 0, count: cols), count: cols)  // in rounding order
     for s in 0..<samples {
-        for i in 0..<cols { for j in 0..<cols { h[i][j] += Double(x[s * cols + order[i]]) * Double(x[s * cols + order[j]]) / Double(samples) } }
+        for i in 0..<cols {
+            for j in 0..<cols {
+                h[i][j] += Double(x[s * cols + order[i]]) * Double(x[s * cols + order[j]]) / Double(samples)
+            }
+        }
     }
     let mean = (0..<cols).map { h[$0][$0] }.reduce(0, +) / Double(cols)
     for i in 0..<cols {
@@ -42,7 +46,8 @@ func referenceErrorFeedbackCodes(_ w: [Float], rows: Int, cols: Int, inputs x: [
         let params = (0..<(cols / groupSize)).map { g in
             w.withUnsafeBufferPointer { wp in
                 scratch.withUnsafeMutableBufferPointer {
-                    Quantizer.quantizeGroup(UnsafeBufferPointer(rebasing: wp[(r * cols + g * groupSize)..<(r * cols + (g + 1) * groupSize)]),
+                    Quantizer.quantizeGroup(UnsafeBufferPointer(rebasing: wp[(r * cols + g * groupSize)..<(r * cols
+                        + (g + 1) * groupSize)]),
                                             type: type, symmetric: symmetric, codes: $0)
                 }
             }
@@ -63,7 +68,9 @@ func referenceErrorFeedbackCodes(_ w: [Float], rows: Int, cols: Int, inputs x: [
 func correlatedInputs(_ rng: inout TestRandom, samples: Int, cols: Int) -> [Float] {
     let z = rng.normals(samples * cols), a = rng.normals(cols * cols, scale: 1 / Float(cols).squareRoot())
     var x = [Float](repeating: 0, count: samples * cols)
-    for s in 0..<samples { for j in 0..<cols { for k in 0..<cols { x[s * cols + j] += z[s * cols + k] * a[k * cols + j] } } }
+    for s in 0..<samples {
+        for j in 0..<cols { for k in 0..<cols { x[s * cols + j] += z[s * cols + k] * a[k * cols + j] } }
+    }
     return x
 }
 
@@ -83,9 +90,12 @@ func outputError(_ w: [Float], _ q: [Float], rows: Int, cols: Int, inputs x: [Fl
 final class ErrorFeedbackTests: XCTestCase {
     func errorFeedback(_ w: [Float], rows: Int, cols: Int, inputs x: [Float], samples: Int, type: WeightType,
                        groupSize: Int, dampening: Float = ErrorFeedback.defaultDampening) throws -> QuantizedMatrix {
-        let c = try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols, dampening: dampening) }
+        let c = try x.withUnsafeBufferPointer {
+            try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols, dampening: dampening)
+        }
         return try w.withUnsafeBufferPointer {
-            try ErrorFeedback.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: false, coefficients: c)
+            try ErrorFeedback.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize,
+                                       symmetric: false, coefficients: c)
         }
     }
 
@@ -102,22 +112,33 @@ final class ErrorFeedbackTests: XCTestCase {
             let samples = 2 * cols
             var x = correlatedInputs(&rng, samples: samples, cols: cols), w = rng.normals(rows * cols)
             for s in 0..<samples { for c in 0..<cols { x[s * cols + c] *= Float(1 + (c * 7) % 5) } }  // energies spread
-            let order = try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols) }.order
-            let energy = (0..<cols).map { c in (0..<samples).reduce(0.0) { $0 + Double(x[$1 * cols + c]) * Double(x[$1 * cols + c]) } }
+            let order = try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!,
+                                                                                       samples: samples,
+                                                                                       cols: cols) }.order
+            let energy = (0..<cols).map { c in
+                (0..<samples).reduce(0.0) { $0 + Double(x[$1 * cols + c]) * Double(x[$1 * cols + c]) }
+            }
             XCTAssertEqual(order.sorted(), Array(0..<cols))
             for p in 1..<cols { XCTAssertGreaterThanOrEqual(energy[order[p - 1]], energy[order[p]] * (1 - 1e-5)) }
             XCTAssertNotEqual(order, Array(0..<cols), "the spread energies reorder the columns")
             for type in allTypes {
                 let expected = referenceErrorFeedbackCodes(w, rows: rows, cols: cols, inputs: x, samples: samples,
-                                                           type: type, groupSize: groupSize, dampening: 0.01, order: order)
-                let plain = codes(try quantized(w, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: type == .ternary))
-                XCTAssertGreaterThan(zip(plain, expected).filter { $0 != $1 }.count, rows * cols / 10, "feedback changes codes")
+                                                           type: type, groupSize: groupSize, dampening: 0.01,
+                                                           order: order)
+                let plain = codes(try quantized(w, rows: rows, cols: cols, type: type, groupSize: groupSize,
+                                                symmetric: type == .ternary))
+                XCTAssertGreaterThan(zip(plain, expected).filter { $0 != $1 }.count, rows * cols / 10,
+                                     "feedback changes codes")
                 for portable in [false, true] {
-                    let run = { try self.errorFeedback(w, rows: rows, cols: cols, inputs: x, samples: samples, type: type, groupSize: groupSize) }
+                    let run = {
+                        try self.errorFeedback(w, rows: rows, cols: cols, inputs: x, samples: samples, type: type,
+                                               groupSize: groupSize)
+                    }
                     let m = portable ? try portableOnly(run) : try run()
                     let got = codes(m)
                     let differing = zip(got, expected).filter { $0 != $1 }.count
-                    XCTAssertLessThanOrEqual(differing, rows * cols / 200, "\(type) \(rows)×\(cols) g\(groupSize) portable \(portable)")
+                    XCTAssertLessThanOrEqual(differing, rows * cols / 200,
+                                             "\(type) \(rows)×\(cols) g\(groupSize) portable \(portable)")
                 }
             }
         }
@@ -132,7 +153,8 @@ final class ErrorFeedbackTests: XCTestCase {
         let w = rng.normals(rows * cols)
         for type in allTypes {
             let plain = try quantized(w, rows: rows, cols: cols, type: type, groupSize: 32, symmetric: type == .ternary)
-            let fed = try errorFeedback(w, rows: rows, cols: cols, inputs: x, samples: samples, type: type, groupSize: 32)
+            let fed = try errorFeedback(w, rows: rows, cols: cols, inputs: x, samples: samples, type: type,
+                                        groupSize: 32)
             XCTAssertEqual(codes(fed), codes(plain), "\(type)")
             XCTAssertEqual(fed.dequantized(), plain.dequantized(), "\(type)")
         }
@@ -144,8 +166,10 @@ final class ErrorFeedbackTests: XCTestCase {
         let rows = 11, cols = 128, samples = 256
         let x = correlatedInputs(&rng, samples: samples, cols: cols), w = rng.normals(rows * cols)
         for type in allTypes {
-            let plain = try quantized(w, rows: rows, cols: cols, type: type, groupSize: 64, symmetric: type == .ternary).dequantized()
-            let fed = try errorFeedback(w, rows: rows, cols: cols, inputs: x, samples: samples, type: type, groupSize: 64).dequantized()
+            let plain = try quantized(w, rows: rows, cols: cols, type: type, groupSize: 64,
+                                      symmetric: type == .ternary).dequantized()
+            let fed = try errorFeedback(w, rows: rows, cols: cols, inputs: x, samples: samples, type: type,
+                                        groupSize: 64).dequantized()
             let ratio = outputError(w, fed, rows: rows, cols: cols, inputs: x, samples: samples)
                 / outputError(w, plain, rows: rows, cols: cols, inputs: x, samples: samples)
             XCTAssertLessThan(ratio, 0.8, "\(type)")
@@ -161,10 +185,13 @@ final class ErrorFeedbackTests: XCTestCase {
         let s = (0..<cols).map { Float(1 + ($0 % 4)) / 2 }
         var scaledX = x
         for i in 0..<samples { for c in 0..<cols { scaledX[i * cols + c] /= s[c] } }
-        let rescaled = try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols, dampening: 0) }
+        let rescaled = try x.withUnsafeBufferPointer {
+            try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols, dampening: 0)
+        }
             .rescaled(by: s)
         let direct = try scaledX.withUnsafeBufferPointer {
-            try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols, dampening: 0, order: rescaled.order)
+            try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: samples, cols: cols, dampening: 0,
+                                           order: rescaled.order)
         }
         for (a, b) in zip(rescaled.c, direct.c) { XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, abs(b))) }
         XCTAssertTrue(direct.c.contains { abs($0) > 0.05 }, "correlated inputs have coefficients to compare")
@@ -173,21 +200,33 @@ final class ErrorFeedbackTests: XCTestCase {
     func testBadInputIsAnError() throws {
         var rng = TestRandom(seed: 75)
         let cols = 32, x = correlatedInputs(&rng, samples: 64, cols: cols), w = rng.normals(4 * cols)
-        let c = try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: 64, cols: cols) }
+        let c = try x.withUnsafeBufferPointer {
+            try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: 64, cols: cols)
+        }
         try w.withUnsafeBufferPointer { wp in
-            XCTAssertThrowsStatus(.unsupported, try ErrorFeedback.quantize(wp.baseAddress!, rows: 4, cols: cols, type: .mixed(bits: 4), groupSize: 32,
+            XCTAssertThrowsStatus(.unsupported,
+                                  try ErrorFeedback.quantize(wp.baseAddress!, rows: 4, cols: cols,
+                                                             type: .mixed(bits: 4), groupSize: 32,
                                                                            symmetric: false, coefficients: c))
-            XCTAssertThrowsStatus(.invalidArgument, try ErrorFeedback.quantize(wp.baseAddress!, rows: 2, cols: 64, type: .integer(bits: 4), groupSize: 32,
+            XCTAssertThrowsStatus(.invalidArgument,
+                                  try ErrorFeedback.quantize(wp.baseAddress!, rows: 2, cols: 64,
+                                                             type: .integer(bits: 4), groupSize: 32,
                                                                                symmetric: false, coefficients: c))
         }
         var bad = x
         bad[5] = .nan
-        XCTAssertThrowsStatus(.invalidArgument, try bad.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: 64, cols: cols) })
-        XCTAssertThrowsStatus(.invalidArgument, try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: 0, cols: cols) })
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try bad.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!,
+                                                                                               samples: 64,
+                                                                                               cols: cols) })
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try x.withUnsafeBufferPointer { try ErrorFeedback.coefficients(inputs: $0.baseAddress!,
+                                                                                             samples: 0, cols: cols) })
         XCTAssertThrowsStatus(.invalidArgument, try c.rescaled(by: [Float](repeating: 1, count: 3)))
         XCTAssertThrowsStatus(.invalidArgument, try c.rescaled(by: [Float](repeating: 0, count: cols)))
         XCTAssertThrowsStatus(.invalidArgument, try x.withUnsafeBufferPointer {
-            try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: 64, cols: cols, order: [Int](repeating: 0, count: cols))
+            try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: 64, cols: cols,
+                                           order: [Int](repeating: 0, count: cols))
         })
     }
 }

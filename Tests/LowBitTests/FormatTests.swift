@@ -29,10 +29,13 @@ final class FormatTests: XCTestCase {
             }
             // Codes stay in range; symmetric groups have m = −d·(2ᵇ − 1)/2.
             for r in stride(from: 0, to: rows, by: 7) {
-                for c in stride(from: 0, to: cols, by: 13) { XCTAssertLessThanOrEqual(m.code(row: r, col: c), type.maxCode) }
+                for c in stride(from: 0, to: cols, by: 13) {
+                    XCTAssertLessThanOrEqual(m.code(row: r, col: c), type.maxCode)
+                }
                 if symmetric {
                     let d = m.scale(row: r, group: 0)
-                    XCTAssertEqual(m.offset(row: r, group: 0), -d * Float(type.maxCode == 2 ? 1 : Float(type.maxCode) / 2), accuracy: 1e-6)
+                    XCTAssertEqual(m.offset(row: r, group: 0),
+                                   -d * Float(type.maxCode == 2 ? 1 : Float(type.maxCode) / 2), accuracy: 1e-6)
                 }
             }
         }
@@ -48,7 +51,9 @@ final class FormatTests: XCTestCase {
                 for g in 0..<2 {
                     for k in 0..<64 { q[k] = UInt8(rng.next() % (1 << UInt64(type.storageBits))) }
                     q.withUnsafeBufferPointer { m.setGroupCodes($0.baseAddress!, row: r, group: g) }
-                    for k in 0..<64 { XCTAssertEqual(m.code(row: r, col: 64 * g + k), Int(q[k]), "\(type) [\(r), \(64 * g + k)]") }
+                    for k in 0..<64 {
+                        XCTAssertEqual(m.code(row: r, col: 64 * g + k), Int(q[k]), "\(type) [\(r), \(64 * g + k)]")
+                    }
                     var back = [UInt8](repeating: 0xFF, count: 64)
                     back.withUnsafeMutableBufferPointer { m.groupCodes(row: r, group: g, into: $0.baseAddress!) }
                     XCTAssertEqual(back, q, "\(type) group (\(r), \(g))")
@@ -69,15 +74,18 @@ final class FormatTests: XCTestCase {
 
     func testShapeAndOptionErrors() {
         let w = [Float](repeating: 1, count: 4096)
-        XCTAssertThrowsStatus(.invalidArgument, try quantized(w, rows: 1, cols: 4095, type: .integer(bits: 4), groupSize: 128))
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try quantized(w, rows: 1, cols: 4095, type: .integer(bits: 4), groupSize: 128))
         XCTAssertThrowsStatus(.unsupported, try quantized(w, rows: 1, cols: 96, type: .integer(bits: 4), groupSize: 48))
-        XCTAssertThrowsStatus(.invalidArgument, try quantized(w, rows: 0, cols: 64, type: .integer(bits: 4), groupSize: 64))
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try quantized(w, rows: 0, cols: 64, type: .integer(bits: 4), groupSize: 64))
         XCTAssertThrowsStatus(.unsupported, try WeightType(code: 5))
         XCTAssertThrowsStatus(.unsupported, try WeightType(code: 0))
         XCTAssertThrowsStatus(.overflow, try validateShape(rows: Int.max / 2, cols: 1 << 20, groupSize: 32))
         var bad = w
         bad[7] = .infinity
-        XCTAssertThrowsStatus(.invalidArgument, try quantized(bad, rows: 2, cols: 64, type: .integer(bits: 2), groupSize: 32))
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try quantized(bad, rows: 2, cols: 64, type: .integer(bits: 2), groupSize: 32))
     }
 
     /// Packs codes the GPTQ way (as a checkpoint holds them) and checks the import reproduces
@@ -91,13 +99,15 @@ final class FormatTests: XCTestCase {
             let scales = (0..<(groups * rows)).map { _ in Float(rng.uniform() * 0.1 + 0.01) }
             var qweight = [Int32](repeating: 0, count: cols / pack * rows)
             for r in 0..<rows { for c in 0..<cols {
-                qweight[(c / pack) * rows + r] |= Int32(bitPattern: UInt32(q[r * cols + c]) << UInt32((c % pack) * bits))
+                let word = Int32(bitPattern: UInt32(q[r * cols + c]) << UInt32((c % pack) * bits))
+                qweight[(c / pack) * rows + r] |= word
             } }
             for zeros in [Importer.GPTQZeros.storedMinusOne, .exact] {
                 let stored = z.map { zeros == .storedMinusOne ? max($0 - 1, 0) : $0 }
                 var qzeros = [Int32](repeating: 0, count: groups * rows / pack)
                 for gi in 0..<groups { for r in 0..<rows {
-                    qzeros[gi * (rows / pack) + r / pack] |= Int32(bitPattern: UInt32(stored[gi * rows + r]) << UInt32((r % pack) * bits))
+                    let word = Int32(bitPattern: UInt32(stored[gi * rows + r]) << UInt32((r % pack) * bits))
+                    qzeros[gi * (rows / pack) + r / pack] |= word
                 } }
                 let m = try Importer.gptq(qweight: qweight, qzeros: qzeros, scales: scales, rows: rows, cols: cols,
                                           bits: bits, groupSize: g, zeros: zeros)
@@ -105,13 +115,17 @@ final class FormatTests: XCTestCase {
                 for r in 0..<rows { for c in stride(from: 0, to: cols, by: 5) {
                     let gi = c / g
                     let zz = Float(stored[gi * rows + r]) + (zeros == .storedMinusOne ? 1 : 0)
-                    XCTAssertEqual(back[r * cols + c], scales[gi * rows + r] * (Float(q[r * cols + c]) - zz), accuracy: 1e-6)
+                    XCTAssertEqual(back[r * cols + c], scales[gi * rows + r] * (Float(q[r * cols + c]) - zz),
+                                   accuracy: 1e-6)
                 } }
             }
         }
-        XCTAssertThrowsStatus(.unsupported, try Importer.gptq(qweight: [0], qzeros: [0], scales: [1], rows: 32, cols: 32,
+        XCTAssertThrowsStatus(.unsupported,
+                              try Importer.gptq(qweight: [0], qzeros: [0], scales: [1], rows: 32, cols: 32,
                                                              bits: 3, groupSize: 32))
-        XCTAssertThrowsStatus(.invalidArgument, try Importer.gptq(qweight: [Int32](repeating: 0, count: 64), qzeros: [0], scales: [Float](repeating: 1, count: 12),
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try Importer.gptq(qweight: [Int32](repeating: 0, count: 64), qzeros: [0],
+                                                scales: [Float](repeating: 1, count: 12),
                                                                  rows: 12, cols: 32, bits: 4, groupSize: 32))
     }
 
@@ -121,7 +135,8 @@ final class FormatTests: XCTestCase {
         let t = (0..<(rows * cols)).map { _ in Int8(Int(rng.next() % 3) - 1) }
         for scaleCount in [1, rows, rows * 2] {
             let scales = (0..<scaleCount).map { Float($0 + 1) * 0.5 }
-            let m = try Importer.ternary(values: t, scales: scales, scaleCount: scaleCount, rows: rows, cols: cols, groupSize: 32)
+            let m = try Importer.ternary(values: t, scales: scales, scaleCount: scaleCount, rows: rows, cols: cols,
+                                         groupSize: 32)
             let back = m.dequantized()
             for r in 0..<rows { for c in 0..<cols {
                 let s = scaleCount == 1 ? scales[0] : scaleCount == rows ? scales[r] : scales[r * 2 + c / 32]
@@ -130,8 +145,12 @@ final class FormatTests: XCTestCase {
         }
         var bad = t
         bad[3] = 2
-        XCTAssertThrowsStatus(.invalidArgument, try Importer.ternary(values: bad, scales: [1], scaleCount: 1, rows: rows, cols: cols, groupSize: 32))
-        XCTAssertThrowsStatus(.sizeMismatch, try Importer.ternary(values: t, scales: [1, 2, 3], scaleCount: 3, rows: rows, cols: cols, groupSize: 32))
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try Importer.ternary(values: bad, scales: [1], scaleCount: 1, rows: rows, cols: cols,
+                                                   groupSize: 32))
+        XCTAssertThrowsStatus(.sizeMismatch,
+                              try Importer.ternary(values: t, scales: [1, 2, 3], scaleCount: 3, rows: rows, cols: cols,
+                                                   groupSize: 32))
     }
 
     // MARK: files
@@ -158,7 +177,14 @@ final class FormatTests: XCTestCase {
     }
 
     func decodeStatus(_ bytes: [UInt8]) -> LowBitStatus? {
-        do { _ = try bytes.withUnsafeBytes { try MatrixFile.decode($0) }; return nil } catch let e as LowBitError { return e.status } catch { return .internal }
+        do {
+            _ = try bytes.withUnsafeBytes { try MatrixFile.decode($0) }
+            return nil
+        } catch let e as LowBitError {
+            return e.status
+        } catch {
+            return .internal
+        }
     }
 
     /// Rewrites a header field and its checksum, so the field's own check is what fails.
@@ -209,7 +235,9 @@ final class FormatTests: XCTestCase {
             XCTAssertEqual(decodeStatus(bytes), .badFormat, name)
         }
         // Every truncation and every single-byte flip is caught.
-        for cut in stride(from: 0, to: good.count, by: 7) { XCTAssertEqual(decodeStatus(Array(good[..<cut])), .badFormat, "cut at \(cut)") }
+        for cut in stride(from: 0, to: good.count, by: 7) {
+            XCTAssertEqual(decodeStatus(Array(good[..<cut])), .badFormat, "cut at \(cut)")
+        }
         for i in 0..<good.count {
             var flipped = good
             flipped[i] ^= 0x10
@@ -229,17 +257,26 @@ final class ActivationAwareTests: XCTestCase {
         let w = rng.normals(rows * cols)
         var x = rng.normals(64 * cols)
         for i in 0..<64 { for c in stride(from: 0, to: cols, by: 16) { x[i * cols + c] *= 30 } }  // salient channels
-        let stats = x.withUnsafeBufferPointer { ActivationAwareScaling.Statistics($0.baseAddress!, samples: 64, cols: cols) }
+        let stats = x.withUnsafeBufferPointer {
+            ActivationAwareScaling.Statistics($0.baseAddress!, samples: 64, cols: cols)
+        }
         func weightedError(_ s: [Float]) throws -> Double {
             var scaled = w
             for r in 0..<rows { for c in 0..<cols { scaled[r * cols + c] *= s[c] } }
-            let back = try quantized(scaled, rows: rows, cols: cols, type: .integer(bits: 3), groupSize: 64).dequantized()
+            let back = try quantized(scaled, rows: rows, cols: cols, type: .integer(bits: 3),
+                                     groupSize: 64).dequantized()
             var e = 0.0
-            for r in 0..<rows { for c in 0..<cols { let d = Double(w[r * cols + c] - back[r * cols + c] / s[c]); e += Double(stats.meanSquare[c]) * d * d } }
+            for r in 0..<rows {
+                for c in 0..<cols {
+                    let d = Double(w[r * cols + c]
+                        - back[r * cols + c] / s[c]); e += Double(stats.meanSquare[c]) * d * d
+                }
+            }
             return e
         }
         let (scales, alpha) = try w.withUnsafeBufferPointer {
-            try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: .integer(bits: 3), groupSize: 64, statistics: stats)
+            try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: .integer(bits: 3),
+                                              groupSize: 64, statistics: stats)
         }
         XCTAssertEqual(scales.count, cols)
         XCTAssertGreaterThan(alpha, 0)
@@ -248,13 +285,17 @@ final class ActivationAwareTests: XCTestCase {
         // Equal channels: every candidate is s = 1, and the first (α = 0) is kept.
         let flat = ActivationAwareScaling.Statistics([Float](repeating: 1, count: 4 * cols), samples: 4, cols: cols)
         let (ones, zero) = try w.withUnsafeBufferPointer {
-            try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: .integer(bits: 4), groupSize: 32, statistics: flat)
+            try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: .integer(bits: 4),
+                                              groupSize: 32, statistics: flat)
         }
         XCTAssertEqual(zero, 0)
         XCTAssertEqual(ones, [Float](repeating: 1, count: cols))
         XCTAssertThrowsStatus(.invalidArgument, try w.withUnsafeBufferPointer {
-            try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: .integer(bits: 4), groupSize: 32,
-                                              statistics: ActivationAwareScaling.Statistics([Float](repeating: 1, count: 64), samples: 1, cols: 64))
+            try ActivationAwareScaling.search($0.baseAddress!, rows: rows, cols: cols, type: .integer(bits: 4),
+                                              groupSize: 32,
+                                              statistics: ActivationAwareScaling.Statistics([Float](repeating: 1,
+                                                                                                    count: 64),
+                                                                                            samples: 1, cols: 64))
         })
     }
 }

@@ -29,7 +29,8 @@ final class KernelTests: XCTestCase {
                     for k in families {
                         let y = try m.product(xs, n: n, kernel: k)
                         let err = normalizedError(y, ref)
-                        XCTAssertLessThanOrEqual(err, bound(k == .auto ? try m.autoKernel(n: n) : k), "\(k) \(type) sym=\(symmetric) \(rows)x\(cols) g\(groupSize) n=\(n)")
+                        XCTAssertLessThanOrEqual(err, bound(k == .auto ? try m.autoKernel(n: n) : k),
+                                                 "\(k) \(type) sym=\(symmetric) \(rows)x\(cols) g\(groupSize) n=\(n)")
                     }
                     if families.contains(.dequant) {
                         let yf = try m.product(xs, n: n, kernel: .dequant, activationBits: 32)
@@ -38,7 +39,8 @@ final class KernelTests: XCTestCase {
                         let y16 = try m.product(xs, n: n, kernel: .dequant, activationBits: 16)
                         let y8 = try m.product(xs, n: n, kernel: .dequant, activationBits: 8)
                         XCTAssertLessThanOrEqual(normalizedError(y16, ref), 2e-6, "dequant 16-bit \(type) n=\(n)")
-                        XCTAssertLessThan(normalizedError(y16, ref), normalizedError(y8, ref) / 20, "dequant 16-bit \(type) n=\(n)")
+                        XCTAssertLessThan(normalizedError(y16, ref), normalizedError(y8, ref) / 20,
+                                          "dequant 16-bit \(type) n=\(n)")
                     }
                 }
             }
@@ -78,7 +80,8 @@ final class KernelTests: XCTestCase {
         // the activation tiles at N = 3, and for LUT tables of more than one table chunk
         // (130 rows with 2 MiB of L2: 1 MiB of tables).
         let (tallRows, tallCols) = (1100, 2048)
-        let tall = try quantized(rng.normals(tallRows * tallCols), rows: tallRows, cols: tallCols, type: .integer(bits: 2), groupSize: 128)
+        let tall = try quantized(rng.normals(tallRows * tallCols), rows: tallRows, cols: tallCols,
+                                 type: .integer(bits: 2), groupSize: 128)
         let tableTiles = LUTKernelAVX2.tilesPerChunk(tableStride: LUTTables.stride(cols: tallCols, groupSize: 128))
         // The portable tier has no table chunks: its rows split alone.
         let many = Tiers.packed == nil ? 7 : (tableTiles + 1) * LUTKernelAVX2.tileRows + 2
@@ -88,7 +91,8 @@ final class KernelTests: XCTestCase {
             let one = try tall.product(Array(xs[0..<(n * tallCols)]), n: n, kernel: k)
             for threads in [2, 3] {
                 try Runtime.setThreads(threads)
-                XCTAssertEqual(one, try tall.product(Array(xs[0..<(n * tallCols)]), n: n, kernel: k), "\(k) n=\(n) threads=\(threads)")
+                XCTAssertEqual(one, try tall.product(Array(xs[0..<(n * tallCols)]), n: n, kernel: k),
+                               "\(k) n=\(n) threads=\(threads)")
             }
         }
     }
@@ -103,7 +107,8 @@ final class KernelTests: XCTestCase {
                 visits.initialize(repeating: 0)
                 defer { visits.deallocate() }
                 parallelChunks(count, chunk: chunk, threads: threads) { range in for i in range { visits[i] += 1 } }
-                XCTAssertEqual(Array(visits[0..<count]), [Int](repeating: 1, count: count), "count \(count) chunk \(chunk) threads \(threads)")
+                XCTAssertEqual(Array(visits[0..<count]), [Int](repeating: 1, count: count),
+                               "count \(count) chunk \(chunk) threads \(threads)")
                 XCTAssertEqual(visits[count], 0, "count \(count) chunk \(chunk) threads \(threads): past the end")
             }
         }
@@ -144,14 +149,21 @@ final class KernelTests: XCTestCase {
         DispatchQueue.concurrentPerform(iterations: 64) { i in
             results[i] = (try? m.product(inputs[i % 8], n: 2, kernel: kernels[i % 8 % 4])) ?? []
         }
-        for i in 0..<64 { XCTAssertTrue(results[i] == expected[i % 8], "call \(i) differs from the same product run alone") }
+        for i in 0..<64 {
+            XCTAssertTrue(results[i] == expected[i % 8], "call \(i) differs from the same product run alone")
+        }
     }
 
     func testBadProductArguments() throws {
-        let m = try quantized([Float](repeating: 0.5, count: 64), rows: 2, cols: 32, type: .integer(bits: 2), groupSize: 32)
+        let m = try quantized([Float](repeating: 0.5, count: 64), rows: 2, cols: 32, type: .integer(bits: 2),
+                              groupSize: 32)
         XCTAssertThrowsStatus(.invalidArgument, try m.product([], n: 0, kernel: .lut))
-        XCTAssertThrowsStatus(.unsupported, try m.product([Float](repeating: 1, count: 32), n: 1, kernel: .bitSerial, activationBits: 3))
-        XCTAssertThrowsStatus(.unsupported, try m.product([Float](repeating: 1, count: 32), n: 1, kernel: .dequant, activationBits: 4))
+        XCTAssertThrowsStatus(.unsupported,
+                              try m.product([Float](repeating: 1, count: 32), n: 1, kernel: .bitSerial,
+                                            activationBits: 3))
+        XCTAssertThrowsStatus(.unsupported,
+                              try m.product([Float](repeating: 1, count: 32), n: 1, kernel: .dequant,
+                                            activationBits: 4))
         var x = [Float](repeating: 1, count: 32)
         x[5] = .nan
         XCTAssertThrowsStatus(.invalidArgument, try m.product(x, n: 1, kernel: .lut))

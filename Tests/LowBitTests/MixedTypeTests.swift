@@ -9,7 +9,9 @@ final class MixedTypeTests: XCTestCase {
     let mixedTypes: [WeightType] = [.mixed(bits: 3), .mixed(bits: 4)]
 
     func testValueTables() {
-        func values(_ bits: Int, _ t: MixedDataType) -> [Int] { (0..<(1 << bits)).map { MixedDataType.fpValue($0, bits: bits, type: t) } }
+        func values(_ bits: Int, _ t: MixedDataType) -> [Int] {
+            (0..<(1 << bits)).map { MixedDataType.fpValue($0, bits: bits, type: t) }
+        }
         XCTAssertEqual(values(3, .extraResolutionPositive), [0, 1, 2, 4, 3, -1, -2, -4])
         XCTAssertEqual(values(3, .extraAsymmetryNegative), [0, 1, 2, 4, -6, -1, -2, -4])
         XCTAssertEqual(values(4, .extraResolutionNegative), [0, 1, 2, 3, 4, 6, 8, 12, -10, -1, -2, -3, -4, -6, -8, -12])
@@ -73,10 +75,13 @@ final class MixedTypeTests: XCTestCase {
                     }
                     XCTAssertLessThanOrEqual(normalizedError(try m.product(xs, n: n, kernel: .reference), ref), 1e-6)
                     // Float path: the value codes' offset −d·bias cancels against d·u, so a few ulps more.
-                    XCTAssertLessThanOrEqual(normalizedError(try m.product(xs, n: n, kernel: .dequant, activationBits: 32), ref), 2e-6)
+                    XCTAssertLessThanOrEqual(normalizedError(try m.product(xs, n: n, kernel: .dequant,
+                                                                           activationBits: 32), ref), 2e-6)
                     // The portable paths agree with the AVX2 ones.
                     for k in [KernelFamily.bitSerial, .dequant] {
-                        XCTAssertLessThanOrEqual(normalizedError(try portableOnly { try m.product(xs, n: n, kernel: k) }, ref), 5e-4, "portable \(k)")
+                        XCTAssertLessThanOrEqual(normalizedError(try portableOnly { try m.product(xs, n: n,
+                                                                                                  kernel: k) }, ref),
+                                                 5e-4, "portable \(k)")
                     }
                 }
             }

@@ -23,11 +23,13 @@ struct GGUFBuilder {
     }
 
     func bytes() -> [UInt8] {
-        var out = Array("GGUF".utf8) + GGUFBuilder.le(version) + GGUFBuilder.le(UInt64(tensors.count)) + GGUFBuilder.le(UInt64(kv.count))
+        var out = Array("GGUF".utf8) + GGUFBuilder.le(version) + GGUFBuilder.le(UInt64(tensors.count))
+            + GGUFBuilder.le(UInt64(kv.count))
         for (k, t, v) in kv { out += GGUFBuilder.str(k) + GGUFBuilder.le(t) + v }
         var running: UInt64 = 0
         for (name, dims, type, offset) in tensors {
-            out += GGUFBuilder.str(name) + GGUFBuilder.le(UInt32(dims.count)) + dims.flatMap(GGUFBuilder.le) + GGUFBuilder.le(type)
+            out += GGUFBuilder.str(name) + GGUFBuilder.le(UInt32(dims.count)) + dims.flatMap(GGUFBuilder.le)
+                + GGUFBuilder.le(type)
             out += GGUFBuilder.le(offset ?? running)
             let elements = dims.reduce(1, &*)  // wrapping: the overflow case must still be writable
             let size = type == 0 ? elements &* 4 : elements / 32 &* 34
@@ -55,7 +57,9 @@ struct GGUFBuilder {
 
 final class GGUFTests: XCTestCase {
     func status(_ bytes: [UInt8]) -> LowBitStatus? {
-        do { _ = try GGUFFile(bytes: bytes); return nil } catch let e as LowBitError { return e.status } catch { return .internal }
+        do { _ = try GGUFFile(bytes: bytes); return nil } catch let e as LowBitError { return e.status } catch {
+            return .internal
+        }
     }
 
     func testValidFileReadsAndDequantizes() throws {
@@ -142,7 +146,8 @@ final class GGUFTests: XCTestCase {
         cases.append(("unsupported version", v.bytes()))
         var longString = GGUFBuilder.valid(); longString.kv[0].2 = GGUFBuilder.le(UInt64(1 << 40)) + Array("llama".utf8)
         cases.append(("truncated string", longString.bytes()))
-        var longArray = GGUFBuilder.valid(); longArray.kv[2].2 = GGUFBuilder.le(UInt32(8)) + GGUFBuilder.le(UInt64(1 << 19)) + GGUFBuilder.str("a")
+        var longArray = GGUFBuilder.valid(); longArray.kv[2].2 = GGUFBuilder.le(UInt32(8))
+            + GGUFBuilder.le(UInt64(1 << 19)) + GGUFBuilder.str("a")
         cases.append(("truncated array", longArray.bytes()))
         var dupKey = GGUFBuilder.valid(); dupKey.addU32("llama.block_count", 2)
         cases.append(("duplicate key", dupKey.bytes()))
@@ -172,8 +177,11 @@ final class GGUFTests: XCTestCase {
 /// Tests on the real model, fetched by scripts/fetch-model.sh ($LOWBIT_MODEL or .cache/models).
 final class SmolLM2Tests: XCTestCase {
     static let path: String? = {
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        var candidates: [String] = [repository.appendingPathComponent(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf").path]
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        var candidates: [String] = [
+            repository.appendingPathComponent(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        ]
         if let env = ProcessInfo.processInfo.environment["LOWBIT_MODEL"] { candidates.insert(env, at: 0) }
         return candidates.first { FileManager.default.fileExists(atPath: $0) }
     }()
@@ -186,7 +194,8 @@ final class SmolLM2Tests: XCTestCase {
     func testTokenizerRoundTripsAndSpecialTokens() throws {
         let t = try Tokenizer(gguf: try modelFile())
         let gpl = String(decoding: try FileIO.read("/usr/share/common-licenses/GPL-3").prefix(20000), as: UTF8.self)
-        for text in [gpl, "Hello, world! 1234 numbers,  two  spaces\n\n\ttabs", "naïve café — 日本語 🙂 'tis we'll", " leading", "trailing \n"] {
+        for text in [gpl, "Hello, world! 1234 numbers,  two  spaces\n\n\ttabs", "naïve café — 日本語 🙂 'tis we'll",
+                     " leading", "trailing \n"] {
             XCTAssertEqual(t.decode(t.encode(text)), text)
         }
         // Digits are split one by one (the smollm pre-tokenizer).
@@ -246,20 +255,25 @@ final class SmolLM2Tests: XCTestCase {
         let g = try modelFile()
         let names = ["blk.0.attn_v.weight", "blk.5.ffn_down.weight"]
         let weights = names.map { g.dequantized(try! g.tensor($0)) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-sensitivity-\(getpid()).lbs").path
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("lowbit-sensitivity-\(getpid()).lbs").path
         defer { unlink(path) }
         var options = StackBuilder.Options()
         options.blocks = 3
         let matrices = try weights[0].withUnsafeBufferPointer { a in
             try weights[1].withUnsafeBufferPointer { b in
                 let t0 = try g.tensor(names[0]), t1 = try g.tensor(names[1])
-                return try StackBuilder.build([StackBuilder.Input(name: names[0], weights: a.baseAddress!, rows: t0.rows, cols: t0.cols),
-                                               StackBuilder.Input(name: names[1], weights: b.baseAddress!, rows: t1.rows, cols: t1.cols)],
+                return try StackBuilder.build([StackBuilder.Input(name: names[0], weights: a.baseAddress!,
+                                                                  rows: t0.rows, cols: t0.cols),
+                                               StackBuilder.Input(name: names[1], weights: b.baseAddress!,
+                                                                  rows: t1.rows, cols: t1.cols)],
                                               path: path, options: options)
             }
         }
-        let text = String(decoding: try FileIO.read("/usr/share/common-licenses/Apache-2.0").prefix(2000), as: UTF8.self)
-        let increase = try StackSensitivity.lossIncrease(modelPath: SmolLM2Tests.path!, stack: try Stack(path: path, budget: Int.max),
+        let text = String(decoding: try FileIO.read("/usr/share/common-licenses/Apache-2.0").prefix(2000),
+                          as: UTF8.self)
+        let increase = try StackSensitivity.lossIncrease(modelPath: SmolLM2Tests.path!,
+                                                         stack: try Stack(path: path, budget: Int.max),
                                                          level: 2, text: text, tokens: 48)
         XCTAssertEqual(Set(increase.keys), Set(names))
         // Losing a block of an approximation of a real matrix costs loss (the other matrix is
@@ -271,8 +285,14 @@ final class SmolLM2Tests: XCTestCase {
         XCTAssertEqual(reordered.index.blocks.prefix(2).map(\.level), [0, 0])
         XCTAssertEqual(reordered.index.blocks.count, 6)
         let model = try LlamaModel(gguf: g, weights: .reference)
-        XCTAssertThrowsStatus(.invalidArgument, try model.replaceLinear("blk.99.attn_q.weight", with: try FloatLinear([Float](repeating: 0, count: 576 * 576), rows: 576, cols: 576)))
-        XCTAssertThrowsStatus(.invalidArgument, try model.replaceLinear("blk.0.attn_k.weight", with: try FloatLinear([Float](repeating: 0, count: 576 * 576), rows: 576, cols: 576)))
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try model.replaceLinear("blk.99.attn_q.weight",
+                                                      with: try FloatLinear([Float](repeating: 0, count: 576 * 576),
+                                                                            rows: 576, cols: 576)))
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try model.replaceLinear("blk.0.attn_k.weight",
+                                                      with: try FloatLinear([Float](repeating: 0, count: 576 * 576),
+                                                                            rows: 576, cols: 576)))
     }
 
     /// Calibrated requantization (activation-aware scales, error feedback) lowers 3-bit perplexity
@@ -281,8 +301,11 @@ final class SmolLM2Tests: XCTestCase {
         let g = try modelFile()
         let apache = String(decoding: try FileIO.read("/usr/share/common-licenses/Apache-2.0"), as: UTF8.self)
         let gpl = String(decoding: try FileIO.read("/usr/share/common-licenses/GPL-3"), as: UTF8.self)
-        let plain = try LlamaModel(gguf: g, weights: .requantized(type: .integer(bits: 3), groupSize: 64, kernel: .auto))
-        let aware = try LlamaModel(gguf: g, weights: .requantized(type: .integer(bits: 3), groupSize: 64, kernel: .auto, calibration: apache))
+        let plain = try LlamaModel(gguf: g,
+                                   weights: .requantized(type: .integer(bits: 3), groupSize: 64, kernel: .auto))
+        let aware = try LlamaModel(gguf: g,
+                                   weights: .requantized(type: .integer(bits: 3), groupSize: 64, kernel: .auto,
+                                                         calibration: apache))
         let a = try plain.perplexity(gpl, context: 256, chunks: 1).perplexity
         let b = try aware.perplexity(gpl, context: 256, chunks: 1).perplexity
         XCTAssertLessThan(b, a * 0.8, "3-bit g64: plain \(a), calibrated \(b)")
@@ -328,11 +351,15 @@ func assertMatchesFloat64(_ layer: Linear, weights w: [Float], activationRows: [
         let ref = float64Product(w, rows: rows, cols: cols, x, n: n)
         func run() throws -> [Float] {
             var y = [Float](repeating: .nan, count: n * rows)
-            try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try layer.forward(xp.baseAddress!, n: n, into: $0.baseAddress!) } }
+            try x.withUnsafeBufferPointer { xp in
+                try y.withUnsafeMutableBufferPointer { try layer.forward(xp.baseAddress!, n: n, into: $0.baseAddress!) }
+            }
             return y
         }
-        XCTAssertLessThanOrEqual(normalizedError(try run(), ref), 1e-6, "\(rows)x\(cols) n=\(n)", file: file, line: line)
-        XCTAssertLessThanOrEqual(normalizedError(try portableOnly { try run() }, ref), 1e-6, "portable \(rows)x\(cols) n=\(n)", file: file, line: line)
+        XCTAssertLessThanOrEqual(normalizedError(try run(), ref), 1e-6, "\(rows)x\(cols) n=\(n)", file: file,
+                                 line: line)
+        XCTAssertLessThanOrEqual(normalizedError(try portableOnly { try run() }, ref), 1e-6,
+                                 "portable \(rows)x\(cols) n=\(n)", file: file, line: line)
     }
 }
 
@@ -369,20 +396,27 @@ final class AttentionTests: XCTestCase {
             for length in [1, 7, 8, 9, 33, 100, 129] {
                 for queries in [1, 3] {
                     let stride = dim * 3
-                    let q = rng.normals(queries * dim), keys = rng.normals(length * stride), values = rng.normals(length * stride)
+                    let q = rng.normals(queries * dim), keys = rng.normals(length * stride),
+                        values = rng.normals(length * stride)
                     let scale = 1 / Float(dim).squareRoot()
                     var expected = [Double]()
                     for j in 0..<queries {
                         var logits = (0..<length).map { t in
-                            (0..<dim).reduce(0.0) { $0 + Double(q[j * dim + $1]) * Double(keys[t * stride + $1]) } * Double(scale)
+                            let dot = (0..<dim).reduce(0.0) { sum, i in
+                                sum + Double(q[j * dim + i]) * Double(keys[t * stride + i])
+                            }
+                            return dot * Double(scale)
                         }
                         let top = logits.max()!
                         logits = logits.map { Foundation.exp($0 - top) }
                         let total = logits.reduce(0, +)
-                        expected += (0..<dim).map { i in (0..<length).reduce(0.0) { $0 + logits[$1] / total * Double(values[$1 * stride + i]) } }
+                        expected += (0..<dim).map { i in
+                            (0..<length).reduce(0.0) { $0 + logits[$1] / total * Double(values[$1 * stride + i]) }
+                        }
                     }
                     for tier in tiersUnderTest {
-                        var out = [Float](repeating: .nan, count: queries * dim), scores = [Float](repeating: 0, count: queries * length)
+                        var out = [Float](repeating: .nan, count: queries * dim),
+                            scores = [Float](repeating: 0, count: queries * length)
                         try atTier(tier) {
                             Attention.attend(q, queries: queries, keys: keys, values: values, stride: stride,
                                              length: length,
@@ -449,7 +483,8 @@ final class InputSourceTests: XCTestCase {
         XCTAssertEqual(LlamaModel.inputSource("blk.3.attn_k.weight"), "blk.3.attn_q.weight")
         XCTAssertEqual(LlamaModel.inputSource("blk.3.attn_v.weight"), "blk.3.attn_q.weight")
         XCTAssertEqual(LlamaModel.inputSource("blk.12.ffn_up.weight"), "blk.12.ffn_gate.weight")
-        for own in ["blk.3.attn_q.weight", "blk.3.attn_output.weight", "blk.3.ffn_down.weight", "token_embd.weight", "output.weight"] {
+        for own in ["blk.3.attn_q.weight", "blk.3.attn_output.weight", "blk.3.ffn_down.weight", "token_embd.weight",
+                    "output.weight"] {
             XCTAssertEqual(LlamaModel.inputSource(own), own)
         }
     }

@@ -5,7 +5,9 @@ import XCTest
 @testable import LowBitCore
 
 final class StackTests: XCTestCase {
-    func tempPath(_ name: String) -> String { FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-\(name)-\(getpid())").path }
+    func tempPath(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-\(name)-\(getpid())").path
+    }
 
     func testTruncatedSVDRecoversALowRankMatrix() throws {
         var rng = TestRandom(seed: 51)
@@ -32,7 +34,8 @@ final class StackTests: XCTestCase {
         XCTAssertEqual(Decomposer.rank(rows: 64, cols: 64, factorShare: 0.01), 1)
     }
 
-    func buildSample(blocks: Int = 4, sensitivity: [String: Double]? = nil, maxLead: Int = 1) throws -> (String, [String: [Float]]) {
+    func buildSample(blocks: Int = 4, sensitivity: [String: Double]? = nil,
+                     maxLead: Int = 1) throws -> (String, [String: [Float]]) {
         var rng = TestRandom(seed: 52)
         let shapes = [("a", 40, 96), ("b", 33, 64)]
         var weights: [String: [Float]] = [:]
@@ -47,7 +50,8 @@ final class StackTests: XCTestCase {
         try a.withUnsafeBufferPointer { ap in
             try b.withUnsafeBufferPointer { bp in
                 _ = try StackBuilder.build([StackBuilder.Input(name: "a", weights: ap.baseAddress!, rows: 40, cols: 96),
-                                            StackBuilder.Input(name: "b", weights: bp.baseAddress!, rows: 33, cols: 64)],
+                                            StackBuilder.Input(name: "b", weights: bp.baseAddress!, rows: 33,
+                                                               cols: 64)],
                                            path: path, options: options)
             }
         }
@@ -103,7 +107,8 @@ final class StackTests: XCTestCase {
                 let one = try product(threads: 1)
                 XCTAssertEqual(try product(threads: 2), one, "\(name) n=\(n): 2 threads")
                 XCTAssertEqual(try product(threads: 2, chunkBytes: 1), one, "\(name) n=\(n): a block per pass")
-                XCTAssertEqual(try product(threads: 1, chunkBytes: 1), one, "\(name) n=\(n): a block per pass, 1 thread")
+                XCTAssertEqual(try product(threads: 1, chunkBytes: 1), one,
+                               "\(name) n=\(n): a block per pass, 1 thread")
                 let portable = try portableOnly { try product(threads: 2) }
                 XCTAssertLessThanOrEqual(normalizedError(portable, one), 1e-12, "\(name) n=\(n): portable")
             }
@@ -164,7 +169,9 @@ final class StackTests: XCTestCase {
         XCTAssertEqual(try stack.blocks("b").resident, 1)
         XCTAssertThrowsStatus(.invalidArgument, try stack.setBudget(stack.minimumBytes - 1))
         XCTAssertEqual(stack.residentBlockCount, 3, "a refused budget changes nothing")
-        do { try stack.setBudget(10) } catch let e as LowBitError { XCTAssertTrue(e.message.contains("\(stack.minimumBytes)")) }
+        do { try stack.setBudget(10) } catch let e as LowBitError {
+            XCTAssertTrue(e.message.contains("\(stack.minimumBytes)"))
+        }
         XCTAssertThrowsStatus(.invalidArgument, try stack.blocks("nope"))
     }
 
@@ -220,11 +227,17 @@ final class StackTests: XCTestCase {
         var rng = TestRandom(seed: 57)
         let w = rng.normals(40 * 96)
         let matrices = try w.withUnsafeBufferPointer { wp in
-            try ["a", "b", "c"].map { try Decomposer.decompose(wp.baseAddress!, rows: 40, cols: 96, blocks: 3, rank: 2, scaling: nil, name: $0) { _ in } }
+            try ["a", "b", "c"].map {
+                try Decomposer.decompose(wp.baseAddress!, rows: 40, cols: 96, blocks: 3, rank: 2, scaling: nil,
+                                         name: $0) {
+                    _ in
+                }
+            }
         }
         let s = StackBuilder.sensitivities(matrices, lossIncrease: ["a": 0.2, "b": -0.01], level: 2)
         XCTAssertEqual(s["a"]!, 0.2 / matrices[0].gains[1], accuracy: 1e-12)
-        XCTAssertEqual(s["b"]!, 0.01 * 0.2 / matrices[1].gains[1], accuracy: 1e-12, "floored at 1% of the mean increase")
+        XCTAssertEqual(s["b"]!, 0.01 * 0.2 / matrices[1].gains[1], accuracy: 1e-12,
+                       "floored at 1% of the mean increase")
         XCTAssertEqual(s["c"], [s["a"]!, s["b"]!].sorted()[1], "unmeasured: the median")
     }
 
@@ -234,7 +247,12 @@ final class StackTests: XCTestCase {
         var rng = TestRandom(seed: 58)
         let w = rng.normals(40 * 96)
         let matrices = try w.withUnsafeBufferPointer { wp in
-            try ["a", "b"].map { try Decomposer.decompose(wp.baseAddress!, rows: 40, cols: 96, blocks: 4, rank: 2, scaling: nil, name: $0) { _ in } }
+            try ["a", "b"].map {
+                try Decomposer.decompose(wp.baseAddress!, rows: 40, cols: 96, blocks: 4, rank: 2, scaling: nil,
+                                         name: $0) {
+                    _ in
+                }
+            }
         }
         let sensitivity = ["a": 1.0, "b": 1e6]
         let rounds = StackBuilder.order(matrices, sensitivity: sensitivity, maxLead: 1)
@@ -259,7 +277,9 @@ final class StackTests: XCTestCase {
             } catch let e as LowBitError { return e.status } catch { return .internal }
         }
         XCTAssertNil(status(good))
-        for cut in stride(from: 0, to: good.count, by: 97) { XCTAssertEqual(status(Array(good[..<cut])), .badFormat, "cut at \(cut)") }
+        for cut in stride(from: 0, to: good.count, by: 97) {
+            XCTAssertEqual(status(Array(good[..<cut])), .badFormat, "cut at \(cut)")
+        }
         XCTAssertEqual(status(good + [0]), .badFormat)
         for i in stride(from: 0, to: good.count, by: 13) {
             var flipped = good
@@ -277,14 +297,19 @@ final class SignMatrixTests: XCTestCase {
     func testSignMatrixPackingAndProduct() throws {
         var rng = TestRandom(seed: 61)
         // 150 and 100 rows: 10 and 7 row blocks (a sign matrix's quads are single blocks).
-        for (rows, cols, block) in [(1, 32, 32), (17, 96, 96), (40, 256, 256), (33, 576, 192), (5, 768, 256), (150, 96, 96), (100, 64, 64)] {
+        for (rows, cols, block) in [(1, 32, 32), (17, 96, 96), (40, 256, 256), (33, 576, 192), (5, 768, 256),
+                                    (150, 96, 96), (100, 64, 64)] {
             XCTAssertEqual(try SignMatrix.groupSize(rows: rows, cols: cols), block, "\(rows)x\(cols)")
             let bits = (0..<(rows * cols / 8)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             let positive = { (r: Int, c: Int) in (bits[r * cols / 8 + c / 8] >> UInt8(c % 8)) & 1 == 1 }
             let slow = try SignMatrix(rows: rows, cols: cols, positive: positive)
-            let fast = try bits.withUnsafeBufferPointer { try SignMatrix(rows: rows, cols: cols, signBits: $0.baseAddress!) }
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: slow.layout.data.bytes(), count: slow.layout.data.byteCount)),
-                           Array(UnsafeBufferPointer(start: fast.layout.data.bytes(), count: fast.layout.data.byteCount)))
+            let fast = try bits.withUnsafeBufferPointer {
+                try SignMatrix(rows: rows, cols: cols, signBits: $0.baseAddress!)
+            }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: slow.layout.data.bytes(),
+                                                     count: slow.layout.data.byteCount)),
+                           Array(UnsafeBufferPointer(start: fast.layout.data.bytes(),
+                                                     count: fast.layout.data.byteCount)))
             for r in 0..<rows { for c in 0..<cols { XCTAssertEqual(fast.isPositive(row: r, col: c), positive(r, c)) } }
             let x = rng.normals(3 * cols)
             var dense = [Float](repeating: 0, count: rows * cols)
@@ -307,7 +332,8 @@ final class SignMatrixTests: XCTestCase {
             x.withUnsafeBufferPointer { fast.buildTables($0.baseAddress!, into: tables) }
             var pieces = [Float](repeating: .nan, count: rows)
             pieces.withUnsafeMutableBufferPointer { y in
-                for range in [0..<min(3, fast.rowBlocks), min(3, fast.rowBlocks)..<min(6, fast.rowBlocks), min(6, fast.rowBlocks)..<fast.rowBlocks] {
+                for range in [0..<min(3, fast.rowBlocks), min(3, fast.rowBlocks)..<min(6, fast.rowBlocks),
+                              min(6, fast.rowBlocks)..<fast.rowBlocks] {
                     fast.multiply(tables: tables, n: 1, rowBlocks: range, into: y.baseAddress!)
                 }
             }

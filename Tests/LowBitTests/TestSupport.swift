@@ -10,16 +10,19 @@ extension QuantizedMatrix {
         var y = [Float](repeating: .nan, count: n * rows)
         try x.withUnsafeBufferPointer { xp in
             try y.withUnsafeMutableBufferPointer { yp in
-                try multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: kernel, activationBits: activationBits)
+                try multiply(xp.baseAddress!, n: n, into: yp.baseAddress!, kernel: kernel,
+                             activationBits: activationBits)
             }
         }
         return y
     }
 }
 
-func quantized(_ w: [Float], rows: Int, cols: Int, type: WeightType, groupSize: Int, symmetric: Bool = false) throws -> QuantizedMatrix {
+func quantized(_ w: [Float], rows: Int, cols: Int, type: WeightType, groupSize: Int,
+               symmetric: Bool = false) throws -> QuantizedMatrix {
     try w.withUnsafeBufferPointer {
-        try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize, symmetric: symmetric)
+        try Quantizer.quantize($0.baseAddress!, rows: rows, cols: cols, type: type, groupSize: groupSize,
+                               symmetric: symmetric)
     }
 }
 

@@ -23,19 +23,25 @@ int main(void) {
     expect("NULL out", lowbit_matrix_quantize(w, 512, 4, 128, 4, 64, 0, NULL), LOWBIT_ERROR_NULL_POINTER);
     expect("zero rows", lowbit_matrix_quantize(w, 512, 0, 128, 4, 64, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("negative cols", lowbit_matrix_quantize(w, 512, 4, -128, 4, 64, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("overflowing shape", lowbit_matrix_quantize(w, 512, INT64_MAX / 2, 1024, 4, 64, 0, &m), LOWBIT_ERROR_OVERFLOW);
+    expect("overflowing shape", lowbit_matrix_quantize(w, 512, INT64_MAX / 2, 1024, 4, 64, 0, &m),
+           LOWBIT_ERROR_OVERFLOW);
     expect("5-bit weights", lowbit_matrix_quantize(w, 512, 4, 128, 5, 64, 0, &m), LOWBIT_ERROR_UNSUPPORTED);
     expect("group size 48", lowbit_matrix_quantize(w, 512, 4, 96, 4, 48, 0, &m), LOWBIT_ERROR_UNSUPPORTED);
-    expect("cols not a multiple of group", lowbit_matrix_quantize(w, 512, 4, 96, 4, 64, 0, &m), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("cols not a multiple of group", lowbit_matrix_quantize(w, 512, 4, 96, 4, 64, 0, &m),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("short weight buffer", lowbit_matrix_quantize(w, 511, 4, 128, 4, 64, 0, &m), LOWBIT_ERROR_SIZE_MISMATCH);
-    expect("GPTQ 3-bit", lowbit_matrix_from_gptq((int32_t *)w, 10, (int32_t *)w, 10, w, 10, 32, 32, 3, 32, 0, &m), LOWBIT_ERROR_UNSUPPORTED);
+    expect("GPTQ 3-bit", lowbit_matrix_from_gptq((int32_t *)w, 10, (int32_t *)w, 10, w, 10, 32, 32, 3, 32, 0, &m),
+           LOWBIT_ERROR_UNSUPPORTED);
     if (m != NULL) { printf("a failed call wrote *out\n"); return 1; }
 
     expect("mixed 2-bit types", lowbit_matrix_quantize(w, 512, 4, 128, 202, 64, 0, &m), LOWBIT_ERROR_UNSUPPORTED);
     lowbit_model *model = NULL;
-    expect("NULL calibration text", lowbit_model_open_calibrated("m.gguf", 4, 64, LOWBIT_KERNEL_AUTO, NULL, &model), LOWBIT_ERROR_NULL_POINTER);
+    expect("NULL calibration text", lowbit_model_open_calibrated("m.gguf", 4, 64, LOWBIT_KERNEL_AUTO, NULL, &model),
+           LOWBIT_ERROR_NULL_POINTER);
     expect("NULL model vocab_size", lowbit_model_vocab_size(NULL, NULL), LOWBIT_ERROR_NULL_POINTER);
-    expect("missing model file", lowbit_model_open_calibrated("/nonexistent.gguf", 4, 64, LOWBIT_KERNEL_AUTO, "text", &model), LOWBIT_ERROR_IO);
+    expect("missing model file",
+           lowbit_model_open_calibrated("/nonexistent.gguf", 4, 64, LOWBIT_KERNEL_AUTO, "text", &model),
+           LOWBIT_ERROR_IO);
     expect("valid mixed 4-bit", lowbit_matrix_quantize(w, 512, 4, 128, LOWBIT_BITS_MIXED4, 64, 0, &m), LOWBIT_OK);
     lowbit_matrix_free(m);
     expect("valid quantize", lowbit_matrix_quantize(w, 512, 4, 128, 3, 64, LOWBIT_QUANT_SYMMETRIC, &m), LOWBIT_OK);
@@ -45,7 +51,8 @@ int main(void) {
     expect("short y", lowbit_matrix_matmul(m, x, 128, 1, y, 3, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_SIZE_MISMATCH);
     expect("n = 0", lowbit_matrix_matmul(m, x, 128, 0, y, 4, LOWBIT_KERNEL_LUT, 0), LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("unknown kernel", lowbit_matrix_matmul(m, x, 128, 1, y, 4, 99, 0), LOWBIT_ERROR_INVALID_ARGUMENT);
-    expect("3 activation bits", lowbit_matrix_matmul(m, x, 128, 1, y, 4, LOWBIT_KERNEL_BIT_SERIAL, 3), LOWBIT_ERROR_UNSUPPORTED);
+    expect("3 activation bits", lowbit_matrix_matmul(m, x, 128, 1, y, 4, LOWBIT_KERNEL_BIT_SERIAL, 3),
+           LOWBIT_ERROR_UNSUPPORTED);
     for (int i = 0; i < 4; i++) if (y[i] != 42.0f) { printf("a failed product wrote y\n"); return 1; }
     expect("valid product", lowbit_matrix_matmul(m, x, 128, 1, y, 4, LOWBIT_KERNEL_AUTO, 0), LOWBIT_OK);
     expect("load missing file", lowbit_matrix_load("/nonexistent/m.lbm", &m), LOWBIT_ERROR_IO);

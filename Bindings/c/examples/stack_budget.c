@@ -35,22 +35,31 @@ int main(void) {
     const float *weights[] = {w1, w2};
     int64_t rows[] = {R, R}, cols[] = {C, C};
     const char *path = "build/example.lbs";
-    lowbit_status st = lowbit_stack_build(path, 2, names, weights, rows, cols, NULL, NULL, NULL, 8, 16, 0, on_progress, NULL);
+    lowbit_status st = lowbit_stack_build(path, 2, names, weights, rows, cols, NULL, NULL, NULL, 8, 16, 0, on_progress,
+                                          NULL);
     if (st != LOWBIT_OK) { fprintf(stderr, "build: %s\n", lowbit_last_error()); return 1; }
 
     lowbit_stack *stack = NULL;
-    if (lowbit_stack_open(path, 1, &stack) != LOWBIT_ERROR_INVALID_ARGUMENT) { fprintf(stderr, "a 1-byte budget must fail\n"); return 1; }
+    if (lowbit_stack_open(path, 1, &stack) != LOWBIT_ERROR_INVALID_ARGUMENT) {
+        fprintf(stderr, "a 1-byte budget must fail\n"); return 1;
+    }
     printf("1-byte budget refused: %s\n", lowbit_last_error());
     uint64_t resident, minimum, total, bytes_read;
-    if (lowbit_stack_open(path, UINT64_MAX, &stack) != LOWBIT_OK) { fprintf(stderr, "open: %s\n", lowbit_last_error()); return 1; }
+    if (lowbit_stack_open(path, UINT64_MAX, &stack) != LOWBIT_OK) {
+        fprintf(stderr, "open: %s\n", lowbit_last_error()); return 1;
+    }
     lowbit_stack_info(stack, NULL, &minimum, &total, NULL);
 
     double previous = INFINITY;
     int ok = 1;
     uint64_t budgets[] = {minimum, minimum + (total - minimum) / 3, total, minimum + (total - minimum) / 3, minimum};
     for (int i = 0; i < 5; i++) {
-        if (lowbit_stack_set_budget(stack, budgets[i]) != LOWBIT_OK) { fprintf(stderr, "%s\n", lowbit_last_error()); return 1; }
-        if (lowbit_stack_matmul(stack, "layer0.w", x, C, 1, y, R) != LOWBIT_OK) { fprintf(stderr, "%s\n", lowbit_last_error()); return 1; }
+        if (lowbit_stack_set_budget(stack, budgets[i]) != LOWBIT_OK) {
+            fprintf(stderr, "%s\n", lowbit_last_error()); return 1;
+        }
+        if (lowbit_stack_matmul(stack, "layer0.w", x, C, 1, y, R) != LOWBIT_OK) {
+            fprintf(stderr, "%s\n", lowbit_last_error()); return 1;
+        }
         int32_t resident_blocks, total_blocks;
         lowbit_stack_tensor(stack, "layer0.w", NULL, NULL, NULL, &resident_blocks, &total_blocks);
         lowbit_stack_info(stack, &resident, NULL, NULL, &bytes_read);

@@ -60,7 +60,8 @@ def _array(a, name, dtype, ndim):
     if a.dtype != dtype:
         raise ArgumentError(f"{name} must have dtype {np.dtype(dtype).name}, not {a.dtype.name}")
     if a.ndim not in ndim:
-        raise ArgumentError(f"{name} must have {' or '.join(map(str, ndim))} dimensions, not {a.ndim} (shape {a.shape})")
+        raise ArgumentError(f"{name} must have {' or '.join(map(str, ndim))} dimensions, "
+                            f"not {a.ndim} (shape {a.shape})")
     if not a.flags.c_contiguous:
         raise ArgumentError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
     return a
@@ -126,7 +127,8 @@ class Matrix(Handle):
 
     def __repr__(self):
         mixed = ", mixed=True" if self.mixed else ""
-        return f"lowbit.Matrix(shape={self.shape}, bits={self.bits!r}{mixed}, group_size={self.group_size}, nbytes={self.nbytes})"
+        return (f"lowbit.Matrix(shape={self.shape}, bits={self.bits!r}{mixed}, group_size={self.group_size}, "
+                f"nbytes={self.nbytes})")
 
     @property
     def nbytes(self) -> int:
@@ -235,8 +237,9 @@ def from_ternary(values: np.ndarray, scales: np.ndarray, group_size: int = 128) 
     size 1 (per tensor), rows (per row) or rows*cols/group_size (per group)."""
     values = _array(values, "values", np.int8, (2,))
     scales = np.atleast_1d(scales)
-    scales = _array(np.ascontiguousarray(scales, dtype=np.float32) if scales.dtype in (np.float16, np.float64) else scales,
-                    "scales", np.float32, (1, 2))
+    if scales.dtype in (np.float16, np.float64):
+        scales = np.ascontiguousarray(scales, dtype=np.float32)
+    scales = _array(scales, "scales", np.float32, (1, 2))
     return _new(_lib.lowbit_matrix_from_ternary, _ptr(values, ctypes.c_int8), values.size,
                 _ptr(scales, ctypes.c_float), scales.size, values.shape[0], values.shape[1],
                 _int(group_size, "group_size"))

@@ -125,9 +125,9 @@ class Model(Handle):
         while True:
             buf = ctypes.create_string_buffer(size)
             written = ctypes.c_int64()
-            status = _lib.lowbit_model_generate(self._live(), prompt.encode(), 1 if chat else 0, _int(max_tokens, "max_tokens"),
-                                                float(temperature), float(top_p), _int(seed, "seed"), buf, size,
-                                                ctypes.byref(written))
+            status = _lib.lowbit_model_generate(self._live(), prompt.encode(), 1 if chat else 0,
+                                                _int(max_tokens, "max_tokens"), float(temperature), float(top_p),
+                                                _int(seed, "seed"), buf, size, ctypes.byref(written))
             if status == 4 and written.value > size:   # too small: retry with the size asked for
                 size = written.value
                 continue
@@ -146,12 +146,13 @@ class Model(Handle):
         layers, hidden = ctypes.c_int32(), ctypes.c_int32()
         probe = (ctypes.c_float * 1)()
         # A call with no room reports the sizes (and fails with SIZE_MISMATCH); then the real call.
-        status = _lib.lowbit_model_trace(self._live(), ids_ptr, ids.size, probe, 0, ctypes.byref(layers), ctypes.byref(hidden))
+        status = _lib.lowbit_model_trace(self._live(), ids_ptr, ids.size, probe, 0, ctypes.byref(layers),
+                                         ctypes.byref(hidden))
         if status != 4:
             _check(status)
         out = np.empty((layers.value + 1, ids.size, hidden.value), dtype=np.float32)
-        _check(_lib.lowbit_model_trace(self._live(), ids_ptr, ids.size, out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                       out.size, None, None))
+        out_ptr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        _check(_lib.lowbit_model_trace(self._live(), ids_ptr, ids.size, out_ptr, out.size, None, None))
         return out
 
     def perplexity(self, text: str, ctx: int = 512, chunks: "int | None" = None) -> float:

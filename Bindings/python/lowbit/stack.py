@@ -57,7 +57,8 @@ def build(weights, path, blocks=16, rank=16, calibration=None, factor_share=0.25
             if n in calibration:
                 x = _array(calibration[n], f"calibration[{n!r}]", np.float32, (2,))
                 if x.shape[1] != arrays[i].shape[1]:
-                    raise ArgumentError(f"calibration[{n!r}] has {x.shape[1]} columns, the matrix has {arrays[i].shape[1]}", 4)
+                    raise ArgumentError(f"calibration[{n!r}] has {x.shape[1]} columns, "
+                                        f"the matrix has {arrays[i].shape[1]}", 4)
                 keep.append(x)
                 c_calib[i] = x.ctypes.data_as(fp)
                 c_samples[i] = x.shape[0]

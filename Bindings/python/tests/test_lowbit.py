@@ -76,7 +76,8 @@ def test_auto_keeps_the_precision_asked_for(rng):
     m = lowbit.quantize(w, bits=2, group_size=64)
     x = rng.standard_normal(256).astype(np.float32)
     for act_bits, family in ((4, "bitserial"), (16, "dequant"), (32, "dequant")):
-        assert np.array_equal(m.matmul(x, kernel="auto", act_bits=act_bits), m.matmul(x, kernel=family, act_bits=act_bits))
+        assert np.array_equal(m.matmul(x, kernel="auto", act_bits=act_bits),
+                              m.matmul(x, kernel=family, act_bits=act_bits))
     with pytest.raises(lowbit.LowbitError) as e:
         m.matmul(x, kernel="auto", act_bits=5)
     assert e.value.status_name == "UNSUPPORTED"

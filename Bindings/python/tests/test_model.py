@@ -8,7 +8,8 @@ import pytest
 
 import lowbit
 
-MODEL = os.environ.get("LOWBIT_MODEL") or str(Path(__file__).resolve().parents[3] / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+MODEL = os.environ.get("LOWBIT_MODEL") or str(
+    Path(__file__).resolve().parents[3] / ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 pytestmark = pytest.mark.skipif(not Path(MODEL).exists(), reason="model not fetched (scripts/fetch-model.sh)")
 GPL = Path("/usr/share/common-licenses/GPL-3").read_text()
 

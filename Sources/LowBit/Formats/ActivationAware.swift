@@ -39,9 +39,12 @@ public enum ActivationAwareScaling {
     public static func search(_ w: UnsafePointer<Float>, rows: Int, cols: Int, type: WeightType, groupSize: Int,
                               statistics: Statistics) throws -> (scales: [Float], exponent: Float) {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
-        guard !type.isMixed else { throw LowBitError(.unsupported, "activation-aware scaling takes integer and ternary types") }
+        guard !type.isMixed else {
+            throw LowBitError(.unsupported, "activation-aware scaling takes integer and ternary types")
+        }
         guard statistics.meanAbs.count == cols else {
-            throw LowBitError(.invalidArgument, "activation statistics have \(statistics.meanAbs.count) channels, the matrix \(cols)")
+            throw LowBitError(.invalidArgument,
+                              "activation statistics have \(statistics.meanAbs.count) channels, the matrix \(cols)")
         }
         let floor = max(statistics.meanAbs.reduce(0, +) / Float(cols) * 1e-3, Float.leastNormalMagnitude)
         let logMean = statistics.meanAbs.map { log(Double(max($0, floor))) }
@@ -60,8 +63,11 @@ public enum ActivationAwareScaling {
                             for r in range {
                                 var error = 0.0
                                 for g in 0..<groups {
-                                    for k in 0..<groupSize { scaled[k] = w[r * cols + g * groupSize + k] * s[g * groupSize + k] }
-                                    let (d, m) = Quantizer.quantizeGroup(UnsafeBufferPointer(scaled), type: type, symmetric: false, codes: codes)
+                                    for k in 0..<groupSize {
+                                        scaled[k] = w[r * cols + g * groupSize + k] * s[g * groupSize + k]
+                                    }
+                                    let (d, m) = Quantizer.quantizeGroup(UnsafeBufferPointer(scaled), type: type,
+                                                                         symmetric: false, codes: codes)
                                     for k in 0..<groupSize {
                                         let c = g * groupSize + k
                                         let e = Double(w[r * cols + c]) - Double((d * Float(codes[k]) + m) / s[c])

@@ -36,8 +36,12 @@ public enum ErrorFeedback {
         /// activation-aware scaling does): U becomes diag(1/s)·U, so C_ik becomes C_ik·sᵢ/s_k.
         /// The rounding order stays that of the unscaled inputs' energies.
         public func rescaled(by s: [Float]) throws -> Coefficients {
-            guard s.count == cols else { throw LowBitError(.invalidArgument, "\(s.count) input scales for \(cols) inputs") }
-            guard s.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw LowBitError(.invalidArgument, "input scales must be positive and finite") }
+            guard s.count == cols else {
+                throw LowBitError(.invalidArgument, "\(s.count) input scales for \(cols) inputs")
+            }
+            guard s.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw LowBitError(.invalidArgument, "input scales must be positive and finite")
+            }
             var out = c
             for p in 0..<cols { for k in 0..<p { out[p * cols + k] *= s[order[p]] / s[order[k]] } }
             return Coefficients(cols: cols, order: order, c: out)
@@ -47,13 +51,19 @@ public enum ErrorFeedback {
     /// The coefficients for inputs x (samples × cols, row-major); `order` overrides the rounding
     /// order (tests).
     public static func coefficients(inputs x: UnsafePointer<Float>, samples: Int, cols: Int,
-                                    dampening: Float = defaultDampening, order given: [Int]? = nil) throws -> Coefficients {
-        guard samples > 0, cols > 0 else { throw LowBitError(.invalidArgument, "error feedback needs calibration rows (\(samples) × \(cols))") }
-        guard dampening >= 0, dampening.isFinite else { throw LowBitError(.invalidArgument, "dampening \(dampening) must be ≥ 0") }
+                                    dampening: Float = defaultDampening,
+                                    order given: [Int]? = nil) throws -> Coefficients {
+        guard samples > 0, cols > 0 else {
+            throw LowBitError(.invalidArgument, "error feedback needs calibration rows (\(samples) × \(cols))")
+        }
+        guard dampening >= 0, dampening.isFinite else {
+            throw LowBitError(.invalidArgument, "dampening \(dampening) must be ≥ 0")
+        }
         let n = cols
         let count = try checkedProduct(samples, cols, what: "calibration inputs")
         if let i = FloatVectors.firstNonFinite(x, count: count) {
-            throw LowBitError(.invalidArgument, "calibration input [\(i / cols), \(i % cols)] is \(x[i]): inputs must be finite")
+            throw LowBitError(.invalidArgument,
+                              "calibration input [\(i / cols), \(i % cols)] is \(x[i]): inputs must be finite")
         }
         var energy = [Float](repeating: 0, count: n)
         for s in 0..<samples { for i in 0..<n { energy[i] += x[s * n + i] * x[s * n + i] } }
@@ -74,7 +84,8 @@ public enum ErrorFeedback {
                     let i = 4 * block, height = min(4, n - i)
                     for j in 0..<(i + height) {
                         let column = xt + j * samples
-                        let sums = height == 4 ? FloatVectors.dot4(column, xt + i * samples, stride: samples, count: samples)
+                        let sums = height == 4 ? FloatVectors.dot4(column, xt + i * samples, stride: samples,
+                                                                   count: samples)
                             : (FloatVectors.dot(column, xt + i * samples, count: samples),
                                height > 1 ? FloatVectors.dot(column, xt + (i + 1) * samples, count: samples) : 0,
                                height > 2 ? FloatVectors.dot(column, xt + (i + 2) * samples, count: samples) : 0, 0)
@@ -133,7 +144,9 @@ public enum ErrorFeedback {
                 if below * j >= 32_768 { parallelRanges(below, fill) } else { fill(0..<below) }
             }
         }
-        if failed { throw LowBitError(.invalidArgument, "calibration inputs are not positive definite even after dampening") }
+        if failed {
+            throw LowBitError(.invalidArgument, "calibration inputs are not positive definite even after dampening")
+        }
     }
 
     /// Quantizes w (rows × cols, row-major) as `Quantizer.quantize` does, with error feedback
@@ -143,7 +156,8 @@ public enum ErrorFeedback {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
         guard !type.isMixed else { throw LowBitError(.unsupported, "error feedback takes integer and ternary types") }
         guard coefficients.cols == cols else {
-            throw LowBitError(.invalidArgument, "error feedback coefficients are for \(coefficients.cols) inputs, the matrix has \(cols)")
+            throw LowBitError(.invalidArgument,
+                              "error feedback coefficients are for \(coefficients.cols) inputs, the matrix has \(cols)")
         }
         try Quantizer.checkWeights(w, rows: rows, cols: cols)
         let symmetric = symmetric || type == .ternary
@@ -155,7 +169,9 @@ public enum ErrorFeedback {
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: groupSize) { codes in
                 for r in range {
                     for g in 0..<groups {
-                        let (d, off) = Quantizer.quantizeGroup(UnsafeBufferPointer(start: w + r * cols + g * groupSize, count: groupSize),
+                        let (d,
+                             off) = Quantizer.quantizeGroup(UnsafeBufferPointer(start: w + r * cols + g * groupSize,
+                                                                                count: groupSize),
                                                                type: type, symmetric: symmetric, codes: codes)
                         m.scales.floats()[r * groups + g] = d
                         m.offsets.floats()[r * groups + g] = off
@@ -177,17 +193,23 @@ public enum ErrorFeedback {
                             delta.initialize(repeating: 0, count: 4 * cols)
                             for p in 0..<cols {
                                 let col = order[p], g = col / groupSize
-                                (feedback[0], feedback[1], feedback[2], feedback[3]) = FloatVectors.dot4(c + p * cols, delta, stride: cols, count: p)
+                                (feedback[0], feedback[1], feedback[2], feedback[3]) = FloatVectors.dot4(c + p * cols,
+                                                                                                         delta,
+                                                                                                         stride: cols,
+                                                                                                         count: p)
                                 for j in 0..<height {
                                     let r = first + j, d = scales[r * groups + g], off = offsets[r * groups + g]
                                     let target = w[r * cols + col] + feedback[j]
-                                    let code = Quantizer.code(target, inverse: d != 0 ? 1 / d : 0, m: off, levels: levels)
+                                    let code = Quantizer.code(target, inverse: d != 0 ? 1 / d : 0, m: off,
+                                                              levels: levels)
                                     codes[j * cols + col] = code
                                     delta[j * cols + p] = w[r * cols + col] - (d * Float(code) + off)
                                 }
                             }
                             for j in 0..<height {
-                                for g in 0..<groups { m.setGroupCodes(codes + j * cols + g * groupSize, row: first + j, group: g) }
+                                for g in 0..<groups {
+                                    m.setGroupCodes(codes + j * cols + g * groupSize, row: first + j, group: g)
+                                }
                             }
                         }
                     }

@@ -25,13 +25,16 @@ public enum Importer {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
         let pack = 32 / bits
         guard rows % pack == 0 else {
-            throw LowBitError(.invalidArgument, "GPTQ qzeros packs \(pack) rows per int32: rows \(rows) is not a multiple of \(pack)")
+            throw LowBitError(.invalidArgument,
+                              "GPTQ qzeros packs \(pack) rows per int32: rows \(rows) is not a multiple of \(pack)")
         }
         let groups = cols / groupSize
         for i in 0..<(groups * rows) where !scales[i].isFinite {
-            throw LowBitError(.invalidArgument, "GPTQ scale [\(i / rows), \(i % rows)] is \(scales[i]): scales must be finite")
+            throw LowBitError(.invalidArgument,
+                              "GPTQ scale [\(i / rows), \(i % rows)] is \(scales[i]): scales must be finite")
         }
-        let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: .integer(bits: bits), symmetric: false)
+        let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: .integer(bits: bits),
+                                    symmetric: false)
         let mask = UInt32((1 << bits) - 1)
         let zeroShift: Float = zeros == .storedMinusOne ? 1 : 0
         parallelFor(rows) { r in
@@ -57,13 +60,16 @@ public enum Importer {
         try validateShape(rows: rows, cols: cols, groupSize: groupSize)
         let groups = cols / groupSize
         guard scaleCount == 1 || scaleCount == rows || scaleCount == rows * groups else {
-            throw LowBitError(.sizeMismatch, "ternary import needs 1, \(rows) (per row) or \(rows * groups) (per group) scales, got \(scaleCount)")
+            throw LowBitError(.sizeMismatch,
+                              "ternary import needs 1, \(rows) (per row) or \(rows * groups) (per group) scales, got "
+                              + "\(scaleCount)")
         }
         for i in 0..<scaleCount where !scales[i].isFinite {
             throw LowBitError(.invalidArgument, "ternary scale \(i) is \(scales[i]): scales must be finite")
         }
         for i in 0..<(rows * cols) where values[i] < -1 || values[i] > 1 {
-            throw LowBitError(.invalidArgument, "ternary value [\(i / cols), \(i % cols)] is \(values[i]): values must be -1, 0 or +1")
+            throw LowBitError(.invalidArgument,
+                              "ternary value [\(i / cols), \(i % cols)] is \(values[i]): values must be -1, 0 or +1")
         }
         let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: .ternary, symmetric: true)
         parallelFor(rows) { r in

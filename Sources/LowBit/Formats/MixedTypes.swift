@@ -103,7 +103,8 @@ extension QuantizedMatrix {
         let groups = groupsPerRow
         parallelFor(rows) { r in
             for g in 0..<groups {
-                let t = self.groupType(row: r, group: g), d = self.scale(row: r, group: g), m = self.offset(row: r, group: g)
+                let t = self.groupType(row: r, group: g), d = self.scale(row: r, group: g),
+                    m = self.offset(row: r, group: g)
                 let flip = bits == 4 && t == .extraAsymmetryPositive
                 for k in 0..<self.groupSize {
                     let q = self.code(row: r, col: g * self.groupSize + k)

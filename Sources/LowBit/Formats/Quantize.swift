@@ -154,7 +154,8 @@ public enum Quantizer {
     }
 
     /// BitNet b1.58 style: d near mean |w|, t = clamp(round(w / d), −1, 1); q = t + 1, m = −d.
-    static func fitTernary(_ w: UnsafeBufferPointer<Float>, codes: UnsafeMutableBufferPointer<UInt8>) -> (Float, Float) {
+    static func fitTernary(_ w: UnsafeBufferPointer<Float>, codes: UnsafeMutableBufferPointer<UInt8>) -> (Float,
+                                                                                                          Float) {
         let meanAbs = w.reduce(0) { $0 + abs($1) } / Float(w.count)
         if meanAbs == 0 { assign(w, d: 0, m: 0, levels: 2, codes: codes); return (0, 0) }
         var best: (err: Float, d: Float) = (.infinity, meanAbs)

@@ -106,7 +106,8 @@ public final class QuantizedMatrix: @unchecked Sendable {
             // byte: mask bit p of every byte, then one multiply gathers them into the top byte.
             let word = UInt64(littleEndian: UnsafeRawPointer(q + 8 * byte).loadUnaligned(as: UInt64.self))
             for p in 0..<bits {
-                base[p * planeBytes + byte] = UInt8(truncatingIfNeeded: (((word >> UInt64(p)) & 0x0101_0101_0101_0101) &* 0x0102_0408_1020_4080) >> 56)
+                let spread = ((word >> UInt64(p)) & 0x0101_0101_0101_0101) &* 0x0102_0408_1020_4080
+                base[p * planeBytes + byte] = UInt8(truncatingIfNeeded: spread >> 56)
             }
         }
     }

@@ -24,9 +24,12 @@ public enum WeightType: Equatable, Hashable, Sendable, CustomStringConvertible {
         switch code {
         case 1...4: self = .integer(bits: Int(code))
         case WeightType.ternaryCode: self = .ternary
-        case (WeightType.mixedCodeBase + 3)...(WeightType.mixedCodeBase + 4): self = .mixed(bits: Int(code - WeightType.mixedCodeBase))
+        case (WeightType.mixedCodeBase + 3)...(WeightType.mixedCodeBase
+            + 4): self = .mixed(bits: Int(code - WeightType.mixedCodeBase))
         default:
-            throw LowBitError(.unsupported, "unsupported bit width \(code): use 1, 2, 3, 4, \(WeightType.ternaryCode) (ternary), 203 or 204 (mixed 3 or 4-bit data types)")
+            throw LowBitError(.unsupported,
+                              "unsupported bit width \(code): use 1, 2, 3, 4, \(WeightType.ternaryCode) (ternary), 203 "
+                              + "or 204 (mixed 3 or 4-bit data types)")
         }
     }
 

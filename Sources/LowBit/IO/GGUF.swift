@@ -105,10 +105,14 @@ public final class GGUFFile: @unchecked Sendable {
         self.bytes = bytes
         func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid GGUF file: \(why)") }
         var r = GGUFReader(bytes: bytes)
-        guard bytes.count >= 4, Array(bytes[0..<4]) == Array("GGUF".utf8) else { throw bad("bad magic (expected GGUF)") }
+        guard bytes.count >= 4, Array(bytes[0..<4]) == Array("GGUF".utf8) else {
+            throw bad("bad magic (expected GGUF)")
+        }
         r.offset = 4
         version = try r.u32()
-        guard version == 2 || version == 3 else { throw bad("unsupported version \(version) (this reader takes 2 and 3)") }
+        guard version == 2 || version == 3 else {
+            throw bad("unsupported version \(version) (this reader takes 2 and 3)")
+        }
         let tensorCount = try r.u64(), kvCount = try r.u64()
         guard tensorCount <= UInt64(GGUFFile.maxCount), kvCount <= UInt64(GGUFFile.maxCount) else {
             throw bad("\(tensorCount) tensors and \(kvCount) metadata entries is more than this reader allows")
@@ -122,7 +126,9 @@ public final class GGUFFile: @unchecked Sendable {
         }
         let alignment: Int
         if let a = metadata["general.alignment"] {
-            guard let v = a.intValue, v > 0, v <= 1 << 16, v & (v - 1) == 0 else { throw bad("general.alignment must be a power of two") }
+            guard let v = a.intValue, v > 0, v <= 1 << 16, v & (v - 1) == 0 else {
+                throw bad("general.alignment must be a power of two")
+            }
             alignment = v
         } else {
             alignment = 32
@@ -152,7 +158,8 @@ public final class GGUFFile: @unchecked Sendable {
                                   + TensorType.allCases.map(\.name).joined(separator: ", "))
             }
             guard dims[0] % type.block.elements == 0 else {
-                throw bad("tensor '\(name)' rows of \(dims[0]) are not a whole number of \(type.block.elements)-element blocks")
+                throw bad("tensor '\(name)' rows of \(dims[0]) are not a whole number of "
+                          + "\(type.block.elements)-element blocks")
             }
             infos.append((name, dims, type, try r.u64()))
         }
@@ -162,9 +169,12 @@ public final class GGUFFile: @unchecked Sendable {
         for (name, dims, type, offset) in infos {
             let count = dims.reduce(1, *)
             let size = count / type.block.elements * type.block.bytes
-            guard offset == UInt64(expected) else { throw bad("tensor '\(name)' at data offset \(offset), expected \(expected) (the padded running sum)") }
+            guard offset == UInt64(expected) else {
+                throw bad("tensor '\(name)' at data offset \(offset), expected \(expected) (the padded running sum)")
+            }
             guard dataStart + expected + size <= bytes.count else {
-                throw bad("tensor '\(name)' ends at \(dataStart + expected + size), past the end of the file (\(bytes.count) bytes)")
+                throw bad("tensor '\(name)' ends at \(dataStart + expected + size), past the end of the file "
+                          + "(\(bytes.count) bytes)")
             }
             tensors.append(Tensor(name: name, dims: dims, type: type, offset: dataStart + expected, byteCount: size))
             expected = (expected + size + alignment - 1) / alignment * alignment
@@ -187,7 +197,9 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// The raw bytes of a tensor (ggml blocks).
     public func withTensorBytes<R>(_ t: Tensor, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[t.offset..<(t.offset + t.byteCount)])) }
+        try bytes.withUnsafeBytes {
+            try body(UnsafeRawBufferPointer(rebasing: $0[t.offset..<(t.offset + t.byteCount)]))
+        }
     }
 
     /// Dequantizes elements [start, start + count) of a tensor (count and start multiples of its
@@ -278,7 +290,9 @@ struct GGUFReader {
         let n = try u64()
         guard n <= UInt64(GGUFFile.maxString) else { throw bad("a string of \(n) bytes at \(offset)") }
         let o = try take(Int(n))
-        guard let s = String(validating: bytes[o..<(o + Int(n))], as: UTF8.self) else { throw bad("a string at \(o) is not UTF-8") }
+        guard let s = String(validating: bytes[o..<(o + Int(n))], as: UTF8.self) else {
+            throw bad("a string at \(o) is not UTF-8")
+        }
         return s
     }
 

@@ -39,7 +39,9 @@ public enum MatrixFile {
         let total = offsets.last! + sizes.last!
         var out = [UInt8](repeating: 0, count: total)
         out.withUnsafeMutableBytes { raw in
-            func put<T: FixedWidthInteger>(_ v: T, at o: Int) { raw.storeBytes(of: v.littleEndian, toByteOffset: o, as: T.self) }
+            func put<T: FixedWidthInteger>(_ v: T, at o: Int) {
+                raw.storeBytes(of: v.littleEndian, toByteOffset: o, as: T.self)
+            }
             for (i, b) in magic.enumerated() { raw[i] = b }
             put(version, at: 8)
             put(UInt32(headerSize), at: 12)
@@ -56,7 +58,8 @@ public enum MatrixFile {
                 }
                 put(UInt64(offsets[i]), at: 48 + 24 * i)
                 put(UInt64(sizes[i]), at: 56 + 24 * i)
-                put(CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[offsets[i]..<(offsets[i] + sizes[i])])), at: 64 + 24 * i)
+                put(CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[offsets[i]..<(offsets[i] + sizes[i])])),
+                    at: 64 + 24 * i)
             }
             put(CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<120])), at: 120)
         }
@@ -65,19 +68,29 @@ public enum MatrixFile {
 
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> QuantizedMatrix {
         func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid lowbit matrix file: \(why)") }
-        guard bytes.count >= headerSize else { throw bad("\(bytes.count) bytes is shorter than the \(headerSize)-byte header") }
-        func get<T: FixedWidthInteger>(_ o: Int, _: T.Type) -> T { T(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: T.self)) }
+        guard bytes.count >= headerSize else {
+            throw bad("\(bytes.count) bytes is shorter than the \(headerSize)-byte header")
+        }
+        func get<T: FixedWidthInteger>(_ o: Int, _: T.Type) -> T {
+            T(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: T.self))
+        }
         guard Array(bytes[0..<8]) == magic else { throw bad("bad magic (expected LOWBITMX)") }
         let v = get(8, UInt32.self)
         guard v == version else { throw bad("unsupported format version \(v) (this library reads version \(version))") }
         guard get(120, UInt32.self) == CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<120])) else {
             throw bad("header checksum mismatch")
         }
-        guard get(12, UInt32.self) == UInt32(headerSize) else { throw bad("header size \(get(12, UInt32.self)) is not \(headerSize)") }
+        guard get(12, UInt32.self) == UInt32(headerSize) else {
+            throw bad("header size \(get(12, UInt32.self)) is not \(headerSize)")
+        }
         let rows64 = get(16, UInt64.self), cols64 = get(24, UInt64.self)
-        guard rows64 > 0, cols64 > 0, rows64 < 1 << 40, cols64 < 1 << 40 else { throw bad("shape \(rows64) x \(cols64) is out of range") }
+        guard rows64 > 0, cols64 > 0, rows64 < 1 << 40, cols64 < 1 << 40 else {
+            throw bad("shape \(rows64) x \(cols64) is out of range")
+        }
         let flags = get(40, UInt32.self)
-        guard flags <= 1, get(44, UInt32.self) == 0, get(124, UInt32.self) == 0 else { throw bad("unknown flags or nonzero reserved fields") }
+        guard flags <= 1, get(44, UInt32.self) == 0, get(124, UInt32.self) == 0 else {
+            throw bad("unknown flags or nonzero reserved fields")
+        }
         let type: WeightType
         do { type = try WeightType(code: Int32(bitPattern: get(36, UInt32.self))) } catch { throw bad("\(error)") }
         let rows = Int(rows64), cols = Int(cols64), groupSize = Int(get(32, UInt32.self))
@@ -106,14 +119,20 @@ public enum MatrixFile {
             let size = buffers.reduce(0) { $0 + $1.byteCount }
             let offset = get(48 + 24 * i, UInt64.self), length = get(56 + 24 * i, UInt64.self)
             let name = ["codes", "scales", "offsets"][i]
-            guard offset == UInt64(expected) else { throw bad("\(name) section at offset \(offset), expected \(expected)") }
-            guard length == UInt64(size) else { throw bad("\(name) section is \(length) bytes, the shape needs \(size)") }
+            guard offset == UInt64(expected) else {
+                throw bad("\(name) section at offset \(offset), expected \(expected)")
+            }
+            guard length == UInt64(size) else {
+                throw bad("\(name) section is \(length) bytes, the shape needs \(size)")
+            }
             guard get(68 + 24 * i, UInt32.self) == 0 else { throw bad("nonzero reserved field in the \(name) entry") }
             guard expected + size <= bytes.count else {
                 throw bad("truncated: \(name) section ends at \(expected + size), file has \(bytes.count) bytes")
             }
             let data = UnsafeRawBufferPointer(rebasing: bytes[expected..<(expected + size)])
-            guard CRC32.checksum(data) == get(64 + 24 * i, UInt32.self) else { throw bad("\(name) section checksum mismatch") }
+            guard CRC32.checksum(data) == get(64 + 24 * i, UInt32.self) else {
+                throw bad("\(name) section checksum mismatch")
+            }
             var from = expected
             for b in buffers {
                 b.pointer.copyMemory(from: bytes.baseAddress! + from, byteCount: b.byteCount)
@@ -125,7 +144,9 @@ public enum MatrixFile {
                 throw bad("padding after the \(name) section is missing or not zero")
             }
         }
-        guard bytes.count == expected else { throw bad("\(bytes.count - expected) unexpected bytes after the last section") }
+        guard bytes.count == expected else {
+            throw bad("\(bytes.count - expected) unexpected bytes after the last section")
+        }
         let groups = m.rows * m.groupsPerRow
         for i in 0..<groups where !m.scales.floats()[i].isFinite || !m.offsets.floats()[i].isFinite {
             throw bad("group \(i) has a non-finite scale or offset")

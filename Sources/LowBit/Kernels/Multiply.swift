@@ -42,6 +42,7 @@ func checkActivations(_ x: UnsafePointer<Float>, n: Int, rows: Int, cols: Int) t
     let count = try checkedProduct(n, cols, what: "activations")
     _ = try checkedProduct(n, rows, what: "outputs")
     if let i = FloatVectors.firstNonFinite(x, count: count) {
-        throw LowBitError(.invalidArgument, "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
+        throw LowBitError(.invalidArgument,
+                          "activation [\(i / cols), \(i % cols)] is \(x[i]): activations must be finite")
     }
 }

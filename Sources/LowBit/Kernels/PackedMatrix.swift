@@ -39,7 +39,8 @@ public final class PackedMatrix: @unchecked Sendable {
 
     /// Y = X·Wᵀ as `QuantizedMatrix.multiply` with this family: x is n × cols, y is n × rows.
     /// `activationBits`: dequant takes 8, 16 (two int8 passes) or 32 (float); lut ignores it.
-    public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, activationBits: Int = 8) throws {
+    public func multiply(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>,
+                         activationBits: Int = 8) throws {
         if let accepted = kernels.activationBits, !accepted.contains(activationBits) {
             throw LowBitError(.unsupported,
                               "unsupported activation bits \(activationBits) for a packed \(family) matrix: use "

@@ -9,7 +9,8 @@ public enum MemoryBaseline {
         let sink = Atomic<UInt64>(0)
         let blocks = bytes / 1024  // whole KiB per thread range; the tail is read by the caller
         parallelRanges(blocks) { range in
-            _ = sink.bitwiseXor(readRange(base + range.lowerBound * 1024, bytes: range.count * 1024), ordering: .relaxed)
+            _ = sink.bitwiseXor(readRange(base + range.lowerBound * 1024, bytes: range.count * 1024),
+                                ordering: .relaxed)
         }
         return sink.load(ordering: .relaxed) ^ readRange(base + blocks * 1024, bytes: bytes - blocks * 1024)
     }

@@ -73,7 +73,8 @@ public enum Decomposer {
             r[i] = w[i] * s[i % cols]
             total += Double(w[i]) * Double(w[i])
         }
-        var out = DecomposedMatrix(name: name, rows: rows, cols: cols, rank: k, scaling: s, blocks: [], errors: [], gains: [])
+        var out = DecomposedMatrix(name: name, rows: rows, cols: cols, rank: k, scaling: s, blocks: [], errors: [],
+                                   gains: [])
         let rowBytes = (cols + 7) / 8
         for level in 0..<n {
             let before = r.reduce(0.0) { $0 + Double($1) * Double($1) }
@@ -81,7 +82,9 @@ public enum Decomposer {
             r.withUnsafeBufferPointer { rp in
                 block.signs.withUnsafeMutableBufferPointer { sp in
                     parallelFor(rows) { row in
-                        for c in 0..<cols where rp[row * cols + c] >= 0 { sp[row * rowBytes + c / 8] |= 1 << UInt8(c % 8) }
+                        for c in 0..<cols where rp[row * cols + c] >= 0 {
+                            sp[row * rowBytes + c / 8] |= 1 << UInt8(c % 8)
+                        }
                     }
                 }
             }
@@ -155,7 +158,9 @@ public enum Decomposer {
         // B = Qᵀ|A| (l × cols); Z = Bᵀ = |A|ᵀQ (cols × l); B·Bᵀ = ZᵀZ = W·Λ·Wᵀ.
         let z = absTransposeTimes(a, rows: rows, cols: cols, y, l)
         var gram = [Double](repeating: 0, count: l * l)
-        for c in 0..<cols { for i in 0..<l { for j in i..<l { gram[i * l + j] += Double(z[c * l + i]) * Double(z[c * l + j]) } } }
+        for c in 0..<cols {
+            for i in 0..<l { for j in i..<l { gram[i * l + j] += Double(z[c * l + i]) * Double(z[c * l + j]) } }
+        }
         for i in 0..<l { for j in 0..<i { gram[i * l + j] = gram[j * l + i] } }
         let (values, vectors) = symmetricEigen(gram, l)
         let order = (0..<l).sorted { values[$0] > values[$1] }.prefix(k)

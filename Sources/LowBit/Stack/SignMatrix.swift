@@ -74,7 +74,8 @@ public final class SignMatrix: @unchecked Sendable {
         // The portable tier: the same table sums, Σ over k-groups of T[sign nibble] · ts.
         let kgroupsPerGroup = groupSize / 4
         // (An empty range may start past the last row: clamp both ends.)
-        let rowRange = min(rows, blocks.lowerBound * LUTLayout.rowsPerBlock)..<min(rows, blocks.upperBound * LUTLayout.rowsPerBlock)
+        let firstRow = min(rows, blocks.lowerBound * LUTLayout.rowsPerBlock)
+        let rowRange = firstRow..<min(rows, blocks.upperBound * LUTLayout.rowsPerBlock)
         for a in 0..<n {
             let t = tables.tables(base + a * stride), ts = tables.tableScales(base + a * stride)
             for r in rowRange {

@@ -79,7 +79,9 @@ public final class Stack: @unchecked Sendable {
             // the file holds (decodeIndex checks the header's fields against the file's size).
             var indexEnd = StackFile.headerSize
             if head.count == StackFile.headerSize {
-                let indexBytes = head.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 24, as: UInt64.self)) }
+                let indexBytes = head.withUnsafeBytes {
+                    UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+                }
                 if indexBytes < UInt64(size) { indexEnd = StackFile.padded(StackFile.headerSize + Int(indexBytes)) }
             }
             var headAndIndex = [UInt8](repeating: 0, count: min(indexEnd, size))
@@ -99,7 +101,9 @@ public final class Stack: @unchecked Sendable {
 
     /// Resident bytes with the first `count` blocks of the stack.
     public func bytesWithPrefix(_ count: Int) -> Int {
-        fixedBytes + index.blocks[0..<min(max(count, 0), index.blocks.count)].reduce(0) { $0 + Stack.memoryBytes(index.tensors[$1.tensor]) }
+        fixedBytes + index.blocks[0..<min(max(count, 0), index.blocks.count)].reduce(0) {
+            $0 + Stack.memoryBytes(index.tensors[$1.tensor])
+        }
     }
 
     /// Every tensor at its first block, plus the fixed overhead.
@@ -107,7 +111,9 @@ public final class Stack: @unchecked Sendable {
 
     /// `minimumBytes` of a stack from its index alone.
     public static func minimumBudget(_ index: StackFile.Index) -> Int {
-        index.dataOffset + index.blocks[0..<index.tensors.count].reduce(0) { $0 + memoryBytes(index.tensors[$1.tensor]) }
+        index.dataOffset + index.blocks[0..<index.tensors.count].reduce(0) {
+            $0 + memoryBytes(index.tensors[$1.tensor])
+        }
     }
     public var totalBytes: Int { bytesWithPrefix(index.blocks.count) }
     public var residentBytes: Int { fixedBytes + residency.withLock { $0.bytes } }
@@ -122,7 +128,9 @@ public final class Stack: @unchecked Sendable {
 
     public func tensorNumber(_ name: String) throws -> Int {
         guard let t = tensorNumbers[name] else {
-            throw LowBitError(.invalidArgument, "no tensor '\(name)' in \(path) (it has \(index.tensors.prefix(5).map { "'\($0.name)'" }.joined(separator: ", "))\(index.tensors.count > 5 ? ", ..." : ""))")
+            let some = index.tensors.prefix(5).map { "'\($0.name)'" }.joined(separator: ", ")
+            let more = index.tensors.count > 5 ? ", ..." : ""
+            throw LowBitError(.invalidArgument, "no tensor '\(name)' in \(path) (it has \(some)\(more))")
         }
         return t
     }
@@ -133,7 +141,9 @@ public final class Stack: @unchecked Sendable {
     public func setBudget(_ budget: Int) throws {
         try budgetLock.withLock { _ in
             guard budget >= minimumBytes else {
-                throw LowBitError(.invalidArgument, "budget \(budget) bytes is below this stack's minimum of \(minimumBytes) bytes (every tensor at one block plus \(fixedBytes) bytes of index)")
+                throw LowBitError(.invalidArgument,
+                                  "budget \(budget) bytes is below this stack's minimum of \(minimumBytes) bytes "
+                                  + "(every tensor at one block plus \(fixedBytes) bytes of index)")
             }
             var count = index.tensors.count, bytes = minimumBytes
             while count < index.blocks.count {
@@ -174,7 +184,9 @@ public final class Stack: @unchecked Sendable {
                 let e = index.blocks[i], t = index.tensors[e.tensor]
                 let bytes = UnsafeRawBufferPointer(rebasing: raw[(e.offset - start)..<(e.offset - start + e.length)])
                 guard CRC32.checksum(bytes) == e.crc else {
-                    throw LowBitError(.badFormat, "not a valid lowbit stack file: block \(i) ('\(t.name)' level \(e.level)) checksum mismatch")
+                    throw LowBitError(.badFormat,
+                                      "not a valid lowbit stack file: block \(i) ('\(t.name)' level \(e.level)) "
+                                      + "checksum mismatch")
                 }
                 let rowBytes = t.cols / 8
                 let signBase = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -182,7 +194,8 @@ public final class Stack: @unchecked Sendable {
                 // File: U rows × k, then V cols × k; memory: transposed.
                 let factors = bytes.baseAddress! + t.rows * rowBytes
                 func half(_ base: UnsafeRawPointer, _ i: Int) -> Float16 {
-                    Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                    Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i,
+                                                                                as: UInt16.self)))
                 }
                 let k = t.rank
                 let uT = (0..<(k * t.rows)).map { half(factors, ($0 % t.rows) * k + $0 / t.rows) }
@@ -204,13 +217,15 @@ public final class Stack: @unchecked Sendable {
     /// per range of row blocks, each block's S·z for those rows and y += u ⊙ (S·z). Two pool
     /// dispatches per product rather than two per block; every thread count adds the blocks in
     /// the same order, so results do not depend on it.
-    public func multiply(_ name: String, _ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+    public func multiply(_ name: String, _ x: UnsafePointer<Float>, n: Int,
+                         into y: UnsafeMutablePointer<Float>) throws {
         try multiply(name, x, n: n, into: y, chunkBytes: 4 << 20)
     }
 
     /// `chunkBytes`: the most tables of one pass of sign products; `sliceBytes`: the largest slice
     /// of rebuilt weights (`multiplyRebuilt`). Tests set them small to take every path.
-    func multiply(_ name: String, _ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>, chunkBytes: Int,
+    func multiply(_ name: String, _ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>,
+                  chunkBytes: Int,
                   sliceBytes: Int = Runtime.halfL2Bytes) throws {
         let t = try tensorNumber(name)
         let info = index.tensors[t]
@@ -219,7 +234,9 @@ public final class Stack: @unchecked Sendable {
         let blocks = residency.withLock { $0.perTensor[t] }   // a snapshot: stays alive until we return
         for i in 0..<(n * rows) { y[i] = 0 }
         guard let firstBlock = blocks.first else { return }
-        if n >= Stack.rebuildMinimumRows { return try multiplyRebuilt(info, blocks, x, n: n, into: y, sliceBytes: sliceBytes) }
+        if n >= Stack.rebuildMinimumRows {
+            return try multiplyRebuilt(info, blocks, x, n: n, into: y, sliceBytes: sliceBytes)
+        }
         let activationRows = try checkedProduct(n, k, what: "workspace")
         let tableBytes = firstBlock.signs.tableBytes, rowBlocks = firstBlock.signs.rowBlocks
         let blockBytes = try checkedProduct(activationRows, cols * 4 + tableBytes, what: "workspace")
@@ -253,14 +270,17 @@ public final class Stack: @unchecked Sendable {
                 }
             }
             parallelRanges(rowBlocks) { range in
-                let lo = range.lowerBound * LUTLayout.rowsPerBlock, count = min(rows, range.upperBound * LUTLayout.rowsPerBlock) - lo
+                let lo = range.lowerBound * LUTLayout.rowsPerBlock,
+                    count = min(rows, range.upperBound * LUTLayout.rowsPerBlock) - lo
                 for (b, block) in group.enumerated() {
-                    block.signs.multiply(tables: tables + b * activationRows * tableBytes, n: activationRows, rowBlocks: range,
+                    block.signs.multiply(tables: tables + b * activationRows * tableBytes, n: activationRows,
+                                         rowBlocks: range,
                                          into: partial)
                     block.uT.withUnsafeBufferPointer { u in
                         for a in 0..<activationRows {
                             let i = a / k, j = a % k
-                            HalfVectors.multiplyAdd(u.baseAddress! + j * rows + lo, partial + a * rows + lo, into: y + i * rows + lo, count: count)
+                            HalfVectors.multiplyAdd(u.baseAddress! + j * rows + lo, partial + a * rows + lo,
+                                                    into: y + i * rows + lo, count: count)
                         }
                     }
                 }
@@ -317,11 +337,14 @@ public final class Stack: @unchecked Sendable {
                 FloatTile.product(panels, rows: count, cols: cols, x: scaled, n: n, y: y + first, yStride: rows)
             }
         }
-        if failed.load(ordering: .relaxed) { throw LowBitError(.outOfMemory, "could not allocate a BitStack product's workspace") }
+        if failed.load(ordering: .relaxed) {
+            throw LowBitError(.outOfMemory, "could not allocate a BitStack product's workspace")
+        }
     }
 
     /// w[r − first][c] += S[r, c]·Σ_j u[j·rows + r]·v[j·cols + c] for r in rowRange.
-    static func addSignedProduct(_ signs: SignMatrix, u: UnsafePointer<Float16>, rows: Int, v: UnsafePointer<Float>, k: Int,
+    static func addSignedProduct(_ signs: SignMatrix, u: UnsafePointer<Float16>, rows: Int, v: UnsafePointer<Float>,
+                                 k: Int,
                                  rowRange: Range<Int>, into w: UnsafeMutablePointer<Float>) {
         let cols = signs.cols, tier = Tiers.active
         withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { ur in

@@ -40,11 +40,14 @@ public enum StackBuilder {
     /// block is available if its tensor is fewer than `maxLead` levels ahead of the least
     /// advanced tensor. Unbounded lead (pure greedy) ordered SmolLM2 worse than the naive order:
     /// one measured level does not predict what a tensor's first blocks are worth.
-    public static func order(_ matrices: [DecomposedMatrix], sensitivity: [String: Double]?, maxLead: Int = 1) -> [(Int, Int)] {
+    public static func order(_ matrices: [DecomposedMatrix], sensitivity: [String: Double]?,
+                             maxLead: Int = 1) -> [(Int, Int)] {
         var order = matrices.indices.map { ($0, 0) }
         let maxLevels = matrices.map(\.blocks.count).max() ?? 0
         guard let sensitivity else {
-            for level in 1..<max(maxLevels, 1) { for t in matrices.indices where level < matrices[t].blocks.count { order.append((t, level)) } }
+            for level in 1..<max(maxLevels, 1) {
+                for t in matrices.indices where level < matrices[t].blocks.count { order.append((t, level)) }
+            }
             return order
         }
         var next = [Int](repeating: 1, count: matrices.count)
@@ -70,15 +73,24 @@ public enum StackBuilder {
     public static func build(_ inputs: [Input], path: String, options: Options = Options(),
                              progress: ((Int, Int) -> Void)? = nil) throws -> [DecomposedMatrix] {
         guard !inputs.isEmpty else { throw LowBitError(.invalidArgument, "a stack needs at least one tensor") }
-        guard (1...64).contains(options.blocks) else { throw LowBitError(.invalidArgument, "blocks \(options.blocks) must be 1...64") }
-        guard options.maxRank >= 1, options.factorShare > 0 else { throw LowBitError(.invalidArgument, "rank and factor share must be positive") }
+        guard (1...64).contains(options.blocks) else {
+            throw LowBitError(.invalidArgument, "blocks \(options.blocks) must be 1...64")
+        }
+        guard options.maxRank >= 1, options.factorShare > 0 else {
+            throw LowBitError(.invalidArgument, "rank and factor share must be positive")
+        }
         var names = Set<String>()
         for input in inputs {
-            guard !input.name.isEmpty, input.name.utf8.count <= StackFile.maxName, names.insert(input.name).inserted else {
-                throw LowBitError(.invalidArgument, "tensor names must be unique, non-empty and at most \(StackFile.maxName) bytes ('\(input.name)')")
+            guard !input.name.isEmpty, input.name.utf8.count <= StackFile.maxName,
+                  names.insert(input.name).inserted else {
+                throw LowBitError(.invalidArgument,
+                                  "tensor names must be unique, non-empty and at most \(StackFile.maxName) bytes "
+                                  + "('\(input.name)')")
             }
             guard input.rows > 0, input.cols > 0, input.cols % 32 == 0 else {
-                throw LowBitError(.invalidArgument, "tensor '\(input.name)' is \(input.rows) x \(input.cols): cols must be a positive multiple of 32")
+                throw LowBitError(.invalidArgument,
+                                  "tensor '\(input.name)' is \(input.rows) x \(input.cols): cols must be a positive "
+                                  + "multiple of 32")
             }
             if let (_, samples) = input.calibration, samples < 1 {
                 throw LowBitError(.invalidArgument, "tensor '\(input.name)' has \(samples) calibration samples")
@@ -88,9 +100,12 @@ public enum StackBuilder {
         var done = 0
         var matrices: [DecomposedMatrix] = []
         for input in inputs {
-            let scaling = input.calibration.map { Decomposer.activationScaling($0.0, samples: $0.samples, cols: input.cols) }
+            let scaling = input.calibration.map {
+                Decomposer.activationScaling($0.0, samples: $0.samples, cols: input.cols)
+            }
             let k = rank(rows: input.rows, cols: input.cols, options: options)
-            matrices.append(try Decomposer.decompose(input.weights, rows: input.rows, cols: input.cols, blocks: options.blocks,
+            matrices.append(try Decomposer.decompose(input.weights, rows: input.rows, cols: input.cols,
+                                                     blocks: options.blocks,
                                                      rank: k, scaling: scaling, name: input.name) { _ in
                 done += 1
                 progress?(done, total)
@@ -105,7 +120,8 @@ public enum StackBuilder {
     public static func write(_ matrices: [DecomposedMatrix], path: String, options: Options) throws {
         let order = order(matrices, sensitivity: options.sensitivity, maxLead: options.maxLead)
         let metadata: [(String, StackFile.MetaValue)] = [
-            ("lowbit.stack.order", .string(options.sensitivity == nil ? "naive" : "sensitivity, max lead \(options.maxLead)")),
+            ("lowbit.stack.order",
+             .string(options.sensitivity == nil ? "naive" : "sensitivity, max lead \(options.maxLead)")),
             ("lowbit.stack.blocks", .u64(UInt64(options.blocks))),
             ("lowbit.version", .string(LowBitVersion.string)),
         ]
@@ -116,12 +132,15 @@ public enum StackBuilder {
     /// `level` to `level − 1` blocks: the increase per unit of the error energy that block removed.
     /// Increases at or below zero (noise) are floored at a small share of the mean, and tensors
     /// without a measurement get the median, so no block is starved or favoured by accident.
-    public static func sensitivities(_ matrices: [DecomposedMatrix], lossIncrease: [String: Double], level: Int) -> [String: Double] {
+    public static func sensitivities(_ matrices: [DecomposedMatrix], lossIncrease: [String: Double],
+                                     level: Int) -> [String: Double] {
         let positive = lossIncrease.values.filter { $0 > 0 }
         let floor = positive.isEmpty ? 1e-9 : 0.01 * positive.reduce(0, +) / Double(positive.count)
         var result: [String: Double] = [:]
         for m in matrices {
-            guard let increase = lossIncrease[m.name], level - 1 < m.gains.count, m.gains[level - 1] > 0 else { continue }
+            guard let increase = lossIncrease[m.name], level - 1 < m.gains.count, m.gains[level - 1] > 0 else {
+                continue
+            }
             result[m.name] = max(increase, floor) / m.gains[level - 1]
         }
         let sorted = result.values.sorted()

@@ -58,7 +58,8 @@ public enum StackFile {
     // MARK: writing
 
     /// The file's bytes for decomposed matrices in `order` (pairs of tensor index and level).
-    public static func encode(_ matrices: [DecomposedMatrix], order: [(Int, Int)], metadata: [(String, MetaValue)]) throws -> [UInt8] {
+    public static func encode(_ matrices: [DecomposedMatrix], order: [(Int, Int)],
+                              metadata: [(String, MetaValue)]) throws -> [UInt8] {
         var index = ByteWriter()
         for (key, value) in metadata.sorted(by: { $0.0 < $1.0 }) {
             index.string16(key)
@@ -82,7 +83,9 @@ public enum StackFile {
             for v in b.u { data.u16(v.bitPattern) }
             for v in b.v { data.u16(v.bitPattern) }
             let length = data.count - start
-            let crc = data.buffer.withUnsafeBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<(start + length)])) }
+            let crc = data.buffer.withUnsafeBytes {
+                CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<(start + length)]))
+            }
             index.u32(UInt32(t)); index.u32(UInt32(level))
             index.u64(UInt64(start)); index.u64(UInt64(length))
             index.u32(crc); index.u32(0)
@@ -108,20 +111,25 @@ public enum StackFile {
     /// Parses and validates the header and index (`bytes` holds at least the data offset;
     /// `fileSize` is the whole file's). Block contents are checked when they are read.
     public static func decodeIndex(_ bytes: UnsafeRawBufferPointer, fileSize: Int) throws -> Index {
-        guard bytes.count >= headerSize else { throw bad("\(bytes.count) bytes is shorter than the \(headerSize)-byte header") }
+        guard bytes.count >= headerSize else {
+            throw bad("\(bytes.count) bytes is shorter than the \(headerSize)-byte header")
+        }
         var h = ByteReader(bytes, limit: headerSize)
         guard try h.bytes(8) == magic else { throw bad("bad magic (expected LOWBITSK)") }
         let v = try h.u32()
         guard v == version else { throw bad("unsupported format version \(v) (this library reads version \(version))") }
-        guard CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<56])) == UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 56, as: UInt32.self)) else {
+        let headerChecksum = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 56, as: UInt32.self))
+        guard CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<56])) == headerChecksum else {
             throw bad("header checksum mismatch")
         }
         let tensorCount = Int(try h.u32()), blockCount = Int(try h.u32()), metaCount = Int(try h.u32())
         let indexBytes = try h.u64(), dataOffset64 = try h.u64(), dataBytes64 = try h.u64()
         let indexCRC = try h.u32()
         guard try h.u32() == 0 else { throw bad("nonzero reserved header field") }
-        guard tensorCount >= 1, tensorCount <= maxTensors, blockCount >= tensorCount, blockCount <= maxBlocks, metaCount <= maxMetadata else {
-            throw bad("counts out of range: \(tensorCount) tensors, \(blockCount) blocks, \(metaCount) metadata entries")
+        guard tensorCount >= 1, tensorCount <= maxTensors, blockCount >= tensorCount, blockCount <= maxBlocks,
+              metaCount <= maxMetadata else {
+            throw bad("counts out of range: \(tensorCount) tensors, \(blockCount) blocks, \(metaCount) "
+                      + "metadata entries")
         }
         // Every 64-bit field is compared in UInt64 before it becomes an Int.
         guard indexBytes < 1 << 40, dataBytes64 < 1 << 50 else { throw bad("index or data size out of range") }
@@ -131,12 +139,18 @@ public enum StackFile {
         }
         let dataOffset = padded(indexEnd), dataBytes = Int(dataBytes64)
         guard fileSize == dataOffset + dataBytes else {
-            throw bad(fileSize < dataOffset + dataBytes ? "truncated: the file has \(fileSize) bytes, the header promises \(dataOffset + dataBytes)"
-                                                       : "\(fileSize - dataOffset - dataBytes) unexpected bytes after the data")
+            throw bad(fileSize < dataOffset
+                + dataBytes ? "truncated: the file has \(fileSize) bytes, the header promises \(dataOffset + dataBytes)"
+                                                       : "\(fileSize - dataOffset - dataBytes) unexpected bytes "
+                                                           + "after the data")
         }
         guard bytes.count >= dataOffset else { throw bad("index is truncated") }
-        guard CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[headerSize..<indexEnd])) == indexCRC else { throw bad("index checksum mismatch") }
-        guard bytes[indexEnd..<dataOffset].allSatisfy({ $0 == 0 }) else { throw bad("padding after the index is not zero") }
+        guard CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[headerSize..<indexEnd])) == indexCRC else {
+            throw bad("index checksum mismatch")
+        }
+        guard bytes[indexEnd..<dataOffset].allSatisfy({ $0 == 0 }) else {
+            throw bad("padding after the index is not zero")
+        }
 
         var r = ByteReader(bytes, start: headerSize, limit: indexEnd)
         var metadata: [(String, MetaValue)] = []
@@ -149,7 +163,9 @@ public enum StackFile {
             case 2:
                 let n = Int(try r.u32())
                 guard n <= 1 << 20 else { throw bad("metadata string '\(key)' is \(n) bytes") }
-                guard let s = String(validating: try r.bytes(n), as: UTF8.self) else { throw bad("metadata '\(key)' is not UTF-8") }
+                guard let s = String(validating: try r.bytes(n), as: UTF8.self) else {
+                    throw bad("metadata '\(key)' is not UTF-8")
+                }
                 metadata.append((key, .string(s)))
             case let t: throw bad("metadata '\(key)' has unknown type \(t)")
             }
@@ -158,7 +174,9 @@ public enum StackFile {
         var names = Set<String>()
         for _ in 0..<tensorCount {
             let name = try r.string16()
-            guard !name.isEmpty, names.insert(name).inserted else { throw bad("empty or duplicate tensor name '\(name)'") }
+            guard !name.isEmpty, names.insert(name).inserted else {
+                throw bad("empty or duplicate tensor name '\(name)'")
+            }
             let rows = try r.u64(), cols = try r.u64()
             let rank = Int(try r.u32()), blocks = Int(try r.u32())
             guard rows >= 1, cols >= 32, rows <= 1 << 31, cols <= 1 << 31, cols % 32 == 0 else {
@@ -173,8 +191,11 @@ public enum StackFile {
                 Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: scalingBytes + 4 * c,
                                                                            as: UInt32.self)))
             }
-            guard scaling.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw bad("tensor '\(name)' has a non-positive or non-finite scaling value") }
-            tensors.append(Tensor(name: name, rows: Int(rows), cols: Int(cols), rank: rank, blocks: blocks, scaling: scaling))
+            guard scaling.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw bad("tensor '\(name)' has a non-positive or non-finite scaling value")
+            }
+            tensors.append(Tensor(name: name, rows: Int(rows), cols: Int(cols), rank: rank, blocks: blocks,
+                                  scaling: scaling))
         }
         var entries: [BlockEntry] = []
         var nextLevel = [Int](repeating: 0, count: tensorCount)
@@ -187,9 +208,13 @@ public enum StackFile {
             guard level == nextLevel[t], level < tensors[t].blocks else {
                 throw bad("block \(i) is level \(level) of '\(tensors[t].name)', expected level \(nextLevel[t])")
             }
-            guard (i < tensorCount) == (level == 0) else { throw bad("the first blocks must be every tensor's level 0") }
+            guard (i < tensorCount) == (level == 0) else {
+                throw bad("the first blocks must be every tensor's level 0")
+            }
             nextLevel[t] += 1
-            guard offset == UInt64(expectedOffset) else { throw bad("block \(i) at offset \(offset), expected \(expectedOffset)") }
+            guard offset == UInt64(expectedOffset) else {
+                throw bad("block \(i) at offset \(offset), expected \(expectedOffset)")
+            }
             guard length == UInt64(tensors[t].blockBytes) else {
                 throw bad("block \(i) is \(length) bytes, '\(tensors[t].name)' needs \(tensors[t].blockBytes)")
             }
@@ -200,8 +225,11 @@ public enum StackFile {
         for t in 0..<tensorCount where nextLevel[t] != tensors[t].blocks {
             throw bad("tensor '\(tensors[t].name)' has \(nextLevel[t]) of its \(tensors[t].blocks) blocks")
         }
-        guard expectedOffset == dataBytes else { throw bad("blocks end at \(expectedOffset), data is \(dataBytes) bytes") }
-        return Index(metadata: metadata, tensors: tensors, blocks: entries, dataOffset: dataOffset, dataBytes: dataBytes)
+        guard expectedOffset == dataBytes else {
+            throw bad("blocks end at \(expectedOffset), data is \(dataBytes) bytes")
+        }
+        return Index(metadata: metadata, tensors: tensors, blocks: entries, dataOffset: dataOffset,
+                     dataBytes: dataBytes)
     }
 }
 
@@ -229,19 +257,29 @@ struct ByteReader {
         self.limit = min(limit, base.count)
     }
     mutating func take(_ n: Int) throws -> Int {
-        guard n >= 0, n <= limit - offset else { throw StackFile.bad("truncated index (needed \(n) bytes at offset \(offset))") }
+        guard n >= 0, n <= limit - offset else {
+            throw StackFile.bad("truncated index (needed \(n) bytes at offset \(offset))")
+        }
         defer { offset += n }
         return offset
     }
     mutating func u8() throws -> UInt8 { base[try take(1)] }
-    mutating func u16() throws -> UInt16 { UInt16(littleEndian: base.loadUnaligned(fromByteOffset: try take(2), as: UInt16.self)) }
-    mutating func u32() throws -> UInt32 { UInt32(littleEndian: base.loadUnaligned(fromByteOffset: try take(4), as: UInt32.self)) }
-    mutating func u64() throws -> UInt64 { UInt64(littleEndian: base.loadUnaligned(fromByteOffset: try take(8), as: UInt64.self)) }
+    mutating func u16() throws -> UInt16 {
+        UInt16(littleEndian: base.loadUnaligned(fromByteOffset: try take(2), as: UInt16.self))
+    }
+    mutating func u32() throws -> UInt32 {
+        UInt32(littleEndian: base.loadUnaligned(fromByteOffset: try take(4), as: UInt32.self))
+    }
+    mutating func u64() throws -> UInt64 {
+        UInt64(littleEndian: base.loadUnaligned(fromByteOffset: try take(8), as: UInt64.self))
+    }
     mutating func bytes(_ n: Int) throws -> [UInt8] { let o = try take(n); return Array(base[o..<(o + n)]) }
     mutating func string16() throws -> String {
         let n = Int(try u16())
         guard n <= StackFile.maxName else { throw StackFile.bad("name of \(n) bytes") }
-        guard let s = String(validating: try bytes(n), as: UTF8.self) else { throw StackFile.bad("a name is not UTF-8") }
+        guard let s = String(validating: try bytes(n), as: UTF8.self) else {
+            throw StackFile.bad("a name is not UTF-8")
+        }
         return s
     }
 }

@@ -19,7 +19,8 @@ enum ExponentialAVX2 {
         let v = _mm256_min_ps(_mm256_set1_ps(highest), _mm256_max_ps(_mm256_set1_ps(-88), x))
         let n = _mm256_cvtps_epi32(_mm256_mul_ps(v, _mm256_set1_ps(1.442695)))  // nearest-even
         let nf = _mm256_cvtepi32_ps(n)
-        let r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(-2.1219444e-4), _mm256_fnmadd_ps(nf, _mm256_set1_ps(0.693359375), v))
+        let r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(-2.1219444e-4),
+                                 _mm256_fnmadd_ps(nf, _mm256_set1_ps(0.693359375), v))
         var p = _mm256_set1_ps(1 / 5040)
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1 / 720))
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1 / 120))

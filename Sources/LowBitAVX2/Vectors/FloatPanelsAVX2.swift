@@ -61,11 +61,15 @@ enum FloatPanelsAVX2 {
     @inline(__always)
     static func transpose8x8(_ a: UnsafePointer<Float>, stride: Int, into out: UnsafeMutablePointer<Float>,
                              outStride: Int) {
-        let r0 = _mm256_loadu_ps(a), r1 = _mm256_loadu_ps(a + stride), r2 = _mm256_loadu_ps(a + 2 * stride), r3 = _mm256_loadu_ps(a + 3 * stride)
-        let r4 = _mm256_loadu_ps(a + 4 * stride), r5 = _mm256_loadu_ps(a + 5 * stride), r6 = _mm256_loadu_ps(a + 6 * stride), r7 = _mm256_loadu_ps(a + 7 * stride)
+        let r0 = _mm256_loadu_ps(a), r1 = _mm256_loadu_ps(a + stride), r2 = _mm256_loadu_ps(a + 2 * stride),
+            r3 = _mm256_loadu_ps(a + 3 * stride)
+        let r4 = _mm256_loadu_ps(a + 4 * stride), r5 = _mm256_loadu_ps(a + 5 * stride),
+            r6 = _mm256_loadu_ps(a + 6 * stride), r7 = _mm256_loadu_ps(a + 7 * stride)
         // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves swapped across.
-        let t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3)
-        let t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5), t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7)
+        let t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+            t3 = _mm256_unpackhi_ps(r2, r3)
+        let t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5), t6 = _mm256_unpacklo_ps(r6, r7),
+            t7 = _mm256_unpackhi_ps(r6, r7)
         @inline(__always) func lo(_ a: __m256, _ b: __m256) -> __m256 {
             _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(a), _mm256_castps_pd(b)))
         }

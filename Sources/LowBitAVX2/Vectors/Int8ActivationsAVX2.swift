@@ -19,7 +19,8 @@ extension Int8Activations {
             for k in stride(from: 0, to: groupSize, by: 8) {
                 // |x| first: `maxps` returns its second operand when either is NaN, so a NaN is
                 // skipped as the scalar max skips it.
-                m = _mm256_max_ps(_mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(xg + k)), magnitude)), m)
+                m = _mm256_max_ps(_mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(xg + k)),
+                                                                       magnitude)), m)
             }
             let m4 = _mm_max_ps(m.lowHalf, m.highHalf)
             let maxAbs = max(max(m4[0], m4[1]), max(m4[2], m4[3]))
@@ -37,7 +38,8 @@ extension Int8Activations {
                 let a = rounded(0), b = rounded(1), c = rounded(2), d = rounded(3)
                 sum = _mm256_add_epi32(sum, _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d)))
                 let packed = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d))
-                UnsafeMutableRawPointer(q + g * groupSize + k).storeBytes(of: _mm256_permutevar8x32_epi32(packed, order), as: __m256i.self)
+                UnsafeMutableRawPointer(q + g * groupSize
+                    + k).storeBytes(of: _mm256_permutevar8x32_epi32(packed, order), as: __m256i.self)
             }
             let s4 = _mm_add_epi32(sum.lowHalf, sum.highHalf)
             let lanes = unsafeBitCast(s4, to: SIMD4<Int32>.self)

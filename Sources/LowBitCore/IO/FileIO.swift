@@ -91,7 +91,9 @@ public enum FileIO {
     /// a half-written file, and a failed write leaves any existing file as it was.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
         let temporary = "\(path).tmp-\(getpid())"
-        guard let f = fopen(temporary, "wb") else { throw LowBitError(.io, "cannot create '\(temporary)': \(describeErrno())") }
+        guard let f = fopen(temporary, "wb") else {
+            throw LowBitError(.io, "cannot create '\(temporary)': \(describeErrno())")
+        }
         let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, bytes.count, f) }
         let flushed = fflush(f) == 0 && fsync(fileno(f)) == 0
         fclose(f)

@@ -12,7 +12,8 @@ package struct GroupParameters {
 
     init(count: Int, half: Bool, what: String) throws {
         self.half = half
-        buffer = try AlignedBuffer(byteCount: try checkedProduct(count, GroupParameters.elementBytes(half: half), what: what))
+        buffer = try AlignedBuffer(byteCount: try checkedProduct(count, GroupParameters.elementBytes(half: half),
+                                                                 what: what))
     }
 
     /// Whether every parameter of `m` is exactly a Float16.

@@ -186,7 +186,8 @@ private func claimChunk(_ claims: UnsafeMutablePointer<Atomic<UInt64>>, fromFron
         let front = current & 0xFFFF_FFFF, back = current >> 32
         guard front + (fromFront ? 0 : 1) < back else { return nil }
         let desired = fromFront ? current + 1 : current - (1 << 32)
-        let (exchanged, original) = claims.pointee.compareExchange(expected: current, desired: desired, ordering: .relaxed)
+        let (exchanged, original) = claims.pointee.compareExchange(expected: current, desired: desired,
+                                                                   ordering: .relaxed)
         if exchanged { return Int(fromFront ? front : back - 1) }
         current = original
     }

@@ -21,18 +21,21 @@ enum BitSerialKernel {
     static func andPopcount(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, bytes: Int) -> Int32 {
         var count = 0, i = 0
         while i + 8 <= bytes {
-            count += (UnsafeRawPointer(a + i).loadUnaligned(as: UInt64.self) & UnsafeRawPointer(b + i).loadUnaligned(as: UInt64.self)).nonzeroBitCount
+            count += (UnsafeRawPointer(a + i).loadUnaligned(as: UInt64.self) & UnsafeRawPointer(b
+                + i).loadUnaligned(as: UInt64.self)).nonzeroBitCount
             i += 8
         }
         if i < bytes {
-            count += (UnsafeRawPointer(a + i).loadUnaligned(as: UInt32.self) & UnsafeRawPointer(b + i).loadUnaligned(as: UInt32.self)).nonzeroBitCount
+            count += (UnsafeRawPointer(a + i).loadUnaligned(as: UInt32.self) & UnsafeRawPointer(b
+                + i).loadUnaligned(as: UInt32.self)).nonzeroBitCount
         }
         return Int32(count)
     }
 
     /// Σₖ qₖ·qaₖ of one group by the bit-plane identity (word-wide AND + popcount).
     @inline(__always)
-    static func groupDot(weightPlanes w: UnsafePointer<UInt8>, weightBits: Int, activationPlanes a: UnsafePointer<UInt8>,
+    static func groupDot(weightPlanes w: UnsafePointer<UInt8>, weightBits: Int,
+                         activationPlanes a: UnsafePointer<UInt8>,
                          activationBits: Int, activationStride: Int, planeBytes: Int) -> Int32 {
         var total: Int32 = 0
         for i in 0..<weightBits {
@@ -45,7 +48,8 @@ enum BitSerialKernel {
     }
 
     /// The same sum read off bit by bit: the family's readable reference (tests compare the two).
-    static func groupDotReference(weightPlanes w: UnsafePointer<UInt8>, weightBits: Int, activationPlanes a: UnsafePointer<UInt8>,
+    static func groupDotReference(weightPlanes w: UnsafePointer<UInt8>, weightBits: Int,
+                                  activationPlanes a: UnsafePointer<UInt8>,
                                   activationBits: Int, activationStride: Int, planeBytes: Int) -> Int32 {
         var total: Int32 = 0
         for k in 0..<(planeBytes * 8) {

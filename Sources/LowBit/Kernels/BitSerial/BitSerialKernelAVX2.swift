@@ -50,26 +50,30 @@ enum BitSerialKernelAVX2 {
             for c in 0..<acts.chunks {
                 let v = load(planes + j * stride + 32 * c)
                 (nib + 2 * j * stride + 32 * c).storeBytes(of: _mm256_and_si256(v, mask), as: __m256i.self)
-                (nib + (2 * j + 1) * stride + 32 * c).storeBytes(of: _mm256_and_si256(_mm256_srli_epi16(v, 4), mask), as: __m256i.self)
+                (nib + (2 * j + 1) * stride + 32 * c).storeBytes(of: _mm256_and_si256(_mm256_srli_epi16(v, 4), mask),
+                                                                 as: __m256i.self)
             }
         }
     }
 
     /// y[i·rows + r] for r in `rowRange`, i in 0..<n; prepared activation row i at actBase + i·actStride.
     static func run(_ layout: BitSerialLayout, groupSize: Int, acts: BitSerialActivations, n: Int, rows: Int,
-                    actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>, rowRange: Range<Int>) {
+                    actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>,
+                    rowRange: Range<Int>) {
         switch layout.bits {
         case 1: run(Static1.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
         case 2: run(Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
         case 3: run(Static3.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
         case 4: run(Static4.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
-        default: run(Static5.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)  // 4-bit mixed value codes
+        // 4-bit mixed value codes
+        default: run(Static5.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
         }
     }
 
     /// `run` for one weight width: the activation width is chosen here, so each pair gets its own copy.
     static func run<WeightBits: StaticInt>(_: WeightBits.Type, _ layout: BitSerialLayout, _ groupSize: Int,
-                                           _ acts: BitSerialActivations, _ n: Int, _ rows: Int, _ actBase: UnsafeMutableRawPointer,
+                                           _ acts: BitSerialActivations, _ n: Int, _ rows: Int,
+                                           _ actBase: UnsafeMutableRawPointer,
                                            _ actStride: Int, _ y: UnsafeMutablePointer<Float>, _ rowRange: Range<Int>) {
         switch acts.bits {
         case 2: body(WeightBits.self, Static2.self, layout, groupSize, acts, n, rows, actBase, actStride, y, rowRange)
@@ -79,20 +83,26 @@ enum BitSerialKernelAVX2 {
     }
 
     @inline(__always)
-    static func body<WeightBits: StaticInt, ActBits: StaticInt>(_: WeightBits.Type, _: ActBits.Type, _ layout: BitSerialLayout, _ groupSize: Int,
+    static func body<WeightBits: StaticInt, ActBits: StaticInt>(_: WeightBits.Type, _: ActBits.Type,
+                                                                _ layout: BitSerialLayout, _ groupSize: Int,
                      _ acts: BitSerialActivations, _ n: Int, _ rows: Int, _ actBase: UnsafeMutableRawPointer,
                      _ actStride: Int, _ y: UnsafeMutablePointer<Float>, _ rowRange: Range<Int>) {
         let weightBits = WeightBits.value, actBits = ActBits.value
         let ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(0x0F)
         // Bit j of a nibble, per nibble value (A = 8's masked sums).
-        let bit0 = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1)
-        let bit1 = _mm256_setr_epi8(0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1)
-        let bit2 = _mm256_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1)
-        let bit3 = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+        let bit0 = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                    0, 1, 0, 1)
+        let bit1 = _mm256_setr_epi8(0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1,
+                                    0, 0, 1, 1)
+        let bit2 = _mm256_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0,
+                                    1, 1, 1, 1)
+        let bit3 = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
+                                    1, 1, 1, 1)
         let t1 = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                   0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4)
         let t2 = _mm256_add_epi8(t1, t1), t4 = _mm256_add_epi8(t2, t2)
-        let topTable = _mm256_sub_epi8(_mm256_setzero_si256(), actBits == 2 ? t2 : _mm256_add_epi8(t4, t4))  // −2^(A−1)·popcount
+        // −2^(A−1)·popcount
+        let topTable = _mm256_sub_epi8(_mm256_setzero_si256(), actBits == 2 ? t2 : _mm256_add_epi8(t4, t4))
         // Chunk lane l (32 columns) belongs to the chunk's group l·32/G.
         let expand = groupSize == 32 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
             : groupSize == 64 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3) : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)
@@ -108,14 +118,16 @@ enum BitSerialKernelAVX2 {
         // kernel's input is the nibbles (A = 2, 4) or the masked-sum order (A = 8), at one place.
         let row0 = UnsafeRawPointer(actBase)
         let inputOffset = UnsafeRawPointer(acts.nibbles(actBase)) - row0
-        let laneOffset = UnsafeRawPointer(acts.laneScales(actBase)) - row0, termOffset = UnsafeRawPointer(acts.groupOffsetTerms(actBase)) - row0
+        let laneOffset = UnsafeRawPointer(acts.laneScales(actBase)) - row0,
+            termOffset = UnsafeRawPointer(acts.groupOffsetTerms(actBase)) - row0
         for r in rowRange {
             let w = codes + r * weightBits * stride
             let d = dBase + r * layout.paramStride, m = mBase + r * layout.paramStride
             for i in 0..<n {
                 let a = row0 + i * actStride
                 let input = a + inputOffset
-                let laneScale = (a + laneOffset).assumingMemoryBound(to: Float.self), groupTerm = (a + termOffset).assumingMemoryBound(to: Float.self)
+                let laneScale = (a + laneOffset).assumingMemoryBound(to: Float.self),
+                    groupTerm = (a + termOffset).assumingMemoryBound(to: Float.self)
                 var acc = _mm256_setzero_ps()
                 for c in 0..<chunks {
                     var words = _mm256_setzero_si256(), sum = _mm256_setzero_si256()
@@ -150,19 +162,22 @@ enum BitSerialKernelAVX2 {
                             }
                             // Byte sums of the weighted popcounts.
                             let bytes = actBits == 2 ? _mm256_add_epi8(term(0, t1), term(1, topTable))
-                                : _mm256_add_epi8(_mm256_add_epi8(term(0, t1), term(1, t2)), _mm256_add_epi8(term(2, t4), term(3, topTable)))
+                                : _mm256_add_epi8(_mm256_add_epi8(term(0, t1), term(1, t2)),
+                                                  _mm256_add_epi8(term(2, t4), term(3, topTable)))
                             planeWords = _mm256_maddubs_epi16(ones, bytes)
                         }
                         // Weighted by 2^p with a shift: a constant 2^p per plane would be one more
                         // shuffle-port broadcast per plane, as registers are all taken.
                         if sumsInInt16 {
-                            words = _mm256_add_epi16(words, p == 0 ? planeWords : _mm256_slli_epi16(planeWords, Int32(p)))
+                            words = _mm256_add_epi16(words,
+                                                     p == 0 ? planeWords : _mm256_slli_epi16(planeWords, Int32(p)))
                         } else {
                             sum = _mm256_add_epi32(sum, _mm256_madd_epi16(planeWords, _mm256_set1_epi16(Int16(1 << p))))
                         }
                     }
                     if sumsInInt16 { sum = _mm256_madd_epi16(words, ones16) }
-                    let dv = _mm256_permutevar8x32_ps(UnsafeRawPointer(d + c &* groupsPerChunk).loadUnaligned(as: __m256.self), expand)
+                    let dv = _mm256_permutevar8x32_ps(UnsafeRawPointer(d
+                        + c &* groupsPerChunk).loadUnaligned(as: __m256.self), expand)
                     let sa = UnsafeRawPointer(laneScale + 8 &* c).loadUnaligned(as: __m256.self)
                     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dv, sa), acc)
                 }

@@ -33,14 +33,22 @@ enum DequantFloatKernelAVX2 {
                 while first < end {
                     let count = end - first >= 4 ? 4 : end - first >= 2 ? 2 : 1
                     switch (layout.width, count) {
-                    case (8, 4): tile(Static8.self, Static4.self, layout, groupSize, rows, cols, x, sums, y, block, first)
-                    case (8, 2): tile(Static8.self, Static2.self, layout, groupSize, rows, cols, x, sums, y, block, first)
-                    case (8, _): tile(Static8.self, Static1.self, layout, groupSize, rows, cols, x, sums, y, block, first)
-                    case (4, 4): tile(Static4.self, Static4.self, layout, groupSize, rows, cols, x, sums, y, block, first)
-                    case (4, 2): tile(Static4.self, Static2.self, layout, groupSize, rows, cols, x, sums, y, block, first)
-                    case (4, _): tile(Static4.self, Static1.self, layout, groupSize, rows, cols, x, sums, y, block, first)
-                    case (_, 4): tile(Static2.self, Static4.self, layout, groupSize, rows, cols, x, sums, y, block, first)
-                    case (_, 2): tile(Static2.self, Static2.self, layout, groupSize, rows, cols, x, sums, y, block, first)
+                    case (8, 4): tile(Static8.self, Static4.self, layout, groupSize, rows, cols, x, sums, y, block,
+                                      first)
+                    case (8, 2): tile(Static8.self, Static2.self, layout, groupSize, rows, cols, x, sums, y, block,
+                                      first)
+                    case (8, _): tile(Static8.self, Static1.self, layout, groupSize, rows, cols, x, sums, y, block,
+                                      first)
+                    case (4, 4): tile(Static4.self, Static4.self, layout, groupSize, rows, cols, x, sums, y, block,
+                                      first)
+                    case (4, 2): tile(Static4.self, Static2.self, layout, groupSize, rows, cols, x, sums, y, block,
+                                      first)
+                    case (4, _): tile(Static4.self, Static1.self, layout, groupSize, rows, cols, x, sums, y, block,
+                                      first)
+                    case (_, 4): tile(Static2.self, Static4.self, layout, groupSize, rows, cols, x, sums, y, block,
+                                      first)
+                    case (_, 2): tile(Static2.self, Static2.self, layout, groupSize, rows, cols, x, sums, y, block,
+                                      first)
                     default: tile(Static2.self, Static1.self, layout, groupSize, rows, cols, x, sums, y, block, first)
                     }
                     first += count
@@ -86,7 +94,8 @@ enum DequantFloatKernelAVX2 {
 
     /// Rows 8·block ..< 8·block + 8 for activation rows first ..< first + Tile.
     @inline(__always)
-    static func tile<Width: StaticInt, Tile: StaticInt>(_: Width.Type, _: Tile.Type, _ layout: DequantLayout, _ groupSize: Int,
+    static func tile<Width: StaticInt, Tile: StaticInt>(_: Width.Type, _: Tile.Type, _ layout: DequantLayout,
+                                                        _ groupSize: Int,
                                                          _ rows: Int, _ cols: Int, _ x: UnsafePointer<Float>,
                                                          _ sums: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                                          _ block: Int, _ first: Int) {
@@ -112,12 +121,15 @@ enum DequantFloatKernelAVX2 {
                 let v = (w + (g &* stepsPerGroup &+ step) &* 32).loadUnaligned(as: __m256i.self)
                 let column = xs + (g &* groupSize &+ step &* columnsPerStep)
                 for t in 0..<(8 / width) {
-                    let codes = width == 8 ? v : _mm256_and_si256(t == 0 ? v : _mm256_srli_epi16(v, Int32(t * width)), mask)
+                    let codes = width == 8 ? v : _mm256_and_si256(t == 0 ? v : _mm256_srli_epi16(v, Int32(t * width)),
+                                                                  mask)
                     for j in 0..<4 {
-                        let q = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(codes, j == 0 ? select0 : j == 1 ? select1 : j == 2 ? select2 : select3))
+                        let select = j == 0 ? select0 : j == 1 ? select1 : j == 2 ? select2 : select3
+                        let q = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(codes, select))
                         for i in 0..<tile {
                             let c = i * chains + (4 * t + j) % chains
-                            acc[c] = _mm256_fmadd_ps(q, _mm256_broadcast_ss(column + (i &* cols &+ 4 &* t &+ j)), acc[c])
+                            acc[c] = _mm256_fmadd_ps(q, _mm256_broadcast_ss(column + (i &* cols &+ 4 &* t &+ j)),
+                                                     acc[c])
                         }
                     }
                 }
@@ -127,7 +139,8 @@ enum DequantFloatKernelAVX2 {
             for i in 0..<tile {
                 var s = acc[i * chains]
                 for c in 1..<chains { s = _mm256_add_ps(s, acc[i * chains + c]) }
-                out[i] = _mm256_fmadd_ps(m, _mm256_set1_ps(sums[(first + i) * groups + g]), _mm256_fmadd_ps(d, s, out[i]))
+                out[i] = _mm256_fmadd_ps(m, _mm256_set1_ps(sums[(first + i) * groups + g]),
+                                         _mm256_fmadd_ps(d, s, out[i]))
             }
         }
         let firstRow = block * DequantLayout.rowsPerBlock

@@ -15,7 +15,8 @@ enum DequantKernel {
             for g in 0..<groups {
                 var dot: Int32 = 0
                 for k in 0..<gs { dot += Int32(m.code(row: r, col: g * gs + k)) * Int32(qa[g * gs + k]) }
-                total += m.scale(row: r, group: g) * sa[g] * Float(dot) + m.offset(row: r, group: g) * sa[g] * Float(sums[g])
+                total += m.scale(row: r, group: g) * sa[g] * Float(dot)
+                    + m.offset(row: r, group: g) * sa[g] * Float(sums[g])
             }
             y[r] = total
         }
@@ -26,7 +27,8 @@ enum DequantKernel {
     /// rows, and each dot product a plain byte loop that the compiler vectorizes (SSE2, NEON).
     /// `portableInt8` reads every code through `code(row:col:)`: 0.6 GFLOP/s on 2 threads for a
     /// 2-bit 4096×4096 product, too slow for the real-model tests at the portable tier.
-    static func unpackedInt8(_ m: QuantizedMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int,
+    static func unpackedInt8(_ m: QuantizedMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer,
+                             actStride: Int,
                              n: Int, y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         let groups = m.groupsPerRow, gs = m.groupSize, outStride = m.rows
         let scales = m.scales.floats(), offsets = m.offsets.floats()

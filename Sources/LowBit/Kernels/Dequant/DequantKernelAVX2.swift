@@ -30,13 +30,15 @@ enum DequantKernelAVX2 {
         // block's activation tiles.
         let chunk = n == 1 ? rowBlockChunk(blockBytes: layout.blockCodeBytes) : tiles(n: n)
         parallelChunks(layout.rowBlocks * tiles(n: n), chunk: chunk) { items in
-            run(layout, groupSize: groupSize, rows: rows, n: n, acts: acts, actBase: ws, actStride: stride, y: y, items: items)
+            run(layout, groupSize: groupSize, rows: rows, n: n, acts: acts, actBase: ws, actStride: stride, y: y,
+                items: items)
         }
     }
 
     /// y for the (row block, activation tile) items, item = block·tiles + tile.
     static func run(_ layout: DequantLayout, groupSize: Int, rows: Int, n: Int, acts: Int8Activations,
-                    actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>) {
+                    actBase: UnsafeMutableRawPointer, actStride: Int, y: UnsafeMutablePointer<Float>,
+                    items: Range<Int>) {
         let tileCount = tiles(n: n)
         if n == 1 {
             switch layout.width {
@@ -50,18 +52,30 @@ enum DequantKernelAVX2 {
             let block = item / tileCount, first = (item % tileCount) * tileRows
             let rowsInTile = min(tileRows, n - first)
             switch (layout.width, rowsInTile) {
-            case (8, 1): body(Static8.self, Static1.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (8, 2): body(Static8.self, Static2.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (8, 3): body(Static8.self, Static3.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (8, _): body(Static8.self, Static4.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (4, 1): body(Static4.self, Static1.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (4, 2): body(Static4.self, Static2.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (4, 3): body(Static4.self, Static3.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (4, _): body(Static4.self, Static4.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (_, 1): body(Static2.self, Static1.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (_, 2): body(Static2.self, Static2.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            case (_, 3): body(Static2.self, Static3.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
-            default: body(Static2.self, Static4.self, layout, groupSize, rows, acts, actBase, actStride, y, block, first)
+            case (8, 1): body(Static8.self, Static1.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (8, 2): body(Static8.self, Static2.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (8, 3): body(Static8.self, Static3.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (8, _): body(Static8.self, Static4.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (4, 1): body(Static4.self, Static1.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (4, 2): body(Static4.self, Static2.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (4, 3): body(Static4.self, Static3.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (4, _): body(Static4.self, Static4.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (_, 1): body(Static2.self, Static1.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (_, 2): body(Static2.self, Static2.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            case (_, 3): body(Static2.self, Static3.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                              first)
+            default: body(Static2.self, Static4.self, layout, groupSize, rows, acts, actBase, actStride, y, block,
+                          first)
             }
         }
     }
@@ -77,7 +91,9 @@ enum DequantKernelAVX2 {
         if width == 8 { return _mm256_maddubs_epi16(q.0, four(a)) }
         var s = _mm256_add_epi16(_mm256_maddubs_epi16(q.0, four(a)), _mm256_maddubs_epi16(q.1, four(a + 4)))
         if width == 2 {
-            s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_maddubs_epi16(q.2, four(a + 8)), _mm256_maddubs_epi16(q.3, four(a + 12))))
+            s = _mm256_add_epi16(s,
+                                 _mm256_add_epi16(_mm256_maddubs_epi16(q.2, four(a + 8)),
+                                                  _mm256_maddubs_epi16(q.3, four(a + 12))))
         }
         return s
     }
@@ -94,7 +110,8 @@ enum DequantKernelAVX2 {
     }
 
     @inline(__always)
-    static func body<Width: StaticInt, Tile: StaticInt>(_: Width.Type, _: Tile.Type, _ layout: DequantLayout, _ groupSize: Int, _ rows: Int,
+    static func body<Width: StaticInt, Tile: StaticInt>(_: Width.Type, _: Tile.Type, _ layout: DequantLayout,
+                                                        _ groupSize: Int, _ rows: Int,
                      _ acts: Int8Activations, _ actBase: UnsafeMutableRawPointer, _ actStride: Int,
                      _ y: UnsafeMutablePointer<Float>, _ block: Int, _ first: Int) {
         let width = Width.value, tile = Tile.value
@@ -118,13 +135,18 @@ enum DequantKernelAVX2 {
                 // faster here (0.47 of read against 0.35 for the paired loop below).
                 for step in 0..<stepsPerGroup {
                     let q = unpack(width: width, w + (g * stepsPerGroup + step) * 32, mask)
-                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(stepDot16(width: width, q, a0 + g * groupSize + step * columnsPerStep), ones))
+                    s0 = _mm256_add_epi32(s0,
+                                          _mm256_madd_epi16(stepDot16(width: width, q,
+                                                                      a0 + g * groupSize + step * columnsPerStep),
+                                                            ones))
                 }
             } else {
             // Steps in pairs (every group has an even number of steps): one widening per pair,
             // for the compute-bound tiles of N > 1.
             for step in stride(from: 0, to: stepsPerGroup, by: 2) {
-                if prefetchCodes(width: width) { CodePrefetch.line(w + (g * stepsPerGroup + step) * 32 + CodePrefetch.distance(streams: 1)) }
+                if prefetchCodes(width: width) {
+                    CodePrefetch.line(w + (g * stepsPerGroup + step) * 32 + CodePrefetch.distance(streams: 1))
+                }
                 let q = unpack(width: width, w + (g * stepsPerGroup + step) * 32, mask)
                 let r = unpack(width: width, w + (g * stepsPerGroup + step + 1) * 32, mask)
                 let k = g * groupSize + step * columnsPerStep
@@ -174,7 +196,9 @@ enum DequantKernelAVX2 {
             blocks(Width.self, Static2.self, layout, groupSize, rows, acts, actBase, y, item)
             item += 2
         }
-        if item < items.upperBound { body(Width.self, Static1.self, layout, groupSize, rows, acts, actBase, 0, y, item, 0) }
+        if item < items.upperBound {
+            body(Width.self, Static1.self, layout, groupSize, rows, acts, actBase, 0, y, item, 0)
+        }
     }
 
     /// N = 1 on `Count` row blocks from `block` on at once (the last may be partial). Streamed
@@ -182,8 +206,10 @@ enum DequantKernelAVX2 {
     /// (time ≈ their sum); interleaved streams of codes let the hardware prefetchers keep more
     /// reads going.
     @inline(__always)
-    static func blocks<Width: StaticInt, Count: StaticInt>(_: Width.Type, _: Count.Type, _ layout: DequantLayout, _ groupSize: Int,
-                                                           _ rows: Int, _ acts: Int8Activations, _ actBase: UnsafeMutableRawPointer,
+    static func blocks<Width: StaticInt, Count: StaticInt>(_: Width.Type, _: Count.Type, _ layout: DequantLayout,
+                                                           _ groupSize: Int,
+                                                           _ rows: Int, _ acts: Int8Activations,
+                                                           _ actBase: UnsafeMutableRawPointer,
                                                            _ y: UnsafeMutablePointer<Float>, _ block: Int) {
         let width = Width.value, count = Count.value
         let groups = acts.groups, columnsPerStep = 32 / width, stepsPerGroup = groupSize / columnsPerStep
@@ -205,7 +231,8 @@ enum DequantKernelAVX2 {
                     for i in 0..<count { CodePrefetch.line(w + i * bytes + offset + distance) }
                 }
                 @inline(__always) func dot(_ i: Int) -> __m256i {
-                    _mm256_madd_epi16(stepDot16(width: width, unpack(width: width, w + i * bytes + offset, mask), k), ones)
+                    _mm256_madd_epi16(stepDot16(width: width, unpack(width: width, w + i * bytes + offset, mask), k),
+                                      ones)
                 }
                 s0 = _mm256_add_epi32(s0, dot(0))
                 s1 = _mm256_add_epi32(s1, dot(1))

@@ -50,7 +50,9 @@ public final class DequantLayout: @unchecked Sendable {
                             let c = q + s * columnsPerStep
                             // Byte j holds columns j + 4t at bits t·width.
                             switch width {
-                            case 2: for j in 0..<4 { unit[j] = c[j] | c[j + 4] &<< 2 | c[j + 8] &<< 4 | c[j + 12] &<< 6 }
+                            case 2: for j in 0..<4 {
+                                unit[j] = c[j] | c[j + 4] &<< 2 | c[j + 8] &<< 4 | c[j + 12] &<< 6
+                            }
                             case 4: for j in 0..<4 { unit[j] = c[j] | c[j + 4] &<< 4 }
                             default: for j in 0..<4 { unit[j] = c[j] }
                             }

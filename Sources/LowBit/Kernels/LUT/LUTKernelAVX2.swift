@@ -25,16 +25,19 @@ enum LUTKernelAVX2 {
     /// tables of activation row i at `tableBase + i·tableStride`. `prefetchNextQuads` (N = 1):
     /// each quad's kernel brings the next quad into L2 instead of its own next bytes (see `multiply`).
     static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
-                    tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>, items: Range<Int>,
+                    tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>,
+                    items: Range<Int>,
                     prefetchNextQuads: Bool = false) {
         let p = prefetchNextQuads
         switch layout.bits {
-        case 1 where layout.isSignMatrix: body(SignPlane.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
+        case 1 where layout.isSignMatrix: body(SignPlane.self, layout, groupSize, rows, n, tables, tableBase,
+                                               tableStride, y, items, p)
         case 1: body(Static1.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
         case 2: body(Static2.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
         case 3: body(Static3.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
         case 4: body(Static4.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
-        default: body(Static5.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)  // 4-bit mixed value codes
+        // 4-bit mixed value codes
+        default: body(Static5.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, items, p)
         }
     }
 
@@ -75,7 +78,8 @@ enum LUTKernelAVX2 {
         parallelFor(n) { i in AVX2Kernels.buildTables(tables, x + i * cols, into: ws + i * tableBytes) }
         let tileCount = tiles(n: n)
         let body = { (items: Range<Int>) in
-            run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws, tableStride: tableBytes, y: y, items: items)
+            run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws, tableStride: tableBytes,
+                y: y, items: items)
         }
         // By whole quads, so that each runs in the kernel that reads it as one stream.
         let quadChunk = max(1, rowBlockChunk(blockBytes: layout.blockCodeBytes) / layout.blocksPerQuad)
@@ -97,8 +101,10 @@ enum LUTKernelAVX2 {
                     for quad in quads {
                         let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
                         for i in first..<last {
-                            run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables, tableBase: ws + i * tableBytes,
-                                tableStride: tableBytes, y: y + i * rows, items: blocks, prefetchNextQuads: i == first + 1)
+                            run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables,
+                                tableBase: ws + i * tableBytes,
+                                tableStride: tableBytes, y: y + i * rows, items: blocks,
+                                prefetchNextQuads: i == first + 1)
                         }
                     }
                 }
@@ -114,9 +120,11 @@ enum LUTKernelAVX2 {
             parallelChunks(layout.quads, chunk: 1) { quads in
                 for quad in quads {
                     let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
-                    run(layout, groupSize: groupSize, rows: rows, n: tiled, tables: tables, tableBase: ws, tableStride: tableBytes, y: y,
+                    run(layout, groupSize: groupSize, rows: rows, n: tiled, tables: tables, tableBase: ws,
+                        tableStride: tableBytes, y: y,
                         items: (blocks.lowerBound * tiledCount)..<(blocks.upperBound * tiledCount))
-                    run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables, tableBase: ws + tiled * tableBytes,
+                    run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables,
+                        tableBase: ws + tiled * tableBytes,
                         tableStride: tableBytes, y: y + tiled * rows, items: blocks)
                 }
             }
@@ -240,7 +248,8 @@ enum LUTKernelAVX2 {
         let signs: Bool
 
         init<Bits: StaticInt>(_ layout: LUTLayout, _: Bits.Type, half: Bool? = nil) {
-            (self.half, levels, signs) = (half ?? layout.halfParams, Float((1 << Bits.value) - 1), Bits.self == SignPlane.self)
+            (self.half, levels, signs) = (half ?? layout.halfParams, Float((1 << Bits.value) - 1),
+                                          Bits.self == SignPlane.self)
         }
     }
 
@@ -281,7 +290,8 @@ enum LUTKernelAVX2 {
 
     /// `run` for one bit width: N = 1 by groups of row blocks, N > 1 by chunks of activation tiles.
     @inline(__always)
-    static func body<Bits: StaticInt>(_: Bits.Type, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int, _ tables: LUTTables,
+    static func body<Bits: StaticInt>(_: Bits.Type, _ layout: LUTLayout, _ groupSize: Int, _ rows: Int, _ n: Int,
+                                      _ tables: LUTTables,
                      _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int, _ y: UnsafeMutablePointer<Float>,
                      _ items: Range<Int>, _ prefetchNextQuads: Bool) {
         let tileCount = tiles(n: n)
@@ -295,15 +305,28 @@ enum LUTKernelAVX2 {
                 let wholeQuad = block % layout.blocksPerQuad == 0 && block + size <= items.upperBound
                 let half = layout.halfParams
                 if wholeQuad && size == 4 {
-                    if half { blocksOfOneRow(Bits.self, Static4.self, Static1.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
-                    else { blocksOfOneRow(Bits.self, Static4.self, Static0.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
+                    if half {
+                        blocksOfOneRow(Bits.self, Static4.self, Static1.self, layout, groupSize, rows, tables,
+                                       tableBase, y, block, prefetchNextQuads)
+                    }
+                    else {
+                        blocksOfOneRow(Bits.self, Static4.self, Static0.self, layout, groupSize, rows, tables,
+                                       tableBase, y, block, prefetchNextQuads)
+                    }
                     block += 4
                 } else if wholeQuad && size == 2 {
-                    if half { blocksOfOneRow(Bits.self, Static2.self, Static1.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
-                    else { blocksOfOneRow(Bits.self, Static2.self, Static0.self, layout, groupSize, rows, tables, tableBase, y, block, prefetchNextQuads) }
+                    if half {
+                        blocksOfOneRow(Bits.self, Static2.self, Static1.self, layout, groupSize, rows, tables,
+                                       tableBase, y, block, prefetchNextQuads)
+                    }
+                    else {
+                        blocksOfOneRow(Bits.self, Static2.self, Static0.self, layout, groupSize, rows, tables,
+                                       tableBase, y, block, prefetchNextQuads)
+                    }
                     block += 2
                 } else {
-                    tile(Bits.self, Static0.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: 0)
+                    tile(Bits.self, Static0.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y,
+                         block: block, tileFirst: 0)
                     block += 1
                 }
             }
@@ -317,11 +340,14 @@ enum LUTKernelAVX2 {
             for block in firstBlock..<endBlock {
                 // (Sign matrices' blocks are not interleaved, and sit in L2 when BitStack runs them.)
                 var prefetchNextQuad = layout.blocksPerQuad > 1
-                for t in chunk..<min(tileCount, chunk + tilesPerTableChunk) where items.contains(block * tileCount + t) {
+                for t in chunk..<min(tileCount,
+                                     chunk + tilesPerTableChunk) where items.contains(block * tileCount + t) {
                     if prefetchNextQuad {
-                        tile(Bits.self, Static1.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: t * tileRows)
+                        tile(Bits.self, Static1.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y,
+                             block: block, tileFirst: t * tileRows)
                     } else {
-                        tile(Bits.self, Static0.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y, block: block, tileFirst: t * tileRows)
+                        tile(Bits.self, Static0.self, layout, groupSize, rows, n, tables, tableBase, tableStride, y,
+                             block: block, tileFirst: t * tileRows)
                     }
                     prefetchNextQuad = false
                 }
@@ -333,8 +359,10 @@ enum LUTKernelAVX2 {
     /// `PrefetchNextQuad` 1 or 0 (a static choice: a branch in the chunk loops, even never taken,
     /// slows BitStack's sign products measurably).
     @inline(__always)
-    static func tile<Bits: StaticInt, PrefetchNextQuad: StaticInt>(_: Bits.Type, _: PrefetchNextQuad.Type, _ layout: LUTLayout, _ groupSize: Int,
-                     _ rows: Int, _ n: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer, _ tableStride: Int,
+    static func tile<Bits: StaticInt, PrefetchNextQuad: StaticInt>(_: Bits.Type, _: PrefetchNextQuad.Type,
+                                                                   _ layout: LUTLayout, _ groupSize: Int,
+                     _ rows: Int, _ n: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer,
+                     _ tableStride: Int,
                      _ y: UnsafeMutablePointer<Float>, block: Int, tileFirst: Int) {
         let bits = Bits.value
         let groups = tables.groups, chunksPerGroup = groupSize / 16
@@ -383,10 +411,14 @@ enum LUTKernelAVX2 {
                     }
                     u += paramSkip
                     let p = rowParams + g * groupStride
-                    out0.add(acc0.planeSums(bits: bits), params: p, format: format, tableScale: ts.0[g], groupSum: sx.0[g])
-                    out1.add(acc1.planeSums(bits: bits), params: p, format: format, tableScale: ts.1[g], groupSum: sx.1[g])
-                    out2.add(acc2.planeSums(bits: bits), params: p, format: format, tableScale: ts.2[g], groupSum: sx.2[g])
-                    out3.add(acc3.planeSums(bits: bits), params: p, format: format, tableScale: ts.3[g], groupSum: sx.3[g])
+                    out0.add(acc0.planeSums(bits: bits), params: p, format: format, tableScale: ts.0[g],
+                             groupSum: sx.0[g])
+                    out1.add(acc1.planeSums(bits: bits), params: p, format: format, tableScale: ts.1[g],
+                             groupSum: sx.1[g])
+                    out2.add(acc2.planeSums(bits: bits), params: p, format: format, tableScale: ts.2[g],
+                             groupSum: sx.2[g])
+                    out3.add(acc3.planeSums(bits: bits), params: p, format: format, tableScale: ts.3[g],
+                             groupSum: sx.3[g])
                 }
                 let firstRow = block * LUTLayout.rowsPerBlock
                 out0.store(y + first * rows, first: firstRow, rows: rows)
@@ -413,8 +445,10 @@ enum LUTKernelAVX2 {
                         u += runStride
                     }
                     u += paramSkip
-                    out0.add(acc0.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
-                    out1.add(acc1.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts1[g], groupSum: sx1[g])
+                    out0.add(acc0.planeSums(bits: bits), params: rowParams + g * groupStride, format: format,
+                             tableScale: ts0[g], groupSum: sx0[g])
+                    out1.add(acc1.planeSums(bits: bits), params: rowParams + g * groupStride, format: format,
+                             tableScale: ts1[g], groupSum: sx1[g])
                 }
                 out0.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                 out1.store(y + (first + 1) * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
@@ -427,13 +461,15 @@ enum LUTKernelAVX2 {
                     for _ in 0..<chunksPerGroup / k {
                         for j in 0..<k {
                             if prefetching { CodePrefetch.ahead(of: nextQuad + c * share, bytes: share, distance: 0) }
-                            acc.add(bits: bits, Indices(bits: bits, u + j * unitBytes), load(t0 + 64 * c), load(t0 + 64 * c + 32))
+                            acc.add(bits: bits, Indices(bits: bits, u + j * unitBytes), load(t0 + 64 * c),
+                                    load(t0 + 64 * c + 32))
                             c += 1
                         }
                         u += runStride
                     }
                     u += paramSkip
-                    out.add(acc.planeSums(bits: bits), params: rowParams + g * groupStride, format: format, tableScale: ts0[g], groupSum: sx0[g])
+                    out.add(acc.planeSums(bits: bits), params: rowParams + g * groupStride, format: format,
+                            tableScale: ts0[g], groupSum: sx0[g])
                 }
                 out.store(y + first * rows, first: block * LUTLayout.rowsPerBlock, rows: rows)
                 first += 1
@@ -459,9 +495,11 @@ enum LUTKernelAVX2 {
     /// line: once inlined into `run` with the N > 1 paths, its chunk loop lost registers to their
     /// values and reloaded two constants every chunk.
     @inline(never)
-    static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt, Half: StaticInt>(_: Bits.Type, _: Count.Type, _: Half.Type,
+    static func blocksOfOneRow<Bits: StaticInt, Count: StaticInt, Half: StaticInt>(_: Bits.Type, _: Count.Type,
+                                                                                   _: Half.Type,
                                                                   _ layout: LUTLayout, _ groupSize: Int,
-                                                                  _ rows: Int, _ tables: LUTTables, _ tableBase: UnsafeMutableRawPointer,
+                                                                  _ rows: Int, _ tables: LUTTables,
+                                                                  _ tableBase: UnsafeMutableRawPointer,
                                                                   _ y: UnsafeMutablePointer<Float>, _ block: Int,
                                                                   _ prefetchNextQuad: Bool) {
         let bits = Bits.value, count = Count.value
@@ -504,10 +542,13 @@ enum LUTKernelAVX2 {
             let q = u
             u += paramSkip
             out0.add(acc0.planeSums(bits: bits), params: q, format: format, tableScale: ts[g], groupSum: sx[g])
-            out1.add(acc1.planeSums(bits: bits), params: q + blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
+            out1.add(acc1.planeSums(bits: bits), params: q + blockStride, format: format, tableScale: ts[g],
+                     groupSum: sx[g])
             if count > 2 {
-                out2.add(acc2.planeSums(bits: bits), params: q + 2 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
-                out3.add(acc3.planeSums(bits: bits), params: q + 3 * blockStride, format: format, tableScale: ts[g], groupSum: sx[g])
+                out2.add(acc2.planeSums(bits: bits), params: q + 2 * blockStride, format: format, tableScale: ts[g],
+                         groupSum: sx[g])
+                out3.add(acc3.planeSums(bits: bits), params: q + 3 * blockStride, format: format, tableScale: ts[g],
+                         groupSum: sx[g])
             }
         }
         let first = block * LUTLayout.rowsPerBlock

@@ -90,7 +90,8 @@ public final class LUTLayout: @unchecked Sendable {
         // BitStack's Float32 rebuilds read its signs an octet at a time through here, and the
         // general form's divisions made its 16-row products 1.3× slower.
         if isSignMatrix { return (block * chunks + chunk) * 32 * bits }
-        let first = block / blocksPerQuad * blocksPerQuad, size = quadSize(ofBlock: block), k = LUTLayout.unitsPerRun(bits: bits)
+        let first = block / blocksPerQuad * blocksPerQuad, size = quadSize(ofBlock: block),
+            k = LUTLayout.unitsPerRun(bits: bits)
         let group = chunk / chunksPerGroup, c = chunk % chunksPerGroup
         return quadOffset(first: first) + group * quadGroupBytes(quadSize: size)
             + ((c / k * size + block - first) * k + c % k) * 32 * bits
@@ -160,14 +161,16 @@ public final class LUTLayout: @unchecked Sendable {
     /// Packs a ±1 matrix (`sign(row, col)` true for +1) as 1-bit codes; d = 2 and m = −1 are
     /// implied, so w = 2q − 1 (the product is just the signed sums).
     public convenience init(signRows rows: Int, cols: Int, sign: (Int, Int) -> Bool) throws {
-        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true, code: { row, col in sign(row, col) ? 1 : 0 })
+        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true,
+                      code: { row, col in sign(row, col) ? 1 : 0 })
     }
 
     /// Packs row-major sign bits (bit c % 8 of byte r·rowBytes + c/8 set for +1) directly: for
     /// one plane, a layout byte is two nibbles of the row's bytes (k-groups 4c + lane and
     /// 4c + 2 + lane of chunk c), so no per-bit work is needed.
     public convenience init(signBits: UnsafePointer<UInt8>, rowBytes: Int, rows: Int, cols: Int) throws {
-        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true, packCodes: false, code: { _, _ in 0 })
+        try self.init(rows: rows, cols: cols, bits: 1, paramGroups: nil, half: true, packCodes: false,
+                      code: { _, _ in 0 })
         let rb = LUTLayout.rowsPerBlock, chunks = self.chunks
         let out = data.bytes()
         parallelFor(rowBlocks) { block in
@@ -248,7 +251,8 @@ public final class LUTLayout: @unchecked Sendable {
         var q = 0
         for p in 0..<bits { q |= bit(row: row, col: col, plane: p) << p }
         if isSignMatrix { return Float(2 * q - 1) }
-        let offset = paramOffset(block: row / LUTLayout.rowsPerBlock, group: col / groupSize), i = row % LUTLayout.rowsPerBlock
+        let offset = paramOffset(block: row / LUTLayout.rowsPerBlock, group: col / groupSize),
+            i = row % LUTLayout.rowsPerBlock
         return param(offset, i) * Float(q) + param(offset, 16 + i)
     }
 

@@ -30,10 +30,14 @@ extension LUTTables {
                     let x8 = xg + 32 * block
                     let v0 = _mm256_loadu_ps(x8), v1 = _mm256_loadu_ps(x8 + 8)
                     let v2 = _mm256_loadu_ps(x8 + 16), v3 = _mm256_loadu_ps(x8 + 24)
-                    let ab01 = _mm256_castps_pd(_mm256_unpacklo_ps(v0, v1)), cd01 = _mm256_castps_pd(_mm256_unpackhi_ps(v0, v1))
-                    let ab23 = _mm256_castps_pd(_mm256_unpacklo_ps(v2, v3)), cd23 = _mm256_castps_pd(_mm256_unpackhi_ps(v2, v3))
-                    let a = _mm256_castpd_ps(_mm256_unpacklo_pd(ab01, ab23)), b = _mm256_castpd_ps(_mm256_unpackhi_pd(ab01, ab23))
-                    let c = _mm256_castpd_ps(_mm256_unpacklo_pd(cd01, cd23)), d = _mm256_castpd_ps(_mm256_unpackhi_pd(cd01, cd23))
+                    let ab01 = _mm256_castps_pd(_mm256_unpacklo_ps(v0, v1)),
+                        cd01 = _mm256_castps_pd(_mm256_unpackhi_ps(v0, v1))
+                    let ab23 = _mm256_castps_pd(_mm256_unpacklo_ps(v2, v3)),
+                        cd23 = _mm256_castps_pd(_mm256_unpackhi_ps(v2, v3))
+                    let a = _mm256_castpd_ps(_mm256_unpacklo_pd(ab01, ab23)),
+                        b = _mm256_castpd_ps(_mm256_unpackhi_pd(ab01, ab23))
+                    let c = _mm256_castpd_ps(_mm256_unpacklo_pd(cd01, cd23)),
+                        d = _mm256_castpd_ps(_mm256_unpackhi_pd(cd01, cd23))
                     let minusD = _mm256_sub_ps(_mm256_setzero_ps(), d)
                     let u0 = _mm256_sub_ps(minusD, a), u1 = _mm256_add_ps(minusD, a)
                     let w = (_mm256_sub_ps(u0, b), _mm256_sub_ps(u1, b), _mm256_add_ps(u0, b), _mm256_add_ps(u1, b))
@@ -43,8 +47,12 @@ extension LUTTables {
                     e[4] = _mm256_add_ps(w.0, c); e[5] = _mm256_add_ps(w.1, c)
                     e[6] = _mm256_add_ps(w.2, c); e[7] = _mm256_add_ps(w.3, c)
                     // A tree, not a chain of 8 dependent maxima.
-                    @inline(__always) func abs2(_ i: Int) -> __m256 { _mm256_max_ps(_mm256_and_ps(e[i], absMask), _mm256_and_ps(e[i + 1], absMask)) }
-                    maxAbs = _mm256_max_ps(maxAbs, _mm256_max_ps(_mm256_max_ps(abs2(0), abs2(2)), _mm256_max_ps(abs2(4), abs2(6))))
+                    @inline(__always) func abs2(_ i: Int) -> __m256 {
+                        _mm256_max_ps(_mm256_and_ps(e[i], absMask), _mm256_and_ps(e[i + 1], absMask))
+                    }
+                    maxAbs = _mm256_max_ps(maxAbs,
+                                           _mm256_max_ps(_mm256_max_ps(abs2(0), abs2(2)),
+                                                         _mm256_max_ps(abs2(4), abs2(6))))
                 }
                 let m4 = _mm_max_ps(maxAbs.lowHalf, maxAbs.highHalf)
                 let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4))
@@ -56,10 +64,14 @@ extension LUTTables {
                 let inverse = _mm256_set1_ps(scale > 0 ? 1 / scale : 0)
                 for block in 0..<blocksPerGroup {
                     let e = entries + 8 * block
-                    @inline(__always) func rounded(_ i: Int) -> __m256i { _mm256_cvtps_epi32(_mm256_mul_ps(e[i], inverse)) }
+                    @inline(__always) func rounded(_ i: Int) -> __m256i {
+                        _mm256_cvtps_epi32(_mm256_mul_ps(e[i], inverse))
+                    }
                     // Per lane, byte 4i + m = entry i of k-group m (entries 0–3, then 4–7).
-                    let low = _mm256_packs_epi16(_mm256_packs_epi32(rounded(0), rounded(1)), _mm256_packs_epi32(rounded(2), rounded(3)))
-                    let high = _mm256_packs_epi16(_mm256_packs_epi32(rounded(4), rounded(5)), _mm256_packs_epi32(rounded(6), rounded(7)))
+                    let low = _mm256_packs_epi16(_mm256_packs_epi32(rounded(0), rounded(1)),
+                                                 _mm256_packs_epi32(rounded(2), rounded(3)))
+                    let high = _mm256_packs_epi16(_mm256_packs_epi32(rounded(4), rounded(5)),
+                                                  _mm256_packs_epi32(rounded(6), rounded(7)))
                     let l = _mm256_shuffle_epi8(low, entryMajor), h = _mm256_shuffle_epi8(high, entryMajor)
                     // Entries 0–7 of k-groups (0, 2 | 1, 3) and (4, 6 | 5, 7), 8 bytes each.
                     let first = _mm256_unpacklo_epi32(l, h), second = _mm256_unpackhi_epi32(l, h)
