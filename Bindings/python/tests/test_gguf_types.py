@@ -117,13 +117,14 @@ def random_tensor(rng, qtype, rows, cols):
     return data.reshape(rows, -1)
 
 
-@pytest.fixture(scope="module")
-def every_type_model(tmp_path_factory):
-    """A 3-layer llama of width 256 (K-quant rows are whole super-blocks) whose 21 matrices go
-    through EVERY_TYPE in turn, with a Q4_K embedding and a Q6_K output, as Q4_K_M files have."""
-    rng = np.random.default_rng(7)
+def write_typed_model(path, layer_types, *, width=256, feed_forward=512, layers=3, embedding_type=T.Q4_K,
+                      output_type=T.Q6_K, seed=7):
+    """A llama of random weights with the test model's tokenizer, its layers' matrices going
+    through `layer_types` in turn (width and feed_forward multiples of 256, so K-quant rows are
+    whole super-blocks); output_type None ties the output to the embedding. Also the model
+    `lowbit bench --model` times per type (docs/BENCHMARKS.md)."""
+    rng = np.random.default_rng(seed)
     reader = gguf.GGUFReader(MODEL)
-    path = tmp_path_factory.mktemp("gguf") / "every-type.gguf"
     writer = gguf.GGUFWriter(str(path), arch="llama")
     for field in reader.fields.values():
         if field.name.startswith("tokenizer."):
@@ -131,10 +132,9 @@ def every_type_model(tmp_path_factory):
             sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
             writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
     vocabulary = len(reader.fields["tokenizer.ggml.tokens"].data)
-    width, feed_forward, layers = 256, 512, 3
-    for add, value in ((writer.add_block_count, layers), (writer.add_context_length, 256),
+    for add, value in ((writer.add_block_count, layers), (writer.add_context_length, 2048),
                        (writer.add_embedding_length, width), (writer.add_feed_forward_length, feed_forward),
-                       (writer.add_head_count, 4), (writer.add_head_count_kv, 2)):
+                       (writer.add_head_count, width // 64), (writer.add_head_count_kv, width // 128)):
         add(value)
     writer.add_layer_norm_rms_eps(1e-5)
 
@@ -142,23 +142,31 @@ def every_type_model(tmp_path_factory):
         data = random_tensor(rng, qtype, rows, cols)
         writer.add_tensor(name, data, raw_dtype=None if qtype == T.F32 else qtype)
 
-    add("token_embd.weight", T.Q4_K, vocabulary, width)
+    add("token_embd.weight", embedding_type, vocabulary, width)
     shapes = {"attn_q": (width, width), "attn_k": (width // 2, width), "attn_v": (width // 2, width),
               "attn_output": (width, width), "ffn_gate": (feed_forward, width), "ffn_up": (feed_forward, width),
               "ffn_down": (width, feed_forward)}
-    kinds = iter(EVERY_TYPE * 2)
+    kinds = iter(list(layer_types) * (7 * layers))
     for i in range(layers):
         writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(width, dtype=np.float32))
         writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(width, dtype=np.float32))
         for name, (rows, cols) in shapes.items():
             add(f"blk.{i}.{name}.weight", next(kinds), rows, cols)
     writer.add_tensor("output_norm.weight", np.ones(width, dtype=np.float32))
-    add("output.weight", T.Q6_K, vocabulary, width)
+    if output_type is not None:
+        add("output.weight", output_type, vocabulary, width)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+@pytest.fixture(scope="module")
+def every_type_model(tmp_path_factory):
+    """3 layers of width 256 whose 21 matrices go through EVERY_TYPE, with a Q4_K embedding and a
+    Q6_K output, as Q4_K_M files have."""
+    return write_typed_model(tmp_path_factory.mktemp("gguf") / "every-type.gguf", EVERY_TYPE)
 
 
 def test_every_type_runs_as_the_files_own_blocks(every_type_model):
