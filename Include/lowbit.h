@@ -253,8 +253,9 @@ LOWBIT_API lowbit_status lowbit_stack_matmul(const lowbit_stack *s, const char *
 
 /* ---- the Llama runner ---------------------------------------------------------------------- */
 
-/* A Llama-family GGUF model (architectures llama, qwen2, qwen3: SmolLM2, Llama 2 and 3, Mistral,
- * Qwen2, Qwen3; another architecture is LOWBIT_ERROR_UNSUPPORTED) whose linear layers are lowbit
+/* A Llama-family GGUF model (architectures llama, qwen2, qwen3 with a byte-level BPE tokenizer:
+ * SmolLM2, Llama 3, Qwen2, Qwen3; another architecture or tokenizer model, such as the SentencePiece
+ * of Llama 2 and Mistral files, is LOWBIT_ERROR_UNSUPPORTED) whose linear layers are lowbit
  * matrices.
  * Calls on one model may run from several threads at once (each generation has its own cache);
  * closing it while another thread uses it is the caller's error. */

@@ -82,8 +82,8 @@ public enum FileTensorHolding: Sendable, Equatable {
     }
 }
 
-/// A Llama-family model (`Architecture`: SmolLM2, Llama 2 and 3, Mistral, Qwen2, Qwen3) whose
-/// linear layers are lowbit matrices.
+/// A Llama-family model (`Architecture`: SmolLM2, Llama 3, Qwen2, Qwen3; Llama 2 and Mistral files
+/// too, once their SentencePiece tokenizer is supported) whose linear layers are lowbit matrices.
 public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
     public let tokenizer: Tokenizer

@@ -20,8 +20,14 @@ public final class Tokenizer: @unchecked Sendable {
 
     public init(gguf: GGUFFile) throws {
         func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "GGUF tokenizer: \(why)") }
-        guard gguf.metadata["tokenizer.ggml.model"]?.stringValue == "gpt2" else {
-            throw bad("only the gpt2 (byte-level BPE) model is supported")
+        // A file without a tokenizer model is malformed; one with another model (SentencePiece's
+        // "llama" of Llama 2 and Mistral files) is valid, and unsupported here.
+        guard let model = gguf.metadata["tokenizer.ggml.model"]?.stringValue else {
+            throw bad("no tokenizer.ggml.model")
+        }
+        guard model == "gpt2" else {
+            throw LowBitError(.unsupported, "GGUF tokenizer: model '\(model)' is not supported (only gpt2, "
+                                            + "byte-level BPE: Llama 3, Qwen, SmolLM2)")
         }
         let pre = gguf.metadata["tokenizer.ggml.pre"]?.stringValue ?? "default"
         guard let preTokenizer = PreTokenizer(fileName: pre) else {

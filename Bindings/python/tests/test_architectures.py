@@ -190,11 +190,15 @@ def test_llama3_chat_format_and_pre_tokenizer(tmp_path):
             "end", ".", "\n", "\n", "Next"]
 
 
-def test_unknown_pre_tokenizers_and_chat_formats_are_unsupported(tmp_path):
+def test_unknown_tokenizers_and_chat_formats_are_unsupported(tmp_path):
     path = write_model(tmp_path / "falcon-pre.gguf", "llama", tokenizer={"tokenizer.ggml.pre": "falcon"})
     with pytest.raises(lowbit.LowbitError) as e:
         lowbit.Model.open(str(path))
     assert e.value.status_name == "UNSUPPORTED" and "'falcon'" in e.value.message
+    path = write_model(tmp_path / "sentencepiece.gguf", "llama", tokenizer={"tokenizer.ggml.model": "llama"})
+    with pytest.raises(lowbit.LowbitError) as e:
+        lowbit.Model.open(str(path))
+    assert e.value.status_name == "UNSUPPORTED" and "model 'llama'" in e.value.message
     path = write_model(tmp_path / "inst.gguf", "llama", tokenizer={"tokenizer.chat_template": "[INST] {{ x }} [/INST]"})
     with lowbit.Model.open(str(path), weights="reference") as m, pytest.raises(lowbit.LowbitError) as e:
         m.chat_template([{"role": "user", "content": "Hi"}])
