@@ -1,7 +1,8 @@
 import LowBit
 
 /// The Llama-family architectures the runner runs, by their GGUF name. They share one forward
-/// pass and differ in a few places, each a property here. Files of Mistral's models say `llama`.
+/// pass and differ in a few places, each a property here. Llama 2 and Mistral files say `llama`
+/// too; their SentencePiece tokenizer is what keeps them from running (`Tokenizer`).
 public enum Architecture: String, Sendable, CaseIterable {
     case llama, qwen2, qwen3
 
