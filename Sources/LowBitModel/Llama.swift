@@ -258,8 +258,9 @@ public final class LlamaModel: @unchecked Sendable {
             return try QuantizedLinear(m, kernel: kernel, inputScales: scales)
         }
         // Vectors an architecture needs, or that a file may hold (biases): empty when absent.
+        let tensorNames = g.tensorNames
         func vector(_ name: String, count: Int, required: Bool) throws -> [Float] {
-            required || g.tensorNames.contains(name) ? try f32(name, count: count) : []
+            required || tensorNames.contains(name) ? try f32(name, count: count) : []
         }
         var layers: [Layer] = []
         let e = c.embedding, qw = c.queryWidth, kw = c.keyWidth, arch = c.architecture

@@ -228,12 +228,13 @@ public enum GGMLBlocks {
                 }
             }
         case .tq1_0, .tq2_0:
-            var values = [Float](repeating: 0, count: superBlock)
-            values.withUnsafeMutableBufferPointer { decode(type, p, blocks: 1, into: $0.baseAddress!) }
             let d = half(p, type == .tq1_0 ? 52 : 64)
             for g in 0..<8 { (scales[g], offsets[g]) = (d, -d) }
             // d·(t − 1) = d·q − d with q = t, read back from the values (d = 0 leaves all zero).
-            for v in 0..<superBlock { q[v] = d == 0 || !d.isFinite ? 1 : UInt8(values[v] / d + 1) }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: superBlock) { values in
+                decode(type, p, blocks: 1, into: values.baseAddress!)
+                for v in 0..<superBlock { q[v] = d == 0 || !d.isFinite ? 1 : UInt8(values[v] / d + 1) }
+            }
         default:
             preconditionFailure("integerGroups of \(type), which integerGroupBits excludes")
         }
