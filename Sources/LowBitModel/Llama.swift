@@ -89,6 +89,8 @@ public final class LlamaModel: @unchecked Sendable {
     public let tokenizer: Tokenizer
     public let choice: WeightChoice
     public let chatTemplate: String?
+    /// The file is a lowbit model (`ModelFile`): its linear layers are lowbit matrices.
+    public let isLowbitModelFile: Bool
     struct Layer {
         let attnNorm: [Float], ffnNorm: [Float]
         var q: Linear, k: Linear, v: Linear, o: Linear, gate: Linear, up: Linear, down: Linear
@@ -115,8 +117,14 @@ public final class LlamaModel: @unchecked Sendable {
     /// by Llama 3's per-pair factors (`rope_freqs`) and by the linear scaling factor.
     let ropeFrequencies: [Float]
 
+    /// How the weights are held, said plainly (`WeightChoice`, or a lowbit model file's matrices).
+    public var weightsDescription: String {
+        guard isLowbitModelFile, case .q4_1(let kernel, let bits) = choice else { return choice.description }
+        return "the file's lowbit matrices (\(kernel), \(bits ?? 8)-bit activations)"
+    }
+
     /// Linear-layer names of a layer, as in the GGUF file.
-    static let linearNames = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+    public static let linearNames = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
 
     /// The tensor whose input rows `name` sees: this runner gives k and v the rows of q, and up
     /// those of gate (one normed input each); any other tensor sees its own.
@@ -132,9 +140,6 @@ public final class LlamaModel: @unchecked Sendable {
     /// Calibrated requantization records this many tokens of the calibration text: 1024 gave
     /// clearly lower perplexity than 256 on SmolLM2, and costs seconds.
     public static let calibrationTokens = 1024
-    /// Error feedback's dampening: with ~1000 calibration rows for up to 1536 inputs, GPTQ's 1%
-    /// fits the calibration text too closely; 0.3 gave the lowest perplexity of 0.01 to 1.0.
-    static let calibrationDampening: Float = 0.3
 
     public static func load(path: String, weights: WeightChoice) throws -> LlamaModel {
         try LlamaModel(gguf: try GGUFFile(path: path), weights: weights)
@@ -145,6 +150,7 @@ public final class LlamaModel: @unchecked Sendable {
         tokenizer = try Tokenizer(gguf: g)
         choice = weights
         chatTemplate = g.metadata["tokenizer.chat_template"]?.stringValue
+        isLowbitModelFile = g.metadata[ModelFile.versionKey] != nil
         let c = config
         func f32(_ name: String, count: Int) throws -> [Float] {
             let t = try g.tensor(name)
@@ -162,52 +168,53 @@ public final class LlamaModel: @unchecked Sendable {
             }
         }
         // The embedding's shape bounds the vocabulary x width scratch below by the file's size.
-        let embd = try g.tensor("token_embd.weight")
+        let embd = try ModelFile.shape(g, "token_embd.weight")
         guard embd.rows == c.vocabulary, embd.cols == c.embedding else {
             throw LowBitError(.badFormat, "GGUF model: token_embd.weight is \(embd.rows) x \(embd.cols), "
                                           + "the metadata says \(c.vocabulary) tokens of width \(c.embedding)")
         }
+        // Tied embeddings: the output projection is token_embd unless the file has output.weight.
+        let outputName = g.tensorNames.contains("output.weight") || ModelFile.holds(g, "output.weight")
+            ? "output.weight" : "token_embd.weight"
+        self.outputName = outputName
         var stack: Stack? = nil
         if case .stack(let path, let budget) = weights {
             let opened = try Stack(path: path, budget: budget)
-            let output = g.tensorNames.contains("output.weight") ? "output.weight" : "token_embd.weight"
-            try LlamaModel.checkStackTensors(opened, layers: c.layers, outputName: output)
+            try LlamaModel.checkStackTensors(opened, layers: c.layers, outputName: outputName)
             stack = opened
         }
-        var calibration: [String: (rows: [Float], samples: Int)] = [:]
-        if case .requantized(_, _, _, let text?) = weights {
-            calibration = try CalibrationActivations.record(gguf: g, text: text, tokens: LlamaModel.calibrationTokens)
-        }
-        // Tensors that share input rows (`inputSource`) are made one after the other: one set of
-        // statistics and error feedback coefficients serves each run of them.
-        var lastInputs: (source: String, statistics: ActivationAwareScaling.Statistics,
-                         coefficients: ErrorFeedback.Coefficients)? = nil
-        func inputs(_ name: String, _ recorded: (rows: [Float], samples: Int)) throws
-            -> (statistics: ActivationAwareScaling.Statistics, coefficients: ErrorFeedback.Coefficients) {
-            let source = LlamaModel.inputSource(name)
-            if let lastInputs, lastInputs.source == source { return (lastInputs.statistics, lastInputs.coefficients) }
-            let cols = recorded.rows.count / recorded.samples
-            let (statistics, coefficients) = try recorded.rows.withUnsafeBufferPointer {
-                (ActivationAwareScaling.Statistics($0.baseAddress!, samples: recorded.samples, cols: cols),
-                 try ErrorFeedback.coefficients(inputs: $0.baseAddress!, samples: recorded.samples, cols: cols,
-                                                dampening: LlamaModel.calibrationDampening))
-            }
-            lastInputs = (source, statistics, coefficients)
-            return (statistics, coefficients)
+        var quantizer: ModelQuantizer? = nil
+        if case .requantized(_, _, _, let text) = weights {
+            quantizer = try ModelQuantizer(file: g, calibrationText: text)
         }
         self.stack = stack
         func linear(_ name: String, rows: Int, cols: Int) throws -> Linear {
-            let t = try g.tensor(name)
-            guard t.rows == rows, t.cols == cols else {
+            let shape = try ModelFile.shape(g, name)
+            guard shape.rows == rows, shape.cols == cols else {
                 throw LowBitError(.badFormat,
-                                  "GGUF model: '\(name)' is \(t.rows) x \(t.cols), expected \(rows) x \(cols)")
+                                  "GGUF model: '\(name)' is \(shape.rows) x \(shape.cols), expected \(rows) x \(cols)")
+            }
+            if ModelFile.holds(g, name) {
+                switch weights {
+                case .reference:
+                    return try FloatLinear(ModelFile.referenceWeights(g, name), rows: rows, cols: cols)
+                case .q4_1(let kernel, let activationBits):
+                    // The file's own matrices run as requantized ones do: `auto` measured, int8
+                    // activations unless asked otherwise.
+                    let (family, bits) = activationBits == nil
+                        ? (kernel, 8) : try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
+                    let (m, scales) = try ModelFile.matrix(g, name)
+                    return try QuantizedLinear(m, kernel: family, inputScales: scales, activationBits: bits)
+                case .requantized, .stack: break
+                }
             }
             switch weights {
             case .reference:
-                return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
+                return try FloatLinear(g.dequantized(try g.tensor(name)), rows: rows, cols: cols)
             case .q4_1(let kernel, let activationBits):
                 // Types not yet imported into lowbit's formats keep their blocks or their exact
                 // values: this mode promises not to requantize.
+                let t = try g.tensor(name)
                 switch FileTensorHolding(t.type) {
                 case .lowbitCodes:
                     let (family, bits) = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
@@ -221,41 +228,15 @@ public final class LlamaModel: @unchecked Sendable {
                     return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
                 }
             case .requantized(let type, let groupSize, let kernel, _):
-                return try requantize(t, rows, cols, type, groupSize, kernel,
-                                      calibration: calibration[name].map { (name, $0) })
+                // The output projection stays at 4 bits or more: fewer bits there cost far more
+                // perplexity per byte saved than in the transformer's layers.
+                let isOutput = name == outputName
+                let t: WeightType = isOutput && type.storageBits < 4 ? .integer(bits: 4) : type
+                let (m, scales) = try quantizer!.quantize(name, type: t, groupSize: groupSize)
+                return try QuantizedLinear(m, kernel: kernel, inputScales: scales)
             case .stack:
                 return try StackLinear(stack!, name: name, rows: rows, cols: cols)
             }
-        }
-        // One scratch for every tensor's Float32 weights: fresh pages per tensor cost the load
-        // more time (the kernel zeroing them) than dequantizing does.
-        var scratch: AlignedBuffer? = nil
-        func requantize(_ tensor: GGUFFile.Tensor, _ rows: Int, _ cols: Int, _ type: WeightType, _ groupSize: Int,
-                        _ kernel: KernelFamily,
-                        calibration: (name: String, recorded: (rows: [Float], samples: Int))? = nil) throws -> Linear {
-            if (scratch?.byteCount ?? 0) < tensor.elementCount * 4 {
-                scratch = try AlignedBuffer(byteCount: try checkedProduct(max(tensor.elementCount,
-                                                                              c.vocabulary * c.embedding), 4,
-                                                                          what: "weights"))
-            }
-            let w = scratch!.floats()
-            g.dequantize(tensor, into: w)
-            // The output projection stays at 4 bits or more: fewer bits there cost far more
-            // perplexity per byte saved than in the transformer's layers.
-            let isOutput = rows == c.vocabulary && cols == c.embedding
-            let t: WeightType = isOutput && type.storageBits < 4 ? .integer(bits: 4) : type
-            let size = cols % groupSize == 0 ? groupSize : 32
-            guard let (name, recorded) = calibration else {
-                let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: t, groupSize: size, symmetric: false)
-                return try QuantizedLinear(m, kernel: kernel)
-            }
-            let (statistics, coefficients) = try inputs(name, recorded)
-            let (scales, _) = try ActivationAwareScaling.search(w, rows: rows, cols: cols, type: t, groupSize: size,
-                                                                statistics: statistics)
-            for r in 0..<rows { for c in 0..<cols { w[r * cols + c] *= scales[c] } }  // W·diag(s), in place
-            let m = try ErrorFeedback.quantize(w, rows: rows, cols: cols, type: t, groupSize: size, symmetric: false,
-                                               coefficients: try coefficients.rescaled(by: scales))
-            return try QuantizedLinear(m, kernel: kernel, inputScales: scales)
         }
         // Vectors an architecture needs, or that a file may hold (biases): empty when absent.
         let tensorNames = g.tensorNames
@@ -294,20 +275,20 @@ public final class LlamaModel: @unchecked Sendable {
         }
         self.layers = layers
         outputNorm = try f32("output_norm.weight", count: e)
-        let embeddingTable = g.withTensorBytes(embd) { Array($0) }
-        embeddingType = embd.type
-        // Tied embeddings: the output projection is token_embd unless the file has output.weight.
-        let outputName = (try? g.tensor("output.weight")) != nil ? "output.weight" : "token_embd.weight"
-        self.outputName = outputName
+        // The table as stored, unless the file holds it as a lowbit matrix.
+        let embeddingTable = (try? g.tensor("token_embd.weight")).map { t in g.withTensorBytes(t) { Array($0) } }
         if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
             // A stack without the output: the output runs as a 4-bit lowbit matrix, on the LUT
             // kernel rather than `auto`: the LUT and dequant kernels take within a few percent of
             // each other on it, and timing at each load picked one or the other, so a budget's
             // perplexity moved in its last digits from run to run (32.19 or 32.30 on a chunk).
-            output = try requantize(try g.tensor(outputName), c.vocabulary, e, .integer(bits: 4), 32, .lut)
-        } else if case .q4_1 = weights, outputName == "token_embd.weight", embd.type == .q8_0 {
+            let (m, _) = try ModelQuantizer(file: g, calibrationText: nil)
+                .quantize(outputName, type: .integer(bits: 4), groupSize: 32)
+            output = try QuantizedLinear(m, kernel: .lut)
+        } else if case .q4_1 = weights, outputName == "token_embd.weight", !ModelFile.holds(g, outputName),
+                  try g.tensor(outputName).type == .q8_0 {
             // Tied: the output runs on the embedding table's own bytes (one copy held).
-            output = try Q8_0Linear(blocks: embeddingTable, rows: c.vocabulary, cols: e)
+            output = try Q8_0Linear(blocks: embeddingTable!, rows: c.vocabulary, cols: e)
             outputSharesEmbedding = true
         } else {
             output = try linear(outputName, rows: c.vocabulary, cols: e)
@@ -315,7 +296,15 @@ public final class LlamaModel: @unchecked Sendable {
         // Tied and requantized: token rows are read back from the output's codes, as a GGUF
         // requantized by llama.cpp holds one quantized token_embd for both uses.
         embeddingFromOutput = outputName == "token_embd.weight" ? output as? QuantizedLinear : nil
-        embeddingBytes = embeddingFromOutput == nil ? embeddingTable : []
+        if embeddingFromOutput != nil {
+            (embeddingBytes, embeddingType) = ([], .f32)
+        } else if let embeddingTable, let t = try? g.tensor("token_embd.weight") {
+            (embeddingBytes, embeddingType) = (embeddingTable, t.type)
+        } else {
+            // A lowbit model's tied table run on float weights (the reference): rows as Float32.
+            let w = try ModelFile.referenceWeights(g, "token_embd.weight")
+            (embeddingBytes, embeddingType) = (w.withUnsafeBytes { Array($0) }, .f32)
+        }
     }
 
     /// A stack serves this model only if it holds every transformer linear layer and nothing

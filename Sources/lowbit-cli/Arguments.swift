@@ -1,7 +1,7 @@
 import LowBit
 
 /// `--name value` options and bare words, with typed getters that fail with a usage message.
-/// `-h` is `--help` and `-n` is `--n` (llama.cpp's spelling); any other single-dash word is kept
+/// `-h` is `--help`, `-n` is `--n` (llama.cpp's spelling) and `-o` is `--output`; any other single-dash word is kept
 /// to be refused by `allow`, with the option it most likely meant.
 struct Arguments {
     var words: [String] = []
@@ -17,8 +17,8 @@ struct Arguments {
         var i = args.startIndex
         while i < args.endIndex {
             let a = args[i]
-            if a == "-n", i + 1 < args.endIndex {  // the llama.cpp spelling of --n
-                options["n"] = args[i + 1]
+            if a == "-n" || a == "-o", i + 1 < args.endIndex {  // llama.cpp's spellings of --n and --output
+                options[a == "-n" ? "n" : "output"] = args[i + 1]
                 i += 2
                 continue
             }

@@ -47,7 +47,8 @@ func runModelBench(_ args: Arguments) throws {
     var rng = SplitMix64(seed: 1)
     let prompt = (0..<promptTokens).map { _ in Int(rng.next() % UInt64(model.config.vocabulary)) }
     let token = model.tokenizer.bosID ?? 0
-    print("model \(model.choice), weights \(formatBytes(model.weightBytes)); mean ± sd of \(repetitions) runs")
+    print("model \(model.weightsDescription), weights \(formatBytes(model.weightBytes)); "
+          + "mean ± sd of \(repetitions) runs")
     print("threads  tier      test     tok/s              roofline")
     for tier in tiers {
         try Runtime.setSIMDTier(tier)

@@ -65,7 +65,7 @@ func loadModel(_ args: Arguments, _ choice: WeightChoice) throws -> LlamaModel {
                + "(tens of seconds)")
     }
     let model = try LlamaModel.load(path: path, weights: choice)
-    fputs("loaded \(path) as \(model.choice) in \(formatTime(monotonicSeconds() - t0)); weights "
+    fputs("loaded \(path) as \(model.weightsDescription) in \(formatTime(monotonicSeconds() - t0)); weights "
           + "\(formatBytes(model.weightBytes))\n", stderr)
     return model
 }
@@ -115,5 +115,5 @@ func runPerplexity(_ args: Arguments) throws {
     }
     let seconds = fmt(monotonicSeconds() - t0, 1)
     print("perplexity \(fmt(ppl, 4)) over \(scored) scored tokens (ctx \(ctx)) in \(seconds) s; "
-          + "weights \(formatBytes(model.weightBytes)); \(model.choice)")
+          + "weights \(formatBytes(model.weightBytes)); \(model.weightsDescription)")
 }

@@ -15,6 +15,8 @@ commands:
   gguf FILE            validate a GGUF file and list its metadata and tensors [--type-errors]
   run                  generate text: --model PATH --prompt TEXT [--chat] [-n N] [--temp T] [--top-p P]
   perplexity           --model PATH --text FILE [--ctx 512] [--chunks C]
+  quantize             --model PATH -o OUT.gguf (--bits B | --target-size SIZE) [--calibration-text FILE]:
+                       a lowbit model file, calibrated and per-tensor sized, that loads as it is
   report               --model PATH --text FILE [--chunks 2] [--calibration-text FILE]
                        [--stack FILE.lbs --budgets A,B,C]: the table of perplexity, decode speed and
                        weight memory for every way of holding the weights
@@ -74,6 +76,7 @@ let commandHelp: [String: String] = [
         """,
     "bench": benchUsage + "\n" + modelBenchUsage,
     "stack": stackUsage,
+    "quantize": quantizeUsage,
 ]
 
 func printError(_ message: String) {
@@ -107,6 +110,7 @@ func run(_ argv: [String]) throws -> Int32 {
     case "run": try runGenerate(args)
     case "perplexity": try runPerplexity(args)
     case "report": try runReport(args)
+    case "quantize": try runQuantize(args)
     default: throw CLIError("unknown command '\(command)'\n\(usage)")
     }
     return 0

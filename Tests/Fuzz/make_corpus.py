@@ -110,6 +110,12 @@ def gguf_seeds():
               ("blk.0.ffn_up.weight", [32, 64], 1, rng.standard_normal(64 * 32).astype("<f2").tobytes()),
               ("blk.0.ffn_down.weight", [64, 32], 8, q8_0(32, 64))]
     write("gguf", "llama-complete.gguf", gguf(metadata, model))
+    # The same model as a lowbit model file: attn_q a 4-bit matrix with input scales, ffn_gate a 2-bit one.
+    lowbit = [t for t in model if t[0] not in ("blk.0.attn_q.weight", "blk.0.ffn_gate.weight")]
+    lowbit += [("blk.0.attn_q.lowbit", [len(m := matrix_file(32, 32, 32, 4, 4, seed=5))], 24, m),
+               ("blk.0.attn_q.input_scales", [32], 0, np.full(32, 0.5, dtype="<f4").tobytes()),
+               ("blk.0.ffn_gate.lowbit", [len(g := matrix_file(64, 32, 32, 2, 2, seed=6))], 24, g)]
+    write("gguf", "llama-lowbit.gguf", gguf({**metadata, "lowbit.model.version": ("u32", 1)}, lowbit))
     write("gguf", "no-tensors.gguf", gguf({"general.alignment": ("u32", 64)}, []))
     write("gguf", "tokenizer-only.gguf", gguf(metadata, []))
 

@@ -246,6 +246,22 @@ final class FormatTests: XCTestCase {
         XCTAssertThrowsStatus(.io, try MatrixFile.load("/nonexistent/dir/x.lbm"))
         XCTAssertThrowsStatus(.io, try MatrixFile.save(try sampleMatrix(), to: "/nonexistent/dir/x.lbm"))
     }
+
+    /// The sliced CRC-32 equals the byte-at-a-time definition at every length and alignment,
+    /// and the standard check value ("123456789" → CBF43926).
+    func testCRC32SlicingMatchesTheDefinition() {
+        XCTAssertEqual(Array("123456789".utf8).withUnsafeBytes { CRC32.checksum($0) }, 0xCBF4_3926)
+        var rng = SplitMix64(seed: 3)
+        let bytes = (0..<300).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        bytes.withUnsafeBytes { raw in
+            for start in 0..<9 {
+                for end in stride(from: start, through: raw.count, by: 7) {
+                    let part = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+                    XCTAssertEqual(CRC32.checksum(part, seed: 0x1234), CRC32.reference(part, seed: 0x1234))
+                }
+            }
+        }
+    }
 }
 
 /// Activation-aware scaling: the search keeps plain rounding among its candidates, prefers

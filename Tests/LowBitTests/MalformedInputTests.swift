@@ -38,6 +38,10 @@ final class FuzzCorpusTests: XCTestCase {
         let completePath = FuzzCorpusTests.corpus.appendingPathComponent("gguf/llama-complete.gguf").path
         let complete = try GGUFFile(path: completePath)
         XCTAssertFalse(try LlamaModel(gguf: complete, weights: .reference).generate("He", maxTokens: 2).0.isEmpty)
+        let lowbit = try GGUFFile(path: FuzzCorpusTests.corpus.appendingPathComponent("gguf/llama-lowbit.gguf").path)
+        for weights in [WeightChoice.reference, .q4_1(kernel: .lut)] {
+            XCTAssertFalse(try LlamaModel(gguf: lowbit, weights: weights).generate("He", maxTokens: 2).0.isEmpty)
+        }
         for file in try FuzzCorpusTests.files("npy") where file.pathExtension == "npy" {
             XCTAssertNoThrow(try NPYFile.load(file.path), file.lastPathComponent)
         }

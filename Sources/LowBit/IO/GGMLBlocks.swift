@@ -33,6 +33,7 @@ public enum GGMLBlocks {
             switch type {
             case .f32: y[0] = Float(bitPattern: UInt32(littleEndian: block.loadUnaligned(as: UInt32.self)))
             case .f16: y[0] = half(block)
+            case .i8: y[0] = Float(block.load(as: Int8.self))
             case .bf16:
                 y[0] = Float(bitPattern: UInt32(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))) << 16)
             case .q4_0: q4_0(block, y)

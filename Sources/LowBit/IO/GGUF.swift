@@ -37,13 +37,14 @@ public final class GGUFFile: @unchecked Sendable {
     public enum TensorType: UInt32, Sendable, CaseIterable {
         case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8
         case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14
-        case iq4_nl = 20, iq4_xs = 23, bf16 = 30, tq1_0 = 34, tq2_0 = 35
+        case iq4_nl = 20, iq4_xs = 23, i8 = 24, bf16 = 30, tq1_0 = 34, tq2_0 = 35
 
         /// (elements, bytes) per block.
         public var block: (elements: Int, bytes: Int) {
             switch self {
             case .f32: return (1, 4)
             case .f16, .bf16: return (1, 2)
+            case .i8: return (1, 1)
             case .q4_0, .iq4_nl: return (32, 18)
             case .q4_1: return (32, 20)
             case .q5_0: return (32, 22)
@@ -90,6 +91,9 @@ public final class GGUFFile: @unchecked Sendable {
     public let version: UInt32
     public let metadata: [String: Value]
     public let metadataOrder: [String]
+    /// Where each metadata entry (key, type and value) lies in the file: `GGUFWriter` copies
+    /// entries byte for byte, so arrays such as a tokenizer's vocabulary travel unchanged.
+    let metadataEntries: [String: Range<Int>]
     public let tensors: [Tensor]
     public let alignment: Int
     let bytes: [UInt8]
@@ -117,12 +121,14 @@ public final class GGUFFile: @unchecked Sendable {
         guard tensorCount <= UInt64(GGUFFile.maxCount), kvCount <= UInt64(GGUFFile.maxCount) else {
             throw bad("\(tensorCount) tensors and \(kvCount) metadata entries is more than this reader allows")
         }
-        var metadata: [String: Value] = [:], order: [String] = []
+        var metadata: [String: Value] = [:], order: [String] = [], entries: [String: Range<Int>] = [:]
         for _ in 0..<Int(kvCount) {
+            let start = r.offset
             let key = try r.string()
             guard metadata[key] == nil else { throw bad("duplicate metadata key '\(key)'") }
             metadata[key] = try r.value(type: try r.u32())
             order.append(key)
+            entries[key] = start..<r.offset
         }
         let alignment: Int
         if let a = metadata["general.alignment"] {
@@ -181,6 +187,7 @@ public final class GGUFFile: @unchecked Sendable {
         }
         self.metadata = metadata
         self.metadataOrder = order
+        self.metadataEntries = entries
         self.alignment = alignment
         self.tensors = tensors
         var index: [String: Int] = [:]

@@ -1,0 +1,108 @@
+import LowBit
+
+/// lowbit's quantized model file: a GGUF file whose quantized linear layers are lowbit matrices,
+/// so a calibrated or per-tensor allocated model loads without being made again.
+///
+/// Everything but those layers is the source file's, byte for byte: its metadata (architecture,
+/// hyperparameters, tokenizer, chat template) and every other tensor at its own type. A layer
+/// "X.weight" is replaced by "X.lowbit", an I8 tensor holding a whole `.lbm` matrix file (so the
+/// matrix reader's checks and checksums apply), and, for activation-aware matrices, "X.input_scales"
+/// (Float32, one per input column). A tied output is stored once, as token_embd.lowbit.
+/// The metadata key `lowbit.model.version` marks the file.
+public enum ModelFile {
+    public static let versionKey = "lowbit.model.version"
+    public static let version: UInt32 = 1
+
+    /// "blk.0.attn_q.weight" → "blk.0.attn_q" + suffix.
+    static func name(_ tensor: String, _ suffix: String) -> String {
+        (tensor.hasSuffix(".weight") ? String(tensor.dropLast(".weight".count)) : tensor) + suffix
+    }
+    static func matrixName(_ tensor: String) -> String { name(tensor, ".lowbit") }
+    static func inputScalesName(_ tensor: String) -> String { name(tensor, ".input_scales") }
+
+    /// Whether `file` holds `tensor` as a lowbit matrix.
+    static func holds(_ file: GGUFFile, _ tensor: String) -> Bool {
+        file.tensorNames.contains(matrixName(tensor))
+    }
+
+    /// The lowbit matrix of `tensor` and its input scales, checked: the matrix file's own checks,
+    /// scales positive and finite, one per column.
+    static func matrix(_ file: GGUFFile, _ tensor: String) throws -> (matrix: QuantizedMatrix, inputScales: [Float]?) {
+        let blob = try file.tensor(matrixName(tensor))
+        guard blob.type == .i8, blob.dims.count == 1 else {
+            throw LowBitError(.badFormat, "lowbit model: '\(blob.name)' must be a one-dimensional I8 tensor")
+        }
+        guard !file.tensorNames.contains(tensor) else {
+            throw LowBitError(.badFormat, "lowbit model: both '\(tensor)' and '\(blob.name)' are present")
+        }
+        let m: QuantizedMatrix
+        do {
+            m = try file.withTensorBytes(blob) { try MatrixFile.decode($0) }
+        } catch let e as LowBitError {
+            throw LowBitError(e.status, "lowbit model: '\(blob.name)': \(e.message)")
+        }
+        let scalesName = inputScalesName(tensor)
+        guard file.tensorNames.contains(scalesName) else { return (m, nil) }
+        let t = try file.tensor(scalesName)
+        guard t.type == .f32, t.elementCount == m.cols else {
+            throw LowBitError(.badFormat, "lowbit model: '\(scalesName)' must be \(m.cols) Float32 values")
+        }
+        let scales = file.dequantized(t)
+        guard scales.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw LowBitError(.badFormat, "lowbit model: '\(scalesName)' holds a value that is not a positive number")
+        }
+        return (m, scales)
+    }
+
+    /// The Float32 weights W (rows × cols) of a tensor the file holds either way: ggml blocks
+    /// dequantized, or a lowbit matrix with its input scaling undone.
+    static func referenceWeights(_ file: GGUFFile, _ tensor: String) throws -> [Float] {
+        guard holds(file, tensor) else { return file.dequantized(try file.tensor(tensor)) }
+        let (m, scales) = try matrix(file, tensor)
+        var w = m.dequantized()
+        if let scales { for i in w.indices { w[i] /= scales[i % m.cols] } }
+        return w
+    }
+
+    /// (rows, cols) of a tensor the file holds either way.
+    static func shape(_ file: GGUFFile, _ tensor: String) throws -> (rows: Int, cols: Int) {
+        if !file.tensorNames.contains(tensor), holds(file, tensor) {
+            let m = try matrix(file, tensor).matrix
+            return (m.rows, m.cols)
+        }
+        let t = try file.tensor(tensor)
+        return (t.rows, t.cols)
+    }
+
+    /// Writes `source` with the tensors named in `matrices` replaced by those matrices (and their
+    /// input scales). `source` must be a model file of ggml tensors, not a lowbit one.
+    public static func write(source: GGUFFile, matrices: [String: (matrix: QuantizedMatrix, inputScales: [Float]?)],
+                             to path: String) throws {
+        guard source.metadata[versionKey] == nil else {
+            throw LowBitError(.invalidArgument, "the source is already a lowbit model file: quantize its GGUF source")
+        }
+        var writer = GGUFWriter()
+        for key in source.metadataOrder where key != "general.alignment" { try writer.copy(key, from: source) }
+        writer.set(versionKey, uint32: version)
+        for t in source.tensors {
+            guard let (m, scales) = matrices[t.name] else {
+                try writer.addTensor(t.name, dims: t.dims, type: t.type, data: source.withTensorBytes(t) { Array($0) })
+                continue
+            }
+            guard m.rows == t.rows, m.cols == t.cols else {
+                throw LowBitError(.invalidArgument, "'\(t.name)' is \(t.rows) x \(t.cols), its matrix "
+                                                    + "\(m.rows) x \(m.cols)")
+            }
+            let bytes = MatrixFile.encode(m)
+            try writer.addTensor(matrixName(t.name), dims: [bytes.count], type: .i8, data: bytes)
+            if let scales {
+                try writer.addTensor(inputScalesName(t.name), dims: [scales.count], type: .f32,
+                                     data: scales.withUnsafeBytes { Array($0) })
+            }
+        }
+        if let missing = matrices.keys.first(where: { !source.tensorNames.contains($0) }) {
+            throw LowBitError(.invalidArgument, "the source has no tensor '\(missing)'")
+        }
+        try writer.write(to: path)
+    }
+}
