@@ -303,7 +303,9 @@ LOWBIT_API lowbit_status lowbit_model_default_params(lowbit_model_params *out);
  * token by token; with lut or bitserial, int8 activations as llama.cpp rounds them. A calibration
  * text (at least 16 tokens, the first 1024 used; not the text you evaluate on) requantizes on the
  * activations each layer sees there: input-channel scales searched per layer, then rounding with
- * error feedback; it takes seconds to tens of seconds. Since 0.2. */
+ * error feedback; it takes seconds to tens of seconds. A lowbit model file (`lowbit quantize`)
+ * loads with FILE as it is: its matrices on the kernel asked for (auto: measured) with int8
+ * activations. Since 0.2. */
 LOWBIT_API lowbit_status lowbit_model_load(const char *path, const lowbit_model_params *params, lowbit_model **out);
 
 /* lowbit_model_load with the fields as arguments (group_size 0 = 64), from 0.1. */
@@ -314,6 +316,16 @@ LOWBIT_API lowbit_status lowbit_model_open(const char *path, lowbit_weights weig
 LOWBIT_API lowbit_status lowbit_model_open_calibrated(const char *path, int32_t bits, int32_t group_size,
                                                       lowbit_kernel kernel, const char *calibration_text,
                                                       lowbit_model **out);
+/* Writes a lowbit model file (docs/FORMATS.md) made from the GGUF model at `path` to out_path,
+ * which lowbit_model_load opens with LOWBIT_WEIGHTS_FILE without quantizing again. Either every
+ * linear layer at `bits` (group_size 0 = 64; the output at 4 bits or more) with target_bytes 0,
+ * or bits 0 and target_bytes > 0: each layer and the output at its own width (2-4 bits) and group
+ * size so that the weights take at most target_bytes, chosen by sensitivities measured on
+ * calibration_text (required then, at least 1040 tokens long). A calibration text calibrates
+ * the matrices as in lowbit_model_open_calibrated; NULL rounds them plainly. Seconds for `bits`,
+ * minutes for a target size on SmolLM2-135M. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_model_quantize(const char *path, const char *out_path, int32_t bits, int32_t group_size,
+                                               uint64_t target_bytes, const char *calibration_text);
 /* Releases a model; NULL is accepted. */
 LOWBIT_API void lowbit_model_close(lowbit_model *m);
 /* Generates up to max_tokens tokens after `prompt` (chat != 0: in the model's chat template;

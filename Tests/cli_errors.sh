@@ -99,7 +99,7 @@ expect_usage "run: group size without bits" run --model "$missing" --prompt hi -
 expect_usage "run: kernel with reference weights" run --model "$missing" --prompt hi --weights reference --kernel lut
 expect_usage "perplexity: ctx 4" perplexity --model "$missing" --text /usr/share/common-licenses/GPL-3 --ctx 4
 expect_usage "stack: kernel with a stack" run --model "$missing" --prompt hi --stack "$tiny" --budget 1MB --kernel lut
-for command in info demo bench stack gguf run perplexity report; do
+for command in info demo bench stack gguf run perplexity report quantize; do
     for help in --help -h; do
         out=$(timeout 60 "$lowbit" $command $help 2>&1)
         status=$?

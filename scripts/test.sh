@@ -146,6 +146,9 @@ section "CLI error cases"
 section "bench"
 "$root/Tests/cli_bench.sh"
 
+section "quantize"
+"$root/Tests/cli_quantize.sh"
+
 # Swift tests (each tier, ASan and TSan builds; skipped ones not counted), Python tests (each
 # tier), the 4 C examples at each tier and 3 under qemu, the baseline check, the 4 ABI checks, the
 # install check, the C bad-input test, the README examples, the CLI error cases, the bench check

@@ -51,6 +51,23 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
     }
 }
 
+@c public func lowbit_model_quantize(_ path: UnsafePointer<CChar>?, _ outPath: UnsafePointer<CChar>?, _ bits: Int32,
+                                     _ groupSize: Int32, _ targetBytes: UInt64,
+                                     _ calibrationText: UnsafePointer<CChar>?) -> Int32 {
+    guarded {
+        let path = try cString(path, "path"), output = try cString(outPath, "out_path")
+        guard (bits == 0) != (targetBytes == 0) else {
+            throw LowBitError(.invalidArgument,
+                              "give bits or target_bytes (the other 0), not \(bits) and \(targetBytes)")
+        }
+        try ModelFile.quantize(modelPath: path, output: output,
+                               type: bits == 0 ? nil : try WeightType(code: bits),
+                               groupSize: groupSize == 0 ? 64 : Int(groupSize),
+                               targetBytes: targetBytes == 0 ? nil : Int(min(targetBytes, UInt64(Int.max))),
+                               calibrationText: calibrationText.map { String(cString: $0) })
+    }
+}
+
 @c public func lowbit_model_close(_ m: UnsafeMutableRawPointer?) {
     if let m { Unmanaged<LlamaModel>.fromOpaque(m).release() }
 }

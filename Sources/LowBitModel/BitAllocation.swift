@@ -7,7 +7,9 @@ public struct TensorPrecision: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(bits)-bit g\(groupSize)" }
 
     /// What `lowbit quantize --target-size` weighs for every tensor.
-    public static let candidates = [2, 3, 4].flatMap { b in [32, 64, 128].map { TensorPrecision(bits: b, groupSize: $0) } }
+    public static let candidates = [2, 3, 4].flatMap { b in
+        [32, 64, 128].map { TensorPrecision(bits: b, groupSize: $0) }
+    }
 }
 
 /// Per-tensor precision under a byte budget: each tensor's precision is the one that keeps the
@@ -126,87 +128,110 @@ extension ModelQuantizer {
     /// of at most `targetBytes` weight bytes as `LlamaModel.weightBytes` counts them (norms and
     /// an untied embedding table included), from `candidates`. Needs calibration text longer
     /// than the part the matrices are fitted to: output errors and the loss that sensitivities
-    /// come from (with tensors at `probe`) are taken on the tokens after it, up to `lossTokens`.
+    /// come from are taken on the tokens after it, up to `lossTokens`.
+    ///
+    /// Only two adjacent widths mix: the widest whose every-tensor-at-it model fits the target,
+    /// and the next one up. A sensitivity is measured at one precision (the lower width, groups
+    /// of 64) and the loss is taken as proportional to output error from there; that holds
+    /// between neighbours, but on SmolLM2 it put 2-bit layers into 70 MiB models that then scored
+    /// worse than a uniform one, as errors at 2 bits hurt far more than in proportion.
     public func allocate(targetBytes: Int, text: String, candidates: [TensorPrecision] = TensorPrecision.candidates,
-                         probe: TensorPrecision = TensorPrecision(bits: 3, groupSize: 64), lossTokens: Int = 256,
-                         progress: (String) -> Void = { _ in }) throws -> [String: TensorPrecision] {
+                         lossTokens: Int = 256,
+                         progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> [String: TensorPrecision] {
         guard isCalibrated else {
             throw LowBitError(.invalidArgument, "allocating bits by sensitivity needs calibration text")
         }
         guard let held = heldOut.values.first, held.samples >= 16 else {
-            throw LowBitError(.invalidArgument, "allocating bits needs a calibration text of at least "
-                                                + "\(LlamaModel.calibrationTokens + 16) tokens: the matrices are fitted to "
-                                                + "the first \(LlamaModel.calibrationTokens), and compared on the rest")
-        }
-        guard candidates.contains(probe) else {
-            throw LowBitError(.invalidArgument, "the probe precision \(probe) is not among the candidates")
+            throw LowBitError(.invalidArgument,
+                              "allocating bits needs a calibration text of at least "
+                              + "\(LlamaModel.calibrationTokens + 16) tokens: the matrices are fitted to the first "
+                              + "\(LlamaModel.calibrationTokens), and compared on the rest")
         }
         let model = try LlamaModel(gguf: file, weights: .reference)
         let kinds = LlamaModel.linearNames, layers = model.layers.count
         let names = (0..<layers).flatMap { l in kinds.map { "blk.\(l).\($0).weight" } } + [model.outputName]
+        let widths = Set(candidates.map(\.bits)).sorted()
         var errors: [String: [Double]] = [:], bytes: [String: [Int]] = [:]
-        var probes: [String: Linear] = [:]
+        // Each width's probe (groups of 64, or the candidate nearest them) of every tensor.
+        var probes: [Int: [String: Linear]] = [:]
+        let probePrecisions = widths.map { b in
+            candidates.filter { $0.bits == b }.min { abs($0.groupSize - 64) < abs($1.groupSize - 64) }!
+        }
         for (i, name) in names.enumerated() {
-            progress("output errors: \(name) (\(i + 1)/\(names.count))")
+            progress("output errors", i + 1, names.count)
             let reference = try ModelFile.referenceWeights(file, name)
             for precision in candidates {
                 let (m, scales) = try quantize(name, type: .integer(bits: precision.bits),
                                                groupSize: precision.groupSize)
                 errors[name, default: []].append(try outputError(name, reference, m, scales))
                 // What a layer holds: the smallest layout `auto` may choose (`AutoKernel.choice`).
-                let held = try AutoKernel.candidates.map { try m.kernelByteCount($0) }.min()!
+                let held = try AutoKernel.layoutSizes(m).min()!
                 bytes[name, default: []].append(held + 4 * (scales?.count ?? 0))
-                if precision == probe {
-                    probes[name] = try QuantizedLinear(m, kernel: .dequant, inputScales: scales, activationBits: 32)
+                if probePrecisions.contains(precision) {
+                    probes[precision.bits, default: [:]][name] =
+                        try QuantizedLinear(m, kernel: .dequant, inputScales: scales, activationBits: 32)
                 }
             }
         }
+        // What the quantized model holds besides these tensors: norms, biases, an untied table.
+        let tied = model.outputName == "token_embd.weight"
+        let fixed = model.weightBytes - (try names.reduce(0) { $0 + (try model.linear($1).byteCount) })
+            - (tied ? model.embeddingBytes.count : 0)
+        func smallest(_ width: Int) -> Int {
+            fixed + names.reduce(0) { total, name in
+                total + candidates.indices.filter { candidates[$0].bits == width }.map { bytes[name]![$0] }.min()!
+            }
+        }
+        guard let lower = widths.last(where: { smallest($0) <= targetBytes }) else {
+            throw LowBitError(.invalidArgument, "a target of \(targetBytes) bytes is below the smallest model these "
+                                                + "precisions make (\(smallest(widths[0])) bytes)")
+        }
+        let allowed = Set(widths.filter { $0 >= lower }.prefix(2))
+        let probe = probePrecisions.first { $0.bits == lower }!
+
         // Loss increases with one layer's, one kind's, or the output's tensors at the probe.
         let all = model.tokenizer.encode(text, addSpecial: true)
-        let tokens = Array(all.dropFirst(LlamaModel.calibrationTokens).prefix(min(lossTokens, model.config.contextLength)))
+        let tokens = Array(all.dropFirst(LlamaModel.calibrationTokens)
+            .prefix(min(lossTokens, model.config.contextLength)))
         let base = try StackSensitivity.meanLoss(model, tokens)
         func increase(_ group: [String]) throws -> Double {
             let originals = try group.map { try model.linear($0) }
-            for name in group { try model.replaceLinear(name, with: probes[name]!) }
+            for name in group { try model.replaceLinear(name, with: probes[lower]![name]!) }
             defer { for (name, original) in zip(group, originals) { try? model.replaceLinear(name, with: original) } }
             return try StackSensitivity.meanLoss(model, tokens) - base
         }
         var byLayer: [Double] = [], byKind: [Double] = []
         for l in 0..<layers {
-            progress("sensitivity: layer \(l + 1)/\(layers)")
+            progress("sensitivities", l + 1, layers + kinds.count + 1)
             byLayer.append(try increase(kinds.map { "blk.\(l).\($0).weight" }))
         }
-        for k in kinds {
-            progress("sensitivity: every \(k)")
+        for (i, k) in kinds.enumerated() {
+            progress("sensitivities", layers + i + 1, layers + kinds.count + 1)
             byKind.append(try increase((0..<layers).map { "blk.\($0).\(k).weight" }))
         }
-        progress("sensitivity: output")
+        progress("sensitivities", layers + kinds.count + 1, layers + kinds.count + 1)
         let outputIncrease = try increase([model.outputName])
         let p = candidates.firstIndex(of: probe)!
         let fitted = BitAllocation.fitSensitivities(
             byLayer: byLayer, byKind: byKind,
             error: (0..<layers).map { l in kinds.map { errors["blk.\(l).\($0).weight"]![p] } })
         var sensitivity: [String: Double] = [:]
-        for l in 0..<layers { for (k, kind) in kinds.enumerated() { sensitivity["blk.\(l).\(kind).weight"] = fitted[l][k] } }
+        for l in 0..<layers {
+            for (k, kind) in kinds.enumerated() { sensitivity["blk.\(l).\(kind).weight"] = fitted[l][k] }
+        }
         let outputError = errors[model.outputName]![p]
         sensitivity[model.outputName] = outputError > 0 ? max(outputIncrease, 0) / outputError : 0
-        // What the quantized model holds besides these tensors: norms, biases, an untied table.
-        let tied = model.outputName == "token_embd.weight"
-        let fixed = model.weightBytes - (try names.reduce(0) { $0 + (try model.linear($1).byteCount) })
-            - (tied ? model.embeddingBytes.count : 0)
+        let usable = candidates.indices.filter { allowed.contains(candidates[$0].bits) }
         let options = names.map { name in
-            candidates.indices.map {
+            usable.map {
                 BitAllocation.Option(precision: candidates[$0], bytes: bytes[name]![$0],
                                      predictedLoss: sensitivity[name]! * errors[name]![$0])
             }
         }
-        guard let chosen = BitAllocation.choose(options, budget: targetBytes - fixed) else {
-            let smallest = fixed + options.reduce(0) { $0 + $1.map(\.bytes).min()! }
-            throw LowBitError(.invalidArgument, "a target of \(targetBytes) bytes is below the smallest model these "
-                                                + "precisions make (\(smallest) bytes)")
-        }
+        // The lower width's smallest model fits, so a choice exists.
+        let chosen = BitAllocation.choose(options, budget: targetBytes - fixed)!
         var result: [String: TensorPrecision] = [:]
-        for (i, name) in names.enumerated() { result[name] = candidates[chosen[i]] }
+        for (i, name) in names.enumerated() { result[name] = options[i][chosen[i]].precision }
         return result
     }
 

@@ -106,3 +106,56 @@ public enum ModelFile {
         try writer.write(to: path)
     }
 }
+
+extension ModelFile {
+    /// Makes a lowbit model file at `output` from the GGUF model at `modelPath`: every linear
+    /// layer at `type` (the output at 4 bits or more, as the loader holds it), or, with
+    /// `targetBytes`, each layer and the output at its own precision (`ModelQuantizer.allocate`,
+    /// which needs `calibrationText`). With calibration text the matrices are calibrated on it.
+    /// Returns each tensor's type and group size.
+    @discardableResult
+    public static func quantize(modelPath: String, output: String, type: WeightType? = nil, groupSize: Int = 64,
+                                targetBytes: Int? = nil, calibrationText: String? = nil,
+                                progress: (String, Int, Int) -> Void = { _, _, _ in })
+        throws -> [String: (WeightType, Int)] {
+        guard (type == nil) != (targetBytes == nil) else {
+            throw LowBitError(.invalidArgument, "quantize takes either a weight type or a target size")
+        }
+        guard [32, 64, 128].contains(groupSize) else {
+            throw LowBitError(.unsupported, "unsupported group size \(groupSize): use 32, 64 or 128")
+        }
+        if targetBytes != nil, calibrationText == nil {
+            throw LowBitError(.invalidArgument,
+                              "a target size needs calibration text (sensitivities are measured on it)")
+        }
+        let file = try GGUFFile(path: modelPath)
+        guard file.metadata[versionKey] == nil else {
+            throw LowBitError(.invalidArgument,
+                              "'\(modelPath)' is already a lowbit model file: quantize the GGUF it was made from")
+        }
+        let config = try LlamaConfig(file)
+        let quantizer = try ModelQuantizer(file: file, calibrationText: calibrationText)
+        let outputName = file.tensorNames.contains("output.weight") ? "output.weight" : "token_embd.weight"
+        let names = (0..<config.layers).flatMap { l in LlamaModel.linearNames.map { "blk.\(l).\($0).weight" } }
+            + [outputName]
+        var precisions: [String: (WeightType, Int)] = [:]
+        if let targetBytes, let calibrationText {
+            let chosen = try quantizer.allocate(targetBytes: targetBytes, text: calibrationText, progress: progress)
+            for (name, p) in chosen { precisions[name] = (.integer(bits: p.bits), p.groupSize) }
+        } else if let type {
+            for name in names {
+                // Fewer than 4 bits in the output cost far more perplexity than they save bytes.
+                let isOutput = name == outputName
+                precisions[name] = (isOutput && type.storageBits < 4 ? .integer(bits: 4) : type, groupSize)
+            }
+        }
+        var matrices: [String: (matrix: QuantizedMatrix, inputScales: [Float]?)] = [:]
+        for (i, name) in names.enumerated() {
+            progress("quantizing", i + 1, names.count)
+            let (type, group) = precisions[name]!
+            matrices[name] = try quantizer.quantize(name, type: type, groupSize: group)
+        }
+        try write(source: file, matrices: matrices, to: output)
+        return precisions
+    }
+}

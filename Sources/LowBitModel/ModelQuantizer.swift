@@ -67,7 +67,8 @@ public final class ModelQuantizer {
         }
         let size = cols % groupSize == 0 ? groupSize : 32
         guard let recorded = calibration[name] else {
-            return (try Quantizer.quantize(w, rows: rows, cols: cols, type: type, groupSize: size, symmetric: false), nil)
+            let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: type, groupSize: size, symmetric: false)
+            return (m, nil)
         }
         let (statistics, coefficients) = try inputs(name, recorded)
         let (scales, _) = try ActivationAwareScaling.search(w, rows: rows, cols: cols, type: type, groupSize: size,

@@ -34,37 +34,15 @@ func runQuantize(_ args: Arguments) throws {
     let groupSize = try args.int("group-size", default: 64)
     guard [32, 64, 128].contains(groupSize) else { throw CLIError("--group-size must be 32, 64 or 128") }
     let text = try args.options["calibration-text"].map { String(decoding: try FileIO.read($0), as: UTF8.self) }
+    if text != nil {
+        status("calibrating on the first \(LlamaModel.calibrationTokens) tokens of the calibration text (tens of "
+               + "seconds; a target size takes minutes)")
+    }
 
     let t0 = monotonicSeconds()
-    let file = try GGUFFile(path: modelPath)
-    let config = try LlamaConfig(file)
-    if text != nil {
-        status("calibrating on the first \(LlamaModel.calibrationTokens) tokens of the calibration text")
-    }
-    let quantizer = try ModelQuantizer(file: file, calibrationText: text)
-    let outputName = file.tensorNames.contains("output.weight") ? "output.weight" : "token_embd.weight"
-    let names = (0..<config.layers).flatMap { l in LlamaModel.linearNames.map { "blk.\(l).\($0).weight" } }
-        + [outputName]
-    var precisions: [String: (WeightType, Int)] = [:]
-    if let target, let text {
-        let chosen = try quantizer.allocate(targetBytes: target, text: text) { status($0) }
-        for (name, p) in chosen { precisions[name] = (.integer(bits: p.bits), p.groupSize) }
-        status("")
-        printAllocation(chosen, layers: config.layers, outputName: outputName)
-    } else if let bits {
-        for name in names {
-            // As the loader does: fewer than 4 bits in the output cost far more than they save.
-            let isOutput = name == outputName
-            precisions[name] = (isOutput && bits.storageBits < 4 ? .integer(bits: 4) : bits, groupSize)
-        }
-    }
-    var matrices: [String: (matrix: QuantizedMatrix, inputScales: [Float]?)] = [:]
-    for (i, name) in names.enumerated() {
-        progressBar(i + 1, names.count, "quantizing")
-        let (type, group) = precisions[name]!
-        matrices[name] = try quantizer.quantize(name, type: type, groupSize: group)
-    }
-    try ModelFile.write(source: file, matrices: matrices, to: out)
+    let precisions = try ModelFile.quantize(modelPath: modelPath, output: out, type: bits, groupSize: groupSize,
+                                            targetBytes: target, calibrationText: text) { progressBar($1, $2, $0) }
+    if target != nil { printAllocation(precisions) }
     let made = monotonicSeconds() - t0
     let t1 = monotonicSeconds()
     let model = try LlamaModel.load(path: out, weights: .q4_1(kernel: .auto))
@@ -72,14 +50,19 @@ func runQuantize(_ args: Arguments) throws {
           + "\(formatBytes(model.weightBytes)) of weights")
 }
 
-/// How many tensors of each kind took each precision.
-func printAllocation(_ chosen: [String: TensorPrecision], layers: Int, outputName: String) {
-    let precisions = TensorPrecision.candidates.filter { p in chosen.values.contains(p) }
-    print("precision per kind of tensor (count of layers):")
-    print("kind".padded(14) + precisions.map { $0.description.padded(11) }.joined())
-    for kind in LlamaModel.linearNames {
-        let counts = precisions.map { p in (0..<layers).filter { chosen["blk.\($0).\(kind).weight"] == p }.count }
-        print(kind.padded(14) + counts.map { String($0).padded(11) }.joined())
+/// How many tensors of each kind took each precision (the output is one tensor of its own).
+func printAllocation(_ chosen: [String: (WeightType, Int)]) {
+    func label(_ p: (WeightType, Int)) -> String { "\(p.0.storageBits)-bit g\(p.1)" }
+    let labels = chosen.values.sorted { ($0.0.storageBits, $0.1) < ($1.0.storageBits, $1.1) }
+        .map(label).reduce(into: [String]()) { if $0.last != $1 { $0.append($1) } }
+    func kind(_ name: String) -> String {
+        let parts = name.split(separator: ".")
+        return parts.count == 4 && parts[0] == "blk" ? String(parts[2]) : "output"
     }
-    print("output".padded(14) + precisions.map { (chosen[outputName] == $0 ? "1" : "0").padded(11) }.joined())
+    print("precision per kind of tensor (count of tensors):")
+    print("kind".padded(14) + labels.map { $0.padded(11) }.joined())
+    for k in LlamaModel.linearNames + ["output"] {
+        let counts = labels.map { l in chosen.filter { kind($0.key) == k && label($0.value) == l }.count }
+        print(k.padded(14) + counts.map { String($0).padded(11) }.joined())
+    }
 }

@@ -21,8 +21,9 @@ class Model(Handle):
     kernel, others as float32); with kernel
     "auto" or "dequant" rounds activations to 16 bits (two int8 passes) and agrees with
     "reference" token by token; "lut" or "bitserial" round them to int8 (act_bits=8 asks for
-    int8 on dequant too). Methods may be called from several threads at once; each Context is
-    for one thread at a time."""
+    int8 on dequant too). A lowbit model file (`lowbit quantize`) opens with "file" as it is:
+    its matrices run on `kernel` with int8 activations. Methods may be called from several
+    threads at once; each Context is for one thread at a time."""
 
     _free = staticmethod(_lib.lowbit_model_close)
     _kind = "model"
@@ -56,6 +57,27 @@ class Model(Handle):
         handle = ctypes.c_void_p()
         _check(_lib.lowbit_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle)))
         return cls(handle.value, path)
+
+    @staticmethod
+    def quantize(path, out_path, bits=None, group_size=64, target_size=None, calibration=None) -> None:
+        """Writes a lowbit model file to `out_path` from the GGUF model at `path`, which
+        Model.open(out_path) loads as it is: every linear layer at `bits` (1-4 or "ternary"), or
+        each layer at its own width and group size for at most `target_size` of weights (bytes or
+        e.g. "70MB"; needs `calibration` text, at least 1040 tokens). `calibration` text
+        calibrates the matrices. Seconds for `bits`, minutes for a target size."""
+        from . import ArgumentError, _bits_code, _check, _int
+        if (bits is None) == (target_size is None):
+            raise ArgumentError("give bits= or target_size=, not both or neither")
+        if calibration is not None and not isinstance(calibration, str):
+            raise ArgumentError("calibration must be text (str)")
+        if target_size is not None and calibration is None:
+            raise ArgumentError("target_size= needs calibration= text (sensitivities are measured on it)")
+        target = 0 if target_size is None else parse_size(target_size)
+        if target_size is not None and target == 0:
+            raise ArgumentError("target_size must be above 0")
+        _check(_lib.lowbit_model_quantize(os.fsencode(path), os.fsencode(out_path),
+                                          0 if bits is None else _bits_code(bits), _int(group_size, "group_size"),
+                                          target, None if calibration is None else calibration.encode()))
 
     # -- tokens and chat templates
 

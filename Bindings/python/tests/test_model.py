@@ -55,6 +55,23 @@ def test_calibrated_requantization():
     assert "16 or more" in str(e.value)
 
 
+def test_quantized_model_file_loads_as_the_requantization_it_holds(tmp_path):
+    out = tmp_path / "m3.gguf"
+    lowbit.Model.quantize(MODEL, out, bits=3, group_size=32)
+    gpl = open("/usr/share/common-licenses/GPL-3").read()
+    with lowbit.Model.open(out, kernel="dequant") as loaded, \
+            lowbit.Model.open(MODEL, bits=3, group_size=32, kernel="dequant") as made:
+        assert loaded.weight_bytes == made.weight_bytes
+        assert loaded.perplexity(gpl, ctx=64, chunks=2) == made.perplexity(gpl, ctx=64, chunks=2)
+    for bad in [dict(), dict(bits=4, target_size="60MB"), dict(target_size="60MB"),
+                dict(bits=4, group_size=48), dict(bits=4, calibration=b"bytes")]:
+        with pytest.raises((lowbit.ArgumentError, lowbit.LowbitError)):
+            lowbit.Model.quantize(MODEL, tmp_path / "bad.gguf", **bad)
+    with pytest.raises(lowbit.LowbitError, match="already a lowbit model file"):
+        lowbit.Model.quantize(out, tmp_path / "bad.gguf", bits=4)
+    assert not (tmp_path / "bad.gguf").exists()
+
+
 def test_reference_runner_matches_an_independent_numpy_forward_pass_layer_by_layer():
     from numpy_llama import hidden_states
     tokens = [1, 504, 3458, 314, 1915, 28, 216, 2000, 17, 5]

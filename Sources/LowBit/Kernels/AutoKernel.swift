@@ -72,7 +72,7 @@ public enum AutoKernel {
                               keepLayouts: Bool = true) throws -> KernelFamily {
         let before = m.packedLayouts
         let single = try choice(m, n: 1), batched = try choice(m, n: batch)
-        let sizes = try candidates.map { try m.kernelByteCount($0) }
+        let sizes = try layoutSizes(m)
         let smallest = candidates.indices.filter { sizes[$0] == sizes.min()! }.map { candidates[$0] }
         // Entries loaded from a calibration file have no standing: their winner, where it is small.
         let oneRow = standing.withLock { $0[key(m, n: 1)] } ?? [single: 1]
@@ -87,6 +87,18 @@ public enum AutoKernel {
         }
         return chosen
     }
+
+    /// Each candidate's layout bytes for the matrix, packed once per key: a model's layers share
+    /// a few shapes, and packing every layout of every layer to size it doubled a model's load.
+    public static func layoutSizes(_ m: QuantizedMatrix) throws -> [Int] {
+        let k = key(m, n: 1)
+        if let known = sizes.withLock({ $0[k] }) { return known }
+        let measured = try candidates.map { try m.kernelByteCount($0) }
+        sizes.withLock { $0[k] = measured }
+        return measured
+    }
+
+    static let sizes = Locked<[Key: [Int]]>([:])
 
     /// How much slower than the fastest a family may run one row and still be chosen for its batches.
     public static let oneRowTolerance = 1.10

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `lowbit quantize`: a uniform model file scores the perplexity of the same requantization made
+# at load, loads as it is in run, perplexity and gguf, and holds the weights it reports; wrong
+# requests are refused before anything loads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lowbit=dist/bin/lowbit
+model=${LOWBIT_MODEL:-.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+gpl=/usr/share/common-licenses/GPL-3
+"$lowbit" quantize --model "$model" -o "$work/m3.gguf" --bits 3 --group-size 32 > "$work/quantize.txt" 2>/dev/null
+grep -qE "^wrote $work/m3.gguf in [0-9.]+ s; it loads in [0-9.]+ ms holding [0-9.]+ MiB of weights$" \
+    "$work/quantize.txt" || { echo "FAIL: quantize output"; cat "$work/quantize.txt"; exit 1; }
+# The same matrices on the same kernel: the same perplexity to the last digit.
+made=$("$lowbit" perplexity --model "$model" --bits 3 --group-size 32 --kernel dequant --text "$gpl" --ctx 64 \
+    --chunks 2 2>/dev/null | grep -oE '^perplexity [0-9.]+')
+loaded=$("$lowbit" perplexity --model "$work/m3.gguf" --kernel dequant --text "$gpl" --ctx 64 --chunks 2 \
+    2>/dev/null | grep -oE '^perplexity [0-9.]+')
+[ -n "$made" ] && [ "$made" = "$loaded" ] || { echo "FAIL: made at load '$made', from the file '$loaded'"; exit 1; }
+"$lowbit" run --model "$work/m3.gguf" --prompt "The capital of France is" -n 4 > "$work/run.txt" 2>&1
+grep -q "the file's lowbit matrices (auto, 8-bit activations)" "$work/run.txt" \
+    || { echo "FAIL: run of the model file"; cat "$work/run.txt"; exit 1; }
+"$lowbit" gguf "$work/m3.gguf" | grep -q "blk.0.attn_q.lowbit" || { echo "FAIL: gguf lists no .lowbit tensor"; exit 1; }
+echo "ok: a quantized model file loads as the requantization it holds ($loaded)"
+refuse() {
+    local what=$1; shift
+    local status=0
+    "$lowbit" quantize "$@" > "$work/bad.txt" 2>&1 || status=$?
+    [ $status -eq 2 ] && grep -q "^lowbit: " "$work/bad.txt" \
+        || { echo "FAIL: $what: exit $status"; cat "$work/bad.txt"; exit 1; }
+}
+refuse "no output" --model "$model" --bits 4
+refuse "bits and target size" --model "$model" -o "$work/x.gguf" --bits 4 --target-size 60MB
+refuse "target size without calibration" --model "$model" -o "$work/x.gguf" --target-size 60MB
+refuse "group size with target size" --model "$model" -o "$work/x.gguf" --target-size 60MB --group-size 32 \
+    --calibration-text "$gpl"
+refuse "group size 48" --model "$model" -o "$work/x.gguf" --bits 4 --group-size 48
+refuse "a lowbit file as the source" --model "$work/m3.gguf" -o "$work/x.gguf" --bits 4
+[ ! -e "$work/x.gguf" ] || { echo "FAIL: a refused request wrote a file"; exit 1; }
+echo "ok: quantize refuses wrong requests"
