@@ -157,7 +157,7 @@ public final class LlamaModel: @unchecked Sendable {
             guard t.elementCount == count else {
                 throw LowBitError(.badFormat, "GGUF model: '\(name)' has \(t.elementCount) elements, expected \(count)")
             }
-            return g.dequantized(t)
+            return try g.dequantized(t)
         }
         // Metadata must describe the tensors: a layer beyond block_count would be dropped silently.
         for t in g.tensors where t.name.hasPrefix("blk.") {
@@ -276,7 +276,8 @@ public final class LlamaModel: @unchecked Sendable {
         self.layers = layers
         outputNorm = try f32("output_norm.weight", count: e)
         // The table as stored, unless the file holds it as a lowbit matrix.
-        let embeddingTable = (try? g.tensor("token_embd.weight")).map { t in g.withTensorBytes(t) { Array($0) } }
+        let embeddingTable = try (try? g.tensor("token_embd.weight"))
+            .map { t in try g.withTensorBytes(t) { Array($0) } }
         if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
             // A stack without the output: the output runs as a 4-bit lowbit matrix, on the LUT
             // kernel rather than `auto`: the LUT and dequant kernels take within a few percent of

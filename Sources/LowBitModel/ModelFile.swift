@@ -47,7 +47,7 @@ public enum ModelFile {
         guard t.type == .f32, t.elementCount == m.cols else {
             throw LowBitError(.badFormat, "lowbit model: '\(scalesName)' must be \(m.cols) Float32 values")
         }
-        let scales = file.dequantized(t)
+        let scales = try file.dequantized(t)
         guard scales.allSatisfy({ $0.isFinite && $0 > 0 }) else {
             throw LowBitError(.badFormat, "lowbit model: '\(scalesName)' holds a value that is not a positive number")
         }
@@ -57,7 +57,7 @@ public enum ModelFile {
     /// The Float32 weights W (rows × cols) of a tensor the file holds either way: ggml blocks
     /// dequantized, or a lowbit matrix with its input scaling undone.
     static func referenceWeights(_ file: GGUFFile, _ tensor: String) throws -> [Float] {
-        guard holds(file, tensor) else { return file.dequantized(try file.tensor(tensor)) }
+        guard holds(file, tensor) else { return try file.dequantized(try file.tensor(tensor)) }
         let (m, scales) = try matrix(file, tensor)
         var w = m.dequantized()
         if let scales { for i in w.indices { w[i] /= scales[i % m.cols] } }

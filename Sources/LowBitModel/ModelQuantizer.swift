@@ -63,7 +63,7 @@ public final class ModelQuantizer {
             let reference = try ModelFile.referenceWeights(file, name)
             reference.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: $0.count) }
         } else {
-            file.dequantize(try file.tensor(name), into: w)
+            try file.dequantize(try file.tensor(name), into: w)
         }
         let size = cols % groupSize == 0 ? groupSize : 32
         guard let recorded = calibration[name] else {

@@ -74,7 +74,7 @@ func printTypeErrors(_ file: GGUFFile, groupSize: Int) throws {
     var mixedGroups = [Int](repeating: 0, count: types.count), groups = 0
     for t in file.tensors where t.dims.count == 2 && t.dims[0] % groupSize == 0 {
         let cols = t.dims[0], rows = t.dims[1]
-        let w = file.dequantized(t)
+        let w = try file.dequantized(t)
         norm += w.reduce(0.0) { $0 + Double($1) * Double($1) }
         weights += w.count
         groups += w.count / groupSize

@@ -96,7 +96,7 @@ func stackBuild(_ args: Arguments) throws {
                 || t.name.hasSuffix("_v.weight") || t.name.hasSuffix("_output.weight") || t.name.hasPrefix("blk.")
                     && t.name.contains(".ffn_")
                 || args.flags.contains("with-output") && (t.name == "token_embd.weight" || t.name == "output.weight")) {
-            tensors.append((t.name, g.dequantized(t), t.rows, t.cols))
+            tensors.append((t.name, try g.dequantized(t), t.rows, t.cols))
         }
     }
     for spec in args.words.dropFirst(3) {

@@ -46,7 +46,8 @@ final class ModelFileTests: XCTestCase {
                 let copy = try written.tensor(t.name)
                 XCTAssertEqual(copy.dims, t.dims)
                 XCTAssertEqual(copy.type, t.type)
-                XCTAssertEqual(written.withTensorBytes(copy) { Array($0) }, source.withTensorBytes(t) { Array($0) })
+                XCTAssertEqual(try written.withTensorBytes(copy) { Array($0) },
+                               try source.withTensorBytes(t) { Array($0) })
             }
         }
         XCTAssertThrowsStatus(.invalidArgument, try ModelFile.write(source: written, matrices: [:], to: path))

@@ -66,13 +66,40 @@ final class GGUFTests: XCTestCase {
         let f = try GGUFFile(bytes: GGUFBuilder.valid().bytes())
         XCTAssertEqual(f.metadata["general.architecture"], .string("llama"))
         XCTAssertEqual(f.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count, 2)
-        let norm = f.dequantized(try f.tensor("norm"))
+        let norm = try f.dequantized(try f.tensor("norm"))
         XCTAssertEqual(norm[3], 1.5)
         let w = try f.tensor("w")
         XCTAssertEqual(w.rows, 2); XCTAssertEqual(w.cols, 64)
-        let values = f.dequantized(w)
+        let values = try f.dequantized(w)
         XCTAssertEqual(values[0], 0.25 * -16)
         XCTAssertEqual(values[32 + 5], 0.25 * Float(5 - 16 + 1))
+    }
+
+    /// A file read from its path reads its header in parts (here past the first 4 MiB, in a long
+    /// metadata array) and its tensors when used: the same file as from its bytes; a file cut
+    /// inside a tensor is refused at open.
+    func testFileFromPathReadsAsFromBytes() throws {
+        var b = GGUFBuilder.valid()
+        b.kv.insert(("padding", 9, GGUFBuilder.le(UInt32(4)) + GGUFBuilder.le(UInt64(1 << 20))
+                     + [UInt8](repeating: 7, count: 4 << 20)), at: 0)
+        let bytes = b.bytes()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-\(getpid())-long.gguf").path
+        defer { unlink(path) }
+        try FileIO.writeAtomically(bytes, to: path)
+        let fromPath = try GGUFFile(path: path), fromBytes = try GGUFFile(bytes: bytes)
+        XCTAssertGreaterThan(fromPath.bytes.count, 1 << 22)
+        XCTAssertEqual(fromPath.metadata, fromBytes.metadata)
+        for t in fromBytes.tensors {
+            XCTAssertEqual(try fromPath.dequantized(try fromPath.tensor(t.name)), try fromBytes.dequantized(t))
+            XCTAssertEqual(try fromPath.withTensorBytes(t) { Array($0) },
+                           try fromBytes.withTensorBytes(t) { Array($0) })
+        }
+        let w = try fromPath.tensor("w")
+        var row = [Float](repeating: 0, count: 64)
+        try fromPath.dequantize(w, start: 64, count: 64, into: &row)
+        XCTAssertEqual(row, Array(try fromBytes.dequantized(w)[64...]))
+        try FileIO.writeAtomically(Array(bytes.dropLast(10)), to: path)
+        XCTAssertThrowsStatus(.badFormat, try GGUFFile(path: path))
     }
 
     /// Every tensor type decodes to the values llama.cpp's own `gguf` package gives, bit for bit
@@ -83,7 +110,7 @@ final class GGUFTests: XCTestCase {
         let f = try GGUFFile(path: fixture)
         var decoded: Set<GGUFFile.TensorType> = [.f32]
         for t in f.tensors where !t.name.hasSuffix(".expected") {
-            let got = f.dequantized(t), expected = f.dequantized(try f.tensor(t.name + ".expected"))
+            let got = try f.dequantized(t), expected = try f.dequantized(try f.tensor(t.name + ".expected"))
             XCTAssertEqual(t.name, t.type.name)
             XCTAssertEqual(got.count, expected.count, t.name)
             let differing = zip(got, expected).filter { $0.bitPattern != $1.bitPattern }.count
@@ -91,6 +118,13 @@ final class GGUFTests: XCTestCase {
             XCTAssertTrue(got.allSatisfy(\.isFinite), t.name)
             decoded.insert(t.type)
         }
+        // I8 (lowbit model files' byte tensors) is each byte as a signed integer.
+        var writer = GGUFWriter()
+        try writer.addTensor("bytes", dims: [32], type: .i8, data: (0..<32).map { UInt8($0 * 8) })
+        let bytes = try GGUFFile(bytes: writer.encoded())
+        XCTAssertEqual(try bytes.dequantized(try bytes.tensor("bytes")),
+                       (0..<32).map { Float(Int8(bitPattern: UInt8($0 * 8))) })
+        decoded.insert(.i8)
         XCTAssertEqual(decoded, Set(GGUFFile.TensorType.allCases))
     }
 
@@ -103,7 +137,7 @@ final class GGUFTests: XCTestCase {
         let f = try GGUFFile(path: fixture)
         var imported: Set<GGUFFile.TensorType> = []
         for t in f.tensors where !t.name.hasSuffix(".expected") {
-            let expected = f.dequantized(try f.tensor(t.name + ".expected"))
+            let expected = try f.dequantized(try f.tensor(t.name + ".expected"))
             let rows = 1, cols = t.elementCount
             guard let bits = GGMLBlocks.integerGroupBits(t.type) else {
                 XCTAssertThrowsStatus(.unsupported, try f.withTensorBytes(t) {
@@ -254,7 +288,7 @@ final class SmolLM2Tests: XCTestCase {
     func testStackSensitivityMeasuresEachMatrix() throws {
         let g = try modelFile()
         let names = ["blk.0.attn_v.weight", "blk.5.ffn_down.weight"]
-        let weights = names.map { g.dequantized(try! g.tensor($0)) }
+        let weights = try names.map { try g.dequantized(try g.tensor($0)) }
         let path = FileManager.default.temporaryDirectory
             .appendingPathComponent("lowbit-sensitivity-\(getpid()).lbs").path
         defer { unlink(path) }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A GGUF file (the llama.cpp model format), read and validated in full before anything uses it.
 ///
 /// Layout (little-endian): magic "GGUF", u32 version (2 or 3), u64 tensor count, u64 metadata
@@ -96,103 +100,159 @@ public final class GGUFFile: @unchecked Sendable {
     let metadataEntries: [String: Range<Int>]
     public let tensors: [Tensor]
     public let alignment: Int
+    /// The file's first bytes, through its metadata and tensor list (the whole file when made
+    /// from bytes): metadata arrays keep their numbers here.
     let bytes: [UInt8]
     let tensorIndex: [String: Int]
+    let source: Source
+
+    /// Where tensor data is read from: the bytes given, or the open file, a tensor at a time, so
+    /// a model's load holds one tensor's bytes beside what it makes of them, not the whole file.
+    enum Source {
+        case memory
+        case file(fd: Int32, path: String)
+    }
 
     static let maxCount = 1 << 20, maxString = 1 << 24, maxDims = 4
 
+    /// Reads the header part by part (4 MiB, then four times more until it parses); tensors are
+    /// read when used.
     public convenience init(path: String) throws {
-        try self.init(bytes: try FileIO.read(path))
+        let (fd, size) = try FileIO.openRegular(path)
+        do {
+            var length = min(size, 1 << 22)
+            while true {
+                var header = [UInt8](repeating: 0, count: length)
+                try header.withUnsafeMutableBytes { try FileIO.readFully(fd, into: $0, at: 0, path: path) }
+                do {
+                    let parsed = try GGUFFile.parse(header, fileSize: size)
+                    self.init(parsed, bytes: header, source: .file(fd: fd, path: path))
+                    return
+                } catch is GGUFReader.NeedMoreBytes {
+                    length = min(size, length * 4)
+                }
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
     }
 
-    public init(bytes: [UInt8]) throws {
-        self.bytes = bytes
-        func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid GGUF file: \(why)") }
-        var r = GGUFReader(bytes: bytes)
-        guard bytes.count >= 4, Array(bytes[0..<4]) == Array("GGUF".utf8) else {
-            throw bad("bad magic (expected GGUF)")
+    public convenience init(bytes: [UInt8]) throws {
+        do {
+            self.init(try GGUFFile.parse(bytes, fileSize: bytes.count), bytes: bytes, source: .memory)
+        } catch is GGUFReader.NeedMoreBytes {  // not reached: the bytes are the whole file
+            throw LowBitError(.badFormat, "not a valid GGUF file: truncated")
         }
-        r.offset = 4
-        version = try r.u32()
-        guard version == 2 || version == 3 else {
-            throw bad("unsupported version \(version) (this reader takes 2 and 3)")
-        }
-        let tensorCount = try r.u64(), kvCount = try r.u64()
-        guard tensorCount <= UInt64(GGUFFile.maxCount), kvCount <= UInt64(GGUFFile.maxCount) else {
-            throw bad("\(tensorCount) tensors and \(kvCount) metadata entries is more than this reader allows")
-        }
-        var metadata: [String: Value] = [:], order: [String] = [], entries: [String: Range<Int>] = [:]
-        for _ in 0..<Int(kvCount) {
-            let start = r.offset
-            let key = try r.string()
-            guard metadata[key] == nil else { throw bad("duplicate metadata key '\(key)'") }
-            metadata[key] = try r.value(type: try r.u32())
-            order.append(key)
-            entries[key] = start..<r.offset
-        }
-        let alignment: Int
-        if let a = metadata["general.alignment"] {
-            guard let v = a.intValue, v > 0, v <= 1 << 16, v & (v - 1) == 0 else {
-                throw bad("general.alignment must be a power of two")
-            }
-            alignment = v
-        } else {
-            alignment = 32
-        }
-        var infos: [(String, [Int], TensorType, UInt64)] = []
-        var names = Set<String>()
-        for _ in 0..<Int(tensorCount) {
-            let name = try r.string()
-            guard names.insert(name).inserted else { throw bad("duplicate tensor name '\(name)'") }
-            let nDims = Int(try r.u32())
-            guard (1...GGUFFile.maxDims).contains(nDims) else { throw bad("tensor '\(name)' has \(nDims) dimensions") }
-            var dims: [Int] = []
-            var elements = 1
-            for _ in 0..<nDims {
-                let d = try r.u64()
-                guard d >= 1, d < 1 << 40 else { throw bad("tensor '\(name)' has dimension \(d)") }
-                let (p, o) = elements.multipliedReportingOverflow(by: Int(d))
-                guard !o, p < 1 << 40 else { throw bad("tensor '\(name)' dimensions overflow") }
-                elements = p
-                dims.append(Int(d))
-            }
-            let rawType = try r.u32()
-            // A type this reader does not decode is a valid file it cannot run, not a corrupt one.
-            guard let type = TensorType(rawValue: rawType) else {
-                throw LowBitError(.unsupported, "GGUF tensor '\(name)' is of ggml type \(GGUFFile.typeName(rawType)) "
-                                  + "(\(rawType)), which lowbit does not read; supported: "
-                                  + TensorType.allCases.map(\.name).joined(separator: ", "))
-            }
-            guard dims[0] % type.block.elements == 0 else {
-                throw bad("tensor '\(name)' rows of \(dims[0]) are not a whole number of "
-                          + "\(type.block.elements)-element blocks")
-            }
-            infos.append((name, dims, type, try r.u64()))
-        }
-        let dataStart = (r.offset + alignment - 1) / alignment * alignment
-        var tensors: [Tensor] = []
-        var expected = 0
-        for (name, dims, type, offset) in infos {
-            let count = dims.reduce(1, *)
-            let size = count / type.block.elements * type.block.bytes
-            guard offset == UInt64(expected) else {
-                throw bad("tensor '\(name)' at data offset \(offset), expected \(expected) (the padded running sum)")
-            }
-            guard dataStart + expected + size <= bytes.count else {
-                throw bad("tensor '\(name)' ends at \(dataStart + expected + size), past the end of the file "
-                          + "(\(bytes.count) bytes)")
-            }
-            tensors.append(Tensor(name: name, dims: dims, type: type, offset: dataStart + expected, byteCount: size))
-            expected = (expected + size + alignment - 1) / alignment * alignment
-        }
-        self.metadata = metadata
-        self.metadataOrder = order
-        self.metadataEntries = entries
-        self.alignment = alignment
-        self.tensors = tensors
+    }
+
+    deinit {
+        if case .file(let fd, _) = source { close(fd) }
+    }
+
+    private init(_ p: Parsed, bytes: [UInt8], source: Source) {
+        (version, metadata, metadataOrder, metadataEntries) = (p.version, p.metadata, p.order, p.entries)
+        (alignment, tensors, self.bytes, self.source) = (p.alignment, p.tensors, bytes, source)
         var index: [String: Int] = [:]
         for (i, t) in tensors.enumerated() { index[t.name] = i }
         tensorIndex = index
+    }
+
+    struct Parsed {
+        let version: UInt32
+        let metadata: [String: Value], order: [String], entries: [String: Range<Int>]
+        let alignment: Int
+        let tensors: [Tensor]
+    }
+
+    /// Parses and checks the header in `bytes`, the first bytes of a file of `fileSize` bytes;
+    /// throws `GGUFReader.NeedMoreBytes` where the header runs past them.
+    static func parse(_ bytes: [UInt8], fileSize: Int) throws -> Parsed {
+            func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid GGUF file: \(why)") }
+            var r = GGUFReader(bytes: bytes, fileSize: fileSize)
+            guard bytes.count >= 4, Array(bytes[0..<4]) == Array("GGUF".utf8) else {
+                throw bad("bad magic (expected GGUF)")
+            }
+            r.offset = 4
+            let version = try r.u32()
+            guard version == 2 || version == 3 else {
+                throw bad("unsupported version \(version) (this reader takes 2 and 3)")
+            }
+            let tensorCount = try r.u64(), kvCount = try r.u64()
+            guard tensorCount <= UInt64(GGUFFile.maxCount), kvCount <= UInt64(GGUFFile.maxCount) else {
+                throw bad("\(tensorCount) tensors and \(kvCount) metadata entries is more than this reader allows")
+            }
+            var metadata: [String: Value] = [:], order: [String] = [], entries: [String: Range<Int>] = [:]
+            for _ in 0..<Int(kvCount) {
+                let start = r.offset
+                let key = try r.string()
+                guard metadata[key] == nil else { throw bad("duplicate metadata key '\(key)'") }
+                metadata[key] = try r.value(type: try r.u32())
+                order.append(key)
+                entries[key] = start..<r.offset
+            }
+            let alignment: Int
+            if let a = metadata["general.alignment"] {
+                guard let v = a.intValue, v > 0, v <= 1 << 16, v & (v - 1) == 0 else {
+                    throw bad("general.alignment must be a power of two")
+                }
+                alignment = v
+            } else {
+                alignment = 32
+            }
+            var infos: [(String, [Int], TensorType, UInt64)] = []
+            var names = Set<String>()
+            for _ in 0..<Int(tensorCount) {
+                let name = try r.string()
+                guard names.insert(name).inserted else { throw bad("duplicate tensor name '\(name)'") }
+                let nDims = Int(try r.u32())
+                guard (1...GGUFFile.maxDims).contains(nDims) else {
+                    throw bad("tensor '\(name)' has \(nDims) dimensions")
+                }
+                var dims: [Int] = []
+                var elements = 1
+                for _ in 0..<nDims {
+                    let d = try r.u64()
+                    guard d >= 1, d < 1 << 40 else { throw bad("tensor '\(name)' has dimension \(d)") }
+                    let (p, o) = elements.multipliedReportingOverflow(by: Int(d))
+                    guard !o, p < 1 << 40 else { throw bad("tensor '\(name)' dimensions overflow") }
+                    elements = p
+                    dims.append(Int(d))
+                }
+                let rawType = try r.u32()
+                // A type this reader does not decode is a valid file it cannot run, not a corrupt one.
+                guard let type = TensorType(rawValue: rawType) else {
+                    throw LowBitError(.unsupported,
+                                      "GGUF tensor '\(name)' is of ggml type \(GGUFFile.typeName(rawType)) "
+                                      + "(\(rawType)), which lowbit does not read; supported: "
+                                      + TensorType.allCases.map(\.name).joined(separator: ", "))
+                }
+                guard dims[0] % type.block.elements == 0 else {
+                    throw bad("tensor '\(name)' rows of \(dims[0]) are not a whole number of "
+                              + "\(type.block.elements)-element blocks")
+                }
+                infos.append((name, dims, type, try r.u64()))
+            }
+            let dataStart = (r.offset + alignment - 1) / alignment * alignment
+            var tensors: [Tensor] = []
+            var expected = 0
+            for (name, dims, type, offset) in infos {
+                let count = dims.reduce(1, *)
+                let size = count / type.block.elements * type.block.bytes
+                guard offset == UInt64(expected) else {
+                    throw bad("tensor '\(name)' at data offset \(offset), expected \(expected) "
+                              + "(the padded running sum)")
+                }
+                guard dataStart + expected + size <= fileSize else {
+                    throw bad("tensor '\(name)' ends at \(dataStart + expected + size), past the end of the file "
+                              + "(\(fileSize) bytes)")
+                }
+                tensors.append(Tensor(name: name, dims: dims, type: type, offset: dataStart + expected,
+                                      byteCount: size))
+                expected = (expected + size + alignment - 1) / alignment * alignment
+            }
+        return Parsed(version: version, metadata: metadata, order: order, entries: entries, alignment: alignment,
+                      tensors: tensors)
     }
 
     public var tensorNames: Set<String> { Set(tensorIndex.keys) }
@@ -203,25 +263,40 @@ public final class GGUFFile: @unchecked Sendable {
     }
 
     /// The raw bytes of a tensor (ggml blocks).
-    public func withTensorBytes<R>(_ t: Tensor, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try bytes.withUnsafeBytes {
-            try body(UnsafeRawBufferPointer(rebasing: $0[t.offset..<(t.offset + t.byteCount)]))
+    public func withTensorBytes<R>(_ t: Tensor, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try withBytes(at: t.offset, count: t.byteCount, body)
+    }
+
+    /// Bytes [offset, offset + count) of the file, which the header's checks put inside it.
+    func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        switch source {
+        case .memory:
+            return try bytes.withUnsafeBytes {
+                try body(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)]))
+            }
+        case .file(let fd, let path):
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
+            defer { buffer.deallocate() }
+            let part = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+            try FileIO.readFully(fd, into: part, at: offset, path: path)
+            return try body(UnsafeRawBufferPointer(part))
         }
     }
 
     /// Dequantizes elements [start, start + count) of a tensor (count and start multiples of its
-    /// block size) into `out`.
-    public func dequantize(_ t: Tensor, start: Int = 0, count: Int? = nil, into out: UnsafeMutablePointer<Float>) {
+    /// block size) into `out`, reading only their blocks.
+    public func dequantize(_ t: Tensor, start: Int = 0, count: Int? = nil,
+                           into out: UnsafeMutablePointer<Float>) throws {
         let n = count ?? t.elementCount
         let (elements, bytes) = t.type.block
-        withTensorBytes(t) { raw in
-            GGMLBlocks.decode(t.type, raw.baseAddress! + start / elements * bytes, blocks: n / elements, into: out)
+        try withBytes(at: t.offset + start / elements * bytes, count: n / elements * bytes) { raw in
+            GGMLBlocks.decode(t.type, raw.baseAddress!, blocks: n / elements, into: out)
         }
     }
 
-    public func dequantized(_ t: Tensor) -> [Float] {
-        [Float](unsafeUninitializedCapacity: t.elementCount) { buf, n in
-            dequantize(t, into: buf.baseAddress!)
+    public func dequantized(_ t: Tensor) throws -> [Float] {
+        try [Float](unsafeUninitializedCapacity: t.elementCount) { buf, n in
+            try dequantize(t, into: buf.baseAddress!)
             n = t.elementCount
         }
     }
@@ -278,12 +353,18 @@ public struct GGUFArray: Equatable, Sendable {
 /// Bounds-checked reads of GGUF's little-endian fields: a read past the end is a format error.
 struct GGUFReader {
     let bytes: [UInt8]
+    /// The whole file's length; `bytes` may be its first part only.
+    let fileSize: Int
     var offset = 0
+
+    /// The header goes on past the bytes read so far (but not past the file).
+    struct NeedMoreBytes: Error {}
 
     func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid GGUF file: \(why)") }
 
     mutating func take(_ n: Int) throws -> Int {
-        guard n >= 0, n <= bytes.count - offset else { throw bad("truncated at byte \(offset) (needed \(n) more)") }
+        guard n >= 0, n <= fileSize - offset else { throw bad("truncated at byte \(offset) (needed \(n) more)") }
+        guard n <= bytes.count - offset else { throw NeedMoreBytes() }
         defer { offset += n }
         return offset
     }
@@ -336,7 +417,7 @@ struct GGUFReader {
         if elementType == 8 {
             // Each string takes at least its 8-byte length from the file, so the count is
             // checked against the bytes left before anything is reserved for it.
-            guard count <= (bytes.count - offset) / 8 else {
+            guard count <= (fileSize - offset) / 8 else {
                 throw bad("an array of \(count) strings past the end of the file")
             }
             var strings: [String] = []
