@@ -466,6 +466,16 @@ static void model_calls(const char *model_path) {
     expect("model_open_calibrated NULL text", lowbit_model_open_calibrated("/tmp/x.gguf", 4, 64, 0, NULL, &m),
            LOWBIT_ERROR_NULL_POINTER);
     wrong_files("model_open", open_model, LOWBIT_ERROR_BAD_FORMAT);
+    expect("model_quantize NULL path", lowbit_model_quantize(NULL, "/tmp/x.gguf", 4, 64, 0, NULL),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("model_quantize NULL out_path", lowbit_model_quantize("/tmp/x.gguf", NULL, 4, 64, 0, NULL),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("model_quantize bits and target", lowbit_model_quantize("/tmp/x.gguf", "/tmp/y.gguf", 4, 64, 1 << 20, NULL),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("model_quantize target without text", lowbit_model_quantize("/tmp/x.gguf", "/tmp/y.gguf", 0, 0, 1 << 20,
+                                                                        NULL), LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("model_quantize group size 48", lowbit_model_quantize("/tmp/x.gguf", "/tmp/y.gguf", 4, 48, 0, NULL),
+           LOWBIT_ERROR_UNSUPPORTED);
     expect("generate NULL model", lowbit_model_generate(NULL, "hi", 0, 4, 0, 1, 0, NULL, 0, NULL),
            LOWBIT_ERROR_NULL_POINTER);
     expect("perplexity NULL model", lowbit_model_perplexity(NULL, "hi", 64, 1, NULL), LOWBIT_ERROR_NULL_POINTER);
