@@ -54,6 +54,22 @@ public enum ModelFile {
         return (m, scales)
     }
 
+    /// The type and group size of every lowbit matrix the file holds, by layer name, from the
+    /// matrix headers (for listings: loading checks each matrix in full; an unknown type is left
+    /// out).
+    public static func precisions(_ file: GGUFFile) throws -> [String: (type: WeightType, groupSize: Int)] {
+        var out: [String: (type: WeightType, groupSize: Int)] = [:]
+        for t in file.tensors where t.name.hasSuffix(".lowbit") && t.byteCount >= 128 {
+            let (code, group) = try file.withBytes(at: t.offset + 32, count: 8) {
+                (Int32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: Int32.self)),
+                 Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))))
+            }
+            guard let type = try? WeightType(code: code) else { continue }
+            out[String(t.name.dropLast(".lowbit".count)) + ".weight"] = (type, group)
+        }
+        return out
+    }
+
     /// The Float32 weights W (rows × cols) of a tensor the file holds either way: ggml blocks
     /// dequantized, or a lowbit matrix with its input scaling undone.
     static func referenceWeights(_ file: GGUFFile, _ tensor: String) throws -> [Float] {

@@ -45,6 +45,13 @@ func runGGUF(_ args: Arguments) throws {
     let matrixTypes = Set(file.tensors.filter { $0.dims.count == 2 }.map(\.type)).sorted { "\($0)" < "\($1)" }
     print("matrices with --weights file (the default), by type:")
     for type in matrixTypes { print("  \("\(type)".padded(8)) \(FileTensorHolding(type).description)") }
+    let lowbit = try ModelFile.precisions(file)
+    if !lowbit.isEmpty {
+        var counts: [String: Int] = [:]
+        for p in lowbit.values { counts["\(p.type) g\(p.groupSize)", default: 0] += 1 }
+        print("  lowbit matrices (a model file from `lowbit quantize`; auto kernel, int8 activations): "
+              + counts.sorted { $0.key < $1.key }.map { "\($0.key) x \($0.value)" }.joined(separator: ", "))
+    }
     print("matrices of every type, held otherwise:")
     print("  --bits B              dequantized, then requantized to B bits (kernel families lut, bitserial, dequant)")
     print("  --weights reference   exact Float32 values (float kernel)")

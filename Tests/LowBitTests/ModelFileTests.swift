@@ -37,6 +37,9 @@ final class ModelFileTests: XCTestCase {
         let written = try GGUFFile(path: path)
         for key in source.metadataOrder { XCTAssertEqual(written.metadata[key], source.metadata[key], key) }
         XCTAssertEqual(written.metadata[ModelFile.versionKey]?.intValue, Int(ModelFile.version))
+        let listed = try ModelFile.precisions(written)
+        XCTAssertEqual(Set(listed.keys), Set(ModelFileTests.linearNames))
+        XCTAssertTrue(listed.values.allSatisfy { $0.type == .integer(bits: 4) && $0.groupSize == 32 })
         for t in source.tensors {
             if ModelFileTests.linearNames.contains(t.name) {
                 XCTAssertFalse(written.tensorNames.contains(t.name), t.name)

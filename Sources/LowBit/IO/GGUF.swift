@@ -267,8 +267,8 @@ public final class GGUFFile: @unchecked Sendable {
         try withBytes(at: t.offset, count: t.byteCount, body)
     }
 
-    /// Bytes [offset, offset + count) of the file, which the header's checks put inside it.
-    func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    /// Bytes [offset, offset + count) of the file; the caller keeps them inside a tensor.
+    public func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         switch source {
         case .memory:
             return try bytes.withUnsafeBytes {
