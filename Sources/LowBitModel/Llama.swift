@@ -174,7 +174,7 @@ public final class LlamaModel: @unchecked Sendable {
                                           + "the metadata says \(c.vocabulary) tokens of width \(c.embedding)")
         }
         // Tied embeddings: the output projection is token_embd unless the file has output.weight.
-        let outputName = g.tensorNames.contains("output.weight") || ModelFile.holds(g, "output.weight")
+        let outputName = g.contains("output.weight") || ModelFile.holds(g, "output.weight")
             ? "output.weight" : "token_embd.weight"
         self.outputName = outputName
         var stack: Stack? = nil
@@ -239,9 +239,8 @@ public final class LlamaModel: @unchecked Sendable {
             }
         }
         // Vectors an architecture needs, or that a file may hold (biases): empty when absent.
-        let tensorNames = g.tensorNames
         func vector(_ name: String, count: Int, required: Bool) throws -> [Float] {
-            required || tensorNames.contains(name) ? try f32(name, count: count) : []
+            required || g.contains(name) ? try f32(name, count: count) : []
         }
         var layers: [Layer] = []
         let e = c.embedding, qw = c.queryWidth, kw = c.keyWidth, arch = c.architecture

@@ -22,7 +22,7 @@ public enum ModelFile {
 
     /// Whether `file` holds `tensor` as a lowbit matrix.
     static func holds(_ file: GGUFFile, _ tensor: String) -> Bool {
-        file.tensorNames.contains(matrixName(tensor))
+        file.contains(matrixName(tensor))
     }
 
     /// The lowbit matrix of `tensor` and its input scales, checked: the matrix file's own checks,
@@ -32,7 +32,7 @@ public enum ModelFile {
         guard blob.type == .i8, blob.dims.count == 1 else {
             throw LowBitError(.badFormat, "lowbit model: '\(blob.name)' must be a one-dimensional I8 tensor")
         }
-        guard !file.tensorNames.contains(tensor) else {
+        guard !file.contains(tensor) else {
             throw LowBitError(.badFormat, "lowbit model: both '\(tensor)' and '\(blob.name)' are present")
         }
         let m: QuantizedMatrix
@@ -42,7 +42,7 @@ public enum ModelFile {
             throw LowBitError(e.status, "lowbit model: '\(blob.name)': \(e.message)")
         }
         let scalesName = inputScalesName(tensor)
-        guard file.tensorNames.contains(scalesName) else { return (m, nil) }
+        guard file.contains(scalesName) else { return (m, nil) }
         let t = try file.tensor(scalesName)
         guard t.type == .f32, t.elementCount == m.cols else {
             throw LowBitError(.badFormat, "lowbit model: '\(scalesName)' must be \(m.cols) Float32 values")
@@ -82,7 +82,7 @@ public enum ModelFile {
 
     /// (rows, cols) of a tensor the file holds either way.
     static func shape(_ file: GGUFFile, _ tensor: String) throws -> (rows: Int, cols: Int) {
-        if !file.tensorNames.contains(tensor), holds(file, tensor) {
+        if !file.contains(tensor), holds(file, tensor) {
             let m = try matrix(file, tensor).matrix
             return (m.rows, m.cols)
         }
@@ -97,6 +97,9 @@ public enum ModelFile {
         guard source.metadata[versionKey] == nil else {
             throw LowBitError(.invalidArgument, "the source is already a lowbit model file: quantize its GGUF source")
         }
+        if let missing = matrices.keys.first(where: { !source.contains($0) }) {
+            throw LowBitError(.invalidArgument, "the source has no tensor '\(missing)'")
+        }
         var writer = GGUFWriter()
         for key in source.metadataOrder where key != "general.alignment" { try writer.copy(key, from: source) }
         writer.set(versionKey, uint32: version)
@@ -105,9 +108,9 @@ public enum ModelFile {
                 try writer.addTensor(t.name, dims: t.dims, type: t.type, data: source.withTensorBytes(t) { Array($0) })
                 continue
             }
-            guard m.rows == t.rows, m.cols == t.cols else {
+            guard m.rows == t.rows, m.cols == t.cols, scales == nil || scales!.count == m.cols else {
                 throw LowBitError(.invalidArgument, "'\(t.name)' is \(t.rows) x \(t.cols), its matrix "
-                                                    + "\(m.rows) x \(m.cols)")
+                                                    + "\(m.rows) x \(m.cols) with \(scales?.count ?? 0) input scales")
             }
             let bytes = MatrixFile.encode(m)
             try writer.addTensor(matrixName(t.name), dims: [bytes.count], type: .i8, data: bytes)
@@ -115,9 +118,6 @@ public enum ModelFile {
                 try writer.addTensor(inputScalesName(t.name), dims: [scales.count], type: .f32,
                                      data: scales.withUnsafeBytes { Array($0) })
             }
-        }
-        if let missing = matrices.keys.first(where: { !source.tensorNames.contains($0) }) {
-            throw LowBitError(.invalidArgument, "the source has no tensor '\(missing)'")
         }
         try writer.write(to: path)
     }
@@ -151,7 +151,7 @@ extension ModelFile {
         }
         let config = try LlamaConfig(file)
         let quantizer = try ModelQuantizer(file: file, calibrationText: calibrationText)
-        let outputName = file.tensorNames.contains("output.weight") ? "output.weight" : "token_embd.weight"
+        let outputName = file.contains("output.weight") ? "output.weight" : "token_embd.weight"
         let names = (0..<config.layers).flatMap { l in LlamaModel.linearNames.map { "blk.\(l).\($0).weight" } }
             + [outputName]
         var precisions: [String: (WeightType, Int)] = [:]

@@ -7,7 +7,8 @@ import LowBitModel
 /// `lowbit report`: the README's table — perplexity, decode speed and weight memory of the model
 /// for each way of holding its weights, measured in one run.
 func runReport(_ args: Arguments) throws {
-    try args.allow(["model", "text", "chunks", "ctx", "stack", "budgets", "threads", "decode", "calibration-text"])
+    try args.allow(["model", "text", "chunks", "ctx", "stack", "budgets", "threads", "decode", "calibration-text",
+                    "models", "plot", "reference-points"])
     guard let path = args.options["model"], let textPath = args.options["text"] else {
         throw CLIError("usage: lowbit report --model FILE.gguf --text FILE [--chunks 2] [--calibration-text FILE] "
                        + "[--stack FILE.lbs --budgets 60MB,75MB,90MB]")
@@ -15,6 +16,15 @@ func runReport(_ args: Arguments) throws {
     let text = String(decoding: try FileIO.read(textPath), as: UTF8.self)
     let chunks = try args.int("chunks", default: 2), ctx = try args.int("ctx", default: 512),
         decode = try args.int("decode", default: 32)
+    // Checked before the first row runs: a bad points file or plot path fails in seconds.
+    let peers = try args.options["reference-points"].map(readReferencePoints)
+    if peers != nil, args.options["plot"] == nil { throw CLIError("--reference-points goes with --plot FILE.svg") }
+    if let plot = args.options["plot"] {
+        let folder = plot.contains("/") ? String(plot[..<plot.lastIndex(of: "/")!]) : "."
+        guard access(folder.isEmpty ? "/" : folder, W_OK) == 0 else {
+            throw CLIError("--plot \(plot): cannot write into '\(folder)'")
+        }
+    }
     var configs: [(String, WeightChoice)] = [
         ("reference (f32)", .reference),
         ("file's own blocks", .q4_1(kernel: .auto)),
@@ -39,6 +49,13 @@ func runReport(_ args: Arguments) throws {
             configs.append(("bitstack @ \(b)", .stack(path: stack, budget: try parseSize(b))))
         }
     }
+    // Model files (`lowbit quantize`), each with its own path, in their default weights mode.
+    var modelPaths: [Int: String] = [:]
+    for file in args.strings("models", default: []) {
+        modelPaths[configs.count] = file
+        configs.append((String(file.split(separator: "/").last ?? ""), .q4_1(kernel: .auto)))
+    }
+    var points: [PlotPoint] = [], referencePerplexity: Double? = nil
     print("model \(path); perplexity on the first \(chunks * ctx) tokens of \(textPath) (ctx \(ctx), second halves "
           + "scored); decode: \(decode) greedy tokens; \(Runtime.threads) thread(s)")
     print("prefill: one forward pass over the text's first \(ctx) tokens, logits of the last one only")
@@ -49,7 +66,7 @@ func runReport(_ args: Arguments) throws {
         status("report: row \(index + 1) of \(configs.count), \(name): loading"
                + (name.hasSuffix("calibrated") ? " and calibrating (tens of seconds)" : ""))
         let t0 = monotonicSeconds()
-        let model = try LlamaModel(gguf: try GGUFFile(path: path), weights: choice)
+        let model = try LlamaModel(gguf: try GGUFFile(path: modelPaths[index] ?? path), weights: choice)
         let load = monotonicSeconds() - t0
         let (ppl, _) = try model.perplexity(text, context: ctx, chunks: chunks) { done, total, _ in
             progressBar(done, total, "report: \(name): perplexity chunks")
@@ -63,6 +80,23 @@ func runReport(_ args: Arguments) throws {
         print("\(name.padded(20)) \(fmt(ppl, 3).padded(11)) \(fmt(stats.generationTokensPerSecond, 1).padded(13)) "
               + "\(roofline.padded(9)) \(fmt(prefill, 1).padded(14)) \(formatBytes(model.weightBytes).padded(14)) "
               + "\(fmt(load, 1)) s")
+        let mib = Double(model.weightBytes) / 1_048_576
+        switch choice {
+        case .reference: referencePerplexity = ppl
+        case .q4_1(_, 8?): break  // the file's weights again, other activations: the same memory
+        case .stack: points.append(PlotPoint(label: name, mebibytes: mib, perplexity: ppl, series: .stack))
+        default:
+            points.append(PlotPoint(label: name, mebibytes: mib, perplexity: ppl,
+                                    series: modelPaths[index] != nil ? .modelFile : .uniform))
+        }
+    }
+    if let plot = args.options["plot"] {
+        let name = { (p: String) in String(p.split(separator: "/").last ?? "") }
+        let title = "perplexity against weight memory: \(name(path)), \(chunks * ctx) tokens of \(name(textPath))"
+        let caption = peers.map { "reference points: \($0.source.isEmpty ? "given" : $0.source)" } ?? ""
+        try FileIO.writeAtomically(Array(perplexitySVG(points + (peers?.points ?? []), reference: referencePerplexity,
+                                                       title: title, caption: caption).utf8), to: plot)
+        print("plot written to \(plot)")
     }
 }
 

@@ -257,6 +257,9 @@ public final class GGUFFile: @unchecked Sendable {
 
     public var tensorNames: Set<String> { Set(tensorIndex.keys) }
 
+    /// Whether the file has a tensor of that name.
+    public func contains(_ name: String) -> Bool { tensorIndex[name] != nil }
+
     public func tensor(_ name: String) throws -> Tensor {
         guard let i = tensorIndex[name] else { throw LowBitError(.badFormat, "GGUF file has no tensor '\(name)'") }
         return tensors[i]
