@@ -7,7 +7,7 @@ import LowBit
 struct PlotPoint {
     enum Series: String, CaseIterable {
         case uniform = "lowbit, one width"
-        case modelFile = "lowbit model files (lowbit quantize)"
+        case modelFile = "lowbit model files"
         case stack = "lowbit BitStack as its budget moves"
         case peer = "reference points"
     }
@@ -43,7 +43,7 @@ func readReferencePoints(_ path: String) throws -> (points: [PlotPoint], source:
 /// dashed line at its perplexity rather than a point (its memory would squeeze every other point
 /// to one side); points above four times its perplexity are listed below the chart instead.
 func perplexitySVG(_ points: [PlotPoint], reference: Double?, title: String, caption: String) -> String {
-    let width = 760.0, height = 500.0, left = 70.0, right = 20.0, top = 50.0, bottom = 110.0
+    let width = 760.0, height = 520.0, left = 70.0, right = 20.0, top = 50.0, bottom = 130.0
     let ceiling = (reference ?? points.map(\.perplexity).min() ?? 10) * 4
     let shown = points.filter { $0.perplexity <= ceiling }, hidden = points.filter { $0.perplexity > ceiling }
     let xs = shown.map(\.mebibytes), ys = shown.map(\.perplexity) + (reference.map { [$0] } ?? [])
@@ -86,7 +86,7 @@ func perplexitySVG(_ points: [PlotPoint], reference: Double?, title: String, cap
     if let reference {
         svg += "<line x1=\"\(n(left))\" y1=\"\(n(y(reference)))\" x2=\"\(n(left + plotW))\" y2=\"\(n(y(reference)))\" "
             + "stroke=\"#888\" stroke-dasharray=\"6 4\"/>\n"
-        svg += "<text x=\"\(n(left + plotW - 4))\" y=\"\(n(y(reference) - 5))\" text-anchor=\"end\" fill=\"#666\">"
+        svg += "<text x=\"\(n(left + 4))\" y=\"\(n(y(reference) - 5))\" fill=\"#666\">"
             + "float reference \(fmt(reference, 2))</text>\n"
     }
     let colors: [PlotPoint.Series: String] = [.uniform: "#1f77b4", .modelFile: "#d62728", .stack: "#2ca02c",
@@ -109,9 +109,29 @@ func perplexitySVG(_ points: [PlotPoint], reference: Double?, title: String, cap
         let path = stack.map { "\(n(x($0.mebibytes))),\(n(y($0.perplexity)))" }.joined(separator: " ")
         svg += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(colors[.stack]!)\"/>\n"
     }
+    // Labels go to the first of eight places around their point that stays inside the chart and
+    // overlaps the fewest markers and labels placed before; 10-pixel text is taken as 5.6 pixels
+    // a character.
+    typealias Box = (x0: Double, y0: Double, x1: Double, y1: Double)
+    func overlaps(_ a: Box, _ b: Box) -> Bool { a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1 }
+    var taken: [Box] = shown.map { p in
+        (x(p.mebibytes) - 6, y(p.perplexity) - 6, x(p.mebibytes) + 6, y(p.perplexity) + 6)
+    }
+    if let reference { taken.append((left, y(reference) - 16, left + 130, y(reference))) }
     for p in shown {
-        svg += marker(p.series, x(p.mebibytes), y(p.perplexity)) + "\n"
-        svg += "<text x=\"\(n(x(p.mebibytes) + 8))\" y=\"\(n(y(p.perplexity) - 6))\" font-size=\"10\" "
+        let px = x(p.mebibytes), py = y(p.perplexity), w = Double(p.label.count) * 5.6
+        svg += marker(p.series, px, py) + "\n"
+        let places: [(Double, Double)] = [(px + 8, py - 6), (px + 8, py + 14), (px - 8 - w, py - 6),
+                                          (px - 8 - w, py + 14), (px - w / 2, py - 10), (px - w / 2, py + 20),
+                                          (px + 8, py - 18), (px - 8 - w, py - 18)]
+        let boxes = places.map { (x0: $0.0, y0: $0.1 - 10, x1: $0.0 + w, y1: $0.1 + 2) }
+        func clashes(_ b: Box) -> Int {
+            let outside = b.x0 < left || b.x1 > left + plotW || b.y0 < top || b.y1 > top + plotH
+            return (outside ? 100 : 0) + taken.filter { overlaps($0, b) }.count
+        }
+        let free = boxes.indices.min { clashes(boxes[$0]) < clashes(boxes[$1]) }!
+        taken.append(boxes[free])
+        svg += "<text x=\"\(n(places[free].0))\" y=\"\(n(places[free].1))\" font-size=\"10\" "
             + "fill=\"#333\">\(escaped(p.label))</text>\n"
     }
     // Legend (the series present) and captions under the chart.
@@ -119,9 +139,11 @@ func perplexitySVG(_ points: [PlotPoint], reference: Double?, title: String, cap
     let present = PlotPoint.Series.allCases.filter { s in points.contains { $0.series == s } }
     var legendX = left
     for s in present {
+        let itemWidth = 26 + Double(s.rawValue.count) * 6.3
+        if legendX + itemWidth > width - right, legendX > left { (legendX, lineY) = (left, lineY + 18) }
         svg += marker(s, legendX + 6, lineY - 4) + "\n"
         svg += "<text x=\"\(n(legendX + 16))\" y=\"\(n(lineY))\">\(escaped(s.rawValue))</text>\n"
-        legendX += 26 + Double(s.rawValue.count) * 6.3
+        legendX += itemWidth
     }
     for line in [hidden.isEmpty ? "" : "above the chart: "
                     + hidden.map { "\($0.label) (\(fmt($0.mebibytes, 1)) MiB, \(fmt($0.perplexity, 1)))" }
