@@ -80,11 +80,22 @@ public enum ModelFile {
         return w
     }
 
-    /// (rows, cols) of a tensor the file holds either way.
+    /// (rows, cols) of a tensor the file holds either way; for a lowbit matrix, from its header
+    /// alone (decoding it is most of a load), which `matrix` checks in full when the layer is made.
     static func shape(_ file: GGUFFile, _ tensor: String) throws -> (rows: Int, cols: Int) {
         if !file.contains(tensor), holds(file, tensor) {
-            let m = try matrix(file, tensor).matrix
-            return (m.rows, m.cols)
+            let blob = try file.tensor(matrixName(tensor))
+            guard blob.byteCount >= 128 else {
+                throw LowBitError(.badFormat, "lowbit model: '\(blob.name)' is shorter than a matrix file's header")
+            }
+            let (rows, cols) = try file.withBytes(at: blob.offset + 16, count: 16) {
+                (UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)),
+                 UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+            }
+            guard rows < 1 << 40, cols < 1 << 40 else {
+                throw LowBitError(.badFormat, "lowbit model: '\(blob.name)' has shape \(rows) x \(cols)")
+            }
+            return (Int(rows), Int(cols))
         }
         let t = try file.tensor(tensor)
         return (t.rows, t.cols)
