@@ -242,8 +242,32 @@ public final class LlamaModel: @unchecked Sendable {
         func vector(_ name: String, count: Int, required: Bool) throws -> [Float] {
             required || g.contains(name) ? try f32(name, count: count) : []
         }
-        var layers: [Layer] = []
         let e = c.embedding, qw = c.queryWidth, kw = c.keyWidth, arch = c.architecture
+        // The output first: it is the largest matrix, and the layouts `auto` packs to time it
+        // then come and go before the layers are resident, not on top of them (the load's peak).
+        // The embedding table as stored, read where the output shares it now, else once the
+        // output is made (a requantized tied output then holds the table itself).
+        let tableTensor = try? g.tensor("token_embd.weight")
+        var embeddingTable: [UInt8]? = nil
+        if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
+            // A stack without the output: the output runs as a 4-bit lowbit matrix, on the LUT
+            // kernel rather than `auto`: the LUT and dequant kernels take within a few percent of
+            // each other on it, and timing at each load picked one or the other, so a budget's
+            // perplexity moved in its last digits from run to run (32.19 or 32.30 on a chunk).
+            let (m, _) = try ModelQuantizer(file: g, calibrationText: nil)
+                .quantize(outputName, type: .integer(bits: 4), groupSize: 32)
+            output = try QuantizedLinear(m, kernel: .lut)
+        } else if case .q4_1 = weights, outputName == "token_embd.weight", let tableTensor,
+                  tableTensor.type == .q8_0 {
+            // Tied: the output runs on the embedding table's own bytes (one copy held).
+            let table = try g.withTensorBytes(tableTensor) { Array($0) }
+            embeddingTable = table
+            output = try Q8_0Linear(blocks: table, rows: c.vocabulary, cols: e)
+            outputSharesEmbedding = true
+        } else {
+            output = try linear(outputName, rows: c.vocabulary, cols: e)
+        }
+        var layers: [Layer] = []
         for i in 0..<c.layers {
             let p = "blk.\(i)."
             layers.append(Layer(attnNorm: try f32(p + "attn_norm.weight", count: e),
@@ -274,32 +298,14 @@ public final class LlamaModel: @unchecked Sendable {
         }
         self.layers = layers
         outputNorm = try f32("output_norm.weight", count: e)
-        // The table as stored, unless the file holds it as a lowbit matrix.
-        let embeddingTable = try (try? g.tensor("token_embd.weight"))
-            .map { t in try g.withTensorBytes(t) { Array($0) } }
-        if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
-            // A stack without the output: the output runs as a 4-bit lowbit matrix, on the LUT
-            // kernel rather than `auto`: the LUT and dequant kernels take within a few percent of
-            // each other on it, and timing at each load picked one or the other, so a budget's
-            // perplexity moved in its last digits from run to run (32.19 or 32.30 on a chunk).
-            let (m, _) = try ModelQuantizer(file: g, calibrationText: nil)
-                .quantize(outputName, type: .integer(bits: 4), groupSize: 32)
-            output = try QuantizedLinear(m, kernel: .lut)
-        } else if case .q4_1 = weights, outputName == "token_embd.weight", !ModelFile.holds(g, outputName),
-                  try g.tensor(outputName).type == .q8_0 {
-            // Tied: the output runs on the embedding table's own bytes (one copy held).
-            output = try Q8_0Linear(blocks: embeddingTable!, rows: c.vocabulary, cols: e)
-            outputSharesEmbedding = true
-        } else {
-            output = try linear(outputName, rows: c.vocabulary, cols: e)
-        }
         // Tied and requantized: token rows are read back from the output's codes, as a GGUF
         // requantized by llama.cpp holds one quantized token_embd for both uses.
         embeddingFromOutput = outputName == "token_embd.weight" ? output as? QuantizedLinear : nil
         if embeddingFromOutput != nil {
             (embeddingBytes, embeddingType) = ([], .f32)
-        } else if let embeddingTable, let t = try? g.tensor("token_embd.weight") {
-            (embeddingBytes, embeddingType) = (embeddingTable, t.type)
+        } else if let tableTensor {
+            (embeddingBytes, embeddingType) = (try embeddingTable ?? g.withTensorBytes(tableTensor) { Array($0) },
+                                               tableTensor.type)
         } else {
             // A lowbit model's tied table run on float weights (the reference): rows as Float32.
             let w = try ModelFile.referenceWeights(g, "token_embd.weight")
