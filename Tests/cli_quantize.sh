@@ -23,6 +23,17 @@ grep -q "the file's lowbit matrices (auto, 8-bit activations)" "$work/run.txt" \
     || { echo "FAIL: run of the model file"; cat "$work/run.txt"; exit 1; }
 "$lowbit" gguf "$work/m3.gguf" | grep -q "blk.0.attn_q.lowbit" || { echo "FAIL: gguf lists no .lowbit tensor"; exit 1; }
 echo "ok: a quantized model file loads as the requantization it holds ($loaded)"
+# Memory is what a model file is for: the process's peak while loading and running stays within
+# 1.25 x its weights + 32 MiB (the KV cache of a few tokens is a few hundred KiB).
+python3 - "$lowbit" "$work/m3.gguf" <<'PY'
+import re, resource, subprocess, sys
+out = subprocess.run([sys.argv[1], "run", "--model", sys.argv[2], "--prompt", "The capital of France is", "-n", "8"],
+                     capture_output=True, text=True, check=True).stdout
+weights = float(re.search(r"weights ([0-9.]+) MiB", out).group(1))
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB
+assert peak <= 1.25 * weights + 32, f"peak RSS {peak:.1f} MiB for {weights} MiB of weights"
+print(f"ok: peak RSS {peak:.1f} MiB for {weights} MiB of weights (bound {1.25 * weights + 32:.1f})")
+PY
 # The report's picture: its rows, the model file and the reference points, as SVG.
 "$lowbit" report --model "$model" --text "$gpl" --chunks 1 --ctx 64 --decode 2 --models "$work/m3.gguf" \
     --plot "$work/plot.svg" --reference-points docs/llamacpp-smollm2-gpl3.csv > "$work/report.txt" 2>/dev/null
