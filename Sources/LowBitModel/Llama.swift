@@ -228,10 +228,7 @@ public final class LlamaModel: @unchecked Sendable {
                     return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
                 }
             case .requantized(let type, let groupSize, let kernel, _):
-                // The output projection stays at 4 bits or more: fewer bits there cost far more
-                // perplexity per byte saved than in the transformer's layers.
-                let isOutput = name == outputName
-                let t: WeightType = isOutput && type.storageBits < 4 ? .integer(bits: 4) : type
+                let t = ModelQuantizer.uniformType(type, isOutput: name == outputName)
                 let (m, scales) = try quantizer!.quantize(name, type: t, groupSize: groupSize)
                 return try QuantizedLinear(m, kernel: kernel, inputScales: scales)
             case .stack:

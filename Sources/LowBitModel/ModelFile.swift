@@ -171,9 +171,7 @@ extension ModelFile {
             for (name, p) in chosen { precisions[name] = (.integer(bits: p.bits), p.groupSize) }
         } else if let type {
             for name in names {
-                // Fewer than 4 bits in the output cost far more perplexity than they save bytes.
-                let isOutput = name == outputName
-                precisions[name] = (isOutput && type.storageBits < 4 ? .integer(bits: 4) : type, groupSize)
+                precisions[name] = (ModelQuantizer.uniformType(type, isOutput: name == outputName), groupSize)
             }
         }
         var matrices: [String: (matrix: QuantizedMatrix, inputScales: [Float]?)] = [:]

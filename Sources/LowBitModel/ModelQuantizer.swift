@@ -45,6 +45,13 @@ public final class ModelQuantizer {
 
     public var isCalibrated: Bool { !calibration.isEmpty }
 
+    /// The type a uniform requantization at `type` gives a tensor: the output projection stays at
+    /// 4 bits or more, as fewer bits there cost far more perplexity per byte saved than in the
+    /// transformer's layers.
+    static func uniformType(_ type: WeightType, isOutput: Bool) -> WeightType {
+        isOutput && type.storageBits < 4 ? .integer(bits: 4) : type
+    }
+
     /// Error feedback's dampening: with ~1000 calibration rows for up to 1536 inputs, GPTQ's 1%
     /// fits the calibration text too closely; 0.3 gave the lowest perplexity of 0.01 to 1.0.
     static let dampening: Float = 0.3

@@ -168,89 +168,89 @@ public final class GGUFFile: @unchecked Sendable {
     /// Parses and checks the header in `bytes`, the first bytes of a file of `fileSize` bytes;
     /// throws `GGUFReader.NeedMoreBytes` where the header runs past them.
     static func parse(_ bytes: [UInt8], fileSize: Int) throws -> Parsed {
-            func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid GGUF file: \(why)") }
-            var r = GGUFReader(bytes: bytes, fileSize: fileSize)
-            guard bytes.count >= 4, Array(bytes[0..<4]) == Array("GGUF".utf8) else {
-                throw bad("bad magic (expected GGUF)")
+        func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid GGUF file: \(why)") }
+        var r = GGUFReader(bytes: bytes, fileSize: fileSize)
+        guard bytes.count >= 4, Array(bytes[0..<4]) == Array("GGUF".utf8) else {
+            throw bad("bad magic (expected GGUF)")
+        }
+        r.offset = 4
+        let version = try r.u32()
+        guard version == 2 || version == 3 else {
+            throw bad("unsupported version \(version) (this reader takes 2 and 3)")
+        }
+        let tensorCount = try r.u64(), kvCount = try r.u64()
+        guard tensorCount <= UInt64(GGUFFile.maxCount), kvCount <= UInt64(GGUFFile.maxCount) else {
+            throw bad("\(tensorCount) tensors and \(kvCount) metadata entries is more than this reader allows")
+        }
+        var metadata: [String: Value] = [:], order: [String] = [], entries: [String: Range<Int>] = [:]
+        for _ in 0..<Int(kvCount) {
+            let start = r.offset
+            let key = try r.string()
+            guard metadata[key] == nil else { throw bad("duplicate metadata key '\(key)'") }
+            metadata[key] = try r.value(type: try r.u32())
+            order.append(key)
+            entries[key] = start..<r.offset
+        }
+        let alignment: Int
+        if let a = metadata["general.alignment"] {
+            guard let v = a.intValue, v > 0, v <= 1 << 16, v & (v - 1) == 0 else {
+                throw bad("general.alignment must be a power of two")
             }
-            r.offset = 4
-            let version = try r.u32()
-            guard version == 2 || version == 3 else {
-                throw bad("unsupported version \(version) (this reader takes 2 and 3)")
+            alignment = v
+        } else {
+            alignment = 32
+        }
+        var infos: [(String, [Int], TensorType, UInt64)] = []
+        var names = Set<String>()
+        for _ in 0..<Int(tensorCount) {
+            let name = try r.string()
+            guard names.insert(name).inserted else { throw bad("duplicate tensor name '\(name)'") }
+            let nDims = Int(try r.u32())
+            guard (1...GGUFFile.maxDims).contains(nDims) else {
+                throw bad("tensor '\(name)' has \(nDims) dimensions")
             }
-            let tensorCount = try r.u64(), kvCount = try r.u64()
-            guard tensorCount <= UInt64(GGUFFile.maxCount), kvCount <= UInt64(GGUFFile.maxCount) else {
-                throw bad("\(tensorCount) tensors and \(kvCount) metadata entries is more than this reader allows")
+            var dims: [Int] = []
+            var elements = 1
+            for _ in 0..<nDims {
+                let d = try r.u64()
+                guard d >= 1, d < 1 << 40 else { throw bad("tensor '\(name)' has dimension \(d)") }
+                let (p, o) = elements.multipliedReportingOverflow(by: Int(d))
+                guard !o, p < 1 << 40 else { throw bad("tensor '\(name)' dimensions overflow") }
+                elements = p
+                dims.append(Int(d))
             }
-            var metadata: [String: Value] = [:], order: [String] = [], entries: [String: Range<Int>] = [:]
-            for _ in 0..<Int(kvCount) {
-                let start = r.offset
-                let key = try r.string()
-                guard metadata[key] == nil else { throw bad("duplicate metadata key '\(key)'") }
-                metadata[key] = try r.value(type: try r.u32())
-                order.append(key)
-                entries[key] = start..<r.offset
+            let rawType = try r.u32()
+            // A type this reader does not decode is a valid file it cannot run, not a corrupt one.
+            guard let type = TensorType(rawValue: rawType) else {
+                throw LowBitError(.unsupported,
+                                  "GGUF tensor '\(name)' is of ggml type \(GGUFFile.typeName(rawType)) "
+                                  + "(\(rawType)), which lowbit does not read; supported: "
+                                  + TensorType.allCases.map(\.name).joined(separator: ", "))
             }
-            let alignment: Int
-            if let a = metadata["general.alignment"] {
-                guard let v = a.intValue, v > 0, v <= 1 << 16, v & (v - 1) == 0 else {
-                    throw bad("general.alignment must be a power of two")
-                }
-                alignment = v
-            } else {
-                alignment = 32
+            guard dims[0] % type.block.elements == 0 else {
+                throw bad("tensor '\(name)' rows of \(dims[0]) are not a whole number of "
+                          + "\(type.block.elements)-element blocks")
             }
-            var infos: [(String, [Int], TensorType, UInt64)] = []
-            var names = Set<String>()
-            for _ in 0..<Int(tensorCount) {
-                let name = try r.string()
-                guard names.insert(name).inserted else { throw bad("duplicate tensor name '\(name)'") }
-                let nDims = Int(try r.u32())
-                guard (1...GGUFFile.maxDims).contains(nDims) else {
-                    throw bad("tensor '\(name)' has \(nDims) dimensions")
-                }
-                var dims: [Int] = []
-                var elements = 1
-                for _ in 0..<nDims {
-                    let d = try r.u64()
-                    guard d >= 1, d < 1 << 40 else { throw bad("tensor '\(name)' has dimension \(d)") }
-                    let (p, o) = elements.multipliedReportingOverflow(by: Int(d))
-                    guard !o, p < 1 << 40 else { throw bad("tensor '\(name)' dimensions overflow") }
-                    elements = p
-                    dims.append(Int(d))
-                }
-                let rawType = try r.u32()
-                // A type this reader does not decode is a valid file it cannot run, not a corrupt one.
-                guard let type = TensorType(rawValue: rawType) else {
-                    throw LowBitError(.unsupported,
-                                      "GGUF tensor '\(name)' is of ggml type \(GGUFFile.typeName(rawType)) "
-                                      + "(\(rawType)), which lowbit does not read; supported: "
-                                      + TensorType.allCases.map(\.name).joined(separator: ", "))
-                }
-                guard dims[0] % type.block.elements == 0 else {
-                    throw bad("tensor '\(name)' rows of \(dims[0]) are not a whole number of "
-                              + "\(type.block.elements)-element blocks")
-                }
-                infos.append((name, dims, type, try r.u64()))
+            infos.append((name, dims, type, try r.u64()))
+        }
+        let dataStart = (r.offset + alignment - 1) / alignment * alignment
+        var tensors: [Tensor] = []
+        var expected = 0
+        for (name, dims, type, offset) in infos {
+            let count = dims.reduce(1, *)
+            let size = count / type.block.elements * type.block.bytes
+            guard offset == UInt64(expected) else {
+                throw bad("tensor '\(name)' at data offset \(offset), expected \(expected) "
+                          + "(the padded running sum)")
             }
-            let dataStart = (r.offset + alignment - 1) / alignment * alignment
-            var tensors: [Tensor] = []
-            var expected = 0
-            for (name, dims, type, offset) in infos {
-                let count = dims.reduce(1, *)
-                let size = count / type.block.elements * type.block.bytes
-                guard offset == UInt64(expected) else {
-                    throw bad("tensor '\(name)' at data offset \(offset), expected \(expected) "
-                              + "(the padded running sum)")
-                }
-                guard dataStart + expected + size <= fileSize else {
-                    throw bad("tensor '\(name)' ends at \(dataStart + expected + size), past the end of the file "
-                              + "(\(fileSize) bytes)")
-                }
-                tensors.append(Tensor(name: name, dims: dims, type: type, offset: dataStart + expected,
-                                      byteCount: size))
-                expected = (expected + size + alignment - 1) / alignment * alignment
+            guard dataStart + expected + size <= fileSize else {
+                throw bad("tensor '\(name)' ends at \(dataStart + expected + size), past the end of the file "
+                          + "(\(fileSize) bytes)")
             }
+            tensors.append(Tensor(name: name, dims: dims, type: type, offset: dataStart + expected,
+                                  byteCount: size))
+            expected = (expected + size + alignment - 1) / alignment * alignment
+        }
         return Parsed(version: version, metadata: metadata, order: order, entries: entries, alignment: alignment,
                       tensors: tensors)
     }
