@@ -290,7 +290,8 @@ typedef struct lowbit_model_params {
     int32_t group_size;           /* REQUANTIZED: 32, 64 or 128 (default 64) */
     lowbit_kernel kernel;         /* FILE and REQUANTIZED (default LOWBIT_KERNEL_AUTO) */
     const char *stack_path;       /* STACK: the BitStack file */
-    uint64_t budget;              /* STACK: bytes of weights to hold */
+    uint64_t budget;              /* STACK: bytes of weights to hold; FILE: an elastic model file's
+                                     (0: its largest level; since 0.2) */
     const char *calibration_text; /* REQUANTIZED: NULL, or UTF-8 text to calibrate on (see below) */
     int32_t act_bits;             /* FILE: 8, 16 or 32; 0 = the kernel's default (see below) */
 } lowbit_model_params;
@@ -326,6 +327,15 @@ LOWBIT_API lowbit_status lowbit_model_open_calibrated(const char *path, int32_t 
  * minutes for a target size on SmolLM2-135M. Since 0.2. */
 LOWBIT_API lowbit_status lowbit_model_quantize(const char *path, const char *out_path, int32_t bits, int32_t group_size,
                                                uint64_t target_bytes, const char *calibration_text);
+/* Writes an elastic model file to out_path: the target-size model of `levels` sizes evenly spaced
+ * from min_bytes to max_bytes (levels 0: one per MiB, 2 to 64; at most 4096) in one file, each
+ * linear layer stored at every precision a size gives it. lowbit_model_load opens it with
+ * LOWBIT_WEIGHTS_FILE and `budget` (0: its largest level), holding the largest level that fits;
+ * lowbit_model_set_budget moves between levels reading only the layers that change.
+ * calibration_text is required (at least 1040 tokens). Minutes on SmolLM2-135M. Since 0.2. */
+LOWBIT_API lowbit_status lowbit_model_quantize_elastic(const char *path, const char *out_path, uint64_t min_bytes,
+                                                       uint64_t max_bytes, int32_t levels,
+                                                       const char *calibration_text);
 /* Releases a model; NULL is accepted. */
 LOWBIT_API void lowbit_model_close(lowbit_model *m);
 /* Generates up to max_tokens tokens after `prompt` (chat != 0: in the model's chat template;
@@ -341,7 +351,10 @@ LOWBIT_API lowbit_status lowbit_model_generate(const lowbit_model *m, const char
  * each scored on its second half. */
 LOWBIT_API lowbit_status lowbit_model_perplexity(const lowbit_model *m, const char *text, int32_t ctx, int32_t chunks,
                                                  double *out);
-/* Changes the budget of a BitStack model (see lowbit_stack_set_budget); other models: an error. */
+/* Changes the budget of a BitStack model (see lowbit_stack_set_budget) or of an elastic model file
+ * (the largest level that fits; only the layers that change are read; products running on other
+ * threads finish on the weights they started with; an error changes nothing); other models: an
+ * error. */
 LOWBIT_API lowbit_status lowbit_model_set_budget(lowbit_model *m, uint64_t budget);
 /* Bytes of weights the model holds now. */
 LOWBIT_API lowbit_status lowbit_model_weight_bytes(const lowbit_model *m, uint64_t *out);

@@ -43,6 +43,13 @@ enum ModelParams {
         p.storeBytes(of: Int32(64), toByteOffset: groupSize, as: Int32.self)
     }
 
+    /// An elastic model file's budget: FILE weights with a nonzero `budget` (nil: its largest level).
+    static func fileBudget(_ p: UnsafeRawPointer?) throws -> Int? {
+        guard let s = try p.map({ try SizedStruct($0, "params") }), s.field(weights, Int32.self) ?? 1 == 1,
+              let budget = s.field(ModelParams.budget, UInt64.self), budget != 0 else { return nil }
+        return Int(min(budget, UInt64(Int.max)))
+    }
+
     /// The weight choice a caller's struct asks for (nil: the defaults).
     static func choice(_ p: UnsafeRawPointer?) throws -> WeightChoice {
         let s = try p.map { try SizedStruct($0, "params") }
@@ -193,7 +200,9 @@ func chatMessages(_ p: UnsafeRawPointer?, _ n: Int64) throws -> [ChatMessage] {
     guarded {
         let path = try cString(path, "path"), out = try required(out, "out")
         let choice = try ModelParams.choice(params)
-        out.pointee = Unmanaged.passRetained(try LlamaModel.load(path: path, weights: choice)).toOpaque()
+        out.pointee = Unmanaged.passRetained(try LlamaModel.load(path: path, weights: choice,
+                                                                 budget: ModelParams.fileBudget(params)))
+            .toOpaque()
     }
 }
 

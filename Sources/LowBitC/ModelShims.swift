@@ -68,6 +68,19 @@ func model(_ p: UnsafeRawPointer?) throws -> LlamaModel {
     }
 }
 
+@c public func lowbit_model_quantize_elastic(_ path: UnsafePointer<CChar>?, _ outPath: UnsafePointer<CChar>?,
+                                             _ minBytes: UInt64, _ maxBytes: UInt64, _ levels: Int32,
+                                             _ calibrationText: UnsafePointer<CChar>?) -> Int32 {
+    guarded {
+        let path = try cString(path, "path"), output = try cString(outPath, "out_path")
+        let text = try cString(calibrationText, "calibration_text")
+        guard levels >= 0 else { throw LowBitError(.invalidArgument, "levels \(levels) must be >= 0") }
+        try ModelFile.quantizeElastic(modelPath: path, output: output, minBytes: Int(min(minBytes, UInt64(Int.max))),
+                                      maxBytes: Int(min(maxBytes, UInt64(Int.max))), calibrationText: text,
+                                      levelCount: levels == 0 ? nil : Int(levels))
+    }
+}
+
 @c public func lowbit_model_close(_ m: UnsafeMutableRawPointer?) {
     if let m { Unmanaged<LlamaModel>.fromOpaque(m).release() }
 }

@@ -138,6 +138,16 @@ extension ModelQuantizer {
     public func allocate(targetBytes: Int, text: String, candidates: [TensorPrecision] = TensorPrecision.candidates,
                          lossTokens: Int = 256,
                          progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> [String: TensorPrecision] {
+        try allocations(targets: [targetBytes], text: text, candidates: candidates, lossTokens: lossTokens,
+                        progress: progress)[0]
+    }
+
+    /// `allocate` at each of `targets`, measuring output errors once and each probe width's
+    /// sensitivities once: the levels of an elastic model file.
+    public func allocations(targets: [Int], text: String, candidates: [TensorPrecision] = TensorPrecision.candidates,
+                            lossTokens: Int = 256,
+                            progress: (String, Int, Int) -> Void = { _, _, _ in })
+        throws -> [[String: TensorPrecision]] {
         guard isCalibrated else {
             throw LowBitError(.invalidArgument, "allocating bits by sensitivity needs calibration text")
         }
@@ -147,6 +157,7 @@ extension ModelQuantizer {
                               + "\(LlamaModel.calibrationTokens + 16) tokens: the matrices are fitted to the first "
                               + "\(LlamaModel.calibrationTokens), and compared on the rest")
         }
+        guard !targets.isEmpty else { return [] }
         let model = try LlamaModel(gguf: file, weights: .reference)
         let kinds = LlamaModel.linearNames, layers = model.layers.count
         let names = (0..<layers).flatMap { l in kinds.map { "blk.\(l).\($0).weight" } } + [model.outputName]
@@ -157,6 +168,17 @@ extension ModelQuantizer {
         let probePrecisions = widths.map { b in
             candidates.filter { $0.bits == b }.min { abs($0.groupSize - 64) < abs($1.groupSize - 64) }!
         }
+        // What the quantized model holds besides these tensors: norms, biases, an untied table.
+        let tied = model.outputName == "token_embd.weight"
+        let fixed = model.weightBytes - (try names.reduce(0) { $0 + (try model.linear($1).byteCount) })
+            - (tied ? model.embeddingBytes.count : 0)
+        // The lower width of each target: the widest whose smallest model fits it.
+        func smallest(_ width: Int) -> Int {
+            fixed + names.reduce(0) { total, name in
+                total + candidates.indices.filter { candidates[$0].bits == width }.map { bytes[name]![$0] }.min()!
+            }
+        }
+        var lowerWidths: [Int] = []
         for (i, name) in names.enumerated() {
             progress("output errors", i + 1, names.count)
             let reference = try ModelFile.referenceWeights(file, name)
@@ -173,66 +195,65 @@ extension ModelQuantizer {
                 }
             }
         }
-        // What the quantized model holds besides these tensors: norms, biases, an untied table.
-        let tied = model.outputName == "token_embd.weight"
-        let fixed = model.weightBytes - (try names.reduce(0) { $0 + (try model.linear($1).byteCount) })
-            - (tied ? model.embeddingBytes.count : 0)
-        func smallest(_ width: Int) -> Int {
-            fixed + names.reduce(0) { total, name in
-                total + candidates.indices.filter { candidates[$0].bits == width }.map { bytes[name]![$0] }.min()!
+        for target in targets {
+            guard let lower = widths.last(where: { smallest($0) <= target }) else {
+                throw LowBitError(.invalidArgument, "a target of \(target) bytes is below the smallest model these "
+                                                    + "precisions make (\(smallest(widths[0])) bytes)")
             }
+            lowerWidths.append(lower)
         }
-        guard let lower = widths.last(where: { smallest($0) <= targetBytes }) else {
-            throw LowBitError(.invalidArgument, "a target of \(targetBytes) bytes is below the smallest model these "
-                                                + "precisions make (\(smallest(widths[0])) bytes)")
-        }
-        let allowed = Set(widths.filter { $0 >= lower }.prefix(2))
-        let probe = probePrecisions.first { $0.bits == lower }!
+        // Only the probes of widths some target measures at are kept.
+        for width in widths where !lowerWidths.contains(width) { probes[width] = nil }
 
         // Loss increases with one layer's, one kind's, or the output's tensors at the probe.
         let all = model.tokenizer.encode(text, addSpecial: true)
         let tokens = Array(all.dropFirst(LlamaModel.calibrationTokens)
             .prefix(min(lossTokens, model.config.contextLength)))
         let base = try StackSensitivity.meanLoss(model, tokens)
-        func increase(_ group: [String]) throws -> Double {
-            let originals = try group.map { try model.linear($0) }
-            for name in group { try model.replaceLinear(name, with: probes[lower]![name]!) }
-            defer { for (name, original) in zip(group, originals) { try? model.replaceLinear(name, with: original) } }
-            return try StackSensitivity.meanLoss(model, tokens) - base
-        }
-        var byLayer: [Double] = [], byKind: [Double] = []
-        for l in 0..<layers {
-            progress("sensitivities", l + 1, layers + kinds.count + 1)
-            byLayer.append(try increase(kinds.map { "blk.\(l).\($0).weight" }))
-        }
-        for (i, k) in kinds.enumerated() {
-            progress("sensitivities", layers + i + 1, layers + kinds.count + 1)
-            byKind.append(try increase((0..<layers).map { "blk.\($0).\(k).weight" }))
-        }
-        progress("sensitivities", layers + kinds.count + 1, layers + kinds.count + 1)
-        let outputIncrease = try increase([model.outputName])
-        let p = candidates.firstIndex(of: probe)!
-        let fitted = BitAllocation.fitSensitivities(
-            byLayer: byLayer, byKind: byKind,
-            error: (0..<layers).map { l in kinds.map { errors["blk.\(l).\($0).weight"]![p] } })
-        var sensitivity: [String: Double] = [:]
-        for l in 0..<layers {
-            for (k, kind) in kinds.enumerated() { sensitivity["blk.\(l).\(kind).weight"] = fitted[l][k] }
-        }
-        let outputError = errors[model.outputName]![p]
-        sensitivity[model.outputName] = outputError > 0 ? max(outputIncrease, 0) / outputError : 0
-        let usable = candidates.indices.filter { allowed.contains(candidates[$0].bits) }
-        let options = names.map { name in
-            usable.map {
-                BitAllocation.Option(precision: candidates[$0], bytes: bytes[name]![$0],
-                                     predictedLoss: sensitivity[name]! * errors[name]![$0])
+        var sensitivities: [Int: [String: Double]] = [:]
+        let passes = Set(lowerWidths).count * (layers + kinds.count + 1)
+        var done = 0
+        for lower in Set(lowerWidths).sorted() {
+            func increase(_ group: [String]) throws -> Double {
+                done += 1
+                progress("sensitivities", done, passes)
+                let originals = try group.map { try model.linear($0) }
+                for name in group { try model.replaceLinear(name, with: probes[lower]![name]!) }
+                defer {
+                    for (name, original) in zip(group, originals) { try? model.replaceLinear(name, with: original) }
+                }
+                return try StackSensitivity.meanLoss(model, tokens) - base
             }
+            let byLayer = try (0..<layers).map { l in try increase(kinds.map { "blk.\(l).\($0).weight" }) }
+            let byKind = try kinds.map { k in try increase((0..<layers).map { "blk.\($0).\(k).weight" }) }
+            let outputIncrease = try increase([model.outputName])
+            let p = candidates.firstIndex(of: probePrecisions.first { $0.bits == lower }!)!
+            let fitted = BitAllocation.fitSensitivities(
+                byLayer: byLayer, byKind: byKind,
+                error: (0..<layers).map { l in kinds.map { errors["blk.\(l).\($0).weight"]![p] } })
+            var sensitivity: [String: Double] = [:]
+            for l in 0..<layers {
+                for (k, kind) in kinds.enumerated() { sensitivity["blk.\(l).\(kind).weight"] = fitted[l][k] }
+            }
+            let outputError = errors[model.outputName]![p]
+            sensitivity[model.outputName] = outputError > 0 ? max(outputIncrease, 0) / outputError : 0
+            sensitivities[lower] = sensitivity
         }
-        // The lower width's smallest model fits, so a choice exists.
-        let chosen = BitAllocation.choose(options, budget: targetBytes - fixed)!
-        var result: [String: TensorPrecision] = [:]
-        for (i, name) in names.enumerated() { result[name] = options[i][chosen[i]].precision }
-        return result
+        return zip(targets, lowerWidths).map { target, lower in
+            let allowed = Set(widths.filter { $0 >= lower }.prefix(2))
+            let usable = candidates.indices.filter { allowed.contains(candidates[$0].bits) }
+            let options = names.map { name in
+                usable.map {
+                    BitAllocation.Option(precision: candidates[$0], bytes: bytes[name]![$0],
+                                         predictedLoss: sensitivities[lower]![name]! * errors[name]![$0])
+                }
+            }
+            // The lower width's smallest model fits, so a choice exists.
+            let chosen = BitAllocation.choose(options, budget: target - fixed)!
+            var result: [String: TensorPrecision] = [:]
+            for (i, name) in names.enumerated() { result[name] = options[i][chosen[i]].precision }
+            return result
+        }
     }
 
     /// Mean squared error of the tensor's outputs, Σ‖(W − Ŵ)·x‖² / samples, over the held-out

@@ -13,6 +13,12 @@ public protocol Linear: AnyObject, Sendable {
     func readWeights() throws -> UInt64?
 }
 
+/// A layer whose weight rows can be read back: a tied output's embedding lookup.
+protocol RowLookup: AnyObject {
+    /// Row r of W, cols floats.
+    func weights(row r: Int, into out: UnsafeMutablePointer<Float>)
+}
+
 /// Float32 weights (the reference model), held in `FloatTile` panels of 16 rows.
 public final class FloatLinear: Linear, @unchecked Sendable {
     public let rows: Int, cols: Int
@@ -48,7 +54,7 @@ public final class FloatLinear: Linear, @unchecked Sendable {
 /// (`AutoKernel.choice(_:oneRowAndBatch:)`). Where that
 /// family has a packed layout (AVX2 lut or dequant), only the layout is held: the canonical
 /// codes are released, so the layer holds about one copy of its weights.
-public final class QuantizedLinear: Linear, @unchecked Sendable {
+public final class QuantizedLinear: Linear, RowLookup, @unchecked Sendable {
     enum Weights {
         case packed(PackedMatrix)
         case matrix(QuantizedMatrix)

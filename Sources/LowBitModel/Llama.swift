@@ -111,8 +111,10 @@ public final class LlamaModel: @unchecked Sendable {
     /// The output projection holds `embeddingBytes` itself (tied Q8_0 in q4_1 mode): counted once.
     private(set) var outputSharesEmbedding = false
     /// Tied requantized output: the embedding table is this layer's codes (`embeddingBytes` empty).
-    let embeddingFromOutput: QuantizedLinear?
+    let embeddingFromOutput: (any RowLookup)?
     public let stack: Stack?
+    /// An elastic model file's laddered layers (`ModelFile.levels`), in file mode.
+    public let elastic: ElasticWeights?
     /// Rotary embedding's angle per position for each pair i < headDim / 2: base^(-2i/d), divided
     /// by Llama 3's per-pair factors (`rope_freqs`) and by the linear scaling factor.
     let ropeFrequencies: [Float]
@@ -120,7 +122,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// How the weights are held, said plainly (`WeightChoice`, or a lowbit model file's matrices).
     public var weightsDescription: String {
         guard isLowbitModelFile, case .q4_1(let kernel, let bits) = choice else { return choice.description }
-        return "the file's lowbit matrices (\(kernel), \(bits ?? 8)-bit activations)"
+        let level = elastic.map { e in ", elastic: level \(e.level.map { $0 + 1 } ?? 0) of \(e.levelCount)" } ?? ""
+        return "the file's lowbit matrices (\(kernel), \(bits ?? 8)-bit activations\(level))"
     }
 
     /// Linear-layer names of a layer, as in the GGUF file.
@@ -141,11 +144,13 @@ public final class LlamaModel: @unchecked Sendable {
     /// clearly lower perplexity than 256 on SmolLM2, and costs seconds.
     public static let calibrationTokens = 1024
 
-    public static func load(path: String, weights: WeightChoice) throws -> LlamaModel {
-        try LlamaModel(gguf: try GGUFFile(path: path), weights: weights)
+    public static func load(path: String, weights: WeightChoice, budget: Int? = nil) throws -> LlamaModel {
+        try LlamaModel(gguf: try GGUFFile(path: path), weights: weights, budget: budget)
     }
 
-    public init(gguf g: GGUFFile, weights: WeightChoice) throws {
+    /// `budget`: bytes of weights an elastic model file holds in file mode (nil: its largest
+    /// level); any other model takes none (a stack's is in its `WeightChoice`).
+    public init(gguf g: GGUFFile, weights: WeightChoice, budget: Int? = nil) throws {
         config = try LlamaConfig(g)
         tokenizer = try Tokenizer(gguf: g)
         choice = weights
@@ -188,7 +193,21 @@ public final class LlamaModel: @unchecked Sendable {
             quantizer = try ModelQuantizer(file: g, calibrationText: text)
         }
         self.stack = stack
+        var elastic: ElasticWeights? = nil
+        // An elastic file's tables are checked whatever the mode; file mode holds its levels.
+        if let levels = try isLowbitModelFile ? ModelFile.levels(g) : nil, case .q4_1(let kernel, let bits) = weights {
+            // Rungs run as a static model file's matrices do: `auto` measured, int8 activations.
+            let (family, activationBits) = bits == nil
+                ? (kernel, 8) : try WeightChoice.q4_1Kernel(kernel, activationBits: bits)
+            elastic = try ElasticWeights(file: g, levels: levels, kernel: family, activationBits: activationBits)
+        }
+        guard budget == nil || elastic != nil else {
+            throw LowBitError(.invalidArgument, "a budget applies to an elastic model file (lowbit quantize --elastic) "
+                                                + "in file mode, or to a stack")
+        }
+        self.elastic = elastic
         func linear(_ name: String, rows: Int, cols: Int) throws -> Linear {
+            if let laddered = try elastic?.linear(name, rows: rows, cols: cols) { return laddered }
             let shape = try ModelFile.shape(g, name)
             guard shape.rows == rows, shape.cols == cols else {
                 throw LowBitError(.badFormat,
@@ -297,7 +316,7 @@ public final class LlamaModel: @unchecked Sendable {
         outputNorm = try f32("output_norm.weight", count: e)
         // Tied and requantized: token rows are read back from the output's codes, as a GGUF
         // requantized by llama.cpp holds one quantized token_embd for both uses.
-        embeddingFromOutput = outputName == "token_embd.weight" ? output as? QuantizedLinear : nil
+        embeddingFromOutput = outputName == "token_embd.weight" ? output as? RowLookup : nil
         if embeddingFromOutput != nil {
             (embeddingBytes, embeddingType) = ([], .f32)
         } else if let tableTensor {
@@ -307,6 +326,13 @@ public final class LlamaModel: @unchecked Sendable {
             // A lowbit model's tied table run on float weights (the reference): rows as Float32.
             let w = try ModelFile.referenceWeights(g, "token_embd.weight")
             (embeddingBytes, embeddingType) = (w.withUnsafeBytes { Array($0) }, .f32)
+        }
+        if let elastic {
+            if let unused = elastic.names.first(where: { !elastic.made.withLock { $0 }.contains($0) }) {
+                throw LowBitError(.badFormat, "lowbit model: '\(unused)' has a ladder but is no layer of this model")
+            }
+            elastic.fixedBytes = weightBytes
+            try elastic.setBudget(budget ?? Int.max)
         }
     }
 
@@ -372,7 +398,7 @@ public final class LlamaModel: @unchecked Sendable {
             n += [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount }
             n += 4 * [l.qBias, l.kBias, l.vBias, l.qNorm, l.kNorm].reduce(0) { $0 + $1.count }
         }
-        return n + (stack?.residentBytes ?? 0)
+        return n + (stack?.residentBytes ?? 0) + (elastic?.heldBytes ?? 0)
     }
 
     /// Seconds to read once every byte of weights a token's products stream (each linear layer's
@@ -404,9 +430,12 @@ public final class LlamaModel: @unchecked Sendable {
 
     private static let readFold = Atomic<UInt64>(0)
 
+    /// Moves an elastic model file's level or a stack's resident blocks to fit `bytes` of weights.
     public func setBudget(_ bytes: Int) throws {
+        if let elastic { return try elastic.setBudget(bytes) }
         guard let stack else {
-            throw LowBitError(.invalidArgument, "this model is not a BitStack: there is no budget to set")
+            throw LowBitError(.invalidArgument,
+                              "this model is neither an elastic model file nor a BitStack: there is no budget to set")
         }
         try stack.setBudget(bytes)
     }

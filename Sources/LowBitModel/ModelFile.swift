@@ -9,26 +9,48 @@ import LowBit
 /// matrix reader's checks and checksums apply), and, for activation-aware matrices, "X.input_scales"
 /// (Float32, one per input column). A tied output is stored once, as token_embd.lowbit.
 /// The metadata key `lowbit.model.version` marks the file.
+///
+/// An elastic model file (`lowbit.model.levels` = L) holds each layer as a ladder of precisions
+/// instead: rungs "X.lowbit.0", "X.lowbit.1", … (each with its "X.input_scales.K"), and
+/// "X.levels", L rung numbers (I8): the rung each level holds. Level l is the allocation made
+/// for the l-th of L sizes, smallest first; a budget runs the largest level that fits it.
 public enum ModelFile {
     public static let versionKey = "lowbit.model.version"
     public static let version: UInt32 = 1
+    public static let levelsKey = "lowbit.model.levels"
+    /// Limits a reader holds an elastic file to: a level table is read whole at load, and every
+    /// rung is a full matrix of the tensor.
+    public static let maxLevels = 4096, maxRungs = 16
 
     /// "blk.0.attn_q.weight" → "blk.0.attn_q" + suffix.
     static func name(_ tensor: String, _ suffix: String) -> String {
         (tensor.hasSuffix(".weight") ? String(tensor.dropLast(".weight".count)) : tensor) + suffix
     }
-    static func matrixName(_ tensor: String) -> String { name(tensor, ".lowbit") }
-    static func inputScalesName(_ tensor: String) -> String { name(tensor, ".input_scales") }
+    static func matrixName(_ tensor: String, rung: Int? = nil) -> String {
+        name(tensor, ".lowbit" + (rung.map { ".\($0)" } ?? ""))
+    }
+    static func inputScalesName(_ tensor: String, rung: Int? = nil) -> String {
+        name(tensor, ".input_scales" + (rung.map { ".\($0)" } ?? ""))
+    }
+    static func levelsName(_ tensor: String) -> String { name(tensor, ".levels") }
 
-    /// Whether `file` holds `tensor` as a lowbit matrix.
+    /// Whether `file` holds `tensor` as a lowbit matrix, or as a ladder of them.
     static func holds(_ file: GGUFFile, _ tensor: String) -> Bool {
-        file.contains(matrixName(tensor))
+        file.contains(matrixName(tensor)) || file.contains(matrixName(tensor, rung: 0))
     }
 
-    /// The lowbit matrix of `tensor` and its input scales, checked: the matrix file's own checks,
-    /// scales positive and finite, one per column.
-    static func matrix(_ file: GGUFFile, _ tensor: String) throws -> (matrix: QuantizedMatrix, inputScales: [Float]?) {
-        let blob = try file.tensor(matrixName(tensor))
+    /// The rungs of a tensor's ladder: how many of "X.lowbit.0", "X.lowbit.1", … there are.
+    static func rungCount(_ file: GGUFFile, _ tensor: String) -> Int {
+        var count = 0
+        while count < maxRungs, file.contains(matrixName(tensor, rung: count)) { count += 1 }
+        return count
+    }
+
+    /// The lowbit matrix of `tensor` (of one rung of its ladder) and its input scales, checked:
+    /// the matrix file's own checks, scales positive and finite, one per column.
+    static func matrix(_ file: GGUFFile, _ tensor: String,
+                       rung: Int? = nil) throws -> (matrix: QuantizedMatrix, inputScales: [Float]?) {
+        let blob = try file.tensor(matrixName(tensor, rung: rung))
         guard blob.type == .i8, blob.dims.count == 1 else {
             throw LowBitError(.badFormat, "lowbit model: '\(blob.name)' must be a one-dimensional I8 tensor")
         }
@@ -41,7 +63,7 @@ public enum ModelFile {
         } catch let e as LowBitError {
             throw LowBitError(e.status, "lowbit model: '\(blob.name)': \(e.message)")
         }
-        let scalesName = inputScalesName(tensor)
+        let scalesName = inputScalesName(tensor, rung: rung)
         guard file.contains(scalesName) else { return (m, nil) }
         let t = try file.tensor(scalesName)
         guard t.type == .f32, t.elementCount == m.cols else {
@@ -54,27 +76,55 @@ public enum ModelFile {
         return (m, scales)
     }
 
-    /// The type and group size of every lowbit matrix the file holds, by layer name, from the
-    /// matrix headers (for listings: loading checks each matrix in full; an unknown type is left
-    /// out).
-    public static func precisions(_ file: GGUFFile) throws -> [String: (type: WeightType, groupSize: Int)] {
-        var out: [String: (type: WeightType, groupSize: Int)] = [:]
-        for t in file.tensors where t.name.hasSuffix(".lowbit") && t.byteCount >= 128 {
+    /// The checked header of one rung's matrix, read alone (the matrix is checked in full when
+    /// it is loaded).
+    static func rungHeader(_ file: GGUFFile, _ tensor: String, rung: Int) throws -> MatrixFile.Header {
+        let blob = try file.tensor(matrixName(tensor, rung: rung))
+        guard blob.type == .i8, blob.dims.count == 1 else {
+            throw LowBitError(.badFormat, "lowbit model: '\(blob.name)' must be a one-dimensional I8 tensor")
+        }
+        do {
+            return try file.withBytes(at: blob.offset, count: min(blob.byteCount, 128)) {
+                try MatrixFile.header($0, fileSize: blob.byteCount)
+            }
+        } catch let e as LowBitError {
+            throw LowBitError(e.status, "lowbit model: '\(blob.name)': \(e.message)")
+        }
+    }
+
+    /// The type and group size of every lowbit matrix the file holds, by layer name, rungs of a
+    /// ladder smallest first, from the matrix headers (for listings: loading checks each matrix
+    /// in full; an unknown type is left out).
+    public static func precisions(_ file: GGUFFile) throws -> [String: [(type: WeightType, groupSize: Int)]] {
+        var out: [String: [(rung: Int, type: WeightType, groupSize: Int)]] = [:]
+        for t in file.tensors where t.byteCount >= 128 {
+            let parts = t.name.split(separator: ".", omittingEmptySubsequences: false)
+            let rung: Int
+            let layer: String
+            if parts.count >= 2, parts[parts.count - 2] == "lowbit", let k = Int(parts[parts.count - 1]) {
+                (rung, layer) = (k, parts.dropLast(2).joined(separator: "."))
+            } else if parts.last == "lowbit" {
+                (rung, layer) = (0, parts.dropLast().joined(separator: "."))
+            } else {
+                continue
+            }
             let (code, group) = try file.withBytes(at: t.offset + 32, count: 8) {
                 (Int32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: Int32.self)),
                  Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))))
             }
             guard let type = try? WeightType(code: code) else { continue }
-            out[String(t.name.dropLast(".lowbit".count)) + ".weight"] = (type, group)
+            out[layer + ".weight", default: []].append((rung, type, group))
         }
-        return out
+        return out.mapValues { $0.sorted { $0.rung < $1.rung }.map { ($0.type, $0.groupSize) } }
     }
 
     /// The Float32 weights W (rows × cols) of a tensor the file holds either way: ggml blocks
     /// dequantized, or a lowbit matrix with its input scaling undone.
+    /// A ladder's weights are its top rung's.
     static func referenceWeights(_ file: GGUFFile, _ tensor: String) throws -> [Float] {
         guard holds(file, tensor) else { return try file.dequantized(try file.tensor(tensor)) }
-        let (m, scales) = try matrix(file, tensor)
+        let rungs = rungCount(file, tensor)
+        let (m, scales) = try matrix(file, tensor, rung: rungs > 0 ? rungs - 1 : nil)
         var w = m.dequantized()
         if let scales { for i in w.indices { w[i] /= scales[i % m.cols] } }
         return w
@@ -84,7 +134,7 @@ public enum ModelFile {
     /// alone (decoding it is most of a load), which `matrix` checks in full when the layer is made.
     static func shape(_ file: GGUFFile, _ tensor: String) throws -> (rows: Int, cols: Int) {
         if !file.contains(tensor), holds(file, tensor) {
-            let blob = try file.tensor(matrixName(tensor))
+            let blob = try file.tensor(matrixName(tensor, rung: file.contains(matrixName(tensor)) ? nil : 0))
             guard blob.byteCount >= 128 else {
                 throw LowBitError(.badFormat, "lowbit model: '\(blob.name)' is shorter than a matrix file's header")
             }
@@ -101,36 +151,121 @@ public enum ModelFile {
         return (t.rows, t.cols)
     }
 
+    /// An elastic file's level tables: per laddered tensor, the rung each level holds; nil for a
+    /// file without levels. Checked: 1 to `maxLevels` levels, each table one I8 value per level
+    /// naming a rung its tensor has, no tensor held both as one matrix and as a ladder, and no
+    /// rung outside a ladder with a table.
+    public static func levels(_ file: GGUFFile) throws -> [String: [Int]]? {
+        let rungTensors = file.tensors.compactMap { t -> (tensor: String, rung: Int)? in
+            let parts = t.name.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count >= 3, parts[parts.count - 2] == "lowbit", let k = Int(parts[parts.count - 1]) else {
+                return nil
+            }
+            return (parts.dropLast(2).joined(separator: ".") + ".weight", k)
+        }
+        guard let value = file.metadata[levelsKey] else {
+            if let first = rungTensors.first {
+                throw LowBitError(.badFormat, "lowbit model: \(matrixName(first.tensor, rung: first.rung)) is a "
+                                              + "rung of a ladder, but the file has no \(levelsKey)")
+            }
+            return nil
+        }
+        guard let count = value.intValue, (1...maxLevels).contains(count) else {
+            throw LowBitError(.badFormat, "lowbit model: \(levelsKey) must be a number from 1 to \(maxLevels)")
+        }
+        var tables: [String: [Int]] = [:]
+        for t in file.tensors where t.name.hasSuffix(".levels") {
+            let tensor = String(t.name.dropLast(".levels".count)) + ".weight"
+            guard t.type == .i8, t.dims == [count] else {
+                throw LowBitError(.badFormat, "lowbit model: '\(t.name)' must be \(count) I8 values, one per level")
+            }
+            let rungs = rungCount(file, tensor)
+            guard rungs > 0 else {
+                throw LowBitError(.badFormat, "lowbit model: '\(t.name)' has no '\(matrixName(tensor, rung: 0))'")
+            }
+            guard !file.contains(matrixName(tensor)), !file.contains(tensor) else {
+                throw LowBitError(.badFormat, "lowbit model: '\(tensor)' is held both as a ladder and otherwise")
+            }
+            let table = try file.withTensorBytes(t) { $0.map { Int(Int8(bitPattern: $0)) } }
+            if let bad = table.first(where: { !(0..<rungs).contains($0) }) {
+                throw LowBitError(.badFormat, "lowbit model: '\(t.name)' names rung \(bad); the tensor has \(rungs)")
+            }
+            tables[tensor] = table
+        }
+        for (tensor, rung) in rungTensors where tables[tensor] == nil || rung >= rungCount(file, tensor) {
+            throw LowBitError(.badFormat, "lowbit model: '\(matrixName(tensor, rung: rung))' is outside every ladder "
+                                          + "(rungs are numbered from 0, with a .levels table)")
+        }
+        guard !tables.isEmpty else {
+            throw LowBitError(.badFormat, "lowbit model: \(levelsKey) is set, but no tensor has a .levels table")
+        }
+        return tables
+    }
+
+    public typealias Matrix = (matrix: QuantizedMatrix, inputScales: [Float]?)
+
     /// Writes `source` with the tensors named in `matrices` replaced by those matrices (and their
     /// input scales). `source` must be a model file of ggml tensors, not a lowbit one.
-    public static func write(source: GGUFFile, matrices: [String: (matrix: QuantizedMatrix, inputScales: [Float]?)],
+    public static func write(source: GGUFFile, matrices: [String: Matrix], to path: String) throws {
+        try write(source: source, replacing: Set(matrices.keys), levelCount: nil, to: path) { t, writer in
+            try add(matrices[t.name]!, as: t, rung: nil, to: &writer)
+        }
+    }
+
+    /// Writes an elastic model file: each tensor named in `ladders` replaced by its rungs, and
+    /// `levels[name]` the rung each level holds (every table of the same length).
+    public static func write(source: GGUFFile, ladders: [String: [Matrix]], levels: [String: [Int]],
                              to path: String) throws {
+        let count = levels.values.first?.count ?? 0
+        guard (1...maxLevels).contains(count), Set(levels.keys) == Set(ladders.keys),
+              levels.allSatisfy({ name, table in
+                  table.count == count && table.allSatisfy { (0..<ladders[name]!.count).contains($0) }
+              }),
+              ladders.values.allSatisfy({ (1...maxRungs).contains($0.count) }) else {
+            throw LowBitError(.invalidArgument, "an elastic model needs 1 to \(maxLevels) levels naming, for every "
+                                                + "tensor, one of its 1 to \(maxRungs) rungs")
+        }
+        try write(source: source, replacing: Set(ladders.keys), levelCount: count, to: path) { t, writer in
+            for (k, rung) in ladders[t.name]!.enumerated() { try add(rung, as: t, rung: k, to: &writer) }
+            try writer.addTensor(levelsName(t.name), dims: [count], type: .i8,
+                                 data: levels[t.name]!.map { UInt8($0) })
+        }
+    }
+
+    private static func write(source: GGUFFile, replacing names: Set<String>, levelCount: Int?, to path: String,
+                              replace: (GGUFFile.Tensor, inout GGUFWriter) throws -> Void) throws {
         guard source.metadata[versionKey] == nil else {
             throw LowBitError(.invalidArgument, "the source is already a lowbit model file: quantize its GGUF source")
         }
-        if let missing = matrices.keys.first(where: { !source.contains($0) }) {
+        if let missing = names.first(where: { !source.contains($0) }) {
             throw LowBitError(.invalidArgument, "the source has no tensor '\(missing)'")
         }
         var writer = GGUFWriter()
         for key in source.metadataOrder where key != "general.alignment" { try writer.copy(key, from: source) }
         writer.set(versionKey, uint32: version)
+        if let levelCount { writer.set(levelsKey, uint32: UInt32(levelCount)) }
         for t in source.tensors {
-            guard let (m, scales) = matrices[t.name] else {
+            if names.contains(t.name) {
+                try replace(t, &writer)
+            } else {
                 try writer.addTensor(t.name, dims: t.dims, type: t.type, data: source.withTensorBytes(t) { Array($0) })
-                continue
-            }
-            guard m.rows == t.rows, m.cols == t.cols, scales == nil || scales!.count == m.cols else {
-                throw LowBitError(.invalidArgument, "'\(t.name)' is \(t.rows) x \(t.cols), its matrix "
-                                                    + "\(m.rows) x \(m.cols) with \(scales?.count ?? 0) input scales")
-            }
-            let bytes = MatrixFile.encode(m)
-            try writer.addTensor(matrixName(t.name), dims: [bytes.count], type: .i8, data: bytes)
-            if let scales {
-                try writer.addTensor(inputScalesName(t.name), dims: [scales.count], type: .f32,
-                                     data: scales.withUnsafeBytes { Array($0) })
             }
         }
         try writer.write(to: path)
+    }
+
+    private static func add(_ held: Matrix, as t: GGUFFile.Tensor, rung: Int?, to writer: inout GGUFWriter) throws {
+        let (m, scales) = held
+        guard m.rows == t.rows, m.cols == t.cols, scales == nil || scales!.count == m.cols else {
+            throw LowBitError(.invalidArgument, "'\(t.name)' is \(t.rows) x \(t.cols), its matrix "
+                                                + "\(m.rows) x \(m.cols) with \(scales?.count ?? 0) input scales")
+        }
+        let bytes = MatrixFile.encode(m)
+        try writer.addTensor(matrixName(t.name, rung: rung), dims: [bytes.count], type: .i8, data: bytes)
+        if let scales {
+            try writer.addTensor(inputScalesName(t.name, rung: rung), dims: [scales.count], type: .f32,
+                                 data: scales.withUnsafeBytes { Array($0) })
+        }
     }
 }
 
@@ -182,5 +317,67 @@ extension ModelFile {
         }
         try write(source: file, matrices: matrices, to: output)
         return precisions
+    }
+}
+
+extension ModelFile {
+    /// The levels `quantizeElastic` makes by default: one per MiB of the range, 2 to 64.
+    public static func defaultLevelCount(minBytes: Int, maxBytes: Int) -> Int {
+        min(64, max(2, (maxBytes - minBytes) / (1 << 20) + 1))
+    }
+
+    /// Makes an elastic model file at `output` from the GGUF model at `modelPath`: the
+    /// allocations `ModelQuantizer.allocations` makes for `levelCount` sizes evenly spaced from
+    /// `minBytes` to `maxBytes`, each tensor's ladder being the precisions any level gives it,
+    /// smallest first. Every level is the static model `quantize(targetBytes:)` makes at its
+    /// size. Returns the ladders' precisions by tensor, and the levels' target sizes.
+    @discardableResult
+    public static func quantizeElastic(modelPath: String, output: String, minBytes: Int, maxBytes: Int,
+                                       calibrationText: String, levelCount: Int? = nil,
+                                       progress: (String, Int, Int) -> Void = { _, _, _ in })
+        throws -> (ladders: [String: [TensorPrecision]], targets: [Int]) {
+        guard minBytes > 0, minBytes <= maxBytes else {
+            throw LowBitError(.invalidArgument, "an elastic model needs 0 < min size <= max size, not \(minBytes) and "
+                                                + "\(maxBytes) bytes")
+        }
+        let count = levelCount ?? defaultLevelCount(minBytes: minBytes, maxBytes: maxBytes)
+        guard (1...maxLevels).contains(count), count == 1 || minBytes < maxBytes else {
+            throw LowBitError(.invalidArgument, "an elastic model has 1 to \(maxLevels) levels (more than one over a "
+                                                + "range of sizes), not \(count)")
+        }
+        let file = try GGUFFile(path: modelPath)
+        guard file.metadata[versionKey] == nil else {
+            throw LowBitError(.invalidArgument,
+                              "'\(modelPath)' is already a lowbit model file: quantize the GGUF it was made from")
+        }
+        let quantizer = try ModelQuantizer(file: file, calibrationText: calibrationText)
+        let targets = (0..<count).map { l in
+            count == 1 ? maxBytes : minBytes + Int((Double(maxBytes - minBytes) * Double(l) / Double(count - 1)))
+        }
+        let allocations = try quantizer.allocations(targets: targets, text: calibrationText, progress: progress)
+        var ladders: [String: [TensorPrecision]] = [:], levels: [String: [Int]] = [:]
+        for name in allocations[0].keys {
+            // Fewer bits first; within a width, larger groups (fewer bytes) first.
+            let rungs = Set(allocations.map { $0[name]! })
+                .sorted { ($0.bits, -$0.groupSize) < ($1.bits, -$1.groupSize) }
+            ladders[name] = rungs
+            levels[name] = allocations.map { rungs.firstIndex(of: $0[name]!)! }
+        }
+        var matrices: [String: [Matrix]] = [:]
+        let total = ladders.values.reduce(0) { $0 + $1.count }
+        var done = 0
+        // In the model's order: tensors that share input rows come one after the other
+        // (`ModelQuantizer.inputs`).
+        let config = try LlamaConfig(file)
+        let order = (0..<config.layers).flatMap { l in LlamaModel.linearNames.map { "blk.\(l).\($0).weight" } }
+        for name in order.filter({ ladders[$0] != nil }) + ladders.keys.filter({ !order.contains($0) }) {
+            matrices[name] = try ladders[name]!.map { p in
+                done += 1
+                progress("quantizing", done, total)
+                return try quantizer.quantize(name, type: .integer(bits: p.bits), groupSize: p.groupSize)
+            }
+        }
+        try write(source: file, ladders: matrices, levels: levels, to: output)
+        return (ladders, targets)
     }
 }

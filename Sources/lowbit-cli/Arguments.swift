@@ -11,7 +11,7 @@ struct Arguments {
 
     /// Options that take no value.
     static let booleanFlags: Set<String> = ["json", "help", "version", "symmetric", "full", "verify", "chat",
-                                            "with-output", "type-errors", "raw-sensitivity", "contention"]
+                                            "with-output", "type-errors", "raw-sensitivity", "contention", "elastic"]
 
     init(_ args: ArraySlice<String>) throws {
         var i = args.startIndex

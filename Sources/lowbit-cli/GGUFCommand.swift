@@ -48,9 +48,13 @@ func runGGUF(_ args: Arguments) throws {
     let lowbit = try ModelFile.precisions(file)
     if !lowbit.isEmpty {
         var counts: [String: Int] = [:]
-        for p in lowbit.values { counts["\(p.type) g\(p.groupSize)", default: 0] += 1 }
+        for rungs in lowbit.values { for p in rungs { counts["\(p.type) g\(p.groupSize)", default: 0] += 1 } }
         print("  lowbit matrices (a model file from `lowbit quantize`; auto kernel, int8 activations): "
               + counts.sorted { $0.key < $1.key }.map { "\($0.key) x \($0.value)" }.joined(separator: ", "))
+        if let levels = try ModelFile.levels(file) {
+            print("  elastic: \(levels.values.first?.count ?? 0) levels over \(levels.count) laddered tensors of "
+                  + "\(lowbit.values.reduce(0) { $0 + $1.count }) rungs (run with --budget SIZE)")
+        }
     }
     print("matrices of every type, held otherwise:")
     print("  --bits B              dequantized, then requantized to B bits (kernel families lut, bitserial, dequant)")

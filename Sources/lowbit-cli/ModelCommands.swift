@@ -7,7 +7,8 @@ import LowBitModel
 let modelOptions: Set<String> = ["model", "weights", "bits", "group-size", "kernel", "stack", "budget", "threads",
                                  "calibration-text", "act-bits"]
 
-/// --weights reference|q4_1, or --bits B [--group-size G] [--kernel K], or --stack PATH --budget SIZE.
+/// --weights reference|file [--budget SIZE], or --bits B [--group-size G] [--kernel K], or --stack PATH
+/// --budget SIZE (a budget without a stack is an elastic model file's, which the loader checks).
 /// Options of one way that make no sense with another are refused, not ignored.
 func weightChoice(_ args: Arguments) throws -> WeightChoice {
     let given = Set(args.options.keys)
@@ -19,7 +20,12 @@ func weightChoice(_ args: Arguments) throws -> WeightChoice {
     if given.contains("stack") {
         try refuse(["weights", "bits", "group-size", "kernel", "act-bits", "calibration-text"], with: "--stack")
     } else {
-        if given.contains("budget") { throw CLIError("--budget applies to --stack FILE.lbs") }
+        if given.contains("budget") {
+            try refuse(["bits"], with: "--budget (an elastic model file's, or a stack's)")
+            if args.options["weights"] == "reference" {
+                throw CLIError("--budget does not apply to --weights reference")
+            }
+        }
         if given.contains("bits") { try refuse(["weights"], with: "--bits (requantized weights)") }
         if !given.contains("bits") { try refuse(["group-size"], with: "--weights (give --bits to requantize)") }
         if args.options["weights"] == "reference" { try refuse(["kernel"], with: "--weights reference") }
@@ -64,7 +70,9 @@ func loadModel(_ args: Arguments, _ choice: WeightChoice) throws -> LlamaModel {
         status("calibrating on the first \(LlamaModel.calibrationTokens) tokens of the calibration text "
                + "(tens of seconds)")
     }
-    let model = try LlamaModel.load(path: path, weights: choice)
+    var budget: Int? = nil
+    if case .q4_1 = choice { budget = try args.options["budget"].map(parseSize) }
+    let model = try LlamaModel.load(path: path, weights: choice, budget: budget)
     fputs("loaded \(path) as \(model.weightsDescription) in \(formatTime(monotonicSeconds() - t0)); weights "
           + "\(formatBytes(model.weightBytes))\n", stderr)
     return model

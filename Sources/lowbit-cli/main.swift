@@ -15,8 +15,9 @@ commands:
   gguf FILE            validate a GGUF file and list its metadata and tensors [--type-errors]
   run                  generate text: --model PATH --prompt TEXT [--chat] [-n N] [--temp T] [--top-p P]
   perplexity           --model PATH --text FILE [--ctx 512] [--chunks C]
-  quantize             --model PATH -o OUT.gguf (--bits B | --target-size SIZE) [--calibration-text FILE]:
-                       a lowbit model file, calibrated and per-tensor sized, that loads as it is
+  quantize             --model PATH -o OUT.gguf (--bits B | --target-size SIZE | --elastic --min-size A
+                       --max-size B) [--calibration-text FILE]: a lowbit model file, calibrated and
+                       per-tensor sized (elastic: one for every budget from A to B), that loads as it is
   report               --model PATH --text FILE [--chunks 2] [--calibration-text FILE]
                        [--stack FILE.lbs --budgets A,B,C]: the table of perplexity, decode speed and
                        weight memory for every way of holding the weights
@@ -25,7 +26,7 @@ commands:
                        reference; 8 = int8 as llama.cpp], or --bits 1|2|3|4|ternary|mixed3|mixed4
                        [--group-size 64] [--kernel lut|bitserial|dequant|auto] [--calibration-text FILE
                        (calibrated: activation-aware scales and error feedback)], or --stack PATH
-                       --budget SIZE
+                       --budget SIZE; an elastic model file takes --budget SIZE
   --version            print the version
 
 exit status: 0 success; 1 failure (a file missing, unreadable or malformed; out of memory);
@@ -39,6 +40,8 @@ weights (run, perplexity; one of):
                        lists a file's) [--kernel auto|lut|bitserial|dequant]
                        [--act-bits 8|16|32: activation precision; default 16 on dequant and auto, so
                        the model agrees with the reference; 8 = int8, as llama.cpp]
+                       [--budget SIZE: an elastic model file (`lowbit quantize --elastic`) holds
+                       the largest of its levels whose weights fit SIZE; default its largest]
   --weights reference  the file's weights in float32
   --bits 1|2|3|4|ternary|mixed3|mixed4 [--group-size 64] [--kernel K] [--calibration-text FILE]
                        requantized (calibrated: activation-aware scales and error feedback)

@@ -116,6 +116,16 @@ def gguf_seeds():
                ("blk.0.attn_q.input_scales", [32], 0, np.full(32, 0.5, dtype="<f4").tobytes()),
                ("blk.0.ffn_gate.lowbit", [len(g := matrix_file(64, 32, 32, 2, 2, seed=6))], 24, g)]
     write("gguf", "llama-lowbit.gguf", gguf({**metadata, "lowbit.model.version": ("u32", 1)}, lowbit))
+    # An elastic model file of three levels: attn_q a ladder of a 2-bit and a 4-bit rung, ffn_gate of one.
+    elastic = [t for t in model if t[0] not in ("blk.0.attn_q.weight", "blk.0.ffn_gate.weight")]
+    elastic += [("blk.0.attn_q.lowbit.0", [len(a := matrix_file(32, 32, 32, 2, 2, seed=7))], 24, a),
+                ("blk.0.attn_q.lowbit.1", [len(b := matrix_file(32, 32, 32, 4, 4, seed=8))], 24, b),
+                ("blk.0.attn_q.input_scales.1", [32], 0, np.full(32, 0.5, dtype="<f4").tobytes()),
+                ("blk.0.attn_q.levels", [3], 24, bytes([0, 0, 1])),
+                ("blk.0.ffn_gate.lowbit.0", [len(g)], 24, g),
+                ("blk.0.ffn_gate.levels", [3], 24, bytes([0, 0, 0]))]
+    write("gguf", "llama-elastic.gguf",
+          gguf({**metadata, "lowbit.model.version": ("u32", 1), "lowbit.model.levels": ("u32", 3)}, elastic))
     write("gguf", "no-tensors.gguf", gguf({"general.alignment": ("u32", 64)}, []))
     write("gguf", "tokenizer-only.gguf", gguf(metadata, []))
 

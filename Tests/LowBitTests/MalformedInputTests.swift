@@ -42,6 +42,14 @@ final class FuzzCorpusTests: XCTestCase {
         for weights in [WeightChoice.reference, .q4_1(kernel: .lut)] {
             XCTAssertFalse(try LlamaModel(gguf: lowbit, weights: weights).generate("He", maxTokens: 2).0.isEmpty)
         }
+        // The elastic seed's three levels: attn_q at its 2-bit rung, then at its 4-bit one.
+        let elastic = try GGUFFile(path: FuzzCorpusTests.corpus.appendingPathComponent("gguf/llama-elastic.gguf").path)
+        let model = try LlamaModel(gguf: elastic, weights: .q4_1(kernel: .lut))
+        XCTAssertEqual(model.elastic?.level, 2)
+        XCTAssertFalse(try model.generate("He", maxTokens: 2).0.isEmpty)
+        try model.setBudget(try XCTUnwrap(model.elastic).bytes(level: 1))
+        XCTAssertEqual(model.elastic?.level, 1)
+        XCTAssertFalse(try model.generate("He", maxTokens: 2).0.isEmpty)
         for file in try FuzzCorpusTests.files("npy") where file.pathExtension == "npy" {
             XCTAssertNoThrow(try NPYFile.load(file.path), file.lastPathComponent)
         }

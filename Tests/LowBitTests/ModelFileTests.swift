@@ -39,7 +39,9 @@ final class ModelFileTests: XCTestCase {
         XCTAssertEqual(written.metadata[ModelFile.versionKey]?.intValue, Int(ModelFile.version))
         let listed = try ModelFile.precisions(written)
         XCTAssertEqual(Set(listed.keys), Set(ModelFileTests.linearNames))
-        XCTAssertTrue(listed.values.allSatisfy { $0.type == .integer(bits: 4) && $0.groupSize == 32 })
+        XCTAssertTrue(listed.values.allSatisfy {
+            $0.count == 1 && $0[0].type == .integer(bits: 4) && $0[0].groupSize == 32
+        })
         for t in source.tensors {
             if ModelFileTests.linearNames.contains(t.name) {
                 XCTAssertFalse(written.tensorNames.contains(t.name), t.name)

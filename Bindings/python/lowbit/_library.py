@@ -93,6 +93,7 @@ _SIGNATURES = {
     "lowbit_model_open": (_i32, [_c.c_char_p, _i32, _i32, _i32, _i32, _c.c_char_p, _u64, _c.POINTER(_p)]),
     "lowbit_model_open_calibrated": (_i32, [_c.c_char_p, _i32, _i32, _i32, _c.c_char_p, _c.POINTER(_p)]),
     "lowbit_model_quantize": (_i32, [_c.c_char_p, _c.c_char_p, _i32, _i32, _u64, _c.c_char_p]),
+    "lowbit_model_quantize_elastic": (_i32, [_c.c_char_p, _c.c_char_p, _u64, _u64, _i32, _c.c_char_p]),
     "lowbit_model_close": (None, [_p]),
     "lowbit_model_trace": (_i32, [_p, _c.POINTER(_i32), _i64, _c.POINTER(_c.c_float), _i64, _c.POINTER(_i32),
                                _c.POINTER(_i32)]),

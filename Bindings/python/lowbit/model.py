@@ -22,8 +22,9 @@ class Model(Handle):
     "auto" or "dequant" rounds activations to 16 bits (two int8 passes) and agrees with
     "reference" token by token; "lut" or "bitserial" round them to int8 (act_bits=8 asks for
     int8 on dequant too). A lowbit model file (`lowbit quantize`) opens with "file" as it is:
-    its matrices run on `kernel` with int8 activations. Methods may be called from several
-    threads at once; each Context is for one thread at a time."""
+    its matrices run on `kernel` with int8 activations; an elastic one holds the largest of its
+    levels whose weights fit `budget` (default: its largest), and `set_budget` moves it. Methods
+    may be called from several threads at once; each Context is for one thread at a time."""
 
     _free = staticmethod(_lib.lowbit_model_close)
     _kind = "model"
@@ -46,6 +47,8 @@ class Model(Handle):
             if budget is None:
                 raise ArgumentError("a stack needs a budget (bytes or e.g. '64MB')")
             params.weights, params.stack_path, params.budget = 3, os.fsencode(stack), parse_size(budget)
+        elif budget is not None and (bits is not None or weights not in ("file", "q4_1")):
+            raise ArgumentError("budget= applies to an elastic model file opened with weights='file', or to a stack")
         elif bits is not None:
             params.weights, params.bits = 2, _bits_code(bits)
         elif weights in _WEIGHTS:
@@ -54,6 +57,10 @@ class Model(Handle):
             raise ArgumentError(f"weights must be 'file' or 'reference' (or give bits= or stack=), not {weights!r}")
         if act_bits is not None:
             params.act_bits = _int(act_bits, "act_bits")
+        if stack is None and budget is not None:
+            params.budget = parse_size(budget)
+            if params.budget == 0:
+                raise ArgumentError("budget must be above 0")
         handle = ctypes.c_void_p()
         _check(_lib.lowbit_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle)))
         return cls(handle.value, path)
@@ -78,6 +85,25 @@ class Model(Handle):
         _check(_lib.lowbit_model_quantize(os.fsencode(path), os.fsencode(out_path),
                                           0 if bits is None else _bits_code(bits), _int(group_size, "group_size"),
                                           target, None if calibration is None else calibration.encode()))
+
+    @staticmethod
+    def quantize_elastic(path, out_path, min_size, max_size, calibration, levels=None) -> None:
+        """Writes an elastic model file to `out_path`: the target-size model of `levels` sizes
+        from `min_size` to `max_size` (bytes or e.g. "55MB"; default one level per MiB, 2 to 64)
+        in one file, each layer stored at every precision a size gives it. Model.open(out_path,
+        budget=...) holds the largest level that fits; set_budget moves between levels, reading
+        only the layers that change. Needs `calibration` text (at least 1040 tokens). Minutes."""
+        from . import ArgumentError, _check, _int
+        if not isinstance(calibration, str):
+            raise ArgumentError("calibration must be text (str)")
+        low, high = parse_size(min_size), parse_size(max_size)
+        if not 0 < low <= high:
+            raise ArgumentError(f"need 0 < min_size <= max_size, not {low} and {high} bytes")
+        count = 0 if levels is None else _int(levels, "levels")
+        if levels is not None and count < 1:
+            raise ArgumentError("levels must be at least 1")
+        _check(_lib.lowbit_model_quantize_elastic(os.fsencode(path), os.fsencode(out_path), low, high, count,
+                                                  calibration.encode()))
 
     # -- tokens and chat templates
 
@@ -186,7 +212,8 @@ class Model(Handle):
         return out.value
 
     def set_budget(self, budget: "int | str") -> None:
-        """Changes a BitStack model's budget (bytes or e.g. '64MB')."""
+        """Changes the budget (bytes or e.g. '64MB') of an elastic model file or a BitStack model:
+        only the weights that change are read or released; on an error nothing changes."""
         from . import _check
         _check(_lib.lowbit_model_set_budget(self._live(), parse_size(budget)))
 

@@ -66,18 +66,28 @@ public enum MatrixFile {
         return out
     }
 
-    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> QuantizedMatrix {
-        func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid lowbit matrix file: \(why)") }
-        guard bytes.count >= headerSize else {
-            throw bad("\(bytes.count) bytes is shorter than the \(headerSize)-byte header")
+    /// What a matrix file's header says, once checked.
+    public struct Header: Sendable {
+        public let rows: Int, cols: Int, groupSize: Int
+        public let type: WeightType
+        public let symmetric: Bool
+    }
+
+    static func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "not a valid lowbit matrix file: \(why)") }
+
+    /// The header at the start of `head` (at least its 128 bytes), checked in itself and against
+    /// `fileSize`, the length of the whole file: all a reader learns before it reads the sections.
+    public static func header(_ head: UnsafeRawBufferPointer, fileSize: Int) throws -> Header {
+        guard head.count >= headerSize, fileSize >= headerSize else {
+            throw bad("\(min(head.count, fileSize)) bytes is shorter than the \(headerSize)-byte header")
         }
         func get<T: FixedWidthInteger>(_ o: Int, _: T.Type) -> T {
-            T(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: T.self))
+            T(littleEndian: head.loadUnaligned(fromByteOffset: o, as: T.self))
         }
-        guard Array(bytes[0..<8]) == magic else { throw bad("bad magic (expected LOWBITMX)") }
+        guard Array(head[0..<8]) == magic else { throw bad("bad magic (expected LOWBITMX)") }
         let v = get(8, UInt32.self)
         guard v == version else { throw bad("unsupported format version \(v) (this library reads version \(version))") }
-        guard get(120, UInt32.self) == CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<120])) else {
+        guard get(120, UInt32.self) == CRC32.checksum(UnsafeRawBufferPointer(rebasing: head[0..<120])) else {
             throw bad("header checksum mismatch")
         }
         guard get(12, UInt32.self) == UInt32(headerSize) else {
@@ -102,15 +112,24 @@ public enum MatrixFile {
             let codeBytes = try checkedProduct(groups, type.storageBits, groupSize / 8, what: "codes")
                 + (type.isMixed ? groups : 0)
             let end = padded(padded(headerSize + codeBytes) + 4 * groups) + 4 * groups
-            guard end == bytes.count else {
-                throw bad("the file has \(bytes.count) bytes, its \(rows) x \(cols) shape needs \(end)")
+            guard end == fileSize else {
+                throw bad("the file has \(fileSize) bytes, its \(rows) x \(cols) shape needs \(end)")
             }
         } catch let e as LowBitError where e.status != .badFormat {
             throw bad(e.message)
         }
+        return Header(rows: rows, cols: cols, groupSize: groupSize, type: type, symmetric: flags == 1)
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> QuantizedMatrix {
+        let h = try header(bytes, fileSize: bytes.count)
+        let (rows, cols, groupSize, type) = (h.rows, h.cols, h.groupSize, h.type)
+        func get<T: FixedWidthInteger>(_ o: Int, _: T.Type) -> T {
+            T(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: T.self))
+        }
         let m: QuantizedMatrix
         do {
-            m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type, symmetric: flags == 1)
+            m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type, symmetric: h.symmetric)
         } catch let e as LowBitError where e.status != .outOfMemory {
             throw bad(e.message)
         }
@@ -171,5 +190,14 @@ public enum MatrixFile {
 
     public static func load(_ path: String) throws -> QuantizedMatrix {
         try FileIO.read(path).withUnsafeBytes { try decode($0) }
+    }
+}
+
+extension QuantizedMatrix {
+    /// An all-zero matrix of a header's shape and type: it stands in for the matrix where only
+    /// those matter (the sizes of kernel layouts, `auto`'s choice) before the matrix is read.
+    public convenience init(zerosOf header: MatrixFile.Header) throws {
+        try self.init(rows: header.rows, cols: header.cols, groupSize: header.groupSize, type: header.type,
+                      symmetric: header.symmetric)
     }
 }

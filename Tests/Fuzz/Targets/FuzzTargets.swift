@@ -30,6 +30,9 @@ public enum FuzzTargets {
         guard let file = try? GGUFFile(bytes: bytes) else { return }
         for t in file.tensors.prefix(4) where t.elementCount <= 1 << 16 { _ = try? file.dequantized(t) }
         _ = try? LlamaModel(gguf: file, weights: .reference)
+        if file.metadata[ModelFile.versionKey] != nil {  // a lowbit model file: its matrices and ladders
+            _ = try? LlamaModel(gguf: file, weights: .q4_1(kernel: .dequant), budget: 1 << 20)
+        }
         guard let tokenizer = try? Tokenizer(gguf: file) else { return }
         let ids = tokenizer.encode("Hello, world! 12 <|im_start|>", parseSpecial: true)
         _ = tokenizer.decode(ids)

@@ -1,0 +1,195 @@
+import Foundation
+import Synchronization
+import XCTest
+@testable import LowBit
+@testable import LowBitCore
+@testable import LowBitModel
+
+/// Elastic model files (`ModelFile.quantizeElastic`, `ElasticWeights`) on the fuzz corpus's
+/// one-layer model with a context long enough for calibration and held-out tokens.
+final class ElasticModelTests: XCTestCase {
+    static let text = String(repeating: ModelFileTests.text, count: 12)
+    static let tokens = [70, 71, 72, 73, 74, 3, 9]
+
+    func temporaryPath(_ name: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-\(getpid())-\(name)").path
+        addTeardownBlock { unlink(path) }
+        return path
+    }
+
+    /// The corpus model with llama.context_length 2048, written to a file.
+    func longContextSource() throws -> String {
+        let original = try GGUFFile(path: ModelFileTests.sourcePath)
+        var writer = GGUFWriter()
+        for key in original.metadataOrder { try writer.copy(key, from: original) }
+        writer.set("llama.context_length", uint32: 2048)
+        for t in original.tensors {
+            try writer.addTensor(t.name, dims: t.dims, type: t.type, data: original.withTensorBytes(t) { Array($0) })
+        }
+        let path = temporaryPath("long-context.gguf")
+        try writer.write(to: path)
+        return path
+    }
+
+    /// The weight bytes of the calibrated model with every layer at `bits`, groups of 32.
+    func uniformBytes(_ source: String, bits: Int) throws -> Int {
+        let weights = WeightChoice.requantized(type: .integer(bits: bits), groupSize: 32, kernel: .auto,
+                                               calibration: ElasticModelTests.text)
+        return try LlamaModel.load(path: source, weights: weights).weightBytes
+    }
+
+    /// An elastic file of four levels from the 2-bit model's size to the 4-bit one's.
+    func writeElastic(_ source: String) throws -> (path: String, targets: [Int], ladders: [String: [TensorPrecision]]) {
+        let low = try uniformBytes(source, bits: 2), high = try uniformBytes(source, bits: 4)
+        let path = temporaryPath("elastic.gguf")
+        let (ladders, targets) = try ModelFile.quantizeElastic(modelPath: source, output: path, minBytes: low,
+                                                               maxBytes: high, calibrationText: ElasticModelTests.text,
+                                                               levelCount: 4)
+        return (path, targets, ladders)
+    }
+
+    func logits(_ m: LlamaModel) throws -> [Float] {
+        let t = ElasticModelTests.tokens
+        return try m.forward(t, cache: m.makeCache(capacity: 16), logitRows: 0..<t.count)
+    }
+
+    /// Each level holds the allocation `allocate` makes at its target size, computes what a
+    /// static model file of the same matrices computes, and holds the same bytes.
+    func testEveryLevelIsTheStaticModelOfItsSize() throws {
+        let source = try longContextSource()
+        let (path, targets, ladders) = try writeElastic(source)
+        XCTAssertEqual(targets.count, 4)
+        XCTAssertEqual(Set(ladders.keys), Set(ModelFileTests.linearNames))
+        let file = try GGUFFile(path: path)
+        let levels = try XCTUnwrap(try ModelFile.levels(file))
+        let quantizer = try ModelQuantizer(file: try GGUFFile(path: source), calibrationText: ElasticModelTests.text)
+        let elastic = try LlamaModel.load(path: path, weights: .q4_1(kernel: .dequant))
+        let weights = try XCTUnwrap(elastic.elastic)
+        XCTAssertEqual(weights.level, 3, "no budget: the largest level")
+        XCTAssertEqual((0..<4).map { weights.bytes(level: $0) }, (0..<4).map { weights.bytes(level: $0) }.sorted())
+        var statics: [LlamaModel] = []
+        for l in 0..<4 {
+            let chosen = try quantizer.allocate(targetBytes: targets[l], text: ElasticModelTests.text)
+            var matrices: [String: ModelFile.Matrix] = [:]
+            for (name, table) in levels {
+                XCTAssertEqual(ladders[name]![table[l]], chosen[name], "level \(l): \(name)")
+                matrices[name] = try ModelFile.matrix(file, name, rung: table[l])
+            }
+            let staticPath = temporaryPath("static-\(l).gguf")
+            try ModelFile.write(source: try GGUFFile(path: source), matrices: matrices, to: staticPath)
+            statics.append(try LlamaModel.load(path: staticPath, weights: .q4_1(kernel: .dequant)))
+        }
+        for l in 0..<4 {
+            // The largest level that fits: a later level of the same size, where there is one.
+            try elastic.setBudget(weights.bytes(level: l))
+            let held = try XCTUnwrap(weights.level)
+            XCTAssertEqual(held, (l..<4).last { weights.bytes(level: $0) == weights.bytes(level: l) })
+            XCTAssertEqual(elastic.weightBytes, statics[held].weightBytes, "level \(held)")
+            XCTAssertEqual(elastic.weightBytes, weights.bytes(level: held))
+            XCTAssertTrue(try logits(elastic) == logits(statics[held]), "level \(held)")
+        }
+        XCTAssertGreaterThan(Set((0..<4).map { weights.bytes(level: $0) }).count, 1)
+    }
+
+    /// A budget change reads only the tensors whose rung changes; a budget below the smallest
+    /// level, at load or later, is refused and changes nothing.
+    func testBudgetsMoveOnlyWhatChanges() throws {
+        let (path, _, _) = try writeElastic(try longContextSource())
+        let model = try LlamaModel.load(path: path, weights: .q4_1(kernel: .dequant), budget: 1 << 40)
+        let weights = try XCTUnwrap(model.elastic)
+        let top = weights.levelCount - 1
+        let before = try weights.names.indices.map { try weights.current($0) }
+        try model.setBudget(weights.bytes(level: 0))
+        XCTAssertEqual(weights.level, 0)
+        for t in weights.names.indices {
+            let same = try weights.current(t) === before[t]
+            XCTAssertEqual(same, weights.tables[t][0] == weights.tables[t][top], weights.names[t])
+        }
+        XCTAssertTrue(weights.names.indices.contains { weights.tables[$0][0] != weights.tables[$0][top] })
+        let bytes = model.weightBytes, logitsBefore = try logits(model)
+        XCTAssertThrowsStatus(.invalidArgument, try model.setBudget(weights.bytes(level: 0) - 1))
+        XCTAssertEqual(weights.level, 0)
+        XCTAssertEqual(model.weightBytes, bytes)
+        XCTAssertEqual(try logits(model), logitsBefore)
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try LlamaModel.load(path: path, weights: .q4_1(kernel: .dequant), budget: 1000))
+        XCTAssertThrowsStatus(.invalidArgument,
+                              try LlamaModel.load(path: ModelFileTests.sourcePath, weights: .q4_1(kernel: .dequant),
+                                                  budget: 1 << 30))
+    }
+
+    /// Forward passes on one thread while another moves the budget: each pass computes the
+    /// logits of one level or the other, never a blend within a product.
+    func testBudgetChangesWhileProductsRun() throws {
+        let (path, _, _) = try writeElastic(try longContextSource())
+        let model = try LlamaModel.load(path: path, weights: .q4_1(kernel: .dequant))
+        let weights = try XCTUnwrap(model.elastic)
+        let top = weights.levelCount - 1
+        let high = try logits(model)
+        try model.setBudget(weights.bytes(level: 0))
+        let low = try logits(model)
+        XCTAssertNotEqual(high, low)
+        let done = Atomic<Bool>(false), mismatches = Atomic<Int>(0)
+        let changer = Thread {
+            for i in 0..<40 { try? model.setBudget(weights.bytes(level: i % 2 == 0 ? top : 0)) }
+            done.store(true, ordering: .sequentiallyConsistent)
+        }
+        changer.start()
+        while !done.load(ordering: .sequentiallyConsistent) {
+            // A pass that straddles a change may mix levels across layers (each product runs on
+            // one rung); a pass between changes must be exactly its level's.
+            let (level, changes) = (weights.level, weights.changeCount)
+            let out = try logits(model)
+            if weights.changeCount == changes, out != (level == top ? high : low) {
+                mismatches.add(1, ordering: .relaxed)
+            }
+        }
+        XCTAssertEqual(mismatches.load(ordering: .relaxed), 0)
+    }
+
+    /// Level tables that name a missing rung, rungs outside any ladder, a table of the wrong
+    /// length, rungs without the levels key: format errors that name the tensor.
+    func testMalformedLaddersAreFormatErrors() throws {
+        let (path, _, _) = try writeElastic(try longContextSource())
+        let file = try GGUFFile(path: path)
+        func rewrite(skip: String? = nil, levelsKey: UInt32? = 4,
+                     edit: (String, [UInt8]) -> (String, [Int], [UInt8])? = { _, _ in nil }) throws -> GGUFFile {
+            var writer = GGUFWriter()
+            for key in file.metadataOrder where key != ModelFile.levelsKey { try writer.copy(key, from: file) }
+            if let levelsKey { writer.set(ModelFile.levelsKey, uint32: levelsKey) }
+            for t in file.tensors where t.name != skip {
+                let data = try file.withTensorBytes(t) { Array($0) }
+                if let (name, dims, replaced) = edit(t.name, data) {
+                    try writer.addTensor(name, dims: dims, type: t.type, data: replaced)
+                } else {
+                    try writer.addTensor(t.name, dims: t.dims, type: t.type, data: data)
+                }
+            }
+            return try GGUFFile(bytes: writer.encoded())
+        }
+        func loadError(_ g: GGUFFile, mentions: String, file: StaticString = #filePath, line: UInt = #line) {
+            do {
+                _ = try LlamaModel(gguf: g, weights: .q4_1(kernel: .dequant))
+                XCTFail("a malformed elastic model loaded", file: file, line: line)
+            } catch let e as LowBitError {
+                XCTAssertEqual(e.status, .badFormat, e.message, file: file, line: line)
+                XCTAssertTrue(e.message.contains(mentions), e.message, file: file, line: line)
+            } catch {
+                XCTFail("\(error)", file: file, line: line)
+            }
+        }
+        loadError(try rewrite { name, data in
+            name == "blk.0.ffn_up.levels" ? (name, [4], [0, 0, 0, 15]) : nil
+        }, mentions: "blk.0.ffn_up.levels")
+        loadError(try rewrite { name, data in
+            name == "blk.0.ffn_up.levels" ? (name, [3], Array(data.prefix(3))) : nil
+        }, mentions: "blk.0.ffn_up.levels")
+        loadError(try rewrite(skip: "blk.0.ffn_up.levels"), mentions: "blk.0.ffn_up.lowbit.0")
+        loadError(try rewrite(levelsKey: nil), mentions: ModelFile.levelsKey)
+        loadError(try rewrite(levelsKey: 0), mentions: ModelFile.levelsKey)
+        let rung = try file.tensor("blk.0.attn_k.lowbit.0")
+        loadError(try rewrite { name, data in
+            name == rung.name ? (name, [data.count], data.map { $0 ^ 0x20 }) : nil
+        }, mentions: rung.name)
+    }
+}
