@@ -67,3 +67,33 @@ if "$lowbit" report --model "$model" --text "$gpl" --plot "$work/x.svg" --refere
 fi
 [ ! -e "$work/x.gguf" ] || { echo "FAIL: a refused request wrote a file"; exit 1; }
 echo "ok: quantize refuses wrong requests"
+# An elastic model of the fuzz corpus's one-layer model (seconds): --budget picks a level, a
+# budget below the smallest is refused, and wrong requests are refused before anything is made.
+tiny=Tests/Fuzz/Corpus/gguf/llama-complete.gguf
+python3 -c 'print("Hello, He said. Hell! " * 96)' > "$work/tiny.txt"
+"$lowbit" quantize --model "$tiny" -o "$work/elastic.gguf" --elastic --min-size 7KB --max-size 10KB --levels 4 \
+    --calibration-text "$work/tiny.txt" > "$work/elastic.txt" 2>/dev/null
+grep -qE "^wrote $work/elastic.gguf in [0-9.]+ s: 4 levels from " "$work/elastic.txt" \
+    || { echo "FAIL: quantize --elastic output"; cat "$work/elastic.txt"; exit 1; }
+"$lowbit" gguf "$work/elastic.gguf" | grep -q "elastic: 4 levels over 8 laddered tensors" \
+    || { echo "FAIL: gguf does not list the levels"; exit 1; }
+level() { "$lowbit" run --model "$work/elastic.gguf" --prompt He -n 2 "$@" 2>&1 | grep -oE "level [0-9]+ of 4"; }
+[ "$(level)" = "level 4 of 4" ] && [ "$(level --budget 7.1KB)" != "level 4 of 4" ] \
+    || { echo "FAIL: --budget levels '$(level)' and '$(level --budget 7.1KB)'"; exit 1; }
+status=0
+"$lowbit" run --model "$work/elastic.gguf" --prompt He -n 2 --budget 1KB > "$work/bad.txt" 2>&1 || status=$?
+[ $status -eq 2 ] && grep -q "below the smallest level" "$work/bad.txt" \
+    || { echo "FAIL: a budget below the smallest level: exit $status"; cat "$work/bad.txt"; exit 1; }
+status=0
+"$lowbit" run --model "$tiny" --prompt He -n 2 --budget 1MB > "$work/bad.txt" 2>&1 || status=$?
+[ $status -eq 2 ] && grep -q "elastic model file" "$work/bad.txt" \
+    || { echo "FAIL: a budget for a model that is not elastic: exit $status"; cat "$work/bad.txt"; exit 1; }
+refuse "elastic without sizes" --model "$tiny" -o "$work/x.gguf" --elastic --calibration-text "$work/tiny.txt"
+refuse "elastic with bits" --model "$tiny" -o "$work/x.gguf" --elastic --min-size 7KB --max-size 10KB --bits 4 \
+    --calibration-text "$work/tiny.txt"
+refuse "elastic min above max" --model "$tiny" -o "$work/x.gguf" --elastic --min-size 10KB --max-size 7KB \
+    --calibration-text "$work/tiny.txt"
+refuse "elastic without calibration" --model "$tiny" -o "$work/x.gguf" --elastic --min-size 7KB --max-size 10KB
+refuse "min size without elastic" --model "$tiny" -o "$work/x.gguf" --bits 4 --min-size 7KB
+[ ! -e "$work/x.gguf" ] || { echo "FAIL: a refused elastic request wrote a file"; exit 1; }
+echo "ok: an elastic model file runs the level its budget allows"

@@ -321,9 +321,10 @@ extension ModelFile {
 }
 
 extension ModelFile {
-    /// The levels `quantizeElastic` makes by default: one per MiB of the range, 2 to 64.
+    /// The levels `quantizeElastic` makes by default: one per MiB of the range, 2 to 64 (one
+    /// where the range is a single size).
     public static func defaultLevelCount(minBytes: Int, maxBytes: Int) -> Int {
-        min(64, max(2, (maxBytes - minBytes) / (1 << 20) + 1))
+        minBytes >= maxBytes ? 1 : min(64, max(2, (maxBytes - minBytes) / (1 << 20) + 1))
     }
 
     /// Makes an elastic model file at `output` from the GGUF model at `modelPath`: the

@@ -71,7 +71,7 @@ def gguf_seeds():
         "llama.embedding_length": ("u32", 32),
         "llama.feed_forward_length": ("u32", 64),
         "llama.attention.head_count": ("u32", 2),
-        "llama.context_length": ("u32", 128),
+        "llama.context_length": ("u32", 2048),
         "llama.attention.layer_norm_rms_epsilon": ("f32", 1e-5),
         "tokenizer.ggml.model": ("str", "gpt2"),
         "tokenizer.ggml.pre": ("str", "smollm"),

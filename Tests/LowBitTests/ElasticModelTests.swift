@@ -6,7 +6,7 @@ import XCTest
 @testable import LowBitModel
 
 /// Elastic model files (`ModelFile.quantizeElastic`, `ElasticWeights`) on the fuzz corpus's
-/// one-layer model with a context long enough for calibration and held-out tokens.
+/// one-layer model (its context is long enough for calibration and held-out tokens).
 final class ElasticModelTests: XCTestCase {
     static let text = String(repeating: ModelFileTests.text, count: 12)
     static let tokens = [70, 71, 72, 73, 74, 3, 9]
@@ -14,20 +14,6 @@ final class ElasticModelTests: XCTestCase {
     func temporaryPath(_ name: String) -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("lowbit-\(getpid())-\(name)").path
         addTeardownBlock { unlink(path) }
-        return path
-    }
-
-    /// The corpus model with llama.context_length 2048, written to a file.
-    func longContextSource() throws -> String {
-        let original = try GGUFFile(path: ModelFileTests.sourcePath)
-        var writer = GGUFWriter()
-        for key in original.metadataOrder { try writer.copy(key, from: original) }
-        writer.set("llama.context_length", uint32: 2048)
-        for t in original.tensors {
-            try writer.addTensor(t.name, dims: t.dims, type: t.type, data: original.withTensorBytes(t) { Array($0) })
-        }
-        let path = temporaryPath("long-context.gguf")
-        try writer.write(to: path)
         return path
     }
 
@@ -56,7 +42,7 @@ final class ElasticModelTests: XCTestCase {
     /// Each level holds the allocation `allocate` makes at its target size, computes what a
     /// static model file of the same matrices computes, and holds the same bytes.
     func testEveryLevelIsTheStaticModelOfItsSize() throws {
-        let source = try longContextSource()
+        let source = ModelFileTests.sourcePath
         let (path, targets, ladders) = try writeElastic(source)
         XCTAssertEqual(targets.count, 4)
         XCTAssertEqual(Set(ladders.keys), Set(ModelFileTests.linearNames))
@@ -94,7 +80,7 @@ final class ElasticModelTests: XCTestCase {
     /// A budget change reads only the tensors whose rung changes; a budget below the smallest
     /// level, at load or later, is refused and changes nothing.
     func testBudgetsMoveOnlyWhatChanges() throws {
-        let (path, _, _) = try writeElastic(try longContextSource())
+        let (path, _, _) = try writeElastic(ModelFileTests.sourcePath)
         let model = try LlamaModel.load(path: path, weights: .q4_1(kernel: .dequant), budget: 1 << 40)
         let weights = try XCTUnwrap(model.elastic)
         let top = weights.levelCount - 1
@@ -121,7 +107,7 @@ final class ElasticModelTests: XCTestCase {
     /// Forward passes on one thread while another moves the budget: each pass computes the
     /// logits of one level or the other, never a blend within a product.
     func testBudgetChangesWhileProductsRun() throws {
-        let (path, _, _) = try writeElastic(try longContextSource())
+        let (path, _, _) = try writeElastic(ModelFileTests.sourcePath)
         let model = try LlamaModel.load(path: path, weights: .q4_1(kernel: .dequant))
         let weights = try XCTUnwrap(model.elastic)
         let top = weights.levelCount - 1
@@ -150,7 +136,7 @@ final class ElasticModelTests: XCTestCase {
     /// Level tables that name a missing rung, rungs outside any ladder, a table of the wrong
     /// length, rungs without the levels key: format errors that name the tensor.
     func testMalformedLaddersAreFormatErrors() throws {
-        let (path, _, _) = try writeElastic(try longContextSource())
+        let (path, _, _) = try writeElastic(ModelFileTests.sourcePath)
         let file = try GGUFFile(path: path)
         func rewrite(skip: String? = nil, levelsKey: UInt32? = 4,
                      edit: (String, [UInt8]) -> (String, [Int], [UInt8])? = { _, _ in nil }) throws -> GGUFFile {

@@ -476,6 +476,20 @@ static void model_calls(const char *model_path) {
                                                                         NULL), LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("model_quantize group size 48", lowbit_model_quantize("/tmp/x.gguf", "/tmp/y.gguf", 4, 48, 0, NULL),
            LOWBIT_ERROR_UNSUPPORTED);
+    expect("model_quantize_elastic NULL path",
+           lowbit_model_quantize_elastic(NULL, "/tmp/y.gguf", 1 << 20, 2 << 20, 0, "text"), LOWBIT_ERROR_NULL_POINTER);
+    expect("model_quantize_elastic NULL text",
+           lowbit_model_quantize_elastic("/tmp/x.gguf", "/tmp/y.gguf", 1 << 20, 2 << 20, 0, NULL),
+           LOWBIT_ERROR_NULL_POINTER);
+    expect("model_quantize_elastic min above max",
+           lowbit_model_quantize_elastic("/tmp/x.gguf", "/tmp/y.gguf", 2 << 20, 1 << 20, 0, "text"),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("model_quantize_elastic levels -1",
+           lowbit_model_quantize_elastic("/tmp/x.gguf", "/tmp/y.gguf", 1 << 20, 2 << 20, -1, "text"),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
+    expect("model_quantize_elastic 5000 levels",
+           lowbit_model_quantize_elastic("/tmp/x.gguf", "/tmp/y.gguf", 1 << 20, 2 << 20, 5000, "text"),
+           LOWBIT_ERROR_INVALID_ARGUMENT);
     expect("generate NULL model", lowbit_model_generate(NULL, "hi", 0, 4, 0, 1, 0, NULL, 0, NULL),
            LOWBIT_ERROR_NULL_POINTER);
     expect("perplexity NULL model", lowbit_model_perplexity(NULL, "hi", 64, 1, NULL), LOWBIT_ERROR_NULL_POINTER);
