@@ -88,6 +88,16 @@ status=0
 "$lowbit" run --model "$tiny" --prompt He -n 2 --budget 1MB > "$work/bad.txt" 2>&1 || status=$?
 [ $status -eq 2 ] && grep -q "elastic model file" "$work/bad.txt" \
     || { echo "FAIL: a budget for a model that is not elastic: exit $status"; cat "$work/bad.txt"; exit 1; }
+"$lowbit" report --model "$tiny" --text "$work/tiny.txt" --chunks 1 --ctx 64 --decode 2 \
+    --models "$work/elastic.gguf@7.1KB,$work/elastic.gguf@10KB" --plot "$work/elastic.svg" > "$work/report.txt" 2>&1
+python3 - "$work/elastic.svg" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+assert "elastic model as its budget moves" in text and "elastic.gguf@7.1KB" in text, text
+assert any(p.get("stroke") == "#9467bd" for p in root.iter("{http://www.w3.org/2000/svg}polyline")), "no line"
+print("ok: report --models FILE@SIZE draws an elastic model's budgets as one line")
+PY
 refuse "elastic without sizes" --model "$tiny" -o "$work/x.gguf" --elastic --calibration-text "$work/tiny.txt"
 refuse "elastic with bits" --model "$tiny" -o "$work/x.gguf" --elastic --min-size 7KB --max-size 10KB --bits 4 \
     --calibration-text "$work/tiny.txt"

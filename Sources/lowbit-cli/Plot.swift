@@ -8,6 +8,7 @@ struct PlotPoint {
     enum Series: String, CaseIterable {
         case uniform = "lowbit, one width"
         case modelFile = "lowbit model files"
+        case elastic = "lowbit elastic model as its budget moves"
         case stack = "lowbit BitStack as its budget moves"
         case peer = "reference points"
     }
@@ -89,8 +90,8 @@ func perplexitySVG(_ points: [PlotPoint], reference: Double?, title: String, cap
         svg += "<text x=\"\(n(left + 4))\" y=\"\(n(y(reference) - 5))\" fill=\"#666\">"
             + "float reference \(fmt(reference, 2))</text>\n"
     }
-    let colors: [PlotPoint.Series: String] = [.uniform: "#1f77b4", .modelFile: "#d62728", .stack: "#2ca02c",
-                                              .peer: "#7f7f7f"]
+    let colors: [PlotPoint.Series: String] = [.uniform: "#1f77b4", .modelFile: "#d62728", .elastic: "#9467bd",
+                                              .stack: "#2ca02c", .peer: "#7f7f7f"]
     func marker(_ series: PlotPoint.Series, _ cx: Double, _ cy: Double) -> String {
         let c = colors[series]!
         switch series {
@@ -99,15 +100,20 @@ func perplexitySVG(_ points: [PlotPoint], reference: Double?, title: String, cap
             return "<path d=\"M\(n(cx)) \(n(cy - 6))L\(n(cx + 6)) \(n(cy))L\(n(cx)) \(n(cy + 6))L\(n(cx - 6)) "
                 + "\(n(cy))Z\" fill=\"\(c)\"/>"
         case .stack: return "<rect x=\"\(n(cx - 4))\" y=\"\(n(cy - 4))\" width=\"8\" height=\"8\" fill=\"\(c)\"/>"
+        case .elastic:
+            return "<circle cx=\"\(n(cx))\" cy=\"\(n(cy))\" r=\"4.5\" fill=\"white\" stroke=\"\(c)\" "
+                + "stroke-width=\"2\"/>"
         case .peer:
             return "<path d=\"M\(n(cx)) \(n(cy - 6))L\(n(cx + 6)) \(n(cy + 5))L\(n(cx - 6)) \(n(cy + 5))Z\" "
                 + "fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.5\"/>"
         }
     }
-    let stack = shown.filter { $0.series == .stack }.sorted { $0.mebibytes < $1.mebibytes }
-    if stack.count > 1 {
-        let path = stack.map { "\(n(x($0.mebibytes))),\(n(y($0.perplexity)))" }.joined(separator: " ")
-        svg += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(colors[.stack]!)\"/>\n"
+    // A model whose budget moves is one line through its budgets.
+    for series in [PlotPoint.Series.stack, .elastic] {
+        let line = shown.filter { $0.series == series }.sorted { $0.mebibytes < $1.mebibytes }
+        guard line.count > 1 else { continue }
+        let path = line.map { "\(n(x($0.mebibytes))),\(n(y($0.perplexity)))" }.joined(separator: " ")
+        svg += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(colors[series]!)\"/>\n"
     }
     // Labels go to the first of eight places around their point that stays inside the chart and
     // overlaps the fewest markers and labels placed before; 10-pixel text is taken as 5.6 pixels

@@ -49,11 +49,17 @@ func runReport(_ args: Arguments) throws {
             configs.append(("bitstack @ \(b)", .stack(path: stack, budget: try parseSize(b))))
         }
     }
-    // Model files (`lowbit quantize`), each with its own path, in their default weights mode.
-    var modelPaths: [Int: String] = [:]
-    for file in args.strings("models", default: []) {
+    // Model files (`lowbit quantize`), each with its own path, in their default weights mode;
+    // FILE@SIZE: an elastic model file under that budget.
+    var modelPaths: [Int: String] = [:], modelBudgets: [Int: Int] = [:]
+    for entry in args.strings("models", default: []) {
+        var file = entry
+        if let at = entry.lastIndex(of: "@") {
+            file = String(entry[..<at])
+            modelBudgets[configs.count] = try parseSize(String(entry[entry.index(after: at)...]))
+        }
         modelPaths[configs.count] = file
-        configs.append((String(file.split(separator: "/").last ?? ""), .q4_1(kernel: .auto)))
+        configs.append((String(entry.split(separator: "/").last ?? ""), .q4_1(kernel: .auto)))
     }
     var points: [PlotPoint] = [], referencePerplexity: Double? = nil
     print("model \(path); perplexity on the first \(chunks * ctx) tokens of \(textPath) (ctx \(ctx), second halves "
@@ -66,7 +72,8 @@ func runReport(_ args: Arguments) throws {
         status("report: row \(index + 1) of \(configs.count), \(name): loading"
                + (name.hasSuffix("calibrated") ? " and calibrating (tens of seconds)" : ""))
         let t0 = monotonicSeconds()
-        let model = try LlamaModel(gguf: try GGUFFile(path: modelPaths[index] ?? path), weights: choice)
+        let model = try LlamaModel(gguf: try GGUFFile(path: modelPaths[index] ?? path), weights: choice,
+                                   budget: modelBudgets[index])
         let load = monotonicSeconds() - t0
         let (ppl, _) = try model.perplexity(text, context: ctx, chunks: chunks) { done, total, _ in
             progressBar(done, total, "report: \(name): perplexity chunks")
@@ -86,8 +93,9 @@ func runReport(_ args: Arguments) throws {
         case .q4_1(_, 8?): break  // the file's weights again, other activations: the same memory
         case .stack: points.append(PlotPoint(label: name, mebibytes: mib, perplexity: ppl, series: .stack))
         default:
-            points.append(PlotPoint(label: name, mebibytes: mib, perplexity: ppl,
-                                    series: modelPaths[index] != nil ? .modelFile : .uniform))
+            let series: PlotPoint.Series = modelBudgets[index] != nil ? .elastic
+                : modelPaths[index] != nil ? .modelFile : .uniform
+            points.append(PlotPoint(label: name, mebibytes: mib, perplexity: ppl, series: series))
         }
     }
     if let plot = args.options["plot"] {

@@ -74,10 +74,11 @@ let commandHelp: [String: String] = [
     "report": """
         usage: lowbit report --model FILE.gguf --text FILE [--chunks 2] [--ctx 512] [--decode 32]
                              [--calibration-text FILE] [--stack FILE.lbs --budgets 60MB,75MB,90MB] [--threads T]
-                             [--models A.gguf,B.gguf] [--plot FILE.svg [--reference-points FILE]]
+                             [--models A.gguf,E.gguf@62MiB] [--plot FILE.svg [--reference-points FILE]]
         the table of perplexity, decode and prefill speed and weight memory for every way of holding
         the weights, one row at a time (calibrated and stack rows when their options are given);
-        --models adds rows for model files (`lowbit quantize`); --plot draws perplexity against
+        --models adds rows for model files (`lowbit quantize`; FILE@SIZE: an elastic one under
+        that budget, one line through its budgets in the plot); --plot draws perplexity against
         weight memory, with other tools' points from a file of "label,MiB,perplexity" lines (the
         first '#' line names their source)
         """,
