@@ -31,7 +31,8 @@ public enum FuzzTargets {
         for t in file.tensors.prefix(4) where t.elementCount <= 1 << 16 { _ = try? file.dequantized(t) }
         _ = try? LlamaModel(gguf: file, weights: .reference)
         if file.metadata[ModelFile.versionKey] != nil {  // a lowbit model file: its matrices and ladders
-            _ = try? LlamaModel(gguf: file, weights: .q4_1(kernel: .dequant), budget: 1 << 20)
+            let budget = file.metadata[ModelFile.levelsKey] != nil ? 1 << 20 : nil
+            _ = try? LlamaModel(gguf: file, weights: .q4_1(kernel: .dequant), budget: budget)
         }
         guard let tokenizer = try? Tokenizer(gguf: file) else { return }
         let ids = tokenizer.encode("Hello, world! 12 <|im_start|>", parseSpecial: true)
