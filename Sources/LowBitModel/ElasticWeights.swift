@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LowBit
 
 /// The laddered layers of an elastic model file (`ModelFile.levels`), held at the level a
@@ -5,10 +8,9 @@ import LowBit
 ///
 /// A budget runs the largest level whose weights fit it, counted as `LlamaModel.weightBytes`
 /// counts them; each rung's bytes are known from its header before it is read. `setBudget`
-/// reads only the rungs that change, then installs them all at once: a product on another
-/// thread runs on the matrix it started with, and a forward pass that begins after the change
-/// sees only the new level. The old rungs are released when the last product holding them
-/// ends; until the change is installed, the tensors it moves are held at both precisions.
+/// reads only the rungs that change and swaps them tensor by tensor (see there): each product
+/// runs on one rung from start to end, and a forward pass that overlaps a change may meet some
+/// layers at the old level and some at the new.
 public final class ElasticWeights: @unchecked Sendable {
     let file: GGUFFile
     /// Laddered tensors, in the file's order, and their numbers.
@@ -39,7 +41,7 @@ public final class ElasticWeights: @unchecked Sendable {
     public var levelCount: Int { tables.first?.count ?? 0 }
     /// The level in effect (nil before the first budget is set).
     public var level: Int? { held.withLock { $0.level } }
-    /// Budget changes installed so far (each one that moved the level).
+    /// Counts the starts and ends of budget changes: odd while one runs.
     public var changeCount: Int { held.withLock { $0.changes } }
     /// Bytes of the rungs held now.
     public var heldBytes: Int { held.withLock { $0.bytes } }
@@ -102,33 +104,70 @@ public final class ElasticWeights: @unchecked Sendable {
         return l
     }
 
-    /// Holds the largest level that fits `budget`, reading only the rungs that change. On any
-    /// error (a budget below the smallest level, a damaged rung) nothing changes.
+    /// Holds the largest level that fits `budget`, reading only the rungs that change. Every
+    /// new rung is read and checked first, so on any error (a budget below the smallest level, a
+    /// damaged rung) nothing changes. Then tensor by tensor, those that shrink first: the old
+    /// rung is let go before the new one is made, so the weights held never exceed the larger of
+    /// the two levels (a product running on an old rung keeps it until it ends; one that starts
+    /// on a tensor in the middle of its swap waits for the new rung).
     public func setBudget(_ budget: Int) throws {
         try changeLock.withLock { _ in
             let target = try level(for: budget)
-            let current = held.withLock { $0.level }
+            let (current, holding) = held.withLock { ($0.level, $0.linears) }
             guard current != target else { return }
-            var loaded: [(Int, QuantizedLinear)] = []
-            for t in names.indices where current.map({ tables[t][$0] }) != tables[t][target] {
-                let (m, scales) = try ModelFile.matrix(file, names[t], rung: tables[t][target])
-                loaded.append((t, try QuantizedLinear(m, kernel: kernel, inputScales: scales,
-                                                      activationBits: activationBits)))
+            let moving = names.indices.filter { t in current.map { tables[t][$0] } != tables[t][target] }
+            func make(_ t: Int, rung: Int) throws -> QuantizedLinear {
+                let (m, scales) = try ModelFile.matrix(file, names[t], rung: rung)
+                return try QuantizedLinear(m, kernel: kernel, inputScales: scales, activationBits: activationBits)
             }
-            held.withLock { state in
-                for (t, linear) in loaded { state.linears[t] = linear }
-                state.level = target
-                state.changes += 1
-                state.bytes = state.linears.reduce(0) { $0 + ($1?.byteCount ?? 0) }
+            if current != nil {
+                for t in moving { _ = try ModelFile.matrix(file, names[t], rung: tables[t][target]) }
             }
+            let growth = Dictionary(uniqueKeysWithValues: moving.map { t in
+                (t, rungBytes[t][tables[t][target]] - (holding[t]?.byteCount ?? 0))
+            })
+            let order = moving.sorted { growth[$0]! < growth[$1]! }
+            held.withLock { $0.changes += 1 }  // odd while a change runs
+            defer { held.withLock { $0.changes += 1 } }
+            for t in order {
+                held.withLock { state in
+                    state.bytes -= state.linears[t]?.byteCount ?? 0
+                    state.linears[t] = nil
+                }
+                let rung = tables[t][target]
+                let linear: QuantizedLinear
+                do {
+                    linear = try make(t, rung: rung)
+                } catch {
+                    // The file changed since it was checked: put the old rung back where it can be.
+                    if let current, let old = try? make(t, rung: tables[t][current]) {
+                        held.withLock { state in
+                            state.linears[t] = old
+                            state.bytes += old.byteCount
+                        }
+                    }
+                    throw error
+                }
+                held.withLock { state in
+                    state.linears[t] = linear
+                    state.bytes += linear.byteCount
+                }
+            }
+            held.withLock { $0.level = target }
         }
     }
 
     func current(_ t: Int) throws -> QuantizedLinear {
-        guard let linear = held.withLock({ $0.linears[t] }) else {
-            throw LowBitError(.invalidArgument, "elastic model: '\(names[t])' is not held before a budget is set")
+        // A tensor is empty only in the middle of its swap, for the time one rung takes to make.
+        while true {
+            let (linear, changing) = held.withLock { ($0.linears[t], $0.changes % 2 == 1) }
+            if let linear { return linear }
+            guard changing else {
+                throw LowBitError(.invalidArgument, "elastic model: '\(names[t])' is not held (no budget set, or "
+                                                    + "a failed budget change could not restore it)")
+            }
+            usleep(50)
         }
-        return linear
     }
 }
 
