@@ -48,3 +48,10 @@ uint32_t lowbit_cpu_features(void) { return 0; }
 void lowbit_cpu_flush(const void *address, size_t bytes) { (void)address; (void)bytes; }
 
 #endif
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+void lowbit_release_free_memory(void) { malloc_trim(0); }
+#else
+void lowbit_release_free_memory(void) {}
+#endif

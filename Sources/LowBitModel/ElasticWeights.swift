@@ -154,6 +154,7 @@ public final class ElasticWeights: @unchecked Sendable {
                 }
             }
             held.withLock { $0.level = target }
+            AlignedBuffer.releaseFreeMemory()
         }
     }
 

@@ -334,6 +334,8 @@ public final class LlamaModel: @unchecked Sendable {
             elastic.fixedBytes = weightBytes
             try elastic.setBudget(budget ?? Int.max)
         }
+        // The file's bytes and the layouts `auto` measured came and went through the allocator.
+        AlignedBuffer.releaseFreeMemory()
     }
 
     /// A stack serves this model only if it holds every transformer linear layer and nothing

@@ -26,4 +26,7 @@ LOWBIT_CPU_INTERNAL uint32_t lowbit_cpu_features(void);
  * cache level, with CLFLUSHOPT. Only where lowbit_cpu_features() has LOWBIT_CPU_CLFLUSHOPT. */
 LOWBIT_CPU_INTERNAL void lowbit_cpu_flush(const void *address, size_t bytes);
 
+/* Returns the allocator's free memory to the system (glibc's malloc_trim; elsewhere nothing). */
+LOWBIT_CPU_INTERNAL void lowbit_release_free_memory(void);
+
 #endif

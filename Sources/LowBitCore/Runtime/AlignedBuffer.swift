@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import LowBitCPU
 
 /// A fixed-size, 64-byte aligned, zero-initialised block of memory owned by one object.
 /// Kernels read it through raw pointers; it never moves and is freed when the owner goes.
@@ -22,6 +23,11 @@ public final class AlignedBuffer: @unchecked Sendable {
     }
 
     deinit { free(pointer) }
+
+    /// Gives the memory the allocator holds free back to the system. Reading a file's tensors
+    /// goes through the allocator, which keeps what was freed for the process; after weights are
+    /// let go (a smaller budget), the process should shrink.
+    public static func releaseFreeMemory() { lowbit_release_free_memory() }
 
     @inlinable public func bytes() -> UnsafeMutablePointer<UInt8> { pointer.assumingMemoryBound(to: UInt8.self) }
     @inlinable public func floats() -> UnsafeMutablePointer<Float> { pointer.assumingMemoryBound(to: Float.self) }
