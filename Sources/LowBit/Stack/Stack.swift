@@ -154,6 +154,8 @@ public final class Stack: @unchecked Sendable {
             }
             let current = residency.withLock { $0 }
             if count == current.blocks.count { return }
+            // Blocks let go, and the file's bytes read for new ones, return to the system.
+            defer { AlignedBuffer.releaseFreeMemory() }
             if count < current.blocks.count {
                 let kept = Residency(Array(current.blocks[0..<count]), index: index)
                 residency.withLock { $0 = kept }
