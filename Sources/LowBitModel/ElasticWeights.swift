@@ -31,6 +31,8 @@ public final class ElasticWeights: @unchecked Sendable {
     private struct Held {
         var level: Int? = nil
         var linears: [QuantizedLinear?]
+        /// The rung each held linear is.
+        var rungs: [Int]
         var bytes = 0
         var changes = 0
     }
@@ -68,7 +70,8 @@ public final class ElasticWeights: @unchecked Sendable {
                 return layerBytes[key]! + (file.contains(ModelFile.inputScalesName(name, rung: k)) ? 4 * h.cols : 0)
             }
         }
-        held = Locked(Held(linears: Array(repeating: nil, count: names.count)))
+        held = Locked(Held(linears: Array(repeating: nil, count: names.count),
+                           rungs: Array(repeating: 0, count: names.count)))
     }
 
     /// The layer of a laddered tensor, or nil when `name` has no ladder.
@@ -104,57 +107,70 @@ public final class ElasticWeights: @unchecked Sendable {
         return l
     }
 
-    /// Holds the largest level that fits `budget`, reading only the rungs that change. Every
-    /// new rung is read and checked first, so on any error (a budget below the smallest level, a
-    /// damaged rung) nothing changes. Then tensor by tensor, those that shrink first: the old
-    /// rung is let go before the new one is made, so the weights held never exceed the larger of
-    /// the two levels (a product running on an old rung keeps it until it ends; one that starts
-    /// on a tensor in the middle of its swap waits for the new rung).
+    /// Holds the largest level that fits `budget`, reading only the rungs that change, tensor by
+    /// tensor, those that shrink first: the old rung is let go before the new one is made, so
+    /// the weights held never exceed the larger of the two levels (a product running on an old
+    /// rung keeps it until it ends; one that starts on a tensor in the middle of its swap waits
+    /// for the new rung). On any error (a budget below the smallest level, a damaged rung) the
+    /// tensors already moved go back to their old rungs, so nothing changes.
     public func setBudget(_ budget: Int) throws {
         try changeLock.withLock { _ in
             let target = try level(for: budget)
             let (current, holding) = held.withLock { ($0.level, $0.linears) }
             guard current != target else { return }
             let moving = names.indices.filter { t in current.map { tables[t][$0] } != tables[t][target] }
-            func make(_ t: Int, rung: Int) throws -> QuantizedLinear {
-                let (m, scales) = try ModelFile.matrix(file, names[t], rung: rung)
-                return try QuantizedLinear(m, kernel: kernel, inputScales: scales, activationBits: activationBits)
-            }
-            if current != nil {
-                for t in moving { _ = try ModelFile.matrix(file, names[t], rung: tables[t][target]) }
-            }
             let growth = Dictionary(uniqueKeysWithValues: moving.map { t in
                 (t, rungBytes[t][tables[t][target]] - (holding[t]?.byteCount ?? 0))
             })
-            let order = moving.sorted { growth[$0]! < growth[$1]! }
             held.withLock { $0.changes += 1 }  // odd while a change runs
             defer { held.withLock { $0.changes += 1 } }
-            for t in order {
-                held.withLock { state in
-                    state.bytes -= state.linears[t]?.byteCount ?? 0
-                    state.linears[t] = nil
+            var moved: [Int] = []
+            do {
+                for t in moving.sorted(by: { growth[$0]! < growth[$1]! }) {
+                    try swap(t, to: tables[t][target])
+                    moved.append(t)
                 }
-                let rung = tables[t][target]
-                let linear: QuantizedLinear
-                do {
-                    linear = try make(t, rung: rung)
-                } catch {
-                    // The file changed since it was checked: put the old rung back where it can be.
-                    if let current, let old = try? make(t, rung: tables[t][current]) {
-                        held.withLock { state in
-                            state.linears[t] = old
-                            state.bytes += old.byteCount
-                        }
-                    }
-                    throw error
+            } catch {
+                // Back to the level the model held, in the reverse order (the memory held stays
+                // within the two levels); a rung that read well before reads well again.
+                if let current {
+                    for t in moved.reversed() { try? swap(t, to: tables[t][current]) }
                 }
-                held.withLock { state in
-                    state.linears[t] = linear
-                    state.bytes += linear.byteCount
-                }
+                throw error
             }
             held.withLock { $0.level = target }
             AlignedBuffer.releaseFreeMemory()
+        }
+    }
+
+    /// Lets tensor t's rung go, then makes and installs `rung`. If making it fails, the old rung
+    /// is made again, so the tensor is never left empty by a rung that does not read.
+    private func swap(_ t: Int, to rung: Int) throws {
+        func make(_ k: Int) throws -> QuantizedLinear {
+            let (m, scales) = try ModelFile.matrix(file, names[t], rung: k)
+            return try QuantizedLinear(m, kernel: kernel, inputScales: scales, activationBits: activationBits)
+        }
+        let oldRung: Int? = held.withLock { state in
+            let old = state.linears[t].map { _ in state.rungs[t] }
+            state.bytes -= state.linears[t]?.byteCount ?? 0
+            state.linears[t] = nil
+            return old
+        }
+        let linear: QuantizedLinear
+        do {
+            linear = try make(rung)
+        } catch {
+            if let oldRung, let old = try? make(oldRung) { install(t, old, rung: oldRung) }
+            throw error
+        }
+        install(t, linear, rung: rung)
+    }
+
+    private func install(_ t: Int, _ linear: QuantizedLinear, rung: Int) {
+        held.withLock { state in
+            state.linears[t] = linear
+            state.rungs[t] = rung
+            state.bytes += linear.byteCount
         }
     }
 
