@@ -256,6 +256,32 @@ extension ModelQuantizer {
         }
     }
 
+    /// The mean loss, on the held-out tokens `allocations` measures on, of the model with each
+    /// entry's matrices in place of those tensors (one loss per entry).
+    func heldOutLosses(_ models: [[String: ModelFile.Matrix]], text: String, lossTokens: Int = 256,
+                       progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> [Double] {
+        let model = try LlamaModel(gguf: file, weights: .reference)
+        let tokens = Array(model.tokenizer.encode(text, addSpecial: true).dropFirst(LlamaModel.calibrationTokens)
+            .prefix(min(lossTokens, model.config.contextLength)))
+        guard tokens.count >= 16 else {
+            throw LowBitError(.invalidArgument, "the calibration text has too few tokens after the first "
+                                                + "\(LlamaModel.calibrationTokens) to compare models on")
+        }
+        // One layer per matrix, shared by the entries that hold it.
+        var layers: [ObjectIdentifier: Linear] = [:]
+        return try models.enumerated().map { i, matrices in
+            progress("levels", i + 1, models.count)
+            for (name, (m, scales)) in matrices {
+                if layers[ObjectIdentifier(m)] == nil {
+                    layers[ObjectIdentifier(m)] = try QuantizedLinear(m, kernel: .dequant, inputScales: scales,
+                                                                      activationBits: 32)
+                }
+                try model.replaceLinear(name, with: layers[ObjectIdentifier(m)]!)
+            }
+            return try StackSensitivity.meanLoss(model, tokens)
+        }
+    }
+
     /// Mean squared error of the tensor's outputs, Σ‖(W − Ŵ)·x‖² / samples, over the held-out
     /// rows it sees; Ŵ is the matrix with its input scaling undone.
     func outputError(_ name: String, _ reference: [Float], _ m: QuantizedMatrix, _ scales: [Float]?) throws -> Double {

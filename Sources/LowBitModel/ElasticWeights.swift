@@ -148,6 +148,12 @@ public final class ElasticWeights: @unchecked Sendable {
     private func swap(_ t: Int, to rung: Int) throws {
         func make(_ k: Int) throws -> QuantizedLinear {
             let (m, scales) = try ModelFile.matrix(file, names[t], rung: k)
+            // Levels are sized from the headers, taking the parameters to be Float16 as the
+            // quantizer makes them; a rung of wider ones would hold more than its level allows.
+            guard m.parametersAreHalfExact else {
+                throw LowBitError(.badFormat, "lowbit model: '\(ModelFile.matrixName(names[t], rung: k))' has group "
+                                              + "parameters that are not exact Float16 values, as a rung's must be")
+            }
             return try QuantizedLinear(m, kernel: kernel, inputScales: scales, activationBits: activationBits)
         }
         let oldRung: Int? = held.withLock { state in

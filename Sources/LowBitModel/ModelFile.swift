@@ -331,12 +331,16 @@ extension ModelFile {
     /// allocations `ModelQuantizer.allocations` makes for `levelCount` sizes evenly spaced from
     /// `minBytes` to `maxBytes`, each tensor's ladder being the precisions any level gives it,
     /// smallest first. Every level is the static model `quantize(targetBytes:)` makes at its
-    /// size. Returns the ladders' precisions by tensor, and the levels' target sizes.
+    /// size; a level whose loss on the held-out calibration tokens is not below every smaller
+    /// level's is left out, so a larger budget never runs a worse model (the allocation's
+    /// predicted losses are not exact, and between neighbouring sizes its choice can cost more
+    /// than it saves). Returns the ladders' precisions by tensor, and the levels' target sizes
+    /// and held-out losses.
     @discardableResult
     public static func quantizeElastic(modelPath: String, output: String, minBytes: Int, maxBytes: Int,
                                        calibrationText: String, levelCount: Int? = nil,
                                        progress: (String, Int, Int) -> Void = { _, _, _ in })
-        throws -> (ladders: [String: [TensorPrecision]], targets: [Int]) {
+        throws -> (ladders: [String: [TensorPrecision]], targets: [Int], losses: [Double]) {
         guard minBytes > 0, minBytes <= maxBytes else {
             throw LowBitError(.invalidArgument, "an elastic model needs 0 < min size <= max size, not \(minBytes) and "
                                                 + "\(maxBytes) bytes")
@@ -356,29 +360,39 @@ extension ModelFile {
             count == 1 ? maxBytes : minBytes + Int((Double(maxBytes - minBytes) * Double(l) / Double(count - 1)))
         }
         let allocations = try quantizer.allocations(targets: targets, text: calibrationText, progress: progress)
-        var ladders: [String: [TensorPrecision]] = [:], levels: [String: [Int]] = [:]
-        for name in allocations[0].keys {
-            // Fewer bits first; within a width, larger groups (fewer bytes) first.
-            let rungs = Set(allocations.map { $0[name]! })
-                .sorted { ($0.bits, -$0.groupSize) < ($1.bits, -$1.groupSize) }
-            ladders[name] = rungs
-            levels[name] = allocations.map { rungs.firstIndex(of: $0[name]!)! }
-        }
-        var matrices: [String: [Matrix]] = [:]
-        let total = ladders.values.reduce(0) { $0 + $1.count }
+        // Every precision any level gives a tensor, made once.
+        var made: [String: [TensorPrecision: Matrix]] = [:]
+        let total = allocations[0].keys.reduce(0) { n, name in n + Set(allocations.map { $0[name]! }).count }
         var done = 0
         // In the model's order: tensors that share input rows come one after the other
         // (`ModelQuantizer.inputs`).
         let config = try LlamaConfig(file)
         let order = (0..<config.layers).flatMap { l in LlamaModel.linearNames.map { "blk.\(l).\($0).weight" } }
-        for name in order.filter({ ladders[$0] != nil }) + ladders.keys.filter({ !order.contains($0) }) {
-            matrices[name] = try ladders[name]!.map { p in
+        let names = order.filter { allocations[0][$0] != nil } + allocations[0].keys.filter { !order.contains($0) }
+        for name in names {
+            for p in Set(allocations.map { $0[name]! }) {
                 done += 1
                 progress("quantizing", done, total)
-                return try quantizer.quantize(name, type: .integer(bits: p.bits), groupSize: p.groupSize)
+                made[name, default: [:]][p] = try quantizer.quantize(name, type: .integer(bits: p.bits),
+                                                                     groupSize: p.groupSize)
             }
         }
+        let losses = try quantizer.heldOutLosses(allocations.map { a in
+            Dictionary(uniqueKeysWithValues: names.map { ($0, made[$0]![a[$0]!]!) })
+        }, text: calibrationText, progress: progress)
+        var kept: [Int] = []
+        for l in losses.indices where kept.isEmpty || losses[l] < losses[kept.last!] { kept.append(l) }
+        var ladders: [String: [TensorPrecision]] = [:], levels: [String: [Int]] = [:]
+        var matrices: [String: [Matrix]] = [:]
+        for name in names {
+            // Fewer bits first; within a width, larger groups (fewer bytes) first.
+            let rungs = Set(kept.map { allocations[$0][name]! })
+                .sorted { ($0.bits, -$0.groupSize) < ($1.bits, -$1.groupSize) }
+            ladders[name] = rungs
+            levels[name] = kept.map { rungs.firstIndex(of: allocations[$0][name]!)! }
+            matrices[name] = rungs.map { made[name]![$0]! }
+        }
         try write(source: file, ladders: matrices, levels: levels, to: output)
-        return (ladders, targets)
+        return (ladders, kept.map { targets[$0] }, kept.map { losses[$0] })
     }
 }

@@ -81,15 +81,19 @@ func runQuantizeElastic(_ args: Arguments, modelPath: String, out: String) throw
     status("calibrating on the first \(LlamaModel.calibrationTokens) tokens of the calibration text, then measuring "
            + "sensitivities (minutes)")
     let t0 = monotonicSeconds()
-    let (ladders, targets) = try ModelFile.quantizeElastic(modelPath: modelPath, output: out, minBytes: minBytes,
-                                                           maxBytes: maxBytes, calibrationText: text,
-                                                           levelCount: levels) { progressBar($1, $2, $0) }
+    let count = levels ?? ModelFile.defaultLevelCount(minBytes: minBytes, maxBytes: maxBytes)
+    let (ladders, targets, _) = try ModelFile.quantizeElastic(modelPath: modelPath, output: out, minBytes: minBytes,
+                                                              maxBytes: maxBytes, calibrationText: text,
+                                                              levelCount: count) { progressBar($1, $2, $0) }
     let made = monotonicSeconds() - t0
     let t1 = monotonicSeconds()
     let model = try LlamaModel.load(path: out, weights: .q4_1(kernel: .auto), budget: maxBytes)
     let rungs = ladders.values.reduce(0) { $0 + $1.count }
+    let dropped = count - targets.count
     print("wrote \(out) in \(fmt(made, 1)) s: \(targets.count) levels from \(formatBytes(targets.first!)) to "
-          + "\(formatBytes(targets.last!)), \(rungs) rungs over \(ladders.count) tensors; at --budget "
+          + "\(formatBytes(targets.last!))"
+          + (dropped > 0 ? " (\(dropped) left out: no better on the held-out text than a smaller one)" : "")
+          + ", \(rungs) rungs over \(ladders.count) tensors; at --budget "
           + "\(formatBytes(maxBytes)) it loads in \(formatTime(monotonicSeconds() - t1)) holding "
           + "\(formatBytes(model.weightBytes)) of weights")
 }

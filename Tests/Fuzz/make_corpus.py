@@ -118,11 +118,11 @@ def gguf_seeds():
     write("gguf", "llama-lowbit.gguf", gguf({**metadata, "lowbit.model.version": ("u32", 1)}, lowbit))
     # An elastic model file of three levels: attn_q a ladder of a 2-bit and a 4-bit rung, ffn_gate of one.
     elastic = [t for t in model if t[0] not in ("blk.0.attn_q.weight", "blk.0.ffn_gate.weight")]
-    elastic += [("blk.0.attn_q.lowbit.0", [len(a := matrix_file(32, 32, 32, 2, 2, seed=7))], 24, a),
-                ("blk.0.attn_q.lowbit.1", [len(b := matrix_file(32, 32, 32, 4, 4, seed=8))], 24, b),
+    elastic += [("blk.0.attn_q.lowbit.0", [len(a := matrix_file(32, 32, 32, 2, 2, seed=7, half=True))], 24, a),
+                ("blk.0.attn_q.lowbit.1", [len(b := matrix_file(32, 32, 32, 4, 4, seed=8, half=True))], 24, b),
                 ("blk.0.attn_q.input_scales.1", [32], 0, np.full(32, 0.5, dtype="<f4").tobytes()),
                 ("blk.0.attn_q.levels", [3], 24, bytes([0, 0, 1])),
-                ("blk.0.ffn_gate.lowbit.0", [len(g)], 24, g),
+                ("blk.0.ffn_gate.lowbit.0", [len(h := matrix_file(64, 32, 32, 2, 2, seed=6, half=True))], 24, h),
                 ("blk.0.ffn_gate.levels", [3], 24, bytes([0, 0, 0]))]
     write("gguf", "llama-elastic.gguf",
           gguf({**metadata, "lowbit.model.version": ("u32", 1), "lowbit.model.levels": ("u32", 3)}, elastic))
@@ -132,7 +132,7 @@ def gguf_seeds():
 
 # ---- matrix files -----------------------------------------------------------------------------
 
-def matrix_file(rows, cols, group, type_code, bits, symmetric=False, mixed=False, seed=0):
+def matrix_file(rows, cols, group, type_code, bits, symmetric=False, mixed=False, seed=0, half=False):
     rng = np.random.default_rng(seed)
     groups = rows * (cols // group)
     codes = bytes(rng.integers(0, 256, groups * bits * group // 8, dtype=np.uint8))
@@ -145,8 +145,10 @@ def matrix_file(rows, cols, group, type_code, bits, symmetric=False, mixed=False
         codes = bytes(planes)
     if mixed:
         codes += bytes(rng.integers(0, 2, groups, dtype=np.uint8))
-    scales = (rng.random(groups) * 0.1).astype("<f4").tobytes()
-    offsets = (rng.random(groups) * -0.5).astype("<f4").tobytes()
+    # half: group parameters that are exact Float16 values, as an elastic model's rungs must be.
+    exact = (lambda v: v.astype("<f2")) if half else (lambda v: v)
+    scales = exact(rng.random(groups) * 0.1).astype("<f4").tobytes()
+    offsets = exact(rng.random(groups) * -0.5).astype("<f4").tobytes()
     sections = [codes, scales, offsets]
     pad = lambda n: (n + 63) // 64 * 64
     offsets_ = []

@@ -24,13 +24,18 @@ final class ElasticModelTests: XCTestCase {
         return try LlamaModel.load(path: source, weights: weights).weightBytes
     }
 
-    /// An elastic file of four levels from the 2-bit model's size to the 4-bit one's.
+    /// An elastic file of up to eight levels from the 2-bit model's size to the 4-bit one's.
     func writeElastic(_ source: String) throws -> (path: String, targets: [Int], ladders: [String: [TensorPrecision]]) {
         let low = try uniformBytes(source, bits: 2), high = try uniformBytes(source, bits: 4)
         let path = temporaryPath("elastic.gguf")
-        let (ladders, targets) = try ModelFile.quantizeElastic(modelPath: source, output: path, minBytes: low,
-                                                               maxBytes: high, calibrationText: ElasticModelTests.text,
-                                                               levelCount: 4)
+        let (ladders, targets, losses) = try ModelFile.quantizeElastic(
+            modelPath: source, output: path, minBytes: low, maxBytes: high, calibrationText: ElasticModelTests.text,
+            levelCount: 8)
+        // Levels no better than a smaller one are left out: held-out losses fall strictly.
+        XCTAssertEqual(losses.count, targets.count)
+        XCTAssertGreaterThan(targets.count, 1)
+        XCTAssertTrue(zip(losses, losses.dropFirst()).allSatisfy { $0 > $1 }, "\(losses)")
+        XCTAssertTrue(zip(targets, targets.dropFirst()).allSatisfy { $0 < $1 }, "\(targets)")
         return (path, targets, ladders)
     }
 
@@ -44,17 +49,17 @@ final class ElasticModelTests: XCTestCase {
     func testEveryLevelIsTheStaticModelOfItsSize() throws {
         let source = ModelFileTests.sourcePath
         let (path, targets, ladders) = try writeElastic(source)
-        XCTAssertEqual(targets.count, 4)
+        let n = targets.count
         XCTAssertEqual(Set(ladders.keys), Set(ModelFileTests.linearNames))
         let file = try GGUFFile(path: path)
         let levels = try XCTUnwrap(try ModelFile.levels(file))
         let quantizer = try ModelQuantizer(file: try GGUFFile(path: source), calibrationText: ElasticModelTests.text)
         let elastic = try LlamaModel.load(path: path, weights: .q4_1(kernel: .dequant))
         let weights = try XCTUnwrap(elastic.elastic)
-        XCTAssertEqual(weights.level, 3, "no budget: the largest level")
-        XCTAssertEqual((0..<4).map { weights.bytes(level: $0) }, (0..<4).map { weights.bytes(level: $0) }.sorted())
+        XCTAssertEqual(weights.level, n - 1, "no budget: the largest level")
+        XCTAssertEqual((0..<n).map { weights.bytes(level: $0) }, (0..<n).map { weights.bytes(level: $0) }.sorted())
         var statics: [LlamaModel] = []
-        for l in 0..<4 {
+        for l in 0..<n {
             let chosen = try quantizer.allocate(targetBytes: targets[l], text: ElasticModelTests.text)
             var matrices: [String: ModelFile.Matrix] = [:]
             for (name, table) in levels {
@@ -65,16 +70,30 @@ final class ElasticModelTests: XCTestCase {
             try ModelFile.write(source: try GGUFFile(path: source), matrices: matrices, to: staticPath)
             statics.append(try LlamaModel.load(path: staticPath, weights: .q4_1(kernel: .dequant)))
         }
-        for l in 0..<4 {
+        for l in 0..<n {
             // The largest level that fits: a later level of the same size, where there is one.
             try elastic.setBudget(weights.bytes(level: l))
             let held = try XCTUnwrap(weights.level)
-            XCTAssertEqual(held, (l..<4).last { weights.bytes(level: $0) == weights.bytes(level: l) })
+            XCTAssertEqual(held, (l..<n).last { weights.bytes(level: $0) == weights.bytes(level: l) })
             XCTAssertEqual(elastic.weightBytes, statics[held].weightBytes, "level \(held)")
             XCTAssertEqual(elastic.weightBytes, weights.bytes(level: held))
             XCTAssertTrue(try logits(elastic) == logits(statics[held]), "level \(held)")
         }
-        XCTAssertGreaterThan(Set((0..<4).map { weights.bytes(level: $0) }).count, 1)
+        XCTAssertGreaterThan(Set((0..<n).map { weights.bytes(level: $0) }).count, 1)
+    }
+
+    /// On `auto` (the family measured here) as on a named one, a level holds exactly the bytes
+    /// its headers said it would.
+    func testLevelsHoldTheBytesTheirHeadersSay() throws {
+        let (path, _, _) = try writeElastic(ModelFileTests.sourcePath)
+        for kernel in [KernelFamily.auto, .lut, .dequant] {
+            let model = try LlamaModel.load(path: path, weights: .q4_1(kernel: kernel))
+            let weights = try XCTUnwrap(model.elastic)
+            for l in (0..<weights.levelCount).reversed() {
+                try model.setBudget(weights.bytes(level: l))
+                XCTAssertEqual(model.weightBytes, weights.bytes(level: try XCTUnwrap(weights.level)), "\(kernel) \(l)")
+            }
+        }
     }
 
     /// A budget change reads only the tensors whose rung changes; a budget below the smallest
@@ -155,7 +174,8 @@ final class ElasticModelTests: XCTestCase {
     func testMalformedLaddersAreFormatErrors() throws {
         let (path, _, _) = try writeElastic(ModelFileTests.sourcePath)
         let file = try GGUFFile(path: path)
-        func rewrite(skip: String? = nil, levelsKey: UInt32? = 4,
+        let count = try XCTUnwrap(file.metadata[ModelFile.levelsKey]?.intValue)
+        func rewrite(skip: String? = nil, levelsKey: UInt32? = UInt32(count),
                      edit: (String, [UInt8]) -> (String, [Int], [UInt8])? = { _, _ in nil }) throws -> GGUFFile {
             var writer = GGUFWriter()
             for key in file.metadataOrder where key != ModelFile.levelsKey { try writer.copy(key, from: file) }
@@ -182,14 +202,21 @@ final class ElasticModelTests: XCTestCase {
             }
         }
         loadError(try rewrite { name, data in
-            name == "blk.0.ffn_up.levels" ? (name, [4], [0, 0, 0, 15]) : nil
+            name == "blk.0.ffn_up.levels" ? (name, [count], [15] + data.dropFirst()) : nil
         }, mentions: "blk.0.ffn_up.levels")
         loadError(try rewrite { name, data in
-            name == "blk.0.ffn_up.levels" ? (name, [3], Array(data.prefix(3))) : nil
+            name == "blk.0.ffn_up.levels" ? (name, [count - 1], Array(data.prefix(count - 1))) : nil
         }, mentions: "blk.0.ffn_up.levels")
         loadError(try rewrite(skip: "blk.0.ffn_up.levels"), mentions: "blk.0.ffn_up.lowbit.0")
         loadError(try rewrite(levelsKey: nil), mentions: ModelFile.levelsKey)
         loadError(try rewrite(levelsKey: 0), mentions: ModelFile.levelsKey)
+        // A rung whose parameters are not exact Float16s would hold more than its level says.
+        let (wide, _) = try ModelFile.matrix(file, "blk.0.ffn_down.weight", rung: 0)
+        wide.scales.floats()[0] = Float(Float16(wide.scales.floats()[0])) + 1e-6
+        let wideBytes = MatrixFile.encode(wide)
+        loadError(try rewrite { name, _ in
+            name == "blk.0.ffn_down.lowbit.0" ? (name, [wideBytes.count], wideBytes) : nil
+        }, mentions: "blk.0.ffn_down.lowbit.0")
         let rung = try file.tensor("blk.0.attn_k.lowbit.0")
         loadError(try rewrite { name, data in
             name == rung.name ? (name, [data.count], data.map { $0 ^ 0x20 }) : nil

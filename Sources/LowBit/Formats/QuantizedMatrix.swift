@@ -68,6 +68,16 @@ public final class QuantizedMatrix: @unchecked Sendable {
         codes.byteCount + scales.byteCount + offsets.byteCount + (groupTypes?.byteCount ?? 0)
     }
 
+    /// Whether every scale and offset is exactly a Float16 (as the quantizer makes them): kernel
+    /// layouts then keep them in half the bytes (`GroupParameters`).
+    public var parametersAreHalfExact: Bool {
+        let d = scales.floats(), m = offsets.floats()
+        for i in 0..<(rows * groupsPerRow) where Float(Float16(d[i])) != d[i] || Float(Float16(m[i])) != m[i] {
+            return false
+        }
+        return true
+    }
+
     /// Bits per weight of the canonical form (codes plus group parameters).
     public var bitsPerWeight: Double {
         Double(canonicalByteCount) * 8 / Double(rows * cols)
