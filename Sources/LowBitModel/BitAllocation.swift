@@ -256,9 +256,11 @@ extension ModelQuantizer {
         }
     }
 
-    /// The mean loss, on the held-out tokens `allocations` measures on, of the model with each
-    /// entry's matrices in place of those tensors (one loss per entry).
-    func heldOutLosses(_ models: [[String: ModelFile.Matrix]], text: String, lossTokens: Int = 256,
+    /// The mean loss, on up to `lossTokens` of the tokens after the fitted ones, of the model with
+    /// each entry's matrices in place of those tensors (one loss per entry). Models a MiB apart
+    /// differ by tenths of a percent in loss, so this takes every token the text has after the
+    /// fitted ones, up to 2048 within the context, rather than the 256 the allocation uses.
+    func heldOutLosses(_ models: [[String: ModelFile.Matrix]], text: String, lossTokens: Int = 2048,
                        progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> [Double] {
         let model = try LlamaModel(gguf: file, weights: .reference)
         let tokens = Array(model.tokenizer.encode(text, addSpecial: true).dropFirst(LlamaModel.calibrationTokens)
