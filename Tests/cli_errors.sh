@@ -93,7 +93,9 @@ expect_usage "misspelt option" run --model "$missing" --prompt hi --bugdet 5MB
 expect_usage "run: -n not a number" run --model "$missing" --prompt hi -n abc
 expect_usage "run: temperature not a number" run --model "$missing" --prompt hi --temp warm
 expect_usage "run: top-p 0" run --model "$missing" --prompt hi --top-p 0
-expect_usage "run: budget without a stack" run --model "$missing" --prompt hi --budget 64MB
+expect_usage "run: budget with requantized weights" run --model "$missing" --prompt hi --budget 64MB --bits 4
+expect_usage "run: budget with reference weights" run --model "$missing" --prompt hi --budget 64MB \
+    --weights reference
 expect_usage "run: bits with weights" run --model "$missing" --prompt hi --bits 4 --weights reference
 expect_usage "run: group size without bits" run --model "$missing" --prompt hi --group-size 32
 expect_usage "run: kernel with reference weights" run --model "$missing" --prompt hi --weights reference --kernel lut
