@@ -329,7 +329,8 @@ LOWBIT_API lowbit_status lowbit_model_quantize(const char *path, const char *out
                                                uint64_t target_bytes, const char *calibration_text);
 /* Writes an elastic model file to out_path: the target-size model of `levels` sizes evenly spaced
  * from min_bytes to max_bytes (levels 0: one per MiB, 2 to 64; at most 4096) in one file, each
- * linear layer stored at every precision a size gives it. lowbit_model_load opens it with
+ * linear layer stored at every precision a size gives it (a size that scores no better on held-out
+ * calibration text than a smaller one is left out). lowbit_model_load opens it with
  * LOWBIT_WEIGHTS_FILE and `budget` (0: its largest level), holding the largest level that fits;
  * lowbit_model_set_budget moves between levels reading only the layers that change.
  * calibration_text is required (at least 1040 tokens). Minutes on SmolLM2-135M. Since 0.2. */
