@@ -137,8 +137,8 @@ for tier in $tiers; do
     python_count=$((python_count + $(grep -oE '^[0-9]+ passed' "$logs/python-tests-$tier.log" | grep -oE '[0-9]+')))
 done
 
-section "README examples (Python in the venv)"
-PYTHON="$venv/bin/python" "$root/Tests/readme_examples.sh"
+section "README: every code block as printed (the main job, install, wheel, chats, matrices, the tool)"
+"$root/Tests/readme_examples.sh"
 
 section "CLI error cases"
 "$root/Tests/cli_errors.sh"

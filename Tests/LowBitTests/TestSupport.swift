@@ -1,6 +1,10 @@
+import Foundation
 import XCTest
 @testable import LowBit
 @testable import LowBitCore
+
+/// The repository's Tests folder, where the fixtures and the fuzz corpus are.
+let testsFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
 
 /// Deterministic data for every test (the library's SplitMix64).
 typealias TestRandom = SplitMix64

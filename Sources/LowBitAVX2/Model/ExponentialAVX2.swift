@@ -1,7 +1,7 @@
 import _Builtin_intrinsics.intel
 
-/// eˣ for the runner's softmax and SiLU, 8 values per call on AVX2 (the scalar `exp` of libm was
-/// 7% of a 512-token prefill). x = n·ln2 + r with n = round(x/ln2) and |r| ≤ ln2/2, ln2 split in
+/// eˣ for the runner's softmax and SiLU, 8 values per call on AVX2 (libm's scalar `exp` stands
+/// out in a prefill's profile). x = n·ln2 + r with n = round(x/ln2) and |r| ≤ ln2/2, ln2 split in
 /// two parts so that r is exact to float precision; eʳ by its Taylor series to r⁷ (the first
 /// term left out is below 1.2e-8 relative at |r| = ln2/2); 2ⁿ built in the exponent bits.
 /// Within 1.2e-7 relative (2 ulp) of the exact value for x in [lowest, highest]; between -87.68 and

@@ -3,12 +3,10 @@ import LowBitCPU
 /// Software prefetching of packed weight codes, shared by the LUT and dequant kernels.
 package enum CodePrefetch {
     /// Bytes of codes the kernels keep prefetched ahead of where they read, split evenly over
-    /// the row blocks they stream at once (`distance`). On the Intel VM of earlier sessions,
-    /// weights streamed from DRAM (11008×4096, 1 thread) ran at 0.81–0.85 of read speed at N = 1
-    /// without (then four streams of row blocks) and 0.93–1.0 with 4 KiB ahead; at N = 2 (one
-    /// block at a time) 0.50–0.75 without, 0.81–0.96 with; 1 KiB ahead of a lone stream was too
-    /// little (0.70–0.75), 8 KiB no better than 4. The LUT kernel's one-stream quads prefetch
-    /// further, into L2 (`LUTKernelAVX2.quadPrefetchDistance`).
+    /// the row blocks they stream at once (`distance`). 4 KiB is what brings weights streamed
+    /// from DRAM close to read speed at N = 1 and 2 (`lowbit bench`'s 11008×4096 dram case); 1 KiB
+    /// ahead of a lone stream is too little and 8 KiB no better. The LUT kernel's one-stream quads
+    /// prefetch further, into L2 (`LUTKernelAVX2.quadPrefetchDistance`).
     /// Prefetches past the end of a layout are harmless: they never fault.
     static let window = 4096
 

@@ -8,7 +8,7 @@ import LowBitCore
 /// `vpmaddubsw` + `vpmaddwd` + add in one instruction on twice the rows, and with no int16
 /// intermediate. The register tile is 32 weight rows (two zmm) × 4 activation rows: each unpack
 /// of codes serves 4 activation rows, each broadcast 2 zmm of rows (at N = 3 too: the padded
-/// tile still ran 1.25–2× the AVX2 kernel's speed; at N = 2 the AVX2 kernel runs). Per group:
+/// tile outruns the AVX2 kernel; at N = 2 the AVX2 kernel runs). Per group:
 /// y += d·sa·Σ q·qa + m·sa·Σqa, as in the reference.
 enum DequantKernelAVX512 {
     /// Activation rows per register tile.

@@ -519,8 +519,8 @@ enum LUTKernelAVX2 {
         for g in 0..<groups {
             var acc0 = Accumulators(), acc1 = Accumulators(), acc2 = Accumulators(), acc3 = Accumulators()
             for _ in 0..<chunksPerGroup / k {
-                // Two calls with constant distances: one call with the distance in a variable
-                // ran 3-bit from DRAM at 0.44 of read speed instead of 0.62–0.65.
+                // Two calls with constant distances: with the distance in a variable, the
+                // prefetches fall behind and 3-bit from DRAM loses a third of its speed.
                 if prefetchNextQuad { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: quadBytes) }
                 else { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: quadPrefetchDistance) }
                 if bits <= 3 { CodePrefetch.ahead(of: u, bytes: runBytes, distance: quadL1PrefetchDistance) }

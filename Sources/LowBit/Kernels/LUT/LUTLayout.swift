@@ -21,9 +21,8 @@
 /// A quantized matrix's group parameters sit in the same stream: after each group's chunks of a
 /// quad, the quad's blocks' parameters for that group in turn, per block 16 d then 16 m
 /// (Float16 when all are exact Float16s, else Float32: `GroupParameters.halfExact`). As a
-/// second stream they cost the N = 1 kernel from DRAM what prefetching gained (2-bit with codes
-/// prefetched into L2: 0.74–0.78 of read speed with the parameters apart, 0.84–0.94 when the
-/// kernel read none). A sign matrix stores no parameters: d = 2 and m = −1 everywhere.
+/// second stream they cost the N = 1 kernel from DRAM about what prefetching gains (2-bit, the
+/// 11008×4096 dram case). A sign matrix stores no parameters: d = 2 and m = −1 everywhere.
 public final class LUTLayout: @unchecked Sendable {
     public static let rowsPerBlock = 16
     /// Row blocks per quad in quantized weights' layouts (see above).

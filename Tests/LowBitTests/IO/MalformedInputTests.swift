@@ -7,8 +7,7 @@ import LowBitFuzzTargets
 
 /// Every fuzz corpus file (seeds and the inputs that once failed) through its target.
 final class FuzzCorpusTests: XCTestCase {
-    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fuzz/Corpus")
+    static let corpus = testsFolder.appendingPathComponent("Fuzz/Corpus")
 
     static func files(_ target: String) throws -> [URL] {
         let folder = corpus.appendingPathComponent(target)
