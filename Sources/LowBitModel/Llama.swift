@@ -10,7 +10,8 @@ public enum WeightChoice: Sendable, CustomStringConvertible {
     case reference
     /// The file's own blocks, imported without requantization (`FileTensorHolding`): Q4_0, Q4_1,
     /// Q4_K, Q5_0, Q5_1, Q5_K, TQ1_0 and TQ2_0 as lowbit matrices of their codes, Q8_0 on its own
-    /// blocks, other types as their exact Float32 values. `auto` is the dequant family
+    /// blocks, Q2_K, Q3_K, Q6_K and IQ4 as int8 values with their scales, float types as Float32
+    /// (the exact values, in every case). `auto` is the dequant family
     /// here, at every activation precision (LUT tables would round otherwise than the precision
     /// asked for). `activationBits` nil: 16 where the kernel takes it (dequant, with two int8
     /// passes, so the model agrees with the reference token by token), else the kernel's int8;
@@ -59,12 +60,17 @@ public enum FileTensorHolding: Sendable, Equatable {
     case lowbitCodes(bits: Int)
     /// Q8_0: the file's blocks, on a kernel of their own.
     case q8_0Blocks
-    /// Every other type: its exact Float32 values (no requantization).
+    /// Q2_K, Q3_K, Q6_K (groups of 16) and IQ4_NL, IQ4_XS (groups of 32): their exact values as
+    /// int8 with a Float32 scale (and minimum) per group (`Int8GroupLinear`).
+    case int8Groups(groupSize: Int)
+    /// Every other type (F32, F16, BF16): its exact Float32 values (no requantization).
     case float32
 
     public init(_ type: GGUFFile.TensorType) {
         if let bits = GGMLBlocks.integerGroupBits(type) {
             self = .lowbitCodes(bits: bits)
+        } else if let groupSize = GGMLBlocks.int8GroupSize(type) {
+            self = .int8Groups(groupSize: groupSize)
         } else {
             self = type == .q8_0 ? .q8_0Blocks : .float32
         }
@@ -77,6 +83,8 @@ public enum FileTensorHolding: Sendable, Equatable {
             return "lowbit \(bits)-bit codes, group size 32, as stored (kernel families lut, bitserial, dequant; "
                 + "auto: dequant with 16-bit activations)"
         case .q8_0Blocks: return "its own Q8_0 blocks (int8 x float kernel)"
+        case .int8Groups(let groupSize):
+            return "its exact values as int8, a Float32 scale per \(groupSize) (int8 x float kernel)"
         case .float32: return "exact Float32 values (float kernel)"
         }
     }
@@ -243,6 +251,10 @@ public final class LlamaModel: @unchecked Sendable {
                     return try QuantizedLinear(m, kernel: family, activationBits: bits)
                 case .q8_0Blocks:
                     return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols)
+                case .int8Groups:
+                    return try g.withTensorBytes(t) {
+                        try Int8GroupLinear(type: t.type, blocks: $0, rows: rows, cols: cols)
+                    }
                 case .float32:
                     return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)
                 }

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import LowBitCore
 
-/// The model layer's math as written: attention, SwiGLU and Q8_0 rows.
+/// The model layer's math as written: attention, SwiGLU, Q8_0 rows and int8 groups.
 extension PortableKernels {
     package static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
                                values: UnsafePointer<Float>,
@@ -73,6 +73,25 @@ extension PortableKernels {
                     for j in 0..<32 { dot += Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) * xb[j] }
                     let d = Float(Float16(bitPattern: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))))
                     total += d * dot
+                }
+                y[i * rows + r] = total
+            }
+        }
+    }
+
+    /// The formula of `int8GroupRows`, one weight and one activation row at a time.
+    package static func int8GroupRows(_ values: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
+                                      minimums: UnsafePointer<Float>?, groupSize: Int, cols: Int, rows: Int,
+                                      x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
+                                      range: Range<Int>) {
+        let groups = cols / groupSize
+        for r in range {
+            for i in 0..<n {
+                var total: Float = 0
+                for c in 0..<cols {
+                    let g = r * groups + c / groupSize
+                    let w = scales[g] * Float(values[r * cols + c]) - (minimums?[g] ?? 0)
+                    total += w * x[i * cols + c]
                 }
                 y[i * rows + r] = total
             }

@@ -185,7 +185,8 @@ public enum GGMLBlocks {
     /// The code width of block types whose every 32-element group is scale·q + offset with an
     /// integer q (lowbit's own form, so a matrix of them is held as its codes): Q4_0, Q4_1, Q4_K
     /// 4 bits; Q5_0, Q5_1, Q5_K 5; TQ1_0, TQ2_0 2 (q = t + 1). Nil for the others, whose groups
-    /// are 16 elements (Q2_K, Q3_K, Q6_K), 8-bit (Q8_0), a value table (IQ4) or floats.
+    /// are 16 elements (Q2_K, Q3_K, Q6_K), 8-bit (Q8_0), a value table (IQ4) or floats
+    /// (`int8GroupSize` holds the K-quants and IQ4 types).
     public static func integerGroupBits(_ type: GGUFFile.TensorType) -> Int? {
         switch type {
         case .q4_0, .q4_1, .q4_K: return 4
@@ -238,6 +239,78 @@ public enum GGMLBlocks {
             }
         default:
             preconditionFailure("integerGroups of \(type), which integerGroupBits excludes")
+        }
+    }
+
+    // MARK: int8 groups
+
+    /// The group size of block types held as int8 values v with a Float32 scale s and minimum m
+    /// per group, s·v − m, because lowbit's codes cannot hold them: Q2_K, Q3_K and Q6_K scale
+    /// sub-blocks of 16 elements (lowbit's groups are 32 or more), IQ4_NL and IQ4_XS index a table
+    /// of 16 non-uniform values. Nil for the others.
+    public static func int8GroupSize(_ type: GGUFFile.TensorType) -> Int? {
+        switch type {
+        case .q2_K, .q3_K, .q6_K: return 16
+        case .iq4_nl, .iq4_xs: return 32
+        default: return nil
+        }
+    }
+
+    /// One block of an `int8GroupSize` type: its values v (type.block.elements of them), and per
+    /// group the scale s and minimum m (0 but for Q2_K) such that s·v − m is `decode`'s value bit
+    /// for bit: the same products in the same order.
+    public static func int8Groups(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer,
+                                  values v: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>,
+                                  minimums: UnsafeMutablePointer<Float>) {
+        switch type {
+        case .q2_K:
+            let d = half(p, 80), dmin = half(p, 82)
+            for g in 0..<16 {
+                (scales[g], minimums[g]) = (d * Float(byte(p, g) & 0x0F), dmin * Float(byte(p, g) >> 4))
+            }
+            for j in 0..<superBlock {
+                let w = j % 128
+                v[j] = Int8(byte(p, 16 + j / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3)
+            }
+        case .q3_K:
+            let d = half(p, 108)
+            for g in 0..<16 {
+                let low = (g < 8 ? byte(p, 96 + g) : byte(p, 96 + g - 8) >> 4) & 0x0F
+                let high = byte(p, 104 + g % 4) >> (2 * (g / 4)) & 3
+                (scales[g], minimums[g]) = (d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32), 0)
+            }
+            for j in 0..<superBlock {
+                let w = j % 128, low = byte(p, 32 + j / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3
+                v[j] = Int8(low - (byte(p, j % 32) >> (j / 32) & 1 ^ 1) << 2)
+            }
+        case .q6_K:
+            let d = half(p, 208)
+            for g in 0..<16 {
+                (scales[g], minimums[g]) = (d * Float(p.load(fromByteOffset: 192 + g, as: Int8.self)), 0)
+            }
+            for j in 0..<superBlock {
+                let h = j / 128, w = j % 128
+                let low = byte(p, h * 64 + w % 64) >> (4 * (w / 64)) & 0x0F
+                let high = byte(p, 128 + h * 32 + w % 32) >> (2 * (w / 32)) & 3
+                v[j] = Int8(low | high << 4 - 32)
+            }
+        case .iq4_nl:
+            (scales[0], minimums[0]) = (half(p), 0)
+            for j in 0..<16 {
+                v[j] = Int8(iq4Values[byte(p, 2 + j) & 0x0F])
+                v[j + 16] = Int8(iq4Values[byte(p, 2 + j) >> 4])
+            }
+        case .iq4_xs:
+            let d = half(p), highBits = Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+            for g in 0..<8 {
+                let low = byte(p, 4 + g / 2) >> (4 * (g % 2)) & 0x0F, high = highBits >> (2 * g) & 3
+                (scales[g], minimums[g]) = (d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32), 0)
+                for w in 0..<32 {
+                    v[32 * g + w] = Int8(iq4Values[byte(p, 8 + 16 * g + w % 16) >> (4 * (w / 16)) & 0x0F])
+                }
+            }
+        default:
+            preconditionFailure("int8Groups of \(type), which int8GroupSize excludes")
         }
     }
 

@@ -171,10 +171,8 @@ final class StackSensitivitySmoothingTests: XCTestCase {
     }
 }
 
-/// The runner's Q8_0 layer (a file's Q8_0 tensor on its own blocks, float activations) against
-/// the Float64 product of its dequantized weights; AVX2 and portable paths; bad sizes refused.
-/// A runner layer's products, AVX2 and portable, within 1e-6 of the Float64 product of its
-/// weights w, for each activation row count.
+/// A runner layer's products, at the tier under test and the portable one, within 1e-6 of the
+/// Float64 product of its weights w, for each activation row count.
 func assertMatchesFloat64(_ layer: Linear, weights w: [Float], activationRows: [Int], _ rng: inout TestRandom,
                           file: StaticString = #filePath, line: UInt = #line) throws {
     let rows = layer.rows, cols = layer.cols
@@ -195,6 +193,8 @@ func assertMatchesFloat64(_ layer: Linear, weights w: [Float], activationRows: [
     }
 }
 
+/// The runner's Q8_0 layer (a file's Q8_0 tensor on its own blocks, float activations) against
+/// the Float64 product of its dequantized weights; bad sizes refused.
 final class Q8_0LinearTests: XCTestCase {
     func testMatchesFloat64ProductOfItsBlocks() throws {
         var rng = TestRandom(seed: 21)

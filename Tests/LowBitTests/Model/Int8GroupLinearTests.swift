@@ -1,0 +1,66 @@
+import XCTest
+@testable import LowBit
+@testable import LowBitCore
+@testable import LowBitModel
+
+/// The GGUF types the runner holds as int8 groups (Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS), on random
+/// blocks of each: the values it holds are the file's bit for bit, and its products at the tier
+/// under test and the portable one match the Float64 product of those values.
+final class Int8GroupLinearTests: XCTestCase {
+    static let types: [GGUFFile.TensorType] = [.q2_K, .q3_K, .q6_K, .iq4_nl, .iq4_xs]
+    /// Byte offsets of each type's Float16 fields in a block: random bytes there could be NaN.
+    static let halfFields: [GGUFFile.TensorType: [Int]] = [.q2_K: [80, 82], .q3_K: [108], .q6_K: [208],
+                                                          .iq4_nl: [0], .iq4_xs: [0]]
+
+    /// Random blocks (every byte pattern is a valid block) with Float16 scales of a model's size.
+    static func randomBlocks(_ type: GGUFFile.TensorType, count: Int, _ rng: inout TestRandom) -> [UInt8] {
+        var out: [UInt8] = []
+        for _ in 0..<count {
+            var block = (0..<type.block.bytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            for offset in halfFields[type]! {
+                let bits = Float16(rng.normals(1, scale: 0.01)[0]).bitPattern
+                (block[offset], block[offset + 1]) = (UInt8(bits & 0xFF), UInt8(bits >> 8))
+            }
+            out += block
+        }
+        return out
+    }
+
+    func testValuesAreTheFilesAndProductsMatchFloat64() throws {
+        var rng = TestRandom(seed: 61)
+        for type in Self.types {
+            for (rows, cols) in [(1, 256), (7, 512), (33, 768)] {
+                let count = rows * cols / type.block.elements
+                let blocks = Self.randomBlocks(type, count: count, &rng)
+                var expected = [Float](repeating: .nan, count: rows * cols)
+                blocks.withUnsafeBytes { GGMLBlocks.decode(type, $0.baseAddress!, blocks: count, into: &expected) }
+                let layer = try blocks.withUnsafeBytes {
+                    try Int8GroupLinear(type: type, blocks: $0, rows: rows, cols: cols)
+                }
+                var row = [Float](repeating: .nan, count: cols)
+                for r in 0..<rows {
+                    layer.weights(row: r, into: &row)
+                    let differing = zip(row, expected[(r * cols)...]).filter { $0.bitPattern != $1.bitPattern }.count
+                    XCTAssertEqual(differing, 0, "\(type) row \(r): \(differing) values differ from the file's")
+                }
+                let parameterBytes = (type == .q2_K ? 8 : 4) * rows * cols / layer.groupSize
+                XCTAssertEqual(layer.byteCount, rows * cols + parameterBytes, "\(type)")
+                try assertMatchesFloat64(layer, weights: expected, activationRows: [1, 2, 3, 5, 9], &rng)
+            }
+        }
+    }
+
+    func testBadSizesAndOtherTypesAreRefused() throws {
+        var rng = TestRandom(seed: 62)
+        let blocks = Self.randomBlocks(.q6_K, count: 2, &rng)
+        try blocks.withUnsafeBytes { raw in
+            XCTAssertThrowsStatus(.badFormat, try Int8GroupLinear(type: .q6_K, blocks: raw, rows: 1, cols: 256))
+            XCTAssertThrowsStatus(.badFormat, try Int8GroupLinear(type: .q6_K, blocks: raw, rows: 2, cols: 128))
+            XCTAssertThrowsStatus(.badFormat, try Int8GroupLinear(type: .q6_K, blocks: raw, rows: 0, cols: 512))
+            XCTAssertThrowsStatus(.unsupported, try Int8GroupLinear(type: .q4_0, blocks: raw, rows: 1, cols: 32))
+        }
+        XCTAssertEqual(FileTensorHolding(.q6_K), .int8Groups(groupSize: 16))
+        XCTAssertEqual(FileTensorHolding(.iq4_xs), .int8Groups(groupSize: 32))
+        XCTAssertEqual(FileTensorHolding(.bf16), .float32)
+    }
+}
