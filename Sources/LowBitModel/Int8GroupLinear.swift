@@ -4,8 +4,8 @@ import LowBitCore
 /// A GGUF tensor whose type lowbit's codes cannot hold, run on its exact values without
 /// requantizing: Q2_K, Q3_K and Q6_K (scales per 16 elements) and IQ4_NL, IQ4_XS (a table of
 /// non-uniform values), held as int8 values v with a Float32 scale s and minimum m per group,
-/// w = s·v − m (`GGMLBlocks.int8Groups`): 8 bits per weight and 2 or 4 per group element for
-/// the parameters, against Float32's 32, with float activations.
+/// w = s·v − m (`GGMLBlocks.int8Groups`): 8 bits per weight plus 1 to 4 for the parameters,
+/// against Float32's 32, with float activations.
 ///
 ///     y[r] = Σ_c (s[r, g(c)] · v[r, c] − m[r, g(c)]) · x[c],   g(c) = c / groupSize
 public final class Int8GroupLinear: Linear, RowLookup, @unchecked Sendable {
