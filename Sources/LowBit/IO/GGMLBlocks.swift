@@ -14,7 +14,7 @@ public enum GGMLBlocks {
     static let superBlock = 256
 
     /// IQ4_NL's and IQ4_XS's 16 values.
-    static let iq4Values: [Float] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+    static let iq4Values: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
 
     @inline(__always) static func half(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
         Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
@@ -41,13 +41,9 @@ public enum GGMLBlocks {
             case .q5_0: q5(block, y, hasMinimum: false)
             case .q5_1: q5(block, y, hasMinimum: true)
             case .q8_0: for j in 0..<32 { y[j] = half(block) * Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) }
-            case .q2_K: q2_K(block, y)
-            case .q3_K: q3_K(block, y)
+            case .q2_K, .q3_K, .q6_K, .iq4_nl, .iq4_xs: int8GroupValues(type, block, y)
             case .q4_K: q45_K(block, y, fifthBits: false)
             case .q5_K: q45_K(block, y, fifthBits: true)
-            case .q6_K: q6_K(block, y)
-            case .iq4_nl: iq4_nl(block, y)
-            case .iq4_xs: iq4_xs(block, y)
             case .tq1_0: tq1_0(block, y)
             case .tq2_0: tq2_0(block, y)
             }
@@ -82,34 +78,6 @@ public enum GGMLBlocks {
         }
     }
 
-    /// Q2_K {16 scale bytes (low nibble: scale, high: minimum), 64 bytes of 2-bit codes, d, dmin}:
-    /// element v of 16-element sub-block v/16 is (d·scale)·q − dmin·minimum.
-    static func q2_K(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(p, 80), dmin = half(p, 82)
-        for v in 0..<superBlock {
-            let scale = byte(p, v / 16)
-            let w = v % 128, q = byte(p, 16 + v / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3
-            y[v] = d * Float(scale & 0x0F) * Float(q) - dmin * Float(scale >> 4)
-        }
-    }
-
-    /// Q3_K {32 bytes: each element's high bit, 64 bytes of low 2 bits, 12 bytes of 6-bit scales,
-    /// d}: (d·(scale − 32))·(low − 4 where the high bit is clear).
-    static func q3_K(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(p, 108)
-        var scales = [Float](repeating: 0, count: 16)
-        for i in 0..<16 {
-            let low = (i < 8 ? byte(p, 96 + i) : byte(p, 96 + i - 8) >> 4) & 0x0F
-            let high = byte(p, 104 + i % 4) >> (2 * (i / 4)) & 3
-            scales[i] = d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32)
-        }
-        for v in 0..<superBlock {
-            let w = v % 128, low = byte(p, 32 + v / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3
-            let highBit = byte(p, v % 32) >> (v / 32) & 1
-            y[v] = scales[v / 16] * Float(low - (highBit ^ 1) << 2)
-        }
-    }
-
     /// Q4_K and Q5_K's eight 6-bit scales and minimums in 12 bytes: the first four of each in the
     /// low 6 bits of bytes 0–3 and 4–7, the last four from the nibbles of bytes 8–11 with the top
     /// two bits of bytes 0–7.
@@ -131,40 +99,6 @@ public enum GGMLBlocks {
                 var q = byte(p, nibblesAt + g / 2 * 32 + l) >> (4 * (g % 2)) & 0x0F
                 if fifthBits { q |= (byte(p, 16 + l) >> g & 1) << 4 }
                 y[32 * g + l] = dl * Float(q) - ml
-            }
-        }
-    }
-
-    /// Q6_K {128 bytes of low nibbles, 64 bytes of high 2 bits, 16 int8 scales, d}:
-    /// (d·scale)·(q − 32) per 16-element sub-block.
-    static func q6_K(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(p, 208)
-        for v in 0..<superBlock {
-            let h = v / 128, w = v % 128
-            let low = byte(p, h * 64 + w % 64) >> (4 * (w / 64)) & 0x0F
-            let high = byte(p, 128 + h * 32 + w % 32) >> (2 * (w / 32)) & 3
-            let scale = Float(p.load(fromByteOffset: 192 + v / 16, as: Int8.self))
-            y[v] = d * scale * Float(low | high << 4 - 32)
-        }
-    }
-
-    static func iq4_nl(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(p)
-        for j in 0..<16 {
-            y[j] = d * iq4Values[byte(p, 2 + j) & 0x0F]
-            y[j + 16] = d * iq4Values[byte(p, 2 + j) >> 4]
-        }
-    }
-
-    /// IQ4_XS {d, 2 bytes of high scale bits, 4 bytes of low scale nibbles, 128 index bytes}:
-    /// (d·(scale − 32))·value per 32-element sub-block.
-    static func iq4_xs(_ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let d = half(p), highBits = Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
-        for g in 0..<8 {
-            let low = byte(p, 4 + g / 2) >> (4 * (g % 2)) & 0x0F, high = highBits >> (2 * g) & 3
-            let dl = d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32)
-            for w in 0..<32 {
-                y[32 * g + w] = dl * iq4Values[byte(p, 8 + 16 * g + w % 16) >> (4 * (w / 16)) & 0x0F]
             }
         }
     }
@@ -257,8 +191,16 @@ public enum GGMLBlocks {
     }
 
     /// One block of an `int8GroupSize` type: its values v (type.block.elements of them), and per
-    /// group the scale s and minimum m (0 but for Q2_K) such that s·v − m is `decode`'s value bit
-    /// for bit: the same products in the same order.
+    /// group the scale s and minimum m (0 but for Q2_K), whose value is s·v − m: the products
+    /// ggml's decoder makes, in its order (`int8GroupValues`).
+    /// - Q2_K {16 scale bytes (low nibble: scale, high: minimum), 64 bytes of 2-bit codes, d, dmin}:
+    ///   (d·scale)·q − dmin·minimum per 16-element sub-block.
+    /// - Q3_K {32 bytes: each element's high bit, 64 bytes of low 2 bits, 12 bytes of 6-bit scales,
+    ///   d}: (d·(scale − 32))·(low − 4 where the high bit is clear).
+    /// - Q6_K {128 bytes of low nibbles, 64 bytes of high 2 bits, 16 int8 scales, d}:
+    ///   (d·scale)·(q − 32) per 16-element sub-block.
+    /// - IQ4_NL {d, 16 index bytes}: d·value; IQ4_XS {d, 2 bytes of high scale bits, 4 bytes of low
+    ///   scale nibbles, 128 index bytes}: (d·(scale − 32))·value per 32-element sub-block.
     public static func int8Groups(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer,
                                   values v: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>,
                                   minimums: UnsafeMutablePointer<Float>) {
@@ -297,8 +239,8 @@ public enum GGMLBlocks {
         case .iq4_nl:
             (scales[0], minimums[0]) = (half(p), 0)
             for j in 0..<16 {
-                v[j] = Int8(iq4Values[byte(p, 2 + j) & 0x0F])
-                v[j + 16] = Int8(iq4Values[byte(p, 2 + j) >> 4])
+                v[j] = iq4Values[byte(p, 2 + j) & 0x0F]
+                v[j + 16] = iq4Values[byte(p, 2 + j) >> 4]
             }
         case .iq4_xs:
             let d = half(p), highBits = Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
@@ -306,11 +248,23 @@ public enum GGMLBlocks {
                 let low = byte(p, 4 + g / 2) >> (4 * (g % 2)) & 0x0F, high = highBits >> (2 * g) & 3
                 (scales[g], minimums[g]) = (d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32), 0)
                 for w in 0..<32 {
-                    v[32 * g + w] = Int8(iq4Values[byte(p, 8 + 16 * g + w % 16) >> (4 * (w / 16)) & 0x0F])
+                    v[32 * g + w] = iq4Values[byte(p, 8 + 16 * g + w % 16) >> (4 * (w / 16)) & 0x0F]
                 }
             }
         default:
             preconditionFailure("int8Groups of \(type), which int8GroupSize excludes")
+        }
+    }
+
+    /// A block of an `int8GroupSize` type decoded: s·v − m per element.
+    static func int8GroupValues(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let elements = type.block.elements, groupSize = int8GroupSize(type)!
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: elements) { v in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * elements / groupSize) { parameters in
+                let s = parameters.baseAddress!, m = s + elements / groupSize
+                int8Groups(type, p, values: v.baseAddress!, scales: s, minimums: m)
+                for j in 0..<elements { y[j] = s[j / groupSize] * Float(v[j]) - m[j / groupSize] }
+            }
         }
     }
 
