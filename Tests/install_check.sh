@@ -21,10 +21,13 @@ for f in "$lib" "$prefix/lib/liblowbit.so.$major" "$prefix/lib/liblowbit.so" "$p
     [ -e "$f" ] || fail "$f is missing"
 done
 [ "$(readlink "$prefix/lib/liblowbit.so")" = "liblowbit.so.$major" ] || fail "the development link"
-readelf -d "$lib" | grep -q "Library soname: \[liblowbit.so.$major\]" || fail "soname"
-! readelf -S "$lib" | grep -q '\.debug_info' || fail "the installed library is not stripped"
-readelf -S "$prefix/lib/.debug/liblowbit.so.$version.debug" | grep -q '\.debug_info' || fail "no debug info file"
-readelf --string-dump=.gnu_debuglink "$lib" | grep -q "liblowbit.so.$version.debug" || fail "no debug link"
+# Whole outputs, then grep: with pipefail, `grep -q` quitting at its first match can end the
+# pipeline with readelf's SIGPIPE, a failure that depends on timing.
+sections=$(readelf -S "$lib") debug_sections=$(readelf -S "$prefix/lib/.debug/liblowbit.so.$version.debug")
+grep -q "Library soname: \[liblowbit.so.$major\]" <<<"$(readelf -d "$lib")" || fail "soname"
+! grep -q '\.debug_info' <<<"$sections" || fail "the installed library is not stripped"
+grep -q '\.debug_info' <<<"$debug_sections" || fail "no debug info file"
+grep -q "liblowbit.so.$version.debug" <<<"$(readelf --string-dump=.gnu_debuglink "$lib")" || fail "no debug link"
 others=$(readelf --dyn-syms -W "$lib" | awk '$5 == "GLOBAL" && $7 != "UND" && $8 !~ /^lowbit_/ {print $8}')
 [ -z "$others" ] || fail "exports beyond lowbit_*: $others"
 "$prefix/bin/lowbit" --version | grep -q "$version" || fail "the installed tool"
