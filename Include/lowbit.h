@@ -253,10 +253,9 @@ LOWBIT_API lowbit_status lowbit_stack_matmul(const lowbit_stack *s, const char *
 
 /* ---- the Llama runner ---------------------------------------------------------------------- */
 
-/* A Llama-family GGUF model (architectures llama, qwen2, qwen3 with a byte-level BPE tokenizer:
- * SmolLM2, Llama 3, Qwen2, Qwen3; another architecture or tokenizer model, such as the SentencePiece
- * of Llama 2 and Mistral files, is LOWBIT_ERROR_UNSUPPORTED) whose linear layers are lowbit
- * matrices.
+/* A Llama-family GGUF model (architectures llama, qwen2, qwen3 with a byte-level BPE tokenizer, as
+ * SmolLM2, Llama 3, Qwen2, Qwen3, or SentencePiece's, as Llama 2 and Mistral; another architecture
+ * or tokenizer model is LOWBIT_ERROR_UNSUPPORTED) whose linear layers are lowbit matrices.
  * Calls on one model may run from several threads at once (each generation has its own cache);
  * closing it while another thread uses it is the caller's error. */
 #ifdef LOWBIT_ABI_CHECK
@@ -383,8 +382,10 @@ LOWBIT_API lowbit_status lowbit_model_special_token(const lowbit_model *m, lowbi
 LOWBIT_API lowbit_status lowbit_tokenize(const lowbit_model *m, const char *text, int32_t add_special,
                                          int32_t parse_special, int32_t *tokens, int64_t tokens_len,
                                          int64_t *n_tokens);
-/* The text of tokens[0..n), NUL-terminated, with lowbit_model_generate's out/out_len/written rules
- * (bytes that are not valid UTF-8 become U+FFFD). Since 0.2. */
+/* The text of tokens[0..n) as one text, NUL-terminated, with lowbit_model_generate's
+ * out/out_len/written rules (bytes that are not valid UTF-8 become U+FFFD): a SentencePiece
+ * model's space before the first word, which lowbit_tokenize puts there, is left out, as
+ * SentencePiece decodes. Since 0.2. */
 LOWBIT_API lowbit_status lowbit_detokenize(const lowbit_model *m, const int32_t *tokens, int64_t n,
                                            char *out, int64_t out_len, int64_t *written);
 
@@ -398,9 +399,10 @@ typedef struct lowbit_chat_message {
 } lowbit_chat_message;
 #endif
 /* messages[0..n) in the model's chat template (ChatML, with the template's default system message
- * when the first message is not one, or Llama 3's role headers; others are
- * LOWBIT_ERROR_UNSUPPORTED), and the
- * assistant's turn opened when add_generation_prompt != 0. Output rules as lowbit_detokenize.
+ * when the first message is not one; Llama 3's role headers; Llama 2's and Mistral's [INST]
+ * turns; others are LOWBIT_ERROR_UNSUPPORTED), and the assistant's turn opened when
+ * add_generation_prompt != 0 ([INST] prompts end where the reply begins either way). Output
+ * rules as lowbit_detokenize.
  * Since 0.2. */
 LOWBIT_API lowbit_status lowbit_chat_template(const lowbit_model *m, const lowbit_chat_message *messages, int64_t n,
                                               int32_t add_generation_prompt, char *out, int64_t out_len,

@@ -121,7 +121,7 @@ section "Python: the wheel in a fresh virtual environment without Swift on PATH,
 scripts/build-wheel.sh
 venv=$logs/venv
 python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet dist/wheels/lowbit-*.whl pytest gguf==0.19.0
+"$venv/bin/python" -m pip install --quiet dist/wheels/lowbit-*.whl pytest gguf==0.19.0 sentencepiece==0.2.3
 # The environment a Python user has: the venv first, no Swift toolchain, the package from the wheel.
 user_path=$venv/bin:$(tr ':' '\n' <<<"$PATH" | grep -v -i swift | paste -sd: -)
 as_user() { (cd /tmp && env PATH="$user_path" "$@"); }

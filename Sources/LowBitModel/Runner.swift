@@ -10,11 +10,11 @@ extension LlamaModel {
     }
 
     /// `messages` in the model's chat format, then (`addGenerationPrompt`) the opening of the
-    /// assistant's turn. Two formats cover the files this runner takes, recognized by their
-    /// template's control tokens (a general template language is beyond a chat format):
-    /// ChatML (SmolLM2, Qwen), with the template's default system message first when the
-    /// conversation has none; and Llama 3's role headers, whose BOS the tokenizer adds. Roles are
-    /// plain words (system, user, assistant, ...).
+    /// assistant's turn. Three formats cover the files this runner takes, recognized by their
+    /// template's markers (a general template language is beyond a chat format): ChatML (SmolLM2,
+    /// Qwen), with the template's default system message first when the conversation has none;
+    /// Llama 3's role headers; and the [INST] turns of Llama 2 and Mistral. The tokenizer adds the
+    /// first BOS. Roles are plain words (system, user, assistant, ...).
     public func chatPrompt(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
         for m in messages where m.role.isEmpty || !m.role.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic }) {
             throw LowBitError(.invalidArgument, "chat role '\(m.role)' must be a word (system, user, assistant)")
@@ -27,8 +27,9 @@ extension LlamaModel {
             for m in messages { text += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(m.content)<|eot_id|>" }
             return addGenerationPrompt ? text + "<|start_header_id|>assistant<|end_header_id|>\n\n" : text
         }
+        if template.contains("[INST]") { return LlamaModel.instructPrompt(messages, template: template) }
         guard template.contains("<|im_start|>") else {
-            throw LowBitError(.unsupported, "this model's chat template is neither ChatML nor Llama 3's; "
+            throw LowBitError(.unsupported, "this model's chat template is not ChatML, Llama 3's or [INST] turns; "
                                             + "use a plain prompt")
         }
         var text = ""
@@ -43,6 +44,37 @@ extension LlamaModel {
         }
         for m in messages { text += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
         return addGenerationPrompt ? text + "<|im_start|>assistant\n" : text
+    }
+
+    /// Llama 2's and Mistral's turns: "[INST] question [/INST]" and the reply closed by </s>; the
+    /// prompt ends at [/INST], where the reply begins. A system message goes in Llama 2's <<SYS>>
+    /// block, or on a line of its own before the first question where the template has none. The
+    /// template says whether a later turn starts with BOS and whether contents are trimmed.
+    static func instructPrompt(_ messages: [ChatMessage], template: String) -> String {
+        let systemBlock = template.contains("<<SYS>>")
+        let bosInHistory = template.contains("bos_token + '[INST]")
+        let trim = template.contains(".strip()")
+        func trimmed(_ s: String) -> String {
+            guard let first = s.firstIndex(where: { !$0.isWhitespace }),
+                  let last = s.lastIndex(where: { !$0.isWhitespace }) else { return "" }
+            return String(s[first...last])
+        }
+        var text = "[INST] ", insideTurn = true
+        for m in messages {
+            let content = trim ? trimmed(m.content) : m.content
+            if !insideTurn {
+                text += bosInHistory ? "<s>[INST] " : "[INST] "
+                insideTurn = true
+            }
+            switch m.role {
+            case "system": text += systemBlock ? "<<SYS>>\n\(content)\n<</SYS>>\n\n" : content + "\n"
+            case "user": text += content + " [/INST]"
+            default:
+                text += content + "</s>"
+                insideTurn = false
+            }
+        }
+        return text
     }
 
     public struct GenerationStats: Sendable {
@@ -83,7 +115,8 @@ extension LlamaModel {
         stats.generationSeconds = monotonicSeconds() - t0
         stats.generatedTokens = generated.count
         stats.decodeSteps = session.tokens.count - tokens.count
-        return (tokenizer.decode(generated), stats)
+        // A reply is a text of its own; a continuation keeps the space before its first word.
+        return (chat ? tokenizer.decode(generated) : tokenizer.continuation(generated), stats)
     }
 
     /// Perplexity by llama-perplexity's protocol: the text's tokens (BOS only if the model asks)

@@ -1,40 +1,34 @@
 import LowBit
 
-/// GPT-2 byte-level BPE, as a GGUF file describes it (`tokenizer.ggml.*`), with the pre-tokenizer
-/// the file names (`PreTokenizer`). Control tokens (<|im_start|> …) are recognised in text only
-/// when asked (`parseSpecial`).
+/// The tokenizer a GGUF file describes (`tokenizer.ggml.*`): GPT-2's byte-level BPE (Llama 3,
+/// Qwen, SmolLM2) or SentencePiece's BPE (Llama 2, Mistral), over one vocabulary. Control and
+/// user-defined tokens (<|im_start|>, <s> …) are recognised in text only when asked (`parseSpecial`).
 public final class Tokenizer: @unchecked Sendable {
     public let tokens: [String]
     public let bosID: Int?, eosID: Int?
     public let addBOS: Bool
-    public let preTokenizer: PreTokenizer
     /// The end of a chat turn: the file's `tokenizer.ggml.eot_token_id`, else ChatML's <|im_end|>
     /// or Llama 3's <|eot_id|> where the vocabulary has it.
     public let endOfTurnID: Int?
+    /// How pieces of plain text become tokens: the file's `tokenizer.ggml.model`.
+    enum Scheme {
+        case byteLevel(ByteLevelBPE)        // "gpt2"
+        case sentencePiece(SentencePieceBPE) // "llama"
+    }
+    let scheme: Scheme
     let ids: [String: Int]
-    let mergeRanks: [String: Int]   // "left right" → rank
     let specialIDs: Set<Int>        // control and user-defined tokens
     let specialTrie: SpecialTokenTrie
-    let byteToChar: [Character]
-    let charToByte: [Character: UInt8]
 
     public init(gguf: GGUFFile) throws {
         func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "GGUF tokenizer: \(why)") }
-        // A file without a tokenizer model is malformed; one with another model (SentencePiece's
-        // "llama" of Llama 2 and Mistral files) is valid, and unsupported here.
         guard let model = gguf.metadata["tokenizer.ggml.model"]?.stringValue else {
             throw bad("no tokenizer.ggml.model")
         }
-        guard model == "gpt2" else {
-            throw LowBitError(.unsupported, "GGUF tokenizer: model '\(model)' is not supported (only gpt2, "
-                                            + "byte-level BPE: Llama 3, Qwen, SmolLM2)")
+        guard model == "gpt2" || model == "llama" else {
+            throw LowBitError(.unsupported, "GGUF tokenizer: model '\(model)' is not supported (gpt2: "
+                              + "byte-level BPE of Llama 3, Qwen, SmolLM2; llama: SentencePiece of Llama 2, Mistral)")
         }
-        let pre = gguf.metadata["tokenizer.ggml.pre"]?.stringValue ?? "default"
-        guard let preTokenizer = PreTokenizer(fileName: pre) else {
-            throw LowBitError(.unsupported, "GGUF tokenizer: pre-tokenizer '\(pre)' is not supported "
-                                            + "(smollm, gpt2, llama-bpe, qwen2)")
-        }
-        self.preTokenizer = preTokenizer
         guard let names = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue?.stringValues, !names.isEmpty else {
             throw bad("no token list of strings")
         }
@@ -42,18 +36,15 @@ public final class Tokenizer: @unchecked Sendable {
         var ids: [String: Int] = [:]
         for (i, t) in names.enumerated() where ids[t] == nil { ids[t] = i }
         self.ids = ids
-        var ranks: [String: Int] = [:]
-        let merges = gguf.metadata["tokenizer.ggml.merges"]
-        guard let mergeList = merges == nil ? [] : merges?.arrayValue?.stringValues else {
-            throw bad("merges are not strings")
-        }
-        for (i, s) in mergeList.enumerated() where ranks[s] == nil { ranks[s] = i }
-        mergeRanks = ranks
+        // Token types as llama.cpp writes them: 1 normal, 2 unknown, 3 control, 4 user-defined,
+        // 5 unused, 6 byte; a missing entry is normal.
         let typeList = gguf.metadata["tokenizer.ggml.token_type"]?.arrayValue
-        let types = typeList.map { a in (0..<a.count).map { a[$0].intValue ?? 1 } } ?? []
+        let types = (0..<names.count).map { i in
+            typeList.flatMap { i < $0.count ? $0[i].intValue : nil } ?? TokenType.normal
+        }
         // Control and user-defined tokens; the trie leaves out an empty one, which would match
         // everywhere without consuming text.
-        let specialIDs = names.indices.filter { $0 < types.count && (types[$0] == 3 || types[$0] == 4) }
+        let specialIDs = names.indices.filter { types[$0] == TokenType.control || types[$0] == TokenType.userDefined }
         self.specialIDs = Set(specialIDs)
         specialTrie = SpecialTokenTrie(specialIDs.map { (Array(names[$0].utf8), $0) })
         func tokenID(_ key: String) -> Int? {
@@ -63,25 +54,16 @@ public final class Tokenizer: @unchecked Sendable {
         bosID = tokenID("tokenizer.ggml.bos_token_id")
         eosID = tokenID("tokenizer.ggml.eos_token_id")
         endOfTurnID = tokenID("tokenizer.ggml.eot_token_id") ?? ids["<|im_end|>"] ?? ids["<|eot_id|>"]
-        addBOS = (gguf.metadata["tokenizer.ggml.add_bos_token"].map { $0 == .bool(true) } ?? false) && bosID != nil
-        // GPT-2's reversible byte → printable character map.
-        var chars = [Character](repeating: " ", count: 256)
-        var printable = Set<Int>(33...126)
-        printable.formUnion(161...172)
-        printable.formUnion(174...255)
-        var extra = 0
-        for b in 0..<256 {
-            if printable.contains(b) {
-                chars[b] = Character(Unicode.Scalar(UInt32(b))!)
-            } else {
-                chars[b] = Character(Unicode.Scalar(UInt32(256 + extra))!)
-                extra += 1
-            }
+        if model == "gpt2" {
+            scheme = .byteLevel(try ByteLevelBPE(gguf: gguf))
+        } else {
+            scheme = .sentencePiece(try SentencePieceBPE(gguf: gguf, names: names, types: types, ids: ids,
+                                                         unknownID: tokenID("tokenizer.ggml.unknown_token_id")))
         }
-        byteToChar = chars
-        var back: [Character: UInt8] = [:]
-        for (b, c) in chars.enumerated() { back[c] = UInt8(b) }
-        charToByte = back
+        // SentencePiece models begin every text with BOS unless the file says otherwise.
+        let bosByDefault = model == "llama"
+        let addBOSFlag = gguf.metadata["tokenizer.ggml.add_bos_token"].map { $0 == .bool(true) } ?? bosByDefault
+        addBOS = addBOSFlag && bosID != nil
     }
 
     public var vocabularySize: Int { tokens.count }
@@ -93,9 +75,23 @@ public final class Tokenizer: @unchecked Sendable {
     public func encode(_ text: String, addSpecial: Bool = true, parseSpecial: Bool = false) -> [Int] {
         var out: [Int] = []
         if addSpecial, addBOS, let bos = bosID { out.append(bos) }
+        // SentencePiece's space prefix goes before the text and after each control token in it,
+        // where the model saw a word begin in training.
+        var afterSpecial = true
         for (segment, special) in splitSpecial(text, parse: parseSpecial) {
-            if let id = special { out.append(id); continue }
-            for piece in preTokenizer.split(segment) { out.append(contentsOf: bpe(piece)) }
+            if let id = special {
+                out.append(id)
+                afterSpecial = true
+                continue
+            }
+            switch scheme {
+            case .byteLevel(let bpe):
+                for piece in bpe.preTokenizer.split(segment) { out.append(contentsOf: bpe.merge(piece, ids: ids)) }
+            case .sentencePiece(let spm):
+                guard !segment.isEmpty else { continue }
+                spm.encode(spm.addSpacePrefix && afterSpecial ? " " + segment : segment, ids: ids, into: &out)
+            }
+            afterSpecial = false
         }
         return out
     }
@@ -119,66 +115,95 @@ public final class Tokenizer: @unchecked Sendable {
         return result
     }
 
-    /// Byte-level BPE of one piece: bytes → printable characters, then repeatedly the
-    /// lowest-ranked adjacent merge (leftmost on ties). Candidate merges wait in a heap ordered
-    /// by (rank, position), and an entry whose symbols have changed since is skipped when it
-    /// comes up, so a piece of n bytes takes O(n log n) lookups however long it is.
-    func bpe(_ piece: String) -> [Int] {
-        var symbols = piece.utf8.map { String(byteToChar[Int($0)]) }
-        let n = symbols.count
-        var next = Array(1...max(n, 1)), previous = Array(-1..<max(n - 1, 0))
-        var alive = [Bool](repeating: true, count: n)
-        var heap = MergeHeap()
-        func consider(_ left: Int) {
-            let right = next[left]
-            guard right < n, let rank = mergeRanks[symbols[left] + " " + symbols[right]] else { return }
-            heap.push(MergeHeap.Entry(rank: rank, left: left, leftLength: symbols[left].utf8.count,
-                                      rightLength: symbols[right].utf8.count))
-        }
-        for i in 0..<max(n - 1, 0) { consider(i) }
-        while let e = heap.pop() {
-            let right = next[e.left]
-            // Stale: the left symbol was merged away or grew, or its right neighbour changed.
-            guard alive[e.left], right < n, symbols[e.left].utf8.count == e.leftLength,
-                  symbols[right].utf8.count == e.rightLength else { continue }
-            symbols[e.left] += symbols[right]
-            alive[right] = false
-            next[e.left] = next[right]
-            if next[right] < n { previous[next[right]] = e.left }
-            if previous[e.left] >= 0 { consider(previous[e.left]) }
-            consider(e.left)
-        }
-        var out: [Int] = []
-        var i = 0
-        while i < n {
-            if let id = ids[symbols[i]] {
-                out.append(id)
-            } else {
-                // A byte the vocabulary has no token for is dropped, as llama.cpp drops it.
-                for ch in symbols[i] { if let id = ids[String(ch)] { out.append(id) } }
-            }
-            i = next[i]
-        }
-        return out
-    }
-
     // MARK: decoding
 
-    /// The bytes a token stands for (control tokens: their text).
+    /// The bytes a token stands for, as a piece of streamed text (control and user-defined
+    /// tokens: their text).
     public func bytes(of token: Int) -> [UInt8] {
         guard token >= 0, token < tokens.count else { return [] }
-        let t = tokens[token]
-        if specialIDs.contains(token) { return Array(t.utf8) }
-        return t.compactMap { charToByte[$0] }
+        if specialIDs.contains(token) { return Array(tokens[token].utf8) }
+        switch scheme {
+        case .byteLevel(let bpe): return bpe.bytes(of: tokens[token])
+        case .sentencePiece(let spm): return spm.bytes(of: token, text: tokens[token])
+        }
     }
 
-    /// Whether the vocabulary has a token for this byte alone; bytes without one are dropped
-    /// when encoding, as llama.cpp drops them.
-    public func hasToken(forByte b: UInt8) -> Bool { ids[String(byteToChar[Int(b)])] != nil }
+    /// Whether this byte alone survives encoding; a byte without a token is dropped, as
+    /// llama.cpp drops it.
+    public func hasToken(forByte b: UInt8) -> Bool {
+        switch scheme {
+        case .byteLevel(let bpe): return bpe.hasToken(forByte: b, ids: ids)
+        case .sentencePiece(let spm): return spm.byteTokens[Int(b)] != nil || spm.unknownID != nil
+        }
+    }
 
+    /// `ids` as one text: their bytes in order, less the space a SentencePiece model puts before
+    /// a text (`encode`), as SentencePiece's own decoder gives it. Streamed text uses `bytes(of:)`,
+    /// which keeps every space: a continuation's first word needs its space.
     public func decode(_ ids: [Int]) -> String {
+        var out: [UInt8] = []
+        var dropSpacePrefix = false
+        if case .sentencePiece(let spm) = scheme { dropSpacePrefix = spm.addSpacePrefix }
+        for id in ids {
+            let piece = bytes(of: id)
+            if dropSpacePrefix, !specialIDs.contains(id) {
+                out += piece.first == UInt8(ascii: " ") ? piece.dropFirst() : piece[...]
+                dropSpacePrefix = false
+            } else {
+                out += piece
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `ids` as text that follows other text: every token's bytes, spaces and all.
+    public func continuation(_ ids: [Int]) -> String {
         String(decoding: ids.flatMap { bytes(of: $0) }, as: UTF8.self)
     }
+
+    /// Whether the file's tokenizer is SentencePiece's ("llama"), whose `decode` drops the space
+    /// it puts before a text.
+    public var isSentencePiece: Bool {
+        if case .sentencePiece = scheme { return true }
+        return false
+    }
+}
+
+/// Token types as GGUF files give them (`tokenizer.ggml.token_type`).
+enum TokenType {
+    static let normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+}
+
+/// Repeatedly merges the adjacent pair of symbols that `priority` ranks first (lowest; the
+/// leftmost on ties) until no pair has a priority, and returns the symbols left. Candidate
+/// merges wait in a heap, and an entry whose symbols have changed since is skipped when it comes
+/// up, so n symbols take O(n log n) lookups however long the text is.
+func mergePairs<P: Comparable>(_ initial: [String], priority: (String, String) -> P?) -> [String] {
+    var symbols = initial
+    let n = symbols.count
+    var next = Array(1...max(n, 1)), previous = Array(-1..<max(n - 1, 0))
+    var alive = [Bool](repeating: true, count: n)
+    var heap = MergeHeap<P>()
+    func consider(_ left: Int) {
+        let right = next[left]
+        guard right < n, let p = priority(symbols[left], symbols[right]) else { return }
+        heap.push(MergeHeap.Entry(priority: p, left: left, leftLength: symbols[left].utf8.count,
+                                  rightLength: symbols[right].utf8.count))
+    }
+    for i in 0..<max(n - 1, 0) { consider(i) }
+    while let e = heap.pop() {
+        let right = next[e.left]
+        // Stale: the left symbol was merged away or grew, or its right neighbour changed.
+        guard alive[e.left], right < n, symbols[e.left].utf8.count == e.leftLength,
+              symbols[right].utf8.count == e.rightLength else { continue }
+        symbols[e.left] += symbols[right]
+        alive[right] = false
+        next[e.left] = next[right]
+        if next[right] < n { previous[next[right]] = e.left }
+        if previous[e.left] >= 0 { consider(previous[e.left]) }
+        consider(e.left)
+    }
+    return symbols.indices.filter { alive[$0] }.map { symbols[$0] }
 }
 
 /// Control tokens by their UTF-8 bytes, for longest-match search in text.
@@ -221,11 +246,11 @@ struct SpecialTokenTrie {
     }
 }
 
-/// A binary min-heap of candidate merges ordered by rank, then by position (leftmost first).
-struct MergeHeap {
+/// A binary min-heap of candidate merges ordered by priority, then by position (leftmost first).
+struct MergeHeap<Priority: Comparable> {
     struct Entry {
-        let rank: Int, left: Int, leftLength: Int, rightLength: Int
-        func precedes(_ o: Entry) -> Bool { rank != o.rank ? rank < o.rank : left < o.left }
+        let priority: Priority, left: Int, leftLength: Int, rightLength: Int
+        func precedes(_ o: Entry) -> Bool { priority != o.priority ? priority < o.priority : left < o.left }
     }
     private var items: [Entry] = []
 

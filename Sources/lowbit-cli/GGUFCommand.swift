@@ -41,6 +41,12 @@ func runGGUF(_ args: Arguments) throws {
     } catch {
         print("model: the runner cannot run it: \(error)")
     }
+    do {
+        let t = try Tokenizer(gguf: file)
+        print("tokenizer: \(t.isSentencePiece ? "SentencePiece BPE" : "byte-level BPE"), \(t.vocabularySize) tokens")
+    } catch {
+        print("tokenizer: the runner cannot use it: \(error)")
+    }
     // How each type of 2-D tensor runs: the loader's rule for --weights file, then the others.
     let matrixTypes = Set(file.tensors.filter { $0.dims.count == 2 }.map(\.type)).sorted { "\($0)" < "\($1)" }
     print("matrices with --weights file (the default), by type:")

@@ -40,6 +40,8 @@ def gguf_value(kind, value):
         return struct.pack("<IB", 7, value)
     if kind == "strs":
         return struct.pack("<IIQ", 9, 8, len(value)) + b"".join(gguf_string(s) for s in value)
+    if kind == "f32s":
+        return struct.pack("<IIQ", 9, 6, len(value)) + b"".join(struct.pack("<f", v) for v in value)
     if kind == "i32s":
         return struct.pack("<IIQ", 9, 5, len(value)) + b"".join(struct.pack("<i", v) for v in value)
     raise ValueError(kind)
@@ -128,6 +130,26 @@ def gguf_seeds():
           gguf({**metadata, "lowbit.model.version": ("u32", 1), "lowbit.model.levels": ("u32", 3)}, elastic))
     write("gguf", "no-tensors.gguf", gguf({"general.alignment": ("u32", 64)}, []))
     write("gguf", "tokenizer-only.gguf", gguf(metadata, []))
+    write("gguf", "tokenizer-sentencepiece.gguf", gguf(sentencepiece_metadata(), []))
+
+
+def sentencepiece_metadata():
+    """A SentencePiece vocabulary as Llama 2's file holds one: <unk> <s> </s>, the 256 byte
+    tokens, and pieces with scores. The tokenizer target fuzzes text through it too."""
+    pieces = [("\u2581", -10), ("H", -11), ("e", -12), ("l", -13), ("o", -14), ("He", -3), ("ll", -2),
+              ("Hell", -1.5), ("Hello", -1), ("\u2581Hello", -0.5), ("\u2581w", -4), ("<|im_start|>", 0)]
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [p for p, _ in pieces]
+    return {
+        "general.architecture": ("str", "llama"),
+        "tokenizer.ggml.model": ("str", "llama"),
+        "tokenizer.ggml.tokens": ("strs", tokens),
+        "tokenizer.ggml.scores": ("f32s", [0.0] * 259 + [float(v) for _, v in pieces]),
+        "tokenizer.ggml.token_type": ("i32s", [2, 3, 3] + [6] * 256 + [1] * (len(pieces) - 1) + [4]),
+        "tokenizer.ggml.bos_token_id": ("u32", 1),
+        "tokenizer.ggml.eos_token_id": ("u32", 2),
+        "tokenizer.ggml.unknown_token_id": ("u32", 0),
+        "tokenizer.ggml.add_space_prefix": ("bool", 1),
+    }
 
 
 # ---- matrix files -----------------------------------------------------------------------------

@@ -119,14 +119,15 @@ class Model(Handle):
         return list(out[:n.value])
 
     def detokenize(self, tokens) -> str:
-        """The text of token ids `tokens`."""
+        """The text of token ids `tokens`, as one text (a SentencePiece model's space before the
+        first word, which tokenize puts there, is left out)."""
         ids, n = _token_array(tokens, allow_empty=True)
         return _text_of(lambda out, size, written: _lib.lowbit_detokenize(self._live(), ids, n, out, size, written))
 
     def chat_template(self, messages, add_generation_prompt: bool = True) -> str:
         """`messages` (dicts with "role" and "content") in the model's chat template (ChatML, with
-        its default system message when the first is not one, or Llama 3's role headers), and the
-        assistant's turn opened."""
+        its default system message when the first is not one; Llama 3's role headers; Llama 2's
+        and Mistral's [INST] turns), and the assistant's turn opened."""
         c_messages, keep = _chat_messages(messages)
         return _text_of(lambda out, size, written: _lib.lowbit_chat_template(
             self._live(), c_messages, len(keep), add_generation_prompt, out, size, written))

@@ -3,6 +3,7 @@ scaling, qwen2, qwen3), each as a tiny synthetic model written with llama.cpp's 
 random weights, the test model's tokenizer. Each is held to the independent numpy forward pass
 (numpy_llama.py) layer by layer: in Float32, and as Q4_0 / Q8_0 blocks on lowbit's kernels."""
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 import lowbit
 from numpy_llama import hidden_states
+from test_gguf_types import lowbit_tool
 
 gguf = pytest.importorskip("gguf")   # scripts/test.sh installs it beside the wheel
 MODEL = os.environ.get("LOWBIT_MODEL") or str(
@@ -19,23 +21,28 @@ TOKENS = [1, 504, 3458, 314, 1915, 28, 216, 2000, 17, 5, 4923, 30]
 
 
 def write_model(path, arch, *, head_dim=None, biases=False, head_norms=False, rope_factors=False,
-                linear_scale=None, tied=True, blocks=False, tokenizer=None, seed=0):
+                linear_scale=None, tied=True, blocks=False, tokenizer=None, sentencepiece=None, seed=0):
     """A 2-layer model of width 64 (4 query heads, 2 key/value heads) with the test model's
     tokenizer: what sets `arch` apart and nothing else. `blocks`: matrices in Q4_0 and the
     embedding in Q8_0, as llama.cpp quantizes; else Float32 matrices and a Float16 embedding.
-    `tokenizer`: string fields that replace the test model's (pre-tokenizer, chat template)."""
+    `tokenizer`: string fields that replace the test model's (pre-tokenizer, chat template).
+    `sentencepiece`: a SentencePiece processor whose vocabulary replaces the test model's, as
+    llama.cpp's converter writes a Llama 2 tokenizer."""
     tokenizer = tokenizer or {}
     rng = np.random.default_rng(seed)
-    reader = gguf.GGUFReader(MODEL)
     writer = gguf.GGUFWriter(str(path), arch=arch)
-    for field in reader.fields.values():
-        if field.name.startswith("tokenizer.") and field.name not in tokenizer:
-            kind = field.types[0]
-            sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
-            writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
+    if sentencepiece is None:
+        reader = gguf.GGUFReader(MODEL)
+        for field in reader.fields.values():
+            if field.name.startswith("tokenizer.") and field.name not in tokenizer:
+                kind = field.types[0]
+                sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+                writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
+        vocabulary = len(reader.fields["tokenizer.ggml.tokens"].data)
+    else:
+        vocabulary = write_sentencepiece_vocabulary(writer, sentencepiece)
     for key, value in tokenizer.items():
         writer.add_string(key, value)
-    vocabulary = len(reader.fields["tokenizer.ggml.tokens"].data)
     embedding, heads, kv_heads, feed_forward, layers = 64, 4, 2, 96, 2
     d = head_dim or embedding // heads
     writer.add_block_count(layers)
@@ -95,6 +102,26 @@ def write_model(path, arch, *, head_dim=None, biases=False, head_norms=False, ro
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def write_sentencepiece_vocabulary(writer, sp):
+    """The fields llama.cpp's converter writes for a SentencePiece model; returns its size."""
+    def token_type(i):
+        for kind, test in ((gguf.TokenType.CONTROL, sp.is_control), (gguf.TokenType.UNKNOWN, sp.is_unknown),
+                           (gguf.TokenType.BYTE, sp.is_byte), (gguf.TokenType.UNUSED, sp.is_unused)):
+            if test(i):
+                return kind
+        return gguf.TokenType.NORMAL
+
+    size = sp.get_piece_size()
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list([sp.id_to_piece(i) for i in range(size)])
+    writer.add_token_scores([sp.get_score(i) for i in range(size)])
+    writer.add_token_types([token_type(i) for i in range(size)])
+    writer.add_bos_token_id(sp.bos_id())
+    writer.add_eos_token_id(sp.eos_id())
+    writer.add_unk_token_id(sp.unk_id())
+    return size
 
 
 ARCHITECTURES = {
@@ -195,11 +222,81 @@ def test_unknown_tokenizers_and_chat_formats_are_unsupported(tmp_path):
     with pytest.raises(lowbit.LowbitError) as e:
         lowbit.Model.open(str(path))
     assert e.value.status_name == "UNSUPPORTED" and "'falcon'" in e.value.message
-    path = write_model(tmp_path / "sentencepiece.gguf", "llama", tokenizer={"tokenizer.ggml.model": "llama"})
+    path = write_model(tmp_path / "unigram.gguf", "llama", tokenizer={"tokenizer.ggml.model": "t5"})
     with pytest.raises(lowbit.LowbitError) as e:
         lowbit.Model.open(str(path))
-    assert e.value.status_name == "UNSUPPORTED" and "model 'llama'" in e.value.message
-    path = write_model(tmp_path / "inst.gguf", "llama", tokenizer={"tokenizer.chat_template": "[INST] {{ x }} [/INST]"})
+    assert e.value.status_name == "UNSUPPORTED" and "model 't5'" in e.value.message
+    gemma = "{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>{% endfor %}"
+    path = write_model(tmp_path / "gemma.gguf", "llama", tokenizer={"tokenizer.chat_template": gemma})
     with lowbit.Model.open(str(path), weights="reference") as m, pytest.raises(lowbit.LowbitError) as e:
         m.chat_template([{"role": "user", "content": "Hi"}])
     assert e.value.status_name == "UNSUPPORTED"
+
+
+LLAMA2_TEMPLATE = ("{% for message in loop_messages %}{% if message['role'] == 'user' %}"
+                   "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'system' %}"
+                   "{{ '<<SYS>>\\n' + content.strip() + '\\n<</SYS>>\\n\\n' }}{% else %}"
+                   "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}")
+MISTRAL_TEMPLATE = ("{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+                    "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}"
+                    "{{ message['content'] + eos_token}}{% endif %}{% endfor %}")
+GPL = Path("/usr/share/common-licenses/GPL-3")
+
+
+@pytest.fixture(scope="module")
+def sentencepiece_model(tmp_path_factory):
+    """A SentencePiece BPE vocabulary of 800 pieces trained on the GPL (byte fallback, no
+    normalization, as Llama 2's), and a Llama 2 style model that carries it."""
+    spm = pytest.importorskip("sentencepiece")   # scripts/test.sh installs it beside gguf
+    import io
+    proto = io.BytesIO()
+    lines = [line for line in GPL.read_text().splitlines() if line.strip()]
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=proto, vocab_size=800,
+                                   model_type="bpe", byte_fallback=True, normalization_rule_name="identity",
+                                   remove_extra_whitespaces=False, split_digits=True, num_threads=1,
+                                   minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_proto=proto.getvalue())
+    path = write_model(tmp_path_factory.mktemp("spm") / "llama2.gguf", "llama", sentencepiece=sp,
+                       tokenizer={"tokenizer.chat_template": LLAMA2_TEMPLATE})
+    return sp, path
+
+
+SENTENCEPIECE_TEXTS = [
+    "Hello world", "The GNU General Public License is a free, copyleft license.", "  two  spaces ",
+    " leading", "trailing\n", "\n\ttabs\n\nand lines", "version 3, 29 June 2007: 12345 numbers",
+    "naïve café — 日本語 🙂 ünïcödé", "e\u0301 and é", "a▁literal▁mark", "", " ", "copyrightcopyright",
+]
+
+
+def test_sentencepiece_tokenizer_agrees_with_sentencepiece(sentencepiece_model):
+    """Llama 2 / Mistral files carry SentencePiece's BPE: lowbit encodes and decodes as the
+    sentencepiece package does, spaces, digits, unknown characters (as bytes) and all."""
+    sp, path = sentencepiece_model
+    texts = SENTENCEPIECE_TEXTS + [GPL.read_text()[:20000]]
+    with lowbit.Model.open(str(path), weights="reference") as m:
+        for text in texts:
+            ids = sp.encode(text)
+            assert m.tokenize(text, add_special=False) == ids, text
+            assert m.tokenize(text) == [sp.bos_id()] + ids, text
+            assert m.detokenize(ids) == sp.decode(ids), text
+        fallback = m.tokenize("日本", add_special=False)
+        assert all(sp.is_byte(t) for t in fallback[1:]) and len(fallback) == 7   # ▁ then six bytes
+    listing = subprocess.run(lowbit_tool() + ["gguf", str(path)], check=True, capture_output=True, text=True).stdout
+    assert "tokenizer: SentencePiece BPE, 800 tokens" in listing
+
+
+def test_llama2_and_mistral_chat_formats(sentencepiece_model, tmp_path):
+    sp, path = sentencepiece_model
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": " Hi "},
+                    {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}]
+    with lowbit.Model.open(str(path), weights="reference") as m:
+        text = m.chat_template(conversation)
+        assert text == "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]Hello</s><s>[INST] Bye [/INST]"
+        ids = m.tokenize(text, parse_special=True)
+        assert ids.count(sp.bos_id()) == 2 and ids.count(sp.eos_id()) == 1 and ids[0] == sp.bos_id()
+        # A continuation keeps the space before its first word: the prompt is its start.
+        assert m.generate("Hi there", max_tokens=3).startswith("Hi there")
+    mistral = write_model(tmp_path / "mistral.gguf", "llama", sentencepiece=sp,
+                          tokenizer={"tokenizer.chat_template": MISTRAL_TEMPLATE})
+    with lowbit.Model.open(str(mistral), weights="reference") as m:
+        assert m.chat_template(conversation) == "[INST] Be brief.\n Hi  [/INST]Hello</s>[INST] Bye [/INST]"

@@ -86,19 +86,30 @@ public enum FuzzTargets {
         _ = try? NPYFile.decode(bytes)
     }
 
-    /// Arbitrary text through the model's own tokenizer (`LOWBIT_MODEL`): encoding must end,
-    /// and decoding gives the text back, less the bytes the vocabulary has no token for
-    /// (byte-level BPE loses nothing else; llama.cpp drops such bytes too).
+    /// Arbitrary text through the model's own tokenizer (`LOWBIT_MODEL`, byte-level BPE) and a
+    /// SentencePiece one (the corpus's): encoding must end, and decoding gives the text back.
+    /// Byte-level BPE loses only the bytes the vocabulary has no token for (llama.cpp drops them
+    /// too); SentencePiece reads "▁" as the space it stands for.
     @Sendable static func tokenizer(_ bytes: [UInt8]) {
-        guard let tokenizer = vocabulary else { return }
         let text = String(decoding: bytes, as: UTF8.self)
-        let plain = tokenizer.encode(text, addSpecial: false, parseSpecial: false)
-        let decoded = plain.flatMap { tokenizer.bytes(of: $0) }
-        let expected = text.utf8.filter { tokenizer.hasToken(forByte: $0) }
-        guard decoded == expected else {
-            fatalError("tokenizer round trip: \(Array(text.utf8)) became \(decoded) through \(plain)")
+        if let tokenizer = vocabulary {
+            let plain = tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+            let decoded = plain.flatMap { tokenizer.bytes(of: $0) }
+            let expected = text.utf8.filter { tokenizer.hasToken(forByte: $0) }
+            guard decoded == expected else {
+                fatalError("tokenizer round trip: \(Array(text.utf8)) became \(decoded) through \(plain)")
+            }
+            _ = tokenizer.encode(text, addSpecial: true, parseSpecial: true)
         }
-        _ = tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+        if let tokenizer = sentencePieceVocabulary {
+            let plain = tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+            var expected = String.UnicodeScalarView()
+            expected.append(contentsOf: text.unicodeScalars.map { $0 == "\u{2581}" ? " " : $0 })
+            guard tokenizer.decode(plain) == String(expected) else {
+                fatalError("SentencePiece round trip: \(Array(text.utf8)) became \(tokenizer.decode(plain))")
+            }
+            _ = tokenizer.decode(tokenizer.encode(text, addSpecial: true, parseSpecial: true))
+        }
         // Every pre-tokenizer ends and cuts the text into non-empty pieces that join back to it.
         for pre in [PreTokenizer.smollm, .llama3(maxDigits: 3), .llama3(maxDigits: 1)] {
             let pieces = pre.split(text)
@@ -111,6 +122,12 @@ public enum FuzzTargets {
     /// The tokenizer of the model named by `LOWBIT_MODEL`, loaded once.
     public static let vocabulary: Tokenizer? = {
         guard let path = FileIO.environment("LOWBIT_MODEL"), let file = try? GGUFFile(path: path) else { return nil }
+        return try? Tokenizer(gguf: file)
+    }()
+
+    /// The SentencePiece seed's tokenizer: the fuzzer and the tests run from the repository root.
+    public static let sentencePieceVocabulary: Tokenizer? = {
+        guard let file = try? GGUFFile(path: "Tests/Fuzz/Corpus/gguf/tokenizer-sentencepiece.gguf") else { return nil }
         return try? Tokenizer(gguf: file)
     }()
 

@@ -18,6 +18,14 @@ struct GGUFBuilder {
     mutating func addU32(_ key: String, _ v: UInt32) { kv.append((key, 4, GGUFBuilder.le(v))) }
     mutating func addString(_ key: String, _ v: String) { kv.append((key, 8, GGUFBuilder.str(v))) }
     mutating func addF32(_ key: String, _ v: Float) { kv.append((key, 6, GGUFBuilder.le(v.bitPattern))) }
+    mutating func addBool(_ key: String, _ v: Bool) { kv.append((key, 7, [v ? 1 : 0])) }
+    mutating func addI32Array(_ key: String, _ v: [Int32]) {
+        kv.append((key, 9, GGUFBuilder.le(UInt32(5)) + GGUFBuilder.le(UInt64(v.count)) + v.flatMap(GGUFBuilder.le)))
+    }
+    mutating func addF32Array(_ key: String, _ v: [Float]) {
+        kv.append((key, 9, GGUFBuilder.le(UInt32(6)) + GGUFBuilder.le(UInt64(v.count))
+                   + v.flatMap { GGUFBuilder.le($0.bitPattern) }))
+    }
     mutating func addStringArray(_ key: String, _ v: [String]) {
         kv.append((key, 9, GGUFBuilder.le(UInt32(8)) + GGUFBuilder.le(UInt64(v.count)) + v.flatMap(GGUFBuilder.str)))
     }
