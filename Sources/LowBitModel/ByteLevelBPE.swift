@@ -44,7 +44,7 @@ struct ByteLevelBPE: Sendable {
     }
 
     /// The tokens of one pre-tokenized piece: its bytes as printable characters, merged.
-    func merge(_ piece: String, ids: [String: Int]) -> [Int] {
+    func merge(_ piece: String, ids: TokenIDs) -> [Int] {
         let symbols = mergePairs(piece.utf8.map { String(byteToChar[Int($0)]) }) { mergeRanks[$0 + " " + $1] }
         var out: [Int] = []
         for symbol in symbols {
@@ -61,5 +61,5 @@ struct ByteLevelBPE: Sendable {
     /// The bytes a normal token's text stands for.
     func bytes(of text: String) -> [UInt8] { text.compactMap { charToByte[$0] } }
 
-    func hasToken(forByte b: UInt8, ids: [String: Int]) -> Bool { ids[String(byteToChar[Int(b)])] != nil }
+    func hasToken(forByte b: UInt8, ids: TokenIDs) -> Bool { ids[String(byteToChar[Int(b)])] != nil }
 }

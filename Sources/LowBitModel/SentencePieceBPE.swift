@@ -18,7 +18,7 @@ struct SentencePieceBPE: Sendable {
 
     static let space: Unicode.Scalar = "\u{2581}"
 
-    init(gguf: GGUFFile, names: [String], types: [Int], ids: [String: Int], unknownID: Int?) throws {
+    init(gguf: GGUFFile, names: [String], types: [Int], ids: TokenIDs, unknownID: Int?) throws {
         func bad(_ why: String) -> LowBitError { LowBitError(.badFormat, "GGUF tokenizer: \(why)") }
         if let field = gguf.metadata["tokenizer.ggml.scores"] {
             guard let list = field.arrayValue, list.count == names.count else {
@@ -52,7 +52,7 @@ struct SentencePieceBPE: Sendable {
     }
 
     /// Appends the tokens of one plain text (no control tokens in it) to `out`.
-    func encode(_ text: String, ids: [String: Int], into out: inout [Int]) {
+    func encode(_ text: String, ids: TokenIDs, into out: inout [Int]) {
         let characters = text.unicodeScalars.map { String($0 == " " ? Self.space : $0) }
         let symbols = mergePairs(characters) { left, right -> Float? in
             guard let id = ids[left + right], isPiece[id] else { return nil }

@@ -16,7 +16,7 @@ public final class Tokenizer: @unchecked Sendable {
         case sentencePiece(SentencePieceBPE) // "llama"
     }
     let scheme: Scheme
-    let ids: [String: Int]
+    let ids: TokenIDs
     let specialIDs: Set<Int>        // control and user-defined tokens
     let specialTrie: SpecialTokenTrie
 
@@ -33,8 +33,7 @@ public final class Tokenizer: @unchecked Sendable {
             throw bad("no token list of strings")
         }
         tokens = names
-        var ids: [String: Int] = [:]
-        for (i, t) in names.enumerated() where ids[t] == nil { ids[t] = i }
+        let ids = TokenIDs(names)
         self.ids = ids
         // Token types as llama.cpp writes them: 1 normal, 2 unknown, 3 control, 4 user-defined,
         // 5 unused, 6 byte; a missing entry is normal.
@@ -167,6 +166,28 @@ public final class Tokenizer: @unchecked Sendable {
         if case .sentencePiece = scheme { return true }
         return false
     }
+}
+
+/// Token ids by their text, compared byte for byte: Swift's String equality is canonical
+/// equivalence, under which "e\u{301}" and "é" would be one token, where tokenizers tell them apart.
+struct TokenIDs: Sendable {
+    private struct Key: Hashable {
+        let text: String
+        static func == (a: Key, b: Key) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+        func hash(into hasher: inout Hasher) {
+            for byte in text.utf8 { hasher.combine(byte) }
+        }
+    }
+    private let ids: [Key: Int]
+
+    /// The first of tokens with the same text wins.
+    init(_ names: [String]) {
+        var ids: [Key: Int] = [:]
+        for (i, t) in names.enumerated() where ids[Key(text: t)] == nil { ids[Key(text: t)] = i }
+        self.ids = ids
+    }
+
+    subscript(_ text: String) -> Int? { ids[Key(text: text)] }
 }
 
 /// Token types as GGUF files give them (`tokenizer.ggml.token_type`).
