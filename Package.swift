@@ -32,16 +32,22 @@ let familyTierFiles: [String: [String]] = [
 ]
 /// A family file's path from Sources/, for a target rooted there.
 func fromSources(_ files: [String]) -> [String] { files.map { "LowBit/Kernels/\($0)" } }
-/// For a target rooted at Sources/ that compiles `sources` (folders or files): every other file
-/// under Sources/, which it must exclude (SwiftPM warns of files a target neither compiles nor
-/// excludes; a file added since the manifest was cached only brings that warning back).
+/// For a target rooted at Sources/ that compiles `sources` (folders or files): the rest of
+/// Sources/, which it must exclude (SwiftPM warns of files a target neither compiles nor
+/// excludes), as whole folders wherever a folder holds none of `sources`, so that a file added
+/// to another target's folder is excluded too while SwiftPM holds this manifest's evaluation
+/// in its cache.
 func sourcesExcept(_ sources: [String]) -> [String] {
-    let base = "\(root)/Sources"
-    let all = (FileManager.default.subpaths(atPath: base) ?? []).filter { path in
-        var isFolder: ObjCBool = false
-        return FileManager.default.fileExists(atPath: "\(base)/\(path)", isDirectory: &isFolder) && !isFolder.boolValue
+    let base = "\(root)/Sources", files = FileManager.default
+    func rest(of folder: String) -> [String] {
+        let names = (try? files.contentsOfDirectory(atPath: folder.isEmpty ? base : "\(base)/\(folder)")) ?? []
+        return names.sorted().flatMap { name -> [String] in
+            let path = folder.isEmpty ? name : "\(folder)/\(name)"
+            if sources.contains(path) { return [] }
+            return sources.contains { $0.hasPrefix(path + "/") } ? rest(of: path) : [path]
+        }
     }
-    return all.filter { file in !sources.contains { file == $0 || file.hasPrefix($0 + "/") } }.sorted()
+    return rest(of: "")
 }
 func rootedAtSources(_ sources: [String]) -> (sources: [String], exclude: [String]) {
     (sources, sourcesExcept(sources))
