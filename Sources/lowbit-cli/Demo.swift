@@ -50,13 +50,20 @@ func runDemo(_ args: Arguments) throws {
     print("(bytes include the LUT layout once packed; see `lowbit bench` for bandwidth ratios)")
 }
 
+/// v with `digits` decimals. Any Double prints: a measured perplexity can be 1e19 or infinite,
+/// which no Int holds, so magnitudes past 1e15 go to `sci`.
 func fmt(_ v: Double, _ digits: Int) -> String {
-    var s = String(Int((v * pow(10, Double(digits))).rounded()))
+    guard v.isFinite else { return v.isNaN ? "nan" : v < 0 ? "-inf" : "inf" }
+    let scaled = (abs(v) * pow(10, Double(digits))).rounded()
+    guard scaled < 1e15 else { return sci(v) }
+    var s = String(Int(scaled))
     while s.count <= digits { s = "0" + s }
-    return digits == 0 ? s : String(s.dropLast(digits)) + "." + String(s.suffix(digits))
+    let text = digits == 0 ? s : String(s.dropLast(digits)) + "." + String(s.suffix(digits))
+    return v < 0 && scaled > 0 ? "-" + text : text
 }
 
 func sci(_ v: Double) -> String {
+    guard v.isFinite else { return fmt(v, 0) }
     if v == 0 { return "0" }
     let e = Int(floor(log10(abs(v))))
     return "\(fmt(v / pow(10, Double(e)), 2))e\(e)"

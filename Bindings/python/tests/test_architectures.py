@@ -300,3 +300,17 @@ def test_llama2_and_mistral_chat_formats(sentencepiece_model, tmp_path):
                           tokenizer={"tokenizer.chat_template": MISTRAL_TEMPLATE})
     with lowbit.Model.open(str(mistral), weights="reference") as m:
         assert m.chat_template(conversation) == "[INST] Be brief.\n Hi  [/INST]Hello</s>[INST] Bye [/INST]"
+
+
+def test_the_tool_prints_a_perplexity_beyond_any_integer(sentencepiece_model):
+    """A random model's perplexity is astronomical (about 1e19 here): the tool prints it as
+    the library computes it, where formatting it once trapped."""
+    _, path = sentencepiece_model
+    with lowbit.Model.open(str(path), weights="reference") as m:
+        expected = m.perplexity(GPL.read_text()[:30000], ctx=128, chunks=4)
+    assert expected > 1e15
+    out = subprocess.run(lowbit_tool() + ["perplexity", "--model", str(path), "--text", str(GPL), "--ctx", "128",
+                                          "--chunks", "4", "--weights", "reference"],
+                         check=True, capture_output=True, text=True).stdout
+    printed = float(out.strip().splitlines()[-1].split()[1])
+    assert abs(printed / expected - 1) < 0.01, (printed, expected)
