@@ -60,7 +60,7 @@ public final class Int8GroupLinear: Linear, RowLookup, @unchecked Sendable {
         guard n < Int8GroupLinear.panelMinimumRows else { return try forwardInPanels(x, n: n, into: y) }
         let v = UnsafePointer(UnsafeRawPointer(values.bytes()).assumingMemoryBound(to: Int8.self))
         let s = UnsafePointer(scales.floats()), m = minimums.map { UnsafePointer($0.floats()) }
-        parallelRanges(rows) { range in
+        parallelChunks(rows, chunk: 8) { range in
             Tiers.active.int8GroupRows(v, scales: s, minimums: m, groupSize: groupSize, cols: cols, rows: rows, x: x,
                                        n: n, y: y, range: range)
         }
@@ -70,7 +70,7 @@ public final class Int8GroupLinear: Linear, RowLookup, @unchecked Sendable {
         let rows = self.rows, cols = self.cols, panelRows = FloatTile.panelRows
         let panelCount = (rows + panelRows - 1) / panelRows
         let scratch = try checkedProduct(panelRows, cols, 2, what: "panel")
-        parallelRanges(panelCount) { range in
+        parallelChunks(panelCount, chunk: 1) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: scratch) { buffer in
                 let w = buffer.baseAddress!, panel = w + panelRows * cols
                 for index in range {

@@ -39,9 +39,9 @@ public final class FloatLinear: Linear, @unchecked Sendable {
 
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
         let rows = self.rows, cols = self.cols, p = UnsafePointer(panels.floats())
-        // Whole panels per thread.
+        // Whole panels per chunk.
         let panelCount = (rows + FloatTile.panelRows - 1) / FloatTile.panelRows
-        parallelRanges(panelCount) { range in
+        parallelChunks(panelCount, chunk: 1) { range in
             let first = range.lowerBound * FloatTile.panelRows, end = min(rows, range.upperBound * FloatTile.panelRows)
             FloatTile.product(p + first * cols, rows: end - first, cols: cols, x: x, n: n, y: y + first, yStride: rows)
         }

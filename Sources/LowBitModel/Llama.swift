@@ -526,12 +526,13 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// gate ← silu(gate) · up, over the thread pool (n × feedForward exponentials per layer:
-    /// serial, they held back 2-thread prompt processing), through the SIMD tier's `swiGLU`.
+    /// serial, they held back 2-thread prompt processing), through the SIMD tier's `swiGLU`; in
+    /// chunks, so that a worker woken late leaves its share to the caller instead of a wait.
     func swiGLU(_ gate: inout [Float], _ up: [Float]) {
         gate.withUnsafeMutableBufferPointer { gp in
             up.withUnsafeBufferPointer { upp in
                 let g = gp.baseAddress!, u = upp.baseAddress!
-                parallelRanges(gp.count) { range in
+                parallelChunks(gp.count, chunk: 64) { range in
                     Tiers.active.swiGLU(g + range.lowerBound, u + range.lowerBound, count: range.count)
                 }
             }

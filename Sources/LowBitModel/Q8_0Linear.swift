@@ -36,7 +36,7 @@ public final class Q8_0Linear: Linear, @unchecked Sendable {
         let rows = self.rows, cols = self.cols
         blocks.withUnsafeBytes { raw in
             let base = raw.baseAddress!
-            parallelRanges(rows) { range in
+            parallelChunks(rows, chunk: 8) { range in
                 Tiers.active.q8_0Rows(base, cols: cols, rows: rows, x: x, n: n, y: y, range: range)
             }
         }

@@ -122,9 +122,10 @@ public func parallelRanges(_ count: Int, threads: Int = Runtime.threads, _ body:
     }
 }
 
-/// body(i) for i in 0..<count, over `parallelRanges`.
+/// body(i) for i in 0..<count, over `parallelChunks`: each index is a call of its own, so a
+/// thread that is late or held up leaves the indices it has not reached to the others.
 public func parallelFor(_ count: Int, threads: Int = Runtime.threads, _ body: (Int) -> Void) {
-    parallelRanges(count, threads: threads) { range in
+    parallelChunks(count, chunk: 1, threads: threads) { range in
         for i in range { body(i) }
     }
 }
