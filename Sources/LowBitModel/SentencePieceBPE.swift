@@ -63,13 +63,21 @@ struct SentencePieceBPE: Sendable {
                 out.append(id)
                 continue
             }
-            let bytes = symbol.utf8.map { byteTokens[Int($0)] }
-            if bytes.allSatisfy({ $0 != nil }) {
-                out += bytes.map { $0! }
+            let bytes = symbol.utf8.compactMap { byteTokens[Int($0)] }
+            if bytes.count == symbol.utf8.count {
+                out += bytes
             } else if let unknownID {
                 out.append(unknownID)
             }
         }
+    }
+
+    /// Whether this byte alone encodes to itself: as its <0xXX> token, or as a piece where it is
+    /// a character of its own (ASCII).
+    func hasToken(forByte b: UInt8, ids: TokenIDs) -> Bool {
+        if byteTokens[Int(b)] != nil { return true }
+        guard b < 0x80, let id = ids[String(Unicode.Scalar(b == 0x20 ? 0x2581 : UInt32(b))!)] else { return false }
+        return isPiece[id]
     }
 
     /// The bytes a token stands for: a byte token's byte, else its text with "▁" as a space.

@@ -132,7 +132,7 @@ public final class Tokenizer: @unchecked Sendable {
     public func hasToken(forByte b: UInt8) -> Bool {
         switch scheme {
         case .byteLevel(let bpe): return bpe.hasToken(forByte: b, ids: ids)
-        case .sentencePiece(let spm): return spm.byteTokens[Int(b)] != nil || spm.unknownID != nil
+        case .sentencePiece(let spm): return spm.hasToken(forByte: b, ids: ids)
         }
     }
 

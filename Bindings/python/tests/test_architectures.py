@@ -264,7 +264,8 @@ def sentencepiece_model(tmp_path_factory):
 SENTENCEPIECE_TEXTS = [
     "Hello world", "The GNU General Public License is a free, copyleft license.", "  two  spaces ",
     " leading", "trailing\n", "\n\ttabs\n\nand lines", "version 3, 29 June 2007: 12345 numbers",
-    "naïve café — 日本語 🙂 ünïcödé", "e\u0301 and é", "a▁literal▁mark", "", " ", "copyrightcopyright",
+    "naïve café — 日本語 🙂 ünïcödé", "e\u0301 and é", "a▁literal▁mark", "", " ",
+    "copyrightcopyright",
 ]
 
 
