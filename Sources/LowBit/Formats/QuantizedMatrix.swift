@@ -72,7 +72,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
     /// layouts then keep them in half the bytes (`GroupParameters`).
     public var parametersAreHalfExact: Bool {
         let d = scales.floats(), m = offsets.floats()
-        for i in 0..<(rows * groupsPerRow) where Float(Float16(d[i])) != d[i] || Float(Float16(m[i])) != m[i] {
+        for i in 0..<(rows * groupsPerRow) where !GroupParameters.isHalf(d[i]) || !GroupParameters.isHalf(m[i]) {
             return false
         }
         return true
@@ -166,6 +166,19 @@ public final class QuantizedMatrix: @unchecked Sendable {
             dequantize(into: buf.baseAddress!)
             n = rows * cols
         }
+    }
+
+    /// A copy of the first `count` rows (the canonical form is row-major, so a prefix of each
+    /// buffer): what `auto` times in place of a matrix far larger than the caches.
+    func leadingRows(_ count: Int) throws -> QuantizedMatrix {
+        let count = min(count, rows), groups = count * groupsPerRow
+        let m = try QuantizedMatrix(rows: count, cols: cols, groupSize: groupSize, type: type, symmetric: symmetric,
+                                    allowWideCodes: true)
+        m.codes.bytes().update(from: codes.bytes(), count: groups * bits * planeBytes)
+        m.scales.floats().update(from: scales.floats(), count: groups)
+        m.offsets.floats().update(from: offsets.floats(), count: groups)
+        if let from = groupTypes, let to = m.groupTypes { to.bytes().update(from: from.bytes(), count: groups) }
+        return m
     }
 
     // MARK: kernel layouts

@@ -71,16 +71,20 @@ public enum AutoKernel {
     public static func choice(_ m: QuantizedMatrix, oneRowAndBatch batch: Int,
                               keepLayouts: Bool = true) throws -> KernelFamily {
         let before = m.packedLayouts
-        let single = try choice(m, n: 1), batched = try choice(m, n: batch)
         let sizes = try layoutSizes(m)
         let smallest = candidates.indices.filter { sizes[$0] == sizes.min()! }.map { candidates[$0] }
-        // Entries loaded from a calibration file have no standing: their winner, where it is small.
-        let oneRow = standing.withLock { $0[key(m, n: 1)] } ?? [single: 1]
-        let best = smallest.min { oneRow[$0] ?? .infinity < oneRow[$1] ?? .infinity }!
-        var chosen = best
-        if batched != best, smallest.contains(batched), let b = oneRow[batched], let s = oneRow[best],
-           b <= s * oneRowTolerance {
-            chosen = batched
+        var chosen = smallest[0]
+        // Where one layout is the smallest, the size alone decides and nothing is timed.
+        if smallest.count > 1 {
+            let single = try choice(m, n: 1), batched = try choice(m, n: batch)
+            // Entries loaded from a calibration file have no standing: their winner, where it is small.
+            let oneRow = standing.withLock { $0[key(m, n: 1)] } ?? [single: 1]
+            let best = smallest.min { oneRow[$0] ?? .infinity < oneRow[$1] ?? .infinity }!
+            chosen = best
+            if batched != best, smallest.contains(batched), let b = oneRow[batched], let s = oneRow[best],
+               b <= s * oneRowTolerance {
+                chosen = batched
+            }
         }
         if !keepLayouts {
             for family in m.packedLayouts.subtracting(before) where family != chosen { m.releaseLayout(family) }
@@ -93,7 +97,8 @@ public enum AutoKernel {
     public static func layoutSizes(_ m: QuantizedMatrix) throws -> [Int] {
         let k = key(m, n: 1)
         if let known = sizes.withLock({ $0[k] }) { return known }
-        let measured = try candidates.map { try m.kernelByteCount($0) }
+        let sample = try measuredSample(m)
+        let measured = try candidates.map { try sample.kernelByteCount($0) }
         sizes.withLock { $0[k] = measured }
         return measured
     }
@@ -106,8 +111,20 @@ public enum AutoKernel {
     /// Records a measured winner (used by `lowbit bench --calibrate`).
     public static func record(_ key: Key, _ family: KernelFamily) { table.withLock { $0[key] = family } }
 
+    /// Matrices of more rows than this are timed and sized on their first `measuredRows` rows:
+    /// the rows of a product are independent, so its time per row is the same once the sample
+    /// outgrows the L2 cache, and packing two layouts of a 49152-row output projection and
+    /// timing them took 300 ms of a model's load.
+    static let measuredRows = 8192
+
+    /// `m`, or its first `measuredRows` rows where it has more: what `measure` times.
+    static func measuredSample(_ m: QuantizedMatrix) throws -> QuantizedMatrix {
+        m.rows > measuredRows ? try m.leadingRows(measuredRows) : m
+    }
+
     /// Each candidate's standing for n activation rows (`pick`'s ratios; the winner's is 1).
-    static func measure(_ m: QuantizedMatrix, n: Int) throws -> [Double] {
+    static func measure(_ matrix: QuantizedMatrix, n: Int) throws -> [Double] {
+        let m = try measuredSample(matrix)
         var state: UInt64 = 0x2545_F491_4F6C_DD1D
         let x = (0..<(n * m.cols)).map { _ -> Float in
             state = state &* 6364136223846793005 &+ 1442695040888963407

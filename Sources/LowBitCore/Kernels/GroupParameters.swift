@@ -23,8 +23,29 @@ package struct GroupParameters {
         return true
     }
 
+    /// Whether x is exactly a Float16 (as `Float(Float16(x)) == x`), from its bits: the baseline
+    /// target has no conversion instruction, and a library call per parameter was a sixth of a
+    /// model's load. Infinities are; NaNs are not.
     @inline(__always)
-    static func isHalf(_ x: Float) -> Bool { Float(Float16(x)) == x }
+    package static func isHalf(_ x: Float) -> Bool {
+        let b = x.bitPattern, e = Int((b >> 23) & 0xFF) - 127, m = b & 0x7F_FFFF
+        if e == 128 { return m == 0 }
+        if e > 15 { return false }
+        if e >= -14 { return m & 0x1FFF == 0 }  // a normal Float16: 10 fraction bits
+        if e >= -24 { return m & ((1 << UInt32(-1 - e)) - 1) == 0 }  // a subnormal: multiples of 2⁻²⁴
+        return b & 0x7FFF_FFFF == 0
+    }
+
+    /// The Float16 bits of x, which must be exactly a Float16 (`isHalf`), moved rather than rounded.
+    @inline(__always)
+    package static func halfBits(_ x: Float) -> UInt16 {
+        let b = x.bitPattern, sign = UInt16(truncatingIfNeeded: b >> 16) & 0x8000
+        let e = Int((b >> 23) & 0xFF) - 127, m = b & 0x7F_FFFF
+        if e == 128 { return sign | 0x7C00 }
+        if e >= -14 { return sign | UInt16(e + 15) << 10 | UInt16(truncatingIfNeeded: m >> 13) }
+        if e >= -24 { return sign | UInt16(truncatingIfNeeded: (0x80_0000 | m) >> UInt32(-1 - e)) }
+        return sign
+    }
 
     func set(_ i: Int, _ value: Float) { GroupParameters.store(value, at: buffer.pointer, i, half: half) }
 
@@ -37,7 +58,7 @@ package struct GroupParameters {
     }
 
     static func store(_ value: Float, at p: UnsafeMutableRawPointer, _ i: Int, half: Bool) {
-        if half { p.storeBytes(of: Float16(value), toByteOffset: 2 * i, as: Float16.self) }
+        if half { p.storeBytes(of: halfBits(value), toByteOffset: 2 * i, as: UInt16.self) }
         else { p.storeBytes(of: value, toByteOffset: 4 * i, as: Float.self) }
     }
 

@@ -111,4 +111,40 @@ final class AutoKernelTests: XCTestCase {
             XCTAssertEqual(try m.kernelByteCount(.dequant) <= m.kernelByteCount(.lut), bits == 4)
         }
     }
+
+    /// A matrix of more than `measuredRows` rows is timed on its first rows: the sample holds
+    /// exactly those rows (codes, parameters, group types), and the choice is kept for the
+    /// whole matrix's key without packing any layout of the matrix itself.
+    func testLargeMatricesAreMeasuredOnTheirLeadingRows() throws {
+        AutoKernel.reset()
+        defer { AutoKernel.reset() }
+        var rng = TestRandom(seed: 45)
+        let rows = AutoKernel.measuredRows + 37
+        for type in [WeightType.integer(bits: 3), .mixed(bits: 4)] {
+            let m = try quantized(rng.normals(rows * 64, scale: 0.05), rows: rows, cols: 64, type: type, groupSize: 32)
+            let sample = try AutoKernel.measuredSample(m)
+            XCTAssertEqual(sample.rows, AutoKernel.measuredRows)
+            for r in [0, 1, sample.rows / 2, sample.rows - 1] {
+                for c in 0..<64 { XCTAssertEqual(sample.weight(row: r, col: c), m.weight(row: r, col: c)) }
+            }
+            let family = try m.autoKernel(n: 1)
+            XCTAssertTrue(AutoKernel.candidates.contains(family))
+            XCTAssertEqual(AutoKernel.table.withLock { $0[AutoKernel.key(m, n: 1)] }, family)
+            XCTAssertTrue(try m.valueCodes().packedLayouts.isEmpty, "\(type): measured on the sample only")
+        }
+        let small = try quantized(rng.normals(16 * 64), rows: 16, cols: 64, type: .integer(bits: 2), groupSize: 32)
+        XCTAssertTrue(try AutoKernel.measuredSample(small) === small)
+    }
+
+    /// Where one candidate's layout is the smallest, the layer's choice is that family without
+    /// a measurement (3-bit codes: LUT keeps 3 bits, dequant 4).
+    func testTheSmallestLayoutAloneIsNotTimed() throws {
+        guard Tiers.packed != nil else { throw XCTSkip("no packed layouts at the portable tier") }
+        AutoKernel.reset()
+        defer { AutoKernel.reset() }
+        var rng = TestRandom(seed: 46)
+        let m = try quantized(rng.normals(32 * 256), rows: 32, cols: 256, type: .integer(bits: 3), groupSize: 64)
+        XCTAssertEqual(try AutoKernel.choice(m, oneRowAndBatch: 16), .lut)
+        XCTAssertTrue(AutoKernel.table.withLock { $0.isEmpty }, "nothing measured")
+    }
 }

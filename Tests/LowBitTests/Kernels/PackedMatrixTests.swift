@@ -71,6 +71,26 @@ final class PackedMatrixTests: XCTestCase {
         XCTAssertThrowsStatus(.invalidArgument, try p.multiply(x, n: 0, into: &y))
     }
 
+    /// `isHalf` and `halfBits` read the bits where the conversion would round: they must agree
+    /// with it on every Float16 (normal, subnormal, zero, infinite), on the Floats between
+    /// neighbouring Float16s and on random Floats of every scale.
+    func testHalfExactnessFromTheBitsMatchesTheConversion() {
+        for bits in 0...UInt16.max {
+            let h = Float16(bitPattern: bits), x = Float(h)
+            guard !h.isNaN else { XCTAssertFalse(GroupParameters.isHalf(x)); continue }
+            XCTAssertTrue(GroupParameters.isHalf(x), "\(x)")
+            XCTAssertEqual(GroupParameters.halfBits(x), bits, "\(x)")
+            for next in [x.nextUp, x.nextDown] {
+                XCTAssertEqual(GroupParameters.isHalf(next), Float(Float16(next)) == next, "\(next)")
+            }
+        }
+        var rng = TestRandom(seed: 34)
+        for _ in 0..<100_000 {
+            let x = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
+            XCTAssertEqual(GroupParameters.isHalf(x), Float(Float16(x)) == x, "\(x)")
+        }
+    }
+
     /// The memory roofline's read (`readOnce`, `readLayout`, `PackedMatrix.readWeights`) folds
     /// every 8-byte word of the buffers a product streams: each family's layout at a SIMD tier,
     /// the canonical codes and parameters where the portable tier has none.
