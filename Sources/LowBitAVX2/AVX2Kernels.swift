@@ -111,12 +111,15 @@ extension AVX2Capable {
         Q8_0AVX2.rows(blocks, cols: cols, rows: rows, x: x, n: n, y: y, range: range)
     }
 
-    package static func int8GroupRows(_ values: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
-                                      minimums: UnsafePointer<Float>?, groupSize: Int, cols: Int, rows: Int,
-                                      x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
-                                      range: Range<Int>) {
-        Int8GroupsAVX2.rows(values, scales: scales, minimums: minimums, groupSize: groupSize, cols: cols, rows: rows,
-                            x: x, n: n, y: y, range: range)
+    package static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
+                                            into out: UnsafeMutablePointer<Float>) {
+        GroupedBlocksAVX2.weights(type, blocks, count: count, into: out)
+    }
+
+    package static func groupedBlockRows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
+                                         x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
+                                         range: Range<Int>) {
+        GroupedBlocksAVX2.rows(type, blocks, cols: cols, rows: rows, x: x, n: n, y: y, range: range)
     }
 
     package static func lutMultiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>,

@@ -56,11 +56,14 @@ package protocol TierKernels {
     /// y[i·rows + r] for r in `range`: Q8_0 blocks (34 bytes: Float16 d, 32 Int8) × n activation rows.
     static func q8_0Rows(_ blocks: UnsafeRawPointer, cols: Int, rows: Int, x: UnsafePointer<Float>, n: Int,
                          y: UnsafeMutablePointer<Float>, range: Range<Int>)
-    /// y[i·rows + r] for r in `range`: Σ_c (s·v[r, c] − m)·x[i, c], int8 values v with a scale s
-    /// and minimum m (nil: none) per group of `groupSize` (16 or 32) columns (`Int8GroupLinear`).
-    static func int8GroupRows(_ values: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
-                              minimums: UnsafePointer<Float>?, groupSize: Int, cols: Int, rows: Int,
-                              x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>)
+    /// `count` consecutive blocks of `type` at `blocks`, decoded into out (count · type.elements
+    /// floats): s·v − m, the file's values bit for bit (`GroupedBlocks`).
+    static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
+                                    into out: UnsafeMutablePointer<Float>)
+    /// y[i·rows + r] for r in `range`: rows of `type` blocks (cols / type.elements blocks a row,
+    /// row-major) × n activation rows (`GroupedBlockLinear`).
+    static func groupedBlockRows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
+                                 x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>)
 }
 
 /// The kernel families' packed layouts: tiers with SIMD registers run each family on a layout

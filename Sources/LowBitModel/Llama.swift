@@ -60,17 +60,17 @@ public enum FileTensorHolding: Sendable, Equatable {
     case lowbitCodes(bits: Int)
     /// Q8_0: the file's blocks, on a kernel of their own.
     case q8_0Blocks
-    /// Q2_K, Q3_K, Q6_K (groups of 16) and IQ4_NL, IQ4_XS (groups of 32): their exact values as
-    /// int8 with a Float32 scale (and minimum) per group (`Int8GroupLinear`).
-    case int8Groups(groupSize: Int)
+    /// Q2_K, Q3_K, Q6_K (groups of 16) and IQ4_NL, IQ4_XS (groups of 32): the file's blocks,
+    /// decoded as products reach them (`GroupedBlockLinear`).
+    case groupedBlocks(groupSize: Int)
     /// Every other type (F32, F16, BF16): its exact Float32 values (no requantization).
     case float32
 
     public init(_ type: GGUFFile.TensorType) {
         if let bits = GGMLBlocks.integerGroupBits(type) {
             self = .lowbitCodes(bits: bits)
-        } else if let groupSize = GGMLBlocks.int8GroupSize(type) {
-            self = .int8Groups(groupSize: groupSize)
+        } else if let grouped = GGMLBlocks.groupedBlockType(type) {
+            self = .groupedBlocks(groupSize: grouped.groupSize)
         } else {
             self = type == .q8_0 ? .q8_0Blocks : .float32
         }
@@ -83,8 +83,8 @@ public enum FileTensorHolding: Sendable, Equatable {
             return "lowbit \(bits)-bit codes, group size 32, as stored (kernel families lut, bitserial, dequant; "
                 + "auto: dequant with 16-bit activations)"
         case .q8_0Blocks: return "its own Q8_0 blocks (int8 x float kernel)"
-        case .int8Groups(let groupSize):
-            return "its exact values as int8, a Float32 scale per \(groupSize) (int8 x float kernel)"
+        case .groupedBlocks(let groupSize):
+            return "its own blocks, a scale per \(groupSize), decoded in the product (float kernel)"
         case .float32: return "exact Float32 values (float kernel)"
         }
     }
@@ -251,9 +251,9 @@ public final class LlamaModel: @unchecked Sendable {
                     return try QuantizedLinear(m, kernel: family, activationBits: bits)
                 case .q8_0Blocks:
                     return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols)
-                case .int8Groups:
+                case .groupedBlocks:
                     return try g.withTensorBytes(t) {
-                        try Int8GroupLinear(type: t.type, blocks: $0, rows: rows, cols: cols)
+                        try GroupedBlockLinear(type: t.type, blocks: $0, rows: rows, cols: cols)
                     }
                 case .float32:
                     return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)

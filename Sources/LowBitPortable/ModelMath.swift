@@ -3,7 +3,7 @@ import Glibc
 #endif
 import LowBitCore
 
-/// The model layer's math as written: attention, SwiGLU, Q8_0 rows and int8 groups.
+/// The model layer's math as written: attention, SwiGLU, Q8_0 rows and grouped blocks.
 extension PortableKernels {
     package static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
                                values: UnsafePointer<Float>,
@@ -79,21 +79,41 @@ extension PortableKernels {
         }
     }
 
-    /// The formula of `int8GroupRows`, one weight and one activation row at a time.
-    package static func int8GroupRows(_ values: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
-                                      minimums: UnsafePointer<Float>?, groupSize: Int, cols: Int, rows: Int,
-                                      x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
-                                      range: Range<Int>) {
-        let groups = cols / groupSize
-        for r in range {
-            for i in 0..<n {
-                var total: Float = 0
-                for c in 0..<cols {
-                    let g = r * groups + c / groupSize
-                    let w = scales[g] * Float(values[r * cols + c]) - (minimums?[g] ?? 0)
-                    total += w * x[i * cols + c]
+    /// Each block's parameters and values from the reference decoder, then s·v − m per element.
+    package static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
+                                            into out: UnsafeMutablePointer<Float>) {
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { v in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { parameters in
+                let s = parameters.baseAddress!, m = s + 16, v = v.baseAddress!
+                for b in 0..<count {
+                    let p = blocks + b * type.blockBytes, y = out + b * type.elements
+                    GroupedBlocks.parameters(type, p, scales: s, minimums: m)
+                    GroupedBlocks.values(type, p, into: v)
+                    for j in 0..<type.elements { y[j] = s[j / type.groupSize] * Float(v[j]) - m[j / type.groupSize] }
                 }
-                y[i * rows + r] = total
+            }
+        }
+    }
+
+    /// The formula of `groupedBlockRows`: each block's weights decoded once, then a sum per
+    /// activation row.
+    package static func groupedBlockRows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
+                                         x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
+                                         range: Range<Int>) {
+        let blocksPerRow = cols / type.elements, elements = type.elements
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: elements) { buffer in
+            let w = buffer.baseAddress!
+            for r in range {
+                for i in 0..<n { y[i * rows + r] = 0 }
+                for b in 0..<blocksPerRow {
+                    groupedBlockWeights(type, blocks + (r * blocksPerRow + b) * type.blockBytes, count: 1, into: w)
+                    for i in 0..<n {
+                        let xb = x + i * cols + b * elements
+                        var sum: Float = 0
+                        for j in 0..<elements { sum += w[j] * xb[j] }
+                        y[i * rows + r] += sum
+                    }
+                }
             }
         }
     }

@@ -1,3 +1,6 @@
+import LowBitCore
+import LowBitPortable
+
 /// ggml's tensor block formats, decoded to Float32 exactly as ggml's own reference does (and the
 /// `gguf` Python package, which the tests compare against bit for bit): the same products in the
 /// same order, each rounded to Float32, so a dequantized model is the file's model.
@@ -12,9 +15,6 @@
 /// - TQ1_0 / TQ2_0: ternary, 5 trits per byte (base 3) or 2 bits per element; d·(t − 1).
 public enum GGMLBlocks {
     static let superBlock = 256
-
-    /// IQ4_NL's and IQ4_XS's 16 values.
-    static let iq4Values: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
 
     @inline(__always) static func half(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
         Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
@@ -41,7 +41,7 @@ public enum GGMLBlocks {
             case .q5_0: q5(block, y, hasMinimum: false)
             case .q5_1: q5(block, y, hasMinimum: true)
             case .q8_0: for j in 0..<32 { y[j] = half(block) * Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) }
-            case .q2_K, .q3_K, .q6_K, .iq4_nl, .iq4_xs: int8GroupValues(type, block, y)
+            case .q2_K, .q3_K, .q6_K, .iq4_nl, .iq4_xs: groupedBlockValues(type, block, y)
             case .q4_K: q45_K(block, y, fifthBits: false)
             case .q5_K: q45_K(block, y, fifthBits: true)
             case .tq1_0: tq1_0(block, y)
@@ -120,7 +120,7 @@ public enum GGMLBlocks {
     /// integer q (lowbit's own form, so a matrix of them is held as its codes): Q4_0, Q4_1, Q4_K
     /// 4 bits; Q5_0, Q5_1, Q5_K 5; TQ1_0, TQ2_0 2 (q = t + 1). Nil for the others, whose groups
     /// are 16 elements (Q2_K, Q3_K, Q6_K), 8-bit (Q8_0), a value table (IQ4) or floats
-    /// (`int8GroupSize` holds the K-quants and IQ4 types).
+    /// (`groupedBlockType` names the K-quants and IQ4 types).
     public static func integerGroupBits(_ type: GGUFFile.TensorType) -> Int? {
         switch type {
         case .q4_0, .q4_1, .q4_K: return 4
@@ -176,96 +176,26 @@ public enum GGMLBlocks {
         }
     }
 
-    // MARK: int8 groups
+    // MARK: grouped blocks
 
-    /// The group size of block types held as int8 values v with a Float32 scale s and minimum m
-    /// per group, s·v − m, because lowbit's codes cannot hold them: Q2_K, Q3_K and Q6_K scale
-    /// sub-blocks of 16 elements (lowbit's groups are 32 or more), IQ4_NL and IQ4_XS index a table
-    /// of 16 non-uniform values. Nil for the others.
-    public static func int8GroupSize(_ type: GGUFFile.TensorType) -> Int? {
+    /// The block types whose values are small integers with a scale and minimum per group of 16
+    /// or 32 (`GroupedBlockType`: Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS), which products decode as
+    /// they go because lowbit's codes cannot hold them. Nil for the others.
+    package static func groupedBlockType(_ type: GGUFFile.TensorType) -> GroupedBlockType? {
         switch type {
-        case .q2_K, .q3_K, .q6_K: return 16
-        case .iq4_nl, .iq4_xs: return 32
+        case .q2_K: return .q2_K
+        case .q3_K: return .q3_K
+        case .q6_K: return .q6_K
+        case .iq4_nl: return .iq4_nl
+        case .iq4_xs: return .iq4_xs
         default: return nil
         }
     }
 
-    /// One block of an `int8GroupSize` type: its values v (type.block.elements of them), and per
-    /// group the scale s and minimum m (0 but for Q2_K), whose value is s·v − m: the products
-    /// ggml's decoder makes, in its order (`int8GroupValues`).
-    /// - Q2_K {16 scale bytes (low nibble: scale, high: minimum), 64 bytes of 2-bit codes, d, dmin}:
-    ///   (d·scale)·q − dmin·minimum per 16-element sub-block.
-    /// - Q3_K {32 bytes: each element's high bit, 64 bytes of low 2 bits, 12 bytes of 6-bit scales,
-    ///   d}: (d·(scale − 32))·(low − 4 where the high bit is clear).
-    /// - Q6_K {128 bytes of low nibbles, 64 bytes of high 2 bits, 16 int8 scales, d}:
-    ///   (d·scale)·(q − 32) per 16-element sub-block.
-    /// - IQ4_NL {d, 16 index bytes}: d·value; IQ4_XS {d, 2 bytes of high scale bits, 4 bytes of low
-    ///   scale nibbles, 128 index bytes}: (d·(scale − 32))·value per 32-element sub-block.
-    public static func int8Groups(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer,
-                                  values v: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>,
-                                  minimums: UnsafeMutablePointer<Float>) {
-        switch type {
-        case .q2_K:
-            let d = half(p, 80), dmin = half(p, 82)
-            for g in 0..<16 {
-                (scales[g], minimums[g]) = (d * Float(byte(p, g) & 0x0F), dmin * Float(byte(p, g) >> 4))
-            }
-            for j in 0..<superBlock {
-                let w = j % 128
-                v[j] = Int8(byte(p, 16 + j / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3)
-            }
-        case .q3_K:
-            let d = half(p, 108)
-            for g in 0..<16 {
-                let low = (g < 8 ? byte(p, 96 + g) : byte(p, 96 + g - 8) >> 4) & 0x0F
-                let high = byte(p, 104 + g % 4) >> (2 * (g / 4)) & 3
-                (scales[g], minimums[g]) = (d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32), 0)
-            }
-            for j in 0..<superBlock {
-                let w = j % 128, low = byte(p, 32 + j / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3
-                v[j] = Int8(low - (byte(p, j % 32) >> (j / 32) & 1 ^ 1) << 2)
-            }
-        case .q6_K:
-            let d = half(p, 208)
-            for g in 0..<16 {
-                (scales[g], minimums[g]) = (d * Float(p.load(fromByteOffset: 192 + g, as: Int8.self)), 0)
-            }
-            for j in 0..<superBlock {
-                let h = j / 128, w = j % 128
-                let low = byte(p, h * 64 + w % 64) >> (4 * (w / 64)) & 0x0F
-                let high = byte(p, 128 + h * 32 + w % 32) >> (2 * (w / 32)) & 3
-                v[j] = Int8(low | high << 4 - 32)
-            }
-        case .iq4_nl:
-            (scales[0], minimums[0]) = (half(p), 0)
-            for j in 0..<16 {
-                v[j] = iq4Values[byte(p, 2 + j) & 0x0F]
-                v[j + 16] = iq4Values[byte(p, 2 + j) >> 4]
-            }
-        case .iq4_xs:
-            let d = half(p), highBits = Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
-            for g in 0..<8 {
-                let low = byte(p, 4 + g / 2) >> (4 * (g % 2)) & 0x0F, high = highBits >> (2 * g) & 3
-                (scales[g], minimums[g]) = (d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32), 0)
-                for w in 0..<32 {
-                    v[32 * g + w] = iq4Values[byte(p, 8 + 16 * g + w % 16) >> (4 * (w / 16)) & 0x0F]
-                }
-            }
-        default:
-            preconditionFailure("int8Groups of \(type), which int8GroupSize excludes")
-        }
-    }
-
-    /// A block of an `int8GroupSize` type decoded: s·v − m per element.
-    static func int8GroupValues(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
-        let elements = type.block.elements, groupSize = int8GroupSize(type)!
-        withUnsafeTemporaryAllocation(of: Int8.self, capacity: elements) { v in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * elements / groupSize) { parameters in
-                let s = parameters.baseAddress!, m = s + elements / groupSize
-                int8Groups(type, p, values: v.baseAddress!, scales: s, minimums: m)
-                for j in 0..<elements { y[j] = s[j / groupSize] * Float(v[j]) - m[j / groupSize] }
-            }
-        }
+    /// A grouped block decoded by the reference (`GroupedBlocks`): s·v − m per element.
+    static func groupedBlockValues(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer,
+                                   _ y: UnsafeMutablePointer<Float>) {
+        PortableKernels.groupedBlockWeights(groupedBlockType(type)!, p, count: 1, into: y)
     }
 
     /// TQ2_0 {64 bytes of 2-bit codes, d}: d·(q − 1).

@@ -13,16 +13,24 @@ public final class AlignedBuffer: @unchecked Sendable {
 
     public init(byteCount: Int) throws {
         var raw: UnsafeMutableRawPointer? = nil
-        let size = max(byteCount, 64)
-        guard posix_memalign(&raw, 64, size) == 0, let p = raw else {
+        let huge = byteCount >= AlignedBuffer.hugePageMinimum
+        let size = huge ? (byteCount + AlignedBuffer.hugePage - 1) / AlignedBuffer.hugePage * AlignedBuffer.hugePage
+            : max(byteCount, 64)
+        guard posix_memalign(&raw, huge ? AlignedBuffer.hugePage : 64, size) == 0, let p = raw else {
             throw LowBitError(.outOfMemory, "could not allocate \(byteCount) bytes")
         }
+        #if canImport(Glibc)
+        if huge { _ = madvise(p, size, MADV_HUGEPAGE) }
+        #endif
         memset(p, 0, size)
         self.byteCount = byteCount
         self.pointer = p
     }
 
     deinit { free(pointer) }
+
+    /// Buffers of at least this many bytes are whole 2 MiB pages where the system has them.
+    static let hugePage = 2 << 20, hugePageMinimum = 4 << 20
 
     /// Gives the memory the allocator holds free back to the system. Reading a file's tensors
     /// goes through the allocator, which keeps what was freed for the process; after weights are

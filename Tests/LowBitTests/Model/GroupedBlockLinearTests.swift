@@ -3,10 +3,10 @@ import XCTest
 @testable import LowBitCore
 @testable import LowBitModel
 
-/// The GGUF types the runner holds as int8 groups (Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS), on random
-/// blocks of each: the values it holds are the file's bit for bit, and its products at the tier
-/// under test and the portable one match the Float64 product of those values.
-final class Int8GroupLinearTests: XCTestCase {
+/// The GGUF types the runner holds as grouped blocks (Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS), on
+/// random blocks of each: the weights it decodes at the tier under test are the file's bit for
+/// bit, it holds the file's bytes, and its products match the Float64 product of those weights.
+final class GroupedBlockLinearTests: XCTestCase {
     static let types: [GGUFFile.TensorType] = [.q2_K, .q3_K, .q6_K, .iq4_nl, .iq4_xs]
     /// Byte offsets of each type's Float16 fields in a block: random bytes there could be NaN.
     static let halfFields: [GGUFFile.TensorType: [Int]] = [.q2_K: [80, 82], .q3_K: [108], .q6_K: [208],
@@ -35,17 +35,20 @@ final class Int8GroupLinearTests: XCTestCase {
                 var expected = [Float](repeating: .nan, count: rows * cols)
                 blocks.withUnsafeBytes { GGMLBlocks.decode(type, $0.baseAddress!, blocks: count, into: &expected) }
                 let layer = try blocks.withUnsafeBytes {
-                    try Int8GroupLinear(type: type, blocks: $0, rows: rows, cols: cols)
+                    try GroupedBlockLinear(type: type, blocks: $0, rows: rows, cols: cols)
                 }
                 var row = [Float](repeating: .nan, count: cols)
                 for r in 0..<rows {
-                    layer.weights(row: r, into: &row)
-                    let differing = zip(row, expected[(r * cols)...]).filter { $0.bitPattern != $1.bitPattern }.count
-                    XCTAssertEqual(differing, 0, "\(type) row \(r): \(differing) values differ from the file's")
+                    for portable in [false, true] {
+                        if portable { try portableOnly { layer.weights(row: r, into: &row) } }
+                        else { layer.weights(row: r, into: &row) }
+                        let differing = zip(row, expected[(r * cols)...]).filter { $0.bitPattern != $1.bitPattern }
+                        XCTAssertEqual(differing.count, 0, "\(type) row \(r), portable \(portable): "
+                                       + "\(differing.count) values differ from the file's")
+                    }
                 }
-                let parameterBytes = (type == .q2_K ? 8 : 4) * rows * cols / layer.groupSize
-                XCTAssertEqual(layer.byteCount, rows * cols + parameterBytes, "\(type)")
-                try assertMatchesFloat64(layer, weights: expected, activationRows: [1, 2, 3, 5, 9], &rng)
+                XCTAssertEqual(layer.byteCount, blocks.count, "\(type)")
+                try assertMatchesFloat64(layer, weights: expected, activationRows: [1, 2, 3, 4, 5, 7, 8, 9], &rng)
             }
         }
     }
@@ -54,13 +57,13 @@ final class Int8GroupLinearTests: XCTestCase {
         var rng = TestRandom(seed: 62)
         let blocks = Self.randomBlocks(.q6_K, count: 2, &rng)
         try blocks.withUnsafeBytes { raw in
-            XCTAssertThrowsStatus(.badFormat, try Int8GroupLinear(type: .q6_K, blocks: raw, rows: 1, cols: 256))
-            XCTAssertThrowsStatus(.badFormat, try Int8GroupLinear(type: .q6_K, blocks: raw, rows: 2, cols: 128))
-            XCTAssertThrowsStatus(.badFormat, try Int8GroupLinear(type: .q6_K, blocks: raw, rows: 0, cols: 512))
-            XCTAssertThrowsStatus(.unsupported, try Int8GroupLinear(type: .q4_0, blocks: raw, rows: 1, cols: 32))
+            XCTAssertThrowsStatus(.badFormat, try GroupedBlockLinear(type: .q6_K, blocks: raw, rows: 1, cols: 256))
+            XCTAssertThrowsStatus(.badFormat, try GroupedBlockLinear(type: .q6_K, blocks: raw, rows: 2, cols: 128))
+            XCTAssertThrowsStatus(.badFormat, try GroupedBlockLinear(type: .q6_K, blocks: raw, rows: 0, cols: 512))
+            XCTAssertThrowsStatus(.unsupported, try GroupedBlockLinear(type: .q4_0, blocks: raw, rows: 1, cols: 32))
         }
-        XCTAssertEqual(FileTensorHolding(.q6_K), .int8Groups(groupSize: 16))
-        XCTAssertEqual(FileTensorHolding(.iq4_xs), .int8Groups(groupSize: 32))
+        XCTAssertEqual(FileTensorHolding(.q6_K), .groupedBlocks(groupSize: 16))
+        XCTAssertEqual(FileTensorHolding(.iq4_xs), .groupedBlocks(groupSize: 32))
         XCTAssertEqual(FileTensorHolding(.bf16), .float32)
     }
 }

@@ -1,0 +1,121 @@
+/// GGML block types whose elements are small integers v with a scale s and a minimum m per group
+/// of 16 or 32 elements, w = s·v − m: Q2_K, Q3_K and Q6_K (sub-blocks of 16 in blocks of 256)
+/// and IQ4_NL, IQ4_XS (indices into a table of 16 non-uniform values, groups of 32). lowbit's
+/// codes cannot hold them (groups of 16, a value table), so a model keeps the file's blocks and
+/// its products decode each block as they reach it (`GroupedBlockLinear`, module LowBitModel).
+package enum GroupedBlockType: Sendable, CaseIterable {
+    case q2_K, q3_K, q6_K, iq4_nl, iq4_xs
+
+    /// Elements per block.
+    @inlinable package var elements: Int { self == .iq4_nl ? 32 : 256 }
+    /// Bytes per block.
+    @inlinable package var blockBytes: Int {
+        switch self {
+        case .q2_K: return 84
+        case .q3_K: return 110
+        case .q6_K: return 210
+        case .iq4_nl: return 18
+        case .iq4_xs: return 136
+        }
+    }
+    /// Elements per group (one scale, and minimum, each).
+    @inlinable package var groupSize: Int { self == .iq4_nl || self == .iq4_xs ? 32 : 16 }
+    @inlinable package var groupsPerBlock: Int { elements / groupSize }
+    /// Only Q2_K's groups have a minimum; every other type's m is 0.
+    @inlinable package var hasMinimums: Bool { self == .q2_K }
+}
+
+/// The reference decoding of `GroupedBlockType` blocks: the products ggml's decoder makes, in
+/// its order, so s·v − m is the file's value bit for bit.
+package enum GroupedBlocks {
+    /// IQ4_NL's and IQ4_XS's 16 values.
+    package static let iq4Values: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
+    @usableFromInline @inline(__always) static func half(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
+        Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
+    }
+
+    @usableFromInline @inline(__always) static func byte(_ p: UnsafeRawPointer, _ offset: Int) -> Int {
+        Int(p.load(fromByteOffset: offset, as: UInt8.self))
+    }
+
+    /// One block's scales s and minimums m, a group each (m is 0 but for Q2_K).
+    /// - Q2_K {16 scale bytes (low nibble: scale, high: minimum), 64 bytes of 2-bit codes, d, dmin}:
+    ///   s = d·scale, m = dmin·minimum.
+    /// - Q3_K {32 bytes of high bits, 64 bytes of low 2 bits, 12 bytes of 6-bit scales, d}:
+    ///   s = d·(scale − 32).
+    /// - Q6_K {128 bytes of low nibbles, 64 bytes of high 2 bits, 16 int8 scales, d}: s = d·scale.
+    /// - IQ4_NL {d, 16 index bytes}: s = d; IQ4_XS {d, 2 bytes of high scale bits, 4 bytes of low
+    ///   scale nibbles, 128 index bytes}: s = d·(scale − 32).
+    /// Inlined, so that a tier's kernels convert d with their own instructions (F16C).
+    @inlinable @inline(__always)
+    package static func parameters(_ type: GroupedBlockType, _ p: UnsafeRawPointer,
+                                   scales: UnsafeMutablePointer<Float>, minimums: UnsafeMutablePointer<Float>) {
+        switch type {
+        case .q2_K:
+            let d = half(p, 80), dmin = half(p, 82)
+            for g in 0..<16 {
+                (scales[g], minimums[g]) = (d * Float(byte(p, g) & 0x0F), dmin * Float(byte(p, g) >> 4))
+            }
+        case .q3_K:
+            let d = half(p, 108)
+            for g in 0..<16 {
+                let low = (g < 8 ? byte(p, 96 + g) : byte(p, 96 + g - 8) >> 4) & 0x0F
+                let high = byte(p, 104 + g % 4) >> (2 * (g / 4)) & 3
+                (scales[g], minimums[g]) = (d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32), 0)
+            }
+        case .q6_K:
+            let d = half(p, 208)
+            for g in 0..<16 { (scales[g], minimums[g]) = (d * Float(p.load(fromByteOffset: 192 + g, as: Int8.self)), 0) }
+        case .iq4_nl:
+            (scales[0], minimums[0]) = (half(p), 0)
+        case .iq4_xs:
+            let d = half(p), highBits = Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+            for g in 0..<8 {
+                let low = byte(p, 4 + g / 2) >> (4 * (g % 2)) & 0x0F, high = highBits >> (2 * g) & 3
+                (scales[g], minimums[g]) = (d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32), 0)
+            }
+        }
+    }
+
+    /// One block's values v (type.elements of them), element j of the block:
+    /// - Q2_K: 2 bits of byte 16 + 32·(j / 128) + j % 32, at bit 2·((j % 128) / 32).
+    /// - Q3_K: the same 2 bits (from byte 32 on), minus 4 where bit j / 32 of byte j % 32 is clear.
+    /// - Q6_K: a nibble of byte 64·(j / 128) + j % 64 (high where (j % 128) ≥ 64), with 2 high bits
+    ///   from byte 128 + 32·(j / 128) + j % 32 at bit 2·((j % 128) / 32), minus 32.
+    /// - IQ4_NL: the table's value at byte 2 + j % 16's low (j < 16) or high nibble; IQ4_XS the same
+    ///   per group of 32, from byte 8 + 16·(j / 32).
+    package static func values(_ type: GroupedBlockType, _ p: UnsafeRawPointer, into v: UnsafeMutablePointer<Int8>) {
+        switch type {
+        case .q2_K:
+            for j in 0..<256 {
+                let w = j % 128
+                v[j] = Int8(byte(p, 16 + j / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3)
+            }
+        case .q3_K:
+            for j in 0..<256 {
+                let w = j % 128, low = byte(p, 32 + j / 128 * 32 + w % 32) >> (2 * (w / 32)) & 3
+                v[j] = Int8(low - (byte(p, j % 32) >> (j / 32) & 1 ^ 1) << 2)
+            }
+        case .q6_K:
+            for j in 0..<256 {
+                let h = j / 128, w = j % 128
+                let low = byte(p, h * 64 + w % 64) >> (4 * (w / 64)) & 0x0F
+                let high = byte(p, 128 + h * 32 + w % 32) >> (2 * (w / 32)) & 3
+                v[j] = Int8(low | high << 4 - 32)
+            }
+        case .iq4_nl:
+            for j in 0..<16 {
+                v[j] = iq4Values[byte(p, 2 + j) & 0x0F]
+                v[j + 16] = iq4Values[byte(p, 2 + j) >> 4]
+            }
+        case .iq4_xs:
+            for g in 0..<8 {
+                for w in 0..<32 { v[32 * g + w] = iq4Values[byte(p, 8 + 16 * g + w % 16) >> (4 * (w / 16)) & 0x0F] }
+            }
+        }
+    }
+
+    /// Scratch for one block's values and parameters, as the tiers' decoders fill it.
+    package static let scratchBytes = 256 + 2 * 16 * 4
+}

@@ -1,0 +1,74 @@
+import LowBit
+import LowBitCore
+
+/// A GGUF tensor of Q2_K, Q3_K, Q6_K, IQ4_NL or IQ4_XS blocks, held as the file's blocks and run
+/// with float activations: each block is decoded to its weights w = s·v − m as a product reaches
+/// it (`GroupedBlocks`), so the weights cost the file's bits (2.6 to 6.6 per weight) and are the
+/// file's values bit for bit. lowbit's codes cannot hold these types without requantizing:
+/// groups of 16 (the K-quants' sub-blocks) and IQ4's table of non-uniform values.
+///
+///     y[r] = Σ_c (s[r, g(c)] · v[r, c] − m[r, g(c)]) · x[c],   g(c) = c / groupSize
+public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
+    public let rows: Int, cols: Int
+    let type: GroupedBlockType
+    /// rows · cols / type.elements blocks, row-major.
+    let blocks: AlignedBuffer
+    public var byteCount: Int { blocks.byteCount }
+    var groupSize: Int { type.groupSize }
+
+    public func readWeights() -> UInt64? { MemoryBaseline.read(blocks) }
+
+    /// The tensor's `type` blocks in `raw` (rows · cols/block elements of them, row-major).
+    public init(type: GGUFFile.TensorType, blocks raw: UnsafeRawBufferPointer, rows: Int, cols: Int) throws {
+        guard let grouped = GGMLBlocks.groupedBlockType(type) else {
+            throw LowBitError(.unsupported, "\(type) blocks are not grouped blocks")
+        }
+        let (elements, blockBytes) = type.block
+        guard rows > 0, cols > 0, cols % elements == 0,
+              raw.count == (try checkedProduct(rows, cols / elements, blockBytes, what: "tensor")) else {
+            throw LowBitError(.badFormat, "\(type) tensor of \(rows) x \(cols) with \(raw.count) bytes: cols must be a "
+                              + "multiple of \(elements) and bytes rows·cols/\(elements)·\(blockBytes)")
+        }
+        (self.rows, self.cols, self.type) = (rows, cols, grouped)
+        blocks = try AlignedBuffer(byteCount: raw.count)
+        blocks.pointer.copyMemory(from: raw.baseAddress!, byteCount: raw.count)
+    }
+
+    /// From this many activation rows on (a prompt), each panel of 16 rows is decoded to floats
+    /// and multiplied by `FloatTile`'s register-tiled kernel: the decoding is then shared by
+    /// every row, where the row kernel decodes each block once per 4 rows.
+    static let panelMinimumRows = 8
+
+    public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+        let rows = self.rows, cols = self.cols, type = self.type
+        guard n < GroupedBlockLinear.panelMinimumRows else { return try forwardInPanels(x, n: n, into: y) }
+        let base = UnsafeRawPointer(blocks.pointer)
+        parallelChunks(rows, chunk: 8) { range in
+            Tiers.active.groupedBlockRows(type, base, cols: cols, rows: rows, x: x, n: n, y: y, range: range)
+        }
+    }
+
+    private func forwardInPanels(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+        let rows = self.rows, cols = self.cols, panelRows = FloatTile.panelRows
+        let panelCount = (rows + panelRows - 1) / panelRows
+        let scratch = try checkedProduct(panelRows, cols, 2, what: "panel")
+        parallelChunks(panelCount, chunk: 1) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: scratch) { buffer in
+                let w = buffer.baseAddress!, panel = w + panelRows * cols
+                for index in range {
+                    let first = index * panelRows, count = min(panelRows, rows - first)
+                    for k in 0..<count { weights(row: first + k, into: w + k * cols) }
+                    FloatTile.pack(w, rows: count, cols: cols, into: panel)
+                    FloatTile.product(panel, rows: count, cols: cols, x: x, n: n, y: y + first, yStride: rows)
+                }
+            }
+        }
+    }
+
+    /// Row r of W: s·v − m, the file's values bit for bit.
+    func weights(row r: Int, into out: UnsafeMutablePointer<Float>) {
+        let blocksPerRow = cols / type.elements
+        Tiers.active.groupedBlockWeights(type, UnsafeRawPointer(blocks.pointer) + r * blocksPerRow * type.blockBytes,
+                                         count: blocksPerRow, into: out)
+    }
+}
