@@ -117,9 +117,10 @@ extension AVX2Capable {
     }
 
     package static func groupedBlockRows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
-                                         x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
-                                         range: Range<Int>) {
-        GroupedBlocksAVX2.rows(type, blocks, cols: cols, rows: rows, x: x, n: n, y: y, range: range)
+                                         acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int,
+                                         n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        GroupedBlocksAVX2.rows(type, blocks, cols: cols, rows: rows, acts: acts, actBase: actBase,
+                               actStride: actStride, n: n, y: y, range: range)
     }
 
     package static func lutMultiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>,

@@ -61,9 +61,11 @@ package protocol TierKernels {
     static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
                                     into out: UnsafeMutablePointer<Float>)
     /// y[i·rows + r] for r in `range`: rows of `type` blocks (cols / type.elements blocks a row,
-    /// row-major) × n activation rows (`GroupedBlockLinear`).
+    /// row-major) × n activation rows rounded to int8 by `acts`, a scale per block
+    /// (row i at actBase + i·actStride): each block's sums in integers (`GroupedBlockLinear`).
     static func groupedBlockRows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
-                                 x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>)
+                                 acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int, n: Int,
+                                 y: UnsafeMutablePointer<Float>, range: Range<Int>)
 }
 
 /// The kernel families' packed layouts: tiers with SIMD registers run each family on a layout

@@ -1,11 +1,12 @@
 import LowBit
 import LowBitCore
 
-/// A GGUF tensor of Q2_K, Q3_K, Q6_K, IQ4_NL or IQ4_XS blocks, held as the file's blocks and run
-/// with float activations: each block is decoded to its weights w = s·v − m as a product reaches
-/// it (`GroupedBlocks`), so the weights cost the file's bits (2.6 to 6.6 per weight) and are the
-/// file's values bit for bit. lowbit's codes cannot hold these types without requantizing:
-/// groups of 16 (the K-quants' sub-blocks) and IQ4's table of non-uniform values.
+/// A GGUF tensor of Q2_K, Q3_K, Q6_K, IQ4_NL or IQ4_XS blocks, held as the file's blocks: each
+/// block is decoded as a product reaches it (`GroupedBlocks`), so the weights cost the file's
+/// bits (2.6 to 6.6 per weight) and are the file's values bit for bit. lowbit's codes cannot
+/// hold these types without requantizing: groups of 16 (the K-quants' sub-blocks) and IQ4's
+/// table of non-uniform values. Up to 7 activation rows are rounded to int8 per block and
+/// multiplied in integers (`TierKernels.groupedBlockRows`); prompts run float panels.
 ///
 ///     y[r] = Σ_c (s[r, g(c)] · v[r, c] − m[r, g(c)]) · x[c],   g(c) = c / groupSize
 public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
@@ -42,9 +43,16 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
         let rows = self.rows, cols = self.cols, type = self.type
         guard n < GroupedBlockLinear.panelMinimumRows else { return try forwardInPanels(x, n: n, into: y) }
+        // One token at a time, activations are rounded to int8 with a scale per block, as
+        // llama.cpp rounds them for these types: the products are then integer sums.
+        let acts = Int8Activations(cols: cols, groupSize: type.elements)
+        let stride = Int8Activations.byteCount(cols: cols, groupSize: type.elements)
+        let actBase = try Workspace.current.reserve(try checkedProduct(n, stride, what: "activations"), slot: 1)
+        for i in 0..<n { Tiers.active.quantize(acts, x + i * cols, into: actBase + i * stride) }
         let base = UnsafeRawPointer(blocks.pointer)
         parallelChunks(rows, chunk: 8) { range in
-            Tiers.active.groupedBlockRows(type, base, cols: cols, rows: rows, x: x, n: n, y: y, range: range)
+            Tiers.active.groupedBlockRows(type, base, cols: cols, rows: rows, acts: acts, actBase: actBase,
+                                          actStride: stride, n: n, y: y, range: range)
         }
     }
 

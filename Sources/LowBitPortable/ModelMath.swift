@@ -95,23 +95,32 @@ extension PortableKernels {
         }
     }
 
-    /// The formula of `groupedBlockRows`: each block's weights decoded once, then a sum per
-    /// activation row.
+    /// The formula of `groupedBlockRows`, one block and one activation row at a time: with
+    /// s = d·sc and m = dmin·mn (`GroupedBlocks.integerParameters`) and x ≈ sa·qa per block,
+    ///     y[r] += sa · (d · Σₖ sc·v·qa − dmin · Σₖ mn·qa)
+    /// where both sums are exact integers.
     package static func groupedBlockRows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
-                                         x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
-                                         range: Range<Int>) {
-        let blocksPerRow = cols / type.elements, elements = type.elements
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: elements) { buffer in
-            let w = buffer.baseAddress!
-            for r in range {
-                for i in 0..<n { y[i * rows + r] = 0 }
-                for b in 0..<blocksPerRow {
-                    groupedBlockWeights(type, blocks + (r * blocksPerRow + b) * type.blockBytes, count: 1, into: w)
-                    for i in 0..<n {
-                        let xb = x + i * cols + b * elements
-                        var sum: Float = 0
-                        for j in 0..<elements { sum += w[j] * xb[j] }
-                        y[i * rows + r] += sum
+                                         acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int,
+                                         n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        let blocksPerRow = cols / type.elements, elements = type.elements, groupSize = type.groupSize
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { v in
+            withUnsafeTemporaryAllocation(of: Int16.self, capacity: 32) { parameters in
+                let v = v.baseAddress!, sc = parameters.baseAddress!, mn = sc + 16
+                for r in range {
+                    for i in 0..<n { y[i * rows + r] = 0 }
+                    for b in 0..<blocksPerRow {
+                        let p = blocks + (r * blocksPerRow + b) * type.blockBytes
+                        let (d, dmin) = GroupedBlocks.integerParameters(type, p, scales: sc, minimums: mn)
+                        GroupedBlocks.values(type, p, into: v)
+                        for i in 0..<n {
+                            let base = actBase + i * actStride, qa = acts.codes(base) + b * elements
+                            var dot: Int32 = 0, minimum: Int32 = 0
+                            for k in 0..<elements {
+                                dot += Int32(sc[k / groupSize]) * Int32(v[k]) * Int32(qa[k])
+                                minimum += Int32(mn[k / groupSize]) * Int32(qa[k])
+                            }
+                            y[i * rows + r] += acts.scales(base)[b] * (d * Float(dot) - dmin * Float(minimum))
+                        }
                     }
                 }
             }

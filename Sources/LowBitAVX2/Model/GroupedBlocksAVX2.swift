@@ -2,17 +2,16 @@ import _Builtin_intrinsics.intel
 import LowBitCore
 
 /// `GroupedBlockLinear` (module LowBitModel) on AVX2: each block's values are unpacked 32 at a
-/// time (shifts and masks of its bit fields, IQ4's table by `pshufb`), its parameters read as
-/// the reference reads them, and its weights s·v − m made in floats once per block, then
-/// multiplied into up to four activation rows with FMAs.
+/// time (shifts and masks of its bit fields, IQ4's table by `pshufb`) and its parameters read as
+/// the reference reads them; products take int8 activations (`rows`), prompts' panels the
+/// weights s·v − m in floats (`weights`).
 enum GroupedBlocksAVX2 {
+    /// The block's values 32 at a time, in order: body(j, v) gets elements 32j ..< 32j + 32 as
+    /// signed bytes, made in registers.
     @inline(__always)
-    static func values(_ type: GroupedBlockType, _ p: UnsafeRawPointer, into v: UnsafeMutablePointer<Int8>) {
+    static func values(_ type: GroupedBlockType, _ p: UnsafeRawPointer, _ body: (Int, __m256i) -> Void) {
         @inline(__always) func load(_ offset: Int) -> __m256i {
             _mm256_loadu_si256((p + offset).assumingMemoryBound(to: __m256i.self))
-        }
-        @inline(__always) func store(_ x: __m256i, _ j: Int) {
-            _mm256_storeu_si256(UnsafeMutableRawPointer(v + j).assumingMemoryBound(to: __m256i.self), x)
         }
         @inline(__always) func and(_ a: __m256i, _ b: __m256i) -> __m256i { _mm256_and_si256(a, b) }
         let two = _mm256_set1_epi8(3)
@@ -20,10 +19,10 @@ enum GroupedBlocksAVX2 {
         case .q2_K:
             for h in 0..<2 {
                 let q = load(16 + 32 * h)
-                store(and(q, two), 128 * h)
-                store(and(_mm256_srli_epi16(q, 2), two), 128 * h + 32)
-                store(and(_mm256_srli_epi16(q, 4), two), 128 * h + 64)
-                store(and(_mm256_srli_epi16(q, 6), two), 128 * h + 96)
+                body(4 * h, and(q, two))
+                body(4 * h + 1, and(_mm256_srli_epi16(q, 2), two))
+                body(4 * h + 2, and(_mm256_srli_epi16(q, 4), two))
+                body(4 * h + 3, and(_mm256_srli_epi16(q, 6), two))
             }
         case .q3_K:
             // Four less where the element's high bit (bit j / 32 of byte j % 32) is clear.
@@ -33,7 +32,7 @@ enum GroupedBlocksAVX2 {
                 for k in 0..<4 {
                     let low = and(_mm256_srli_epi16(q, Int32(2 * k)), two)
                     let bit = and(_mm256_srli_epi16(high, Int32(4 * h + k)), one)
-                    store(_mm256_sub_epi8(low, and(_mm256_cmpeq_epi8(bit, zero), four)), 128 * h + 32 * k)
+                    body(4 * h + k, _mm256_sub_epi8(low, and(_mm256_cmpeq_epi8(bit, zero), four)))
                 }
             }
         case .q6_K:
@@ -42,15 +41,14 @@ enum GroupedBlocksAVX2 {
             let nibble = _mm256_set1_epi8(0x0F), highBits = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32)
             for h in 0..<2 {
                 let low0 = load(64 * h), low1 = load(64 * h + 32), qh = load(128 + 32 * h)
-                let q0 = _mm256_or_si256(and(low0, nibble), and(_mm256_slli_epi16(qh, 4), highBits))
-                let q1 = _mm256_or_si256(and(low1, nibble), and(_mm256_slli_epi16(qh, 2), highBits))
-                let q2 = _mm256_or_si256(and(_mm256_srli_epi16(low0, 4), nibble), and(qh, highBits))
-                let q3 = _mm256_or_si256(and(_mm256_srli_epi16(low1, 4), nibble),
-                                         and(_mm256_srli_epi16(qh, 2), highBits))
-                store(_mm256_sub_epi8(q0, bias), 128 * h)
-                store(_mm256_sub_epi8(q1, bias), 128 * h + 32)
-                store(_mm256_sub_epi8(q2, bias), 128 * h + 64)
-                store(_mm256_sub_epi8(q3, bias), 128 * h + 96)
+                body(4 * h, _mm256_sub_epi8(_mm256_or_si256(and(low0, nibble),
+                                                            and(_mm256_slli_epi16(qh, 4), highBits)), bias))
+                body(4 * h + 1, _mm256_sub_epi8(_mm256_or_si256(and(low1, nibble),
+                                                                and(_mm256_slli_epi16(qh, 2), highBits)), bias))
+                body(4 * h + 2, _mm256_sub_epi8(_mm256_or_si256(and(_mm256_srli_epi16(low0, 4), nibble),
+                                                                and(qh, highBits)), bias))
+                body(4 * h + 3, _mm256_sub_epi8(_mm256_or_si256(and(_mm256_srli_epi16(low1, 4), nibble),
+                                                                and(_mm256_srli_epi16(qh, 2), highBits)), bias))
             }
         case .iq4_nl, .iq4_xs:
             let table = _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
@@ -58,9 +56,8 @@ enum GroupedBlocksAVX2 {
             let (groups, first) = type == .iq4_nl ? (1, 2) : (8, 8)
             for g in 0..<groups {
                 let b = _mm_loadu_si128((p + first + 16 * g).assumingMemoryBound(to: __m128i.self))
-                let out = UnsafeMutableRawPointer(v + 32 * g).assumingMemoryBound(to: __m128i.self)
-                _mm_storeu_si128(out, _mm_shuffle_epi8(table, _mm_and_si128(b, nibble)))
-                _mm_storeu_si128(out + 1, _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(b, 4), nibble)))
+                body(g, _mm256_set_m128i(_mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(b, 4), nibble)),
+                                         _mm_shuffle_epi8(table, _mm_and_si128(b, nibble))))
             }
         }
     }
@@ -73,7 +70,9 @@ enum GroupedBlocksAVX2 {
                 for b in 0..<count {
                     let p = blocks + b * type.blockBytes, y = out + b * type.elements
                     GroupedBlocks.parameters(type, p, scales: s, minimums: m)
-                    values(type, p, into: v)
+                    values(type, p) { j, q in
+                        _mm256_storeu_si256(UnsafeMutableRawPointer(v + 32 * j).assumingMemoryBound(to: __m256i.self), q)
+                    }
                     for g in 0..<type.groupsPerBlock {
                         let scale = _mm256_set1_ps(s[g]), minimum = _mm256_set1_ps(m[g])
                         var k = g * type.groupSize
@@ -92,106 +91,118 @@ enum GroupedBlocksAVX2 {
         }
     }
 
-    /// One row's product with one activation row: per group, Σ v·x in floats, then one FMA with
-    /// s (and for Q2_K one with −m and Σ x), so no weight is made. Groups of 16 rotate through
-    /// four totals and the halves of a group of 32 go to two, which keeps the chains of dependent
-    /// FMAs short.
-    static func oneRow(_ type: GroupedBlockType, _ row: UnsafeRawPointer, blocks: Int, x: UnsafePointer<Float>,
-                       values v: UnsafeMutablePointer<Int8>, parameters s: UnsafeMutablePointer<Float>) -> Float {
-        let m = s + 16
-        var t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0
-        @inline(__always) func eight(_ k: Int) -> __m256 {
-            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                UnsafeRawPointer(v + k).assumingMemoryBound(to: __m128i.self))))
+    /// A K-quant block's 16 integer group scales sc (and Q2_K's minimums mn) as int16 lanes, with
+    /// d and dmin: `GroupedBlocks.integerParameters` made in registers, so that no product
+    /// reads back scales just stored one at a time (a failed store forward on every chunk).
+    @inline(__always)
+    static func kQuantScales(_ type: GroupedBlockType, _ p: UnsafeRawPointer)
+        -> (scales: __m256i, minimums: __m256i, d: Float, dmin: Float) {
+        @inline(__always) func half(_ offset: Int) -> Float {
+            Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
         }
-        for b in 0..<blocks {
-            let p = row + b * type.blockBytes, xb = x + b * type.elements
-            GroupedBlocks.parameters(type, p, scales: s, minimums: m)
-            values(type, p, into: v)
-            @inline(__always) func dot16(_ g: Int) -> __m256 {
-                _mm256_fmadd_ps(eight(16 * g + 8), _mm256_loadu_ps(xb + 16 * g + 8),
-                                _mm256_mul_ps(eight(16 * g), _mm256_loadu_ps(xb + 16 * g)))
-            }
-            @inline(__always) func minus(_ g: Int, _ t: __m256) -> __m256 {
-                let sum = _mm256_add_ps(_mm256_loadu_ps(xb + 16 * g), _mm256_loadu_ps(xb + 16 * g + 8))
-                return _mm256_fnmadd_ps(_mm256_set1_ps(m[g]), sum, t)
-            }
-            if type.groupSize == 16 {
-                var g = 0
-                while g < 16 {
-                    t0 = _mm256_fmadd_ps(_mm256_set1_ps(s[g]), dot16(g), t0)
-                    t1 = _mm256_fmadd_ps(_mm256_set1_ps(s[g + 1]), dot16(g + 1), t1)
-                    t2 = _mm256_fmadd_ps(_mm256_set1_ps(s[g + 2]), dot16(g + 2), t2)
-                    t3 = _mm256_fmadd_ps(_mm256_set1_ps(s[g + 3]), dot16(g + 3), t3)
-                    if type.hasMinimums {
-                        (t0, t1, t2, t3) = (minus(g, t0), minus(g + 1, t1), minus(g + 2, t2), minus(g + 3, t3))
-                    }
-                    g += 4
-                }
-            } else {
-                for g in 0..<type.groupsPerBlock {
-                    let scale = _mm256_set1_ps(s[g])
-                    t0 = _mm256_fmadd_ps(scale, dot16(2 * g), t0)
-                    t1 = _mm256_fmadd_ps(scale, dot16(2 * g + 1), t1)
-                }
-            }
+        @inline(__always) func word(_ offset: Int) -> Int32 {
+            Int32(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: Int32.self))
         }
-        return _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3)).sum()
+        let nibble = _mm_set1_epi8(0x0F)
+        switch type {
+        case .q2_K:
+            let b = _mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self))
+            return (_mm256_cvtepu8_epi16(_mm_and_si128(b, nibble)),
+                    _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), nibble)), half(80), half(82))
+        case .q3_K:
+            // Low nibbles of bytes 96–103 then their high nibbles, each with 2 high bits from
+            // byte 104 + k % 4 at bit 2·(g / 4): 6-bit scales less 32.
+            let low = _mm_setr_epi32(word(96), word(100), word(96) >> 4, word(100) >> 4)
+            let high = _mm_srlv_epi32(_mm_set1_epi32(word(104)), _mm_setr_epi32(0, 2, 4, 6))
+            let scales = _mm_or_si128(_mm_and_si128(low, nibble),
+                                      _mm_slli_epi16(_mm_and_si128(high, _mm_set1_epi8(3)), 4))
+            return (_mm256_cvtepi8_epi16(_mm_sub_epi8(scales, _mm_set1_epi8(32))), _mm256_setzero_si256(), half(108), 0)
+        case .q6_K:
+            let scales = _mm_loadu_si128((p + 192).assumingMemoryBound(to: __m128i.self))
+            return (_mm256_cvtepi8_epi16(scales), _mm256_setzero_si256(), half(208), 0)
+        case .iq4_nl, .iq4_xs:
+            preconditionFailure("IQ4 groups are 32 elements: their scales are read one at a time")
+        }
     }
 
+    /// Σ of the eight int32 lanes.
+    @inline(__always)
+    static func sum(_ v: __m256i) -> Int32 { unsafeBitCast(v, to: SIMD8<Int32>.self).wrappedSum() }
+
+    /// Products with int8 activations, up to four activation rows sharing each block's decoding.
+    /// Per 32 elements: |v| times qa with v's sign by `vpmaddubsw` (pairs of products in int16,
+    /// at most 2·127·127), then `vpmaddwd` with the groups' integer scales sc (the first 16
+    /// elements' in the low half, the next 16's in the high half). Each block's int32 lanes are
+    /// summed and finished in floats as the reference finishes them, so the tiers agree bit for bit.
     static func rows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
-                     x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+                     acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int, n: Int,
+                     y: UnsafeMutablePointer<Float>, range: Range<Int>) {
         let blocksPerRow = cols / type.elements, elements = type.elements, rowBytes = blocksPerRow * type.blockBytes
-        if n == 1 {
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { v in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { s in
-                    for r in range {
-                        y[r] = oneRow(type, blocks + r * rowBytes, blocks: blocksPerRow, x: x, values: v.baseAddress!,
-                                      parameters: s.baseAddress!)
-                    }
-                }
-            }
-            return
+        let pairSelect = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3)
+        let ones = _mm256_set1_epi8(1), zero = _mm256_setzero_si256()
+        @inline(__always) func load(_ p: UnsafeRawPointer) -> __m256i {
+            _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self))
         }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { buffer in
-            let w = buffer.baseAddress!
+        // The integer scales of elements 32j ..< 32j + 32, one per int16 pair of a product: from a
+        // K-quant block's 16 groups in one register (32-bit lane j holds groups 2j and 2j + 1),
+        // or an IQ4 block's group of 32.
+        @inline(__always) func scales(_ all: __m256i, _ s: UnsafeMutablePointer<Int16>, _ j: Int) -> __m256i {
+            guard type.groupSize == 16 else { return _mm256_set1_epi16(s[j]) }
+            return _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(all, _mm256_set1_epi32(Int32(j))), pairSelect)
+        }
+        withUnsafeTemporaryAllocation(of: Int16.self, capacity: 32) { parameters in
+            let sc = parameters.baseAddress!, mn = sc + 16
             for r in range {
                 var i = 0
                 while i < n {
-                    // Up to four activation rows share each block's weights; one row keeps two
-                    // accumulators, so that an FMA's latency does not bound the loop.
                     let t = min(4, n - i)
-                    let x0 = x + i * cols, x1 = x0 + (t > 1 ? cols : 0), x2 = x0 + (t > 2 ? 2 * cols : 0)
-                    let x3 = x0 + (t > 3 ? 3 * cols : 0)
-                    var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
+                    let a0 = actBase + i * actStride, a1 = a0 + (t > 1 ? actStride : 0)
+                    let a2 = a0 + (t > 2 ? 2 * actStride : 0), a3 = a0 + (t > 3 ? 3 * actStride : 0)
+                    let (q0, q1, q2, q3) = (acts.codes(a0), acts.codes(a1), acts.codes(a2), acts.codes(a3))
+                    var y0: Float = 0, y1: Float = 0, y2: Float = 0, y3: Float = 0
                     for b in 0..<blocksPerRow {
-                        weights(type, blocks + r * rowBytes + b * type.blockBytes, count: 1, into: w)
-                        var k = 0, c = b * elements
-                        if t == 1 {
-                            while k < elements {
-                                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x0 + c), a0)
-                                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x0 + c + 8), a1)
-                                (k, c) = (k + 16, c + 16)
+                        let p = blocks + r * rowBytes + b * type.blockBytes, first = b * elements
+                        var d: Float, dmin: Float, allScales = zero, allMinimums = zero
+                        if type.groupSize == 16 {
+                            (allScales, allMinimums, d, dmin) = kQuantScales(type, p)
+                        } else {
+                            (d, dmin) = GroupedBlocks.integerParameters(type, p, scales: sc, minimums: mn)
+                        }
+                        var dots = (zero, zero, zero, zero), mins = (zero, zero, zero, zero)
+                        values(type, p) { j, q in
+                            let magnitude = _mm256_sign_epi8(q, q), s = scales(allScales, sc, j)
+                            @inline(__always) func dot(_ qa: UnsafeMutablePointer<Int8>) -> __m256i {
+                                let a = load(qa + first + 32 * j)
+                                return _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(a, q)), s)
                             }
-                            continue
+                            dots.0 = _mm256_add_epi32(dots.0, dot(q0))
+                            if t > 1 { dots.1 = _mm256_add_epi32(dots.1, dot(q1)) }
+                            if t > 2 { dots.2 = _mm256_add_epi32(dots.2, dot(q2)) }
+                            if t > 3 { dots.3 = _mm256_add_epi32(dots.3, dot(q3)) }
+                            guard type.hasMinimums else { return }
+                            let m = scales(allMinimums, mn, j)
+                            @inline(__always) func minimum(_ qa: UnsafeMutablePointer<Int8>) -> __m256i {
+                                _mm256_madd_epi16(_mm256_maddubs_epi16(ones, load(qa + first + 32 * j)), m)
+                            }
+                            mins.0 = _mm256_add_epi32(mins.0, minimum(q0))
+                            if t > 1 { mins.1 = _mm256_add_epi32(mins.1, minimum(q1)) }
+                            if t > 2 { mins.2 = _mm256_add_epi32(mins.2, minimum(q2)) }
+                            if t > 3 { mins.3 = _mm256_add_epi32(mins.3, minimum(q3)) }
                         }
-                        while k < elements {
-                            let wk = _mm256_loadu_ps(w + k)
-                            a0 = _mm256_fmadd_ps(wk, _mm256_loadu_ps(x0 + c), a0)
-                            a1 = _mm256_fmadd_ps(wk, _mm256_loadu_ps(x1 + c), a1)
-                            if t > 2 { a2 = _mm256_fmadd_ps(wk, _mm256_loadu_ps(x2 + c), a2) }
-                            if t > 3 { a3 = _mm256_fmadd_ps(wk, _mm256_loadu_ps(x3 + c), a3) }
-                            (k, c) = (k + 8, c + 8)
+                        @inline(__always) func block(_ base: UnsafeMutableRawPointer, _ dot: __m256i,
+                                                     _ minimum: __m256i) -> Float {
+                            acts.scales(base)[b] * (d * Float(sum(dot)) - dmin * Float(sum(minimum)))
                         }
+                        y0 += block(a0, dots.0, mins.0)
+                        if t > 1 { y1 += block(a1, dots.1, mins.1) }
+                        if t > 2 { y2 += block(a2, dots.2, mins.2) }
+                        if t > 3 { y3 += block(a3, dots.3, mins.3) }
                     }
-                    if t == 1 {
-                        y[i * rows + r] = _mm256_add_ps(a0, a1).sum()
-                    } else {
-                        y[i * rows + r] = a0.sum()
-                        y[(i + 1) * rows + r] = a1.sum()
-                        if t > 2 { y[(i + 2) * rows + r] = a2.sum() }
-                        if t > 3 { y[(i + 3) * rows + r] = a3.sum() }
-                    }
+                    y[i * rows + r] = y0
+                    if t > 1 { y[(i + 1) * rows + r] = y1 }
+                    if t > 2 { y[(i + 2) * rows + r] = y2 }
+                    if t > 3 { y[(i + 3) * rows + r] = y3 }
                     i += t
                 }
             }

@@ -39,42 +39,64 @@ package enum GroupedBlocks {
         Int(p.load(fromByteOffset: offset, as: UInt8.self))
     }
 
-    /// One block's scales s and minimums m, a group each (m is 0 but for Q2_K).
-    /// - Q2_K {16 scale bytes (low nibble: scale, high: minimum), 64 bytes of 2-bit codes, d, dmin}:
-    ///   s = d·scale, m = dmin·minimum.
+    /// One block's parameters as integers per group, sc and mn, with the block's Float factors
+    /// d and dmin: s = d·sc and m = dmin·mn (dmin and mn are 0 but for Q2_K).
+    /// - Q2_K {16 scale bytes (low nibble: sc, high: mn), 64 bytes of 2-bit codes, d, dmin}.
     /// - Q3_K {32 bytes of high bits, 64 bytes of low 2 bits, 12 bytes of 6-bit scales, d}:
-    ///   s = d·(scale − 32).
-    /// - Q6_K {128 bytes of low nibbles, 64 bytes of high 2 bits, 16 int8 scales, d}: s = d·scale.
-    /// - IQ4_NL {d, 16 index bytes}: s = d; IQ4_XS {d, 2 bytes of high scale bits, 4 bytes of low
-    ///   scale nibbles, 128 index bytes}: s = d·(scale − 32).
+    ///   sc = scale − 32, the scale's low 4 bits from byte 96 + g % 8 (high nibble for g ≥ 8),
+    ///   its high 2 from byte 104 + g % 4 at bit 2·(g / 4).
+    /// - Q6_K {128 bytes of low nibbles, 64 bytes of high 2 bits, 16 int8 scales sc, d}.
+    /// - IQ4_NL {d, 16 index bytes}: sc = 1; IQ4_XS {d, 2 bytes of high scale bits, 4 bytes of low
+    ///   scale nibbles, 128 index bytes}: sc = scale − 32.
     /// Inlined, so that a tier's kernels convert d with their own instructions (F16C).
+    @inlinable @inline(__always)
+    package static func integerParameters(_ type: GroupedBlockType, _ p: UnsafeRawPointer,
+                                          scales sc: UnsafeMutablePointer<Int16>,
+                                          minimums mn: UnsafeMutablePointer<Int16>) -> (d: Float, dmin: Float) {
+        switch type {
+        case .q2_K:
+            for g in 0..<16 { (sc[g], mn[g]) = (Int16(byte(p, g) & 0x0F), Int16(byte(p, g) >> 4)) }
+            return (half(p, 80), half(p, 82))
+        case .q3_K:
+            // Four scales per 32-bit word: low nibbles of bytes 96–99, 100–103, then their high
+            // nibbles, each byte k with 2 high bits from byte 104 + k at bits 0, 2, 4 and 6.
+            @inline(__always) func word(_ offset: Int) -> UInt32 {
+                UInt32(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            }
+            let low0 = word(96), low1 = word(100), high = word(104), nibbles: UInt32 = 0x0F0F_0F0F
+            @inline(__always) func four(_ w: Int, _ low: UInt32) {
+                let scales = low | (high >> (2 * UInt32(w)) & 0x0303_0303) << 4
+                for k in 0..<4 { (sc[4 * w + k], mn[4 * w + k]) = (Int16(scales >> (8 * UInt32(k)) & 0xFF) - 32, 0) }
+            }
+            four(0, low0 & nibbles)
+            four(1, low1 & nibbles)
+            four(2, low0 >> 4 & nibbles)
+            four(3, low1 >> 4 & nibbles)
+            return (half(p, 108), 0)
+        case .q6_K:
+            for g in 0..<16 { (sc[g], mn[g]) = (Int16(p.load(fromByteOffset: 192 + g, as: Int8.self)), 0) }
+            return (half(p, 208), 0)
+        case .iq4_nl:
+            (sc[0], mn[0]) = (1, 0)
+            return (half(p), 0)
+        case .iq4_xs:
+            let highBits = Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+            for g in 0..<8 {
+                let low = byte(p, 4 + g / 2) >> (4 * (g % 2)) & 0x0F, high = highBits >> (2 * g) & 3
+                (sc[g], mn[g]) = (Int16(low | high << 4) - 32, 0)
+            }
+            return (half(p), 0)
+        }
+    }
+
+    /// One block's scales s = d·sc and minimums m = dmin·mn, a group each (`integerParameters`).
     @inlinable @inline(__always)
     package static func parameters(_ type: GroupedBlockType, _ p: UnsafeRawPointer,
                                    scales: UnsafeMutablePointer<Float>, minimums: UnsafeMutablePointer<Float>) {
-        switch type {
-        case .q2_K:
-            let d = half(p, 80), dmin = half(p, 82)
-            for g in 0..<16 {
-                (scales[g], minimums[g]) = (d * Float(byte(p, g) & 0x0F), dmin * Float(byte(p, g) >> 4))
-            }
-        case .q3_K:
-            let d = half(p, 108)
-            for g in 0..<16 {
-                let low = (g < 8 ? byte(p, 96 + g) : byte(p, 96 + g - 8) >> 4) & 0x0F
-                let high = byte(p, 104 + g % 4) >> (2 * (g / 4)) & 3
-                (scales[g], minimums[g]) = (d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32), 0)
-            }
-        case .q6_K:
-            let d = half(p, 208)
-            for g in 0..<16 { (scales[g], minimums[g]) = (d * Float(p.load(fromByteOffset: 192 + g, as: Int8.self)), 0) }
-        case .iq4_nl:
-            (scales[0], minimums[0]) = (half(p), 0)
-        case .iq4_xs:
-            let d = half(p), highBits = Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
-            for g in 0..<8 {
-                let low = byte(p, 4 + g / 2) >> (4 * (g % 2)) & 0x0F, high = highBits >> (2 * g) & 3
-                (scales[g], minimums[g]) = (d * Float(Int(Int8(truncatingIfNeeded: low | high << 4)) - 32), 0)
-            }
+        withUnsafeTemporaryAllocation(of: Int16.self, capacity: 32) { buffer in
+            let sc = buffer.baseAddress!, mn = sc + 16
+            let (d, dmin) = integerParameters(type, p, scales: sc, minimums: mn)
+            for g in 0..<type.groupsPerBlock { (scales[g], minimums[g]) = (d * Float(sc[g]), dmin * Float(mn[g])) }
         }
     }
 
@@ -115,7 +137,4 @@ package enum GroupedBlocks {
             }
         }
     }
-
-    /// Scratch for one block's values and parameters, as the tiers' decoders fill it.
-    package static let scratchBytes = 256 + 2 * 16 * 4
 }
