@@ -84,7 +84,8 @@ public enum FileTensorHolding: Sendable, Equatable {
                 + "auto: dequant with 16-bit activations)"
         case .q8_0Blocks: return "its own Q8_0 blocks (int8 x float kernel)"
         case .groupedBlocks(let groupSize):
-            return "its own blocks, a scale per \(groupSize), decoded in the product (float kernel)"
+            return "its own blocks, a scale per \(groupSize), decoded as products read them "
+                + "(int8 activations; prompts: float panels)"
         case .float32: return "exact Float32 values (float kernel)"
         }
     }

@@ -129,6 +129,56 @@ enum GroupedBlocksAVX2 {
     @inline(__always)
     static func sum(_ v: __m256i) -> Int32 { unsafeBitCast(v, to: SIMD8<Int32>.self).wrappedSum() }
 
+    /// IQ4_NL's blocks are 32 elements, and a block's finish (a sum across lanes, its float term)
+    /// cost more than its products: here eight blocks' sums are gathered into one vector by
+    /// `vphaddd` and their terms made in one vector, then added in the reference's order.
+    static func iq4NLRows(_ blocks: UnsafeRawPointer, cols: Int, rows: Int, acts: Int8Activations,
+                          actBase: UnsafeMutableRawPointer, actStride: Int, n: Int, y: UnsafeMutablePointer<Float>,
+                          range: Range<Int>) {
+        let type = GroupedBlockType.iq4_nl, bytes = type.blockBytes, blocksPerRow = cols / 32
+        let ones = _mm256_set1_epi16(1)
+        for r in range {
+            let row = blocks + r * blocksPerRow * bytes
+            for i in 0..<n {
+                let base = actBase + i * actStride, qa = acts.codes(base), sa = acts.scales(base)
+                @inline(__always) func dot(_ b: Int) -> __m256i {
+                    var sum = _mm256_setzero_si256()
+                    values(type, row + b * bytes) { _, q in
+                        let a = _mm256_loadu_si256(UnsafeRawPointer(qa + 32 * b).assumingMemoryBound(to: __m256i.self))
+                        sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)),
+                                                ones)
+                    }
+                    return sum
+                }
+                @inline(__always) func d(_ b: Int) -> Float {
+                    Float(Float16(bitPattern: UInt16(littleEndian: (row + b * bytes).loadUnaligned(as: UInt16.self))))
+                }
+                var total: Float = 0, b = 0
+                while b + 8 <= blocksPerRow {
+                    // Lanes of h: blocks 0–3's low-half sums, then their high-half sums.
+                    let h = unsafeBitCast(_mm256_hadd_epi32(_mm256_hadd_epi32(dot(b), dot(b + 1)),
+                                                            _mm256_hadd_epi32(dot(b + 2), dot(b + 3))),
+                                          to: SIMD8<Int32>.self)
+                    let k = unsafeBitCast(_mm256_hadd_epi32(_mm256_hadd_epi32(dot(b + 4), dot(b + 5)),
+                                                            _mm256_hadd_epi32(dot(b + 6), dot(b + 7))),
+                                          to: SIMD8<Int32>.self)
+                    let sums = SIMD8<Float>(SIMD8<Int32>(lowHalf: h.lowHalf &+ h.highHalf,
+                                                         highHalf: k.lowHalf &+ k.highHalf))
+                    let scales = SIMD8<Float>(d(b), d(b + 1), d(b + 2), d(b + 3), d(b + 4), d(b + 5), d(b + 6), d(b + 7))
+                    let zero = SIMD8<Float>()
+                    let terms = UnsafeRawPointer(sa + b).loadUnaligned(as: SIMD8<Float>.self) * (scales * sums - zero)
+                    for lane in 0..<8 { total += terms[lane] }
+                    b += 8
+                }
+                while b < blocksPerRow {
+                    total += sa[b] * (d(b) * Float(sum(dot(b))) - 0)
+                    b += 1
+                }
+                y[i * rows + r] = total
+            }
+        }
+    }
+
     /// Products with int8 activations, up to four activation rows sharing each block's decoding.
     /// Per 32 elements: |v| times qa with v's sign by `vpmaddubsw` (pairs of products in int16,
     /// at most 2·127·127), then `vpmaddwd` with the groups' integer scales sc (the first 16
@@ -137,6 +187,10 @@ enum GroupedBlocksAVX2 {
     static func rows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
                      acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int, n: Int,
                      y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        if type == .iq4_nl {
+            return iq4NLRows(blocks, cols: cols, rows: rows, acts: acts, actBase: actBase, actStride: actStride, n: n,
+                             y: y, range: range)
+        }
         let blocksPerRow = cols / type.elements, elements = type.elements, rowBytes = blocksPerRow * type.blockBytes
         let pairSelect = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3)
