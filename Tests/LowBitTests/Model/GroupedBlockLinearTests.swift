@@ -86,7 +86,9 @@ final class GroupedBlockLinearTests: XCTestCase {
             let y = try run()
             XCTAssertEqual(y, try portableOnly { try run() }, what)
             XCTAssertLessThan(normalizedError(y, float64Product(w, rows: rows, cols: cols, rounded, n: n)), 1e-10, what)
-            XCTAssertLessThan(normalizedError(y, float64Product(w, rows: rows, cols: cols, x, n: n)), 1e-3, what)
+            // Rounding to int8 costs ~5e-5 on average; a one-row product can land far from it
+            // (its reference may be near zero), so this bound only catches a wrong rounding.
+            XCTAssertLessThan(normalizedError(y, float64Product(w, rows: rows, cols: cols, x, n: n)), 1e-2, what)
         }
     }
 
