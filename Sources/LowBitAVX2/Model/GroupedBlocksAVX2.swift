@@ -71,7 +71,8 @@ enum GroupedBlocksAVX2 {
                     let p = blocks + b * type.blockBytes, y = out + b * type.elements
                     GroupedBlocks.parameters(type, p, scales: s, minimums: m)
                     values(type, p) { j, q in
-                        _mm256_storeu_si256(UnsafeMutableRawPointer(v + 32 * j).assumingMemoryBound(to: __m256i.self), q)
+                        let out = UnsafeMutableRawPointer(v + 32 * j).assumingMemoryBound(to: __m256i.self)
+                        _mm256_storeu_si256(out, q)
                     }
                     for g in 0..<type.groupsPerBlock {
                         let scale = _mm256_set1_ps(s[g]), minimum = _mm256_set1_ps(m[g])
@@ -164,7 +165,8 @@ enum GroupedBlocksAVX2 {
                                           to: SIMD8<Int32>.self)
                     let sums = SIMD8<Float>(SIMD8<Int32>(lowHalf: h.lowHalf &+ h.highHalf,
                                                          highHalf: k.lowHalf &+ k.highHalf))
-                    let scales = SIMD8<Float>(d(b), d(b + 1), d(b + 2), d(b + 3), d(b + 4), d(b + 5), d(b + 6), d(b + 7))
+                    let scales = SIMD8<Float>(d(b), d(b + 1), d(b + 2), d(b + 3),
+                                              d(b + 4), d(b + 5), d(b + 6), d(b + 7))
                     let zero = SIMD8<Float>()
                     let terms = UnsafeRawPointer(sa + b).loadUnaligned(as: SIMD8<Float>.self) * (scales * sums - zero)
                     for lane in 0..<8 { total += terms[lane] }

@@ -29,7 +29,9 @@ public final class AlignedBuffer: @unchecked Sendable {
 
     deinit { free(pointer) }
 
-    /// Buffers of at least this many bytes are whole 2 MiB pages where the system has them.
+    /// Buffers of at least this many bytes are whole 2 MiB pages where the system has them
+    /// (transparent huge pages): a product streaming a large matrix then walks one page table
+    /// entry per 2 MiB rather than per 4 KiB. The rounding adds at most one page to a buffer.
     static let hugePage = 2 << 20, hugePageMinimum = 4 << 20
 
     /// Gives the memory the allocator holds free back to the system. Reading a file's tensors

@@ -70,7 +70,9 @@ final class GroupedBlockLinearTests: XCTestCase {
             var buffer = [UInt8](repeating: 0, count: stride)
             for i in 0..<n {
                 buffer.withUnsafeMutableBytes { base in
-                    x.withUnsafeBufferPointer { acts.quantizeScalar($0.baseAddress! + i * cols, into: base.baseAddress!) }
+                    x.withUnsafeBufferPointer {
+                        acts.quantizeScalar($0.baseAddress! + i * cols, into: base.baseAddress!)
+                    }
                     let q = acts.codes(base.baseAddress!), sa = acts.scales(base.baseAddress!)
                     for c in 0..<cols { rounded[i * cols + c] = sa[c / acts.groupSize] * Float(q[c]) }
                 }
@@ -78,7 +80,9 @@ final class GroupedBlockLinearTests: XCTestCase {
             func run() throws -> [Float] {
                 var y = [Float](repeating: .nan, count: n * rows)
                 try x.withUnsafeBufferPointer { xp in
-                    try y.withUnsafeMutableBufferPointer { try layer.forward(xp.baseAddress!, n: n, into: $0.baseAddress!) }
+                    try y.withUnsafeMutableBufferPointer {
+                        try layer.forward(xp.baseAddress!, n: n, into: $0.baseAddress!)
+                    }
                 }
                 return y
             }
