@@ -1,8 +1,9 @@
 """Model files in other ggml types than the test model's Q4_1: SmolLM2 rewritten by llama.cpp's
 own `gguf` package with its layers in Q4_0, Q5_0, Q5_1, Q8_0 and BF16 (a mixed file, as
-llama.cpp's "M" quantizations are) loads and runs, as its own blocks and requantized; and a
-synthetic model with a matrix of every type lowbit reads runs as the file's own blocks in
-agreement with its Float32 reference."""
+llama.cpp's "M" quantizations are) loads and runs, as its own blocks and requantized; SmolLM2 as
+Q4_K_M, Q6_K and Q8_0 files (K-quant blocks written here, as gguf has no quantizer for them) runs
+and scores its perplexity; and a synthetic model with a matrix of every type lowbit reads runs as
+the file's own blocks in agreement with its Float32 reference."""
 import os
 import subprocess
 import sys
@@ -22,11 +23,71 @@ T = gguf.GGMLQuantizationType
 LAYER_TYPES = [T.Q4_0, T.Q5_0, T.Q5_1, T.Q8_0, T.BF16]
 
 
-@pytest.fixture(scope="module")
-def mixed_model(tmp_path_factory):
-    """The test model with each layer's matrices requantized to one of LAYER_TYPES in turn."""
+def quantize_q6_K(w):
+    """ggml's Q6_K blocks of w (rows x cols, cols a multiple of 256), rounded to nearest (not
+    llama.cpp's search): per 16 elements an int8 scale of the block's d, values q + 32 of 6 bits,
+    low nibbles in 128 bytes and high pairs in 64 (`GroupedBlocks` reads them back)."""
+    rows = w.shape[0]
+    x = w.reshape(-1, 16, 16).astype(np.float32)
+    sub = np.abs(x).max(axis=2) / 31
+    d = (sub.max(axis=1) / 127).astype(np.float16)
+    d32 = d.astype(np.float32)[:, None]
+    sc = np.round(np.divide(sub, d32, out=np.zeros_like(sub), where=d32 > 0)).clip(-128, 127)
+    step = (d32 * sc)[..., None]
+    q = np.round(np.divide(x, step, out=np.zeros_like(x), where=step != 0)).clip(-32, 31).astype(np.uint8) + 32
+    codes = q.reshape(-1, 256)
+    ql = np.zeros((codes.shape[0], 128), np.uint8)
+    qh = np.zeros((codes.shape[0], 64), np.uint8)
+    for n in (0, 128):
+        a, b, c, e = (codes[:, n + k:n + k + 32] for k in (0, 32, 64, 96))
+        ql[:, n // 2:n // 2 + 32] = (a & 15) | (c & 15) << 4
+        ql[:, n // 2 + 32:n // 2 + 64] = (b & 15) | (e & 15) << 4
+        qh[:, n // 4:n // 4 + 32] = a >> 4 | (b >> 4) << 2 | (c >> 4) << 4 | (e >> 4) << 6
+    blocks = np.concatenate([ql, qh, sc.astype(np.int8).view(np.uint8), d.view(np.uint8).reshape(-1, 2)], axis=1)
+    return blocks.reshape(rows, -1)
+
+
+def quantize_q4_K(w):
+    """ggml's Q4_K blocks of w, rounded to nearest: per 32 elements a 6-bit scale and minimum of
+    the block's d and dmin, values of 4 bits (two sub-blocks per 32 bytes, low then high nibble)."""
+    rows = w.shape[0]
+    x = w.reshape(-1, 8, 32).astype(np.float32)
+    low = np.minimum(x.min(axis=2), 0)
+    scale, minimum = (x.max(axis=2) - low) / 15, -low
+    d = (scale.max(axis=1) / 63).astype(np.float16)
+    dmin = (minimum.max(axis=1) / 63).astype(np.float16)
+    d32, dmin32 = d.astype(np.float32)[:, None], dmin.astype(np.float32)[:, None]
+    sc = np.round(np.divide(scale, d32, out=np.zeros_like(scale), where=d32 > 0)).clip(0, 63).astype(np.uint8)
+    mn = np.round(np.divide(minimum, dmin32, out=np.zeros_like(minimum), where=dmin32 > 0)).clip(0, 63)
+    mn = mn.astype(np.uint8)
+    step, offset = (d32 * sc)[..., None], (dmin32 * mn)[..., None]
+    q = np.round(np.divide(x + offset, step, out=np.zeros_like(x), where=step != 0)).clip(0, 15).astype(np.uint8)
+    codes = q.reshape(-1, 256)
+    qs = np.zeros((codes.shape[0], 128), np.uint8)
+    for j in range(0, 256, 64):
+        qs[:, j // 2:j // 2 + 32] = codes[:, j:j + 32] | codes[:, j + 32:j + 64] << 4
+    packed = np.zeros((codes.shape[0], 12), np.uint8)
+    packed[:, 0:4], packed[:, 4:8] = sc[:, 0:4], mn[:, 0:4]
+    packed[:, 8:12] = (sc[:, 4:8] & 15) | (mn[:, 4:8] & 15) << 4
+    packed[:, 0:4] |= (sc[:, 4:8] >> 4) << 6
+    packed[:, 4:8] |= (mn[:, 4:8] >> 4) << 6
+    blocks = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2), packed, qs], axis=1)
+    return blocks.reshape(rows, -1)
+
+
+def quantize(values, qtype):
+    """`values` as `qtype` blocks: gguf's own quantizer, or the two above where it has none."""
+    blocks = {T.Q6_K: quantize_q6_K, T.Q4_K: quantize_q4_K}.get(qtype, lambda v: gguf.quants.quantize(v, qtype))(values)
+    # Whatever wrote them, gguf's decoder must read back the values to within the type's rounding.
+    back = gguf.quants.dequantize(blocks, qtype).astype(np.float32)
+    assert np.linalg.norm(back - values) <= 0.2 * np.linalg.norm(values), qtype
+    return blocks
+
+
+def rewrite_smollm2(path, layer_type):
+    """The test model with each layer matrix requantized to layer_type(name, rows, cols, layer)
+    (None keeps its Q4_1 blocks), written by gguf; returns the count of each type written."""
     reader = gguf.GGUFReader(MODEL)
-    path = tmp_path_factory.mktemp("gguf") / "smollm2-mixed.gguf"
     writer = gguf.GGUFWriter(str(path), arch="llama")
     for field in reader.fields.values():
         if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
@@ -36,10 +97,13 @@ def mixed_model(tmp_path_factory):
         writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
     types = {}
     for t in reader.tensors:
+        qtype = None
         if t.name.startswith("blk.") and t.tensor_type == T.Q4_1:
-            qtype = LAYER_TYPES[int(t.name.split(".")[1]) % len(LAYER_TYPES)]
+            cols, rows = (int(n) for n in t.shape)
+            qtype = layer_type(t.name, rows, cols, int(t.name.split(".")[1]))
+        if qtype is not None:
             values = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
-            writer.add_tensor(t.name, gguf.quants.quantize(values, qtype), raw_dtype=qtype)
+            writer.add_tensor(t.name, quantize(values, qtype), raw_dtype=qtype)
             types[qtype.name] = types.get(qtype.name, 0) + 1
         else:
             writer.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
@@ -47,8 +111,50 @@ def mixed_model(tmp_path_factory):
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    return types
+
+
+@pytest.fixture(scope="module")
+def mixed_model(tmp_path_factory):
+    """The test model with each layer's matrices requantized to one of LAYER_TYPES in turn."""
+    path = tmp_path_factory.mktemp("gguf") / "smollm2-mixed.gguf"
+    types = rewrite_smollm2(path, lambda name, rows, cols, layer: LAYER_TYPES[layer % len(LAYER_TYPES)])
     assert set(types) == {q.name for q in LAYER_TYPES}
     return path
+
+
+# As llama.cpp's mixes make them for SmolLM2: K-quants need rows of whole 256-element blocks,
+# which only ffn_down's 1536 inputs are (576 is not), so the other matrices take its fallback
+# type; Q4_K_M gives half of the ffn_down matrices Q6_K.
+K_QUANT_MIXES = {
+    "Q4_K_M": lambda name, rows, cols, layer: (T.Q6_K if layer % 2 else T.Q4_K) if cols % 256 == 0 else T.Q5_0,
+    "Q6_K": lambda name, rows, cols, layer: T.Q6_K if cols % 256 == 0 else T.Q8_0,
+    "Q8_0": lambda name, rows, cols, layer: T.Q8_0,
+}
+
+
+@pytest.mark.parametrize("mix", list(K_QUANT_MIXES))
+def test_a_k_quant_smollm2_runs_and_scores_its_perplexity(tmp_path, mix):
+    path = tmp_path / f"smollm2-{mix}.gguf"
+    types = rewrite_smollm2(path, K_QUANT_MIXES[mix])
+    with lowbit.Model.open(MODEL, weights="reference") as original:
+        reference = original.perplexity(GPL, ctx=256, chunks=1)
+    with lowbit.Model.open(str(path), weights="file") as own:
+        assert own.generate("The capital of France is", max_tokens=2).startswith("The capital of France is Paris")
+        perplexity = own.perplexity(GPL, ctx=256, chunks=1)
+        own_bytes = own.weight_bytes
+    with lowbit.Model.open(str(path), weights="reference") as dequantized:
+        exact = dequantized.perplexity(GPL, ctx=256, chunks=1)
+    # The file's own blocks score as its values do in Float32 (activations rounded differently),
+    # and the values, made from the Q4_1 weights, as those do to within their own rounding (one
+    # chunk moves by a percent or two for any small change of the weights; a second rounding to
+    # 4 bits costs about 5%).
+    assert abs(perplexity / exact - 1) < 0.01, (mix, types, perplexity, exact)
+    assert abs(perplexity / reference - 1) < (0.08 if mix == "Q4_K_M" else 0.03), (mix, perplexity, reference)
+    # Q6_K and Q8_0 blocks are held as the file's bytes (the embedding's Q8_0 serves the output).
+    tensor_bytes = sum(int(t.n_bytes) for t in gguf.GGUFReader(str(path)).tensors)
+    if mix != "Q4_K_M":
+        assert own_bytes <= tensor_bytes, (mix, own_bytes, tensor_bytes)
 
 
 def test_a_mixed_file_runs_as_its_own_blocks_and_requantized(mixed_model):
