@@ -5,13 +5,18 @@ import LowBitCore
 /// block is decoded as a product reaches it (`GroupedBlocks`), so the weights cost the file's
 /// bits (2.6 to 6.6 per weight) and are the file's values bit for bit. lowbit's codes cannot
 /// hold these types without requantizing: groups of 16 (the K-quants' sub-blocks) and IQ4's
-/// table of non-uniform values. Up to 7 activation rows are rounded to int8 per block and
-/// multiplied in integers (`TierKernels.groupedBlockRows`); prompts run float panels.
+/// table of non-uniform values. Up to 7 activation rows are multiplied in integers with the
+/// activations rounded to int8 per block (`TierKernels.groupedBlockRows`), in two such passes
+/// for 16-bit activations; prompts and float activations run decoded float panels.
 ///
 ///     y[r] = Σ_c (s[r, g(c)] · v[r, c] − m[r, g(c)]) · x[c],   g(c) = c / groupSize
 public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
     public let rows: Int, cols: Int
     let type: GroupedBlockType
+    /// Activation precision below `panelMinimumRows` rows: 8 (int8 per block, as llama.cpp rounds
+    /// them), 16 (two int8 passes, x and its rounding residual: within ~1e-7 of float) or 32
+    /// (float, on decoded panels).
+    public let activationBits: Int
     /// rows · cols / type.elements blocks, row-major.
     let blocks: AlignedBuffer
     public var byteCount: Int { blocks.byteCount }
@@ -20,10 +25,15 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
     public func readWeights() -> UInt64? { MemoryBaseline.read(blocks) }
 
     /// The tensor's `type` blocks in `raw` (rows · cols/block elements of them, row-major).
-    public init(type: GGUFFile.TensorType, blocks raw: UnsafeRawBufferPointer, rows: Int, cols: Int) throws {
+    public init(type: GGUFFile.TensorType, blocks raw: UnsafeRawBufferPointer, rows: Int, cols: Int,
+                activationBits: Int = 8) throws {
         guard let grouped = GGMLBlocks.groupedBlockType(type) else {
             throw LowBitError(.unsupported, "\(type) blocks are not grouped blocks")
         }
+        guard [8, 16, 32].contains(activationBits) else {
+            throw LowBitError(.unsupported, "activation bits \(activationBits) for \(type) blocks: use 8, 16 or 32")
+        }
+        self.activationBits = activationBits
         let (elements, blockBytes) = type.block
         guard rows > 0, cols > 0, cols % elements == 0,
               raw.count == (try checkedProduct(rows, cols / elements, blockBytes, what: "tensor")) else {
@@ -41,10 +51,20 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
     static let panelMinimumRows = 8
 
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+        guard n < GroupedBlockLinear.panelMinimumRows, activationBits != 32 else {
+            return try forwardInPanels(x, n: n, into: y)
+        }
+        guard activationBits == 8 else {
+            return try DequantKernel.multiplySplit(rows: rows, cols: cols, groupSize: type.elements, x: x, n: n, y: y,
+                                                   int8: forwardInt8)
+        }
+        try forwardInt8(x, n: n, into: y)
+    }
+
+    /// Activations rounded to int8 with a scale per block, as llama.cpp rounds them for these
+    /// types: the products are then integer sums.
+    private func forwardInt8(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
         let rows = self.rows, cols = self.cols, type = self.type
-        guard n < GroupedBlockLinear.panelMinimumRows else { return try forwardInPanels(x, n: n, into: y) }
-        // One token at a time, activations are rounded to int8 with a scale per block, as
-        // llama.cpp rounds them for these types: the products are then integer sums.
         let acts = Int8Activations(cols: cols, groupSize: type.elements)
         let stride = Int8Activations.byteCount(cols: cols, groupSize: type.elements)
         let actBase = try Workspace.current.reserve(try checkedProduct(n, stride, what: "activations"), slot: 1)

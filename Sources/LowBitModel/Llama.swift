@@ -85,7 +85,7 @@ public enum FileTensorHolding: Sendable, Equatable {
         case .q8_0Blocks: return "its own Q8_0 blocks (int8 x float kernel)"
         case .groupedBlocks(let groupSize):
             return "its own blocks, a scale per \(groupSize), decoded as products read them "
-                + "(int8 activations; prompts: float panels)"
+                + "(int8 x int8 kernel; 16-bit activations in two passes; prompts: float panels)"
         case .float32: return "exact Float32 values (float kernel)"
         }
     }
@@ -253,8 +253,9 @@ public final class LlamaModel: @unchecked Sendable {
                 case .q8_0Blocks:
                     return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols)
                 case .groupedBlocks:
+                    let (_, bits) = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
                     return try g.withTensorBytes(t) {
-                        try GroupedBlockLinear(type: t.type, blocks: $0, rows: rows, cols: cols)
+                        try GroupedBlockLinear(type: t.type, blocks: $0, rows: rows, cols: cols, activationBits: bits)
                     }
                 case .float32:
                     return try FloatLinear(g.dequantized(t), rows: rows, cols: cols)

@@ -50,6 +50,13 @@ final class GroupedBlockLinearTests: XCTestCase {
                 }
                 XCTAssertEqual(layer.byteCount, blocks.count, "\(type)")
                 try assertProducts(layer, weights: expected, &rng)
+                // 16-bit activations (two int8 passes) and float ones: as close as float products.
+                for bits in [16, 32] {
+                    let precise = try blocks.withUnsafeBytes {
+                        try GroupedBlockLinear(type: type, blocks: $0, rows: rows, cols: cols, activationBits: bits)
+                    }
+                    try assertMatchesFloat64(precise, weights: expected, activationRows: [1, 2, 5], &rng)
+                }
                 // From 8 activation rows on, products run on float panels of the same weights.
                 try assertMatchesFloat64(layer, weights: expected, activationRows: [8, 9], &rng)
             }
@@ -104,6 +111,8 @@ final class GroupedBlockLinearTests: XCTestCase {
             XCTAssertThrowsStatus(.badFormat, try GroupedBlockLinear(type: .q6_K, blocks: raw, rows: 2, cols: 128))
             XCTAssertThrowsStatus(.badFormat, try GroupedBlockLinear(type: .q6_K, blocks: raw, rows: 0, cols: 512))
             XCTAssertThrowsStatus(.unsupported, try GroupedBlockLinear(type: .q4_0, blocks: raw, rows: 1, cols: 32))
+            XCTAssertThrowsStatus(.unsupported, try GroupedBlockLinear(type: .q6_K, blocks: raw, rows: 2, cols: 256,
+                                                                       activationBits: 4))
         }
         XCTAssertEqual(FileTensorHolding(.q6_K), .groupedBlocks(groupSize: 16))
         XCTAssertEqual(FileTensorHolding(.iq4_xs), .groupedBlocks(groupSize: 32))

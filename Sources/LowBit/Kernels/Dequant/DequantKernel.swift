@@ -4,7 +4,7 @@
 /// - float activations (act_bits = 32): unpack the codes to floats and
 ///     y += d·Σₖ qₖ·xₖ + m·Σₖ xₖ,
 ///   no activation rounding, so error ≤ 1e-6 against Float64.
-enum DequantKernel {
+package enum DequantKernel {
     /// Int8-activation path, one activation row whose codes are at `actBase`, rows in `rows`.
     static func portableInt8(_ m: QuantizedMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer,
                              y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
@@ -95,9 +95,10 @@ extension DequantKernel {
     /// scale; y = W·x' + W·r'. The two rows run in one tile of the int8 kernel, sharing each
     /// weight unpack, and the result is as close to float activations as the weights' own
     /// rounding makes worthwhile (error ~1e-7 where int8 gives ~4e-5).
-    static func multiplySplit(rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
-                              y: UnsafeMutablePointer<Float>,
-                              int8: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) throws -> Void) throws {
+    package static func multiplySplit(rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
+                                      y: UnsafeMutablePointer<Float>,
+                                      int8: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) throws -> Void)
+        throws {
         let acts = Int8Activations(cols: cols, groupSize: groupSize)
         let rowBytes = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
         let floats = try checkedProduct(2 * n, cols + rows, what: "workspace")
