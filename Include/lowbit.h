@@ -269,9 +269,9 @@ typedef int32_t lowbit_weights;
 enum {
     LOWBIT_WEIGHTS_REFERENCE = 0,   /* the file's weights dequantized to float32 */
     LOWBIT_WEIGHTS_FILE = 1,        /* the file's own blocks, not requantized: Q4_0/Q4_1/Q4_K,
-                                       Q5_0/Q5_1/Q5_K and TQ1_0/TQ2_0 as lowbit codes, Q8_0 on its
-                                       own kernel, Q2_K/Q3_K/Q6_K/IQ4 as int8 values with their
-                                       scales, float types as float32 (since 0.2) */
+                                       Q5_0/Q5_1/Q5_K and TQ1_0/TQ2_0 as lowbit codes, Q8_0 and
+                                       Q2_K/Q3_K/Q6_K/IQ4 as their blocks on kernels of their own,
+                                       float types as float32 (since 0.2) */
     LOWBIT_WEIGHTS_Q4_1 = 1,        /* LOWBIT_WEIGHTS_FILE's name in 0.1 */
     LOWBIT_WEIGHTS_REQUANTIZED = 2, /* requantized to `bits` (1..4, LOWBIT_BITS_TERNARY), `group_size` */
     LOWBIT_WEIGHTS_STACK = 3        /* a BitStack file (`stack_path`) under `budget` bytes */

@@ -17,8 +17,8 @@ class Model(Handle):
     stack=None, budget=None, calibration=None, act_bits=None): `bits` (1-4 or "ternary")
     requantizes the reference weights (calibrated on `calibration` text if given); `stack` (a
     file from `lowbit stack build --model`) with `budget` holds a BitStack. "file" runs the file's
-    own blocks (Q4_0/Q4_1/Q4_K, Q5_0/Q5_1/Q5_K and TQ1_0/TQ2_0 as lowbit codes, Q8_0 on its own
-    kernel, Q2_K/Q3_K/Q6_K/IQ4 as int8 values with their scales, float types as float32); with kernel
+    own blocks (Q4_0/Q4_1/Q4_K, Q5_0/Q5_1/Q5_K and TQ1_0/TQ2_0 as lowbit codes, Q8_0 and
+    Q2_K/Q3_K/Q6_K/IQ4 as their blocks on kernels of their own, float types as float32); with kernel
     "auto" or "dequant" rounds activations to 16 bits (two int8 passes) and agrees with
     "reference" token by token; "lut" or "bitserial" round them to int8 (act_bits=8 asks for
     int8 on dequant too). A lowbit model file (`lowbit quantize`) opens with "file" as it is:
