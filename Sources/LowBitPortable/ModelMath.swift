@@ -82,16 +82,9 @@ extension PortableKernels {
     /// Each block's parameters and values from the reference decoder, then s·v − m per element.
     package static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
                                             into out: UnsafeMutablePointer<Float>) {
-        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { v in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { parameters in
-                let s = parameters.baseAddress!, m = s + 16, v = v.baseAddress!
-                for b in 0..<count {
-                    let p = blocks + b * type.blockBytes, y = out + b * type.elements
-                    GroupedBlocks.parameters(type, p, scales: s, minimums: m)
-                    GroupedBlocks.values(type, p, into: v)
-                    for j in 0..<type.elements { y[j] = s[j / type.groupSize] * Float(v[j]) - m[j / type.groupSize] }
-                }
-            }
+        GroupedBlocks.forEachBlock(type, blocks, count: count, into: out) { p, y, s, m, v in
+            GroupedBlocks.values(type, p, into: v)
+            for j in 0..<type.elements { y[j] = s[j / type.groupSize] * Float(v[j]) - m[j / type.groupSize] }
         }
     }
 

@@ -64,29 +64,18 @@ enum GroupedBlocksAVX2 {
 
     static func weights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
                         into out: UnsafeMutablePointer<Float>) {
-        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { v in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { parameters in
-                let s = parameters.baseAddress!, m = s + 16, v = v.baseAddress!
-                for b in 0..<count {
-                    let p = blocks + b * type.blockBytes, y = out + b * type.elements
-                    GroupedBlocks.parameters(type, p, scales: s, minimums: m)
-                    values(type, p) { j, q in
-                        let out = UnsafeMutableRawPointer(v + 32 * j).assumingMemoryBound(to: __m256i.self)
-                        _mm256_storeu_si256(out, q)
-                    }
-                    for g in 0..<type.groupsPerBlock {
-                        let scale = _mm256_set1_ps(s[g]), minimum = _mm256_set1_ps(m[g])
-                        var k = g * type.groupSize
-                        while k < (g + 1) * type.groupSize {
-                            let eight = UnsafeRawPointer(v + k).assumingMemoryBound(to: __m128i.self)
-                            // s·v, then − m: the reference's two roundings, not one fused.
-                            var w = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(eight))),
-                                                  scale)
-                            if type.hasMinimums { w = _mm256_sub_ps(w, minimum) }
-                            _mm256_storeu_ps(y + k, w)
-                            k += 8
-                        }
-                    }
+        GroupedBlocks.forEachBlock(type, blocks, count: count, into: out) { p, y, s, m, v in
+            values(type, p) { j, q in
+                _mm256_storeu_si256(UnsafeMutableRawPointer(v + 32 * j).assumingMemoryBound(to: __m256i.self), q)
+            }
+            for g in 0..<type.groupsPerBlock {
+                let scale = _mm256_set1_ps(s[g]), minimum = _mm256_set1_ps(m[g])
+                for k in stride(from: g * type.groupSize, to: (g + 1) * type.groupSize, by: 8) {
+                    let eight = UnsafeRawPointer(v + k).assumingMemoryBound(to: __m128i.self)
+                    // s·v, then − m: the reference's two roundings, not one fused.
+                    var w = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(eight))), scale)
+                    if type.hasMinimums { w = _mm256_sub_ps(w, minimum) }
+                    _mm256_storeu_ps(y + k, w)
                 }
             }
         }

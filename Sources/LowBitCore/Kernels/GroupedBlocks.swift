@@ -137,4 +137,25 @@ package enum GroupedBlocks {
             }
         }
     }
+
+    /// For each of `count` blocks at `blocks`: its scales and minimums decoded (`parameters`),
+    /// then body(block, its count · elements floats of `out`, scales, minimums, 256 bytes of
+    /// scratch for its values). The frame the tiers' `groupedBlockWeights` fill.
+    @inlinable @inline(__always)
+    package static func forEachBlock(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
+                                     into out: UnsafeMutablePointer<Float>,
+                                     _ body: (UnsafeRawPointer, UnsafeMutablePointer<Float>,
+                                              UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                              UnsafeMutablePointer<Int8>) -> Void) {
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { v in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { scratch in
+                let s = scratch.baseAddress!, m = s + 16
+                for b in 0..<count {
+                    let p = blocks + b * type.blockBytes
+                    parameters(type, p, scales: s, minimums: m)
+                    body(p, out + b * type.elements, s, m, v.baseAddress!)
+                }
+            }
+        }
+    }
 }
