@@ -20,7 +20,6 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
     /// rows · cols / type.elements blocks, row-major.
     let blocks: AlignedBuffer
     public var byteCount: Int { blocks.byteCount }
-    var groupSize: Int { type.groupSize }
 
     public func readWeights() -> UInt64? { MemoryBaseline.read(blocks) }
 

@@ -3,7 +3,7 @@
 /// and IQ4_NL, IQ4_XS (indices into a table of 16 non-uniform values, groups of 32). lowbit's
 /// codes cannot hold them (groups of 16, a value table), so a model keeps the file's blocks and
 /// its products decode each block as they reach it (`GroupedBlockLinear`, module LowBitModel).
-package enum GroupedBlockType: Sendable, CaseIterable {
+package enum GroupedBlockType: Sendable {
     case q2_K, q3_K, q6_K, iq4_nl, iq4_xs
 
     /// Elements per block.
