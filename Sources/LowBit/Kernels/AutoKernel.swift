@@ -47,11 +47,18 @@ public enum AutoKernel {
     /// `keepLayouts` false: layouts that measuring packed and the winner does not use are
     /// released again (a caller that will only ever run the winner keeps just its layout).
     public static func choice(_ m: QuantizedMatrix, n: Int, keepLayouts: Bool = true) throws -> KernelFamily {
-        if m.type.isMixed { return try choice(m.valueCodes(), n: n, keepLayouts: keepLayouts) }
+        var sample = Sample(m)
+        return try choice(m, n: n, keepLayouts: keepLayouts, sample: &sample)
+    }
+
+    /// `choice(_:n:keepLayouts:)` timing `sample`, which a caller making several choices for one
+    /// matrix shares between them.
+    static func choice(_ m: QuantizedMatrix, n: Int, keepLayouts: Bool, sample: inout Sample) throws -> KernelFamily {
+        if m.type.isMixed { return try choice(m.valueCodes(), n: n, keepLayouts: keepLayouts, sample: &sample) }
         let k = key(m, n: n)
         if let known = table.withLock({ $0[k] }) { return known }
         let before = m.packedLayouts
-        let ratios = try measure(m, n: k.nBucket)
+        let ratios = try measure(sample.matrix(), n: k.nBucket)
         let winner = candidates[ratios.indices.min { ratios[$0] < ratios[$1] }!]
         table.withLock { $0[k] = winner }
         standing.withLock { $0[k] = Dictionary(uniqueKeysWithValues: zip(candidates, ratios)) }
@@ -71,12 +78,14 @@ public enum AutoKernel {
     public static func choice(_ m: QuantizedMatrix, oneRowAndBatch batch: Int,
                               keepLayouts: Bool = true) throws -> KernelFamily {
         let before = m.packedLayouts
-        let sizes = try layoutSizes(m)
+        var sample = Sample(m)
+        let sizes = try layoutSizes(m, sample: &sample)
         let smallest = candidates.indices.filter { sizes[$0] == sizes.min()! }.map { candidates[$0] }
         var chosen = smallest[0]
         // Where one layout is the smallest, the size alone decides and nothing is timed.
         if smallest.count > 1 {
-            let single = try choice(m, n: 1), batched = try choice(m, n: batch)
+            let single = try choice(m, n: 1, keepLayouts: true, sample: &sample)
+            let batched = try choice(m, n: batch, keepLayouts: true, sample: &sample)
             // Entries loaded from a calibration file have no standing: their winner, where it is small.
             let oneRow = standing.withLock { $0[key(m, n: 1)] } ?? [single: 1]
             let best = smallest.min { oneRow[$0] ?? .infinity < oneRow[$1] ?? .infinity }!
@@ -95,10 +104,15 @@ public enum AutoKernel {
     /// Each candidate's layout bytes for the matrix, packed once per key: a model's layers share
     /// a few shapes, and packing every layout of every layer to size it doubled a model's load.
     public static func layoutSizes(_ m: QuantizedMatrix) throws -> [Int] {
+        var sample = Sample(m)
+        return try layoutSizes(m, sample: &sample)
+    }
+
+    static func layoutSizes(_ m: QuantizedMatrix, sample: inout Sample) throws -> [Int] {
         let k = key(m, n: 1)
         if let known = sizes.withLock({ $0[k] }) { return known }
-        let sample = try measuredSample(m)
-        let measured = try candidates.map { try sample.kernelByteCount($0) }
+        let sampled = try sample.matrix()
+        let measured = try candidates.map { try sampled.kernelByteCount($0) }
         sizes.withLock { $0[k] = measured }
         return measured
     }
@@ -113,8 +127,8 @@ public enum AutoKernel {
 
     /// Matrices of more rows than this are timed and sized on their first `measuredRows` rows:
     /// the rows of a product are independent, so its time per row is the same once the sample
-    /// outgrows the L2 cache, and packing two layouts of a 49152-row output projection and
-    /// timing them took 300 ms of a model's load.
+    /// outgrows the L2 cache, and a model's output projection (49152 rows) is not packed twice
+    /// and timed whole at every load.
     static let measuredRows = 8192
 
     /// `m`, or its first `measuredRows` rows where it has more: what `measure` times.
@@ -122,9 +136,26 @@ public enum AutoKernel {
         m.rows > measuredRows ? try m.leadingRows(measuredRows) : m
     }
 
-    /// Each candidate's standing for n activation rows (`pick`'s ratios; the winner's is 1).
-    static func measure(_ matrix: QuantizedMatrix, n: Int) throws -> [Double] {
-        let m = try measuredSample(matrix)
+    /// A matrix's `measuredSample` (of its value codes, for a mixed matrix), made on first use
+    /// and then kept, so that sizing its layouts and timing them for one row and for a batch
+    /// copy and pack it once.
+    struct Sample {
+        let source: QuantizedMatrix
+        private var made: QuantizedMatrix? = nil
+
+        init(_ m: QuantizedMatrix) { source = m }
+
+        mutating func matrix() throws -> QuantizedMatrix {
+            if let made { return made }
+            let sample = try measuredSample(source.valueCodes())
+            made = sample
+            return sample
+        }
+    }
+
+    /// Each candidate's standing for n activation rows (`pick`'s ratios; the winner's is 1);
+    /// `m` is what is timed (a `measuredSample`).
+    static func measure(_ m: QuantizedMatrix, n: Int) throws -> [Double] {
         var state: UInt64 = 0x2545_F491_4F6C_DD1D
         let x = (0..<(n * m.cols)).map { _ -> Float in
             state = state &* 6364136223846793005 &+ 1442695040888963407

@@ -100,8 +100,8 @@ enum GroupedBlocksAVX2 {
             return (_mm256_cvtepu8_epi16(_mm_and_si128(b, nibble)),
                     _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), nibble)), half(80), half(82))
         case .q3_K:
-            // Low nibbles of bytes 96–103 then their high nibbles, each with 2 high bits from
-            // byte 104 + k % 4 at bit 2·(g / 4): 6-bit scales less 32.
+            // Scale g: the low nibble of byte 96 + g % 8 (high nibble for g ≥ 8), with 2 high
+            // bits from byte 104 + g % 4 at bit 2·(g / 4); 6 bits less 32.
             let low = _mm_setr_epi32(word(96), word(100), word(96) >> 4, word(100) >> 4)
             let high = _mm_srlv_epi32(_mm_set1_epi32(word(104)), _mm_setr_epi32(0, 2, 4, 6))
             let scales = _mm_or_si128(_mm_and_si128(low, nibble),

@@ -24,8 +24,8 @@ package struct GroupParameters {
     }
 
     /// Whether x is exactly a Float16 (as `Float(Float16(x)) == x`), from its bits: the baseline
-    /// target has no conversion instruction, and a library call per parameter was a sixth of a
-    /// model's load. Infinities are; NaNs are not.
+    /// target has no conversion instruction, so the conversion is a library call per parameter,
+    /// and every layout a load packs checks every parameter. Infinities are; NaNs are not.
     @inline(__always)
     package static func isHalf(_ x: Float) -> Bool {
         let b = x.bitPattern, e = Int((b >> 23) & 0xFF) - 127, m = b & 0x7F_FFFF

@@ -139,7 +139,7 @@ package enum GroupedBlocks {
     }
 
     /// For each of `count` blocks at `blocks`: its scales and minimums decoded (`parameters`),
-    /// then body(block, its count · elements floats of `out`, scales, minimums, 256 bytes of
+    /// then body(block, its type.elements floats of `out`, scales, minimums, 256 bytes of
     /// scratch for its values). The frame the tiers' `groupedBlockWeights` fill.
     @inlinable @inline(__always)
     package static func forEachBlock(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,

@@ -97,8 +97,8 @@ extension DequantKernel {
     /// rounding makes worthwhile (error ~1e-7 where int8 gives ~4e-5).
     package static func multiplySplit(rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
                                       y: UnsafeMutablePointer<Float>,
-                                      int8: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) throws -> Void)
-        throws {
+                                      int8: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) throws
+                                          -> Void) throws {
         let acts = Int8Activations(cols: cols, groupSize: groupSize)
         let rowBytes = Int8Activations.byteCount(cols: cols, groupSize: groupSize)
         let floats = try checkedProduct(2 * n, cols + rows, what: "workspace")
