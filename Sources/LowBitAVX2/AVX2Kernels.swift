@@ -112,15 +112,14 @@ extension AVX2Capable {
     }
 
     package static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
-                                            into out: UnsafeMutablePointer<Float>) {
-        GroupedBlocksAVX2.weights(type, blocks, count: count, into: out)
+                                            stride: Int, into out: UnsafeMutablePointer<Float>) {
+        GroupedBlocksAVX2.weights(type, blocks, count: count, stride: stride, into: out)
     }
 
-    package static func groupedBlockRows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
-                                         acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int,
-                                         n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
-        GroupedBlocksAVX2.rows(type, blocks, cols: cols, rows: rows, acts: acts, actBase: actBase,
-                               actStride: actStride, n: n, y: y, range: range)
+    package static func groupedBlockRows(_ m: GroupedBlockMatrix, acts: Int8Activations,
+                                         actBase: UnsafeMutableRawPointer, actStride: Int, n: Int,
+                                         y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        GroupedBlocksAVX2.rows(m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
     }
 
     package static func lutMultiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>,

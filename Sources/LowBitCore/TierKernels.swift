@@ -56,14 +56,14 @@ package protocol TierKernels {
     /// y[i·rows + r] for r in `range`: Q8_0 blocks (34 bytes: Float16 d, 32 Int8) × n activation rows.
     static func q8_0Rows(_ blocks: UnsafeRawPointer, cols: Int, rows: Int, x: UnsafePointer<Float>, n: Int,
                          y: UnsafeMutablePointer<Float>, range: Range<Int>)
-    /// `count` consecutive blocks of `type` at `blocks`, decoded into out (count · type.elements
-    /// floats): s·v − m, the file's values bit for bit (`GroupedBlocks`).
-    static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
+    /// `count` blocks of `type` at `blocks`, `stride` bytes apart, decoded into out (count ·
+    /// type.elements floats): s·v − m, the file's values bit for bit (`GroupedBlocks`).
+    static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int, stride: Int,
                                     into out: UnsafeMutablePointer<Float>)
-    /// y[i·rows + r] for r in `range`: rows of `type` blocks (cols / type.elements blocks a row,
-    /// row-major) × n activation rows rounded to int8 by `acts`, a scale per block
-    /// (row i at actBase + i·actStride): each block's sums in integers (`GroupedBlockLinear`).
-    static func groupedBlockRows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
+    /// y[i·rows + r] for r in `range`: the rows of m × n activation rows rounded to int8 by
+    /// `acts`, a scale per block (row i at actBase + i·actStride): each block's sums in integers
+    /// (`GroupedBlockLinear`).
+    static func groupedBlockRows(_ m: GroupedBlockMatrix,
                                  acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int, n: Int,
                                  y: UnsafeMutablePointer<Float>, range: Range<Int>)
 }

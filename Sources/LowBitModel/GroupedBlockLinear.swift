@@ -17,7 +17,8 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
     /// them), 16 (two int8 passes, x and its rounding residual: within ~1e-7 of float) or 32
     /// (float, on decoded panels).
     public let activationBits: Int
-    /// rows · cols / type.elements blocks, row-major.
+    /// rows · cols / type.elements blocks in `GroupedBlockMatrix`'s order (IQ4_NL's in bands of
+    /// eight rows, the others row-major).
     let blocks: AlignedBuffer
     public var byteCount: Int { blocks.byteCount }
 
@@ -41,8 +42,11 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
         }
         (self.rows, self.cols, self.type) = (rows, cols, grouped)
         blocks = try AlignedBuffer(byteCount: raw.count)
-        blocks.pointer.copyMemory(from: raw.baseAddress!, byteCount: raw.count)
+        GroupedBlockMatrix(grouped, blocks.pointer, rows: rows, cols: cols)
+            .arrange(rowMajor: raw.baseAddress!, into: blocks.pointer)
     }
+
+    var matrix: GroupedBlockMatrix { GroupedBlockMatrix(type, blocks.pointer, rows: rows, cols: cols) }
 
     /// From this many activation rows on (a prompt), each panel of 16 rows is decoded to floats
     /// and multiplied by `FloatTile`'s register-tiled kernel: the decoding is then shared by
@@ -68,10 +72,10 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
         let stride = Int8Activations.byteCount(cols: cols, groupSize: type.elements)
         let actBase = try Workspace.current.reserve(try checkedProduct(n, stride, what: "activations"), slot: 1)
         for i in 0..<n { Tiers.active.quantize(acts, x + i * cols, into: actBase + i * stride) }
-        let base = UnsafeRawPointer(blocks.pointer)
+        let matrix = self.matrix
         parallelChunks(rows, chunk: 8) { range in
-            Tiers.active.groupedBlockRows(type, base, cols: cols, rows: rows, acts: acts, actBase: actBase,
-                                          actStride: stride, n: n, y: y, range: range)
+            Tiers.active.groupedBlockRows(matrix, acts: acts, actBase: actBase, actStride: stride, n: n, y: y,
+                                          range: range)
         }
     }
 
@@ -94,8 +98,8 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
 
     /// Row r of W: s·v − m, the file's values bit for bit.
     func weights(row r: Int, into out: UnsafeMutablePointer<Float>) {
-        let blocksPerRow = cols / type.elements
-        Tiers.active.groupedBlockWeights(type, UnsafeRawPointer(blocks.pointer) + r * blocksPerRow * type.blockBytes,
-                                         count: blocksPerRow, into: out)
+        let m = matrix
+        Tiers.active.groupedBlockWeights(type, m.block(row: r, 0), count: m.blocksPerRow, stride: m.blockStride(row: r),
+                                         into: out)
     }
 }

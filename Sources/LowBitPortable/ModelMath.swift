@@ -81,8 +81,8 @@ extension PortableKernels {
 
     /// Each block's parameters and values from the reference decoder, then s·v − m per element.
     package static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
-                                            into out: UnsafeMutablePointer<Float>) {
-        GroupedBlocks.forEachBlock(type, blocks, count: count, into: out) { p, y, s, m, v in
+                                            stride: Int, into out: UnsafeMutablePointer<Float>) {
+        GroupedBlocks.forEachBlock(type, blocks, count: count, stride: stride, into: out) { p, y, s, m, v in
             GroupedBlocks.values(type, p, into: v)
             for j in 0..<type.elements { y[j] = s[j / type.groupSize] * Float(v[j]) - m[j / type.groupSize] }
         }
@@ -92,17 +92,17 @@ extension PortableKernels {
     /// s = d·sc and m = dmin·mn (`GroupedBlocks.integerParameters`) and x ≈ sa·qa per block,
     ///     y[r] += sa · (d · Σₖ sc·v·qa − dmin · Σₖ mn·qa)
     /// where both sums are exact integers.
-    package static func groupedBlockRows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
-                                         acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int,
-                                         n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
-        let blocksPerRow = cols / type.elements, elements = type.elements, groupSize = type.groupSize
+    package static func groupedBlockRows(_ m: GroupedBlockMatrix, acts: Int8Activations,
+                                         actBase: UnsafeMutableRawPointer, actStride: Int, n: Int,
+                                         y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        let type = m.type, rows = m.rows, elements = type.elements, groupSize = type.groupSize
         withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { v in
             withUnsafeTemporaryAllocation(of: Int16.self, capacity: 32) { parameters in
                 let v = v.baseAddress!, sc = parameters.baseAddress!, mn = sc + 16
                 for r in range {
                     for i in 0..<n { y[i * rows + r] = 0 }
-                    for b in 0..<blocksPerRow {
-                        let p = blocks + (r * blocksPerRow + b) * type.blockBytes
+                    for b in 0..<m.blocksPerRow {
+                        let p = m.block(row: r, b)
                         let (d, dmin) = GroupedBlocks.integerParameters(type, p, scales: sc, minimums: mn)
                         GroupedBlocks.values(type, p, into: v)
                         for i in 0..<n {

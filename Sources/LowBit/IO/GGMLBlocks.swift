@@ -195,7 +195,7 @@ public enum GGMLBlocks {
     /// A grouped block decoded by the reference (`GroupedBlocks`): s·v − m per element.
     static func groupedBlockValues(_ type: GGUFFile.TensorType, _ p: UnsafeRawPointer,
                                    _ y: UnsafeMutablePointer<Float>) {
-        PortableKernels.groupedBlockWeights(groupedBlockType(type)!, p, count: 1, into: y)
+        PortableKernels.groupedBlockWeights(groupedBlockType(type)!, p, count: 1, stride: 0, into: y)
     }
 
     /// TQ2_0 {64 bytes of 2-bit codes, d}: d·(q − 1).

@@ -62,15 +62,15 @@ enum GroupedBlocksAVX2 {
         }
     }
 
-    static func weights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
+    static func weights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int, stride: Int,
                         into out: UnsafeMutablePointer<Float>) {
-        GroupedBlocks.forEachBlock(type, blocks, count: count, into: out) { p, y, s, m, v in
+        GroupedBlocks.forEachBlock(type, blocks, count: count, stride: stride, into: out) { p, y, s, m, v in
             values(type, p) { j, q in
                 _mm256_storeu_si256(UnsafeMutableRawPointer(v + 32 * j).assumingMemoryBound(to: __m256i.self), q)
             }
             for g in 0..<type.groupsPerBlock {
                 let scale = _mm256_set1_ps(s[g]), minimum = _mm256_set1_ps(m[g])
-                for k in stride(from: g * type.groupSize, to: (g + 1) * type.groupSize, by: 8) {
+                for k in Swift.stride(from: g * type.groupSize, to: (g + 1) * type.groupSize, by: 8) {
                     let eight = UnsafeRawPointer(v + k).assumingMemoryBound(to: __m128i.self)
                     // s·v, then − m: the reference's two roundings, not one fused.
                     var w = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(eight))), scale)
@@ -119,54 +119,107 @@ enum GroupedBlocksAVX2 {
     @inline(__always)
     static func sum(_ v: __m256i) -> Int32 { unsafeBitCast(v, to: SIMD8<Int32>.self).wrappedSum() }
 
-    /// IQ4_NL's blocks are 32 elements, and a block's finish (a sum across lanes, its float term)
-    /// cost more than its products: here eight blocks' sums are gathered into one vector by
-    /// `vphaddd` and their terms made in one vector, then added in the reference's order.
-    static func iq4NLRows(_ blocks: UnsafeRawPointer, cols: Int, rows: Int, acts: Int8Activations,
-                          actBase: UnsafeMutableRawPointer, actStride: Int, n: Int, y: UnsafeMutablePointer<Float>,
-                          range: Range<Int>) {
-        let type = GroupedBlockType.iq4_nl, bytes = type.blockBytes, blocksPerRow = cols / 32
-        let ones = _mm256_set1_epi16(1)
-        for r in range {
-            let row = blocks + r * blocksPerRow * bytes
-            for i in 0..<n {
-                let base = actBase + i * actStride, qa = acts.codes(base), sa = acts.scales(base)
-                @inline(__always) func dot(_ b: Int) -> __m256i {
-                    var sum = _mm256_setzero_si256()
-                    values(type, row + b * bytes) { _, q in
-                        let a = _mm256_loadu_si256(UnsafeRawPointer(qa + 32 * b).assumingMemoryBound(to: __m256i.self))
-                        sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)),
-                                                ones)
-                    }
-                    return sum
-                }
-                @inline(__always) func d(_ b: Int) -> Float {
-                    Float(Float16(bitPattern: UInt16(littleEndian: (row + b * bytes).loadUnaligned(as: UInt16.self))))
-                }
-                var total: Float = 0, b = 0
-                while b + 8 <= blocksPerRow {
-                    // Lanes of h: blocks 0–3's low-half sums, then their high-half sums.
-                    let h = unsafeBitCast(_mm256_hadd_epi32(_mm256_hadd_epi32(dot(b), dot(b + 1)),
-                                                            _mm256_hadd_epi32(dot(b + 2), dot(b + 3))),
-                                          to: SIMD8<Int32>.self)
-                    let k = unsafeBitCast(_mm256_hadd_epi32(_mm256_hadd_epi32(dot(b + 4), dot(b + 5)),
-                                                            _mm256_hadd_epi32(dot(b + 6), dot(b + 7))),
-                                          to: SIMD8<Int32>.self)
-                    let sums = SIMD8<Float>(SIMD8<Int32>(lowHalf: h.lowHalf &+ h.highHalf,
-                                                         highHalf: k.lowHalf &+ k.highHalf))
-                    let scales = SIMD8<Float>(d(b), d(b + 1), d(b + 2), d(b + 3),
-                                              d(b + 4), d(b + 5), d(b + 6), d(b + 7))
-                    let zero = SIMD8<Float>()
-                    let terms = UnsafeRawPointer(sa + b).loadUnaligned(as: SIMD8<Float>.self) * (scales * sums - zero)
-                    for lane in 0..<8 { total += terms[lane] }
-                    b += 8
-                }
-                while b < blocksPerRow {
-                    total += sa[b] * (d(b) * Float(sum(dot(b))) - 0)
-                    b += 1
-                }
-                y[i * rows + r] = total
+    /// IQ4_NL's blocks are 32 elements, and finishing a block (a sum across lanes, its float
+    /// term) costs as much as its products when done one block at a time. Here a band's eight
+    /// rows (`GroupedBlockMatrix`) run together: two rows' blocks share a register, their lane
+    /// sums for the eight rows are gathered into one vector by three `vphaddd`, and the vector's
+    /// float terms are added to one accumulator per activation row, block after block, as the
+    /// reference adds them. Up to four activation rows share each block's decoding.
+    static func iq4NLRows(_ m: GroupedBlockMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer,
+                          actStride: Int, n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        var i = 0
+        while i < n {
+            let count = min(4, n - i), first = actBase + i * actStride, out = y + i * m.rows
+            // A constant count per call, so that the inlined tile keeps only its own rows' work.
+            switch count {
+            case 1: iq4NLTile(1, m, acts: acts, first, actStride, out, range)
+            case 2: iq4NLTile(2, m, acts: acts, first, actStride, out, range)
+            case 3: iq4NLTile(3, m, acts: acts, first, actStride, out, range)
+            default: iq4NLTile(4, m, acts: acts, first, actStride, out, range)
             }
+            i += count
+        }
+    }
+
+    @inline(__always)
+    private static func iq4NLTile(_ count: Int, _ m: GroupedBlockMatrix, acts: Int8Activations,
+                                  _ actBase: UnsafeMutableRawPointer, _ actStride: Int,
+                                  _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+        typealias Four = (__m256i, __m256i, __m256i, __m256i)
+        let bytes = GroupedBlockType.iq4_nl.blockBytes, rows = m.rows
+        let table = _mm256_broadcastsi128_si256(_mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10,
+                                                              1, 13, 25, 38, 53, 69, 89, 113))
+        let nibble = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), zero = _mm256_setzero_si256()
+        let a0 = actBase, a1 = a0 + (count > 1 ? actStride : 0)
+        let a2 = a0 + (count > 2 ? 2 * actStride : 0), a3 = a0 + (count > 3 ? 3 * actStride : 0)
+        let (q0, q1, q2, q3) = (acts.codes(a0), acts.codes(a1), acts.codes(a2), acts.codes(a3))
+        let (s0, s1, s2, s3) = (acts.scales(a0), acts.scales(a1), acts.scales(a2), acts.scales(a3))
+        // The band's rows r ..< r + live (`full`: all eight, at constant offsets); lanes past
+        // them repeat row r and are not stored.
+        @inline(__always) func band(_ r: Int, live: Int, full: Bool) {
+            let (first, height) = m.band(of: r), stride = height * bytes
+            let start = m.base + first * m.rowBytes + (r - first) * bytes
+            @inline(__always) func offset(_ l: Int) -> Int { full || l < live ? l * bytes : 0 }
+            var (y0, y1, y2, y3) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+            for b in 0..<m.blocksPerRow {
+                let column = start + b * stride
+                @inline(__always) func half(_ qa: UnsafeMutablePointer<Int8>, _ h: Int) -> __m256i {
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128(UnsafeRawPointer(qa + 32 * b + 16 * h)
+                        .assumingMemoryBound(to: __m128i.self)))
+                }
+                // Elements 0–15 of the block, then 16–31, in both halves of a register.
+                let x0 = (half(q0, 0), half(q0, 1)), x1 = count > 1 ? (half(q1, 0), half(q1, 1)) : (zero, zero)
+                let x2 = count > 2 ? (half(q2, 0), half(q2, 1)) : (zero, zero)
+                let x3 = count > 3 ? (half(q3, 0), half(q3, 1)) : (zero, zero)
+                // Rows l and l + 1: their int32 lane sums (four each) against each activation row.
+                @inline(__always) func dots(_ l: Int) -> Four {
+                    @inline(__always) func indices(_ l: Int) -> __m128i {
+                        _mm_loadu_si128((column + offset(l) + 2).assumingMemoryBound(to: __m128i.self))
+                    }
+                    let both = _mm256_set_m128i(indices(l + 1), indices(l))
+                    let low = _mm256_shuffle_epi8(table, _mm256_and_si256(both, nibble))
+                    let high = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble))
+                    let lowMagnitude = _mm256_sign_epi8(low, low), highMagnitude = _mm256_sign_epi8(high, high)
+                    @inline(__always) func dot(_ x: (__m256i, __m256i)) -> __m256i {
+                        _mm256_add_epi32(
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(lowMagnitude, _mm256_sign_epi8(x.0, low)), ones),
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(highMagnitude, _mm256_sign_epi8(x.1, high)), ones))
+                    }
+                    return (dot(x0), count > 1 ? dot(x1) : zero, count > 2 ? dot(x2) : zero, count > 3 ? dot(x3) : zero)
+                }
+                @inline(__always) func pair(_ u: Four, _ v: Four) -> Four {
+                    (_mm256_hadd_epi32(u.0, v.0), count > 1 ? _mm256_hadd_epi32(u.1, v.1) : zero,
+                     count > 2 ? _mm256_hadd_epi32(u.2, v.2) : zero, count > 3 ? _mm256_hadd_epi32(u.3, v.3) : zero)
+                }
+                // Lane j: the block sum of row 2j (j < 4), of row 2(j − 4) + 1 (j ≥ 4).
+                let sums = pair(pair(dots(0), dots(2)), pair(dots(4), dots(6)))
+                @inline(__always) func d(_ l: Int) -> Int16 { (column + offset(l)).loadUnaligned(as: Int16.self) }
+                let scales = unsafeBitCast(_mm256_cvtph_ps(_mm_setr_epi16(d(0), d(2), d(4), d(6),
+                                                                          d(1), d(3), d(5), d(7))),
+                                           to: SIMD8<Float>.self)
+                @inline(__always) func term(_ sums: __m256i, _ sa: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+                    SIMD8(repeating: sa[b])
+                        * (scales * SIMD8<Float>(unsafeBitCast(sums, to: SIMD8<Int32>.self)) - SIMD8<Float>())
+                }
+                y0 += term(sums.0, s0)
+                if count > 1 { y1 += term(sums.1, s1) }
+                if count > 2 { y2 += term(sums.2, s2) }
+                if count > 3 { y3 += term(sums.3, s3) }
+            }
+            for j in 0..<8 {
+                let l = j < 4 ? 2 * j : 2 * (j - 4) + 1
+                guard l < live else { continue }
+                y[r + l] = y0[j]
+                if count > 1 { y[rows + r + l] = y1[j] }
+                if count > 2 { y[2 * rows + r + l] = y2[j] }
+                if count > 3 { y[3 * rows + r + l] = y3[j] }
+            }
+        }
+        var r = range.lowerBound
+        while r < range.upperBound {
+            let (first, height) = m.band(of: r), live = min(first + height, range.upperBound) - r
+            if live == 8 { band(r, live: 8, full: true) } else { band(r, live: live, full: false) }
+            r += live
         }
     }
 
@@ -175,14 +228,23 @@ enum GroupedBlocksAVX2 {
     /// at most 2·127·127), then `vpmaddwd` with the groups' integer scales sc (the first 16
     /// elements' in the low half, the next 16's in the high half). Each block's int32 lanes are
     /// summed and finished in floats as the reference finishes them, so the tiers agree bit for bit.
-    static func rows(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, cols: Int, rows: Int,
-                     acts: Int8Activations, actBase: UnsafeMutableRawPointer, actStride: Int, n: Int,
-                     y: UnsafeMutablePointer<Float>, range: Range<Int>) {
-        if type == .iq4_nl {
-            return iq4NLRows(blocks, cols: cols, rows: rows, acts: acts, actBase: actBase, actStride: actStride, n: n,
-                             y: y, range: range)
+    static func rows(_ m: GroupedBlockMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer,
+                     actStride: Int, n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        // A constant type per call, so that each inlined copy keeps only its own type's decoding.
+        switch m.type {
+        case .q2_K: rows(.q2_K, m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
+        case .q3_K: rows(.q3_K, m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
+        case .q6_K: rows(.q6_K, m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
+        case .iq4_xs: rows(.iq4_xs, m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
+        case .iq4_nl: iq4NLRows(m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
         }
-        let blocksPerRow = cols / type.elements, elements = type.elements, rowBytes = blocksPerRow * type.blockBytes
+    }
+
+    @inline(__always)
+    private static func rows(_ type: GroupedBlockType, _ m: GroupedBlockMatrix, acts: Int8Activations,
+                             actBase: UnsafeMutableRawPointer, actStride: Int, n: Int, y: UnsafeMutablePointer<Float>,
+                             range: Range<Int>) {
+        let rows = m.rows, blocksPerRow = m.blocksPerRow, elements = type.elements
         let pairSelect = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3)
         let ones = _mm256_set1_epi8(1), zero = _mm256_setzero_si256()
@@ -199,6 +261,7 @@ enum GroupedBlocksAVX2 {
         withUnsafeTemporaryAllocation(of: Int16.self, capacity: 32) { parameters in
             let sc = parameters.baseAddress!, mn = sc + 16
             for r in range {
+                let start = m.block(row: r, 0), stride = m.blockStride(row: r)
                 var i = 0
                 while i < n {
                     let t = min(4, n - i)
@@ -207,7 +270,7 @@ enum GroupedBlocksAVX2 {
                     let (q0, q1, q2, q3) = (acts.codes(a0), acts.codes(a1), acts.codes(a2), acts.codes(a3))
                     var y0: Float = 0, y1: Float = 0, y2: Float = 0, y3: Float = 0
                     for b in 0..<blocksPerRow {
-                        let p = blocks + r * rowBytes + b * type.blockBytes, first = b * elements
+                        let p = start + b * stride, first = b * elements
                         var d: Float, dmin: Float, allScales = zero, allMinimums = zero
                         if type.groupSize == 16 {
                             (allScales, allMinimums, d, dmin) = kQuantScales(type, p)

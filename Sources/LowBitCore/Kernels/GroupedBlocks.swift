@@ -23,6 +23,51 @@ package enum GroupedBlockType: Sendable {
     @inlinable package var groupsPerBlock: Int { elements / groupSize }
     /// Only Q2_K's groups have a minimum; every other type's m is 0.
     @inlinable package var hasMinimums: Bool { self == .q2_K }
+    /// Rows a `GroupedBlockMatrix` interleaves: IQ4_NL's 32-element blocks are multiplied eight
+    /// rows at a time, so that a product finishes eight rows' sums in one vector.
+    @inlinable package var bandRows: Int { self == .iq4_nl ? 8 : 1 }
+}
+
+/// A matrix of `type` blocks as `GroupedBlockLinear` holds it: the rows in bands of
+/// `type.bandRows` (the last band holds the rest), each band's blocks column by column (block 0
+/// of each of its rows, then block 1, ...). A kernel taking a band's rows together then reads
+/// the weights as one stream; with one row a band, this is the file's row-major order.
+package struct GroupedBlockMatrix {
+    package let type: GroupedBlockType
+    package let base: UnsafeRawPointer
+    package let rows: Int, cols: Int
+
+    @inlinable package init(_ type: GroupedBlockType, _ base: UnsafeRawPointer, rows: Int, cols: Int) {
+        (self.type, self.base, self.rows, self.cols) = (type, base, rows, cols)
+    }
+
+    @inlinable package var blocksPerRow: Int { cols / type.elements }
+    @inlinable package var rowBytes: Int { blocksPerRow * type.blockBytes }
+
+    /// The first row of row r's band and the band's row count.
+    @inlinable package func band(of r: Int) -> (first: Int, height: Int) {
+        let first = r / type.bandRows * type.bandRows
+        return (first, min(type.bandRows, rows - first))
+    }
+
+    /// Block b of row r.
+    @inlinable package func block(row r: Int, _ b: Int) -> UnsafeRawPointer {
+        let (first, height) = band(of: r)
+        return base + first * rowBytes + (b * height + r - first) * type.blockBytes
+    }
+
+    /// Bytes from one of row r's blocks to its next.
+    @inlinable package func blockStride(row r: Int) -> Int { band(of: r).height * type.blockBytes }
+
+    /// Copies row-major blocks (the file's order) into `out` in this matrix's order.
+    package func arrange(rowMajor: UnsafeRawPointer, into out: UnsafeMutableRawPointer) {
+        for r in 0..<rows {
+            for b in 0..<blocksPerRow {
+                (out + (block(row: r, b) - base)).copyMemory(from: rowMajor + r * rowBytes + b * type.blockBytes,
+                                                            byteCount: type.blockBytes)
+            }
+        }
+    }
 }
 
 /// The reference decoding of `GroupedBlockType` blocks: the products ggml's decoder makes, in
@@ -138,11 +183,11 @@ package enum GroupedBlocks {
         }
     }
 
-    /// For each of `count` blocks at `blocks`: its scales and minimums decoded (`parameters`),
-    /// then body(block, its type.elements floats of `out`, scales, minimums, 256 bytes of
-    /// scratch for its values). The frame the tiers' `groupedBlockWeights` fill.
+    /// For each of `count` blocks at `blocks`, `stride` bytes apart: its scales and minimums
+    /// decoded (`parameters`), then body(block, its type.elements floats of `out`, scales,
+    /// minimums, 256 bytes of scratch for its values). The frame the tiers' `groupedBlockWeights` fill.
     @inlinable @inline(__always)
-    package static func forEachBlock(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
+    package static func forEachBlock(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int, stride: Int,
                                      into out: UnsafeMutablePointer<Float>,
                                      _ body: (UnsafeRawPointer, UnsafeMutablePointer<Float>,
                                               UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
@@ -151,7 +196,7 @@ package enum GroupedBlocks {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { scratch in
                 let s = scratch.baseAddress!, m = s + 16
                 for b in 0..<count {
-                    let p = blocks + b * type.blockBytes
+                    let p = blocks + b * stride
                     parameters(type, p, scales: s, minimums: m)
                     body(p, out + b * type.elements, s, m, v.baseAddress!)
                 }

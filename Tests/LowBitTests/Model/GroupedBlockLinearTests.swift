@@ -105,6 +105,50 @@ final class GroupedBlockLinearTests: XCTestCase {
         }
     }
 
+    /// A thread's range of rows may start and end inside IQ4_NL's bands of eight rows: the tier
+    /// writes exactly the rows of its range, each as the portable kernel makes it.
+    func testRangesInsideBands() throws {
+        var rng = TestRandom(seed: 63)
+        let (rows, cols, n) = (21, 96, 3)
+        let blocks = Self.randomBlocks(.iq4_nl, count: rows * cols / 32, &rng)
+        let layer = try blocks.withUnsafeBytes {
+            try GroupedBlockLinear(type: .iq4_nl, blocks: $0, rows: rows, cols: cols)
+        }
+        let acts = Int8Activations(cols: cols, groupSize: 32)
+        let stride = Int8Activations.byteCount(cols: cols, groupSize: 32)
+        var rounded = [UInt8](repeating: 0, count: n * stride)
+        let x = rng.normals(n * cols)
+        rounded.withUnsafeMutableBytes { base in
+            x.withUnsafeBufferPointer {
+                for i in 0..<n { acts.quantizeScalar($0.baseAddress! + i * cols, into: base.baseAddress! + i * stride) }
+            }
+        }
+        for range in [3..<19, 0..<21, 9..<13, 16..<21, 20..<21] {
+            func run() -> [Float] {
+                var y = [Float](repeating: .nan, count: n * rows)
+                rounded.withUnsafeMutableBytes { base in
+                    y.withUnsafeMutableBufferPointer {
+                        Tiers.active.groupedBlockRows(layer.matrix, acts: acts, actBase: base.baseAddress!,
+                                                      actStride: stride, n: n, y: $0.baseAddress!, range: range)
+                    }
+                }
+                return y
+            }
+            let y = run(), expected = try portableOnly { run() }
+            for i in 0..<n {
+                for r in 0..<rows {
+                    let (value, reference) = (y[i * rows + r], expected[i * rows + r])
+                    if range.contains(r) {
+                        XCTAssertEqual(value.bitPattern, reference.bitPattern, "row \(r) of \(range), n \(i)")
+                        XCTAssertFalse(value.isNaN, "row \(r) of \(range)")
+                    } else {
+                        XCTAssertTrue(value.isNaN, "row \(r) written outside \(range)")
+                    }
+                }
+            }
+        }
+    }
+
     func testBadSizesAndOtherTypesAreRefused() throws {
         var rng = TestRandom(seed: 62)
         let blocks = Self.randomBlocks(.q6_K, count: 2, &rng)
