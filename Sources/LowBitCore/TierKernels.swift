@@ -53,9 +53,6 @@ package protocol TierKernels {
                        into out: UnsafeMutablePointer<Float>)
     /// gate[i] ← silu(gate[i])·up[i] for i < count.
     static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int)
-    /// y[i·rows + r] for r in `range`: Q8_0 blocks (34 bytes: Float16 d, 32 Int8) × n activation rows.
-    static func q8_0Rows(_ blocks: UnsafeRawPointer, cols: Int, rows: Int, x: UnsafePointer<Float>, n: Int,
-                         y: UnsafeMutablePointer<Float>, range: Range<Int>)
     /// `count` blocks of `type` at `blocks`, `stride` bytes apart, decoded into out (count ·
     /// type.elements floats): s·v − m, the file's values bit for bit (`GroupedBlocks`).
     static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int, stride: Int,

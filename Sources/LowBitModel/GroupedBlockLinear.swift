@@ -1,11 +1,11 @@
 import LowBit
 import LowBitCore
 
-/// A GGUF tensor of Q2_K, Q3_K, Q6_K, IQ4_NL or IQ4_XS blocks, held as the file's blocks: each
-/// block is decoded as a product reaches it (`GroupedBlocks`), so the weights cost the file's
-/// bits (2.6 to 6.6 per weight) and are the file's values bit for bit. lowbit's codes cannot
-/// hold these types without requantizing: groups of 16 (the K-quants' sub-blocks) and IQ4's
-/// table of non-uniform values. Up to 7 activation rows are multiplied in integers with the
+/// A GGUF tensor of Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS or Q8_0 blocks, held as the file's blocks:
+/// each block is decoded as a product reaches it (`GroupedBlocks`), so the weights cost the
+/// file's bits (2.6 to 8.5 per weight) and are the file's values bit for bit. lowbit's codes
+/// cannot hold these types without requantizing: groups of 16 (the K-quants' sub-blocks), IQ4's
+/// table of non-uniform values, Q8_0's 8 bits. Up to 7 activation rows are multiplied in integers with the
 /// activations rounded to int8 per block (`TierKernels.groupedBlockRows`), in two such passes
 /// for 16-bit activations; prompts and float activations run decoded float panels.
 ///

@@ -58,10 +58,8 @@ public enum FileTensorHolding: Sendable, Equatable {
     /// Q4_K at 4 bits, Q5_0, Q5_1, Q5_K at 5, TQ1_0 and TQ2_0 at 2): lowbit codes of that width,
     /// group size 32, with the blocks' own scales and minimums.
     case lowbitCodes(bits: Int)
-    /// Q8_0: the file's blocks, on a kernel of their own.
-    case q8_0Blocks
-    /// Q2_K, Q3_K, Q6_K (groups of 16) and IQ4_NL, IQ4_XS (groups of 32): the file's blocks,
-    /// decoded as products reach them (`GroupedBlockLinear`).
+    /// Q2_K, Q3_K, Q6_K (groups of 16) and IQ4_NL, IQ4_XS, Q8_0 (groups of 32): the file's
+    /// blocks, decoded as products reach them (`GroupedBlockLinear`).
     case groupedBlocks(groupSize: Int)
     /// Every other type (F32, F16, BF16): its exact Float32 values (no requantization).
     case float32
@@ -72,7 +70,7 @@ public enum FileTensorHolding: Sendable, Equatable {
         } else if let grouped = GGMLBlocks.groupedBlockType(type) {
             self = .groupedBlocks(groupSize: grouped.groupSize)
         } else {
-            self = type == .q8_0 ? .q8_0Blocks : .float32
+            self = .float32
         }
     }
 
@@ -82,7 +80,6 @@ public enum FileTensorHolding: Sendable, Equatable {
         case .lowbitCodes(let bits):
             return "lowbit \(bits)-bit codes, group size 32, as stored (kernel families lut, bitserial, dequant; "
                 + "auto: dequant with 16-bit activations)"
-        case .q8_0Blocks: return "its own Q8_0 blocks (int8 x float kernel)"
         case .groupedBlocks(let groupSize):
             return "its own blocks, a scale per \(groupSize), decoded as products read them "
                 + "(int8 x int8 kernel; 16-bit activations in two passes; prompts: float panels)"
@@ -114,12 +111,11 @@ public final class LlamaModel: @unchecked Sendable {
     private(set) var output: Linear
     /// The output projection's tensor: token_embd.weight when tied, else output.weight.
     let outputName: String
-    /// token_embd as stored (Q8_0 or other ggml type) for row lookups, unless `embeddingFromOutput`.
+    /// token_embd as stored (its ggml type) for row lookups, unless `embeddingFromOutput`.
     let embeddingBytes: [UInt8]
     let embeddingType: GGUFFile.TensorType
-    /// The output projection holds `embeddingBytes` itself (tied Q8_0 in q4_1 mode): counted once.
-    private(set) var outputSharesEmbedding = false
-    /// Tied requantized output: the embedding table is this layer's codes (`embeddingBytes` empty).
+    /// A tied output that gives back its rows (requantized, or the file's blocks): the embedding
+    /// table is this layer's weights (`embeddingBytes` empty).
     let embeddingFromOutput: (any RowLookup)?
     public let stack: Stack?
     /// An elastic model file's laddered layers (`ModelFile.levels`), in file mode.
@@ -250,8 +246,6 @@ public final class LlamaModel: @unchecked Sendable {
                         try Importer.ggmlBlocks($0, type: t.type, rows: rows, cols: cols)
                     }
                     return try QuantizedLinear(m, kernel: family, activationBits: bits)
-                case .q8_0Blocks:
-                    return try Q8_0Linear(blocks: g.withTensorBytes(t) { Array($0) }, rows: rows, cols: cols)
                 case .groupedBlocks:
                     let (_, bits) = try WeightChoice.q4_1Kernel(kernel, activationBits: activationBits)
                     return try g.withTensorBytes(t) {
@@ -275,10 +269,9 @@ public final class LlamaModel: @unchecked Sendable {
         let e = c.embedding, qw = c.queryWidth, kw = c.keyWidth, arch = c.architecture
         // The output first: it is the largest matrix, and the layouts `auto` packs to time it
         // then come and go before the layers are resident, not on top of them (the load's peak).
-        // The embedding table as stored, read where the output shares it now, else once the
-        // output is made (a requantized tied output then holds the table itself).
+        // The embedding table as stored is read once the output is made (a tied output that
+        // gives back its rows then holds the table itself).
         let tableTensor = try? g.tensor("token_embd.weight")
-        var embeddingTable: [UInt8]? = nil
         if case .stack = weights, (try? stack!.tensorNumber(outputName)) == nil {
             // A stack without the output: the output runs as a 4-bit lowbit matrix, on the LUT
             // kernel rather than `auto`: the LUT and dequant kernels take within a few percent of
@@ -287,13 +280,6 @@ public final class LlamaModel: @unchecked Sendable {
             let (m, _) = try ModelQuantizer(file: g, calibrationText: nil)
                 .quantize(outputName, type: .integer(bits: 4), groupSize: 32)
             output = try QuantizedLinear(m, kernel: .lut)
-        } else if case .q4_1 = weights, outputName == "token_embd.weight", let tableTensor,
-                  tableTensor.type == .q8_0 {
-            // Tied: the output runs on the embedding table's own bytes (one copy held).
-            let table = try g.withTensorBytes(tableTensor) { Array($0) }
-            embeddingTable = table
-            output = try Q8_0Linear(blocks: table, rows: c.vocabulary, cols: e)
-            outputSharesEmbedding = true
         } else {
             output = try linear(outputName, rows: c.vocabulary, cols: e)
         }
@@ -328,13 +314,13 @@ public final class LlamaModel: @unchecked Sendable {
         }
         self.layers = layers
         outputNorm = try f32("output_norm.weight", count: e)
-        // Tied and requantized: token rows are read back from the output's codes, as a GGUF
-        // requantized by llama.cpp holds one quantized token_embd for both uses.
+        // Tied: token rows are read back from the output (its codes, or the file's blocks), as a
+        // GGUF holds one token_embd for both uses.
         embeddingFromOutput = outputName == "token_embd.weight" ? output as? RowLookup : nil
         if embeddingFromOutput != nil {
             (embeddingBytes, embeddingType) = ([], .f32)
         } else if let tableTensor {
-            (embeddingBytes, embeddingType) = (try embeddingTable ?? g.withTensorBytes(tableTensor) { Array($0) },
+            (embeddingBytes, embeddingType) = (try g.withTensorBytes(tableTensor) { Array($0) },
                                                tableTensor.type)
         } else {
             // A lowbit model's tied table run on float weights (the reference): rows as Float32.
@@ -409,7 +395,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// (a stack counts its resident bytes once).
     public var weightBytes: Int {
         var n = embeddingBytes.count + 4 * (outputNorm.count + layers.count * 2 * config.embedding)
-            + (outputSharesEmbedding ? 0 : output.byteCount)
+            + output.byteCount
         for l in layers {
             n += [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount }
             n += 4 * [l.qBias, l.kBias, l.vBias, l.qNorm, l.kNorm].reduce(0) { $0 + $1.count }

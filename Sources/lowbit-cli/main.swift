@@ -36,8 +36,8 @@ exit status: 0 success; 1 failure (a file missing, unreadable or malformed; out 
 let weightOptionsHelp = """
 weights (run, perplexity; one of):
   --weights file       the file's own blocks (the default; Q4_0/Q4_1/Q4_K, Q5_0/Q5_1/Q5_K and TQ1_0/TQ2_0
-                       as lowbit codes, Q8_0 on its own kernel, Q2_K/Q3_K/Q6_K/IQ4 as int8 values
-                       with their scales, float types as float32; `lowbit gguf` lists a file's)
+                       as lowbit codes, Q2_K/Q3_K/Q6_K, IQ4 and Q8_0 as their blocks, decoded as
+                       products read them, float types as float32; `lowbit gguf` lists a file's)
                        [--kernel auto|lut|bitserial|dequant]
                        [--act-bits 8|16|32: activation precision; default 16 on dequant and auto, so
                        the model agrees with the reference; 8 = int8, as llama.cpp]

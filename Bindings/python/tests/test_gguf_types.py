@@ -192,7 +192,7 @@ def test_the_gguf_command_says_how_each_type_runs(mixed_model):
     assert holding["q4_0"].startswith("lowbit 4-bit codes")
     for five_bit in ("q5_0", "q5_1"):
         assert holding[five_bit].startswith("lowbit 5-bit codes"), (five_bit, out)
-    assert holding["q8_0"].startswith("its own Q8_0 blocks")
+    assert holding["q8_0"].startswith("its own blocks, a scale per 32"), out
     assert holding["bf16"].startswith("exact Float32 values"), out
     assert "  --bits B              dequantized, then requantized to B bits" in out
 

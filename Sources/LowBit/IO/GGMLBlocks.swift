@@ -179,8 +179,8 @@ public enum GGMLBlocks {
     // MARK: grouped blocks
 
     /// The block types whose values are small integers with a scale and minimum per group of 16
-    /// or 32 (`GroupedBlockType`: Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS), which products decode as
-    /// they go because lowbit's codes cannot hold them. Nil for the others.
+    /// or 32 (`GroupedBlockType`: Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS, Q8_0), which products decode
+    /// as they go because lowbit's codes cannot hold them. Nil for the others.
     package static func groupedBlockType(_ type: GGUFFile.TensorType) -> GroupedBlockType? {
         switch type {
         case .q2_K: return .q2_K
@@ -188,6 +188,7 @@ public enum GGMLBlocks {
         case .q6_K: return .q6_K
         case .iq4_nl: return .iq4_nl
         case .iq4_xs: return .iq4_xs
+        case .q8_0: return .q8_0
         default: return nil
         }
     }

@@ -59,6 +59,8 @@ enum GroupedBlocksAVX2 {
                 body(g, _mm256_set_m128i(_mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(b, 4), nibble)),
                                          _mm_shuffle_epi8(table, _mm_and_si128(b, nibble))))
             }
+        case .q8_0:
+            body(0, load(2))
         }
     }
 
@@ -110,8 +112,8 @@ enum GroupedBlocksAVX2 {
         case .q6_K:
             let scales = _mm_loadu_si128((p + 192).assumingMemoryBound(to: __m128i.self))
             return (_mm256_cvtepi8_epi16(scales), _mm256_setzero_si256(), half(208), 0)
-        case .iq4_nl, .iq4_xs:
-            preconditionFailure("IQ4 groups are 32 elements: their scales are read one at a time")
+        case .iq4_nl, .iq4_xs, .q8_0:
+            preconditionFailure("groups of 32 elements: their scales are read one at a time")
         }
     }
 
@@ -119,37 +121,40 @@ enum GroupedBlocksAVX2 {
     @inline(__always)
     static func sum(_ v: __m256i) -> Int32 { unsafeBitCast(v, to: SIMD8<Int32>.self).wrappedSum() }
 
-    /// IQ4_NL's blocks are 32 elements, and finishing a block (a sum across lanes, its float
-    /// term) costs as much as its products when done one block at a time. Here a band's eight
-    /// rows (`GroupedBlockMatrix`) run together: two rows' blocks share a register, their lane
-    /// sums for the eight rows are gathered into one vector by three `vphaddd`, and the vector's
-    /// float terms are added to one accumulator per activation row, block after block, as the
-    /// reference adds them. Up to four activation rows share each block's decoding.
-    static func iq4NLRows(_ m: GroupedBlockMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer,
-                          actStride: Int, n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+    /// IQ4_NL's and Q8_0's blocks are 32 elements, and finishing a block (a sum across lanes,
+    /// its float term) costs as much as its products when done one block at a time. Here a
+    /// band's eight rows (`GroupedBlockMatrix`) run together: two rows' blocks share a register,
+    /// their lane sums for the eight rows are gathered into one vector by three `vphaddd`, and
+    /// the vector's float terms are added to one accumulator per activation row, block after
+    /// block, as the reference adds them. Up to four activation rows share each block's decoding.
+    static func bandRows(_ m: GroupedBlockMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer,
+                         actStride: Int, n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
         var i = 0
         while i < n {
             let count = min(4, n - i), first = actBase + i * actStride, out = y + i * m.rows
-            // A constant count per call, so that the inlined tile keeps only its own rows' work.
-            switch count {
-            case 1: iq4NLTile(1, m, acts: acts, first, actStride, out, range)
-            case 2: iq4NLTile(2, m, acts: acts, first, actStride, out, range)
-            case 3: iq4NLTile(3, m, acts: acts, first, actStride, out, range)
-            default: iq4NLTile(4, m, acts: acts, first, actStride, out, range)
+            func tile<B: BandBlock>(_: B.Type) {
+                switch count {
+                case 1: bandTile(B.self, OneRow.self, m, acts: acts, first, actStride, out, range)
+                case 2: bandTile(B.self, TwoRows.self, m, acts: acts, first, actStride, out, range)
+                case 3: bandTile(B.self, ThreeRows.self, m, acts: acts, first, actStride, out, range)
+                default: bandTile(B.self, FourRows.self, m, acts: acts, first, actStride, out, range)
+                }
             }
+            if m.type == .q8_0 { tile(Q8_0Band.self) } else { tile(IQ4NLBand.self) }
             i += count
         }
     }
 
-    @inline(__always)
-    private static func iq4NLTile(_ count: Int, _ m: GroupedBlockMatrix, acts: Int8Activations,
-                                  _ actBase: UnsafeMutableRawPointer, _ actStride: Int,
-                                  _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    /// The block type and the activation row count as type parameters: each specialization of
+    /// `bandTile` is compiled with both constant, keeping only its own decoding and rows.
+    private static func bandTile<B: BandBlock, A: ActivationRowCount>(
+        _: B.Type, _: A.Type, _ m: GroupedBlockMatrix, acts: Int8Activations, _ actBase: UnsafeMutableRawPointer,
+        _ actStride: Int, _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>
+    ) {
+        let count = A.count
         typealias Four = (__m256i, __m256i, __m256i, __m256i)
-        let bytes = GroupedBlockType.iq4_nl.blockBytes, rows = m.rows
-        let table = _mm256_broadcastsi128_si256(_mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10,
-                                                              1, 13, 25, 38, 53, 69, 89, 113))
-        let nibble = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), zero = _mm256_setzero_si256()
+        let bytes = B.blockBytes, rows = m.rows
+        let ones = _mm256_set1_epi16(1), zero = _mm256_setzero_si256()
         let a0 = actBase, a1 = a0 + (count > 1 ? actStride : 0)
         let a2 = a0 + (count > 2 ? 2 * actStride : 0), a3 = a0 + (count > 3 ? 3 * actStride : 0)
         let (q0, q1, q2, q3) = (acts.codes(a0), acts.codes(a1), acts.codes(a2), acts.codes(a3))
@@ -173,12 +178,7 @@ enum GroupedBlocksAVX2 {
                 let x3 = count > 3 ? (half(q3, 0), half(q3, 1)) : (zero, zero)
                 // Rows l and l + 1: their int32 lane sums (four each) against each activation row.
                 @inline(__always) func dots(_ l: Int) -> Four {
-                    @inline(__always) func indices(_ l: Int) -> __m128i {
-                        _mm_loadu_si128((column + offset(l) + 2).assumingMemoryBound(to: __m128i.self))
-                    }
-                    let both = _mm256_set_m128i(indices(l + 1), indices(l))
-                    let low = _mm256_shuffle_epi8(table, _mm256_and_si256(both, nibble))
-                    let high = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble))
+                    let (low, high) = B.values(column + offset(l), column + offset(l + 1))
                     let lowMagnitude = _mm256_sign_epi8(low, low), highMagnitude = _mm256_sign_epi8(high, high)
                     @inline(__always) func dot(_ x: (__m256i, __m256i)) -> __m256i {
                         _mm256_add_epi32(
@@ -230,20 +230,25 @@ enum GroupedBlocksAVX2 {
     /// summed and finished in floats as the reference finishes them, so the tiers agree bit for bit.
     static func rows(_ m: GroupedBlockMatrix, acts: Int8Activations, actBase: UnsafeMutableRawPointer,
                      actStride: Int, n: Int, y: UnsafeMutablePointer<Float>, range: Range<Int>) {
-        // A constant type per call, so that each inlined copy keeps only its own type's decoding.
+        func run<T: LargeBlock>(_: T.Type) {
+            rows(T.self, m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
+        }
         switch m.type {
-        case .q2_K: rows(.q2_K, m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
-        case .q3_K: rows(.q3_K, m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
-        case .q6_K: rows(.q6_K, m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
-        case .iq4_xs: rows(.iq4_xs, m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
-        case .iq4_nl: iq4NLRows(m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
+        case .q2_K: run(Q2_KBlock.self)
+        case .q3_K: run(Q3_KBlock.self)
+        case .q6_K: run(Q6_KBlock.self)
+        case .iq4_xs: run(IQ4_XSBlock.self)
+        case .iq4_nl, .q8_0:
+            bandRows(m, acts: acts, actBase: actBase, actStride: actStride, n: n, y: y, range: range)
         }
     }
 
-    @inline(__always)
-    private static func rows(_ type: GroupedBlockType, _ m: GroupedBlockMatrix, acts: Int8Activations,
-                             actBase: UnsafeMutableRawPointer, actStride: Int, n: Int, y: UnsafeMutablePointer<Float>,
-                             range: Range<Int>) {
+    /// The block type as a type parameter: each specialization is compiled for one type's
+    /// decoding, which then inlines into the products.
+    private static func rows<T: LargeBlock>(_: T.Type, _ m: GroupedBlockMatrix, acts: Int8Activations,
+                                            actBase: UnsafeMutableRawPointer, actStride: Int, n: Int,
+                                            y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        let type = T.type
         let rows = m.rows, blocksPerRow = m.blocksPerRow, elements = type.elements
         let pairSelect = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3)
@@ -317,3 +322,49 @@ enum GroupedBlocksAVX2 {
         }
     }
 }
+
+/// A band kernel's 32-element block type: two rows' values, elements 0–15 of each row in the
+/// low and high halves of the first register, elements 16–31 in the second.
+private protocol BandBlock {
+    static var blockBytes: Int { get }
+    static func values(_ row: UnsafeRawPointer, _ next: UnsafeRawPointer) -> (__m256i, __m256i)
+}
+
+private enum IQ4NLBand: BandBlock {
+    static var blockBytes: Int { GroupedBlockType.iq4_nl.blockBytes }
+    /// Element j < 16 is byte 2 + j's low nibble, element 16 + j its high one, through the table.
+    @inline(__always)
+    static func values(_ row: UnsafeRawPointer, _ next: UnsafeRawPointer) -> (__m256i, __m256i) {
+        let table = _mm256_broadcastsi128_si256(_mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10,
+                                                              1, 13, 25, 38, 53, 69, 89, 113))
+        let nibble = _mm256_set1_epi8(0x0F)
+        let both = _mm256_set_m128i(_mm_loadu_si128((next + 2).assumingMemoryBound(to: __m128i.self)),
+                                    _mm_loadu_si128((row + 2).assumingMemoryBound(to: __m128i.self)))
+        return (_mm256_shuffle_epi8(table, _mm256_and_si256(both, nibble)),
+                _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble)))
+    }
+}
+
+private enum Q8_0Band: BandBlock {
+    static var blockBytes: Int { GroupedBlockType.q8_0.blockBytes }
+    @inline(__always)
+    static func values(_ row: UnsafeRawPointer, _ next: UnsafeRawPointer) -> (__m256i, __m256i) {
+        @inline(__always) func load(_ p: UnsafeRawPointer) -> __m128i {
+            _mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self))
+        }
+        return (_mm256_set_m128i(load(next + 2), load(row + 2)), _mm256_set_m128i(load(next + 18), load(row + 18)))
+    }
+}
+
+private protocol ActivationRowCount { static var count: Int { get } }
+private enum OneRow: ActivationRowCount { static var count: Int { 1 } }
+private enum TwoRows: ActivationRowCount { static var count: Int { 2 } }
+private enum ThreeRows: ActivationRowCount { static var count: Int { 3 } }
+private enum FourRows: ActivationRowCount { static var count: Int { 4 } }
+
+/// A 256-element block type of `rows`.
+private protocol LargeBlock { static var type: GroupedBlockType { get } }
+private enum Q2_KBlock: LargeBlock { static var type: GroupedBlockType { .q2_K } }
+private enum Q3_KBlock: LargeBlock { static var type: GroupedBlockType { .q3_K } }
+private enum Q6_KBlock: LargeBlock { static var type: GroupedBlockType { .q6_K } }
+private enum IQ4_XSBlock: LargeBlock { static var type: GroupedBlockType { .iq4_xs } }

@@ -1,13 +1,14 @@
 /// GGML block types whose elements are small integers v with a scale s and a minimum m per group
-/// of 16 or 32 elements, w = s·v − m: Q2_K, Q3_K and Q6_K (sub-blocks of 16 in blocks of 256)
-/// and IQ4_NL, IQ4_XS (indices into a table of 16 non-uniform values, groups of 32). lowbit's
-/// codes cannot hold them (groups of 16, a value table), so a model keeps the file's blocks and
-/// its products decode each block as they reach it (`GroupedBlockLinear`, module LowBitModel).
+/// of 16 or 32 elements, w = s·v − m: Q2_K, Q3_K and Q6_K (sub-blocks of 16 in blocks of 256),
+/// IQ4_NL, IQ4_XS (indices into a table of 16 non-uniform values, groups of 32) and Q8_0 (int8
+/// values, blocks of 32). lowbit's codes cannot hold them (groups of 16, a value table, 8 bits),
+/// so a model keeps the file's blocks and its products decode each block as they reach it
+/// (`GroupedBlockLinear`, module LowBitModel).
 package enum GroupedBlockType: Sendable {
-    case q2_K, q3_K, q6_K, iq4_nl, iq4_xs
+    case q2_K, q3_K, q6_K, iq4_nl, iq4_xs, q8_0
 
     /// Elements per block.
-    @inlinable package var elements: Int { self == .iq4_nl ? 32 : 256 }
+    @inlinable package var elements: Int { self == .iq4_nl || self == .q8_0 ? 32 : 256 }
     /// Bytes per block.
     @inlinable package var blockBytes: Int {
         switch self {
@@ -16,16 +17,17 @@ package enum GroupedBlockType: Sendable {
         case .q6_K: return 210
         case .iq4_nl: return 18
         case .iq4_xs: return 136
+        case .q8_0: return 34
         }
     }
     /// Elements per group (one scale, and minimum, each).
-    @inlinable package var groupSize: Int { self == .iq4_nl || self == .iq4_xs ? 32 : 16 }
+    @inlinable package var groupSize: Int { self == .iq4_nl || self == .iq4_xs || self == .q8_0 ? 32 : 16 }
     @inlinable package var groupsPerBlock: Int { elements / groupSize }
     /// Only Q2_K's groups have a minimum; every other type's m is 0.
     @inlinable package var hasMinimums: Bool { self == .q2_K }
-    /// Rows a `GroupedBlockMatrix` interleaves: IQ4_NL's 32-element blocks are multiplied eight
-    /// rows at a time, so that a product finishes eight rows' sums in one vector.
-    @inlinable package var bandRows: Int { self == .iq4_nl ? 8 : 1 }
+    /// Rows a `GroupedBlockMatrix` interleaves: blocks of 32 elements are multiplied eight rows
+    /// at a time, so that a product finishes eight rows' sums in one vector.
+    @inlinable package var bandRows: Int { elements == 32 ? 8 : 1 }
 }
 
 /// A matrix of `type` blocks as `GroupedBlockLinear` holds it: the rows in bands of
@@ -93,6 +95,7 @@ package enum GroupedBlocks {
     /// - Q6_K {128 bytes of low nibbles, 64 bytes of high 2 bits, 16 int8 scales sc, d}.
     /// - IQ4_NL {d, 16 index bytes}: sc = 1; IQ4_XS {d, 2 bytes of high scale bits, 4 bytes of low
     ///   scale nibbles, 128 index bytes}: sc = scale − 32.
+    /// - Q8_0 {d, 32 int8 values}: sc = 1.
     /// Inlined, so that a tier's kernels convert d with their own instructions (F16C).
     @inlinable @inline(__always)
     package static func integerParameters(_ type: GroupedBlockType, _ p: UnsafeRawPointer,
@@ -121,7 +124,7 @@ package enum GroupedBlocks {
         case .q6_K:
             for g in 0..<16 { (sc[g], mn[g]) = (Int16(p.load(fromByteOffset: 192 + g, as: Int8.self)), 0) }
             return (half(p, 208), 0)
-        case .iq4_nl:
+        case .iq4_nl, .q8_0:
             (sc[0], mn[0]) = (1, 0)
             return (half(p), 0)
         case .iq4_xs:
@@ -152,6 +155,7 @@ package enum GroupedBlocks {
     ///   from byte 128 + 32·(j / 128) + j % 32 at bit 2·((j % 128) / 32), minus 32.
     /// - IQ4_NL: the table's value at byte 2 + j % 16's low (j < 16) or high nibble; IQ4_XS the same
     ///   per group of 32, from byte 8 + 16·(j / 32).
+    /// - Q8_0: byte 2 + j as a signed byte.
     package static func values(_ type: GroupedBlockType, _ p: UnsafeRawPointer, into v: UnsafeMutablePointer<Int8>) {
         switch type {
         case .q2_K:
@@ -180,6 +184,8 @@ package enum GroupedBlocks {
             for g in 0..<8 {
                 for w in 0..<32 { v[32 * g + w] = iq4Values[byte(p, 8 + 16 * g + w % 16) >> (4 * (w / 16)) & 0x0F] }
             }
+        case .q8_0:
+            for j in 0..<32 { v[j] = p.load(fromByteOffset: 2 + j, as: Int8.self) }
         }
     }
 

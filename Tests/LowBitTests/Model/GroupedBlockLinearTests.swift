@@ -3,14 +3,14 @@ import XCTest
 @testable import LowBitCore
 @testable import LowBitModel
 
-/// The GGUF types the runner holds as grouped blocks (Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS), on
+/// The GGUF types the runner holds as grouped blocks (Q2_K, Q3_K, Q6_K, IQ4_NL, IQ4_XS, Q8_0), on
 /// random blocks of each: the weights it decodes at the tier under test are the file's bit for
 /// bit, it holds the file's bytes, and its products match the Float64 product of those weights.
 final class GroupedBlockLinearTests: XCTestCase {
-    static let types: [GGUFFile.TensorType] = [.q2_K, .q3_K, .q6_K, .iq4_nl, .iq4_xs]
+    static let types: [GGUFFile.TensorType] = [.q2_K, .q3_K, .q6_K, .iq4_nl, .iq4_xs, .q8_0]
     /// Byte offsets of each type's Float16 fields in a block: random bytes there could be NaN.
     static let halfFields: [GGUFFile.TensorType: [Int]] = [.q2_K: [80, 82], .q3_K: [108], .q6_K: [208],
-                                                          .iq4_nl: [0], .iq4_xs: [0]]
+                                                          .iq4_nl: [0], .iq4_xs: [0], .q8_0: [0]]
 
     /// Random blocks (every byte pattern is a valid block) with Float16 scales of a model's size.
     static func randomBlocks(_ type: GGUFFile.TensorType, count: Int, _ rng: inout TestRandom) -> [UInt8] {
@@ -29,8 +29,8 @@ final class GroupedBlockLinearTests: XCTestCase {
     func testValuesAreTheFilesAndProductsMatchFloat64() throws {
         var rng = TestRandom(seed: 61)
         for type in Self.types {
-            // IQ4_NL's rows of 32-element blocks are taken eight blocks at a time, then one.
-            for (rows, cols) in [(1, 256), (7, 512), (33, 768)] + (type == .iq4_nl ? [(5, 352)] : []) {
+            // Rows of 32-element blocks are taken in bands of eight rows, the last band shorter.
+            for (rows, cols) in [(1, 256), (7, 512), (33, 768)] + (type.block.elements == 32 ? [(5, 352)] : []) {
                 let count = rows * cols / type.block.elements
                 let blocks = Self.randomBlocks(type, count: count, &rng)
                 var expected = [Float](repeating: .nan, count: rows * cols)
@@ -105,14 +105,21 @@ final class GroupedBlockLinearTests: XCTestCase {
         }
     }
 
-    /// A thread's range of rows may start and end inside IQ4_NL's bands of eight rows: the tier
-    /// writes exactly the rows of its range, each as the portable kernel makes it.
+    /// A thread's range of rows may start and end inside the bands of eight rows that IQ4_NL and
+    /// Q8_0 are held in: the tier writes exactly the rows of its range, each as the portable
+    /// kernel makes it.
     func testRangesInsideBands() throws {
         var rng = TestRandom(seed: 63)
+        for type in [GGUFFile.TensorType.iq4_nl, .q8_0] {
+            try assertRangesInsideBands(type, &rng)
+        }
+    }
+
+    func assertRangesInsideBands(_ type: GGUFFile.TensorType, _ rng: inout TestRandom) throws {
         let (rows, cols, n) = (21, 96, 3)
-        let blocks = Self.randomBlocks(.iq4_nl, count: rows * cols / 32, &rng)
+        let blocks = Self.randomBlocks(type, count: rows * cols / 32, &rng)
         let layer = try blocks.withUnsafeBytes {
-            try GroupedBlockLinear(type: .iq4_nl, blocks: $0, rows: rows, cols: cols)
+            try GroupedBlockLinear(type: type, blocks: $0, rows: rows, cols: cols)
         }
         let acts = Int8Activations(cols: cols, groupSize: 32)
         let stride = Int8Activations.byteCount(cols: cols, groupSize: 32)
@@ -139,7 +146,7 @@ final class GroupedBlockLinearTests: XCTestCase {
                 for r in 0..<rows {
                     let (value, reference) = (y[i * rows + r], expected[i * rows + r])
                     if range.contains(r) {
-                        XCTAssertEqual(value.bitPattern, reference.bitPattern, "row \(r) of \(range), n \(i)")
+                        XCTAssertEqual(value.bitPattern, reference.bitPattern, "\(type) row \(r) of \(range), n \(i)")
                         XCTAssertFalse(value.isNaN, "row \(r) of \(range)")
                     } else {
                         XCTAssertTrue(value.isNaN, "row \(r) written outside \(range)")
@@ -162,6 +169,7 @@ final class GroupedBlockLinearTests: XCTestCase {
         }
         XCTAssertEqual(FileTensorHolding(.q6_K), .groupedBlocks(groupSize: 16))
         XCTAssertEqual(FileTensorHolding(.iq4_xs), .groupedBlocks(groupSize: 32))
+        XCTAssertEqual(FileTensorHolding(.q8_0), .groupedBlocks(groupSize: 32))
         XCTAssertEqual(FileTensorHolding(.bf16), .float32)
     }
 }

@@ -193,31 +193,6 @@ func assertMatchesFloat64(_ layer: Linear, weights w: [Float], activationRows: [
     }
 }
 
-/// The runner's Q8_0 layer (a file's Q8_0 tensor on its own blocks, float activations) against
-/// the Float64 product of its dequantized weights; bad sizes refused.
-final class Q8_0LinearTests: XCTestCase {
-    func testMatchesFloat64ProductOfItsBlocks() throws {
-        var rng = TestRandom(seed: 21)
-        for (rows, cols) in [(1, 32), (7, 96), (33, 576)] {
-            var blocks: [UInt8] = [], w: [Float] = []
-            for _ in 0..<(rows * cols / 32) {
-                let d = Float16(rng.normals(1, scale: 0.01)[0])
-                blocks += GGUFBuilder.le(d.bitPattern)
-                for _ in 0..<32 {
-                    let q = Int8(clamping: Int((rng.normals(1, scale: 50)[0]).rounded()))
-                    blocks.append(UInt8(bitPattern: q))
-                    w.append(Float(d) * Float(q))
-                }
-            }
-            let layer = try Q8_0Linear(blocks: blocks, rows: rows, cols: cols)
-            XCTAssertEqual(layer.byteCount, rows * cols / 32 * 34)
-            try assertMatchesFloat64(layer, weights: w, activationRows: [1, 3, 6], &rng)
-        }
-        XCTAssertThrowsStatus(.badFormat, try Q8_0Linear(blocks: [UInt8](repeating: 0, count: 33), rows: 1, cols: 32))
-        XCTAssertThrowsStatus(.badFormat, try Q8_0Linear(blocks: [UInt8](repeating: 0, count: 34), rows: 1, cols: 16))
-    }
-}
-
 /// The attention kernel at every tier against the formula in Float64, on head sizes that
 /// take every path, lengths around the 8-key step and the 64-key value block, one query or a
 /// group of three sharing the keys, with a cache stride wider than a head.
