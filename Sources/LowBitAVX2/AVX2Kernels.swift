@@ -106,6 +106,11 @@ extension AVX2Capable {
         PortableKernels.swiGLU(gate + i, up + i, count: count - i)
     }
 
+    package static func q8_0Rows(_ m: GroupedBlockMatrix, x: UnsafePointer<Float>, n: Int,
+                                 y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        Q8_0AVX2.rows(m, x: x, n: n, y: y, range: range)
+    }
+
     package static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
                                             stride: Int, into out: UnsafeMutablePointer<Float>) {
         GroupedBlocksAVX2.weights(type, blocks, count: count, stride: stride, into: out)

@@ -53,6 +53,10 @@ package protocol TierKernels {
                        into out: UnsafeMutablePointer<Float>)
     /// gate[i] ← silu(gate[i])·up[i] for i < count.
     static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int)
+    /// y[i·rows + r] for r in `range`: the rows of m, Q8_0 blocks (Float16 d, 32 Int8 q), × n
+    /// float activation rows.
+    static func q8_0Rows(_ m: GroupedBlockMatrix, x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>,
+                         range: Range<Int>)
     /// `count` blocks of `type` at `blocks`, `stride` bytes apart, decoded into out (count ·
     /// type.elements floats): s·v − m, the file's values bit for bit (`GroupedBlocks`).
     static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int, stride: Int,

@@ -5,9 +5,10 @@ import LowBitCore
 /// each block is decoded as a product reaches it (`GroupedBlocks`), so the weights cost the
 /// file's bits (2.6 to 8.5 per weight) and are the file's values bit for bit. lowbit's codes
 /// cannot hold these types without requantizing: groups of 16 (the K-quants' sub-blocks), IQ4's
-/// table of non-uniform values, Q8_0's 8 bits. Up to 7 activation rows are multiplied in integers with the
+/// table of non-uniform values, Q8_0's 8 bits. Up to 7 activation rows are integer sums with the
 /// activations rounded to int8 per block (`TierKernels.groupedBlockRows`), in two such passes
-/// for 16-bit activations; prompts and float activations run decoded float panels.
+/// for 16-bit activations; prompts and float activations run decoded float panels. Q8_0 at 16
+/// or 32 bits takes float activations on its own row kernel instead, for any number of rows.
 ///
 ///     y[r] = Σ_c (s[r, g(c)] · v[r, c] − m[r, g(c)]) · x[c],   g(c) = c / groupSize
 public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
@@ -48,12 +49,21 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
 
     var matrix: GroupedBlockMatrix { GroupedBlockMatrix(type, blocks.pointer, rows: rows, cols: cols) }
 
-    /// From this many activation rows on (a prompt), each panel of 16 rows is decoded to floats
-    /// and multiplied by `FloatTile`'s register-tiled kernel: the decoding is then shared by
-    /// every row, where the row kernel decodes each block once per 4 rows.
+    /// From this many activation rows on (a prompt), products run on float panels: two int8
+    /// passes cost twice a float product there, where one row is a float product's cost at most.
+    /// A row's result then depends on whether its product took fewer rows, in the last bits.
     static let panelMinimumRows = 8
 
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
+        if type == .q8_0, activationBits != 8 {
+            // Float activations on Q8_0's int8 values decode as fast as two int8 passes, and
+            // give each row the same result whatever the number of rows: the model's tied
+            // output of a Q8_0 embedding then gives a prompt's logits as one row gives them.
+            let matrix = self.matrix
+            return parallelChunks(rows, chunk: 8) { range in
+                Tiers.active.q8_0Rows(matrix, x: x, n: n, y: y, range: range)
+            }
+        }
         guard n < GroupedBlockLinear.panelMinimumRows, activationBits != 32 else {
             return try forwardInPanels(x, n: n, into: y)
         }
@@ -79,6 +89,8 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
         }
     }
 
+    /// Each panel of 16 rows decoded to floats and multiplied by `FloatTile`'s register-tiled
+    /// kernel, the decoding shared by every activation row.
     private func forwardInPanels(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {
         let rows = self.rows, cols = self.cols, panelRows = FloatTile.panelRows
         let panelCount = (rows + panelRows - 1) / panelRows

@@ -60,6 +60,24 @@ extension PortableKernels {
         for i in 0..<count { gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i] }
     }
 
+    /// y[r] = Σ_b d[r, b] · Σ_j q[r, 32b + j] · x[32b + j], one block and one activation row at a time.
+    package static func q8_0Rows(_ m: GroupedBlockMatrix, x: UnsafePointer<Float>, n: Int,
+                                 y: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        for r in range {
+            for i in 0..<n {
+                var total: Float = 0
+                for b in 0..<m.blocksPerRow {
+                    let block = m.block(row: r, b), xb = x + i * m.cols + 32 * b
+                    var dot: Float = 0
+                    for j in 0..<32 { dot += Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) * xb[j] }
+                    let d = Float(Float16(bitPattern: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))))
+                    total += d * dot
+                }
+                y[i * m.rows + r] = total
+            }
+        }
+    }
+
     /// Each block's parameters and values from the reference decoder, then s·v − m per element.
     package static func groupedBlockWeights(_ type: GroupedBlockType, _ blocks: UnsafeRawPointer, count: Int,
                                             stride: Int, into out: UnsafeMutablePointer<Float>) {

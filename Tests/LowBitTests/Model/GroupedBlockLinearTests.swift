@@ -55,8 +55,10 @@ final class GroupedBlockLinearTests: XCTestCase {
                     let precise = try blocks.withUnsafeBytes {
                         try GroupedBlockLinear(type: type, blocks: $0, rows: rows, cols: cols, activationBits: bits)
                     }
-                    try assertMatchesFloat64(precise, weights: expected, activationRows: [1, 2, 5], &rng)
+                    try assertMatchesFloat64(precise, weights: expected, activationRows: [1, 2, 5, 9], &rng)
+                    try assertRowsOnTheirOwn(precise, &rng)
                 }
+                try assertRowsOnTheirOwn(layer, &rng)
                 // From 8 activation rows on, products run on float panels of the same weights.
                 try assertMatchesFloat64(layer, weights: expected, activationRows: [8, 9], &rng)
             }
@@ -152,6 +154,25 @@ final class GroupedBlockLinearTests: XCTestCase {
                         XCTAssertTrue(value.isNaN, "row \(r) written outside \(range)")
                     }
                 }
+            }
+        }
+    }
+
+    /// A product of several activation rows gives each row what a product of that row alone
+    /// gives, bit for bit: up to 7 rows (the int8 kernels), any number on float activations and
+    /// on Q8_0's float kernel (a prompt's logits through a tied Q8_0 output).
+    func assertRowsOnTheirOwn(_ layer: GroupedBlockLinear, _ rng: inout TestRandom) throws {
+        let floatRows = layer.activationBits == 32 || (layer.type == .q8_0 && layer.activationBits == 16)
+        let (rows, cols, n) = (layer.rows, layer.cols, floatRows ? 11 : 7)
+        let x = rng.normals(n * cols)
+        var all = [Float](repeating: .nan, count: n * rows), alone = [Float](repeating: .nan, count: rows)
+        try x.withUnsafeBufferPointer { xp in
+            try layer.forward(xp.baseAddress!, n: n, into: &all)
+            for i in 0..<n {
+                try layer.forward(xp.baseAddress! + i * cols, n: 1, into: &alone)
+                XCTAssertEqual(alone.map(\.bitPattern), all[(i * rows)..<((i + 1) * rows)].map(\.bitPattern),
+                               "\(layer.type) \(rows)x\(cols), \(layer.activationBits)-bit activations, "
+                               + "row \(i) of \(n)")
             }
         }
     }
