@@ -4,8 +4,8 @@ import LowBitCore
 
 /// The AVX-512 tier (F, DQ, BW, VL, VNNI, VBMI, VPOPCNTDQ: Intel Ice Lake, AMD Zen 4 and later).
 /// Its own: the float vector loops and the memory-read baseline (16 lanes with masked tails), the
-/// dequant family's int8 products (VNNI) and Q8_0 blocks' float products. Kernels it does not
-/// declare are the AVX2 tier's (`AVX2Capable`).
+/// dequant family's int8 products (VNNI). Kernels it does not declare are the AVX2 tier's
+/// (`AVX2Capable`).
 package enum AVX512Kernels: AVX2Capable {
     package static var tier: SIMDTier { .avx512 }
 
@@ -15,11 +15,6 @@ package enum AVX512Kernels: AVX2Capable {
                                + "n > 2: 32x4 register tile); n = 2 and float activations: avx2"
         default: return AVX2Kernels.note(family: family)
         }
-    }
-
-    package static func q8_0Rows(_ m: GroupedBlockMatrix, x: UnsafePointer<Float>, n: Int,
-                                 y: UnsafeMutablePointer<Float>, range: Range<Int>) {
-        Q8_0AVX512.rows(m, x: x, n: n, y: y, range: range)
     }
 
     package static func dequantMultiply(_ layout: DequantLayout, rows: Int, cols: Int, groupSize: Int,
