@@ -82,7 +82,7 @@ public enum FileTensorHolding: Sendable, Equatable {
                 + "auto: dequant with 16-bit activations)"
         case .groupedBlocks(let groupSize):
             return "its own blocks, a scale per \(groupSize), decoded as products read them "
-                + "(int8 x int8 kernel; 16-bit activations in two passes; prompts: float panels)"
+                + "(int8 x int8 kernel; 16-bit activations in two passes, Q8_0's as floats; prompts: float panels)"
         case .float32: return "exact Float32 values (float kernel)"
         }
     }
