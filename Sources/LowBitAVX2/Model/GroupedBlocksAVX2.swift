@@ -347,6 +347,8 @@ private enum IQ4NLBand: BandBlock {
 
 private enum Q8_0Band: BandBlock {
     static var blockBytes: Int { GroupedBlockType.q8_0.blockBytes }
+    /// The block's bytes as they are. A value of −128 passes the sign trick: its magnitude is
+    /// 128 as an unsigned byte, and a pair of products stays within 2·128·127 < 2^15.
     @inline(__always)
     static func values(_ row: UnsafeRawPointer, _ next: UnsafeRawPointer) -> (__m256i, __m256i) {
         @inline(__always) func load(_ p: UnsafeRawPointer) -> __m128i {
