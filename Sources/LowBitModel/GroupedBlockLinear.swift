@@ -18,8 +18,8 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
     /// them), 16 (two int8 passes, x and its rounding residual: within ~1e-7 of float) or 32
     /// (float, on decoded panels).
     public let activationBits: Int
-    /// rows · cols / type.elements blocks in `GroupedBlockMatrix`'s order (IQ4_NL's in bands of
-    /// eight rows, the others row-major).
+    /// rows · cols / type.elements blocks in `GroupedBlockMatrix`'s order (IQ4_NL's and Q8_0's in
+    /// bands of eight rows, the others row-major).
     let blocks: AlignedBuffer
     public var byteCount: Int { blocks.byteCount }
 
@@ -49,9 +49,9 @@ public final class GroupedBlockLinear: Linear, RowLookup, @unchecked Sendable {
 
     var matrix: GroupedBlockMatrix { GroupedBlockMatrix(type, blocks.pointer, rows: rows, cols: cols) }
 
-    /// From this many activation rows on (a prompt), products run on float panels: two int8
-    /// passes cost twice a float product there, where one row is a float product's cost at most.
-    /// A row's result then depends on whether its product took fewer rows, in the last bits.
+    /// From this many activation rows on (a prompt), products run on float panels: there the
+    /// int8 kernels' two passes for 16-bit activations cost about twice a panel's one float
+    /// product. A row's result then differs, in its last bits, from that of a product of fewer rows.
     static let panelMinimumRows = 8
 
     public func forward(_ x: UnsafePointer<Float>, n: Int, into y: UnsafeMutablePointer<Float>) throws {

@@ -63,6 +63,7 @@ package struct GroupedBlockMatrix {
 
     /// Copies row-major blocks (the file's order) into `out` in this matrix's order.
     package func arrange(rowMajor: UnsafeRawPointer, into out: UnsafeMutableRawPointer) {
+        guard type.bandRows > 1 else { return out.copyMemory(from: rowMajor, byteCount: rows * rowBytes) }
         for r in 0..<rows {
             for b in 0..<blocksPerRow {
                 (out + (block(row: r, b) - base)).copyMemory(from: rowMajor + r * rowBytes + b * type.blockBytes,
