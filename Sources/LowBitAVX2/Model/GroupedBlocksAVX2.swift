@@ -117,9 +117,14 @@ enum GroupedBlocksAVX2 {
         }
     }
 
-    /// Σ of the eight int32 lanes.
+    /// Σ of the eight int32 lanes (wrapping, as integer sums of any order agree), halved twice
+    /// in registers: `wrappedSum` compiled to lane extractions one by one.
     @inline(__always)
-    static func sum(_ v: __m256i) -> Int32 { unsafeBitCast(v, to: SIMD8<Int32>.self).wrappedSum() }
+    static func sum(_ v: __m256i) -> Int32 {
+        let eight = unsafeBitCast(v, to: SIMD8<Int32>.self), four = eight.lowHalf &+ eight.highHalf
+        let two = four.lowHalf &+ four.highHalf
+        return two[0] &+ two[1]
+    }
 
     /// IQ4_NL's and Q8_0's blocks are 32 elements, and finishing a block (a sum across lanes,
     /// its float term) costs as much as its products when done one block at a time. Here a
@@ -243,12 +248,31 @@ enum GroupedBlocksAVX2 {
         }
     }
 
-    /// The block type as a type parameter: each specialization is compiled for one type's
-    /// decoding, which then inlines into the products.
+    /// Up to four activation rows at a time, each tile by the kernel specialized for its count.
     private static func rows<T: LargeBlock>(_: T.Type, _ m: GroupedBlockMatrix, acts: Int8Activations,
                                             actBase: UnsafeMutableRawPointer, actStride: Int, n: Int,
                                             y: UnsafeMutablePointer<Float>, range: Range<Int>) {
-        let type = T.type
+        var i = 0
+        while i < n {
+            let count = min(4, n - i), first = actBase + i * actStride, out = y + i * m.rows
+            switch count {
+            case 1: rowsTile(T.self, OneRow.self, m, acts: acts, first, actStride, out, range)
+            case 2: rowsTile(T.self, TwoRows.self, m, acts: acts, first, actStride, out, range)
+            case 3: rowsTile(T.self, ThreeRows.self, m, acts: acts, first, actStride, out, range)
+            default: rowsTile(T.self, FourRows.self, m, acts: acts, first, actStride, out, range)
+            }
+            i += count
+        }
+    }
+
+    /// The block type and the activation row count as type parameters: each specialization is
+    /// compiled for one type's decoding, which then inlines into the products, and for one count,
+    /// so that no test of it is left in the loop over a block's values.
+    private static func rowsTile<T: LargeBlock, A: ActivationRowCount>(
+        _: T.Type, _: A.Type, _ m: GroupedBlockMatrix, acts: Int8Activations, _ actBase: UnsafeMutableRawPointer,
+        _ actStride: Int, _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>
+    ) {
+        let type = T.type, t = A.count
         let rows = m.rows, blocksPerRow = m.blocksPerRow, elements = type.elements
         let pairSelect = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3)
@@ -263,61 +287,56 @@ enum GroupedBlocksAVX2 {
             guard type.groupSize == 16 else { return _mm256_set1_epi16(s[j]) }
             return _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(all, _mm256_set1_epi32(Int32(j))), pairSelect)
         }
+        let a0 = actBase, a1 = a0 + (t > 1 ? actStride : 0)
+        let a2 = a0 + (t > 2 ? 2 * actStride : 0), a3 = a0 + (t > 3 ? 3 * actStride : 0)
+        let (q0, q1, q2, q3) = (acts.codes(a0), acts.codes(a1), acts.codes(a2), acts.codes(a3))
         withUnsafeTemporaryAllocation(of: Int16.self, capacity: 32) { parameters in
             let sc = parameters.baseAddress!, mn = sc + 16
             for r in range {
                 let start = m.block(row: r, 0), stride = m.blockStride(row: r)
-                var i = 0
-                while i < n {
-                    let t = min(4, n - i)
-                    let a0 = actBase + i * actStride, a1 = a0 + (t > 1 ? actStride : 0)
-                    let a2 = a0 + (t > 2 ? 2 * actStride : 0), a3 = a0 + (t > 3 ? 3 * actStride : 0)
-                    let (q0, q1, q2, q3) = (acts.codes(a0), acts.codes(a1), acts.codes(a2), acts.codes(a3))
-                    var y0: Float = 0, y1: Float = 0, y2: Float = 0, y3: Float = 0
-                    for b in 0..<blocksPerRow {
-                        let p = start + b * stride, first = b * elements
-                        var d: Float, dmin: Float, allScales = zero, allMinimums = zero
-                        if type.groupSize == 16 {
-                            (allScales, allMinimums, d, dmin) = kQuantScales(type, p)
-                        } else {
-                            (d, dmin) = GroupedBlocks.integerParameters(type, p, scales: sc, minimums: mn)
-                        }
-                        var dots = (zero, zero, zero, zero), mins = (zero, zero, zero, zero)
-                        values(type, p) { j, q in
-                            let magnitude = _mm256_sign_epi8(q, q), s = scales(allScales, sc, j)
-                            @inline(__always) func dot(_ qa: UnsafeMutablePointer<Int8>) -> __m256i {
-                                let a = load(qa + first + 32 * j)
-                                return _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(a, q)), s)
-                            }
-                            dots.0 = _mm256_add_epi32(dots.0, dot(q0))
-                            if t > 1 { dots.1 = _mm256_add_epi32(dots.1, dot(q1)) }
-                            if t > 2 { dots.2 = _mm256_add_epi32(dots.2, dot(q2)) }
-                            if t > 3 { dots.3 = _mm256_add_epi32(dots.3, dot(q3)) }
-                            guard type.hasMinimums else { return }
-                            let m = scales(allMinimums, mn, j)
-                            @inline(__always) func minimum(_ qa: UnsafeMutablePointer<Int8>) -> __m256i {
-                                _mm256_madd_epi16(_mm256_maddubs_epi16(ones, load(qa + first + 32 * j)), m)
-                            }
-                            mins.0 = _mm256_add_epi32(mins.0, minimum(q0))
-                            if t > 1 { mins.1 = _mm256_add_epi32(mins.1, minimum(q1)) }
-                            if t > 2 { mins.2 = _mm256_add_epi32(mins.2, minimum(q2)) }
-                            if t > 3 { mins.3 = _mm256_add_epi32(mins.3, minimum(q3)) }
-                        }
-                        @inline(__always) func block(_ base: UnsafeMutableRawPointer, _ dot: __m256i,
-                                                     _ minimum: __m256i) -> Float {
-                            acts.scales(base)[b] * (d * Float(sum(dot)) - dmin * Float(sum(minimum)))
-                        }
-                        y0 += block(a0, dots.0, mins.0)
-                        if t > 1 { y1 += block(a1, dots.1, mins.1) }
-                        if t > 2 { y2 += block(a2, dots.2, mins.2) }
-                        if t > 3 { y3 += block(a3, dots.3, mins.3) }
+                var y0: Float = 0, y1: Float = 0, y2: Float = 0, y3: Float = 0
+                for b in 0..<blocksPerRow {
+                    let p = start + b * stride, first = b * elements
+                    var d: Float, dmin: Float, allScales = zero, allMinimums = zero
+                    if type.groupSize == 16 {
+                        (allScales, allMinimums, d, dmin) = kQuantScales(type, p)
+                    } else {
+                        (d, dmin) = GroupedBlocks.integerParameters(type, p, scales: sc, minimums: mn)
                     }
-                    y[i * rows + r] = y0
-                    if t > 1 { y[(i + 1) * rows + r] = y1 }
-                    if t > 2 { y[(i + 2) * rows + r] = y2 }
-                    if t > 3 { y[(i + 3) * rows + r] = y3 }
-                    i += t
+                    var dots = (zero, zero, zero, zero), mins = (zero, zero, zero, zero)
+                    values(type, p) { j, q in
+                        let magnitude = _mm256_sign_epi8(q, q), s = scales(allScales, sc, j)
+                        @inline(__always) func dot(_ qa: UnsafeMutablePointer<Int8>) -> __m256i {
+                            let a = load(qa + first + 32 * j)
+                            return _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(a, q)), s)
+                        }
+                        dots.0 = _mm256_add_epi32(dots.0, dot(q0))
+                        if t > 1 { dots.1 = _mm256_add_epi32(dots.1, dot(q1)) }
+                        if t > 2 { dots.2 = _mm256_add_epi32(dots.2, dot(q2)) }
+                        if t > 3 { dots.3 = _mm256_add_epi32(dots.3, dot(q3)) }
+                        guard type.hasMinimums else { return }
+                        let m = scales(allMinimums, mn, j)
+                        @inline(__always) func minimum(_ qa: UnsafeMutablePointer<Int8>) -> __m256i {
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(ones, load(qa + first + 32 * j)), m)
+                        }
+                        mins.0 = _mm256_add_epi32(mins.0, minimum(q0))
+                        if t > 1 { mins.1 = _mm256_add_epi32(mins.1, minimum(q1)) }
+                        if t > 2 { mins.2 = _mm256_add_epi32(mins.2, minimum(q2)) }
+                        if t > 3 { mins.3 = _mm256_add_epi32(mins.3, minimum(q3)) }
+                    }
+                    @inline(__always) func block(_ base: UnsafeMutableRawPointer, _ dot: __m256i,
+                                                 _ minimum: __m256i) -> Float {
+                        acts.scales(base)[b] * (d * Float(sum(dot)) - dmin * Float(sum(minimum)))
+                    }
+                    y0 += block(a0, dots.0, mins.0)
+                    if t > 1 { y1 += block(a1, dots.1, mins.1) }
+                    if t > 2 { y2 += block(a2, dots.2, mins.2) }
+                    if t > 3 { y3 += block(a3, dots.3, mins.3) }
                 }
+                y[r] = y0
+                if t > 1 { y[rows + r] = y1 }
+                if t > 2 { y[2 * rows + r] = y2 }
+                if t > 3 { y[3 * rows + r] = y3 }
             }
         }
     }
