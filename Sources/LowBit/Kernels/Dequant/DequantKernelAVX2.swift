@@ -229,8 +229,8 @@ enum DequantKernelAVX2 {
                 let offset = (g * stepsPerGroup + step) * 32, k = a + g * groupSize + step * columnsPerStep
                 // Each block's codes ahead, once per cache line (`prefetchCodes`), and its group
                 // parameters as far ahead, once per line of them; past a block's end, the same
-                // place in the block this stream reads next (`count` blocks on). Without these,
-                // rows of a few KiB streamed from DRAM ran at 0.5 of read speed.
+                // place in the block this stream reads next (`count` blocks on): blocks of a few
+                // KiB end before the hardware prefetchers have caught up with four streams.
                 if prefetchCodes(width: width), offset & 63 == 0 {
                     let ahead = offset + distance, next = ahead < bytes ? ahead : ahead - bytes + count * bytes
                     for i in 0..<count { CodePrefetch.line(w + i * bytes + next) }
