@@ -199,9 +199,8 @@ enum GroupedBlocksAVX2 {
                 // Lane j: the block sum of row 2j (j < 4), of row 2(j − 4) + 1 (j ≥ 4).
                 let sums = pair(pair(dots(0), dots(2)), pair(dots(4), dots(6)))
                 @inline(__always) func d(_ l: Int) -> Int16 { (column + offset(l)).loadUnaligned(as: Int16.self) }
-                let scales = unsafeBitCast(_mm256_cvtph_ps(_mm_setr_epi16(d(0), d(2), d(4), d(6),
-                                                                          d(1), d(3), d(5), d(7))),
-                                           to: SIMD8<Float>.self)
+                // (`__m256` is SIMD8<Float>.)
+                let scales = _mm256_cvtph_ps(_mm_setr_epi16(d(0), d(2), d(4), d(6), d(1), d(3), d(5), d(7)))
                 @inline(__always) func term(_ sums: __m256i, _ sa: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
                     SIMD8(repeating: sa[b])
                         * (scales * SIMD8<Float>(unsafeBitCast(sums, to: SIMD8<Int32>.self)) - SIMD8<Float>())
