@@ -22,25 +22,27 @@ enum Q8_0AVX2 {
             let start = m.base + first * m.rowBytes + (r - first) * bytes
             @inline(__always) func offset(_ l: Int) -> Int { full || l < live ? l * bytes : 0 }
             @inline(__always) func block(_ l: Int, _ b: Int) -> UnsafeRawPointer { start + b * stride + offset(l) }
-            @inline(__always) func eight(_ l: Int, _ b: Int, _ k: Int) -> __m256 {
-                if let converted { return _mm256_loadu_ps(converted + l * cols + 32 * b + 8 * k) }
+            // Values 8k ..< 8k + 8 of row l's block b, and its d, from the blocks.
+            @inline(__always) func decoded(_ l: Int, _ b: Int, _ k: Int) -> __m256 {
                 let bytes = (block(l, b) + 2 + 8 * k).assumingMemoryBound(to: __m128i.self)
                 return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(bytes)))
             }
+            @inline(__always) func scale(_ l: Int, _ b: Int) -> Float {
+                Float(Float16(bitPattern: UInt16(littleEndian: block(l, b).loadUnaligned(as: UInt16.self))))
+            }
+            @inline(__always) func eight(_ l: Int, _ b: Int, _ k: Int) -> __m256 {
+                guard let converted else { return decoded(l, b, k) }
+                return _mm256_loadu_ps(converted + l * cols + 32 * b + 8 * k)
+            }
             @inline(__always) func d(_ l: Int, _ b: Int) -> Float {
-                if let converted { return converted[8 * cols + l * blocks + b] }
-                return Float(Float16(bitPattern: UInt16(littleEndian: block(l, b).loadUnaligned(as: UInt16.self))))
+                guard let converted else { return scale(l, b) }
+                return converted[8 * cols + l * blocks + b]
             }
             if let converted {
                 for l in 0..<8 {
                     for b in 0..<blocks {
-                        for k in 0..<4 {
-                            let bytes = (block(l, b) + 2 + 8 * k).assumingMemoryBound(to: __m128i.self)
-                            _mm256_storeu_ps(converted + l * cols + 32 * b + 8 * k,
-                                             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(bytes))))
-                        }
-                        converted[8 * cols + l * blocks + b] =
-                            Float(Float16(bitPattern: UInt16(littleEndian: block(l, b).loadUnaligned(as: UInt16.self))))
+                        for k in 0..<4 { _mm256_storeu_ps(converted + l * cols + 32 * b + 8 * k, decoded(l, b, k)) }
+                        converted[8 * cols + l * blocks + b] = scale(l, b)
                     }
                 }
             }
