@@ -83,5 +83,5 @@ enum Q8_0AVX2 {
     }
 
     /// Floats of a band's converted values and d's.
-    static func bandValueCount(cols: Int) -> Int { 8 * cols + 8 * (cols / 32) }
+    private static func bandValueCount(cols: Int) -> Int { 8 * cols + 8 * (cols / 32) }
 }

@@ -221,6 +221,8 @@ enum DequantKernelAVX2 {
         let a = UnsafePointer(acts.codes(actBase))
         let scales = acts.scales(actBase), sums = acts.sums(actBase)
         let distance = CodePrefetch.distance(streams: count)
+        // Bytes of codes per byte of parameters, groupSize·width / (16·elementBytes): a power of
+        // two, so "once per line of parameters" is a mask.
         let codesPerParamByte = max(1, bytes / pStride), paramLineEvery = 64 * codesPerParamByte
         var y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0
         for g in 0..<groups {
