@@ -1,5 +1,6 @@
 import _Builtin_intrinsics.intel
 import LowBitCore
+import LowBitCPU
 import LowBitPortable
 
 /// The AVX2 tier (AVX2, FMA, F16C, BMI2, POPCNT: Intel Haswell, AMD Zen and later).
@@ -81,8 +82,8 @@ extension AVX2Capable {
     }
 
     /// Heads of a multiple of 8 floats on 8 lanes; others as the portable tier.
-    package static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
-                               values: UnsafePointer<Float>, stride: Int, length: Int, dim: Int, scale: Float,
+    package static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float16>,
+                               values: UnsafePointer<Float16>, stride: Int, length: Int, dim: Int, scale: Float,
                                scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         guard dim % 8 == 0 else {
             return PortableKernels.attend(q, queries: queries, keys: keys, values: values, stride: stride,
@@ -91,6 +92,21 @@ extension AVX2Capable {
         }
         AttentionAVX2.attend(q, queries: queries, keys: keys, values: values, stride: stride, length: length, dim: dim,
                              scale: scale, scores: scores, into: out)
+    }
+
+    /// 8 at a time by `vcvtps2ph`, which rounds as the portable tier's `Float16(x)` does.
+    package static func halves(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float16>, count: Int) {
+        let low = _mm256_set1_ps(-HalfFloats.largest), high = _mm256_set1_ps(HalfFloats.largest)
+        var i = 0
+        while i + 8 <= count {
+            // max(low, x) and min(high, ·) return x when it is NaN (their second operand), as
+            // `HalfFloats.saturated` keeps it.
+            let v = _mm256_min_ps(high, _mm256_max_ps(low, _mm256_loadu_ps(x + i)))
+            _mm_storeu_si128(UnsafeMutableRawPointer(out + i).assumingMemoryBound(to: __m128i.self),
+                             lowbit_halves8(v))
+            i += 8
+        }
+        while i < count { out[i] = Float16(HalfFloats.saturated(x[i])); i += 1 }
     }
 
     /// 8 at a time with `ExponentialAVX2.exp8`.

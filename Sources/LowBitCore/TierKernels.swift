@@ -46,11 +46,15 @@ package protocol TierKernels {
 
     // The model's layers.
 
-    /// Causal attention of `queries` query heads sharing one key/value head (`Attention.attend`).
-    static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
-                       values: UnsafePointer<Float>,
+    /// Causal attention of `queries` query heads sharing one key/value head (`Attention.attend`),
+    /// keys and values as the KV cache holds them.
+    static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float16>,
+                       values: UnsafePointer<Float16>,
                        stride: Int, length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
                        into out: UnsafeMutablePointer<Float>)
+    /// out[i] = x[i] rounded to the nearest Float16 (ties to even), saturated at ±65504
+    /// (`HalfFloats.saturated`): the KV cache's keys and values.
+    static func halves(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float16>, count: Int)
     /// gate[i] ← silu(gate[i])·up[i] for i < count.
     static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int)
     /// y[i·rows + r] for r in `range`: the rows of m, Q8_0 blocks (Float16 d, 32 Int8 q), × n

@@ -607,11 +607,13 @@ public final class LlamaModel: @unchecked Sendable {
     }
 }
 
-/// Keys and values of every layer for positions 0 ..< count.
+/// Keys and values of every layer for positions 0 ..< count, as Float16 (`HalfFloats`): half the
+/// memory of Float32 and half the bytes attention reads per token of context, at an error
+/// (2⁻¹¹ relative) far below that of the weights' quantization.
 public final class KVCache {
     public let capacity: Int
     public internal(set) var count = 0
-    var keys: [[Float]], values: [[Float]]
+    var keys: [[Float16]], values: [[Float16]]
     let kvDim: Int
 
     /// The cache grows with the tokens stored, not to `capacity` at once: a context length from
@@ -624,15 +626,15 @@ public final class KVCache {
     }
 
     func store(layer: Int, start: Int, keys k: [Float], values v: [Float], rows: Int) {
-        let end = (start + rows) * kvDim
+        let end = (start + rows) * kvDim, first = start * kvDim, count = rows * kvDim
         if keys[layer].count < end {
             keys[layer].append(contentsOf: repeatElement(0, count: end - keys[layer].count))
             values[layer].append(contentsOf: repeatElement(0, count: end - values[layer].count))
         }
-        for i in 0..<(rows * kvDim) {
-            keys[layer][start * kvDim + i] = k[i]
-            values[layer][start * kvDim + i] = v[i]
-        }
+        keys[layer].withUnsafeMutableBufferPointer { Tiers.active.halves(k, into: $0.baseAddress! + first,
+                                                                          count: count) }
+        values[layer].withUnsafeMutableBufferPointer { Tiers.active.halves(v, into: $0.baseAddress! + first,
+                                                                            count: count) }
     }
 
     public func reset() { count = 0 }

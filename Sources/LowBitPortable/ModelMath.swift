@@ -5,8 +5,8 @@ import LowBitCore
 
 /// The model layer's math as written: attention, SwiGLU, Q8_0 rows and grouped blocks.
 extension PortableKernels {
-    package static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
-                               values: UnsafePointer<Float>,
+    package static func attend(_ q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float16>,
+                               values: UnsafePointer<Float16>,
                        stride: Int, length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
                        into out: UnsafeMutablePointer<Float>) {
         for j in 0..<queries {
@@ -16,7 +16,8 @@ extension PortableKernels {
     }
 
     /// The formula as written for one query, 8 lanes at a time where `dim` allows.
-    package static func attendOne(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+    package static func attendOne(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float16>,
+                                  values: UnsafePointer<Float16>,
                                   stride: Int, length: Int, dim: Int, scale: Float,
                                   scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         // A scalar sum is a serial chain the compiler may not reorder: 8 lanes where dim allows
@@ -29,12 +30,11 @@ extension PortableKernels {
             if wide {
                 var acc = SIMD8<Float>()
                 for i in Swift.stride(from: 0, to: dim, by: 8) {
-                    acc += UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self)
-                         * UnsafeRawPointer(k + i).loadUnaligned(as: SIMD8<Float>.self)
+                    acc += UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self) * HalfFloats.eight(k + i)
                 }
                 s = acc.sum()
             } else {
-                for i in 0..<dim { s += q[i] * k[i] }
+                for i in 0..<dim { s += q[i] * HalfFloats.float(k[i]) }
             }
             scores[t] = s * scale
             maxScore = max(maxScore, scores[t])
@@ -47,13 +47,18 @@ extension PortableKernels {
             if wide {
                 for i in Swift.stride(from: 0, to: dim, by: 8) {
                     var o = UnsafeRawPointer(out + i).loadUnaligned(as: SIMD8<Float>.self)
-                    o += SIMD8(repeating: w) * UnsafeRawPointer(v + i).loadUnaligned(as: SIMD8<Float>.self)
+                    o += SIMD8(repeating: w) * HalfFloats.eight(v + i)
                     UnsafeMutableRawPointer(out + i).storeBytes(of: o, as: SIMD8<Float>.self)
                 }
             } else {
-                for i in 0..<dim { out[i] += w * v[i] }
+                for i in 0..<dim { out[i] += w * HalfFloats.float(v[i]) }
             }
         }
+    }
+
+    /// out[i] = x[i] rounded to the nearest Float16 (ties to even), saturated at ±65504.
+    package static func halves(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float16>, count: Int) {
+        for i in 0..<count { out[i] = Float16(HalfFloats.saturated(x[i])) }
     }
 
     package static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {

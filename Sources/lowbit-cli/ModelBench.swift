@@ -6,13 +6,16 @@ usage: lowbit bench --model FILE.gguf [weights options] [options]
 
 Times a model as llama-bench does: prompt processing (ppP: one forward pass over P tokens, the
 logits of the last only) and generation (tgG: G tokens one at a time from an empty context),
-each after a warm-up run, as the mean and standard deviation of several runs. Generation's
+each after a warm-up run, as the mean and standard deviation of several runs; --depth D runs
+both after D tokens already in the context (llama-bench's -d), where attention reads D more
+keys and values per token. Generation's
 roofline is the fraction of the memory's speed it reaches: its tok/s times the time a plain
 read of the weights a token streams takes (the model's own bytes, read after each generation
 run on the same threads and tier); "-" for a stack, whose resident blocks change with its budget.
 
   --prompt-tokens P  tokens of the prompt test (default 128; 0 skips it)
   --gen-tokens G     tokens of the generation test (default 64; 0 skips it)
+  --depth D          tokens in the context before each test (default 0), run untimed
   --repetitions R    timed runs per test (default 5)
   --threads LIST     thread counts (default: one per CPU)
   --tiers LIST       SIMD tiers (default: the tier in use)
@@ -22,12 +25,13 @@ run on the same threads and tier); "-" for a stack, whose resident blocks change
 
 /// `lowbit bench --model`: the prompt and generation speed of a model, per thread count and tier.
 func runModelBench(_ args: Arguments) throws {
-    try args.allow(modelOptions.union(["prompt-tokens", "gen-tokens", "repetitions", "tiers"]))
+    try args.allow(modelOptions.union(["prompt-tokens", "gen-tokens", "depth", "repetitions", "tiers"]))
     let promptTokens = try args.int("prompt-tokens", default: 128), genTokens = try args.int("gen-tokens", default: 64)
-    let repetitions = try args.int("repetitions", default: 5)
+    let repetitions = try args.int("repetitions", default: 5), depth = try args.int("depth", default: 0)
     guard (0...65536).contains(promptTokens), (0...65536).contains(genTokens), promptTokens + genTokens > 0 else {
         throw CLIError("--prompt-tokens and --gen-tokens must be 0...65536, and one of them above 0")
     }
+    guard (0...65536).contains(depth) else { throw CLIError("--depth must be 0...65536, got \(depth)") }
     guard (1...1000).contains(repetitions) else { throw CLIError("--repetitions must be 1...1000, got \(repetitions)") }
     let threadCounts = try args.ints("threads", default: [Runtime.threads])
     guard threadCounts.allSatisfy({ $0 >= 1 }) else { throw CLIError("--threads must be positive") }
@@ -35,8 +39,9 @@ func runModelBench(_ args: Arguments) throws {
     let choice = try weightChoice(args)
     let model = try loadModel(args, choice)
     let context = model.config.contextLength
-    guard promptTokens <= context, genTokens <= context else {
-        throw CLIError("--prompt-tokens and --gen-tokens must be at most the model's context length, \(context)")
+    guard depth + promptTokens <= context, depth + genTokens <= context else {
+        throw CLIError("--depth plus --prompt-tokens or --gen-tokens must be at most the model's context length, "
+                       + "\(context)")
     }
     let startTier = Runtime.simdTier, startThreads = Runtime.threads
     defer {
@@ -46,10 +51,12 @@ func runModelBench(_ args: Arguments) throws {
     // Prompt tokens drawn from the vocabulary with a fixed seed, as llama-bench draws its own.
     var rng = SplitMix64(seed: 1)
     let prompt = (0..<promptTokens).map { _ in Int(rng.next() % UInt64(model.config.vocabulary)) }
-    let token = model.tokenizer.bosID ?? 0
+    let history = (0..<depth).map { _ in Int(rng.next() % UInt64(model.config.vocabulary)) }
+    let token = model.tokenizer.bosID ?? 0, at = depth > 0 ? " @ d\(depth)" : ""
     print("model \(model.weightsDescription), weights \(formatBytes(model.weightBytes)); "
           + "mean ± sd of \(repetitions) runs")
-    print("threads  tier      test     tok/s              roofline")
+    let testWidth = depth > 0 ? 16 : 8
+    print("threads  tier      \("test".padded(testWidth)) tok/s              roofline")
     for tier in tiers {
         try Runtime.setSIMDTier(tier)
         for threads in threadCounts {
@@ -58,17 +65,19 @@ func runModelBench(_ args: Arguments) throws {
             if promptTokens > 0 {
                 var rates: [Double] = []
                 for run in 0...repetitions {
-                    let cache = model.makeCache(capacity: promptTokens)
+                    let cache = model.makeCache(capacity: depth + promptTokens)
+                    if depth > 0 { _ = try model.forward(history, cache: cache) }
                     let t0 = monotonicSeconds()
                     _ = try model.forward(prompt, cache: cache)
                     if run > 0 { rates.append(Double(promptTokens) / max(monotonicSeconds() - t0, 1e-9)) }
                 }
-                print("\(head) \("pp\(promptTokens)".padded(8)) \(meanAndDeviation(rates).padded(18)) -")
+                print("\(head) \("pp\(promptTokens)\(at)".padded(testWidth)) \(meanAndDeviation(rates).padded(18)) -")
             }
             if genTokens > 0 {
                 var rates: [Double] = [], fractions: [Double] = []
                 for run in 0...repetitions {
-                    let session = try Session(model: model, capacity: genTokens)
+                    let session = try Session(model: model, capacity: depth + genTokens)
+                    if depth > 0 { _ = try session.eval(history) }
                     let t0 = monotonicSeconds()
                     for _ in 0..<genTokens { _ = try session.eval([token]) }
                     let rate = Double(genTokens) / max(monotonicSeconds() - t0, 1e-9)
@@ -78,7 +87,8 @@ func runModelBench(_ args: Arguments) throws {
                     if let read { fractions.append(rate * read) }  // (bytes · tok/s) / (bytes / read seconds)
                 }
                 let roofline = fractions.isEmpty ? "-" : fmt(fractions.reduce(0, +) / Double(fractions.count), 2)
-                print("\(head) \("tg\(genTokens)".padded(8)) \(meanAndDeviation(rates).padded(18)) \(roofline)")
+                let test = "tg\(genTokens)\(at)".padded(testWidth)
+                print("\(head) \(test) \(meanAndDeviation(rates).padded(18)) \(roofline)")
             }
         }
     }

@@ -125,6 +125,9 @@ def hidden_states(path, tokens):
         q = rope(head_norm(project(h, p + "attn_q"), heads, p + "attn_q_norm.weight"), heads)
         k = rope(head_norm(project(h, p + "attn_k"), kv_heads, p + "attn_k_norm.weight"), kv_heads)
         v = project(h, p + "attn_v")
+        # The KV cache holds keys and values as float16 (as llama.cpp's does by default), rounded
+        # from the float32 values the runner computes.
+        k, v = (a.astype(np.float32).astype(np.float16).astype(np.float64) for a in (k, v))
         out = np.zeros((n, heads * d))
         for head in range(heads):
             kvh = head // (heads // kv_heads)

@@ -158,7 +158,11 @@ def test_every_layer_agrees_with_numpy(model):
         got = m.trace(TOKENS)
     assert got.shape == expected.shape == (3, len(TOKENS), 64)
     errors = relative_errors(got, expected)
-    assert max(errors) <= 1e-5, errors
+    # Both round keys and values to float16 for the cache; where a value lies within float32
+    # rounding of a float16 tie, the runner and numpy round it one float16 step apart (2^-10
+    # relative), which moves a layer's output by ~1e-5. A wrong architecture detail moves it by
+    # more than 1e-3 (test_the_rotation_and_its_factors_matter).
+    assert max(errors) <= 1e-4, errors
 
 
 def test_each_architecture_runs_on_lowbit_kernels(model_in_blocks):

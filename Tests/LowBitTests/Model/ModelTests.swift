@@ -195,7 +195,8 @@ func assertMatchesFloat64(_ layer: Linear, weights w: [Float], activationRows: [
 
 /// The attention kernel at every tier against the formula in Float64, on head sizes that
 /// take every path, lengths around the 8-key step and the 64-key value block, one query or a
-/// group of three sharing the keys, with a cache stride wider than a head.
+/// group of three sharing the keys, with a cache stride wider than a head; keys and values are
+/// Float16, as the KV cache holds them.
 final class AttentionTests: XCTestCase {
     func testAttendMatchesTheFormula() throws {
         var rng = TestRandom(seed: 101)
@@ -203,8 +204,8 @@ final class AttentionTests: XCTestCase {
             for length in [1, 7, 8, 9, 33, 100, 129] {
                 for queries in [1, 3] {
                     let stride = dim * 3
-                    let q = rng.normals(queries * dim), keys = rng.normals(length * stride),
-                        values = rng.normals(length * stride)
+                    let q = rng.normals(queries * dim), keys = rng.normals(length * stride).map { Float16($0) },
+                        values = rng.normals(length * stride).map { Float16($0) }
                     let scale = 1 / Float(dim).squareRoot()
                     var expected = [Double]()
                     for j in 0..<queries {
@@ -235,6 +236,39 @@ final class AttentionTests: XCTestCase {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The cache's Float16 conversions: every Float16 widens to the Float that `Float(h)` gives
+    /// (`HalfFloats`, the portable tier's), and Floats round to Float16 alike at every tier: ties
+    /// to even, subnormals, and values beyond ±65504 saturated rather than made infinite.
+    func testHalvesRoundAlikeAtEveryTier() throws {
+        for bits in 0...UInt16.max {
+            let h = Float16(bitPattern: bits), expected = Float(h)
+            let got = HalfFloats.float(h)
+            XCTAssert(got.bitPattern == expected.bitPattern || (got.isNaN && expected.isNaN), "\(bits)")
+        }
+        let all = (0...UInt16.max).map { Float16(bitPattern: $0) }
+        for start in Swift.stride(from: 0, to: all.count, by: 8) {
+            let eight = all.withUnsafeBufferPointer { HalfFloats.eight($0.baseAddress! + start) }
+            for i in 0..<8 where !all[start + i].isNaN {
+                XCTAssertEqual(eight[i].bitPattern, Float(all[start + i]).bitPattern, "\(start + i)")
+            }
+        }
+        var rng = TestRandom(seed: 102)
+        var x = rng.normals(1000).map { $0 * 300 } + rng.normals(100).map { $0 * 1e-6 }
+        x += [65504, 65519, 65520, 1e9, -1e9, .infinity, -.infinity, 0, -0.0, 1 + 1.0 / 2048, 1 + 3.0 / 2048,
+              Float(Float16.leastNonzeroMagnitude) / 2, Float(Float16.leastNonzeroMagnitude) * 1.5]
+        let expected = x.map { Float16(min(max($0, -65504), 65504)) }
+        XCTAssertEqual(expected[1103].bitPattern, Float16(65504).bitPattern)
+        XCTAssertEqual(Float(expected[1109]), 1, "a tie rounds to even")
+        XCTAssertEqual(Float(expected[1110]), 1 + 4.0 / 2048, "a tie rounds to even")
+        for tier in tiersUnderTest {
+            for count in [x.count, 13, 8, 7] {
+                var out = [Float16](repeating: .nan, count: count)
+                try atTier(tier) { Tiers.active.halves(x, into: &out, count: count) }
+                XCTAssertEqual(out.map(\.bitPattern), expected[0..<count].map(\.bitPattern), "\(tier) \(count)")
             }
         }
     }
