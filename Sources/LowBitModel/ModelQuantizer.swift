@@ -62,17 +62,24 @@ public final class ModelQuantizer {
     public func quantize(_ name: String, type: WeightType,
                          groupSize: Int) throws -> (matrix: QuantizedMatrix, inputScales: [Float]?) {
         let (rows, cols) = try ModelFile.shape(file, name)
-        if (scratch?.byteCount ?? 0) < rows * cols * 4 {
-            scratch = try AlignedBuffer(byteCount: try checkedProduct(rows, cols, 4, what: "weights"))
+        let size = cols % groupSize == 0 ? groupSize : 32
+        if calibration[name] == nil, !ModelFile.holds(file, name) {
+            // Uncalibrated, a GGUF tensor is read and rounded a few rows at a time.
+            let t = try file.tensor(name), chunkRows = max(1, ModelQuantizer.chunkFloats / cols)
+            let w = try scratch(floats: try checkedProduct(min(rows, chunkRows), cols, what: "weights"))
+            let m = try Quantizer.quantize(rows: rows, cols: cols, type: type, groupSize: size, symmetric: false,
+                                           chunkRows: chunkRows, scratch: w) { range, out in
+                try file.dequantize(t, start: range.lowerBound * cols, count: range.count * cols, into: out)
+            }
+            return (m, nil)
         }
-        let w = scratch!.floats()
+        let w = try scratch(floats: try checkedProduct(rows, cols, what: "weights"))
         if ModelFile.holds(file, name) {
             let reference = try ModelFile.referenceWeights(file, name)
             reference.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: $0.count) }
         } else {
             try file.dequantize(try file.tensor(name), into: w)
         }
-        let size = cols % groupSize == 0 ? groupSize : 32
         guard let recorded = calibration[name] else {
             let m = try Quantizer.quantize(w, rows: rows, cols: cols, type: type, groupSize: size, symmetric: false)
             return (m, nil)
@@ -84,6 +91,17 @@ public final class ModelQuantizer {
         let m = try ErrorFeedback.quantize(w, rows: rows, cols: cols, type: type, groupSize: size, symmetric: false,
                                            coefficients: try coefficients.rescaled(by: scales))
         return (m, scales)
+    }
+
+    /// Floats of weights rounded at a time without calibration: 4 MiB.
+    static let chunkFloats = 1 << 20
+
+    /// The scratch, grown to `floats` floats where it is smaller.
+    private func scratch(floats: Int) throws -> UnsafeMutablePointer<Float> {
+        if (scratch?.byteCount ?? 0) < floats * 4 {
+            scratch = try AlignedBuffer(byteCount: try checkedProduct(floats, 4, what: "weights"))
+        }
+        return scratch!.floats()
     }
 
     private func inputs(_ name: String, _ recorded: (rows: [Float], samples: Int)) throws

@@ -18,11 +18,39 @@ public enum Quantizer {
         try checkWeights(w, rows: rows, cols: cols)
         let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type,
                                     symmetric: (symmetric && !type.isMixed) || type == .ternary)
-        let groups = cols / groupSize
-        parallelFor(rows) { r in
+        fill(m, rows: 0..<rows, from: w, type: type, symmetric: symmetric)
+        return m
+    }
+
+    /// `quantize` of weights that arrive a few rows at a time: `rowsOf(range, out)` writes rows
+    /// `range` (at most `chunkRows` of them, range.count × cols floats) to out. A large tensor (a
+    /// model's output projection is 113 MB of Float32) then never exists whole in floats.
+    public static func quantize(rows: Int, cols: Int, type: WeightType, groupSize: Int, symmetric: Bool,
+                                chunkRows: Int, scratch: UnsafeMutablePointer<Float>,
+                                rowsOf: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws
+        -> QuantizedMatrix {
+        try validateShape(rows: rows, cols: cols, groupSize: groupSize)
+        guard chunkRows > 0 else { throw LowBitError(.invalidArgument, "chunks of \(chunkRows) rows") }
+        let m = try QuantizedMatrix(rows: rows, cols: cols, groupSize: groupSize, type: type,
+                                    symmetric: (symmetric && !type.isMixed) || type == .ternary)
+        for first in stride(from: 0, to: rows, by: chunkRows) {
+            let range = first..<min(rows, first + chunkRows)
+            try rowsOf(range, scratch)
+            try checkWeights(scratch, rows: range.count, cols: cols, firstRow: first)
+            fill(m, rows: range, from: scratch, type: type, symmetric: symmetric)
+        }
+        return m
+    }
+
+    /// Groups of rows `rows` of m from their weights at w (rows.count × cols floats).
+    private static func fill(_ m: QuantizedMatrix, rows: Range<Int>, from w: UnsafePointer<Float>, type: WeightType,
+                             symmetric: Bool) {
+        let groupSize = m.groupSize, cols = m.cols, groups = cols / groupSize
+        parallelFor(rows.count) { i in
+            let r = rows.lowerBound + i
             var q = [UInt8](repeating: 0, count: groupSize), trial = q
             for g in 0..<groups {
-                let values = UnsafeBufferPointer(start: w + r * cols + g * groupSize, count: groupSize)
+                let values = UnsafeBufferPointer(start: w + i * cols + g * groupSize, count: groupSize)
                 let (d, off) = q.withUnsafeMutableBufferPointer { codes in
                     guard case .mixed(let bits) = type else {
                         return quantizeGroup(values, type: type, symmetric: symmetric, codes: codes)
@@ -38,7 +66,6 @@ public enum Quantizer {
                 q.withUnsafeBufferPointer { m.setGroupCodes($0.baseAddress!, row: r, group: g) }
             }
         }
-        return m
     }
 
     /// Weights quantizers take have magnitudes below 2^60: a group's range, its sum and its
@@ -47,10 +74,12 @@ public enum Quantizer {
     public static let weightMagnitudeExponent = 60
 
     /// Throws for a weight that is not finite or not below 2^`weightMagnitudeExponent` in magnitude.
-    public static func checkWeights(_ w: UnsafePointer<Float>, rows: Int, cols: Int, name: String? = nil) throws {
+    /// `firstRow`: the matrix row of w's first row, for the message.
+    public static func checkWeights(_ w: UnsafePointer<Float>, rows: Int, cols: Int, name: String? = nil,
+                                    firstRow: Int = 0) throws {
         let count = try checkedProduct(rows, cols, what: "weights")
         guard let i = FloatVectors.firstAtLeast(w, count: count, exponent: weightMagnitudeExponent) else { return }
-        let which = "weight [\(i / cols), \(i % cols)]" + (name.map { " of '\($0)'" } ?? "")
+        let which = "weight [\(firstRow + i / cols), \(i % cols)]" + (name.map { " of '\($0)'" } ?? "")
         throw LowBitError(.invalidArgument, w[i].isFinite
             ? "\(which) is \(w[i]): weights must be below 2^\(weightMagnitudeExponent) in magnitude"
             : "\(which) is \(w[i]): weights must be finite")

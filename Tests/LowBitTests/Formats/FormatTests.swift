@@ -62,6 +62,48 @@ final class FormatTests: XCTestCase {
         }
     }
 
+    /// Rows rounded a chunk at a time (a model's large tensors at load) give the matrix that
+    /// all rows at once give, bit for bit, at every width and for mixed types; a weight out of
+    /// range is named by its row in the matrix, not in its chunk.
+    func testQuantizingInChunksEqualsAllAtOnce() throws {
+        var rng = TestRandom(seed: 13)
+        let rows = 23, cols = 96
+        let w = rng.normals(rows * cols)
+        for type in allTypes + [.mixed(bits: 3), .mixed(bits: 4)] {
+            let whole = try quantized(w, rows: rows, cols: cols, type: type, groupSize: 32)
+            for chunkRows in [1, 5, 23, 40] {
+                var scratch = [Float](repeating: .nan, count: min(rows, chunkRows) * cols)
+                var calls: [Range<Int>] = []
+                let chunked = try Quantizer.quantize(rows: rows, cols: cols, type: type, groupSize: 32,
+                                                     symmetric: false, chunkRows: chunkRows,
+                                                     scratch: &scratch) { range, out in
+                    calls.append(range)
+                    for i in 0..<(range.count * cols) { out[i] = w[range.lowerBound * cols + i] }
+                }
+                XCTAssertEqual(calls.first?.lowerBound, 0)
+                XCTAssertEqual(calls.last?.upperBound, rows)
+                XCTAssert(calls.allSatisfy { $0.count <= chunkRows }, "\(calls)")
+                XCTAssertEqual(chunked.dequantized(), whole.dequantized(), "\(type) chunks of \(chunkRows)")
+                for r in 0..<rows { for c in 0..<cols {
+                    XCTAssertEqual(chunked.code(row: r, col: c), whole.code(row: r, col: c), "\(type) [\(r), \(c)]")
+                } }
+            }
+        }
+        var bad = w
+        bad[17 * cols + 3] = .infinity
+        var scratch = [Float](repeating: 0, count: 5 * cols)
+        do {
+            _ = try Quantizer.quantize(rows: rows, cols: cols, type: .integer(bits: 4), groupSize: 32, symmetric: false,
+                                       chunkRows: 5, scratch: &scratch) { range, out in
+                for i in 0..<(range.count * cols) { out[i] = bad[range.lowerBound * cols + i] }
+            }
+            XCTFail("an infinite weight was taken")
+        } catch let error as LowBitError {
+            XCTAssertEqual(error.status, .invalidArgument)
+            XCTAssert(error.message.contains("weight [17, 3]"), error.message)
+        }
+    }
+
     func testConstantAndZeroGroupsAreExact() throws {
         let w = [Float](repeating: 0.25, count: 64) + [Float](repeating: 0, count: 64)
         for type in allTypes {
