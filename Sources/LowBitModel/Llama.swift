@@ -583,11 +583,12 @@ public final class LlamaModel: @unchecked Sendable {
                 cache.keys[layer].withUnsafeBufferPointer { kp in
                     cache.values[layer].withUnsafeBufferPointer { vp in
                         // An item is a row's query heads sharing one key/value head, which then
-                        // reads those keys and values once for all of them; one head per item
-                        // for a single row (decoding), so that both threads have work.
+                        // loads and widens those Float16 keys and values once for all of them
+                        // (when decoding too: fewer items than threads' multiples cost less than
+                        // widening every key once per query head).
                         // Head-major items: a row's cost grows with its position (causal), so
                         // contiguous thread ranges over rows would leave the first thread idle.
-                        let perItem = rows > 1 ? group : 1, headItems = c.heads / perItem
+                        let perItem = group, headItems = c.heads / perItem
                         parallelFor(rows * headItems) { item in
                             let r = item % rows, h = (item / rows) * perItem, kvh = h / group
                             let length = start + r + 1
