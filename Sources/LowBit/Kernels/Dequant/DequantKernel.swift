@@ -109,9 +109,12 @@ extension DequantKernel {
             let rounded = roundedRows + i * rowBytes, q = acts.codes(rounded), sa = acts.scales(rounded)
             let xi = x + i * cols, hi = split + 2 * i * cols, lo = hi + cols
             acts.quantize(xi, into: rounded)
-            for c in 0..<cols {
-                hi[c] = xi[c]
-                lo[c] = xi[c] - sa[c / groupSize] * Float(q[c])
+            hi.update(from: xi, count: cols)
+            // Group by group: a division per column (groupSize is not a constant here) cost 3%
+            // of a decoded token.
+            for g in 0..<(cols / groupSize) {
+                let scale = sa[g]
+                for c in (g * groupSize)..<((g + 1) * groupSize) { lo[c] = xi[c] - scale * Float(q[c]) }
             }
         }
         try int8(split, 2 * n, ySplit)
