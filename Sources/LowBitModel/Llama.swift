@@ -583,9 +583,9 @@ public final class LlamaModel: @unchecked Sendable {
                 cache.keys[layer].withUnsafeBufferPointer { kp in
                     cache.values[layer].withUnsafeBufferPointer { vp in
                         // An item is a row's query heads sharing one key/value head, which then
-                        // loads and widens those Float16 keys and values once for all of them
-                        // (when decoding too: fewer items than threads' multiples cost less than
-                        // widening every key once per query head).
+                        // loads and widens those Float16 keys and values once for all of them.
+                        // Decoding too, though a layer then has fewer items for the threads to
+                        // share: widening each key once per query head cost more.
                         // Head-major items: a row's cost grows with its position (causal), so
                         // contiguous thread ranges over rows would leave the first thread idle.
                         let perItem = group, headItems = c.heads / perItem
