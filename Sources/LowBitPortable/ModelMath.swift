@@ -9,15 +9,22 @@ extension PortableKernels {
                                values: UnsafePointer<Float16>,
                        stride: Int, length: Int, dim: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
                        into out: UnsafeMutablePointer<Float>) {
-        for j in 0..<queries {
-            attendOne(q + j * dim, keys: keys, values: values, stride: stride, length: length, dim: dim, scale: scale,
-                      scores: scores + j * length, into: out + j * dim)
+        // The cache's keys and values widened to floats once for every query of the group.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * length * dim) { buffer in
+            let k = buffer.baseAddress!, v = k + length * dim
+            for t in 0..<length {
+                HalfFloats.widen(keys + t * stride, into: k + t * dim, count: dim)
+                HalfFloats.widen(values + t * stride, into: v + t * dim, count: dim)
+            }
+            for j in 0..<queries {
+                attendOne(q + j * dim, keys: k, values: v, stride: dim, length: length, dim: dim, scale: scale,
+                          scores: scores + j * length, into: out + j * dim)
+            }
         }
     }
 
     /// The formula as written for one query, 8 lanes at a time where `dim` allows.
-    package static func attendOne(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float16>,
-                                  values: UnsafePointer<Float16>,
+    package static func attendOne(_ q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                                   stride: Int, length: Int, dim: Int, scale: Float,
                                   scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         // A scalar sum is a serial chain the compiler may not reorder: 8 lanes where dim allows
@@ -30,11 +37,12 @@ extension PortableKernels {
             if wide {
                 var acc = SIMD8<Float>()
                 for i in Swift.stride(from: 0, to: dim, by: 8) {
-                    acc += UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self) * HalfFloats.eight(k + i)
+                    acc += UnsafeRawPointer(q + i).loadUnaligned(as: SIMD8<Float>.self)
+                         * UnsafeRawPointer(k + i).loadUnaligned(as: SIMD8<Float>.self)
                 }
                 s = acc.sum()
             } else {
-                for i in 0..<dim { s += q[i] * HalfFloats.float(k[i]) }
+                for i in 0..<dim { s += q[i] * k[i] }
             }
             scores[t] = s * scale
             maxScore = max(maxScore, scores[t])
@@ -47,11 +55,11 @@ extension PortableKernels {
             if wide {
                 for i in Swift.stride(from: 0, to: dim, by: 8) {
                     var o = UnsafeRawPointer(out + i).loadUnaligned(as: SIMD8<Float>.self)
-                    o += SIMD8(repeating: w) * HalfFloats.eight(v + i)
+                    o += SIMD8(repeating: w) * UnsafeRawPointer(v + i).loadUnaligned(as: SIMD8<Float>.self)
                     UnsafeMutableRawPointer(out + i).storeBytes(of: o, as: SIMD8<Float>.self)
                 }
             } else {
-                for i in 0..<dim { out[i] += w * HalfFloats.float(v[i]) }
+                for i in 0..<dim { out[i] += w * v[i] }
             }
         }
     }

@@ -14,21 +14,17 @@ package enum HalfFloats {
     @inline(__always)
     package static func saturated(_ x: Float) -> Float { min(max(x, -largest), largest) }
 
+    /// Without a branch, so that `widen`'s loop vectorizes.
     @inline(__always)
     package static func float(_ h: Float16) -> Float {
-        let bits = UInt32(h.bitPattern), magnitude = bits & 0x7FFF, sign = (bits & 0x8000) << 16
-        if magnitude >= 0x7C00 { return Float(bitPattern: sign | 0x7F80_0000 | (magnitude & 0x3FF) << 13) }
-        return Float(bitPattern: sign | magnitude << 13) * 0x1p112
+        let bits = UInt32(h.bitPattern), shifted = (bits & 0x7FFF) << 13
+        let value = shifted >= 0x0F80_0000 ? Float(bitPattern: shifted | 0x7F80_0000)
+                                           : Float(bitPattern: shifted) * 0x1p112
+        return Float(bitPattern: value.bitPattern | (bits & 0x8000) << 16)
     }
 
-    /// Eight Float16s at h as Floats, `float` lane by lane.
-    @inline(__always)
-    package static func eight(_ h: UnsafePointer<Float16>) -> SIMD8<Float> {
-        let bits = SIMD8<UInt32>(truncatingIfNeeded: UnsafeRawPointer(h).loadUnaligned(as: SIMD8<UInt16>.self))
-        let magnitude = bits & 0x7FFF, sign = (bits & 0x8000) &<< 16
-        let finite = unsafeBitCast(magnitude &<< 13, to: SIMD8<Float>.self) * 0x1p112
-        let special = unsafeBitCast(0x7F80_0000 | (magnitude & 0x3FF) &<< 13, to: SIMD8<Float>.self)
-        let value = finite.replacing(with: special, where: magnitude .>= 0x7C00)
-        return unsafeBitCast(unsafeBitCast(value, to: SIMD8<UInt32>.self) | sign, to: SIMD8<Float>.self)
+    /// out[i] = `float`(h[i]) for i < count.
+    package static func widen(_ h: UnsafePointer<Float16>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { out[i] = float(h[i]) }
     }
 }

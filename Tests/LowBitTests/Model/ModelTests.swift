@@ -250,12 +250,12 @@ final class AttentionTests: XCTestCase {
             XCTAssert(got.bitPattern == expected.bitPattern || (got.isNaN && expected.isNaN), "\(bits)")
         }
         let all = (0...UInt16.max).map { Float16(bitPattern: $0) }
-        for start in Swift.stride(from: 0, to: all.count, by: 8) {
-            let eight = all.withUnsafeBufferPointer { HalfFloats.eight($0.baseAddress! + start) }
-            for i in 0..<8 where !all[start + i].isNaN {
-                XCTAssertEqual(eight[i].bitPattern, Float(all[start + i]).bitPattern, "\(start + i)")
-            }
+        var widened = [Float](repeating: 0, count: all.count)
+        HalfFloats.widen(all, into: &widened, count: all.count)
+        for i in all.indices where !all[i].isNaN {
+            XCTAssertEqual(widened[i].bitPattern, Float(all[i]).bitPattern, "\(i)")
         }
+        XCTAssertEqual(widened.indices.filter { widened[$0].isNaN }, all.indices.filter { all[$0].isNaN })
         var rng = TestRandom(seed: 102)
         var x = rng.normals(1000).map { $0 * 300 } + rng.normals(100).map { $0 * 1e-6 }
         x += [65504, 65519, 65520, 1e9, -1e9, .infinity, -.infinity, 0, -0.0, 1 + 1.0 / 2048, 1 + 3.0 / 2048,
