@@ -110,8 +110,8 @@ extension DequantKernel {
             let xi = x + i * cols, hi = split + 2 * i * cols, lo = hi + cols
             acts.quantize(xi, into: rounded)
             hi.update(from: xi, count: cols)
-            // Group by group: a division per column (groupSize is not a constant here) cost 3%
-            // of a decoded token.
+            // Group by group: groupSize is not a constant here, so finding a column's scale by
+            // division would cost a slow integer division per column.
             for g in 0..<(cols / groupSize) {
                 let scale = sa[g]
                 for c in (g * groupSize)..<((g + 1) * groupSize) { lo[c] = xi[c] - scale * Float(q[c]) }
