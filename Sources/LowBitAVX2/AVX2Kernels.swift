@@ -140,7 +140,8 @@ extension AVX2Capable {
 
     package static func lutMultiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>,
                                     n: Int, y: UnsafeMutablePointer<Float>) throws {
-        try LUTKernelAVX2.multiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+        try LUTKernelAVX2.multiply(LUTKernelAVX2.self, layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n,
+                                   y: y)
     }
 
     package static func signProduct(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,

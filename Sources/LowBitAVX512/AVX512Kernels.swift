@@ -4,8 +4,8 @@ import LowBitCore
 
 /// The AVX-512 tier (F, DQ, BW, VL, VNNI, VBMI, VPOPCNTDQ: Intel Ice Lake, AMD Zen 4 and later).
 /// Its own: the float vector loops and the memory-read baseline (16 lanes with masked tails), the
-/// dequant family's int8 products (VNNI). Kernels it does not declare are the AVX2 tier's
-/// (`AVX2Capable`).
+/// dequant family's int8 products (VNNI), the LUT family's lookups from 2 to 4 bits. Kernels it
+/// does not declare are the AVX2 tier's (`AVX2Capable`).
 package enum AVX512Kernels: AVX2Capable {
     package static var tier: SIMDTier { .avx512 }
 
@@ -13,6 +13,8 @@ package enum AVX512Kernels: AVX2Capable {
         switch family {
         case "dequant": return "avx512 vnni (vpdpbusd on 16 rows per register; n = 1: 64 rows at once, "
                                + "n > 2: 32x4 register tile); n = 2 and float activations: avx2"
+        case "lut": return "avx512 (vpshufb on a row block per register) at 2 to 4 bits; "
+                           + "1 bit and sign matrices: avx2"
         default: return AVX2Kernels.note(family: family)
         }
     }
@@ -27,6 +29,18 @@ package enum AVX512Kernels: AVX2Capable {
                                                    y: y, floatActivations: floatActivations)
         }
         try DequantKernelAVX512.multiply(layout, rows: rows, cols: cols, groupSize: groupSize, x: x, n: n, y: y)
+    }
+
+    package static func lutMultiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>,
+                                    n: Int, y: UnsafeMutablePointer<Float>) throws {
+        // At 1 bit a unit is 32 bytes, half a register: the AVX2 kernel reads it as well.
+        if layout.bits == 1 {
+            try LUTKernelAVX2.multiply(LUTKernelAVX2.self, layout, rows: rows, cols: cols, groupSize: groupSize, x: x,
+                                       n: n, y: y)
+        } else {
+            try LUTKernelAVX2.multiply(LUTKernelAVX512.self, layout, rows: rows, cols: cols, groupSize: groupSize, x: x,
+                                       n: n, y: y)
+        }
     }
 }
 

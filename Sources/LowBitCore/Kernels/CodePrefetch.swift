@@ -6,7 +6,7 @@ package enum CodePrefetch {
     /// the row blocks they stream at once (`distance`). 4 KiB is what brings weights streamed
     /// from DRAM close to read speed at N = 1 and 2 (`lowbit bench`'s 11008×4096 dram case); 1 KiB
     /// ahead of a lone stream is too little and 8 KiB no better. The LUT kernel's one-stream quads
-    /// prefetch further, into L2 (`LUTKernelAVX2.quadPrefetchDistance`).
+    /// prefetch further, into L2 (`LUTLayout.quadPrefetchDistance`).
     /// Prefetches past the end of a layout are harmless: they never fault.
     static let window = 4096
 

@@ -7,7 +7,8 @@ import XCTest
 /// The LUT family's SIMD kernels against its portable reference: odd shapes, every width, the
 /// int16 bounds of its sums, activation tiles across table chunks.
 final class LUTTests: XCTestCase {
-    /// The AVX2 LUT kernel does the portable path's integer sums: results agree to float rounding.
+    /// The tier's LUT kernel (AVX2; at AVX-512, its own from 2 to 4 bits) does the portable
+    /// path's integer sums: results agree to float rounding.
     func testTierMatchesPortable() throws {
         try requireSIMDTier()
         var rng = TestRandom(seed: 6)
@@ -50,7 +51,7 @@ final class LUTTests: XCTestCase {
         }
     }
 
-    /// The AVX2 LUT kernel's int16 group sums at their bound: top codes everywhere (one 0 per
+    /// The tier's LUT kernel's int16 group sums at their bound: top codes everywhere (one 0 per
     /// group sets the range) against activations whose every table lookup is +127, then −127;
     /// at 4 bits and G = 128 a row's sum per lane reaches 15·127·16 = 30480. An overflow would
     /// be off by 2^16 in some row. N = 1 (quads), N = 5 (tiles of 4, then a lone row through the

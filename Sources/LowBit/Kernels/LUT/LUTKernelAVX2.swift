@@ -2,6 +2,18 @@ import _Builtin_intrinsics.intel
 import LowBitCPU
 import LowBitCore
 
+/// A tier's LUT kernels for row blocks of a `LUTLayout`, which `LUTKernelAVX2.multiply`
+/// schedules on the thread pool: the AVX2 tier's and the AVX-512 tier's take the same items.
+package protocol LUTBlockKernels {
+    /// y[i·rows + r] for the row blocks and activation tiles of `items` (item = block·tiles + tile,
+    /// tiles of `LUTKernelAVX2.tileRows`), tables of activation row i at `tableBase + i·tableStride`.
+    /// `prefetchNextQuads` (N = 1): each quad's kernel brings the next quad into L2 instead of
+    /// its own next bytes (see `LUTKernelAVX2.multiply`).
+    static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
+                    tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>,
+                    items: Range<Int>, prefetchNextQuads: Bool)
+}
+
 /// The LUT family on AVX2: the sums of `LUTKernel.portable`, 32 lookups per `vpshufb`, on the
 /// `LUTLayout` permutation. `vpmaddubsw` takes the plane weights (bytes 2ᵖ, 2ᵖ⁺¹) as its
 /// unsigned operand and the int8 lookups as its signed one, adding a plane pair of one row into
@@ -15,19 +27,16 @@ import LowBitCore
 ///
 /// For N > 1 activation rows, each chunk's weight indices are decoded once and looked up in
 /// the tables of a tile of activation rows.
-enum LUTKernelAVX2 {
+package enum LUTKernelAVX2: LUTBlockKernels {
     /// Activation rows sharing one decode of the weight indices: 4 is faster than 2 at every
     /// width, and more would not fit the accumulators in 16 registers. A tile's last 1–3 rows go
     /// by pairs, then alone.
-    static let tileRows = 4
+    package static let tileRows = 4
 
-    /// y[i·rows + r] for the row blocks and activation tiles of `items` (item = block·tiles + tile),
-    /// tables of activation row i at `tableBase + i·tableStride`. `prefetchNextQuads` (N = 1):
-    /// each quad's kernel brings the next quad into L2 instead of its own next bytes (see `multiply`).
-    static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
-                    tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>,
-                    items: Range<Int>,
-                    prefetchNextQuads: Bool = false) {
+    /// `LUTBlockKernels.run`: every width, sign matrices included.
+    package static func run(_ layout: LUTLayout, groupSize: Int, rows: Int, n: Int, tables: LUTTables,
+                            tableBase: UnsafeMutableRawPointer, tableStride: Int, y: UnsafeMutablePointer<Float>,
+                            items: Range<Int>, prefetchNextQuads: Bool = false) {
         let p = prefetchNextQuads
         switch layout.bits {
         case 1 where layout.isSignMatrix: body(SignPlane.self, layout, groupSize, rows, n, tables, tableBase,
@@ -41,7 +50,7 @@ enum LUTKernelAVX2 {
         }
     }
 
-    static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
+    package static func tiles(n: Int) -> Int { (n + tileRows - 1) / tileRows }
 
     /// Below this many activation rows, `multiply` runs each quad once per row in the one-row
     /// kernel rather than in tiles: below a tile at every width, and at any N at 1 bit, where a
@@ -54,13 +63,15 @@ enum LUTKernelAVX2 {
     /// of a core's share of L2; 256 KiB where the size is unknown), each chunk over every row
     /// block. In block order alone, every row block would read all N rows' tables, from L3 once
     /// they outgrow L2 (a BitStack's prefill runs 16 table rows per token and block).
-    static var tableChunkBytes: Int { Runtime.halfL2Bytes }
+    package static var tableChunkBytes: Int { Runtime.halfL2Bytes }
 
     /// Activation rows whose tables fit `tableChunkBytes`.
-    static func rowsPerChunk(tableStride: Int) -> Int { max(1, tableChunkBytes / tableStride) }
+    package static func rowsPerChunk(tableStride: Int) -> Int { max(1, tableChunkBytes / tableStride) }
 
     /// Activation tiles whose tables fit `tableChunkBytes`.
-    static func tilesPerChunk(tableStride: Int) -> Int { max(1, rowsPerChunk(tableStride: tableStride) / tileRows) }
+    package static func tilesPerChunk(tableStride: Int) -> Int {
+        max(1, rowsPerChunk(tableStride: tableStride) / tileRows)
+    }
 
     /// The bit width of a sign matrix's codes: 1, with d = 2 and m = −1 for every row and group,
     /// known when the kernel is specialized, so its flush has neither a branch nor parameters.
@@ -69,17 +80,18 @@ enum LUTKernelAVX2 {
     /// Y = X·Wᵀ on a packed layout: tables of every activation row, then on the thread pool
     /// (`parallelChunks`) whole quads of row blocks for N < `rowsPassedOneByOne` (one activation
     /// row at a time), or every (row block, activation tile) item by quads (a lone last row
-    /// through the one-row kernel, quad by quad).
-    static func multiply(_ layout: LUTLayout, rows: Int, cols: Int, groupSize: Int, x: UnsafePointer<Float>, n: Int,
-                         y: UnsafeMutablePointer<Float>) throws {
+    /// through the one-row kernel, quad by quad), each piece in `Kernels.run`.
+    package static func multiply<Kernels: LUTBlockKernels>(_: Kernels.Type, _ layout: LUTLayout, rows: Int, cols: Int,
+                                                           groupSize: Int, x: UnsafePointer<Float>, n: Int,
+                                                           y: UnsafeMutablePointer<Float>) throws {
         let tables = LUTTables(cols: cols, groupSize: groupSize)
         let tableBytes = LUTTables.stride(cols: cols, groupSize: groupSize)
         let ws = try Workspace.current.reserve(try checkedProduct(n, tableBytes, what: "workspace"))
         parallelFor(n) { i in AVX2Kernels.buildTables(tables, x + i * cols, into: ws + i * tableBytes) }
         let tileCount = tiles(n: n)
         let body = { (items: Range<Int>) in
-            run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws, tableStride: tableBytes,
-                y: y, items: items)
+            Kernels.run(layout, groupSize: groupSize, rows: rows, n: n, tables: tables, tableBase: ws,
+                        tableStride: tableBytes, y: y, items: items, prefetchNextQuads: false)
         }
         // By whole quads, so that each runs in the kernel that reads it as one stream.
         let quadChunk = max(1, rowBlockChunk(blockBytes: layout.blockCodeBytes) / layout.blocksPerQuad)
@@ -101,10 +113,9 @@ enum LUTKernelAVX2 {
                     for quad in quads {
                         let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
                         for i in first..<last {
-                            run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables,
-                                tableBase: ws + i * tableBytes,
-                                tableStride: tableBytes, y: y + i * rows, items: blocks,
-                                prefetchNextQuads: i == first + 1)
+                            Kernels.run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables,
+                                        tableBase: ws + i * tableBytes, tableStride: tableBytes, y: y + i * rows,
+                                        items: blocks, prefetchNextQuads: i == first + 1)
                         }
                     }
                 }
@@ -120,12 +131,13 @@ enum LUTKernelAVX2 {
             parallelChunks(layout.quads, chunk: 1) { quads in
                 for quad in quads {
                     let blocks = layout.blocks(ofQuads: quad..<(quad + 1))
-                    run(layout, groupSize: groupSize, rows: rows, n: tiled, tables: tables, tableBase: ws,
-                        tableStride: tableBytes, y: y,
-                        items: (blocks.lowerBound * tiledCount)..<(blocks.upperBound * tiledCount))
-                    run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables,
-                        tableBase: ws + tiled * tableBytes,
-                        tableStride: tableBytes, y: y + tiled * rows, items: blocks)
+                    Kernels.run(layout, groupSize: groupSize, rows: rows, n: tiled, tables: tables, tableBase: ws,
+                                tableStride: tableBytes, y: y,
+                                items: (blocks.lowerBound * tiledCount)..<(blocks.upperBound * tiledCount),
+                                prefetchNextQuads: false)
+                    Kernels.run(layout, groupSize: groupSize, rows: rows, n: 1, tables: tables,
+                                tableBase: ws + tiled * tableBytes, tableStride: tableBytes, y: y + tiled * rows,
+                                items: blocks, prefetchNextQuads: false)
                 }
             }
             return
@@ -477,21 +489,10 @@ enum LUTKernelAVX2 {
         }
     }
 
-    /// Bytes ahead that `blocksOfOneRow` prefetches into L2. The hardware prefetchers alone leave
-    /// a DRAM-streamed product well below read speed on the machines measured (docs/BENCHMARKS.md);
-    /// 16 to 64 KiB ahead did the same, and the one stream of codes and parameters needs it more
-    /// than two streams did.
-    static let quadPrefetchDistance = 32 * 1024
-
-    /// Bytes ahead that `blocksOfOneRow` also prefetches into L1 at 1 to 3 bits, from what the
-    /// L2 prefetch brought: it gains there, costs at 4 bits (where the loop is slower per byte
-    /// and the hardware keeps up), and 1 KiB ahead is too little.
-    static let quadL1PrefetchDistance = 4 * 1024
-
     /// N = 1 on the quad of `Count` (2 or 4) row blocks from `block` on: chunk by chunk, the
     /// quad's units in turn, then the quad's parameters for the group, one stream prefetched
-    /// `quadPrefetchDistance` ahead into L2 (or, with `prefetchNextQuad`, the next quad's bytes:
-    /// see `multiply`) and, below 4 bits, `quadL1PrefetchDistance` ahead into L1. Kept out of
+    /// `LUTLayout.quadPrefetchDistance` ahead into L2 (or, with `prefetchNextQuad`, the next quad's
+    /// bytes: see `multiply`) and, below 4 bits, `LUTLayout.quadL1PrefetchDistance` ahead into L1. Kept out of
     /// line: once inlined into `run` with the N > 1 paths, its chunk loop lost registers to their
     /// values and reloaded two constants every chunk.
     @inline(never)
@@ -522,8 +523,8 @@ enum LUTKernelAVX2 {
                 // Two calls with constant distances: with the distance in a variable, the
                 // prefetches fall behind and 3-bit from DRAM loses a third of its speed.
                 if prefetchNextQuad { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: quadBytes) }
-                else { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: quadPrefetchDistance) }
-                if bits <= 3 { CodePrefetch.ahead(of: u, bytes: runBytes, distance: quadL1PrefetchDistance) }
+                else { CodePrefetch.aheadToL2(of: u, bytes: runBytes, distance: LUTLayout.quadPrefetchDistance) }
+                if bits <= 3 { CodePrefetch.ahead(of: u, bytes: runBytes, distance: LUTLayout.quadL1PrefetchDistance) }
                 for j in 0..<k {
                     let tlo = load(t0 + 64 * c), thi = load(t0 + 64 * c + 32)
                     let v = u + j * unitBytes
@@ -538,7 +539,7 @@ enum LUTKernelAVX2 {
                 u += runBytes
             }
             if prefetchNextQuad { CodePrefetch.aheadToL2(of: u, bytes: paramSkip, distance: quadBytes) }
-            else { CodePrefetch.aheadToL2(of: u, bytes: paramSkip, distance: quadPrefetchDistance) }
+            else { CodePrefetch.aheadToL2(of: u, bytes: paramSkip, distance: LUTLayout.quadPrefetchDistance) }
             let q = u
             u += paramSkip
             out0.add(acc0.planeSums(bits: bits), params: q, format: format, tableScale: ts[g], groupSum: sx[g])

@@ -40,6 +40,17 @@ public final class LUTLayout: @unchecked Sendable {
     /// Groups per row with parameters of their own; 0 for a sign matrix.
     let paramGroups: Int
 
+    /// Bytes ahead that the tiers' N = 1 quad kernels prefetch into L2. The hardware prefetchers
+    /// alone leave a DRAM-streamed product well below read speed on the machines measured
+    /// (docs/BENCHMARKS.md); 16 to 64 KiB ahead did the same, and the one stream of codes and
+    /// parameters needs it more than two streams did.
+    package static let quadPrefetchDistance = 32 * 1024
+
+    /// Bytes ahead that the N = 1 quad kernels also prefetch into L1 at 1 to 3 bits, from what
+    /// the L2 prefetch brought: it gains there, costs at 4 bits (where the loop is slower per
+    /// byte and the hardware keeps up), and 1 KiB ahead is too little.
+    package static let quadL1PrefetchDistance = 4 * 1024
+
     /// Bytes of one row block: its codes and, for a quantized matrix, its parameters.
     package let blockBytes: Int
 
