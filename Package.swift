@@ -28,7 +28,8 @@ let familyCoreFiles = ["BitSerial/BitSerialActivations.swift", "BitSerial/BitSer
 let familyTierFiles: [String: [String]] = [
     "AVX2": ["BitSerial/BitSerialKernelAVX2.swift", "Dequant/DequantFloatKernelAVX2.swift",
              "Dequant/DequantKernelAVX2.swift", "LUT/LUTKernelAVX2.swift", "LUT/LUTTablesAVX2.swift"],
-    "AVX512": ["Dequant/DequantKernelAVX512.swift", "LUT/LUTKernelAVX512.swift"],
+    "AVX512": ["BitSerial/BitSerialKernelAVX512.swift", "Dequant/DequantKernelAVX512.swift",
+               "LUT/LUTKernelAVX512.swift"],
 ]
 /// A family file's path from Sources/, for a target rooted there.
 func fromSources(_ files: [String]) -> [String] { files.map { "LowBit/Kernels/\($0)" } }

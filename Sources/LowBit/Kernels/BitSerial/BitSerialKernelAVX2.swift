@@ -15,13 +15,14 @@ import LowBitCore
 /// per 32 columns, which the group scales, expanded to those lanes, turn into floats:
 /// y += d·sa·Σq·qa. The offsets' term m·sa·Σqa does not involve the codes and is added once
 /// per row from per-group terms.
-enum BitSerialKernelAVX2 {
+package enum BitSerialKernelAVX2 {
     @inline(__always)
     static func load(_ p: UnsafeRawPointer) -> __m256i { p.loadUnaligned(as: __m256i.self) }
 
     /// Rounds activation row x and writes what the kernel reads: planes and their nibbles
     /// (A = 2, 4) or the masked-sum order (A = 8), then the lane terms.
-    static func prepare(_ acts: BitSerialActivations, _ x: UnsafePointer<Float>, into base: UnsafeMutableRawPointer) {
+    package static func prepare(_ acts: BitSerialActivations, _ x: UnsafePointer<Float>,
+                                into base: UnsafeMutableRawPointer) {
         AVX2Kernels.quantize(acts.ints, x, into: base)
         if acts.bits == 8 {
             acts.writeMaskedSumOrder(base)

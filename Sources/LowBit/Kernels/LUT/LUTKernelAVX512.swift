@@ -167,7 +167,8 @@ enum LUTKernelAVX512: LUTBlockKernels {
         for chunk in stride(from: 0, to: tileCount, by: tilesPerTableChunk) {
             for block in firstBlock..<endBlock {
                 var prefetch = true
-                for t in chunk..<min(tileCount, chunk + tilesPerTableChunk) where items.contains(block * tileCount + t) {
+                let tilesHere = chunk..<min(tileCount, chunk + tilesPerTableChunk)
+                for t in tilesHere where items.contains(block * tileCount + t) {
                     let first = t * tileRows
                     switch n - first {
                     case 1: tile(Bits.self, Static1.self, layout, groupSize, rows, tables, tableBase, tableStride, y,
