@@ -82,7 +82,7 @@ enum BitSerialKernelAVX512 {
                 var acc = _mm512_setzero_ps()
                 for c in Swift.stride(from: 0, to: chunks, by: 2) {
                     // Both chunks, or the last one alone in the low half. Not by masked loads:
-                    // streaming from DRAM, those ran at a third of the speed.
+                    // streaming from DRAM, those made the whole product several times slower.
                     let pair = c + 1 < chunks
                     @inline(__always) func load(_ p: UnsafeRawPointer) -> __m512i {
                         pair ? p.loadUnaligned(as: __m512i.self)
