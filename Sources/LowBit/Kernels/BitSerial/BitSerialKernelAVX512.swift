@@ -35,6 +35,43 @@ enum BitSerialKernelAVX512 {
         }
     }
 
+    /// A = 8's activations for a chunk pair: the masked-sum order keeps a chunk's 256 columns
+    /// together, so vector k of the two chunks (256 bytes apart) is joined into one register;
+    /// a lone last chunk fills the low half.
+    struct MaskedSumInput {
+        var v0 = _mm512_setzero_si512(), v1 = _mm512_setzero_si512(), v2 = _mm512_setzero_si512(),
+            v3 = _mm512_setzero_si512(), v4 = _mm512_setzero_si512(), v5 = _mm512_setzero_si512(),
+            v6 = _mm512_setzero_si512(), v7 = _mm512_setzero_si512()
+
+        init() {}
+
+        @inline(__always)
+        init(_ qc: UnsafeRawPointer, pair: Bool) {
+            @inline(__always) func joined(_ k: Int) -> __m512i {
+                let low = (qc + 32 &* k).loadUnaligned(as: __m256i.self)
+                guard pair else { return _mm512_zextsi256_si512(low) }
+                let high = (qc + (256 &+ 32 &* k)).loadUnaligned(as: __m256i.self)
+                return _mm512_mask_broadcast_i64x4(_mm512_castsi256_si512(low), 0xF0, high)
+            }
+            (v0, v1, v2, v3) = (joined(0), joined(1), joined(2), joined(3))
+            (v4, v5, v6, v7) = (joined(4), joined(5), joined(6), joined(7))
+        }
+
+        @inline(__always)
+        subscript(k: Int) -> __m512i {
+            switch k {
+            case 0: return v0
+            case 1: return v1
+            case 2: return v2
+            case 3: return v3
+            case 4: return v4
+            case 5: return v5
+            case 6: return v6
+            default: return v7
+            }
+        }
+    }
+
     /// A 16-byte table in all four lanes.
     @inline(__always)
     static func table(_ t: __m128i) -> __m512i { _mm512_broadcast_i32x4(t) }
@@ -89,20 +126,16 @@ enum BitSerialKernelAVX512 {
                             : _mm512_zextsi256_si512(p.loadUnaligned(as: __m256i.self))
                     }
                     var words = _mm512_setzero_si512(), sum = _mm512_setzero_si512()
-                    let wc = w + 32 &* c, nc = input + 32 &* c, qc = input + 256 &* c
+                    let wc = w + 32 &* c, nc = input + 32 &* c
+                    // A = 8: the pair's activation vectors, joined once for all weight planes.
+                    var q = MaskedSumInput()
+                    if actBits == 8 { q = MaskedSumInput(input + 256 &* c, pair: pair) }
                     for p in 0..<weightBits {
                         let v = load(wc + p &* stride)
                         let planeWords: __m512i
                         if actBits == 8 {
-                            // The masked-sum order keeps a chunk's 256 columns together: vector k
-                            // of the two chunks, 256 bytes apart, joined into one register.
                             @inline(__always) func masked(_ half: __m512i, _ bit: __m512i, _ k: Int) -> __m512i {
-                                let low = (qc + 32 &* k).loadUnaligned(as: __m256i.self)
-                                let q = pair ? _mm512_mask_broadcast_i64x4(_mm512_castsi256_si512(low), 0xF0,
-                                                                           (qc + (256 &+ 32 &* k))
-                                                                               .loadUnaligned(as: __m256i.self))
-                                    : _mm512_zextsi256_si512(low)
-                                return _mm512_maddubs_epi16(_mm512_shuffle_epi8(bit, half), q)
+                                _mm512_maddubs_epi16(_mm512_shuffle_epi8(bit, half), q[k])
                             }
                             let wl = _mm512_and_si512(v, mask), wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask)
                             let low = _mm512_add_epi16(_mm512_add_epi16(masked(wl, bit0, 0), masked(wl, bit1, 1)),
@@ -139,10 +172,18 @@ enum BitSerialKernelAVX512 {
                         : _mm512_zextps256_ps512(_mm256_loadu_ps(laneScale + 8 &* c))
                     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dv, sa), acc)
                 }
-                // The offsets' term, Σ_g m·sa·Σqa, does not depend on the codes: once per row.
-                for g in Swift.stride(from: 0, to: groups, by: 16) {
-                    let k = VectorsAVX512.mask(groups - g)
-                    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, m + g), _mm512_maskz_loadu_ps(k, groupTerm + g), acc)
+                // The offsets' term, Σ_g m·sa·Σqa, does not depend on the codes: once per row. By 8
+                // where fewer than 16 are left (both arrays are padded to a multiple of 8), not by
+                // masked loads, for the reason above.
+                var g = 0
+                while g + 16 <= groups {
+                    acc = _mm512_fmadd_ps(_mm512_loadu_ps(m + g), _mm512_loadu_ps(groupTerm + g), acc)
+                    g += 16
+                }
+                while g < groups {
+                    acc = _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_loadu_ps(m + g)),
+                                          _mm512_zextps256_ps512(_mm256_loadu_ps(groupTerm + g)), acc)
+                    g += 8
                 }
                 y[i * rows + r] = _mm512_reduce_add_ps(acc)
             }
